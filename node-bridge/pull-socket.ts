@@ -1,0 +1,150 @@
+// A ZeroMQ PULL socket that binds a TCP port and accepts PUSH peers: one ZmtpConnection per
+// TCP connection, every complete message handed on with where it came from.
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import type { Mechanism } from '../durable/relay-protocol'
+import type { Logger } from './log'
+import { type ReadyPeer, ZmtpConnection } from './zmtp/connection'
+import { ZmtpError, ZmtpErrorCode } from './zmtp/errors'
+import type { ServerMechanism } from './zmtp/mechanism'
+
+/** A message as the PULL socket received it. */
+export interface InboundMessage {
+  frames: Uint8Array[]
+  receivedAt: number
+  peerAddress: string
+  mechanism: Mechanism
+  publicKey?: Uint8Array
+}
+
+export interface PullSocketOptions {
+  host: string
+  port: number
+  /** Makes the mechanism for one new connection (mechanisms hold per-connection state). */
+  createMechanism: () => ServerMechanism
+  handshakeTimeoutMs: number
+  maxMessageSize: number
+  logger: Logger
+  onMessage(message: InboundMessage): void
+}
+
+/** RFC 23 socket-type compatibility: a PULL talks to PUSH peers only. */
+const PULL_PEERS = ['PUSH'] as const
+
+function formatAddress(socket: Socket): string {
+  const host = socket.remoteAddress ?? 'unknown'
+  return `${host.includes(':') ? `[${host}]` : host}:${socket.remotePort ?? 0}`
+}
+
+/**
+ * Fair queuing: each connection's bytes are parsed as they arrive, one read (at most 64 KiB) at
+ * a time, and Node's event loop serves ready sockets in turn, so no client gets more than one
+ * read ahead of another.
+ */
+export class PullSocket {
+  readonly #options: PullSocketOptions
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+
+  constructor(options: PullSocketOptions) {
+    this.#options = options
+    this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
+  }
+
+  /** Open connections, handshaking or ready. */
+  get connectionCount(): number {
+    return this.#sockets.size
+  }
+
+  /** Binds the port; resolves with the bound address (useful with port 0). */
+  listen(): Promise<AddressInfo> {
+    const { host, port } = this.#options
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen({ host, port }, () => {
+        this.#server.off('error', reject)
+        resolve(this.#server.address() as AddressInfo)
+      })
+    })
+  }
+
+  /** Stops accepting and closes every connection. */
+  close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy()
+    return new Promise((resolve) => this.#server.close(() => resolve()))
+  }
+
+  #accept(socket: Socket): void {
+    const { logger, createMechanism, handshakeTimeoutMs, maxMessageSize, onMessage } = this.#options
+    const peerAddress = formatAddress(socket)
+    const log = logger.child({ peer: peerAddress })
+    this.#sockets.add(socket)
+    let peer: ReadyPeer | undefined
+    const mechanism = createMechanism()
+
+    const connection = new ZmtpConnection(
+      {
+        write: (bytes) => {
+          socket.write(bytes)
+        },
+        close: () => {
+          socket.end()
+          // A peer that never reads must not hold the socket open.
+          setTimeout(() => socket.destroy(), 1000).unref()
+        },
+      },
+      {
+        onReady: (ready) => {
+          clearTimeout(handshakeTimer)
+          peer = ready
+          log.info(
+            {
+              mechanism: ready.mechanism,
+              zmtp: `3.${ready.minorVersion}`,
+              socketType: ready.socketType,
+            },
+            'handshake succeeded',
+          )
+        },
+        onMessage: (frames) => {
+          const message: InboundMessage = {
+            frames,
+            receivedAt: Date.now(),
+            peerAddress,
+            mechanism: mechanism.name === 'CURVE' ? 'CURVE' : 'NULL',
+          }
+          if (peer?.publicKey) message.publicKey = peer.publicKey
+          onMessage(message)
+        },
+        onClose: (error) => {
+          clearTimeout(handshakeTimer)
+          if (error)
+            log.warn({ code: error.code, err: error.message }, 'connection closed by the bridge')
+        },
+      },
+      { mechanism, socketType: 'PULL', peerSocketTypes: PULL_PEERS, maxMessageSize },
+    )
+
+    const handshakeTimer = setTimeout(() => {
+      connection.fail(
+        new ZmtpError(
+          ZmtpErrorCode.HANDSHAKE_TIMEOUT,
+          `no handshake within ${handshakeTimeoutMs} ms`,
+        ),
+      )
+    }, handshakeTimeoutMs)
+    handshakeTimer.unref()
+
+    log.debug('connection accepted')
+    // Plain Uint8Array views: frames handed on are platform-neutral, not Buffers.
+    socket.on('data', (chunk: Buffer) =>
+      connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
+    )
+    socket.on('error', (error) => log.debug({ err: error.message }, 'socket error'))
+    socket.on('close', () => {
+      this.#sockets.delete(socket)
+      connection.transportClosed()
+      log.debug('connection closed')
+    })
+    connection.start()
+  }
+}

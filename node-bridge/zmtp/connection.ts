@@ -1,0 +1,249 @@
+// One ZMTP 3.x connection, server side, as an explicit state machine over a byte transport:
+// greeting → security handshake → socket-type check → messages. No sockets or timers here.
+import { decodeCommand, decodeErrorReason, decodePing, encodeError, encodePong } from './command'
+import { ZmtpError, ZmtpErrorCode } from './errors'
+import { type Frame, FrameDecoder } from './frame-decoder'
+import {
+  classifyGreetingPrefix,
+  decodeGreeting,
+  encodeGreetingRest,
+  encodeGreetingStart,
+  GREETING_SIZE,
+} from './greeting'
+import type { HandshakeStep, PeerIdentity, ServerMechanism } from './mechanism'
+
+/** Where a connection writes; the socket layer adapts a TCP socket (or a test pipe) to it. */
+export interface ConnectionTransport {
+  write(bytes: Uint8Array): void
+  /** Ends the connection after pending writes are flushed. */
+  close(): void
+}
+
+/** What the connection learned about its peer when the handshake succeeded. */
+export interface ReadyPeer extends PeerIdentity {
+  mechanism: string
+  minorVersion: number
+  socketType: string
+}
+
+export interface ConnectionEvents {
+  onReady?(peer: ReadyPeer): void
+  /** A whole multipart message; frame bodies may be views into received chunks. */
+  onMessage(frames: Uint8Array[]): void
+  /** Called once, when the connection closes; `error` says why when it was not a clean end. */
+  onClose?(error?: ZmtpError): void
+}
+
+export interface ConnectionOptions {
+  mechanism: ServerMechanism
+  /** Our socket type, e.g. `PULL`. */
+  socketType: string
+  /** Peer socket types we accept (RFC 23 compatibility table: PULL accepts PUSH). */
+  peerSocketTypes: readonly string[]
+  /** Largest message, all frames together, in octets. */
+  maxMessageSize: number
+}
+
+export const ConnectionState = {
+  GREETING: 'greeting',
+  HANDSHAKE: 'handshake',
+  READY: 'ready',
+  CLOSED: 'closed',
+} as const
+export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState]
+
+const GREETING_START_SIZE = 11
+const textDecoder = new TextDecoder()
+
+export class ZmtpConnection {
+  readonly #transport: ConnectionTransport
+  readonly #events: ConnectionEvents
+  readonly #options: ConnectionOptions
+  readonly #decoder: FrameDecoder
+  #state: ConnectionState = ConnectionState.GREETING
+  #greeting = new Uint8Array(GREETING_SIZE)
+  #greetingLength = 0
+  #sentGreetingRest = false
+  #minorVersion = 0
+  #parts: Uint8Array[] = []
+  #partsSize = 0
+
+  constructor(
+    transport: ConnectionTransport,
+    events: ConnectionEvents,
+    options: ConnectionOptions,
+  ) {
+    this.#transport = transport
+    this.#events = events
+    this.#options = options
+    this.#decoder = new FrameDecoder({ maxFrameSize: options.maxMessageSize })
+  }
+
+  get state(): ConnectionState {
+    return this.#state
+  }
+
+  /** Starts the greeting: signature and major version now, the rest once the peer's arrive. */
+  start(): void {
+    this.#transport.write(encodeGreetingStart())
+  }
+
+  /** Feeds received bytes. Any protocol violation closes the connection (see `onClose`). */
+  receive(chunk: Uint8Array): void {
+    if (this.#state === ConnectionState.CLOSED) return
+    try {
+      let rest = chunk
+      if (this.#state === ConnectionState.GREETING) {
+        rest = this.#readGreeting(chunk)
+        if (this.#state === ConnectionState.GREETING) return
+      }
+      if (rest.length > 0) {
+        for (const frame of this.#decoder.push(rest)) {
+          this.#onFrame(frame)
+          if (this.#state === ConnectionState.CLOSED) return
+        }
+      }
+    } catch (error) {
+      this.fail(
+        error instanceof ZmtpError
+          ? error
+          : new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'unexpected failure', { cause: error }),
+      )
+    }
+  }
+
+  /** Closes the connection because of `error`: with an ERROR command first when its action says so. */
+  fail(error: ZmtpError): void {
+    if (this.#state === ConnectionState.CLOSED) return
+    if (error.action === 'error') this.#transport.write(encodeError(error.reason ?? error.code))
+    this.#closeWith(error)
+  }
+
+  /** The transport ended (peer closed, or the socket layer closed it). */
+  transportClosed(): void {
+    if (this.#state === ConnectionState.CLOSED) return
+    this.#state = ConnectionState.CLOSED
+    this.#events.onClose?.()
+  }
+
+  #closeWith(error: ZmtpError): void {
+    this.#state = ConnectionState.CLOSED
+    this.#transport.close()
+    this.#events.onClose?.(error)
+  }
+
+  #readGreeting(chunk: Uint8Array): Uint8Array {
+    const take = Math.min(GREETING_SIZE - this.#greetingLength, chunk.length)
+    this.#greeting.set(chunk.subarray(0, take), this.#greetingLength)
+    this.#greetingLength += take
+    if (!this.#sentGreetingRest) {
+      const kind = classifyGreetingPrefix(this.#greeting.subarray(0, this.#greetingLength))
+      if (kind === 'legacy') {
+        // ZMTP 1.0/2.0 peers are not supported; ZMTP 1.0 has no socket type at all, so a stray
+        // HTTP request would otherwise turn into messages.
+        throw new ZmtpError(ZmtpErrorCode.UNSUPPORTED_VERSION, 'peer does not speak ZMTP 3.x')
+      }
+      if (kind === 'zmtp3' || this.#greetingLength >= GREETING_START_SIZE) {
+        this.#sentGreetingRest = true
+        const { name, asServer } = this.#options.mechanism
+        this.#transport.write(encodeGreetingRest({ minor: 1, mechanism: name, asServer }))
+      }
+    }
+    if (this.#greetingLength < GREETING_SIZE) return chunk.subarray(take)
+
+    const greeting = decodeGreeting(this.#greeting)
+    // RFC 23: the mechanism must match ours exactly, else close.
+    if (greeting.mechanism !== this.#options.mechanism.name) {
+      throw new ZmtpError(
+        ZmtpErrorCode.MECHANISM_MISMATCH,
+        `peer offers mechanism ${greeting.mechanism}, this listener speaks ${this.#options.mechanism.name}`,
+      )
+    }
+    this.#minorVersion = greeting.minor
+    this.#state = ConnectionState.HANDSHAKE
+    this.#writeStep(this.#options.mechanism.start(greeting.minor))
+    return chunk.subarray(take)
+  }
+
+  #writeStep(step: HandshakeStep): void {
+    if (step.done) {
+      // Check the peer before answering, so a wrong socket type gets ERROR instead of READY.
+      const peer = this.#checkPeer(step.done)
+      for (const bytes of step.output) this.#transport.write(bytes)
+      this.#state = ConnectionState.READY
+      this.#events.onReady?.(peer)
+      return
+    }
+    for (const bytes of step.output) this.#transport.write(bytes)
+  }
+
+  #checkPeer(identity: PeerIdentity): ReadyPeer {
+    const value = identity.metadata.get('socket-type')
+    const socketType = value ? textDecoder.decode(value) : ''
+    if (!this.#options.peerSocketTypes.includes(socketType)) {
+      // RFC 23: on a socket-type mismatch, SHOULD send ERROR and disconnect.
+      throw new ZmtpError(
+        ZmtpErrorCode.INVALID_SOCKET_TYPE,
+        `peer socket type ${socketType || '(none)'} cannot talk to ${this.#options.socketType}`,
+        { action: 'error', reason: 'Invalid socket type' },
+      )
+    }
+    return {
+      ...identity,
+      mechanism: this.#options.mechanism.name,
+      minorVersion: this.#minorVersion,
+      socketType,
+    }
+  }
+
+  #onFrame(frame: Frame): void {
+    if (this.#state === ConnectionState.HANDSHAKE) {
+      if (!frame.command) {
+        throw new ZmtpError(
+          ZmtpErrorCode.UNEXPECTED_COMMAND,
+          'message frame before the handshake ended',
+        )
+      }
+      this.#writeStep(this.#options.mechanism.onCommand(decodeCommand(frame.body)))
+      return
+    }
+    if (frame.command) {
+      this.#onCommand(frame.body)
+      return
+    }
+    this.#partsSize += frame.body.length
+    if (this.#partsSize > this.#options.maxMessageSize) {
+      throw new ZmtpError(
+        ZmtpErrorCode.FRAME_TOO_LARGE,
+        `message exceeds ${this.#options.maxMessageSize} octets`,
+      )
+    }
+    this.#parts.push(frame.body)
+    if (frame.more) return
+    // RFC 23: messages are atomic; deliver only once the last frame is here.
+    const frames = this.#parts
+    this.#parts = []
+    this.#partsSize = 0
+    this.#events.onMessage(frames)
+  }
+
+  #onCommand(body: Uint8Array): void {
+    const command = decodeCommand(body)
+    switch (command.name) {
+      case 'PING': {
+        // RFC 37: answer with PONG echoing the context.
+        const { context } = decodePing(command.data)
+        this.#transport.write(encodePong(context))
+        return
+      }
+      case 'ERROR':
+        throw new ZmtpError(
+          ZmtpErrorCode.PEER_ERROR,
+          `peer sent ERROR: ${decodeErrorReason(command.data)}`,
+        )
+      default:
+        // Commands a PULL socket does not use (PONG, SUBSCRIBE, CANCEL, …) are ignored.
+        return
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// The interface every security mechanism implements: a handshake state machine without I/O.
+import type { Command } from './command'
+
+/** What the peer proved about itself when the handshake completed. */
+export interface PeerIdentity {
+  /** The peer's metadata from READY (or INITIATE), names lower-cased. */
+  metadata: Map<string, Uint8Array>
+  /** CURVE: the client's authenticated long-term public key. */
+  publicKey?: Uint8Array
+}
+
+/** One step of a handshake: frames to write, and the peer's identity once it is complete. */
+export interface HandshakeStep {
+  output: Uint8Array[]
+  done?: PeerIdentity
+}
+
+/** A server-side security mechanism (RFC 23 §Authentication and Confidentiality). */
+export interface ServerMechanism {
+  /** The 20-octet greeting name, e.g. `NULL` or `CURVE`. */
+  readonly name: string
+  /** RFC 23: the as-server greeting field; 0 for NULL, 1 for CURVE servers. */
+  readonly asServer: boolean
+  /** Called once the peer's greeting is read; returns what to send before any command arrives. */
+  start(peerMinorVersion: number): HandshakeStep
+  /** Called with each command frame of the handshake. Throws `ZmtpError` to end it. */
+  onCommand(command: Command): HandshakeStep
+}

@@ -1,0 +1,46 @@
+// The NULL security mechanism, server side (RFC 23 and RFC 37 §The NULL Security Mechanism).
+import { type Command, decodeErrorReason, encodeReady } from './command'
+import { ZmtpError, ZmtpErrorCode } from './errors'
+import type { HandshakeStep, ServerMechanism } from './mechanism'
+import { decodeMetadata } from './metadata'
+
+export class NullServerMechanism implements ServerMechanism {
+  readonly name = 'NULL'
+  readonly asServer = false
+  readonly #ready: Uint8Array
+  #sentReady = false
+
+  /** @param socketType our Socket-Type property, sent in READY (e.g. `PULL`). */
+  constructor(socketType: string) {
+    this.#ready = encodeReady([['Socket-Type', socketType]])
+  }
+
+  start(peerMinorVersion: number): HandshakeStep {
+    // RFC 23 (3.0) is symmetric: each peer sends READY before receiving. RFC 37 (3.1) makes the
+    // server answer the client's READY, so a 3.1 server waits.
+    if (peerMinorVersion === 0) {
+      this.#sentReady = true
+      return { output: [this.#ready] }
+    }
+    return { output: [] }
+  }
+
+  onCommand(command: Command): HandshakeStep {
+    if (command.name === 'ERROR') {
+      throw new ZmtpError(
+        ZmtpErrorCode.PEER_ERROR,
+        `peer sent ERROR during the NULL handshake: ${decodeErrorReason(command.data)}`,
+      )
+    }
+    if (command.name !== 'READY') {
+      throw new ZmtpError(
+        ZmtpErrorCode.UNEXPECTED_COMMAND,
+        `expected READY in the NULL handshake, got ${command.name}`,
+      )
+    }
+    const metadata = decodeMetadata(command.data)
+    const output = this.#sentReady ? [] : [this.#ready]
+    this.#sentReady = true
+    return { output, done: { metadata } }
+  }
+}

@@ -1,0 +1,261 @@
+// The relay batch format shared by the bridge and the Durable Object: vectors, round trips,
+// and typed errors for anything that is not a whole, valid frame.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  AckStatus,
+  decodeRelayFrame,
+  encodeAck,
+  encodeBatch,
+  encodedMessageSize,
+  encodeNack,
+  NackCode,
+  type RelayBatch,
+  RelayProtocolError,
+} from '../../durable/relay-protocol'
+
+const bytes = (...values: number[]) => new Uint8Array(values)
+const ascii = (text: string) => new TextEncoder().encode(text)
+
+function codeOf(action: () => unknown): string | undefined {
+  try {
+    action()
+  } catch (error) {
+    if (error instanceof RelayProtocolError) return error.code
+    throw error
+  }
+  return undefined
+}
+
+describe('relay batch frame', () => {
+  // One batch from bridge "b1", batch 7, one NULL message of two frames ("hi", empty).
+  const vector = bytes(
+    0x01,
+    0x01,
+    0x00,
+    0x00, //              kind BATCH, version 1, reserved
+    0x02,
+    ...ascii('b1'), //                 bridgeId length 2, "b1"
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    7, //               batchSeq 7 (u64)
+    0,
+    0,
+    0,
+    1, //                           1 message
+    0x42,
+    0x78,
+    0xbc,
+    0xfe,
+    0x56,
+    0x80,
+    0x00,
+    0x00, // receivedAt 1.7e12 ms (float64)
+    0x00, //                                 mechanism NULL
+    0x0e,
+    ...ascii('127.0.0.1:5555'), //     peer address
+    0x00, //                                 no public key
+    0,
+    0,
+    0,
+    2, //                           2 frames
+    0,
+    0,
+    0,
+    2,
+    ...ascii('hi'), //           frame "hi"
+    0,
+    0,
+    0,
+    0, //                           empty frame
+  )
+  const batch: RelayBatch = {
+    bridgeId: 'b1',
+    batchSeq: 7,
+    messages: [
+      {
+        receivedAt: 1.7e12,
+        mechanism: 'NULL',
+        peerAddress: '127.0.0.1:5555',
+        frames: [ascii('hi'), bytes()],
+      },
+    ],
+  }
+
+  it('encodes to the documented bytes', () => {
+    expect(encodeBatch(batch)).toEqual(vector)
+  })
+
+  it('decodes the documented bytes', () => {
+    expect(decodeRelayFrame(vector)).toEqual({ kind: 'batch', ...batch })
+  })
+
+  it('carries a CURVE public key of 32 octets', () => {
+    const publicKey = new Uint8Array(32).map((_, index) => index)
+    const curve: RelayBatch = {
+      bridgeId: 'edge-1',
+      batchSeq: 2 ** 40,
+      messages: [
+        {
+          receivedAt: 1,
+          mechanism: 'CURVE',
+          peerAddress: '[::1]:1',
+          publicKey,
+          frames: [bytes(0)],
+        },
+      ],
+    }
+    const decoded = decodeRelayFrame(encodeBatch(curve))
+    expect(decoded).toEqual({ kind: 'batch', ...curve })
+  })
+
+  it('sizes each message as it is encoded', () => {
+    const message = batch.messages[0] as RelayBatch['messages'][number]
+    const headerSize = 4 + 1 + 2 + 8 + 4
+    expect(encodeBatch(batch).length).toBe(headerSize + encodedMessageSize(message))
+  })
+
+  it('round-trips any batch', () => {
+    const message = fc.record({
+      receivedAt: fc.integer({ min: 0, max: 2 ** 50 }),
+      mechanism: fc.constantFrom('NULL' as const, 'CURVE' as const),
+      peerAddress: fc.string({ maxLength: 60 }),
+      frames: fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 5 }),
+    })
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 50 }),
+        fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        fc.array(message, { minLength: 1, maxLength: 20 }),
+        (bridgeId, batchSeq, messages) => {
+          const input = { bridgeId, batchSeq, messages }
+          expect(decodeRelayFrame(encodeBatch(input))).toEqual({ kind: 'batch', ...input })
+        },
+      ),
+    )
+  })
+
+  it('refuses to encode what it could not decode', () => {
+    expect(codeOf(() => encodeBatch({ ...batch, messages: [] }))).toBe('INVALID_FIELD')
+    expect(codeOf(() => encodeBatch({ ...batch, batchSeq: 0 }))).toBe('INVALID_FIELD')
+    expect(codeOf(() => encodeBatch({ ...batch, bridgeId: '' }))).toBe('INVALID_FIELD')
+    expect(codeOf(() => encodeBatch({ ...batch, bridgeId: 'x'.repeat(256) }))).toBe('INVALID_FIELD')
+    const noFrames = {
+      ...batch,
+      messages: [{ ...(batch.messages[0] as RelayBatch['messages'][number]), frames: [] }],
+    }
+    expect(codeOf(() => encodeBatch(noFrames))).toBe('INVALID_FIELD')
+  })
+
+  it('rejects every truncation of a valid frame with TRUNCATED', () => {
+    for (let length = 0; length < vector.length; length++) {
+      const code = codeOf(() => decodeRelayFrame(vector.subarray(0, length)))
+      expect(code, `prefix of ${length} octets`).toBeDefined()
+      expect(['TRUNCATED', 'INVALID_FIELD']).toContain(code)
+    }
+  })
+
+  it('rejects trailing bytes, unknown kinds, versions and mechanisms', () => {
+    expect(codeOf(() => decodeRelayFrame(bytes(...vector, 0)))).toBe('TRAILING_BYTES')
+    expect(codeOf(() => decodeRelayFrame(bytes(0x09, 0x01, 0, 0)))).toBe('UNKNOWN_KIND')
+    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x02, 0, 0)))).toBe('UNSUPPORTED_VERSION')
+    const badMechanism = vector.slice()
+    badMechanism[27] = 7
+    expect(codeOf(() => decodeRelayFrame(badMechanism))).toBe('INVALID_FIELD')
+  })
+
+  it('rejects a message count larger than the frame could hold without allocating for it', () => {
+    const lying = vector.slice()
+    lying.set([0xff, 0xff, 0xff, 0xff], 15)
+    expect(codeOf(() => decodeRelayFrame(lying))).toBe('TRUNCATED')
+  })
+
+  it('gives a typed error or a frame for any input, never another exception', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (input) => {
+        try {
+          decodeRelayFrame(input)
+        } catch (error) {
+          expect(error).toBeInstanceOf(RelayProtocolError)
+        }
+      }),
+    )
+  })
+})
+
+describe('relay ack and nack frames', () => {
+  it('encodes an ACK as documented and decodes it back', () => {
+    const encoded = encodeAck({
+      batchSeq: 7,
+      status: AckStatus.STORED,
+      firstSeq: 100,
+      lastSeq: 101,
+    })
+    expect(encoded).toEqual(
+      bytes(
+        0x02,
+        0x01,
+        0x00,
+        0x00, //     kind ACK, version 1, reserved
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        7, //     batchSeq 7
+        0x00, //                       status STORED
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        100, //   firstSeq
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        101, //   lastSeq
+      ),
+    )
+    expect(decodeRelayFrame(encoded)).toEqual({
+      kind: 'ack',
+      batchSeq: 7,
+      status: AckStatus.STORED,
+      firstSeq: 100,
+      lastSeq: 101,
+    })
+  })
+
+  it('round-trips a NACK with its reason', () => {
+    const encoded = encodeNack({ batchSeq: 3, code: NackCode.STORAGE_FAILED, reason: 'disk full' })
+    expect(decodeRelayFrame(encoded)).toEqual({
+      kind: 'nack',
+      batchSeq: 3,
+      code: NackCode.STORAGE_FAILED,
+      reason: 'disk full',
+    })
+  })
+
+  it('keeps 64-bit sequence numbers exact up to 2^53 - 1', () => {
+    const batchSeq = Number.MAX_SAFE_INTEGER
+    const decoded = decodeRelayFrame(
+      encodeAck({ batchSeq, status: AckStatus.DUPLICATE, firstSeq: 0, lastSeq: 0 }),
+    )
+    expect(decoded).toMatchObject({ batchSeq, status: AckStatus.DUPLICATE })
+    const tooLarge = encodeAck({ batchSeq: 1, status: 0, firstSeq: 0, lastSeq: 0 })
+    tooLarge.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 4)
+    expect(codeOf(() => decodeRelayFrame(tooLarge))).toBe('INVALID_FIELD')
+  })
+})

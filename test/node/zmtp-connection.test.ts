@@ -1,0 +1,238 @@
+// The connection state machine over an in-memory transport: greeting, NULL handshake for ZMTP
+// 3.0 and 3.1 peers, socket-type check, messages, commands after the handshake, failures.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { ConnectionState, type ReadyPeer, ZmtpConnection } from '../../node-bridge/zmtp/connection'
+import type { ZmtpError } from '../../node-bridge/zmtp/errors'
+import { encodeFrame } from '../../node-bridge/zmtp/frame'
+import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+
+const ascii = (text: string) => new TextEncoder().encode(text)
+const concat = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
+
+/** A client greeting: signature, version 3.minor, NULL, as-server 0, filler. */
+function clientGreeting(minor: number, mechanism = 'NULL'): Uint8Array {
+  const greeting = new Uint8Array(64)
+  greeting.set([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, minor])
+  greeting.set(ascii(mechanism), 12)
+  return greeting
+}
+
+/** A READY command frame with one Socket-Type property. */
+function ready(socketType: string): Uint8Array {
+  const type = ascii(socketType)
+  return encodeFrame(
+    concat(
+      Uint8Array.of(5),
+      ascii('READY'),
+      Uint8Array.of(11),
+      ascii('Socket-Type'),
+      Uint8Array.of(0, 0, 0, type.length),
+      type,
+    ),
+    { command: true },
+  )
+}
+
+const PULL_READY = ready('PULL')
+
+function harness(options: { maxMessageSize?: number } = {}) {
+  const written: Uint8Array[] = []
+  const messages: Uint8Array[][] = []
+  const state = {
+    closed: false,
+    error: undefined as ZmtpError | undefined,
+    peer: undefined as ReadyPeer | undefined,
+  }
+  const connection = new ZmtpConnection(
+    { write: (bytes) => written.push(bytes.slice()), close: () => (state.closed = true) },
+    {
+      onReady: (peer) => (state.peer = peer),
+      onMessage: (frames) => messages.push(frames.map((frame) => frame.slice())),
+      onClose: (error) => (state.error = error),
+    },
+    {
+      mechanism: new NullServerMechanism('PULL'),
+      socketType: 'PULL',
+      peerSocketTypes: ['PUSH'],
+      maxMessageSize: options.maxMessageSize ?? 1024,
+    },
+  )
+  connection.start()
+  const output = () => concat(...written)
+  return { connection, written, messages, state, output }
+}
+
+describe('ZmtpConnection greeting', () => {
+  it('sends signature and major version first, the rest once the peer’s arrive', () => {
+    const { connection, output } = harness()
+    expect(output()).toEqual(Uint8Array.of(0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3))
+    connection.receive(clientGreeting(1).subarray(0, 10))
+    expect(output()).toHaveLength(11) // still waiting for the major version
+    connection.receive(clientGreeting(1).subarray(10, 11))
+    const greeting = output()
+    expect(greeting).toHaveLength(64)
+    expect(greeting[11]).toBe(1) // minor 1: we answer as ZMTP 3.1
+    expect(new TextDecoder().decode(greeting.subarray(12, 16))).toBe('NULL')
+    expect(greeting.subarray(16, 32).every((octet) => octet === 0)).toBe(true)
+    expect(greeting[32]).toBe(0) // as-server 0 for NULL (RFC 23)
+  })
+
+  it('closes a peer offering another mechanism with MECHANISM_MISMATCH', () => {
+    const { connection, state } = harness()
+    connection.receive(clientGreeting(1, 'CURVE'))
+    expect(state.error?.code).toBe('MECHANISM_MISMATCH')
+    expect(state.closed).toBe(true)
+    expect(connection.state).toBe(ConnectionState.CLOSED)
+  })
+
+  it('closes a ZMTP 2.0 peer without a message', () => {
+    const { connection, state, messages } = harness()
+    // ZMTP 2.0 greeting: signature, revision 1, socket type PUSH (RFC 15), then a message
+    connection.receive(Uint8Array.of(0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 8, 0, 0, 1, 0x41))
+    expect(state.error?.code).toBe('UNSUPPORTED_VERSION')
+    expect(messages).toHaveLength(0)
+  })
+})
+
+describe('ZmtpConnection NULL handshake', () => {
+  it('answers a ZMTP 3.1 client READY with READY, then delivers messages', () => {
+    const { connection, written, messages, state } = harness()
+    connection.receive(clientGreeting(1))
+    const afterGreeting = written.length
+    connection.receive(concat(ready('PUSH'), encodeFrame(ascii('hello'))))
+    expect(written.slice(afterGreeting)).toEqual([PULL_READY])
+    expect(state.peer).toMatchObject({ socketType: 'PUSH', mechanism: 'NULL', minorVersion: 1 })
+    expect(messages).toEqual([[ascii('hello')]])
+  })
+
+  it('sends READY at once to a ZMTP 3.0 peer (symmetric handshake)', () => {
+    const { connection, written } = harness()
+    connection.receive(clientGreeting(0))
+    expect(written.at(-1)).toEqual(PULL_READY)
+    const count = written.length
+    connection.receive(ready('PUSH'))
+    expect(written.length).toBe(count) // no second READY
+    expect(connection.state).toBe(ConnectionState.READY)
+  })
+
+  it('answers a DEALER with ERROR instead of READY', () => {
+    const { connection, written, state } = harness()
+    connection.receive(clientGreeting(1))
+    const afterGreeting = written.length
+    connection.receive(ready('DEALER'))
+    const reply = concat(...written.slice(afterGreeting))
+    expect(reply).toEqual(
+      concat(
+        Uint8Array.of(0x04, 26, 5),
+        ascii('ERROR'),
+        Uint8Array.of(19),
+        ascii('Invalid socket type'),
+      ),
+    )
+    expect(state.error?.code).toBe('INVALID_SOCKET_TYPE')
+    expect(state.error?.action).toBe('error')
+  })
+
+  it('closes on a message frame before the handshake ends', () => {
+    const { connection, state, messages } = harness()
+    connection.receive(concat(clientGreeting(1), encodeFrame(ascii('early'))))
+    expect(state.error?.code).toBe('UNEXPECTED_COMMAND')
+    expect(messages).toHaveLength(0)
+  })
+
+  it('closes when the peer sends ERROR during the handshake', () => {
+    const { connection, state } = harness()
+    const error = encodeFrame(
+      concat(Uint8Array.of(5), ascii('ERROR'), Uint8Array.of(3), ascii('bye')),
+      { command: true },
+    )
+    connection.receive(concat(clientGreeting(1), error))
+    expect(state.error?.code).toBe('PEER_ERROR')
+  })
+})
+
+describe('ZmtpConnection after the handshake', () => {
+  function readyHarness(options: { maxMessageSize?: number } = {}) {
+    const h = harness(options)
+    h.connection.receive(concat(clientGreeting(1), ready('PUSH')))
+    h.written.length = 0
+    return h
+  }
+
+  it('reassembles multipart messages and delivers them whole', () => {
+    const { connection, messages } = readyHarness()
+    connection.receive(
+      concat(
+        encodeFrame(ascii('a'), { more: true }),
+        encodeFrame(new Uint8Array(0), { more: true }),
+      ),
+    )
+    expect(messages).toHaveLength(0)
+    connection.receive(encodeFrame(ascii('c')))
+    expect(messages).toEqual([[ascii('a'), new Uint8Array(0), ascii('c')]])
+  })
+
+  it('answers PING with PONG echoing the context', () => {
+    const { connection, written } = readyHarness()
+    // libzmq tests/test_heartbeats.cpp: PING ttl 0 context "LOL" → PONG "LOL"
+    connection.receive(Uint8Array.of(0x04, 0x0a, 0x04, ...ascii('PING'), 0, 0, ...ascii('LOL')))
+    expect(concat(...written)).toEqual(
+      Uint8Array.of(0x04, 0x08, 0x04, ...ascii('PONG'), ...ascii('LOL')),
+    )
+  })
+
+  it('ignores SUBSCRIBE, CANCEL, PONG and unknown commands', () => {
+    const { connection, written, messages, state } = readyHarness()
+    for (const name of ['SUBSCRIBE', 'CANCEL', 'PONG', 'FUTURE']) {
+      connection.receive(
+        encodeFrame(concat(Uint8Array.of(name.length), ascii(name), ascii('x')), { command: true }),
+      )
+    }
+    connection.receive(encodeFrame(ascii('after')))
+    expect(written).toHaveLength(0)
+    expect(state.error).toBeUndefined()
+    expect(messages).toEqual([[ascii('after')]])
+  })
+
+  it('closes with FRAME_TOO_LARGE when a message grows past the limit', () => {
+    const { connection, state, messages } = readyHarness({ maxMessageSize: 100 })
+    connection.receive(encodeFrame(new Uint8Array(60), { more: true }))
+    connection.receive(encodeFrame(new Uint8Array(60)))
+    expect(state.error?.code).toBe('FRAME_TOO_LARGE')
+    expect(messages).toHaveLength(0)
+  })
+
+  it('delivers the same messages however the stream is split', () => {
+    const stream = concat(
+      clientGreeting(1),
+      ready('PUSH'),
+      encodeFrame(ascii('one'), { more: true }),
+      encodeFrame(new Uint8Array(300).fill(7)),
+      Uint8Array.of(0x04, 0x0a, 0x04, ...ascii('PING'), 0, 0, ...ascii('LOL')),
+      encodeFrame(ascii('two')),
+    )
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 20 }),
+        (cuts) => {
+          const { connection, messages, state } = harness()
+          const points = [0, ...cuts.sort((a, b) => a - b), stream.length]
+          for (let index = 1; index < points.length; index++) {
+            connection.receive(stream.subarray(points[index - 1], points[index]))
+          }
+          expect(state.error).toBeUndefined()
+          expect(messages).toEqual([[ascii('one'), new Uint8Array(300).fill(7)], [ascii('two')]])
+        },
+      ),
+    )
+  })
+})

@@ -1,0 +1,118 @@
+// Runs the real Worker under `wrangler dev` (workerd) as a child process for end-to-end tests:
+// a free port, its own persistence folder, test tokens, and a clean stop of the whole group.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { join } from 'node:path'
+import { wranglerBin, wranglerEnv } from '../../node-bridge/dev/dev-env'
+
+export const TEST_READ_TOKEN = 'e2e-read-token'
+export const TEST_INGEST_TOKEN = 'e2e-ingest-token'
+
+export interface WranglerDev {
+  /** `http://127.0.0.1:<port>` */
+  httpUrl: string
+  /** `ws://127.0.0.1:<port>` */
+  wsUrl: string
+  port: number
+  persistDir: string
+  stop(): Promise<void>
+}
+
+const root = new URL('../..', import.meta.url).pathname
+
+/** Starts `wrangler dev`; pass `persistDir` and `port` to restart on the same storage and address. */
+export async function startWranglerDev(
+  options: { persistDir?: string; port?: number } = {},
+): Promise<WranglerDev> {
+  const persistDir = options.persistDir ?? mkdtempSync(join(root, '.wrangler', 'test-state-'))
+  const args = [
+    wranglerBin(root),
+    'dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(options.port ?? 0),
+    '--inspector-port',
+    '0',
+    '--persist-to',
+    persistDir,
+    '--show-interactive-dev-session=false',
+    '--log-level',
+    'warn',
+    '--var',
+    `READ_TOKEN:${TEST_READ_TOKEN}`,
+    '--var',
+    `INGEST_TOKEN:${TEST_INGEST_TOKEN}`,
+  ]
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: wranglerEnv(root),
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stopGroup(child)
+      reject(new Error(`wrangler dev did not start within 60 s:\n${output}`))
+    }, 60_000)
+    const onData = (data: Buffer) => {
+      output += data.toString()
+      const match = /Ready on https?:\/\/[^:\s]+:(\d+)/.exec(output)
+      if (match) {
+        clearTimeout(timer)
+        resolve(Number(match[1]))
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`wrangler dev exited with ${code}:\n${output}`))
+    })
+  })
+  // Wait until the Worker itself answers, not only wrangler's proxy.
+  const httpUrl = `http://127.0.0.1:${port}`
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      if ((await fetch(`${httpUrl}/v1/health`)).ok) break
+    } catch {}
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return {
+    httpUrl,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    port,
+    persistDir,
+    stop: () => stopGroup(child),
+  }
+}
+
+/** wrangler runs workerd and esbuild below it: stop the whole process group (TOOLCHAIN §5.9). */
+function stopGroup(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null || !child.pid) {
+      resolve()
+      return
+    }
+    const pid = child.pid
+    const kill = setTimeout(() => {
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {}
+    }, 5000)
+    child.once('exit', () => {
+      clearTimeout(kill)
+      // Make sure workerd, a grandchild, is gone too.
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {}
+      resolve()
+    })
+    try {
+      process.kill(-pid, 'SIGTERM')
+    } catch {
+      resolve()
+    }
+  })
+}
