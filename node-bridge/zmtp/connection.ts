@@ -52,7 +52,6 @@ export const ConnectionState = {
 } as const
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState]
 
-const GREETING_START_SIZE = 11
 const textDecoder = new TextDecoder()
 
 export class ZmtpConnection {
@@ -100,8 +99,11 @@ export class ZmtpConnection {
       if (rest.length > 0) {
         for (const frame of this.#decoder.push(rest)) {
           this.#onFrame(frame)
-          if (this.#state === ConnectionState.CLOSED) return
+          // A frame can end the connection (a failed handshake, a peer ERROR).
+          if (this.#isClosed()) return
         }
+        // Frames before a violation in the same chunk were delivered; now close for it.
+        if (this.#decoder.error) throw this.#decoder.error
       }
     } catch (error) {
       this.fail(
@@ -110,6 +112,10 @@ export class ZmtpConnection {
           : new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'unexpected failure', { cause: error }),
       )
     }
+  }
+
+  #isClosed(): boolean {
+    return this.#state === ConnectionState.CLOSED
   }
 
   /** Closes the connection because of `error`: with an ERROR command first when its action says so. */
@@ -143,7 +149,7 @@ export class ZmtpConnection {
         // HTTP request would otherwise turn into messages.
         throw new ZmtpError(ZmtpErrorCode.UNSUPPORTED_VERSION, 'peer does not speak ZMTP 3.x')
       }
-      if (kind === 'zmtp3' || this.#greetingLength >= GREETING_START_SIZE) {
+      if (kind === 'zmtp3') {
         this.#sentGreetingRest = true
         const { name, asServer } = this.#options.mechanism
         this.#transport.write(encodeGreetingRest({ minor: 1, mechanism: name, asServer }))

@@ -211,6 +211,14 @@ describe('ZmtpConnection after the handshake', () => {
     expect(messages).toHaveLength(0)
   })
 
+  it('delivers a whole message that arrived just before a malformed frame, then closes', () => {
+    const { connection, messages, state } = readyHarness()
+    connection.receive(concat(encodeFrame(ascii('good')), Uint8Array.of(0x08, 0x00)))
+    expect(messages).toEqual([[ascii('good')]])
+    expect(state.error?.code).toBe('MALFORMED_FRAME')
+    expect(state.closed).toBe(true)
+  })
+
   it('delivers the same messages however the stream is split', () => {
     const stream = concat(
       clientGreeting(1),

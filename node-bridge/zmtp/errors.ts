@@ -1,0 +1,50 @@
+// ZMTP protocol errors: one class with a stable code and the action the connection takes on the wire.
+
+/** Stable error codes (names follow libzmq's `ZMQ_PROTOCOL_ERROR_ZMTP_*` taxonomy where one exists). */
+export const ZmtpErrorCode = {
+  MALFORMED_GREETING: 'MALFORMED_GREETING',
+  UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
+  MECHANISM_MISMATCH: 'MECHANISM_MISMATCH',
+  MALFORMED_FRAME: 'MALFORMED_FRAME',
+  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
+  MALFORMED_COMMAND: 'MALFORMED_COMMAND',
+  INVALID_METADATA: 'INVALID_METADATA',
+  UNEXPECTED_COMMAND: 'UNEXPECTED_COMMAND',
+  INVALID_SOCKET_TYPE: 'INVALID_SOCKET_TYPE',
+  PEER_ERROR: 'PEER_ERROR',
+  HANDSHAKE_TIMEOUT: 'HANDSHAKE_TIMEOUT',
+} as const
+export type ZmtpErrorCode = (typeof ZmtpErrorCode)[keyof typeof ZmtpErrorCode]
+
+/** What the connection does on the wire: 'error' = send an ERROR command with `reason` then close; 'close' = plain close. */
+export type ZmtpErrorAction = 'error' | 'close'
+
+/** Options of a {@link ZmtpError}. */
+export interface ZmtpErrorOptions {
+  /** Default `'close'`: RFC 23 says errors other than an explicit ERROR are signalled by closing. */
+  action?: ZmtpErrorAction
+  /** The ERROR command's reason (at most 255 octets on the wire; longer reasons are truncated). */
+  reason?: string
+  cause?: unknown
+}
+
+/** A ZMTP protocol failure. Tests and callers switch on `code`, never on the message. */
+export class ZmtpError extends Error {
+  override readonly name: string = 'ZmtpError'
+  readonly code: ZmtpErrorCode
+  readonly action: ZmtpErrorAction
+  /** ERROR command reason, <= 255 octets; only meaningful when `action` is `'error'`. */
+  readonly reason?: string
+
+  /**
+   * @param code stable error code
+   * @param message human-readable description (for logs)
+   * @param options wire action (default `'close'`), ERROR reason and cause
+   */
+  constructor(code: ZmtpErrorCode, message: string, options?: ZmtpErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.action = options?.action ?? 'close'
+    if (options?.reason !== undefined) this.reason = options.reason
+  }
+}

@@ -1,0 +1,226 @@
+// Streaming ZMTP frame decoder (RFC 23 §Framing): a state machine fed with chunks of any size.
+import { ZmtpError, ZmtpErrorCode } from './errors'
+import { FRAME_RESERVED_BITS, FrameFlag, LONG_HEADER_SIZE, SHORT_HEADER_SIZE } from './frame'
+
+/** One decoded frame. `body` is a view into a pushed chunk when it arrived in one piece. */
+export interface Frame {
+  more: boolean
+  command: boolean
+  body: Uint8Array
+}
+
+/** Options of a {@link FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /**
+   * Largest body accepted, in octets; default `Number.MAX_SAFE_INTEGER`. Enforced from the
+   * header, before the body is allocated or buffered.
+   */
+  maxFrameSize?: number
+}
+
+const State = { FLAGS: 0, SHORT_SIZE: 1, LONG_SIZE: 2, BODY: 3 } as const
+type State = (typeof State)[keyof typeof State]
+
+const TWO_POW_32 = 2 ** 32
+/** High 32 bits of Number.MAX_SAFE_INTEGER (2^53 - 1). */
+const MAX_SAFE_HIGH_WORD = 0x1fffff
+
+/**
+ * Decodes a ZMTP byte stream (after the greeting) into frames. It knows how many octets it needs
+ * in each state (flags → size → body) and never concatenates its input: a body inside one chunk
+ * is returned as a view of that chunk; a body spanning chunks is allocated once, at its exact
+ * size, after the size check.
+ */
+export class FrameDecoder {
+  readonly #maxFrameSize: number
+  #state: State = State.FLAGS
+  #flags = 0
+  readonly #sizeBytes = new Uint8Array(8)
+  readonly #sizeView = new DataView(this.#sizeBytes.buffer)
+  #sizeHave = 0
+  #headerSize = 0
+  #bodyLength = 0
+  #body: Uint8Array | null = null
+  #bodyHave = 0
+  #error: ZmtpError | null = null
+
+  /**
+   * @param options.maxFrameSize largest body in octets (default `Number.MAX_SAFE_INTEGER`)
+   * @throws {RangeError} if maxFrameSize is not a non-negative safe integer
+   */
+  constructor(options?: FrameDecoderOptions) {
+    const max = options?.maxFrameSize ?? Number.MAX_SAFE_INTEGER
+    if (!Number.isSafeInteger(max) || max < 0) {
+      throw new RangeError(`maxFrameSize must be a non-negative safe integer, got ${max}`)
+    }
+    this.#maxFrameSize = max
+  }
+
+  /**
+   * Feeds bytes; returns the complete frames now available, in order. The decoder keeps views
+   * of `chunk`, so the caller must not reuse its memory.
+   *
+   * When the chunk holds good frames followed by a bad one, the good frames are returned and
+   * the error is kept in {@link error} (and thrown by the next push), so a message that arrived
+   * whole before the violation is not lost.
+   * @throws {ZmtpError} MALFORMED_FRAME (reserved bits 3..7 set, MORE with COMMAND, long size
+   *   > 2^53-1 or with the top bit set), FRAME_TOO_LARGE (size > maxFrameSize, or a body that
+   *   cannot be allocated). After a failure the decoder is unusable: every later push rethrows.
+   */
+  push(chunk: Uint8Array): Frame[] {
+    if (this.#error !== null) throw this.#error
+    const frames: Frame[] = []
+    try {
+      this.#consume(chunk, frames)
+    } catch (error) {
+      // Any failure leaves the state machine mid-frame: refuse all later input.
+      this.#error =
+        error instanceof ZmtpError
+          ? error
+          : new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'frame decoding failed', { cause: error })
+      if (frames.length === 0) throw this.#error
+    }
+    return frames
+  }
+
+  /** The violation that stopped the decoder, or null while the stream is well-formed. */
+  get error(): ZmtpError | null {
+    return this.#error
+  }
+
+  /** Octets of the current, incomplete frame (header and body) consumed but not yet returned. */
+  get bufferedBytes(): number {
+    switch (this.#state) {
+      case State.FLAGS:
+        return 0
+      case State.SHORT_SIZE:
+        return 1
+      case State.LONG_SIZE:
+        return 1 + this.#sizeHave
+      default:
+        return this.#headerSize + this.#bodyHave
+    }
+  }
+
+  #consume(chunk: Uint8Array, frames: Frame[]): void {
+    const end = chunk.length
+    let pos = 0
+    while (pos < end) {
+      switch (this.#state) {
+        case State.FLAGS: {
+          const flags = chunk[pos++] ?? 0
+          // RFC 23: bits 7-3 are reserved and MUST be zero.
+          if ((flags & FRAME_RESERVED_BITS) !== 0) {
+            throw new ZmtpError(
+              ZmtpErrorCode.MALFORMED_FRAME,
+              `reserved frame flag bits set (flags 0x${flags.toString(16).padStart(2, '0')})`,
+            )
+          }
+          // RFC 23: MORE SHALL be zero on command frames.
+          if ((flags & FrameFlag.MORE) !== 0 && (flags & FrameFlag.COMMAND) !== 0) {
+            throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'command frame with the MORE flag')
+          }
+          this.#flags = flags
+          if ((flags & FrameFlag.LONG) !== 0) {
+            this.#sizeHave = 0
+            this.#state = State.LONG_SIZE
+          } else {
+            this.#state = State.SHORT_SIZE
+          }
+          break
+        }
+        case State.SHORT_SIZE: {
+          this.#headerSize = SHORT_HEADER_SIZE
+          pos = this.#startBody(chunk[pos] ?? 0, chunk, pos + 1, frames)
+          break
+        }
+        case State.LONG_SIZE: {
+          const take = Math.min(8 - this.#sizeHave, end - pos)
+          this.#sizeBytes.set(chunk.subarray(pos, pos + take), this.#sizeHave)
+          this.#sizeHave += take
+          pos += take
+          if (this.#sizeHave === 8) {
+            this.#headerSize = LONG_HEADER_SIZE
+            pos = this.#startBody(this.#readLongSize(), chunk, pos, frames)
+          }
+          break
+        }
+        case State.BODY: {
+          const need = this.#bodyLength - this.#bodyHave
+          const available = end - pos
+          let body = this.#body
+          if (body === null) {
+            if (available >= need) {
+              // The whole body is in this chunk: hand out a view, no copy.
+              this.#emit(chunk.subarray(pos, pos + need), frames)
+              pos += need
+              break
+            }
+            body = this.#allocate(need)
+            this.#body = body
+          }
+          const take = Math.min(need, available)
+          body.set(chunk.subarray(pos, pos + take), this.#bodyHave)
+          this.#bodyHave += take
+          pos += take
+          if (this.#bodyHave === this.#bodyLength) this.#emit(body, frames)
+        }
+      }
+    }
+  }
+
+  /** The size is known: check it, then emit an empty frame or wait for the body. */
+  #startBody(size: number, chunk: Uint8Array, pos: number, frames: Frame[]): number {
+    if (size > this.#maxFrameSize) {
+      throw new ZmtpError(
+        ZmtpErrorCode.FRAME_TOO_LARGE,
+        `frame of ${size} octets exceeds the limit of ${this.#maxFrameSize}`,
+      )
+    }
+    this.#bodyLength = size
+    this.#bodyHave = 0
+    this.#body = null
+    this.#state = State.BODY
+    if (size === 0) this.#emit(chunk.subarray(pos, pos), frames)
+    return pos
+  }
+
+  #readLongSize(): number {
+    const high = this.#sizeView.getUint32(0)
+    const low = this.#sizeView.getUint32(4)
+    // RFC 23 allows 2^63-1 octets; a JavaScript length cannot exceed 2^53-1 (this also rejects
+    // the top bit, which no 63-bit size may set).
+    if (high > MAX_SAFE_HIGH_WORD) {
+      throw new ZmtpError(
+        ZmtpErrorCode.MALFORMED_FRAME,
+        `long frame size 0x${high.toString(16).padStart(8, '0')}${low.toString(16).padStart(8, '0')} is out of range`,
+      )
+    }
+    return high * TWO_POW_32 + low
+  }
+
+  #allocate(size: number): Uint8Array {
+    try {
+      return new Uint8Array(size)
+    } catch (error) {
+      throw new ZmtpError(
+        ZmtpErrorCode.FRAME_TOO_LARGE,
+        `cannot allocate a frame body of ${size} octets`,
+        { cause: error },
+      )
+    }
+  }
+
+  #emit(body: Uint8Array, frames: Frame[]): void {
+    const flags = this.#flags
+    frames.push({
+      more: (flags & FrameFlag.MORE) !== 0,
+      command: (flags & FrameFlag.COMMAND) !== 0,
+      body,
+    })
+    this.#state = State.FLAGS
+    this.#body = null
+    this.#bodyHave = 0
+    this.#bodyLength = 0
+  }
+}
