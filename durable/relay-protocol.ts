@@ -89,7 +89,9 @@ const PUBLIC_KEY_SIZE = 32
 const UINT32_LIMIT = 0x1_0000_0000
 
 const utf8Encoder = new TextEncoder()
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: keep a leading U+FEFF, so every string round-trips byte for byte (the default
+// would drop it). workerd's types also require the option to be spelled out.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function shortString(value: string, field: string): Uint8Array {
   const bytes = utf8Encoder.encode(value)
@@ -215,10 +217,19 @@ export function encodeAck(ack: Omit<RelayAck, 'kind'>): Uint8Array {
   return out
 }
 
+// Cuts UTF-8 at most `max` octets long without splitting a character, so the result still
+// decodes with the fatal decoder.
+function truncateUtf8(bytes: Uint8Array, max: number): Uint8Array {
+  if (bytes.length <= max) return bytes
+  let end = max
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--
+  return bytes.subarray(0, end)
+}
+
 /** Encodes a NACK: the frame was refused and nothing of it was stored. */
 export function encodeNack(nack: Omit<RelayNack, 'kind'>): Uint8Array {
   checkSeq(nack.batchSeq, 'batchSeq', 0)
-  const reason = utf8Encoder.encode(nack.reason).subarray(0, MAX_SHORT_STRING)
+  const reason = truncateUtf8(utf8Encoder.encode(nack.reason), MAX_SHORT_STRING)
   const out = new Uint8Array(HEADER_SIZE + 8 + 2 + 1 + reason.length)
   const view = new DataView(out.buffer)
   writeHeader(view, RelayFrameKind.NACK)

@@ -1,7 +1,7 @@
 // Runs the real Worker under `wrangler dev` (workerd) as a child process for end-to-end tests:
 // a free port, its own persistence folder, test tokens, and a clean stop of the whole group.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { wranglerBin, wranglerEnv } from '../../node-bridge/dev/dev-env'
 
@@ -15,7 +15,8 @@ export interface WranglerDev {
   wsUrl: string
   port: number
   persistDir: string
-  stop(): Promise<void>
+  /** Stops the whole process group; removes the storage folder unless `keepState`. */
+  stop(options?: { keepState?: boolean }): Promise<void>
 }
 
 const root = new URL('../..', import.meta.url).pathname
@@ -37,8 +38,6 @@ export async function startWranglerDev(
     '--persist-to',
     persistDir,
     '--show-interactive-dev-session=false',
-    '--log-level',
-    'warn',
     '--var',
     `READ_TOKEN:${TEST_READ_TOKEN}`,
     '--var',
@@ -84,7 +83,10 @@ export async function startWranglerDev(
     wsUrl: `ws://127.0.0.1:${port}`,
     port,
     persistDir,
-    stop: () => stopGroup(child),
+    async stop({ keepState = false } = {}) {
+      await stopGroup(child)
+      if (!keepState) rmSync(persistDir, { recursive: true, force: true })
+    },
   }
 }
 

@@ -1,0 +1,84 @@
+// The channel's SQLite schema: the one place that defines it, as numbered migrations applied in
+// order, each in its own transaction. Durable Objects refuse `PRAGMA user_version`, so the
+// applied versions live in a table of their own.
+
+/** One schema change. Versions start at 1 and increase by 1; a released one never changes. */
+export interface Migration {
+  readonly version: number
+  readonly description: string
+  readonly statements: readonly string[]
+}
+
+/** Every migration, oldest first. Append; never edit one that has shipped. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'messages, their overflow chunks, and the last batch stored per bridge',
+    statements: [
+      // One row per ZeroMQ message. `body` holds the frames (u32 BE length + octets each), at
+      // most the first BODY_CHUNK_SIZE octets of it; the rest is in message_chunks. `size` is
+      // the frames' total octets (without the length prefixes). AUTOINCREMENT: a seq is never
+      // reused, even after a delete, so a reader's `after` cursor stays valid.
+      `CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at INTEGER NOT NULL,
+        mechanism TEXT NOT NULL,
+        peer_address TEXT NOT NULL,
+        public_key BLOB,
+        frame_count INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        body BLOB NOT NULL
+      )`,
+      // The rest of a body over BODY_CHUNK_SIZE: one SQLite value holds about 2 MB at most.
+      `CREATE TABLE message_chunks (
+        seq INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (seq, idx)
+      )`,
+      // Relay deduplication: the highest batchSeq stored per bridge, written in the same
+      // transaction as the batch's messages.
+      `CREATE TABLE bridges (
+        bridge_id TEXT PRIMARY KEY,
+        last_batch_seq INTEGER NOT NULL
+      )`,
+    ],
+  },
+]
+
+/** The version the code expects: the last migration's. */
+export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0
+
+/**
+ * Brings the object's database up to {@link SCHEMA_VERSION}. Run it under
+ * `blockConcurrencyWhile` in the constructor, before any request sees the storage.
+ * @returns the versions applied now (empty when the schema was current).
+ * @throws the SQLite error of a failing statement; that migration is rolled back whole.
+ */
+export function migrate(storage: DurableObjectStorage): number[] {
+  const { sql } = storage
+  sql.exec(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY,
+      applied_at INTEGER NOT NULL
+    )`,
+  )
+  const current =
+    sql
+      .exec<{ version: number | null }>('SELECT MAX(version) AS version FROM schema_migrations')
+      .one().version ?? 0
+  const applied: number[] = []
+  for (const migration of MIGRATIONS) {
+    if (migration.version <= current) continue
+    storage.transactionSync(() => {
+      for (const statement of migration.statements) sql.exec(statement)
+      sql.exec(
+        'INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)',
+        migration.version,
+        Date.now(),
+      )
+    })
+    applied.push(migration.version)
+  }
+  return applied
+}

@@ -1,0 +1,155 @@
+// The pure pieces the Worker and the Durable Object rely on: Z85, base64 without Buffer, the
+// stored body format, and the schema migrations.
+
+import { runInDurableObject } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+import { decodeBody, encodeBody, joinChunks, splitChunks } from '../../durable/message-body'
+import { decodeRelayFrame, encodeBatch, encodeNack, NackCode } from '../../durable/relay-protocol'
+import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../durable/schema'
+import { z85Encode } from '../../durable/z85'
+import { toBase64 } from '../../worker/base64'
+import { expectBytes, fromBase64, pattern } from './helpers'
+
+const hex = (text: string) =>
+  Uint8Array.from(text.match(/../g) ?? [], (pair) => Number.parseInt(pair, 16))
+
+describe('z85Encode', () => {
+  it.each([
+    ['864FD26FB559F75B', 'HelloWorld'], // RFC 32 test case
+    ['', ''],
+    ['00000000', '00000'],
+    ['FFFFFFFF', '%nSc0'],
+    // libzmq's CURVE test keys (zmq_curve(7)): client public, server public.
+    [
+      'BB88471D65E2659B30C55A5321CEBB5AAB2B70A398645C26DCA2B2FCB43FC518',
+      'Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID',
+    ],
+    [
+      '54FCBA24E93249969316FB617C872BB0C1D1FF14800427C594CBFACF1BC2D652',
+      'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7',
+    ],
+  ])('encodes %s as %s', (bytes, text) => {
+    expect(z85Encode(hex(bytes))).toBe(text)
+  })
+
+  it('reads a view at its offset, not its whole buffer', () => {
+    const buffer = hex('00864FD26FB559F75B00')
+    expect(z85Encode(buffer.subarray(1, 9))).toBe('HelloWorld')
+  })
+
+  it('refuses a length that is not a multiple of 4', () => {
+    expect(() => z85Encode(new Uint8Array(5))).toThrow(RangeError)
+  })
+})
+
+describe('toBase64', () => {
+  it.each([
+    ['', ''],
+    ['f', 'Zg=='],
+    ['fo', 'Zm8='],
+    ['foo', 'Zm9v'],
+    ['foob', 'Zm9vYg=='],
+    ['fooba', 'Zm9vYmE='],
+    ['foobar', 'Zm9vYmFy'], // RFC 4648 §10
+  ])('encodes %j as %j', (text, base64) => {
+    expect(toBase64(new TextEncoder().encode(text))).toBe(base64)
+  })
+
+  it('encodes every octet value and large inputs across its pieces', () => {
+    const all = Uint8Array.from({ length: 256 }, (_, index) => index)
+    expectBytes(fromBase64(toBase64(all)), all)
+    for (const length of [24_575, 24_576, 24_577, 1024 * 1024 + 1]) {
+      const bytes = pattern(length, length)
+      expectBytes(fromBase64(toBase64(bytes)), bytes)
+    }
+  })
+})
+
+describe('stored message bodies', () => {
+  it('round-trip frames, empty ones included, as views', () => {
+    const frames = [new Uint8Array(0), Uint8Array.of(1, 2, 3), new Uint8Array(0)]
+    const body = encodeBody(frames)
+    // u32 BE length + octets each
+    expect([...body]).toEqual([0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0])
+    expect(decodeBody(body, 3)).toEqual(frames)
+  })
+
+  it('refuse a body that does not hold exactly its frame count', () => {
+    const body = encodeBody([Uint8Array.of(1, 2, 3)])
+    expect(() => decodeBody(body, 2)).toThrow(RangeError)
+    expect(() => decodeBody(body.subarray(0, 6), 1)).toThrow(RangeError)
+    expect(() => decodeBody(body, 0)).toThrow(RangeError)
+  })
+
+  it('split into chunks of at most the given size and join again', () => {
+    const bytes = pattern(10, 0)
+    expect(splitChunks(bytes, 4).map((chunk) => chunk.length)).toEqual([4, 4, 2])
+    expect(splitChunks(bytes, 10)).toHaveLength(1)
+    expect(splitChunks(new Uint8Array(0), 4)).toHaveLength(1)
+    expectBytes(joinChunks(splitChunks(bytes, 3)), bytes)
+  })
+})
+
+describe('relay-protocol fixes', () => {
+  it('cuts a long NACK reason at a character boundary, so it still decodes', () => {
+    const reason = 'é'.repeat(200) // 400 octets of UTF-8; the field holds 255
+    const frame = decodeRelayFrame(
+      encodeNack({ batchSeq: 1, code: NackCode.STORAGE_FAILED, reason }),
+    )
+    expect(frame).toEqual({
+      kind: 'nack',
+      batchSeq: 1,
+      code: NackCode.STORAGE_FAILED,
+      reason: 'é'.repeat(127),
+    })
+  })
+
+  it('keeps a leading U+FEFF in strings', () => {
+    const bridgeId = '\uFEFFbridge'
+    const frame = decodeRelayFrame(
+      encodeBatch({
+        bridgeId,
+        batchSeq: 1,
+        messages: [
+          {
+            receivedAt: 0,
+            mechanism: 'NULL',
+            peerAddress: '\uFEFFpeer',
+            frames: [new Uint8Array(0)],
+          },
+        ],
+      }),
+    )
+    expect(frame).toMatchObject({ bridgeId, messages: [{ peerAddress: '\uFEFFpeer' }] })
+  })
+})
+
+describe('schema migrations', () => {
+  it('are numbered 1, 2, … in order', () => {
+    expect(MIGRATIONS.map((migration) => migration.version)).toEqual(
+      MIGRATIONS.map((_, index) => index + 1),
+    )
+  })
+
+  it('run once, in the constructor, and are recorded', async () => {
+    const stub = env.CHANNEL.get(env.CHANNEL.idFromName('migrations'))
+    const result = await runInDurableObject(stub, (_instance, state) => ({
+      again: migrate(state.storage),
+      versions: state.storage.sql
+        .exec('SELECT version FROM schema_migrations ORDER BY version')
+        .toArray(),
+      tables: state.storage.sql
+        .exec(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name",
+        )
+        .toArray()
+        .map((row) => row.name),
+    }))
+    expect(result.again).toEqual([])
+    expect(result.versions).toEqual([{ version: SCHEMA_VERSION }])
+    expect(result.tables).toEqual(
+      expect.arrayContaining(['bridges', 'message_chunks', 'messages', 'schema_migrations']),
+    )
+  })
+})

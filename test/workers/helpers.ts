@@ -1,0 +1,180 @@
+// Helpers for the workerd tests: a bridge-side relay socket over a real WebSocket, HTTP reads,
+// and byte utilities. Everything goes through the Worker's default export, as a client would.
+
+import { exports } from 'cloudflare:workers'
+import { expect } from 'vitest'
+import {
+  decodeRelayFrame,
+  encodeBatch,
+  type RelayFrame,
+  type RelayMessage,
+} from '../../durable/relay-protocol'
+import type { ApiMessage } from '../../worker/present'
+
+export const READ_TOKEN = 'test-read-token'
+export const INGEST_TOKEN = 'test-ingest-token'
+export const ORIGIN = 'https://edge.test'
+
+/** A channel name no other test uses. */
+export function uniqueChannel(prefix = 't'): string {
+  return `${prefix}-${crypto.randomUUID()}`
+}
+
+/** `length` octets of a pattern that differs per `seed`, so misplaced bytes show. */
+export function pattern(length: number, seed = 0): Uint8Array {
+  const bytes = new Uint8Array(length)
+  for (let index = 0; index < length; index++)
+    bytes[index] = (index * 31 + seed + (index >>> 8)) & 0xff
+  return bytes
+}
+
+export function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text)
+}
+
+/** A NULL message from 127.0.0.1:5555 received at 1.7e12 ms, unless overridden. */
+export function relayMessage(
+  frames: Uint8Array[],
+  overrides: Partial<RelayMessage> = {},
+): RelayMessage {
+  return {
+    receivedAt: 1_700_000_000_000,
+    mechanism: 'NULL',
+    peerAddress: '127.0.0.1:5555',
+    frames,
+    ...overrides,
+  }
+}
+
+/** Independent of the Worker's encoder: atob, then one octet per character. */
+export function fromBase64(text: string): Uint8Array {
+  const binary = atob(text)
+  const bytes = new Uint8Array(binary.length)
+  for (let index = 0; index < binary.length; index++) bytes[index] = binary.charCodeAt(index)
+  return bytes
+}
+
+/** Asserts equal bytes without a megabyte-long diff: compares lengths and the first mismatch. */
+export function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
+  let firstDifference = -1
+  const shorter = Math.min(actual.length, expected.length)
+  for (let index = 0; index < shorter; index++) {
+    if (actual[index] !== expected[index]) {
+      firstDifference = index
+      break
+    }
+  }
+  expect({ length: actual.length, firstDifference }).toEqual({
+    length: expected.length,
+    firstDifference: -1,
+  })
+}
+
+/** The bridge's end of an ingest WebSocket: send frames, await the decoded replies in order. */
+export class RelaySocket {
+  readonly socket: WebSocket
+  readonly #received: (RelayFrame | Error)[] = []
+  #waiter: (() => void) | undefined
+  closed = false
+
+  constructor(socket: WebSocket) {
+    this.socket = socket
+    socket.addEventListener('message', (event) => {
+      try {
+        // Not `instanceof ArrayBuffer`: the test runner's realm has its own ArrayBuffer.
+        if (typeof event.data === 'string') throw new Error('the object sent text')
+        this.#received.push(decodeRelayFrame(new Uint8Array(event.data as ArrayBuffer)))
+      } catch (error) {
+        this.#received.push(error as Error)
+      }
+      this.#waiter?.()
+    })
+    socket.addEventListener('close', () => {
+      this.closed = true
+      this.#waiter?.()
+    })
+    socket.accept()
+    // The standard default is 'blob'; relay frames are read as bytes.
+    socket.binaryType = 'arraybuffer'
+  }
+
+  send(data: Uint8Array | string): void {
+    this.socket.send(data)
+  }
+
+  sendBatch(bridgeId: string, batchSeq: number, messages: RelayMessage[]): void {
+    this.send(encodeBatch({ bridgeId, batchSeq, messages }))
+  }
+
+  /** The next reply from the Durable Object. */
+  async next(timeoutMs = 20_000): Promise<RelayFrame> {
+    const deadline = Date.now() + timeoutMs
+    while (this.#received.length === 0) {
+      if (this.closed) throw new Error('socket closed while waiting for a reply')
+      if (Date.now() > deadline) throw new Error('no reply within the timeout')
+      await new Promise<void>((resolve) => {
+        this.#waiter = resolve
+        setTimeout(resolve, 100)
+      })
+      this.#waiter = undefined
+    }
+    const item = this.#received.shift() as RelayFrame | Error
+    if (item instanceof Error) throw item
+    return item
+  }
+
+  close(): void {
+    if (!this.closed) this.socket.close(1000, 'test done')
+    this.closed = true
+  }
+}
+
+const openSockets = new Set<RelaySocket>()
+
+/** Opens the ingest WebSocket of `channel` through the Worker, as a bridge does. */
+export async function openIngest(channel: string): Promise<RelaySocket> {
+  const response = await exports.default.fetch(`${ORIGIN}/v1/channels/${channel}/ingest`, {
+    headers: { Upgrade: 'websocket', Authorization: `Bearer ${INGEST_TOKEN}` },
+  })
+  expect(response.status).toBe(101)
+  if (!response.webSocket) throw new Error('no WebSocket in the 101 response')
+  const relay = new RelaySocket(response.webSocket)
+  openSockets.add(relay)
+  return relay
+}
+
+/** Closes every socket `openIngest` opened (call it in afterEach). */
+export function closeAllIngest(): void {
+  for (const relay of openSockets) relay.close()
+  openSockets.clear()
+}
+
+/** Sends one batch on a fresh socket and returns the Durable Object's reply. */
+export async function ingestBatch(
+  channel: string,
+  messages: RelayMessage[],
+  options: { bridgeId?: string; batchSeq?: number } = {},
+): Promise<RelayFrame> {
+  const relay = await openIngest(channel)
+  relay.sendBatch(options.bridgeId ?? 'bridge-1', options.batchSeq ?? 1, messages)
+  return relay.next()
+}
+
+export interface MessagesPage {
+  channel: string
+  messages: ApiMessage[]
+  next: number
+}
+
+/** GET a raw path with an optional bearer token. */
+export function get(path: string, token?: string, headers: Record<string, string> = {}) {
+  const all = token === undefined ? headers : { ...headers, Authorization: `Bearer ${token}` }
+  return exports.default.fetch(`${ORIGIN}${path}`, { headers: all })
+}
+
+/** Reads one page of a channel's messages and asserts a 200. */
+export async function readPage(channel: string, query = ''): Promise<MessagesPage> {
+  const response = await get(`/v1/channels/${channel}/messages${query}`, READ_TOKEN)
+  expect(response.status).toBe(200)
+  return (await response.json()) as MessagesPage
+}

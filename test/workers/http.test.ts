@@ -1,0 +1,281 @@
+// The HTTP API through the Worker: health, routing, auth, validation, configuration errors, and
+// paging through a channel's messages.
+
+import { env } from 'cloudflare:workers'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { app } from '../../worker/app'
+import { bearerToken, tokensEqual } from '../../worker/auth'
+import {
+  closeAllIngest,
+  expectBytes,
+  fromBase64,
+  get,
+  INGEST_TOKEN,
+  ingestBatch,
+  ORIGIN,
+  pattern,
+  READ_TOKEN,
+  readPage,
+  relayMessage,
+  uniqueChannel,
+  utf8,
+} from './helpers'
+
+const MiB = 1024 * 1024
+
+afterEach(() => {
+  closeAllIngest()
+  vi.restoreAllMocks()
+})
+
+async function expectError(response: Response, status: number, code: string) {
+  expect(response.status).toBe(status)
+  expect(response.headers.get('content-type')).toMatch(/^application\/json/)
+  const body = (await response.json()) as { error: { code: string; message: string } }
+  expect(body).toEqual({ error: { code, message: expect.any(String) } })
+  expect(body.error.message.length).toBeGreaterThan(0)
+  return body.error
+}
+
+describe('GET /v1/health', () => {
+  it('answers ok without a token and says which tokens are configured', async () => {
+    const response = await get('/v1/health')
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({
+      status: 'ok',
+      configured: { read: true, ingest: true },
+    })
+  })
+})
+
+describe('routing', () => {
+  it.each([
+    ['GET', '/'],
+    ['GET', '/v1/nothing'],
+    ['GET', '/v1/channels/abc'],
+    ['GET', '/v1/channels/abc/other'],
+    ['POST', '/v1/channels/abc/messages'],
+    ['POST', '/v1/health'],
+  ])('answers %s %s with 404 not_found', async (method, path) => {
+    const response = await app.request(`${ORIGIN}${path}`, { method }, env)
+    await expectError(response, 404, 'not_found')
+  })
+
+  it('answers an unexpected failure with 500 internal and logs it', async () => {
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const broken = {
+      ...env,
+      CHANNEL: {
+        idFromName() {
+          throw new Error('namespace unavailable')
+        },
+      } as unknown as Env['CHANNEL'],
+    }
+    const response = await app.request(
+      `${ORIGIN}/v1/channels/abc/messages`,
+      { headers: { Authorization: `Bearer ${READ_TOKEN}` } },
+      broken,
+    )
+    const error = await expectError(response, 500, 'internal')
+    expect(error.message).not.toMatch(/namespace unavailable/)
+    expect(log).toHaveBeenCalledWith(
+      'unhandled error',
+      expect.objectContaining({ error: expect.stringContaining('namespace unavailable') }),
+    )
+  })
+})
+
+describe('authorization', () => {
+  const routes = [
+    { route: 'messages', token: READ_TOKEN, other: INGEST_TOKEN },
+    { route: 'ingest', token: INGEST_TOKEN, other: READ_TOKEN },
+  ]
+  const upgrade = { Upgrade: 'websocket' }
+
+  describe.each(routes)('of /v1/channels/:channel/$route', ({ route, token, other }) => {
+    const path = `/v1/channels/abc/${route}`
+
+    it('refuses a request without a token with 401 and WWW-Authenticate', async () => {
+      const response = await get(path, undefined, upgrade)
+      await expectError(response, 401, 'unauthorized')
+      expect(response.headers.get('WWW-Authenticate')).toMatch(/^Bearer /)
+    })
+
+    it('refuses a wrong token, the other route’s token and other schemes with 401', async () => {
+      for (const header of [
+        `Bearer ${token}x`,
+        `Bearer ${token.slice(0, -1)}`,
+        `Bearer ${other}`,
+        `Basic ${btoa(`user:${token}`)}`,
+        `Bearer`,
+        `${token}`,
+      ]) {
+        const response = await get(path, undefined, { ...upgrade, Authorization: header })
+        await expectError(response, 401, 'unauthorized')
+        expect(response.headers.get('WWW-Authenticate')).toMatch(/^Bearer /)
+      }
+    })
+
+    it('answers 503 not_configured when its token is missing or empty', async () => {
+      for (const value of [undefined, '']) {
+        const bindings = { ...env, READ_TOKEN: value, INGEST_TOKEN: value }
+        const response = await app.request(
+          `${ORIGIN}${path}`,
+          { headers: { ...upgrade, Authorization: `Bearer ${token}` } },
+          bindings,
+        )
+        const error = await expectError(response, 503, 'not_configured')
+        expect(error.message).not.toContain(token)
+      }
+    })
+  })
+
+  it('serves one route when only the other token is missing', async () => {
+    const bindings = { ...env, INGEST_TOKEN: undefined }
+    const read = await app.request(
+      `${ORIGIN}/v1/channels/abc/messages`,
+      { headers: { Authorization: `Bearer ${READ_TOKEN}` } },
+      bindings,
+    )
+    expect(read.status).toBe(200)
+    const health = await app.request(`${ORIGIN}/v1/health`, {}, bindings)
+    expect(await health.json()).toEqual({
+      status: 'ok',
+      configured: { read: true, ingest: false },
+    })
+  })
+
+  it('parses the bearer scheme case-insensitively and compares in constant time', async () => {
+    expect(bearerToken('Bearer abc')).toBe('abc')
+    expect(bearerToken('bearer abc')).toBe('abc')
+    expect(bearerToken('Bearer  abc ')).toBe('abc')
+    expect(bearerToken('Bearer a b')).toBeUndefined()
+    expect(bearerToken('Basic abc')).toBeUndefined()
+    expect(bearerToken(undefined)).toBeUndefined()
+    expect(await tokensEqual('secret', 'secret')).toBe(true)
+    expect(await tokensEqual('secret', 'secreT')).toBe(false)
+    expect(await tokensEqual('secret', 'secret-but-longer')).toBe(false)
+    expect(await tokensEqual('', 'x')).toBe(false)
+  })
+})
+
+describe('GET /v1/channels/:channel/ingest', () => {
+  it('answers a request that is not a WebSocket upgrade with 426', async () => {
+    const response = await get('/v1/channels/abc/ingest', INGEST_TOKEN)
+    await expectError(response, 426, 'upgrade_required')
+    expect(response.headers.get('Upgrade')).toBe('websocket')
+  })
+})
+
+describe('channel names', () => {
+  const tooLong = 'a'.repeat(65)
+  it.each([
+    ['a space', 'a%20b'],
+    ['a slash', 'a%2Fb'],
+    ['65 characters', tooLong],
+    ['a colon', 'a:b'],
+    ['non-ASCII', '%C3%A9t%C3%A9'],
+  ])('refuses %s with 400 invalid_channel on both routes', async (_, name) => {
+    await expectError(
+      await get(`/v1/channels/${name}/messages`, READ_TOKEN),
+      400,
+      'invalid_channel',
+    )
+    await expectError(
+      await get(`/v1/channels/${name}/ingest`, INGEST_TOKEN, { Upgrade: 'websocket' }),
+      400,
+      'invalid_channel',
+    )
+  })
+
+  it('accepts 64 characters of A-Z a-z 0-9 . _ -', async () => {
+    const name = `Az09._-${'x'.repeat(57)}`
+    const page = await readPage(name)
+    expect(page).toEqual({ channel: name, messages: [], next: 0 })
+  })
+})
+
+describe('GET /v1/channels/:channel/messages', () => {
+  it.each([
+    '?limit=0',
+    '?limit=1001',
+    '?limit=1.5',
+    '?limit=ten',
+    '?limit=',
+    '?limit=-1',
+    '?after=-1',
+    '?after=1.5',
+    '?after=abc',
+    '?after=',
+    '?after=1e3',
+    '?after=99999999999999999999',
+  ])('refuses %s with 400 invalid_query', async (query) => {
+    await expectError(
+      await get(`/v1/channels/abc/messages${query}`, READ_TOKEN),
+      400,
+      'invalid_query',
+    )
+  })
+
+  it('pages in seq order with after, limit and next', async () => {
+    const channel = uniqueChannel()
+    const texts = ['a', 'b', 'c', 'd', 'e']
+    await ingestBatch(
+      channel,
+      texts.map((text) => relayMessage([utf8(text)])),
+    )
+    const frames = (page: { messages: { frames: string[] }[] }) =>
+      page.messages.map((message) => atob(message.frames[0] ?? ''))
+
+    const first = await readPage(channel, '?limit=2')
+    expect(first.messages.map((message) => message.seq)).toEqual([1, 2])
+    expect(frames(first)).toEqual(['a', 'b'])
+    expect(first.next).toBe(2)
+    const second = await readPage(channel, `?after=${first.next}&limit=2`)
+    expect(frames(second)).toEqual(['c', 'd'])
+    expect(second.next).toBe(4)
+    const third = await readPage(channel, `?after=${second.next}&limit=2`)
+    expect(frames(third)).toEqual(['e'])
+    expect(third.next).toBe(5)
+    const done = await readPage(channel, `?after=${third.next}`)
+    expect(done).toEqual({ channel, messages: [], next: 5 })
+    expect((await readPage(channel, '?after=1000')).next).toBe(1000)
+    expect(frames(await readPage(channel, '?after=0&limit=1000'))).toEqual(texts)
+  })
+
+  it('returns 100 messages by default', async () => {
+    const channel = uniqueChannel()
+    const messages = Array.from({ length: 150 }, (_, index) => relayMessage([utf8(`${index}`)]))
+    await ingestBatch(channel, messages)
+    const page = await readPage(channel)
+    expect(page.messages).toHaveLength(100)
+    expect(page.next).toBe(100)
+    expect((await readPage(channel, '?after=100')).messages).toHaveLength(50)
+  })
+
+  it('caps a page at 8 MiB of frames, yet returns a larger first message alone', async () => {
+    const channel = uniqueChannel()
+    const threeMiB = [pattern(3 * MiB, 1), pattern(3 * MiB, 2), pattern(3 * MiB, 3)]
+    const nineMiB = pattern(9 * MiB, 4)
+    await ingestBatch(
+      channel,
+      threeMiB.map((frame) => relayMessage([frame])),
+    )
+    await ingestBatch(channel, [relayMessage([nineMiB]), relayMessage([utf8('after')])], {
+      batchSeq: 2,
+    })
+
+    const first = await readPage(channel) // 3 + 3 MiB fit; a third would make 9 MiB
+    expect(first.messages.map((message) => message.seq)).toEqual([1, 2])
+    expect(first.next).toBe(2)
+    const second = await readPage(channel, '?after=2') // 3 MiB, then 9 MiB would not fit
+    expect(second.messages.map((message) => message.seq)).toEqual([3])
+    expectBytes(fromBase64(second.messages[0]?.frames[0] ?? ''), threeMiB[2] as Uint8Array)
+    const third = await readPage(channel, '?after=3') // 9 MiB alone: progress is guaranteed
+    expect(third.messages.map((message) => message.seq)).toEqual([4])
+    expect(third.next).toBe(4)
+    expectBytes(fromBase64(third.messages[0]?.frames[0] ?? ''), nineMiB)
+    const last = await readPage(channel, '?after=4')
+    expect(last.messages.map((message) => atob(message.frames[0] ?? ''))).toEqual(['after'])
+  })
+})

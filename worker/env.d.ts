@@ -1,0 +1,22 @@
+// The Worker's bindings. Secrets (READ_TOKEN, INGEST_TOKEN) come from `.dev.vars` locally and
+// `wrangler secret put` in production, never from wrangler.toml; either may be missing.
+
+declare namespace Cloudflare {
+  interface Env {
+    /** One Durable Object per channel, addressed with `idFromName(channel)`. */
+    CHANNEL: DurableObjectNamespace<import('../durable/channel-object').ChannelObject>
+    /** Bearer token of HTTP readers; the read route answers 503 without it. */
+    READ_TOKEN?: string
+    /** Bearer token of bridges; the ingest route answers 503 without it. */
+    INGEST_TOKEN?: string
+  }
+
+  interface GlobalProps {
+    // Types `exports` from 'cloudflare:workers' (used by the workerd tests).
+    mainModule: typeof import('./index')
+    durableNamespaces: 'ChannelObject'
+  }
+}
+
+// The global `Env` that handlers and the Durable Object are typed with.
+interface Env extends Cloudflare.Env {}
