@@ -23,6 +23,7 @@ import {
 } from '../../node-bridge/zmtp/frame'
 import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/frame-decoder'
 import { decodeMetadata, encodeMetadata } from '../../node-bridge/zmtp/metadata'
+import { codeOf } from '../support/zmtp-assert'
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -95,16 +96,6 @@ function splitAt(wire: Uint8Array, points: readonly number[]): Uint8Array[] {
 /** Split points anywhere inside a buffer of `length` octets. */
 const splitPoints = (length: number) =>
   fc.array(fc.integer({ min: 0, max: Math.max(0, length) }), { maxLength: 24 })
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(ZmtpError)
-    return (error as ZmtpError).code
-  }
-  throw new Error('expected a ZmtpError, nothing was thrown')
-}
 
 // ---------------------------------------------------------------------------------------------
 // Vectors: every one is decoded, encoded, round-tripped and streamed through FrameDecoder.

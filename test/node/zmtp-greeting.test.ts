@@ -12,6 +12,7 @@ import {
   type Greeting,
   SIGNATURE_SIZE,
 } from '../../node-bridge/zmtp/greeting'
+import { codeOf } from '../support/zmtp-assert'
 
 type Part = number | string | Uint8Array | readonly number[]
 
@@ -28,16 +29,6 @@ function bytes(...parts: Part[]): Uint8Array {
 
 const zeros = (n: number) => new Uint8Array(n)
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ')
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(ZmtpError)
-    return (error as ZmtpError).code
-  }
-  throw new Error('expected a ZmtpError, nothing was thrown')
-}
 
 interface GreetingVector {
   title: string
