@@ -192,3 +192,8 @@ export function encodePong(context: Uint8Array): Uint8Array {
   // RFC 37: the echoed ping-context MUST NOT exceed 16 octets.
   return encodeCommand(CommandName.PONG, context.subarray(0, PING_CONTEXT_MAX))
 }
+
+/** The PONG command body alone (no frame header), for mechanisms that box commands (CURVE). */
+export function encodePongBody(context: Uint8Array): Uint8Array {
+  return encodeCommandBody(CommandName.PONG, context.subarray(0, PING_CONTEXT_MAX))
+}

@@ -1,6 +1,6 @@
 // One ZMTP 3.x connection, server side, as an explicit state machine over a byte transport:
 // greeting → security handshake → socket-type check → messages. No sockets or timers here.
-import { decodeCommand, decodeErrorReason, decodePing, encodeError, encodePong } from './command'
+import { decodeCommand, decodeErrorReason, decodePing, encodeError, encodePongBody } from './command'
 import { ZmtpError, ZmtpErrorCode } from './errors'
 import { type Frame, FrameDecoder } from './frame-decoder'
 import {
@@ -213,10 +213,16 @@ export class ZmtpConnection {
       this.#writeStep(this.#options.mechanism.onCommand(decodeCommand(frame.body)))
       return
     }
-    if (frame.command) {
-      this.#onCommand(frame.body)
+    // After the handshake the mechanism unwraps each frame (CURVE: a MESSAGE box).
+    const inner = this.#options.mechanism.decodeFrame(frame)
+    if (inner.command) {
+      this.#onCommand(inner.body)
       return
     }
+    this.#onMessageFrame(inner)
+  }
+
+  #onMessageFrame(frame: Frame): void {
     this.#partsSize += frame.body.length
     if (this.#partsSize > this.#options.maxMessageSize) {
       throw new ZmtpError(
@@ -239,7 +245,9 @@ export class ZmtpConnection {
       case 'PING': {
         // RFC 37: answer with PONG echoing the context.
         const { context } = decodePing(command.data)
-        this.#transport.write(encodePong(context))
+        this.#transport.write(
+          this.#options.mechanism.encodeFrame(encodePongBody(context), { command: true }),
+        )
         return
       }
       case 'ERROR':

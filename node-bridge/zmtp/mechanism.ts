@@ -1,5 +1,6 @@
 // The interface every security mechanism implements: a handshake state machine without I/O.
 import type { Command } from './command'
+import type { Frame } from './frame-decoder'
 
 /** What the peer proved about itself when the handshake completed. */
 export interface PeerIdentity {
@@ -25,4 +26,11 @@ export interface ServerMechanism {
   start(peerMinorVersion: number): HandshakeStep
   /** Called with each command frame of the handshake. Throws `ZmtpError` to end it. */
   onCommand(command: Command): HandshakeStep
+  /**
+   * After the handshake: the frame that a received wire frame carries. NULL returns it as is;
+   * CURVE opens a MESSAGE box, whose inner flags say MORE and COMMAND. Throws `ZmtpError`.
+   */
+  decodeFrame(frame: Frame): Frame
+  /** After the handshake: the wire bytes of a frame we send (a PONG); CURVE boxes it. */
+  encodeFrame(body: Uint8Array, options: { more?: boolean; command?: boolean }): Uint8Array
 }

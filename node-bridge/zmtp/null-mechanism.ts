@@ -1,6 +1,8 @@
 // The NULL security mechanism, server side (RFC 23 and RFC 37 §The NULL Security Mechanism).
 import { type Command, decodeErrorReason, encodeReady } from './command'
 import { ZmtpError, ZmtpErrorCode } from './errors'
+import { encodeFrame } from './frame'
+import type { Frame } from './frame-decoder'
 import type { HandshakeStep, ServerMechanism } from './mechanism'
 import { decodeMetadata } from './metadata'
 
@@ -42,5 +44,14 @@ export class NullServerMechanism implements ServerMechanism {
     const output = this.#sentReady ? [] : [this.#ready]
     this.#sentReady = true
     return { output, done: { metadata } }
+  }
+
+  /** NULL frames carry themselves. */
+  decodeFrame(frame: Frame): Frame {
+    return frame
+  }
+
+  encodeFrame(body: Uint8Array, options: { more?: boolean; command?: boolean }): Uint8Array {
+    return encodeFrame(body, options)
   }
 }
