@@ -1,56 +1,150 @@
-// The bridge: a PULL socket feeding the relay to the Worker. Owns the lifecycle of both.
+// The bridge: PULL listeners feeding one relay per channel to the Worker. Owns the lifecycle of
+// both, the CURVE key and the allow-list.
 import type { AddressInfo } from 'node:net'
-import type { BridgeConfig } from './config'
+import { z85Encode } from '../durable/z85'
+import { AllowList } from './allow-list'
+import type { BridgeConfig, ListenerConfig } from './config'
 import type { Logger } from './log'
 import { PullSocket } from './pull-socket'
 import { RelayClient } from './relay/relay-client'
+import { CookieKeyring } from './zmtp/curve-cookie'
+import { createCurveCrypto } from './zmtp/curve-crypto'
+import { CurveServerMechanism } from './zmtp/curve-server-mechanism'
+import { ZmtpError, ZmtpErrorCode } from './zmtp/errors'
+import type { ServerMechanism } from './zmtp/mechanism'
 import { NullServerMechanism } from './zmtp/null-mechanism'
 
+export interface RunningListener {
+  config: ListenerConfig
+  address: AddressInfo
+  pull: PullSocket
+}
+
 export interface RunningBridge {
+  readonly listeners: RunningListener[]
+  /** The first listener's bound address (handy with port 0). */
   readonly address: AddressInfo
+  /** One relay per channel. */
+  readonly relays: Map<string, RelayClient>
+  /** The relay of the first listener's channel. */
   readonly relay: RelayClient
-  readonly pull: PullSocket
   /** Stops accepting, waits up to `drainTimeoutMs` for acks, then closes. True if all were acked. */
   stop(drainTimeoutMs?: number): Promise<boolean>
 }
 
-/** Binds the listener and connects the relay. */
+/** Binds every listener and connects a relay per channel. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
-  const relay = new RelayClient({ ...config, logger: logger.child({ component: 'relay' }) })
-  const pull = new PullSocket({
-    host: config.bind.host,
-    port: config.bind.port,
-    createMechanism: () => new NullServerMechanism('PULL'),
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    maxMessageSize: config.maxMessageSize,
-    logger: logger.child({ component: 'zmtp' }),
-    onMessage: (message) => relay.enqueue(message),
+  const relays = new Map<string, RelayClient>()
+  for (const { channel } of config.listeners) {
+    if (relays.has(channel)) continue
+    relays.set(
+      channel,
+      new RelayClient({
+        ...config,
+        channel,
+        logger: logger.child({ component: 'relay', channel }),
+      }),
+    )
+  }
+
+  let allowList: AllowList | undefined
+  const curve = config.curve
+  let createCurve: (() => ServerMechanism) | undefined
+  if (curve) {
+    logger.info(
+      {
+        z85: z85Encode(curve.publicKey),
+        base64: Buffer.from(curve.publicKey).toString('base64'),
+      },
+      'CURVE server public key (give it to clients)',
+    )
+    if (curve.allowFile) {
+      allowList = new AllowList(curve.allowFile, logger.child({ component: 'allow-list' }))
+    } else {
+      logger.warn(
+        'CURVE without an allow-list: any client that knows the server public key may connect',
+      )
+    }
+    const crypto = createCurveCrypto()
+    const cookieKeys = new CookieKeyring({ crypto })
+    const list = allowList
+    createCurve = () =>
+      new CurveServerMechanism({
+        secretKey: curve.secretKey,
+        socketType: 'PULL',
+        crypto,
+        cookieKeys,
+        ...(list ? { authorize: (key: Uint8Array) => list.has(key) } : {}),
+      })
+  }
+
+  const listeners: RunningListener[] = []
+  for (const listener of config.listeners) {
+    const relay = relays.get(listener.channel) as RelayClient
+    const createMechanism =
+      listener.mechanism === 'CURVE' && createCurve
+        ? createCurve
+        : () => new NullServerMechanism('PULL')
+    const pull = new PullSocket({
+      host: listener.bind.host,
+      port: listener.bind.port,
+      createMechanism,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      maxMessageSize: config.maxMessageSize,
+      logger: logger.child({ component: 'zmtp', listener: listener.endpoint }),
+      onMessage: (message) => relay.enqueue(message),
+    })
+    const address = await pull.listen()
+    listeners.push({ config: listener, address, pull })
+    logger.info(
+      {
+        bind: `${address.address}:${address.port}`,
+        mechanism: listener.mechanism,
+        channel: listener.channel,
+      },
+      'listening',
+    )
+  }
+
+  // Clients whose key leaves the allow-list are disconnected at once: an allow-list is a
+  // security control, and a removed key should not keep a session open.
+  allowList?.watch(() => {
+    const list = allowList as AllowList
+    for (const { pull } of listeners) {
+      const closed = pull.closeWhere(
+        (peer) => peer.publicKey !== undefined && !list.has(peer.publicKey),
+        new ZmtpError(
+          ZmtpErrorCode.AUTHENTICATION_FAILED,
+          'client key removed from the allow-list',
+        ),
+      )
+      if (closed > 0) logger.info({ closed }, 'disconnected clients removed from the allow-list')
+    }
   })
-  relay.start()
-  const address = await pull.listen()
+
+  for (const relay of relays.values()) relay.start()
   logger.info(
-    {
-      bind: `${address.address}:${address.port}`,
-      channel: config.channel,
-      worker: config.workerUrl,
-      bridgeId: config.bridgeId,
-    },
-    'bridge listening',
+    { worker: config.workerUrl, bridgeId: config.bridgeId, channels: [...relays.keys()] },
+    'bridge started',
   )
+  const first = listeners[0] as RunningListener
   return {
-    address,
-    relay,
-    pull,
+    listeners,
+    address: first.address,
+    relays,
+    relay: relays.get(first.config.channel) as RelayClient,
     async stop(drainTimeoutMs = 5000) {
-      await pull.close()
-      const drained = await relay.drain(drainTimeoutMs)
+      allowList?.close()
+      await Promise.all(listeners.map(({ pull }) => pull.close()))
+      const results = await Promise.all(
+        [...relays.values()].map((relay) => relay.drain(drainTimeoutMs)),
+      )
+      const drained = results.every(Boolean)
       if (!drained) {
-        logger.warn(
-          { unacknowledged: relay.unacknowledged },
-          'stopped with messages not acknowledged',
-        )
+        const unacknowledged = [...relays.values()].reduce((sum, r) => sum + r.unacknowledged, 0)
+        logger.warn({ unacknowledged }, 'stopped with messages not acknowledged')
       }
-      relay.stop()
+      for (const relay of relays.values()) relay.stop()
       return drained
     },
   }

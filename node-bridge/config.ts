@@ -1,8 +1,10 @@
 // Bridge configuration: one typed object, built and validated once from flags and environment
 // variables (flags win). Nothing else in the bridge reads process.env.
-
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
+import type { Mechanism } from '../durable/relay-protocol'
+import { derivePublicKey, parseCurveKey } from './keys'
 
 export const DEFAULT_BIND = 'tcp://0.0.0.0:7777'
 export const DEFAULT_CHANNEL = 'default'
@@ -18,15 +20,33 @@ export const DEFAULT_LOG_LEVEL = 'info'
 
 const CHANNEL_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const MECHANISMS: readonly Mechanism[] = ['NULL', 'CURVE']
 
 export interface BindAddress {
   host: string
   port: number
 }
 
-export interface BridgeConfig {
+/** One TCP port the bridge binds as a PULL socket, and where its messages go. */
+export interface ListenerConfig {
+  /** As written, e.g. `tcp://0.0.0.0:7777`. */
+  endpoint: string
   bind: BindAddress
   channel: string
+  mechanism: Mechanism
+}
+
+/** The server's long-term CURVE key pair and the optional client-key allow-list. */
+export interface CurveConfig {
+  secretKey: Uint8Array
+  publicKey: Uint8Array
+  /** One client public key per line; when absent, any client that knows the server key may connect. */
+  allowFile?: string
+}
+
+export interface BridgeConfig {
+  listeners: ListenerConfig[]
+  curve?: CurveConfig
   workerUrl: string
   ingestToken: string
   bridgeId: string
@@ -44,67 +64,89 @@ export interface BridgeConfig {
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
   readonly setting: string
-  constructor(setting: string, message: string) {
-    super(`${setting}: ${message}`)
+  constructor(setting: string, message: string, options?: ErrorOptions) {
+    super(`${setting}: ${message}`, options)
     this.setting = setting
   }
 }
 
-/** One setting: its flag, its environment variable, and how to read it. */
-interface Setting<T> {
+/** One setting: its flag, its environment variable, and what it means (for --help). */
+export interface SettingInfo {
   flag: string
   env: string
-  parse(raw: string, name: string): T
-  fallback?: () => T
+  description: string
+  /** May be given more than once (flags) or as a list (the variable: separated by `;`). */
+  repeatable?: boolean
 }
 
 export const SETTINGS = {
   bind: {
     flag: '--bind',
     env: 'ZMQ_EDGE_BIND',
-    parse: parseBind,
-    fallback: () => parseBind(DEFAULT_BIND, ''),
+    description: `where the PULL socket listens, tcp://HOST:PORT (default ${DEFAULT_BIND})`,
   },
   channel: {
     flag: '--channel',
     env: 'ZMQ_EDGE_CHANNEL',
-    parse: parseChannel,
-    fallback: () => DEFAULT_CHANNEL,
+    description: `the channel messages go to (default ${DEFAULT_CHANNEL})`,
+  },
+  listener: {
+    flag: '--listener',
+    env: 'ZMQ_EDGE_LISTENERS',
+    description:
+      'a listener, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]; repeat for several (replaces --bind)',
+    repeatable: true,
   },
   workerUrl: {
     flag: '--worker-url',
     env: 'ZMQ_EDGE_WORKER_URL',
-    parse: parseWorkerUrl,
-    fallback: () => DEFAULT_WORKER_URL,
+    description: `the Worker, ws:// or wss:// (default ${DEFAULT_WORKER_URL})`,
   },
-  ingestToken: { flag: '--ingest-token', env: 'ZMQ_EDGE_INGEST_TOKEN', parse: parseToken },
+  ingestToken: {
+    flag: '--ingest-token',
+    env: 'ZMQ_EDGE_INGEST_TOKEN',
+    description: "the Worker's INGEST_TOKEN (required)",
+  },
+  curveSecretKey: {
+    flag: '--curve-secret-key',
+    env: 'ZMQ_EDGE_CURVE_SECRET_KEY',
+    description: 'the server CURVE secret key, Z85 (40), base64 (44) or hex (64); enables CURVE',
+  },
+  curveSecretKeyFile: {
+    flag: '--curve-secret-key-file',
+    env: 'ZMQ_EDGE_CURVE_SECRET_KEY_FILE',
+    description: 'a file holding the server CURVE secret key, in any of those forms',
+  },
+  curveAllowFile: {
+    flag: '--curve-allow-file',
+    env: 'ZMQ_EDGE_CURVE_ALLOW_FILE',
+    description: 'client public keys allowed to connect, one per line; reloaded on change',
+  },
   bridgeId: {
     flag: '--bridge-id',
     env: 'ZMQ_EDGE_BRIDGE_ID',
-    parse: parseBridgeId,
-    fallback: () => `${hostname().slice(0, 40)}-${randomBytes(6).toString('hex')}`,
+    description: 'names this bridge in the relay protocol (default <hostname>-<random>)',
   },
   handshakeTimeoutMs: {
     flag: '--handshake-timeout',
     env: 'ZMQ_EDGE_HANDSHAKE_TIMEOUT',
-    parse: positiveInteger,
-    fallback: () => DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    description: `ms a client has to finish its handshake (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS})`,
   },
   maxMessageSize: {
     flag: '--max-message-size',
     env: 'ZMQ_EDGE_MAX_MESSAGE_SIZE',
-    parse: positiveInteger,
-    fallback: () => DEFAULT_MAX_MESSAGE_SIZE,
+    description: `largest message, all frames, in octets (default ${DEFAULT_MAX_MESSAGE_SIZE})`,
   },
   logLevel: {
     flag: '--log-level',
     env: 'ZMQ_EDGE_LOG_LEVEL',
-    parse: parseLogLevel,
-    fallback: () => DEFAULT_LOG_LEVEL,
+    description: `${LOG_LEVELS.join(', ')} (default ${DEFAULT_LOG_LEVEL})`,
   },
-} satisfies Record<string, Setting<unknown>>
+} satisfies Record<string, SettingInfo>
 
 export type SettingName = keyof typeof SETTINGS
+/** Raw values as given: strings, or lists of strings for repeatable settings. */
+export type RawSettings = Partial<Record<SettingName, string | string[]>>
 
 function parseBind(raw: string, name: string): BindAddress {
   const match = /^tcp:\/\/(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw.trim())
@@ -123,6 +165,36 @@ function parseChannel(raw: string, name: string): string {
     throw new ConfigError(name, `expected 1-64 characters of A-Z a-z 0-9 . _ -, got "${raw}"`)
   }
   return raw
+}
+
+function parseMechanism(raw: string, name: string): Mechanism {
+  const value = raw.toUpperCase()
+  if (!(MECHANISMS as readonly string[]).includes(value)) {
+    throw new ConfigError(name, `expected mechanism=NULL or mechanism=CURVE, got "${raw}"`)
+  }
+  return value as Mechanism
+}
+
+/** `tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]` */
+function parseListener(
+  raw: string,
+  name: string,
+  defaults: { channel: string; mechanism: Mechanism },
+): ListenerConfig {
+  const [endpoint = '', ...options] = raw.trim().split(',')
+  const listener: ListenerConfig = { endpoint, bind: parseBind(endpoint, name), ...defaults }
+  for (const option of options) {
+    const [key, value = ''] = option.split('=', 2).map((part) => part.trim())
+    if (key === 'channel') listener.channel = parseChannel(value, `${name} (${raw})`)
+    else if (key === 'mechanism') listener.mechanism = parseMechanism(value, `${name} (${raw})`)
+    else {
+      throw new ConfigError(
+        name,
+        `unknown listener option "${option}"; expected tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]`,
+      )
+    }
+  }
+  return listener
 }
 
 function parseWorkerUrl(raw: string, name: string): string {
@@ -170,36 +242,144 @@ function parseLogLevel(raw: string, name: string): string {
   return raw
 }
 
+export interface ParseConfigOptions {
+  /** Reads a key file; tests replace it. */
+  readTextFile?: (path: string) => string
+}
+
 /**
- * Builds the bridge configuration from parsed flags (keyed by setting name) and the environment.
- * @throws ConfigError naming the flag and variable of the first bad or missing setting.
+ * Builds the bridge configuration from flags (keyed by setting name) and the environment.
+ * @throws ConfigError naming the flag or variable of the first bad or missing setting.
  */
 export function parseConfig(
-  flags: Partial<Record<SettingName, string>>,
+  flags: RawSettings,
   env: Record<string, string | undefined>,
+  options: ParseConfigOptions = {},
 ): BridgeConfig {
-  const read = <T>(key: SettingName): T => {
-    const setting = SETTINGS[key] as Setting<T>
+  const readTextFile = options.readTextFile ?? ((path: string) => readFileSync(path, 'utf8'))
+
+  /** The raw value and the name of where it came from, or undefined. */
+  const raw = (key: SettingName): { values: string[]; source: string } | undefined => {
+    const setting: SettingInfo = SETTINGS[key]
     const fromFlag = flags[key]
-    if (fromFlag !== undefined) return setting.parse(fromFlag, setting.flag)
+    if (fromFlag !== undefined) {
+      return { values: Array.isArray(fromFlag) ? fromFlag : [fromFlag], source: setting.flag }
+    }
     const fromEnv = env[setting.env]
-    if (fromEnv !== undefined && fromEnv !== '') return setting.parse(fromEnv, setting.env)
-    if (setting.fallback) return setting.fallback()
-    throw new ConfigError(`${setting.flag} / ${setting.env}`, 'is required')
+    if (fromEnv === undefined || fromEnv === '') return undefined
+    const values = setting.repeatable
+      ? fromEnv
+          .split(';')
+          .map((value) => value.trim())
+          .filter(Boolean)
+      : [fromEnv]
+    return { values, source: setting.env }
   }
-  return {
-    bind: read('bind'),
-    channel: read('channel'),
-    workerUrl: read('workerUrl'),
-    ingestToken: read('ingestToken'),
-    bridgeId: read('bridgeId'),
-    handshakeTimeoutMs: read('handshakeTimeoutMs'),
-    maxMessageSize: read('maxMessageSize'),
+  const one = <T>(
+    key: SettingName,
+    parse: (value: string, source: string) => T,
+    fallback?: () => T,
+  ): T => {
+    const found = raw(key)
+    if (found) return parse(found.values.at(-1) as string, found.source)
+    if (fallback) return fallback()
+    throw new ConfigError(`${SETTINGS[key].flag} / ${SETTINGS[key].env}`, 'is required')
+  }
+
+  const curve = parseCurve(
+    raw('curveSecretKey'),
+    raw('curveSecretKeyFile'),
+    raw('curveAllowFile'),
+    readTextFile,
+  )
+  const channel = one('channel', parseChannel, () => DEFAULT_CHANNEL)
+  const defaults = { channel, mechanism: curve ? ('CURVE' as const) : ('NULL' as const) }
+  const listed = raw('listener')
+  let listeners: ListenerConfig[]
+  if (listed) {
+    listeners = listed.values.map((value) => parseListener(value, listed.source, defaults))
+  } else {
+    const endpoint = one(
+      'bind',
+      (value) => value.trim(),
+      () => DEFAULT_BIND,
+    )
+    const source = raw('bind')?.source ?? SETTINGS.bind.flag
+    listeners = [{ endpoint, bind: parseBind(endpoint, source), ...defaults }]
+  }
+  for (const listener of listeners) {
+    if (listener.mechanism === 'CURVE' && !curve) {
+      throw new ConfigError(
+        `${SETTINGS.curveSecretKey.flag} / ${SETTINGS.curveSecretKeyFile.flag}`,
+        `listener ${listener.endpoint} speaks CURVE and needs the server secret key`,
+      )
+    }
+  }
+
+  const config: BridgeConfig = {
+    listeners,
+    workerUrl: one('workerUrl', parseWorkerUrl, () => DEFAULT_WORKER_URL),
+    ingestToken: one('ingestToken', parseToken),
+    bridgeId: one(
+      'bridgeId',
+      parseBridgeId,
+      () => `${hostname().slice(0, 40)}-${randomBytes(6).toString('hex')}`,
+    ),
+    handshakeTimeoutMs: one(
+      'handshakeTimeoutMs',
+      positiveInteger,
+      () => DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    ),
+    maxMessageSize: one('maxMessageSize', positiveInteger, () => DEFAULT_MAX_MESSAGE_SIZE),
     maxBatchMessages: DEFAULT_MAX_BATCH_MESSAGES,
     maxBatchBytes: DEFAULT_MAX_BATCH_BYTES,
     flushDelayMs: DEFAULT_FLUSH_DELAY_MS,
     maxInFlightBatches: DEFAULT_MAX_IN_FLIGHT_BATCHES,
     reconnectDelayMs: DEFAULT_RECONNECT_DELAY_MS,
-    logLevel: read('logLevel'),
+    logLevel: one('logLevel', parseLogLevel, () => DEFAULT_LOG_LEVEL),
   }
+  if (curve) config.curve = curve
+  return config
+}
+
+type Raw = { values: string[]; source: string } | undefined
+
+function parseCurve(
+  key: Raw,
+  keyFile: Raw,
+  allowFile: Raw,
+  readTextFile: (path: string) => string,
+): CurveConfig | undefined {
+  if (key && keyFile) {
+    throw new ConfigError(
+      `${key.source} / ${keyFile.source}`,
+      'give the secret key or its file, not both',
+    )
+  }
+  let secretKey: Uint8Array | undefined
+  if (key) secretKey = parseCurveKey(key.values.at(-1) as string, key.source)
+  if (keyFile) {
+    const path = keyFile.values.at(-1) as string
+    let text: string
+    try {
+      text = readTextFile(path)
+    } catch (cause) {
+      throw new ConfigError(keyFile.source, `cannot read ${path}: ${(cause as Error).message}`, {
+        cause,
+      })
+    }
+    secretKey = parseCurveKey(text, `${keyFile.source} (${path})`)
+  }
+  if (!secretKey) {
+    if (allowFile) {
+      throw new ConfigError(
+        allowFile.source,
+        'an allow-list needs CURVE: set the server secret key too',
+      )
+    }
+    return undefined
+  }
+  const curve: CurveConfig = { secretKey, publicKey: derivePublicKey(secretKey) }
+  if (allowFile) curve.allowFile = allowFile.values.at(-1) as string
+  return curve
 }

@@ -2,6 +2,7 @@
 // TCP connection, every complete message handed on with where it came from.
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
 import type { Mechanism } from '../durable/relay-protocol'
+import { z85Encode } from '../durable/z85'
 import type { Logger } from './log'
 import { type ReadyPeer, ZmtpConnection } from './zmtp/connection'
 import { ZmtpError, ZmtpErrorCode } from './zmtp/errors'
@@ -43,7 +44,8 @@ function formatAddress(socket: Socket): string {
 export class PullSocket {
   readonly #options: PullSocketOptions
   readonly #server: Server
-  readonly #sockets = new Set<Socket>()
+  /** Open connections and, once their handshake succeeded, their peers. */
+  readonly #connections = new Map<Socket, { connection: ZmtpConnection; peer?: ReadyPeer }>()
 
   constructor(options: PullSocketOptions) {
     this.#options = options
@@ -52,7 +54,22 @@ export class PullSocket {
 
   /** Open connections, handshaking or ready. */
   get connectionCount(): number {
-    return this.#sockets.size
+    return this.#connections.size
+  }
+
+  /**
+   * Closes every ready connection whose peer matches, e.g. CURVE clients whose key was taken off
+   * the allow-list. Returns how many were closed.
+   */
+  closeWhere(predicate: (peer: ReadyPeer) => boolean, error: ZmtpError): number {
+    let closed = 0
+    for (const { connection, peer } of this.#connections.values()) {
+      if (peer && predicate(peer)) {
+        connection.fail(error)
+        closed++
+      }
+    }
+    return closed
   }
 
   /** Binds the port; resolves with the bound address (useful with port 0). */
@@ -69,7 +86,7 @@ export class PullSocket {
 
   /** Stops accepting and closes every connection. */
   close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy()
+    for (const socket of this.#connections.keys()) socket.destroy()
     return new Promise((resolve) => this.#server.close(() => resolve()))
   }
 
@@ -77,7 +94,6 @@ export class PullSocket {
     const { logger, createMechanism, handshakeTimeoutMs, maxMessageSize, onMessage } = this.#options
     const peerAddress = formatAddress(socket)
     const log = logger.child({ peer: peerAddress })
-    this.#sockets.add(socket)
     let peer: ReadyPeer | undefined
     const mechanism = createMechanism()
 
@@ -96,11 +112,14 @@ export class PullSocket {
         onReady: (ready) => {
           clearTimeout(handshakeTimer)
           peer = ready
+          const entry = this.#connections.get(socket)
+          if (entry) entry.peer = ready
           log.info(
             {
               mechanism: ready.mechanism,
               zmtp: `3.${ready.minorVersion}`,
               socketType: ready.socketType,
+              ...(ready.publicKey ? { publicKey: z85Encode(ready.publicKey) } : {}),
             },
             'handshake succeeded',
           )
@@ -133,6 +152,7 @@ export class PullSocket {
       )
     }, handshakeTimeoutMs)
     handshakeTimer.unref()
+    this.#connections.set(socket, { connection })
 
     log.debug('connection accepted')
     // Plain Uint8Array views: frames handed on are platform-neutral, not Buffers.
@@ -141,7 +161,7 @@ export class PullSocket {
     )
     socket.on('error', (error) => log.debug({ err: error.message }, 'socket error'))
     socket.on('close', () => {
-      this.#sockets.delete(socket)
+      this.#connections.delete(socket)
       connection.transportClosed()
       log.debug('connection closed')
     })

@@ -93,7 +93,11 @@ const bridgeEnv: NodeJS.ProcessEnv = {
   ZMQ_EDGE_WORKER_URL: process.env.ZMQ_EDGE_WORKER_URL ?? `ws://127.0.0.1:${WORKER_PORT}`,
   ZMQ_EDGE_INGEST_TOKEN: process.env.ZMQ_EDGE_INGEST_TOKEN ?? vars.INGEST_TOKEN,
 }
-launch('bridge', ['--import', 'tsx', 'node-bridge/main.ts', ...process.argv.slice(2)], bridgeEnv)
+launch(
+  'bridge',
+  ['--import', 'tsx', 'node-bridge/cli.ts', 'bridge', ...process.argv.slice(2)],
+  bridgeEnv,
+)
 
 const bind = process.env.ZMQ_EDGE_BIND ?? 'tcp://127.0.0.1:7777'
 const channel = process.env.ZMQ_EDGE_CHANNEL ?? 'default'

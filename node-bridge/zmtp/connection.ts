@@ -1,6 +1,12 @@
 // One ZMTP 3.x connection, server side, as an explicit state machine over a byte transport:
 // greeting → security handshake → socket-type check → messages. No sockets or timers here.
-import { decodeCommand, decodeErrorReason, decodePing, encodeError, encodePongBody } from './command'
+import {
+  decodeCommand,
+  decodeErrorReason,
+  decodePing,
+  encodeError,
+  encodePongBody,
+} from './command'
 import { ZmtpError, ZmtpErrorCode } from './errors'
 import { type Frame, FrameDecoder } from './frame-decoder'
 import {
@@ -53,6 +59,8 @@ export const ConnectionState = {
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState]
 
 const textDecoder = new TextDecoder()
+/** Room for a mechanism's wrapping of one frame (CURVE MESSAGE: name, nonce, flags, MAC). */
+const MECHANISM_OVERHEAD = 64
 
 export class ZmtpConnection {
   readonly #transport: ConnectionTransport
@@ -75,7 +83,7 @@ export class ZmtpConnection {
     this.#transport = transport
     this.#events = events
     this.#options = options
-    this.#decoder = new FrameDecoder({ maxFrameSize: options.maxMessageSize })
+    this.#decoder = new FrameDecoder({ maxFrameSize: options.maxMessageSize + MECHANISM_OVERHEAD })
   }
 
   get state(): ConnectionState {

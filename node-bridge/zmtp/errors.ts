@@ -13,6 +13,18 @@ export const ZmtpErrorCode = {
   INVALID_SOCKET_TYPE: 'INVALID_SOCKET_TYPE',
   PEER_ERROR: 'PEER_ERROR',
   HANDSHAKE_TIMEOUT: 'HANDSHAKE_TIMEOUT',
+  // CURVE (RFC 26); names from libzmq's ZMQ_PROTOCOL_ERROR_ZMTP_* and ZAP failure events.
+  MALFORMED_COMMAND_HELLO: 'MALFORMED_COMMAND_HELLO',
+  MALFORMED_COMMAND_INITIATE: 'MALFORMED_COMMAND_INITIATE',
+  MALFORMED_COMMAND_MESSAGE: 'MALFORMED_COMMAND_MESSAGE',
+  /** A box that does not open, or a cookie that does not belong to this connection. */
+  CRYPTOGRAPHIC: 'CRYPTOGRAPHIC',
+  /** A short nonce that does not increase. */
+  INVALID_SEQUENCE: 'INVALID_SEQUENCE',
+  /** A weak (low-order) key, or a vouch that does not name this connection's keys. */
+  KEY_EXCHANGE: 'KEY_EXCHANGE',
+  /** The client's long-term key is refused (ERROR "400"), or the authorizer failed. */
+  AUTHENTICATION_FAILED: 'AUTHENTICATION_FAILED',
 } as const
 export type ZmtpErrorCode = (typeof ZmtpErrorCode)[keyof typeof ZmtpErrorCode]
 

@@ -1,5 +1,6 @@
 // Bridge configuration: defaults, precedence of flags over variables, errors that name the setting.
 import { describe, expect, it } from 'vitest'
+import { z85Decode, z85Encode } from '../../durable/z85'
 import { ConfigError, DEFAULT_HANDSHAKE_TIMEOUT_MS, parseConfig } from '../../node-bridge/config'
 
 const token = { ingestToken: 'secret' }
@@ -17,8 +18,15 @@ function errorOf(action: () => unknown): ConfigError {
 describe('parseConfig', () => {
   it('fills in the documented defaults', () => {
     const config = parseConfig(token, {})
-    expect(config.bind).toEqual({ host: '0.0.0.0', port: 7777 })
-    expect(config.channel).toBe('default')
+    expect(config.listeners).toEqual([
+      {
+        endpoint: 'tcp://0.0.0.0:7777',
+        bind: { host: '0.0.0.0', port: 7777 },
+        channel: 'default',
+        mechanism: 'NULL',
+      },
+    ])
+    expect(config.curve).toBeUndefined()
     expect(config.workerUrl).toBe('ws://127.0.0.1:8787')
     expect(config.handshakeTimeoutMs).toBe(DEFAULT_HANDSHAKE_TIMEOUT_MS)
     expect(config.bridgeId).toMatch(/^[A-Za-z0-9._:-]+-[0-9a-f]{12}$/)
@@ -33,27 +41,18 @@ describe('parseConfig', () => {
     }
     const fromEnv = parseConfig({}, env)
     expect(fromEnv).toMatchObject({
-      bind: { host: '127.0.0.1', port: 9000 },
-      channel: 'from-env',
+      listeners: [{ bind: { host: '127.0.0.1', port: 9000 }, channel: 'from-env' }],
       ingestToken: 'env-token',
       workerUrl: 'wss://edge.example.com',
     })
-    expect(parseConfig({ channel: 'from-flag' }, env).channel).toBe('from-flag')
+    expect(parseConfig({ channel: 'from-flag' }, env).listeners[0]?.channel).toBe('from-flag')
   })
 
   it('understands *, IPv6 and host names in --bind', () => {
-    expect(parseConfig({ ...token, bind: 'tcp://*:7000' }, {}).bind).toEqual({
-      host: '0.0.0.0',
-      port: 7000,
-    })
-    expect(parseConfig({ ...token, bind: 'tcp://[::]:7000' }, {}).bind).toEqual({
-      host: '::',
-      port: 7000,
-    })
-    expect(parseConfig({ ...token, bind: 'tcp://localhost:0' }, {}).bind).toEqual({
-      host: 'localhost',
-      port: 0,
-    })
+    const bindOf = (bind: string) => parseConfig({ ...token, bind }, {}).listeners[0]?.bind
+    expect(bindOf('tcp://*:7000')).toEqual({ host: '0.0.0.0', port: 7000 })
+    expect(bindOf('tcp://[::]:7000')).toEqual({ host: '::', port: 7000 })
+    expect(bindOf('tcp://localhost:0')).toEqual({ host: 'localhost', port: 0 })
   })
 
   it('names the flag and the expected form for a bad value', () => {
@@ -83,5 +82,90 @@ describe('parseConfig', () => {
     const error = errorOf(() => parseConfig({}, {}))
     expect(error.message).toContain('--ingest-token')
     expect(error.message).toContain('ZMQ_EDGE_INGEST_TOKEN')
+  })
+
+  // libzmq doc/zmq_curve.adoc test keys
+  const SERVER_SECRET = 'JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6'
+  const SERVER_PUBLIC = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'
+
+  it('speaks CURVE on the default listener once a secret key is configured', () => {
+    const config = parseConfig({ ...token, curveSecretKey: ` ${SERVER_SECRET}\n` }, {})
+    expect(config.listeners[0]?.mechanism).toBe('CURVE')
+    expect(z85Encode(config.curve?.publicKey as Uint8Array)).toBe(SERVER_PUBLIC)
+  })
+
+  it('reads the secret key from a file, in base64 as NetMQ stores it', () => {
+    const base64 = Buffer.from(z85Decode(SERVER_SECRET)).toString('base64')
+    const files: Record<string, string> = { '/keys/server.key': `${base64}\n` }
+    const config = parseConfig(
+      token,
+      { ZMQ_EDGE_CURVE_SECRET_KEY_FILE: '/keys/server.key' },
+      { readTextFile: (path) => files[path] ?? '' },
+    )
+    expect(z85Encode(config.curve?.publicKey as Uint8Array)).toBe(SERVER_PUBLIC)
+  })
+
+  it('runs several listeners, each with its channel and mechanism', () => {
+    const config = parseConfig(
+      {
+        ...token,
+        curveSecretKey: SERVER_SECRET,
+        listener: [
+          'tcp://0.0.0.0:7777,mechanism=NULL,channel=public',
+          'tcp://[::]:7778,channel=secure',
+        ],
+      },
+      {},
+    )
+    expect(config.listeners).toEqual([
+      {
+        endpoint: 'tcp://0.0.0.0:7777',
+        bind: { host: '0.0.0.0', port: 7777 },
+        channel: 'public',
+        mechanism: 'NULL',
+      },
+      {
+        endpoint: 'tcp://[::]:7778',
+        bind: { host: '::', port: 7778 },
+        channel: 'secure',
+        mechanism: 'CURVE',
+      },
+    ])
+  })
+
+  it('takes listeners from ZMQ_EDGE_LISTENERS separated by semicolons', () => {
+    const config = parseConfig(token, {
+      ZMQ_EDGE_LISTENERS: 'tcp://127.0.0.1:1; tcp://127.0.0.1:2,channel=b',
+    })
+    expect(config.listeners.map((l) => [l.bind.port, l.channel])).toEqual([
+      [1, 'default'],
+      [2, 'b'],
+    ])
+  })
+
+  it('refuses a CURVE listener without a key, unknown listener options and an allow-list without CURVE', () => {
+    expect(
+      errorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,mechanism=CURVE'] }, {})).message,
+    ).toContain('secret key')
+    expect(
+      errorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,color=red'] }, {})).setting,
+    ).toBe('--listener')
+    expect(
+      errorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,mechanism=PLAIN'] }, {})).message,
+    ).toContain('mechanism=NULL or mechanism=CURVE')
+    expect(errorOf(() => parseConfig({ ...token, curveAllowFile: '/x' }, {})).setting).toBe(
+      '--curve-allow-file',
+    )
+  })
+
+  it('names the setting of a malformed key and the forms it accepts', () => {
+    let message = ''
+    try {
+      parseConfig({ ...token, curveSecretKey: 'not-a-key' }, {})
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toContain('--curve-secret-key')
+    expect(message).toMatch(/Z85/)
   })
 })

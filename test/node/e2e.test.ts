@@ -1,6 +1,9 @@
 // End to end with real components: a libzmq PUSH (the `zeromq` package) → the bridge over TCP →
 // WebSocket → the Worker and its Durable Object under `wrangler dev` (workerd, SQLite) → HTTP.
 
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
@@ -25,11 +28,27 @@ let worker: WranglerDev
 let bridge: RunningBridge
 let push: zmq.Push
 const channel = `e2e-${Date.now()}`
+const secureChannel = `${channel}-curve`
+const server = zmq.curveKeyPair()
+const allowed = zmq.curveKeyPair()
+const stranger = zmq.curveKeyPair()
+let allowFile: string
 
 beforeAll(async () => {
   worker = await startWranglerDev()
+  allowFile = join(mkdtempSync(join(tmpdir(), 'zmq-edge-e2e-')), 'allowed-clients')
+  writeFileSync(allowFile, `# clients allowed on the CURVE listener\n${allowed.publicKey}\n`)
   const config = parseConfig(
-    { bind: 'tcp://127.0.0.1:0', channel, workerUrl: worker.wsUrl, ingestToken: TEST_INGEST_TOKEN },
+    {
+      listener: [
+        `tcp://127.0.0.1:0,mechanism=NULL,channel=${channel}`,
+        `tcp://127.0.0.1:0,mechanism=CURVE,channel=${secureChannel}`,
+      ],
+      curveSecretKey: server.secretKey,
+      curveAllowFile: allowFile,
+      workerUrl: worker.wsUrl,
+      ingestToken: TEST_INGEST_TOKEN,
+    },
     {},
   )
   bridge = await startBridge(config, createMemoryLogger('warn').logger)
@@ -38,17 +57,18 @@ beforeAll(async () => {
 }, 90_000)
 
 afterAll(async () => {
+  for (const socket of curveSockets) socket.close()
   push?.close()
   await bridge?.stop(2000)
   await worker?.stop()
 })
 
-async function readAll(after = 0): Promise<ApiMessage[]> {
+async function readAll(after = 0, from = channel): Promise<ApiMessage[]> {
   const messages: ApiMessage[] = []
   let cursor = after
   for (;;) {
     const response = await fetch(
-      `${worker.httpUrl}/v1/channels/${channel}/messages?after=${cursor}&limit=1000`,
+      `${worker.httpUrl}/v1/channels/${from}/messages?after=${cursor}&limit=1000`,
       { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
     )
     expect(response.status).toBe(200)
@@ -57,12 +77,14 @@ async function readAll(after = 0): Promise<ApiMessage[]> {
       messages: ApiMessage[]
       next: number
     }
-    expect(body.channel).toBe(channel)
+    expect(body.channel).toBe(from)
     if (body.messages.length === 0) return messages
     messages.push(...body.messages)
     cursor = body.next
   }
 }
+
+const curveSockets: zmq.Push[] = []
 
 const decode = (frames: string[]) =>
   frames.map((frame) => new Uint8Array(Buffer.from(frame, 'base64')))
@@ -117,5 +139,39 @@ describe('PUSH → bridge → Worker → Durable Object → HTTP', () => {
     )
     await waitFor(() => bridge.relay.unacknowledged === 0, { what: 'all batches acknowledged' })
     expect(bridge.relay.counters.messagesAcked).toBe(bridge.relay.counters.received)
+  })
+
+  it('tags CURVE messages with the client key and stores nothing from a client off the list', async () => {
+    const port = bridge.listeners[1]?.address.port
+    const connect = (client: { publicKey: string; secretKey: string }) => {
+      const socket = new zmq.Push({
+        linger: 0,
+        curveServerKey: server.publicKey,
+        curvePublicKey: client.publicKey,
+        curveSecretKey: client.secretKey,
+      })
+      curveSockets.push(socket)
+      socket.connect(`tcp://127.0.0.1:${port}`)
+      return socket
+    }
+    const refused = connect(stranger)
+    const accepted = connect(allowed)
+    void refused.send('from a stranger').catch(() => undefined)
+    await accepted.send(['secure', 'hello'])
+
+    const messages = await waitFor(
+      async () => {
+        const read = await readAll(0, secureChannel)
+        return read.length > 0 ? read : undefined
+      },
+      { timeoutMs: 20_000, intervalMs: 100, what: 'the CURVE message over HTTP' },
+    )
+    expect(messages).toHaveLength(1)
+    expect(decode(messages[0]?.frames ?? [])).toEqual([
+      new TextEncoder().encode('secure'),
+      new TextEncoder().encode('hello'),
+    ])
+    expect(messages[0]?.peer).toMatchObject({ mechanism: 'CURVE', publicKey: allowed.publicKey })
+    expect(JSON.stringify(messages)).not.toContain(stranger.publicKey)
   })
 })

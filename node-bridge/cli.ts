@@ -1,0 +1,77 @@
+// The `zmq-edge` command line: `bridge` runs the gateway's bridge, `keygen` makes CURVE keys.
+import { Command, CommanderError, Option } from 'commander'
+import { startBridge } from './bridge'
+import { ConfigError, parseConfig, type RawSettings, SETTINGS, type SettingName } from './config'
+import { keygen } from './keygen'
+import { KeyFormatError } from './keys'
+import { createLogger } from './log'
+
+const program = new Command('zmq-edge')
+  .description('Bring ZeroMQ PUSH traffic to Cloudflare: the bridge and its tools')
+  .showHelpAfterError()
+
+const bridge = program
+  .command('bridge', { isDefault: true })
+  .description('accept ZeroMQ PUSH clients and relay their messages to the Worker')
+  .addHelpText('after', '\nEvery option can also be set by the environment variable shown.')
+for (const setting of Object.values(SETTINGS)) {
+  const value = setting.flag === '--listener' ? '<spec>' : '<value>'
+  const option = new Option(`${setting.flag} ${value}`, `${setting.description} [${setting.env}]`)
+  if ('repeatable' in setting && setting.repeatable) {
+    option.argParser((item: string, previous: string[] | undefined) => [...(previous ?? []), item])
+  }
+  bridge.addOption(option)
+}
+bridge.action(async (options: Record<string, string | string[] | undefined>) => {
+  const flags: RawSettings = {}
+  for (const [name, setting] of Object.entries(SETTINGS) as Array<
+    [SettingName, { flag: string }]
+  >) {
+    const key = new Option(`${setting.flag} <value>`).attributeName()
+    const value = options[key]
+    if (value !== undefined) flags[name] = value
+  }
+  const config = parseConfig(flags, process.env)
+  const logger = createLogger(config.logLevel)
+  const running = await startBridge(config, logger)
+
+  let stopping = false
+  const shutdown = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'stopping')
+    running.stop().then(
+      (drained) => process.exit(drained ? 0 : 1),
+      () => process.exit(1),
+    )
+  }
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+})
+
+program
+  .command('keygen')
+  .description('generate a CURVE key pair (Z85, base64 and hex)')
+  .option(
+    '--secret-file <path>',
+    'write the secret key to this file (Z85, mode 0600) instead of printing it',
+  )
+  .option('--public-file <path>', 'also write the public key to this file (Z85)')
+  .action((options: { secretFile?: string; publicFile?: string }) => {
+    process.stdout.write(keygen(options))
+  })
+
+program.exitOverride()
+try {
+  await program.parseAsync(process.argv)
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode)
+  if (error instanceof ConfigError || error instanceof KeyFormatError) {
+    process.stderr.write(
+      `zmq-edge: ${error.message}\nRun zmq-edge bridge --help for the settings.\n`,
+    )
+  } else {
+    process.stderr.write(`zmq-edge: ${(error as Error).stack ?? String(error)}\n`)
+  }
+  process.exit(2)
+}

@@ -1,0 +1,81 @@
+// The `zmq-edge` command as a user runs it: a real process through the package's bin script.
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { z85Decode, z85Encode } from '../../durable/z85'
+import { derivePublicKey } from '../../node-bridge/keys'
+
+const bin = new URL('../../node-bridge/bin/zmq-edge.mjs', import.meta.url).pathname
+const run = promisify(execFile)
+
+async function zmqEdge(
+  ...args: string[]
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
+      env: { PATH: process.env.PATH },
+    })
+    return { stdout, stderr, code: 0 }
+  } catch (error) {
+    const failed = error as { stdout: string; stderr: string; code: number }
+    return { stdout: failed.stdout, stderr: failed.stderr, code: failed.code }
+  }
+}
+
+function field(output: string, label: string): string {
+  const line = output.split('\n').find((entry) => entry.startsWith(label))
+  return line?.slice(label.length).trim() ?? ''
+}
+
+describe('zmq-edge keygen', () => {
+  it('prints a matching key pair in Z85, base64 and hex', async () => {
+    const { stdout, code } = await zmqEdge('keygen')
+    expect(code).toBe(0)
+    const publicZ85 = field(stdout, 'public key  Z85')
+    const secretZ85 = field(stdout, 'secret key  Z85')
+    expect(publicZ85).toHaveLength(40)
+    expect(z85Encode(derivePublicKey(z85Decode(secretZ85)))).toBe(publicZ85)
+    const publicKey = z85Decode(publicZ85)
+    expect(field(stdout, 'public key  base64')).toBe(Buffer.from(publicKey).toString('base64'))
+    expect(field(stdout, 'public key  hex')).toBe(Buffer.from(publicKey).toString('hex'))
+  })
+
+  it('writes the secret key to a private file and never overwrites one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zmq-edge-keygen-'))
+    const secretFile = join(dir, 'server.key')
+    const publicFile = join(dir, 'server.pub')
+    const first = await zmqEdge('keygen', '--secret-file', secretFile, '--public-file', publicFile)
+    expect(first.code).toBe(0)
+    expect(first.stdout).not.toContain(readFileSync(secretFile, 'utf8').trim())
+    expect(statSync(secretFile).mode & 0o777).toBe(0o600)
+    const secret = z85Decode(readFileSync(secretFile, 'utf8').trim())
+    expect(z85Encode(derivePublicKey(secret))).toBe(readFileSync(publicFile, 'utf8').trim())
+    const again = await zmqEdge('keygen', '--secret-file', secretFile)
+    expect(again.code).not.toBe(0)
+    expect(readFileSync(secretFile, 'utf8').trim()).toBe(z85Encode(secret))
+  })
+})
+
+describe('zmq-edge bridge', () => {
+  it('refuses a bad setting with exit code 2 and a message naming it', async () => {
+    const { stderr, code } = await zmqEdge(
+      'bridge',
+      '--bind',
+      'udp://nowhere',
+      '--ingest-token',
+      't',
+    )
+    expect(code).toBe(2)
+    expect(stderr).toContain('--bind')
+    expect(stderr).toContain('tcp://HOST:PORT')
+  })
+
+  it('names the missing ingest token and its variable', async () => {
+    const { stderr, code } = await zmqEdge('bridge')
+    expect(code).toBe(2)
+    expect(stderr).toContain('ZMQ_EDGE_INGEST_TOKEN')
+  })
+})
