@@ -135,6 +135,19 @@ describe('peers a PULL socket must refuse', () => {
     expect(received).toHaveLength(0)
   })
 
+  it('closes a CURVE client on a NULL listener with MECHANISM_MISMATCH', async () => {
+    const server = zmq.curveKeyPair()
+    const client = zmq.curveKeyPair()
+    const socket = push({
+      curveServerKey: server.publicKey,
+      curvePublicKey: client.publicKey,
+      curveSecretKey: client.secretKey,
+    })
+    void socket.send('encrypted').catch(() => undefined)
+    await waitFor(() => logs.lines.find((line) => line.code === 'MECHANISM_MISMATCH'))
+    expect(received).toHaveLength(0)
+  })
+
   it('sends an ERROR command to a raw DEALER before closing', async () => {
     const port = Number(endpoint.split(':').pop())
     const reply = await rawExchange(port, [
