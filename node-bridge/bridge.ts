@@ -28,13 +28,21 @@ export interface RunningBridge {
   readonly relays: Map<string, RelayClient>
   /** The relay of the first listener's channel. */
   readonly relay: RelayClient
-  /** Stops accepting, waits up to `drainTimeoutMs` for acks, then closes. True if all were acked. */
-  stop(drainTimeoutMs?: number): Promise<boolean>
+  /**
+   * Graceful stop: stops accepting, reads what the open connections still deliver for a
+   * moment, closes them, flushes and waits up to `drainTimeoutMs` for acknowledgements.
+   * Resolves with the messages left unacknowledged (0 when everything was stored).
+   */
+  stop(drainTimeoutMs?: number): Promise<number>
 }
+
+/** How long open connections keep being read after the bridge stops accepting. */
+const STOP_READ_GRACE_MS = 250
 
 /** Binds every listener and connects a relay per channel. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
   const relays = new Map<string, RelayClient>()
+  const listeners: RunningListener[] = []
   for (const { channel } of config.listeners) {
     if (relays.has(channel)) continue
     relays.set(
@@ -43,6 +51,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         ...config,
         channel,
         logger: logger.child({ component: 'relay', channel }),
+        // A full relay pauses the listeners that feed it; TCP pushes back on their clients.
+        onPressure: (full) => {
+          for (const listener of listeners) {
+            if (listener.config.channel === channel) listener.pull.setPaused(full)
+          }
+        },
       }),
     )
   }
@@ -78,7 +92,6 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       })
   }
 
-  const listeners: RunningListener[] = []
   for (const listener of config.listeners) {
     const relay = relays.get(listener.channel) as RelayClient
     const createMechanism =
@@ -95,6 +108,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       onMessage: (message) => relay.enqueue(message),
     })
     const address = await pull.listen()
+    pull.setPaused(relay.full)
     listeners.push({ config: listener, address, pull })
     logger.info(
       {
@@ -123,6 +137,10 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   })
 
   for (const relay of relays.values()) relay.start()
+  const statsTimer =
+    config.statsIntervalMs > 0
+      ? setInterval(() => logStats(logger, relays), config.statsIntervalMs).unref()
+      : undefined
   logger.info(
     { worker: config.workerUrl, bridgeId: config.bridgeId, channels: [...relays.keys()] },
     'bridge started',
@@ -133,19 +151,43 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     address: first.address,
     relays,
     relay: relays.get(first.config.channel) as RelayClient,
-    async stop(drainTimeoutMs = 5000) {
+    async stop(drainTimeoutMs = config.drainTimeoutMs) {
+      clearInterval(statsTimer)
       allowList?.close()
+      for (const { pull } of listeners) pull.stopAccepting()
+      // Messages already on their way in are read, unless the relay is full.
+      await new Promise((resolve) => setTimeout(resolve, STOP_READ_GRACE_MS))
       await Promise.all(listeners.map(({ pull }) => pull.close()))
-      const results = await Promise.all(
-        [...relays.values()].map((relay) => relay.drain(drainTimeoutMs)),
-      )
-      const drained = results.every(Boolean)
-      if (!drained) {
-        const unacknowledged = [...relays.values()].reduce((sum, r) => sum + r.unacknowledged, 0)
-        logger.warn({ unacknowledged }, 'stopped with messages not acknowledged')
+      await Promise.all([...relays.values()].map((relay) => relay.drain(drainTimeoutMs)))
+      const left = [...relays.values()].reduce((sum, relay) => sum + relay.unacknowledged, 0)
+      logStats(logger, relays)
+      if (left > 0) {
+        logger.error(
+          { unacknowledged: left },
+          'stopped with messages the Worker has not acknowledged; they are lost',
+        )
+      } else {
+        logger.info('stopped; every message was acknowledged')
       }
       for (const relay of relays.values()) relay.stop()
-      return drained
+      return left
     },
+  }
+}
+
+/** One log line per channel with the relay's counters. */
+function logStats(logger: Logger, relays: Map<string, RelayClient>): void {
+  for (const [channel, relay] of relays) {
+    logger.info(
+      {
+        channel,
+        ...relay.counters,
+        queued: relay.unacknowledged,
+        queuedBytes: relay.unacknowledgedBytes,
+        inFlight: relay.inFlight,
+        connected: relay.connected,
+      },
+      'relay stats',
+    )
   }
 }

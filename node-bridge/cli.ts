@@ -41,7 +41,7 @@ bridge.action(async (options: Record<string, string | string[] | undefined>) => 
     stopping = true
     logger.info({ signal }, 'stopping')
     running.stop().then(
-      (drained) => process.exit(drained ? 0 : 1),
+      (left) => process.exit(left === 0 ? 0 : 1),
       () => process.exit(1),
     )
   }

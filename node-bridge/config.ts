@@ -15,7 +15,14 @@ export const DEFAULT_MAX_BATCH_MESSAGES = 1000
 export const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024
 export const DEFAULT_FLUSH_DELAY_MS = 5
 export const DEFAULT_MAX_IN_FLIGHT_BATCHES = 16
-export const DEFAULT_RECONNECT_DELAY_MS = 500
+export const DEFAULT_HWM_MESSAGES = 100_000
+export const DEFAULT_HWM_BYTES = 256 * 1024 * 1024
+export const DEFAULT_RECONNECT_INITIAL_MS = 100 // libzmq's reconnect_ivl
+export const DEFAULT_RECONNECT_MAX_MS = 10_000
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000
+export const DEFAULT_STATS_INTERVAL_MS = 60_000
+/** The Worker accepts WebSocket messages up to 32 MiB; a batch must fit in one. */
+const MAX_BATCH_BYTES_LIMIT = 32 * 1024 * 1024
 export const DEFAULT_LOG_LEVEL = 'info'
 
 const CHANNEL_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
@@ -56,7 +63,12 @@ export interface BridgeConfig {
   maxBatchBytes: number
   flushDelayMs: number
   maxInFlightBatches: number
-  reconnectDelayMs: number
+  hwmMessages: number
+  hwmBytes: number
+  reconnectInitialMs: number
+  reconnectMaxMs: number
+  drainTimeoutMs: number
+  statsIntervalMs: number
   logLevel: string
 }
 
@@ -136,6 +148,51 @@ export const SETTINGS = {
     flag: '--max-message-size',
     env: 'ZMQ_EDGE_MAX_MESSAGE_SIZE',
     description: `largest message, all frames, in octets (default ${DEFAULT_MAX_MESSAGE_SIZE})`,
+  },
+  hwmMessages: {
+    flag: '--hwm-messages',
+    env: 'ZMQ_EDGE_HWM_MESSAGES',
+    description: `unacknowledged messages at which the bridge stops reading its ZeroMQ sockets (default ${DEFAULT_HWM_MESSAGES})`,
+  },
+  hwmBytes: {
+    flag: '--hwm-bytes',
+    env: 'ZMQ_EDGE_HWM_BYTES',
+    description: `unacknowledged octets at which it stops reading (default ${DEFAULT_HWM_BYTES})`,
+  },
+  maxBatchMessages: {
+    flag: '--batch-messages',
+    env: 'ZMQ_EDGE_BATCH_MESSAGES',
+    description: `messages per relay batch, at most (default ${DEFAULT_MAX_BATCH_MESSAGES})`,
+  },
+  maxBatchBytes: {
+    flag: '--batch-bytes',
+    env: 'ZMQ_EDGE_BATCH_BYTES',
+    description: `octets per relay batch, at most; up to 32 MiB (default ${DEFAULT_MAX_BATCH_BYTES})`,
+  },
+  flushDelayMs: {
+    flag: '--batch-delay',
+    env: 'ZMQ_EDGE_BATCH_DELAY',
+    description: `ms a batch waits for more messages (default ${DEFAULT_FLUSH_DELAY_MS})`,
+  },
+  reconnectInitialMs: {
+    flag: '--reconnect-initial',
+    env: 'ZMQ_EDGE_RECONNECT_INITIAL',
+    description: `first delay, ms, before reconnecting to the Worker; doubles with jitter (default ${DEFAULT_RECONNECT_INITIAL_MS})`,
+  },
+  reconnectMaxMs: {
+    flag: '--reconnect-max',
+    env: 'ZMQ_EDGE_RECONNECT_MAX',
+    description: `longest delay, ms, between reconnects (default ${DEFAULT_RECONNECT_MAX_MS})`,
+  },
+  drainTimeoutMs: {
+    flag: '--drain-timeout',
+    env: 'ZMQ_EDGE_DRAIN_TIMEOUT',
+    description: `ms to wait for acknowledgements when stopping (default ${DEFAULT_DRAIN_TIMEOUT_MS})`,
+  },
+  statsIntervalMs: {
+    flag: '--stats-interval',
+    env: 'ZMQ_EDGE_STATS_INTERVAL',
+    description: `ms between counter summaries in the log (default ${DEFAULT_STATS_INTERVAL_MS})`,
   },
   logLevel: {
     flag: '--log-level',
@@ -231,6 +288,25 @@ function positiveInteger(raw: string, name: string): number {
   const value = Number(raw)
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value <= 0) {
     throw new ConfigError(name, `expected a positive whole number, got "${raw}"`)
+  }
+  return value
+}
+
+function wholeNumber(raw: string, name: string): number {
+  const value = Number(raw)
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value)) {
+    throw new ConfigError(name, `expected a whole number (0 or more), got "${raw}"`)
+  }
+  return value
+}
+
+function batchBytes(raw: string, name: string): number {
+  const value = positiveInteger(raw, name)
+  if (value > MAX_BATCH_BYTES_LIMIT) {
+    throw new ConfigError(
+      name,
+      `must be at most ${MAX_BATCH_BYTES_LIMIT} (the Worker's 32 MiB WebSocket limit), got ${value}`,
+    )
   }
   return value
 }
@@ -331,12 +407,27 @@ export function parseConfig(
       () => DEFAULT_HANDSHAKE_TIMEOUT_MS,
     ),
     maxMessageSize: one('maxMessageSize', positiveInteger, () => DEFAULT_MAX_MESSAGE_SIZE),
-    maxBatchMessages: DEFAULT_MAX_BATCH_MESSAGES,
-    maxBatchBytes: DEFAULT_MAX_BATCH_BYTES,
-    flushDelayMs: DEFAULT_FLUSH_DELAY_MS,
+    maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),
+    maxBatchBytes: one('maxBatchBytes', batchBytes, () => DEFAULT_MAX_BATCH_BYTES),
+    flushDelayMs: one('flushDelayMs', wholeNumber, () => DEFAULT_FLUSH_DELAY_MS),
     maxInFlightBatches: DEFAULT_MAX_IN_FLIGHT_BATCHES,
-    reconnectDelayMs: DEFAULT_RECONNECT_DELAY_MS,
+    hwmMessages: one('hwmMessages', positiveInteger, () => DEFAULT_HWM_MESSAGES),
+    hwmBytes: one('hwmBytes', positiveInteger, () => DEFAULT_HWM_BYTES),
+    reconnectInitialMs: one(
+      'reconnectInitialMs',
+      positiveInteger,
+      () => DEFAULT_RECONNECT_INITIAL_MS,
+    ),
+    reconnectMaxMs: one('reconnectMaxMs', positiveInteger, () => DEFAULT_RECONNECT_MAX_MS),
+    drainTimeoutMs: one('drainTimeoutMs', wholeNumber, () => DEFAULT_DRAIN_TIMEOUT_MS),
+    statsIntervalMs: one('statsIntervalMs', wholeNumber, () => DEFAULT_STATS_INTERVAL_MS),
     logLevel: one('logLevel', parseLogLevel, () => DEFAULT_LOG_LEVEL),
+  }
+  if (config.reconnectMaxMs < config.reconnectInitialMs) {
+    throw new ConfigError(
+      SETTINGS.reconnectMaxMs.flag,
+      `must be at least --reconnect-initial (${config.reconnectInitialMs} ms), got ${config.reconnectMaxMs}`,
+    )
   }
   if (curve) config.curve = curve
   return config

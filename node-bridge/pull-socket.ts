@@ -46,6 +46,7 @@ export class PullSocket {
   readonly #server: Server
   /** Open connections and, once their handshake succeeded, their peers. */
   readonly #connections = new Map<Socket, { connection: ZmtpConnection; peer?: ReadyPeer }>()
+  #paused = false
 
   constructor(options: PullSocketOptions) {
     this.#options = options
@@ -72,6 +73,29 @@ export class PullSocket {
     return closed
   }
 
+  /**
+   * Stops or restarts reading every connection (new ones included). While paused, the kernel's
+   * receive buffers fill, TCP's window closes, and the PUSH clients queue on their side up to
+   * their own high-water mark: backpressure, as ZeroMQ intends, without dropping anything.
+   */
+  setPaused(paused: boolean): void {
+    if (paused === this.#paused) return
+    this.#paused = paused
+    for (const socket of this.#connections.keys()) {
+      if (paused) socket.pause()
+      else socket.resume()
+    }
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  /** Stops accepting new connections; open ones keep being read. */
+  stopAccepting(): void {
+    if (this.#server.listening) this.#server.close()
+  }
+
   /** Binds the port; resolves with the bound address (useful with port 0). */
   listen(): Promise<AddressInfo> {
     const { host, port } = this.#options
@@ -87,6 +111,7 @@ export class PullSocket {
   /** Stops accepting and closes every connection. */
   close(): Promise<void> {
     for (const socket of this.#connections.keys()) socket.destroy()
+    if (!this.#server.listening) return Promise.resolve()
     return new Promise((resolve) => this.#server.close(() => resolve()))
   }
 
@@ -159,6 +184,7 @@ export class PullSocket {
     socket.on('data', (chunk: Buffer) =>
       connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
     )
+    if (this.#paused) socket.pause()
     socket.on('error', (error) => log.debug({ err: error.message }, 'socket error'))
     socket.on('close', () => {
       this.#connections.delete(socket)

@@ -1,5 +1,6 @@
 // The relay: batches received messages and sends them over one WebSocket per channel to the
-// Worker, keeping each batch until the Durable Object acknowledges it as stored.
+// Worker, keeping each batch until the Durable Object acknowledges it as stored. Bounded by a
+// high-water mark: when full it asks the PULL side to stop reading, so TCP pushes back.
 import WebSocket from 'ws'
 import {
   AckStatus,
@@ -24,27 +25,49 @@ export interface RelayClientOptions {
   flushDelayMs: number
   /** Batches sent and not yet acknowledged, at most. */
   maxInFlightBatches: number
-  reconnectDelayMs: number
+  /** Unacknowledged messages at which the relay is full and the PULL side stops reading. */
+  hwmMessages: number
+  /** Unacknowledged octets (encoded) at which the relay is full. */
+  hwmBytes: number
+  /** First reconnect delay; it doubles, with jitter, up to `reconnectMaxMs`. */
+  reconnectInitialMs: number
+  reconnectMaxMs: number
   logger: Logger
+  /** Called when the relay becomes full (true) and when it drains below half the mark (false). */
+  onPressure?: (full: boolean) => void
 }
 
+/** Monotonic counters and current gauges, for logs and metrics. */
 export interface RelayCounters {
+  /** Messages handed to the relay. */
   received: number
+  /** Messages acknowledged as stored by the Durable Object. */
+  acked: number
   batchesSent: number
   batchesAcked: number
-  messagesAcked: number
+  /** Batches the Durable Object had stored already (a resend after a lost ack). */
   duplicates: number
+  /** Batches sent again after a reconnect. */
   resent: number
   reconnects: number
+  /** Batches split after the Worker refused one as too big (WebSocket close 1009). */
+  splits: number
+  /** Milliseconds spent full, pushing back on the ZeroMQ clients. */
+  pushbackMs: number
 }
 
 interface PendingBatch {
   seq: number
-  bytes: Uint8Array
-  messageCount: number
+  messages: RelayMessage[]
+  /** Encoded size, octets. */
+  size: number
   sent: boolean
 }
 
+/** RFC 6455 close code: the message was too big for the receiver. */
+const CLOSE_MESSAGE_TOO_BIG = 1009
+/** Relay frame header plus batch header, generously. */
+const BATCH_OVERHEAD = 4 + 1 + 255 + 8 + 4
 const textDecoder = new TextDecoder()
 
 export class RelayClient {
@@ -54,25 +77,35 @@ export class RelayClient {
   #connected = false
   #stopped = false
   #nextBatchSeq = 1
+  /** Largest batch to send, octets; lowered when the Worker answers 1009. */
+  #maxBatchBytes: number
   #open: RelayMessage[] = []
   #openBytes = 0
   #flushTimer: NodeJS.Timeout | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
+  #reconnectAttempt = 0
   /** Sealed batches in order: the first `maxInFlightBatches` may be on the wire. */
   #batches: PendingBatch[] = []
+  #pendingMessages = 0
+  #pendingBytes = 0
+  #full = false
+  #fullSince = 0
   #idleWaiters: Array<() => void> = []
   readonly counters: RelayCounters = {
     received: 0,
+    acked: 0,
     batchesSent: 0,
     batchesAcked: 0,
-    messagesAcked: 0,
     duplicates: 0,
     resent: 0,
     reconnects: 0,
+    splits: 0,
+    pushbackMs: 0,
   }
 
   constructor(options: RelayClientOptions) {
     this.#options = options
+    this.#maxBatchBytes = options.maxBatchBytes
     const base = options.workerUrl.replace(/\/+$/, '')
     this.#url = `${base}/v1/channels/${encodeURIComponent(options.channel)}/ingest`
   }
@@ -83,34 +116,51 @@ export class RelayClient {
 
   /** Messages received but not yet acknowledged by the Durable Object. */
   get unacknowledged(): number {
-    let count = this.#open.length
-    for (const batch of this.#batches) count += batch.messageCount
-    return count
+    return this.#pendingMessages
+  }
+
+  /** Encoded octets of the messages not yet acknowledged. */
+  get unacknowledgedBytes(): number {
+    return this.#pendingBytes
+  }
+
+  /** Batches on the wire, awaiting their ack. */
+  get inFlight(): number {
+    return this.#batches.filter((batch) => batch.sent).length
+  }
+
+  /** True while the high-water mark is reached and the PULL side should not read. */
+  get full(): boolean {
+    return this.#full
   }
 
   start(): void {
     this.#connect()
   }
 
-  /** Queues one message for the next batch. */
+  /** Queues one message for the next batch. Never drops: the caller stops reading when full. */
   enqueue(message: RelayMessage): void {
+    const size = encodedMessageSize(message)
     this.counters.received++
+    this.#pendingMessages++
+    this.#pendingBytes += size
     this.#open.push(message)
-    this.#openBytes += encodedMessageSize(message)
+    this.#openBytes += size
     if (
       this.#open.length >= this.#options.maxBatchMessages ||
-      this.#openBytes >= this.#options.maxBatchBytes
+      this.#openBytes + BATCH_OVERHEAD >= this.#maxBatchBytes
     ) {
       this.#seal()
     } else if (!this.#flushTimer) {
       this.#flushTimer = setTimeout(() => this.#seal(), this.#options.flushDelayMs)
     }
+    this.#checkPressure()
   }
 
   /** Resolves once every message enqueued so far is acknowledged (or `timeoutMs` passes). */
   async drain(timeoutMs: number): Promise<boolean> {
     this.#seal()
-    if (this.unacknowledged === 0) return true
+    if (this.#pendingMessages === 0) return true
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs)
       this.#idleWaiters.push(() => {
@@ -128,29 +178,64 @@ export class RelayClient {
     this.#socket?.close(1000, 'bridge stopping')
   }
 
+  #checkPressure(): void {
+    const { hwmMessages, hwmBytes, onPressure } = this.#options
+    if (!this.#full) {
+      if (this.#pendingMessages >= hwmMessages || this.#pendingBytes >= hwmBytes) {
+        this.#full = true
+        this.#fullSince = Date.now()
+        this.#options.logger.warn(
+          { unacknowledged: this.#pendingMessages, bytes: this.#pendingBytes },
+          'relay full: pausing ZeroMQ reads until the Worker catches up',
+        )
+        onPressure?.(true)
+      }
+      return
+    }
+    // Resume below half the mark, so reads do not flap on and off with every ack.
+    if (this.#pendingMessages <= hwmMessages / 2 && this.#pendingBytes <= hwmBytes / 2) {
+      this.#full = false
+      const pausedMs = Date.now() - this.#fullSince
+      this.counters.pushbackMs += pausedMs
+      this.#options.logger.info({ pausedMs }, 'relay drained: resuming ZeroMQ reads')
+      onPressure?.(false)
+    }
+  }
+
   #seal(): void {
     clearTimeout(this.#flushTimer)
     this.#flushTimer = undefined
     if (this.#open.length === 0) return
     const messages = this.#open
+    this.#batches.push({
+      seq: this.#nextBatchSeq++,
+      messages,
+      size: this.#openBytes + BATCH_OVERHEAD,
+      sent: false,
+    })
     this.#open = []
     this.#openBytes = 0
-    const seq = this.#nextBatchSeq++
-    const bytes = encodeBatch({ bridgeId: this.#options.bridgeId, batchSeq: seq, messages })
-    this.#batches.push({ seq, bytes, messageCount: messages.length, sent: false })
     this.#pump()
   }
 
   /** Sends unsent batches while the in-flight window has room. */
   #pump(): void {
-    if (!this.#connected || !this.#socket) return
+    const socket = this.#socket
+    if (!this.#connected || !socket) return
     const window = Math.min(this.#batches.length, this.#options.maxInFlightBatches)
     for (let index = 0; index < window; index++) {
       const batch = this.#batches[index] as PendingBatch
       if (batch.sent) continue
       batch.sent = true
       this.counters.batchesSent++
-      this.#socket.send(batch.bytes)
+      // Encoded when sent, not kept: an unacknowledged batch holds only its messages.
+      socket.send(
+        encodeBatch({
+          bridgeId: this.#options.bridgeId,
+          batchSeq: batch.seq,
+          messages: batch.messages,
+        }),
+      )
     }
   }
 
@@ -160,12 +245,21 @@ export class RelayClient {
     const socket = new WebSocket(this.#url, {
       headers: { authorization: `Bearer ${ingestToken}` },
       perMessageDeflate: false,
+      // A batch may be resent whole; the Worker's own limit is 32 MiB.
+      maxPayload: 64 * 1024 * 1024,
     })
     this.#socket = socket
     socket.binaryType = 'nodebuffer'
+    let ended = false
+    const end = (code: number, reason: string) => {
+      if (ended) return
+      ended = true
+      this.#onSocketEnd(socket, code, reason)
+    }
 
     socket.on('open', () => {
       this.#connected = true
+      this.#reconnectAttempt = 0
       logger.info({ url: this.#url }, 'relay connected')
       // Everything unacknowledged goes again, in order; the Durable Object drops duplicates.
       for (const batch of this.#batches) {
@@ -192,22 +286,67 @@ export class RelayClient {
           'relay refused by the Worker',
         )
         socket.terminate()
+        end(1006, `HTTP ${response.statusCode}`)
       })
     })
     socket.on('error', (error) => {
       logger.warn({ err: error.message }, 'relay socket error')
     })
-    socket.on('close', (code, reason) => {
-      const wasConnected = this.#connected
+    socket.on('close', (code, reason) => end(code, textDecoder.decode(reason)))
+  }
+
+  #onSocketEnd(socket: WebSocket, code: number, reason: string): void {
+    const wasConnected = this.#connected && this.#socket === socket
+    if (this.#socket === socket) {
+      this.#socket = undefined
       this.#connected = false
-      if (this.#socket === socket) this.#socket = undefined
-      if (this.#stopped) return
-      if (wasConnected) {
-        logger.warn({ code, reason: textDecoder.decode(reason) }, 'relay disconnected')
+    }
+    if (this.#stopped) return
+    if (wasConnected) this.#options.logger.warn({ code, reason }, 'relay disconnected')
+    if (code === CLOSE_MESSAGE_TOO_BIG) this.#splitAfterTooBig()
+    this.counters.reconnects++
+    const { reconnectInitialMs, reconnectMaxMs } = this.#options
+    // Exponential backoff with jitter: half the step fixed, half random, so many bridges that
+    // lost the Worker at once (a deploy) do not come back in step.
+    const step = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** this.#reconnectAttempt)
+    this.#reconnectAttempt = Math.min(this.#reconnectAttempt + 1, 30)
+    const delay = step / 2 + Math.random() * (step / 2)
+    clearTimeout(this.#reconnectTimer)
+    this.#reconnectTimer = setTimeout(() => this.#connect(), delay)
+  }
+
+  /**
+   * The Worker closed with 1009: a batch was larger than it accepts. Nothing from that batch on
+   * was stored (the Worker stops reading at it), so those batches are split to half the size of
+   * the largest and numbered again from the first of them; earlier, maybe stored batches keep
+   * their numbers, so the Durable Object still recognises them.
+   */
+  #splitAfterTooBig(): void {
+    const sent = this.#batches.filter((batch) => batch.sent)
+    const largest = Math.max(0, ...sent.map((batch) => batch.size))
+    const limit = Math.max(1, Math.floor(largest / 2))
+    const first = this.#batches.findIndex((batch) => batch.sent && batch.size > limit)
+    if (first < 0 || largest === 0) return
+    this.#maxBatchBytes = Math.min(this.#maxBatchBytes, limit)
+    const rest = this.#batches.splice(first)
+    let seq = (rest[0] as PendingBatch).seq
+    const messages = rest.flatMap((batch) => batch.messages)
+    let current: PendingBatch | undefined
+    for (const message of messages) {
+      const size = encodedMessageSize(message)
+      if (!current || (current.messages.length > 0 && current.size + size > limit)) {
+        current = { seq: seq++, messages: [], size: BATCH_OVERHEAD, sent: false }
+        this.#batches.push(current)
       }
-      this.counters.reconnects++
-      this.#reconnectTimer = setTimeout(() => this.#connect(), this.#options.reconnectDelayMs)
-    })
+      current.messages.push(message)
+      current.size += size
+    }
+    this.#nextBatchSeq = seq
+    this.counters.splits++
+    this.#options.logger.warn(
+      { maxBatchBytes: this.#maxBatchBytes, batches: this.#batches.length },
+      'the Worker refused a batch as too big (1009): splitting',
+    )
   }
 
   #onFrame(bytes: Uint8Array): void {
@@ -222,9 +361,9 @@ export class RelayClient {
     if (frame.kind === 'nack') {
       logger.error(
         { batchSeq: frame.batchSeq, code: frame.code, reason: frame.reason },
-        'Durable Object refused a batch; it stays queued',
+        'Durable Object refused a batch; it stays queued and is sent again after a reconnect',
       )
-      // Resend on a fresh connection rather than loop on this one.
+      // Resend on a fresh connection, after the backoff, rather than loop on this one.
       this.#socket?.close(1011, 'batch refused')
       return
     }
@@ -233,11 +372,14 @@ export class RelayClient {
     while (this.#batches.length > 0 && (this.#batches[0] as PendingBatch).seq <= frame.batchSeq) {
       const batch = this.#batches.shift() as PendingBatch
       this.counters.batchesAcked++
-      this.counters.messagesAcked += batch.messageCount
+      this.counters.acked += batch.messages.length
+      this.#pendingMessages -= batch.messages.length
+      this.#pendingBytes -= batch.size - BATCH_OVERHEAD
     }
     if (frame.status === AckStatus.DUPLICATE) this.counters.duplicates++
     this.#pump()
-    if (this.unacknowledged === 0) {
+    this.#checkPressure()
+    if (this.#pendingMessages === 0) {
       const waiters = this.#idleWaiters
       this.#idleWaiters = []
       for (const wake of waiters) wake()

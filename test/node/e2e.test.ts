@@ -138,7 +138,7 @@ describe('PUSH → bridge → Worker → Durable Object → HTTP', () => {
       Array.from({ length: 10_000 }, (_, index) => String(index)),
     )
     await waitFor(() => bridge.relay.unacknowledged === 0, { what: 'all batches acknowledged' })
-    expect(bridge.relay.counters.messagesAcked).toBe(bridge.relay.counters.received)
+    expect(bridge.relay.counters.acked).toBe(bridge.relay.counters.received)
   })
 
   it('tags CURVE messages with the client key and stores nothing from a client off the list', async () => {

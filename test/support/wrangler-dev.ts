@@ -15,8 +15,11 @@ export interface WranglerDev {
   wsUrl: string
   port: number
   persistDir: string
-  /** Stops the whole process group; removes the storage folder unless `keepState`. */
-  stop(options?: { keepState?: boolean }): Promise<void>
+  /**
+   * Stops the whole process group (SIGTERM, or SIGKILL for a crash); removes the storage folder
+   * unless `keepState`.
+   */
+  stop(options?: { keepState?: boolean; signal?: NodeJS.Signals }): Promise<void>
 }
 
 const root = new URL('../..', import.meta.url).pathname
@@ -83,15 +86,15 @@ export async function startWranglerDev(
     wsUrl: `ws://127.0.0.1:${port}`,
     port,
     persistDir,
-    async stop({ keepState = false } = {}) {
-      await stopGroup(child)
+    async stop({ keepState = false, signal = 'SIGTERM' } = {}) {
+      await stopGroup(child, signal)
       if (!keepState) rmSync(persistDir, { recursive: true, force: true })
     },
   }
 }
 
 /** wrangler runs workerd and esbuild below it: stop the whole process group (TOOLCHAIN §5.9). */
-function stopGroup(child: ChildProcess): Promise<void> {
+function stopGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null || !child.pid) {
       resolve()
@@ -112,7 +115,7 @@ function stopGroup(child: ChildProcess): Promise<void> {
       resolve()
     })
     try {
-      process.kill(-pid, 'SIGTERM')
+      process.kill(-pid, signal)
     } catch {
       resolve()
     }

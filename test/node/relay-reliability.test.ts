@@ -1,0 +1,218 @@
+// The relay under failure, with real processes: the bridge (`zmq-edge bridge`), the Worker and
+// its Durable Object under `wrangler dev`, and a libzmq PUSH. Every message the bridge reads
+// must be stored exactly once, whatever happens to the Worker.
+import { createServer } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import * as zmq from 'zeromq'
+import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
+import { waitFor } from '../support/wait'
+import {
+  startWranglerDev,
+  TEST_INGEST_TOKEN,
+  TEST_READ_TOKEN,
+  type WranglerDev,
+} from '../support/wrangler-dev'
+
+let worker: WranglerDev | undefined
+let bridge: BridgeProcess | undefined
+const pushes: zmq.Push[] = []
+
+afterEach(async () => {
+  for (const push of pushes.splice(0)) push.close()
+  await bridge?.stop('SIGKILL')
+  bridge = undefined
+  await worker?.stop()
+  worker = undefined
+})
+
+/** A port nothing listens on yet. */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Every message of a channel over HTTP, following `next`. */
+async function readChannel(httpUrl: string, channel: string): Promise<string[][]> {
+  const out: string[][] = []
+  let after = 0
+  for (;;) {
+    const response = await fetch(
+      `${httpUrl}/v1/channels/${channel}/messages?after=${after}&limit=1000`,
+      {
+        headers: { authorization: `Bearer ${TEST_READ_TOKEN}` },
+      },
+    )
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as { messages: Array<{ frames: string[] }>; next: number }
+    if (body.messages.length === 0) return out
+    for (const message of body.messages) {
+      out.push(message.frames.map((frame) => Buffer.from(frame, 'base64').toString()))
+    }
+    after = body.next
+  }
+}
+
+function bridgeArgs(port: number, channel: string, extra: string[] = []): string[] {
+  return [
+    '--bind',
+    'tcp://127.0.0.1:0',
+    '--channel',
+    channel,
+    '--worker-url',
+    `ws://127.0.0.1:${port}`,
+    '--ingest-token',
+    TEST_INGEST_TOKEN,
+    '--reconnect-initial',
+    '50',
+    '--reconnect-max',
+    '500',
+    ...extra,
+  ]
+}
+
+function connectPush(port: number, options: Partial<zmq.Push> = {}): zmq.Push {
+  const push = new zmq.Push({
+    linger: 0,
+    sendHighWaterMark: 100_000,
+    ...options,
+  } as zmq.SocketOptions<zmq.Push>)
+  pushes.push(push)
+  push.connect(`tcp://127.0.0.1:${port}`)
+  return push
+}
+
+/** Asserts the channel holds exactly `count` messages `[client, 0..count-1]`, once each, in order. */
+async function expectExactlyOnce(httpUrl: string, channel: string, client: string, count: number) {
+  const stored = await waitFor(
+    async () => {
+      const messages = await readChannel(httpUrl, channel)
+      return messages.length >= count ? messages : undefined
+    },
+    { timeoutMs: 60_000, intervalMs: 250, what: `${count} messages stored` },
+  )
+  // A little longer: a duplicate would show up as extra rows.
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const final = await readChannel(httpUrl, channel)
+  expect(final.length).toBe(stored.length)
+  expect(final).toEqual(Array.from({ length: count }, (_, index) => [client, String(index)]))
+}
+
+describe('the relay loses nothing', () => {
+  it('stores a 20,000-message stream exactly once when the Worker dies mid-stream and returns 5 s later', async () => {
+    const port = await freePort()
+    worker = await startWranglerDev({ port })
+    const channel = `restart-${Date.now()}`
+    bridge = await startBridgeProcess(bridgeArgs(port, channel))
+    const push = connectPush(bridge.port)
+
+    // A steady stream (about 2,000 msg/s) that runs across the outage.
+    const total = 20_000
+    let sent = 0
+    const sending = (async () => {
+      for (let index = 0; index < total; index++) {
+        await push.send(['c', String(index)])
+        sent = index + 1
+        if (index % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    })()
+    await waitFor(async () => (await readChannel(worker?.httpUrl ?? '', channel)).length > 3000, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'the stream to reach the Worker',
+    })
+    const persistDir = worker.persistDir
+    // SIGKILL: batches in flight may be stored without their ack reaching the bridge.
+    await worker.stop({ keepState: true, signal: 'SIGKILL' })
+    worker = undefined
+    const sentAtStop = sent
+    await new Promise((resolve) => setTimeout(resolve, 5000))
+    expect(sent).toBeGreaterThan(sentAtStop) // the bridge kept reading while the Worker was away
+    worker = await startWranglerDev({ port, persistDir })
+    await sending
+
+    await expectExactlyOnce(worker.httpUrl, channel, 'c', total)
+    expect(bridge.lines.some((line) => line.msg === 'relay disconnected')).toBe(true)
+    expect(await bridge.stop('SIGTERM')).toBe(0)
+    const stats = bridge.lines.filter((line) => line.msg === 'relay stats').at(-1)
+    expect(stats).toMatchObject({ received: total, acked: total })
+  }, 120_000)
+
+  it('delivers what arrived while the Worker was not up yet', async () => {
+    const port = await freePort()
+    const channel = `late-${Date.now()}`
+    bridge = await startBridgeProcess(bridgeArgs(port, channel))
+    const push = connectPush(bridge.port)
+    for (let index = 0; index < 2000; index++) await push.send(['early', String(index)])
+    await waitFor(() => bridge?.lines.find((line) => line.msg === 'relay socket error'), {
+      what: 'the bridge to try the absent Worker',
+    })
+    worker = await startWranglerDev({ port })
+    await expectExactlyOnce(worker.httpUrl, channel, 'early', 2000)
+  }, 90_000)
+
+  it('pushes back over TCP when full, and delivers everything once the Worker is back', async () => {
+    const port = await freePort()
+    const channel = `pushback-${Date.now()}`
+    bridge = await startBridgeProcess(bridgeArgs(port, channel, ['--hwm-messages', '500']))
+    // A small client high-water mark: once the bridge stops reading and TCP's buffers fill,
+    // the client's queue fills and its sends wait.
+    const push = connectPush(bridge.port, { sendHighWaterMark: 200 })
+    const total = 3000
+    const payload = 'x'.repeat(8192)
+    let sent = 0
+    const sending = (async () => {
+      for (let index = 0; index < total; index++) {
+        await push.send(['p', String(index), payload])
+        sent = index + 1
+      }
+    })()
+    await waitFor(() => bridge?.lines.find((line) => String(line.msg).startsWith('relay full')), {
+      timeoutMs: 20_000,
+      what: 'the relay to fill',
+    })
+    // Sends stall: the count stops moving well short of the total.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const stalledAt = sent
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    expect(sent).toBe(stalledAt)
+    expect(sent).toBeLessThan(total)
+
+    worker = await startWranglerDev({ port })
+    await sending
+    const stored = await waitFor(
+      async () => {
+        const messages = await readChannel(worker?.httpUrl ?? '', channel)
+        return messages.length >= total ? messages : undefined
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: 'all messages stored' },
+    )
+    expect(stored.map((frames) => frames[1])).toEqual(
+      Array.from({ length: total }, (_, index) => String(index)),
+    )
+    expect(bridge.lines.find((line) => String(line.msg).startsWith('relay drained'))).toBeDefined()
+  }, 120_000)
+
+  it('drains on SIGTERM: stores everything it read, then exits 0', async () => {
+    const port = await freePort()
+    worker = await startWranglerDev({ port })
+    const channel = `drain-${Date.now()}`
+    bridge = await startBridgeProcess(bridgeArgs(port, channel))
+    const push = connectPush(bridge.port)
+    for (let index = 0; index < 5000; index++) await push.send(['d', String(index)])
+    const code = await bridge.stop('SIGTERM')
+    expect(code).toBe(0)
+    const stats = bridge.lines.filter((line) => line.msg === 'relay stats').at(-1)
+    expect(stats).toBeDefined()
+    const received = Number(stats?.received)
+    expect(received).toBeGreaterThan(0)
+    expect(stats?.acked).toBe(received)
+    expect(
+      bridge.lines.find((line) => line.msg === 'stopped; every message was acknowledged'),
+    ).toBeDefined()
+    const stored = await readChannel(worker.httpUrl, channel)
+    expect(stored).toEqual(Array.from({ length: received }, (_, index) => ['d', String(index)]))
+  }, 90_000)
+})
