@@ -104,6 +104,10 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       createMechanism,
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       maxMessageSize: config.maxMessageSize,
+      maxFramesPerMessage: config.maxFramesPerMessage,
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      handshakesPerSecondPerIp: listener.mechanism === 'CURVE' ? config.curveHandshakeRate : 0,
       logger: logger.child({ component: 'zmtp', listener: listener.endpoint }),
       onMessage: (message) => relay.enqueue(message),
     })

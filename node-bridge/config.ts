@@ -5,6 +5,11 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { Mechanism } from '../durable/relay-protocol'
 import { derivePublicKey, parseCurveKey } from './keys'
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_MAX_FRAMES_PER_MESSAGE,
+} from './pull-socket'
 
 export const DEFAULT_BIND = 'tcp://0.0.0.0:7777'
 export const DEFAULT_CHANNEL = 'default'
@@ -24,6 +29,8 @@ export const DEFAULT_STATS_INTERVAL_MS = 60_000
 /** The Worker accepts WebSocket messages up to 32 MiB; a batch must fit in one. */
 const MAX_BATCH_BYTES_LIMIT = 32 * 1024 * 1024
 export const DEFAULT_LOG_LEVEL = 'info'
+/** CURVE handshakes a second per IP; each costs the server about 0.3 ms of CPU. */
+export const DEFAULT_CURVE_HANDSHAKE_RATE = 50
 
 const CHANNEL_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -59,6 +66,11 @@ export interface BridgeConfig {
   bridgeId: string
   handshakeTimeoutMs: number
   maxMessageSize: number
+  maxFramesPerMessage: number
+  maxConnections: number
+  maxConnectionsPerIp: number
+  /** New connections a second per IP on CURVE listeners; 0: no limit. */
+  curveHandshakeRate: number
   maxBatchMessages: number
   maxBatchBytes: number
   flushDelayMs: number
@@ -148,6 +160,26 @@ export const SETTINGS = {
     flag: '--max-message-size',
     env: 'ZMQ_EDGE_MAX_MESSAGE_SIZE',
     description: `largest message, all frames, in octets (default ${DEFAULT_MAX_MESSAGE_SIZE})`,
+  },
+  maxFramesPerMessage: {
+    flag: '--max-frames',
+    env: 'ZMQ_EDGE_MAX_FRAMES',
+    description: `most frames in one message (default ${DEFAULT_MAX_FRAMES_PER_MESSAGE})`,
+  },
+  maxConnections: {
+    flag: '--max-connections',
+    env: 'ZMQ_EDGE_MAX_CONNECTIONS',
+    description: `open connections per listener, at most (default ${DEFAULT_MAX_CONNECTIONS})`,
+  },
+  maxConnectionsPerIp: {
+    flag: '--max-connections-per-ip',
+    env: 'ZMQ_EDGE_MAX_CONNECTIONS_PER_IP',
+    description: `open connections from one IP per listener, at most (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`,
+  },
+  curveHandshakeRate: {
+    flag: '--curve-handshake-rate',
+    env: 'ZMQ_EDGE_CURVE_HANDSHAKE_RATE',
+    description: `new connections a second per IP on CURVE listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_CURVE_HANDSHAKE_RATE})`,
   },
   hwmMessages: {
     flag: '--hwm-messages',
@@ -407,6 +439,18 @@ export function parseConfig(
       () => DEFAULT_HANDSHAKE_TIMEOUT_MS,
     ),
     maxMessageSize: one('maxMessageSize', positiveInteger, () => DEFAULT_MAX_MESSAGE_SIZE),
+    maxFramesPerMessage: one(
+      'maxFramesPerMessage',
+      positiveInteger,
+      () => DEFAULT_MAX_FRAMES_PER_MESSAGE,
+    ),
+    maxConnections: one('maxConnections', positiveInteger, () => DEFAULT_MAX_CONNECTIONS),
+    maxConnectionsPerIp: one(
+      'maxConnectionsPerIp',
+      positiveInteger,
+      () => DEFAULT_MAX_CONNECTIONS_PER_IP,
+    ),
+    curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
     maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),
     maxBatchBytes: one('maxBatchBytes', batchBytes, () => DEFAULT_MAX_BATCH_BYTES),
     flushDelayMs: one('flushDelayMs', wholeNumber, () => DEFAULT_FLUSH_DELAY_MS),

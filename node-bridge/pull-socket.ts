@@ -3,6 +3,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
 import type { Mechanism } from '../durable/relay-protocol'
 import { z85Encode } from '../durable/z85'
+import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
 import { type ReadyPeer, ZmtpConnection } from './zmtp/connection'
 import { ZmtpError, ZmtpErrorCode } from './zmtp/errors'
@@ -24,9 +25,21 @@ export interface PullSocketOptions {
   createMechanism: () => ServerMechanism
   handshakeTimeoutMs: number
   maxMessageSize: number
+  /** Default {@link DEFAULT_MAX_FRAMES_PER_MESSAGE}. */
+  maxFramesPerMessage?: number
+  /** Default {@link DEFAULT_MAX_CONNECTIONS}. */
+  maxConnections?: number
+  /** Default {@link DEFAULT_MAX_CONNECTIONS_PER_IP}. */
+  maxConnectionsPerIp?: number
+  /** New connections a second per IP (each one is a handshake to pay for); 0, the default: no limit. */
+  handshakesPerSecondPerIp?: number
   logger: Logger
   onMessage(message: InboundMessage): void
 }
+
+export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 10_000
+export const DEFAULT_MAX_CONNECTIONS = 10_000
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000
 
 /** RFC 23 socket-type compatibility: a PULL talks to PUSH peers only. */
 const PULL_PEERS = ['PUSH'] as const
@@ -46,10 +59,20 @@ export class PullSocket {
   readonly #server: Server
   /** Open connections and, once their handshake succeeded, their peers. */
   readonly #connections = new Map<Socket, { connection: ZmtpConnection; peer?: ReadyPeer }>()
+  readonly #limits: ConnectionLimits
+  readonly #sweepTimer: NodeJS.Timeout
   #paused = false
+  /** Connections refused before any ZMTP, by reason. */
+  readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0 }
 
   constructor(options: PullSocketOptions) {
     this.#options = options
+    this.#limits = new ConnectionLimits({
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
+      handshakesPerSecondPerIp: options.handshakesPerSecondPerIp ?? 0,
+    })
+    this.#sweepTimer = setInterval(() => this.#limits.sweep(), 10_000).unref()
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
   }
 
@@ -110,6 +133,7 @@ export class PullSocket {
 
   /** Stops accepting and closes every connection. */
   close(): Promise<void> {
+    clearInterval(this.#sweepTimer)
     for (const socket of this.#connections.keys()) socket.destroy()
     if (!this.#server.listening) return Promise.resolve()
     return new Promise((resolve) => this.#server.close(() => resolve()))
@@ -119,7 +143,18 @@ export class PullSocket {
     const { logger, createMechanism, handshakeTimeoutMs, maxMessageSize, onMessage } = this.#options
     const peerAddress = formatAddress(socket)
     const log = logger.child({ peer: peerAddress })
+    const host = socket.remoteAddress ?? 'unknown'
+    const refusal = this.#limits.admit(host)
+    if (refusal) {
+      // Before any ZMTP: the peer sees a reset and retries later, as after any plain close.
+      this.refused[refusal]++
+      log.warn({ code: refusal }, 'connection refused')
+      socket.destroy()
+      return
+    }
     let peer: ReadyPeer | undefined
+    let closeReason = 'peer closed'
+    const acceptedAt = Date.now()
     const mechanism = createMechanism()
 
     const connection = new ZmtpConnection(
@@ -161,11 +196,21 @@ export class PullSocket {
         },
         onClose: (error) => {
           clearTimeout(handshakeTimer)
-          if (error)
-            log.warn({ code: error.code, err: error.message }, 'connection closed by the bridge')
+          if (!error) return
+          closeReason = error.code
+          log.warn(
+            { code: error.code, err: error.message, action: error.action },
+            peer ? 'connection closed by the bridge' : 'handshake failed',
+          )
         },
       },
-      { mechanism, socketType: 'PULL', peerSocketTypes: PULL_PEERS, maxMessageSize },
+      {
+        mechanism,
+        socketType: 'PULL',
+        peerSocketTypes: PULL_PEERS,
+        maxMessageSize,
+        maxFramesPerMessage: this.#options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE,
+      },
     )
 
     const handshakeTimer = setTimeout(() => {
@@ -179,7 +224,7 @@ export class PullSocket {
     handshakeTimer.unref()
     this.#connections.set(socket, { connection })
 
-    log.debug('connection accepted')
+    log.info('connection accepted')
     // Plain Uint8Array views: frames handed on are platform-neutral, not Buffers.
     socket.on('data', (chunk: Buffer) =>
       connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
@@ -187,9 +232,13 @@ export class PullSocket {
     if (this.#paused) socket.pause()
     socket.on('error', (error) => log.debug({ err: error.message }, 'socket error'))
     socket.on('close', () => {
+      this.#limits.release(host)
       this.#connections.delete(socket)
       connection.transportClosed()
-      log.debug('connection closed')
+      log.info(
+        { reason: closeReason, handshake: peer !== undefined, durationMs: Date.now() - acceptedAt },
+        'connection closed',
+      )
     })
     connection.start()
   }

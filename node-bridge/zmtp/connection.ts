@@ -48,6 +48,8 @@ export interface ConnectionOptions {
   peerSocketTypes: readonly string[]
   /** Largest message, all frames together, in octets. */
   maxMessageSize: number
+  /** Most frames in one message (each costs memory beyond its octets); default unlimited. */
+  maxFramesPerMessage?: number
 }
 
 export const ConnectionState = {
@@ -239,6 +241,12 @@ export class ZmtpConnection {
       )
     }
     this.#parts.push(frame.body)
+    if (this.#parts.length > (this.#options.maxFramesPerMessage ?? Number.POSITIVE_INFINITY)) {
+      throw new ZmtpError(
+        ZmtpErrorCode.TOO_MANY_FRAMES,
+        `message exceeds ${this.#options.maxFramesPerMessage} frames`,
+      )
+    }
     if (frame.more) return
     // RFC 23: messages are atomic; deliver only once the last frame is here.
     const frames = this.#parts

@@ -25,6 +25,7 @@ export const ZmtpErrorCode = {
   KEY_EXCHANGE: 'KEY_EXCHANGE',
   /** The client's long-term key is refused (ERROR "400"), or the authorizer failed. */
   AUTHENTICATION_FAILED: 'AUTHENTICATION_FAILED',
+  TOO_MANY_FRAMES: 'TOO_MANY_FRAMES',
 } as const
 export type ZmtpErrorCode = (typeof ZmtpErrorCode)[keyof typeof ZmtpErrorCode]
 

@@ -1,0 +1,142 @@
+// Limits that keep one host from exhausting the bridge: connections in total and per IP,
+// handshakes a second per IP, frames per message. A violation closes that connection only.
+import { connect, type Socket } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import * as zmq from 'zeromq'
+import { ConnectionLimits } from '../../node-bridge/connection-limits'
+import {
+  type InboundMessage,
+  PullSocket,
+  type PullSocketOptions,
+} from '../../node-bridge/pull-socket'
+import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { createMemoryLogger } from '../support/memory-logger'
+import { waitFor } from '../support/wait'
+
+describe('ConnectionLimits', () => {
+  it('caps connections per host and in total, and frees a place on release', () => {
+    const limits = new ConnectionLimits({
+      maxConnections: 3,
+      maxConnectionsPerIp: 2,
+      handshakesPerSecondPerIp: 0,
+    })
+    expect(limits.admit('a')).toBeUndefined()
+    expect(limits.admit('a')).toBeUndefined()
+    expect(limits.admit('a')).toBe('TOO_MANY_CONNECTIONS')
+    expect(limits.admit('b')).toBeUndefined()
+    expect(limits.admit('c')).toBe('TOO_MANY_CONNECTIONS') // 3 in total
+    limits.release('a')
+    expect(limits.admit('c')).toBeUndefined()
+  })
+
+  it('lets a burst of twice the rate through, then one per 1/rate seconds', () => {
+    let now = 0
+    const limits = new ConnectionLimits({
+      maxConnections: 100,
+      maxConnectionsPerIp: 100,
+      handshakesPerSecondPerIp: 5,
+      now: () => now,
+    })
+    const admitted = () =>
+      Array.from({ length: 20 }, () => limits.admit('h')).filter((r) => r === undefined).length
+    expect(admitted()).toBe(10)
+    now += 1000
+    expect(admitted()).toBe(5)
+    expect(limits.admit('other')).toBeUndefined() // per host
+  })
+
+  it('forgets idle hosts once their bucket has refilled', () => {
+    let now = 0
+    const limits = new ConnectionLimits({
+      maxConnections: 100,
+      maxConnectionsPerIp: 100,
+      handshakesPerSecondPerIp: 10,
+      now: () => now,
+    })
+    for (let index = 0; index < 50; index++) {
+      const host = `10.0.0.${index}`
+      limits.admit(host)
+      limits.release(host)
+    }
+    expect(limits.trackedHosts).toBe(50)
+    now += 2000
+    limits.sweep()
+    expect(limits.trackedHosts).toBe(0)
+  })
+})
+
+describe('PullSocket limits over TCP', () => {
+  let pull: PullSocket | undefined
+  const sockets: Array<{ close(): void } | Socket> = []
+
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) {
+      if ('destroy' in socket) socket.destroy()
+      else socket.close()
+    }
+    await pull?.close()
+  })
+
+  async function listen(options: Partial<PullSocketOptions>) {
+    const received: InboundMessage[] = []
+    const logs = createMemoryLogger()
+    pull = new PullSocket({
+      host: '127.0.0.1',
+      port: 0,
+      createMechanism: () => new NullServerMechanism('PULL'),
+      handshakeTimeoutMs: 5000,
+      maxMessageSize: 1024 * 1024,
+      logger: logs.logger,
+      onMessage: (message) => received.push(message),
+      ...options,
+    })
+    const { port } = await pull.listen()
+    return { port, received, logs }
+  }
+
+  function rawConnection(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => resolve({ socket, closed }))
+      const closed = new Promise<void>((done) => socket.once('close', () => done()))
+      socket.on('error', () => undefined)
+      socket.once('error', reject)
+      sockets.push(socket)
+    })
+  }
+
+  it('refuses a connection over the per-IP limit and admits one when a place frees', async () => {
+    const { port, logs } = await listen({ maxConnectionsPerIp: 3 })
+    const open = await Promise.all([1, 2, 3].map(() => rawConnection(port)))
+    await waitFor(() => pull?.connectionCount === 3)
+    const fourth = await rawConnection(port)
+    await fourth.closed
+    expect(logs.lines.filter((line) => line.code === 'TOO_MANY_CONNECTIONS')).toHaveLength(1)
+    expect(pull?.refused.TOO_MANY_CONNECTIONS).toBe(1)
+    open[0]?.socket.destroy()
+    await waitFor(() => pull?.connectionCount === 2)
+    await rawConnection(port)
+    await waitFor(() => pull?.connectionCount === 3)
+  })
+
+  it('refuses new connections from a host over its handshake rate', async () => {
+    const { port } = await listen({ handshakesPerSecondPerIp: 2 })
+    const attempts = await Promise.all(Array.from({ length: 8 }, () => rawConnection(port)))
+    await waitFor(() => (pull?.refused.TOO_MANY_HANDSHAKES ?? 0) >= 4)
+    expect(pull?.connectionCount).toBe(4) // a burst of twice the rate
+    expect(attempts).toHaveLength(8)
+  })
+
+  it('closes a client whose message has too many frames, and keeps serving another', async () => {
+    const { port, received, logs } = await listen({ maxFramesPerMessage: 10 })
+    const greedy = new zmq.Push({ linger: 0 })
+    const modest = new zmq.Push({ linger: 0 })
+    sockets.push(greedy, modest)
+    greedy.connect(`tcp://127.0.0.1:${port}`)
+    modest.connect(`tcp://127.0.0.1:${port}`)
+    await greedy.send(Array.from({ length: 11 }, (_, index) => String(index)))
+    await modest.send(Array.from({ length: 10 }, (_, index) => String(index)))
+    await waitFor(() => logs.lines.find((line) => line.code === 'TOO_MANY_FRAMES'))
+    await waitFor(() => received.length === 1)
+    expect(received[0]?.frames).toHaveLength(10)
+  })
+})
