@@ -1,12 +1,14 @@
 // The bridge: PULL listeners feeding one relay per channel to the Worker. Owns the lifecycle of
 // both, the CURVE key and the allow-list.
 import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import { z85Encode } from '../durable/z85'
 import { AllowList } from './allow-list'
 import type { BridgeConfig, ListenerConfig } from './config'
 import type { Logger } from './log'
 import { PullSocket } from './pull-socket'
 import { RelayClient } from './relay/relay-client'
+import { Spool } from './relay/spool'
 import { CookieKeyring } from './zmtp/curve-cookie'
 import { createCurveCrypto } from './zmtp/curve-crypto'
 import { CurveServerMechanism } from './zmtp/curve-server-mechanism'
@@ -42,14 +44,34 @@ const STOP_READ_GRACE_MS = 250
 /** Binds every listener and connects a relay per channel. */
 export async function startBridge(config: BridgeConfig, logger: Logger): Promise<RunningBridge> {
   const relays = new Map<string, RelayClient>()
+  const spools: Spool[] = []
   const listeners: RunningListener[] = []
+  const spoolDir = config.spoolDir
   for (const { channel } of config.listeners) {
     if (relays.has(channel)) continue
+    let spool: Spool | undefined
+    if (spoolDir) {
+      try {
+        spool = Spool.open({
+          dir: join(spoolDir, channel),
+          bridgeId: config.bridgeId,
+          ...(config.bridgeIdSource ? { bridgeIdSource: config.bridgeIdSource } : {}),
+          segmentBytes: config.spoolSegmentBytes,
+          fsync: config.spoolFsync,
+          logger: logger.child({ component: 'spool', channel }),
+        })
+      } catch (error) {
+        for (const opened of spools) opened.close()
+        throw error
+      }
+      spools.push(spool)
+    }
     relays.set(
       channel,
       new RelayClient({
         ...config,
         channel,
+        ...(spool ? { spool } : {}),
         logger: logger.child({ component: 'relay', channel }),
         // A full relay pauses the listeners that feed it; TCP pushes back on their clients.
         onPressure: (full) => {
@@ -108,6 +130,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       handshakesPerSecondPerIp: listener.mechanism === 'CURVE' ? config.curveHandshakeRate : 0,
+      heartbeatIvlMs: config.heartbeatIvlMs,
+      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       logger: logger.child({ component: 'zmtp', listener: listener.endpoint }),
       onMessage: (message) => relay.enqueue(message),
     })
@@ -146,7 +170,13 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       ? setInterval(() => logStats(logger, relays), config.statsIntervalMs).unref()
       : undefined
   logger.info(
-    { worker: config.workerUrl, bridgeId: config.bridgeId, channels: [...relays.keys()] },
+    {
+      worker: config.workerUrl,
+      // With a spool, each channel keeps the bridge id its spool was written with.
+      bridgeId: relays.values().next().value?.bridgeId ?? config.bridgeId,
+      channels: [...relays.keys()],
+      ...(spoolDir ? { spoolDir } : {}),
+    },
     'bridge started',
   )
   const first = listeners[0] as RunningListener
@@ -165,7 +195,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       await Promise.all([...relays.values()].map((relay) => relay.drain(drainTimeoutMs)))
       const left = [...relays.values()].reduce((sum, relay) => sum + relay.unacknowledged, 0)
       logStats(logger, relays)
-      if (left > 0) {
+      if (left > 0 && spoolDir) {
+        logger.warn(
+          { unacknowledged: left, spoolDir },
+          'stopped with messages the Worker has not acknowledged; they stay in the spool and are sent after a restart',
+        )
+      } else if (left > 0) {
         logger.error(
           { unacknowledged: left },
           'stopped with messages the Worker has not acknowledged; they are lost',
@@ -174,6 +209,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         logger.info('stopped; every message was acknowledged')
       }
       for (const relay of relays.values()) relay.stop()
+      for (const spool of spools) spool.close()
       return left
     },
   }

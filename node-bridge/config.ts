@@ -26,6 +26,7 @@ export const DEFAULT_RECONNECT_INITIAL_MS = 100 // libzmq's reconnect_ivl
 export const DEFAULT_RECONNECT_MAX_MS = 10_000
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000
 export const DEFAULT_STATS_INTERVAL_MS = 60_000
+export const DEFAULT_SPOOL_SEGMENT_BYTES = 64 * 1024 * 1024
 /** The Worker accepts WebSocket messages up to 32 MiB; a batch must fit in one. */
 const MAX_BATCH_BYTES_LIMIT = 32 * 1024 * 1024
 export const DEFAULT_LOG_LEVEL = 'info'
@@ -64,6 +65,13 @@ export interface BridgeConfig {
   workerUrl: string
   ingestToken: string
   bridgeId: string
+  /** The flag or variable that set `bridgeId`; absent when it was generated. */
+  bridgeIdSource?: string
+  /** Persist messages here before they count as received; one sub-folder per channel. */
+  spoolDir?: string
+  spoolSegmentBytes: number
+  /** fsync the spool after every write (power loss), not only write it (process crash). */
+  spoolFsync: boolean
   handshakeTimeoutMs: number
   maxMessageSize: number
   maxFramesPerMessage: number
@@ -71,6 +79,10 @@ export interface BridgeConfig {
   maxConnectionsPerIp: number
   /** New connections a second per IP on CURVE listeners; 0: no limit. */
   curveHandshakeRate: number
+  /** PING every ready peer this often, ms; 0: only answer the peers' PINGs. */
+  heartbeatIvlMs: number
+  /** Drop a peer silent this long after our PING, ms. */
+  heartbeatTimeoutMs: number
   maxBatchMessages: number
   maxBatchBytes: number
   flushDelayMs: number
@@ -151,6 +163,23 @@ export const SETTINGS = {
     env: 'ZMQ_EDGE_BRIDGE_ID',
     description: 'names this bridge in the relay protocol (default <hostname>-<random>)',
   },
+  spoolDir: {
+    flag: '--spool-dir',
+    env: 'ZMQ_EDGE_SPOOL_DIR',
+    description:
+      'persist each message here before it counts as received; unacknowledged ones are sent after a restart (default: no spool)',
+  },
+  spoolSegmentBytes: {
+    flag: '--spool-segment-bytes',
+    env: 'ZMQ_EDGE_SPOOL_SEGMENT_BYTES',
+    description: `size at which a spool segment file is closed and a new one started (default ${DEFAULT_SPOOL_SEGMENT_BYTES})`,
+  },
+  spoolFsync: {
+    flag: '--spool-fsync',
+    env: 'ZMQ_EDGE_SPOOL_FSYNC',
+    description:
+      'on: fsync every spool write, so it survives power loss, not only a crash (default off)',
+  },
   handshakeTimeoutMs: {
     flag: '--handshake-timeout',
     env: 'ZMQ_EDGE_HANDSHAKE_TIMEOUT',
@@ -180,6 +209,18 @@ export const SETTINGS = {
     flag: '--curve-handshake-rate',
     env: 'ZMQ_EDGE_CURVE_HANDSHAKE_RATE',
     description: `new connections a second per IP on CURVE listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_CURVE_HANDSHAKE_RATE})`,
+  },
+  heartbeatIvlMs: {
+    flag: '--heartbeat-ivl',
+    env: 'ZMQ_EDGE_HEARTBEAT_IVL',
+    description:
+      'ms between the bridge’s PINGs to each client, to drop half-open connections (default 0: off)',
+  },
+  heartbeatTimeoutMs: {
+    flag: '--heartbeat-timeout',
+    env: 'ZMQ_EDGE_HEARTBEAT_TIMEOUT',
+    description:
+      'ms without traffic after a PING before a client is dropped (default: the interval)',
   },
   hwmMessages: {
     flag: '--hwm-messages',
@@ -343,6 +384,18 @@ function batchBytes(raw: string, name: string): number {
   return value
 }
 
+function parseSwitch(raw: string, name: string): boolean {
+  const value = raw.trim().toLowerCase()
+  if (['on', 'true', 'yes', '1'].includes(value)) return true
+  if (['off', 'false', 'no', '0'].includes(value)) return false
+  throw new ConfigError(name, `expected on or off, got "${raw}"`)
+}
+
+function parseDirectory(raw: string, name: string): string {
+  if (raw.trim() === '') throw new ConfigError(name, 'expected a directory')
+  return raw
+}
+
 function parseLogLevel(raw: string, name: string): string {
   if (!LOG_LEVELS.includes(raw)) {
     throw new ConfigError(name, `expected one of ${LOG_LEVELS.join(', ')}, got "${raw}"`)
@@ -433,6 +486,8 @@ export function parseConfig(
       parseBridgeId,
       () => `${hostname().slice(0, 40)}-${randomBytes(6).toString('hex')}`,
     ),
+    spoolSegmentBytes: one('spoolSegmentBytes', positiveInteger, () => DEFAULT_SPOOL_SEGMENT_BYTES),
+    spoolFsync: one('spoolFsync', parseSwitch, () => false),
     handshakeTimeoutMs: one(
       'handshakeTimeoutMs',
       positiveInteger,
@@ -451,6 +506,8 @@ export function parseConfig(
       () => DEFAULT_MAX_CONNECTIONS_PER_IP,
     ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
+    heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => 0),
+    heartbeatTimeoutMs: 0,
     maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),
     maxBatchBytes: one('maxBatchBytes', batchBytes, () => DEFAULT_MAX_BATCH_BYTES),
     flushDelayMs: one('flushDelayMs', wholeNumber, () => DEFAULT_FLUSH_DELAY_MS),
@@ -467,6 +524,11 @@ export function parseConfig(
     statsIntervalMs: one('statsIntervalMs', wholeNumber, () => DEFAULT_STATS_INTERVAL_MS),
     logLevel: one('logLevel', parseLogLevel, () => DEFAULT_LOG_LEVEL),
   }
+  config.heartbeatTimeoutMs = one(
+    'heartbeatTimeoutMs',
+    positiveInteger,
+    () => config.heartbeatIvlMs,
+  )
   if (config.reconnectMaxMs < config.reconnectInitialMs) {
     throw new ConfigError(
       SETTINGS.reconnectMaxMs.flag,
@@ -474,6 +536,10 @@ export function parseConfig(
     )
   }
   if (curve) config.curve = curve
+  const bridgeIdSource = raw('bridgeId')?.source
+  if (bridgeIdSource) config.bridgeIdSource = bridgeIdSource
+  const spoolDir = raw('spoolDir')
+  if (spoolDir) config.spoolDir = parseDirectory(spoolDir.values.at(-1) as string, spoolDir.source)
   return config
 }
 

@@ -33,6 +33,10 @@ export interface PullSocketOptions {
   maxConnectionsPerIp?: number
   /** New connections a second per IP (each one is a handshake to pay for); 0, the default: no limit. */
   handshakesPerSecondPerIp?: number
+  /** Send a PING this often (ms) to every ready peer; 0, the default: only answer theirs. */
+  heartbeatIvlMs?: number
+  /** A peer silent this long (ms) after our PING is dropped; default the interval. */
+  heartbeatTimeoutMs?: number
   logger: Logger
   onMessage(message: InboundMessage): void
 }
@@ -40,6 +44,17 @@ export interface PullSocketOptions {
 export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 10_000
 export const DEFAULT_MAX_CONNECTIONS = 10_000
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000
+
+interface ConnectionEntry {
+  connection: ZmtpConnection
+  peer?: ReadyPeer
+  /** When the peer last sent anything: RFC 37 counts any traffic as a sign of life. */
+  lastDataAt: number
+  /** When we last sent a PING (0: never). */
+  lastPingAt: number
+  /** When the first PING that nothing has answered since was sent (0: none outstanding). */
+  unansweredSince: number
+}
 
 /** RFC 23 socket-type compatibility: a PULL talks to PUSH peers only. */
 const PULL_PEERS = ['PUSH'] as const
@@ -58,7 +73,8 @@ export class PullSocket {
   readonly #options: PullSocketOptions
   readonly #server: Server
   /** Open connections and, once their handshake succeeded, their peers. */
-  readonly #connections = new Map<Socket, { connection: ZmtpConnection; peer?: ReadyPeer }>()
+  readonly #connections = new Map<Socket, ConnectionEntry>()
+  readonly #heartbeatTimer: NodeJS.Timeout
   readonly #limits: ConnectionLimits
   readonly #sweepTimer: NodeJS.Timeout
   #paused = false
@@ -73,6 +89,11 @@ export class PullSocket {
       handshakesPerSecondPerIp: options.handshakesPerSecondPerIp ?? 0,
     })
     this.#sweepTimer = setInterval(() => this.#limits.sweep(), 10_000).unref()
+    const ivl = options.heartbeatIvlMs ?? 0
+    this.#heartbeatTimer = setInterval(
+      () => this.#heartbeat(),
+      ivl > 0 ? Math.max(20, Math.min(ivl, options.heartbeatTimeoutMs ?? ivl) / 4) : 250,
+    ).unref()
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
   }
 
@@ -96,6 +117,37 @@ export class PullSocket {
     return closed
   }
 
+  /** Sends due PINGs and drops peers that stayed silent past our timeout or their own TTL. */
+  #heartbeat(): void {
+    const now = Date.now()
+    const ivl = this.#options.heartbeatIvlMs ?? 0
+    const timeout = this.#options.heartbeatTimeoutMs ?? ivl
+    for (const entry of this.#connections.values()) {
+      if (!entry.peer) continue
+      const silentMs = now - entry.lastDataAt
+      const { peerTtlMs } = entry.connection
+      // A paused connection is not read, so its silence says nothing about the peer.
+      if (this.#paused) continue
+      if (entry.unansweredSince > 0 && entry.lastDataAt >= entry.unansweredSince) {
+        entry.unansweredSince = 0
+      }
+      if (
+        (entry.unansweredSince > 0 && now - entry.unansweredSince > timeout) ||
+        (peerTtlMs > 0 && silentMs > peerTtlMs)
+      ) {
+        entry.connection.fail(
+          new ZmtpError(ZmtpErrorCode.HEARTBEAT_TIMEOUT, `no traffic from the peer for ${silentMs} ms`),
+        )
+        continue
+      }
+      if (ivl > 0 && now - Math.max(entry.lastPingAt, entry.lastDataAt) >= ivl) {
+        entry.lastPingAt = now
+        if (entry.unansweredSince === 0) entry.unansweredSince = now
+        entry.connection.sendPing()
+      }
+    }
+  }
+
   /**
    * Stops or restarts reading every connection (new ones included). While paused, the kernel's
    * receive buffers fill, TCP's window closes, and the PUSH clients queue on their side up to
@@ -104,9 +156,13 @@ export class PullSocket {
   setPaused(paused: boolean): void {
     if (paused === this.#paused) return
     this.#paused = paused
-    for (const socket of this.#connections.keys()) {
+    const now = Date.now()
+    for (const [socket, entry] of this.#connections) {
       if (paused) socket.pause()
       else socket.resume()
+      // Silence while we were not reading is ours, not the peer's.
+      entry.lastDataAt = now
+      entry.unansweredSince = 0
     }
   }
 
@@ -134,6 +190,7 @@ export class PullSocket {
   /** Stops accepting and closes every connection. */
   close(): Promise<void> {
     clearInterval(this.#sweepTimer)
+    clearInterval(this.#heartbeatTimer)
     for (const socket of this.#connections.keys()) socket.destroy()
     if (!this.#server.listening) return Promise.resolve()
     return new Promise((resolve) => this.#server.close(() => resolve()))
@@ -222,13 +279,20 @@ export class PullSocket {
       )
     }, handshakeTimeoutMs)
     handshakeTimer.unref()
-    this.#connections.set(socket, { connection })
+    const entry: ConnectionEntry = {
+      connection,
+      lastDataAt: Date.now(),
+      lastPingAt: 0,
+      unansweredSince: 0,
+    }
+    this.#connections.set(socket, entry)
 
     log.info('connection accepted')
     // Plain Uint8Array views: frames handed on are platform-neutral, not Buffers.
-    socket.on('data', (chunk: Buffer) =>
-      connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
-    )
+    socket.on('data', (chunk: Buffer) => {
+      entry.lastDataAt = Date.now()
+      connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    })
     if (this.#paused) socket.pause()
     socket.on('error', (error) => log.debug({ err: error.message }, 'socket error'))
     socket.on('close', () => {

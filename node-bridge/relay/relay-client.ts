@@ -10,6 +10,7 @@ import {
   type RelayMessage,
 } from '../../durable/relay-protocol'
 import type { Logger } from '../log'
+import type { RelaySpool } from './spool'
 
 export interface RelayClientOptions {
   /** Base URL of the Worker, `ws://` or `wss://`. */
@@ -35,12 +36,20 @@ export interface RelayClientOptions {
   logger: Logger
   /** Called when the relay becomes full (true) and when it drains below half the mark (false). */
   onPressure?: (full: boolean) => void
+  /**
+   * Persists every message before it counts as received, and the batches and acks; what it
+   * recovered from an earlier run is sent first, under the same batch numbers. Its bridge id
+   * replaces `bridgeId`.
+   */
+  spool?: RelaySpool
 }
 
 /** Monotonic counters and current gauges, for logs and metrics. */
 export interface RelayCounters {
-  /** Messages handed to the relay. */
+  /** Messages handed to the relay (and persisted first, with a spool). */
   received: number
+  /** Unacknowledged messages read back from the spool on start. */
+  replayed: number
   /** Messages acknowledged as stored by the Durable Object. */
   acked: number
   batchesSent: number
@@ -58,6 +67,8 @@ export interface RelayCounters {
 
 interface PendingBatch {
   seq: number
+  /** Id of the first message; the others follow one by one (the spool records ranges). */
+  firstId: number
   messages: RelayMessage[]
   /** Encoded size, octets. */
   size: number
@@ -73,6 +84,8 @@ const textDecoder = new TextDecoder()
 export class RelayClient {
   readonly #options: RelayClientOptions
   readonly #url: string
+  readonly #bridgeId: string
+  readonly #spool: RelaySpool | undefined
   #socket: WebSocket | undefined
   #connected = false
   #stopped = false
@@ -81,6 +94,8 @@ export class RelayClient {
   #maxBatchBytes: number
   #open: RelayMessage[] = []
   #openBytes = 0
+  /** Id of the first message of `#open`; ids count every message ever received, from 1. */
+  #openFirstId = 1
   #flushTimer: NodeJS.Timeout | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
   #reconnectAttempt = 0
@@ -93,6 +108,7 @@ export class RelayClient {
   #idleWaiters: Array<() => void> = []
   readonly counters: RelayCounters = {
     received: 0,
+    replayed: 0,
     acked: 0,
     batchesSent: 0,
     batchesAcked: 0,
@@ -108,6 +124,39 @@ export class RelayClient {
     this.#maxBatchBytes = options.maxBatchBytes
     const base = options.workerUrl.replace(/\/+$/, '')
     this.#url = `${base}/v1/channels/${encodeURIComponent(options.channel)}/ingest`
+    this.#spool = options.spool
+    this.#bridgeId = options.spool?.bridgeId ?? options.bridgeId
+    if (this.#spool) this.#recover(this.#spool)
+  }
+
+  /** The bridge id batches carry (the spool's, when there is one). */
+  get bridgeId(): string {
+    return this.#bridgeId
+  }
+
+  /** Takes back what the spool held: its batches keep their numbers and go first. */
+  #recover(spool: RelaySpool): void {
+    const { recovered } = spool
+    this.#nextBatchSeq = recovered.nextBatchSeq
+    for (const batch of recovered.batches) {
+      let size = BATCH_OVERHEAD
+      for (const message of batch.messages) size += encodedMessageSize(message)
+      this.#batches.push({
+        seq: batch.batchSeq,
+        firstId: batch.firstId,
+        messages: batch.messages,
+        size,
+        sent: false,
+      })
+      this.#pendingMessages += batch.messages.length
+      this.#pendingBytes += size - BATCH_OVERHEAD
+      this.counters.replayed += batch.messages.length
+    }
+    this.#openFirstId = recovered.openFirstId
+    // Unsealed messages are on disk already: they only join the open batch.
+    for (const message of recovered.open) this.#add(message)
+    this.counters.replayed += recovered.open.length
+    this.#checkPressure()
   }
 
   get connected(): boolean {
@@ -140,8 +189,14 @@ export class RelayClient {
 
   /** Queues one message for the next batch. Never drops: the caller stops reading when full. */
   enqueue(message: RelayMessage): void {
-    const size = encodedMessageSize(message)
+    this.#spool?.append(this.#openFirstId + this.#open.length, message)
     this.counters.received++
+    this.#add(message)
+    this.#checkPressure()
+  }
+
+  #add(message: RelayMessage): void {
+    const size = encodedMessageSize(message)
     this.#pendingMessages++
     this.#pendingBytes += size
     this.#open.push(message)
@@ -154,7 +209,6 @@ export class RelayClient {
     } else if (!this.#flushTimer) {
       this.#flushTimer = setTimeout(() => this.#seal(), this.#options.flushDelayMs)
     }
-    this.#checkPressure()
   }
 
   /** Resolves once every message enqueued so far is acknowledged (or `timeoutMs` passes). */
@@ -175,6 +229,7 @@ export class RelayClient {
     this.#stopped = true
     clearTimeout(this.#flushTimer)
     clearTimeout(this.#reconnectTimer)
+    this.#spool?.flush()
     this.#socket?.close(1000, 'bridge stopping')
   }
 
@@ -207,14 +262,18 @@ export class RelayClient {
     this.#flushTimer = undefined
     if (this.#open.length === 0) return
     const messages = this.#open
-    this.#batches.push({
+    const batch: PendingBatch = {
       seq: this.#nextBatchSeq++,
+      firstId: this.#openFirstId,
       messages,
       size: this.#openBytes + BATCH_OVERHEAD,
       sent: false,
-    })
+    }
+    this.#batches.push(batch)
+    this.#spool?.seal(batch.seq, batch.firstId, messages.length)
     this.#open = []
     this.#openBytes = 0
+    this.#openFirstId += messages.length
     this.#pump()
   }
 
@@ -223,6 +282,9 @@ export class RelayClient {
     const socket = this.#socket
     if (!this.#connected || !socket) return
     const window = Math.min(this.#batches.length, this.#options.maxInFlightBatches)
+    // A batch may be stored as soon as it is sent: its SEAL (and messages) must be on disk
+    // first, or a restart could number other messages with a stored batch's number.
+    this.#spool?.flush()
     for (let index = 0; index < window; index++) {
       const batch = this.#batches[index] as PendingBatch
       if (batch.sent) continue
@@ -231,7 +293,7 @@ export class RelayClient {
       // Encoded when sent, not kept: an unacknowledged batch holds only its messages.
       socket.send(
         encodeBatch({
-          bridgeId: this.#options.bridgeId,
+          bridgeId: this.#bridgeId,
           batchSeq: batch.seq,
           messages: batch.messages,
         }),
@@ -330,17 +392,23 @@ export class RelayClient {
     this.#maxBatchBytes = Math.min(this.#maxBatchBytes, limit)
     const rest = this.#batches.splice(first)
     let seq = (rest[0] as PendingBatch).seq
+    let id = (rest[0] as PendingBatch).firstId
     const messages = rest.flatMap((batch) => batch.messages)
+    const split: PendingBatch[] = []
     let current: PendingBatch | undefined
     for (const message of messages) {
       const size = encodedMessageSize(message)
       if (!current || (current.messages.length > 0 && current.size + size > limit)) {
-        current = { seq: seq++, messages: [], size: BATCH_OVERHEAD, sent: false }
-        this.#batches.push(current)
+        current = { seq: seq++, firstId: id, messages: [], size: BATCH_OVERHEAD, sent: false }
+        split.push(current)
       }
       current.messages.push(message)
       current.size += size
+      id++
     }
+    this.#batches.push(...split)
+    // The spool records the new numbering; its first SEAL replaces the old batches from there.
+    for (const batch of split) this.#spool?.seal(batch.seq, batch.firstId, batch.messages.length)
     this.#nextBatchSeq = seq
     this.counters.splits++
     this.#options.logger.warn(
@@ -369,13 +437,16 @@ export class RelayClient {
     }
     if (frame.kind !== 'ack') return
     // Acks arrive in order; anything at or below the acked seq is stored.
+    let ackedSeq = 0
     while (this.#batches.length > 0 && (this.#batches[0] as PendingBatch).seq <= frame.batchSeq) {
       const batch = this.#batches.shift() as PendingBatch
+      ackedSeq = batch.seq
       this.counters.batchesAcked++
       this.counters.acked += batch.messages.length
       this.#pendingMessages -= batch.messages.length
       this.#pendingBytes -= batch.size - BATCH_OVERHEAD
     }
+    if (ackedSeq > 0) this.#spool?.ack(ackedSeq)
     if (frame.status === AckStatus.DUPLICATE) this.counters.duplicates++
     this.#pump()
     this.#checkPressure()

@@ -4,6 +4,7 @@ import {
   decodeCommand,
   decodeErrorReason,
   decodePing,
+  encodeCommandBody,
   encodeError,
   encodePongBody,
 } from './command'
@@ -74,6 +75,7 @@ export class ZmtpConnection {
   #greetingLength = 0
   #sentGreetingRest = false
   #minorVersion = 0
+  #peerTtlMs = 0
   #parts: Uint8Array[] = []
   #partsSize = 0
 
@@ -90,6 +92,23 @@ export class ZmtpConnection {
 
   get state(): ConnectionState {
     return this.#state
+  }
+
+  /**
+   * RFC 37: the TTL of the peer's last PING, in ms (0: none). With no traffic from the peer for
+   * that long, it may be considered dead.
+   */
+  get peerTtlMs(): number {
+    return this.#peerTtlMs
+  }
+
+  /** Sends a heartbeat PING (RFC 37), boxed by the mechanism; only once the handshake is done. */
+  sendPing(ttlDeciseconds = 0): void {
+    if (this.#state !== ConnectionState.READY) return
+    const data = Uint8Array.of((ttlDeciseconds >> 8) & 0xff, ttlDeciseconds & 0xff)
+    this.#transport.write(
+      this.#options.mechanism.encodeFrame(encodeCommandBody('PING', data), { command: true }),
+    )
   }
 
   /** Starts the greeting: signature and major version now, the rest once the peer's arrive. */
@@ -260,7 +279,8 @@ export class ZmtpConnection {
     switch (command.name) {
       case 'PING': {
         // RFC 37: answer with PONG echoing the context.
-        const { context } = decodePing(command.data)
+        const { context, ttlDeciseconds } = decodePing(command.data)
+        this.#peerTtlMs = ttlDeciseconds * 100
         this.#transport.write(
           this.#options.mechanism.encodeFrame(encodePongBody(context), { command: true }),
         )

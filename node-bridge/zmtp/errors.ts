@@ -26,6 +26,7 @@ export const ZmtpErrorCode = {
   /** The client's long-term key is refused (ERROR "400"), or the authorizer failed. */
   AUTHENTICATION_FAILED: 'AUTHENTICATION_FAILED',
   TOO_MANY_FRAMES: 'TOO_MANY_FRAMES',
+  HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
 } as const
 export type ZmtpErrorCode = (typeof ZmtpErrorCode)[keyof typeof ZmtpErrorCode]
 

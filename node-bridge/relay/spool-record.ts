@@ -1,0 +1,280 @@
+// The spool's record format: pure encode and decode over Uint8Array, no files. A segment is a
+// sequence of records, each `u32 length | u32 crc32(body) | body`, body = `u8 kind | payload`,
+// big-endian like the relay protocol. A MESSAGE payload is a relay BATCH frame holding that one
+// message (its batchSeq field carries the message id), so messages are stored in the wire codec.
+import { decodeRelayFrame, encodeBatch, type RelayMessage } from '../../durable/relay-protocol'
+import { crc32 } from './crc32'
+
+export const SPOOL_FORMAT_VERSION = 1
+
+/** First octet of a record body. */
+export const SpoolRecordKind = { HEADER: 0x01, MESSAGE: 0x02, SEAL: 0x03, ACK: 0x04 } as const
+export type SpoolRecordKind = (typeof SpoolRecordKind)[keyof typeof SpoolRecordKind]
+
+/** `length` and `crc32` before each body. */
+export const RECORD_PREFIX_SIZE = 8
+/** Larger lengths are garbage, not records (a message is at most the 32 MiB batch limit). */
+export const MAX_RECORD_BODY = 64 * 1024 * 1024
+const HEADER_MAGIC = 0x5a455350 // "ZESP"
+const UINT32_LIMIT = 0x1_0000_0000
+/** The bridge id inside each MESSAGE record's one-message batch frame; not the real one. */
+const MESSAGE_FRAME_BRIDGE_ID = 'spool'
+
+/** A sealed batch: its number and the consecutive message ids it holds. */
+export interface SealRange {
+  batchSeq: number
+  firstId: number
+  count: number
+}
+
+/** Starts each segment: who wrote it, and the state before its first record (a snapshot). */
+export interface HeaderRecord {
+  type: 'header'
+  bridgeId: string
+  /** The segment's own number, also its file name. */
+  segment: number
+  /** The id the segment's first MESSAGE gets. */
+  nextMessageId: number
+  nextBatchSeq: number
+  /** Every message id below this one is acknowledged. */
+  ackedBelow: number
+  /** The sealed, unacknowledged batches, in order. */
+  seals: SealRange[]
+}
+
+export interface MessageRecord {
+  type: 'message'
+  id: number
+  message: RelayMessage
+}
+
+/** A batch was sealed; it replaces every earlier SEAL numbered `batchSeq` or higher (1009 split). */
+export interface SealRecord extends SealRange {
+  type: 'seal'
+}
+
+/** The Durable Object stored every batch up to `batchSeq`. */
+export interface AckRecord {
+  type: 'ack'
+  batchSeq: number
+}
+
+export type SpoolRecord = HeaderRecord | MessageRecord | SealRecord | AckRecord
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+function setUint64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, Math.floor(value / UINT32_LIMIT))
+  view.setUint32(offset + 4, value % UINT32_LIMIT)
+}
+
+function getUint64(view: DataView, offset: number): number {
+  return view.getUint32(offset) * UINT32_LIMIT + view.getUint32(offset + 4)
+}
+
+/** Frames a body: length, checksum, body. */
+function frame(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(RECORD_PREFIX_SIZE + body.length)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, body.length)
+  view.setUint32(4, crc32(body))
+  out.set(body, RECORD_PREFIX_SIZE)
+  return out
+}
+
+export function encodeHeaderRecord(header: Omit<HeaderRecord, 'type'>): Uint8Array {
+  const id = encoder.encode(header.bridgeId)
+  const body = new Uint8Array(1 + 4 + 1 + 1 + id.length + 8 * 4 + 4 + header.seals.length * 20)
+  const view = new DataView(body.buffer)
+  let offset = 0
+  body[offset++] = SpoolRecordKind.HEADER
+  view.setUint32(offset, HEADER_MAGIC)
+  offset += 4
+  body[offset++] = SPOOL_FORMAT_VERSION
+  body[offset++] = id.length
+  body.set(id, offset)
+  offset += id.length
+  for (const value of [
+    header.segment,
+    header.nextMessageId,
+    header.nextBatchSeq,
+    header.ackedBelow,
+  ]) {
+    setUint64(view, offset, value)
+    offset += 8
+  }
+  view.setUint32(offset, header.seals.length)
+  offset += 4
+  for (const seal of header.seals) {
+    setUint64(view, offset, seal.batchSeq)
+    setUint64(view, offset + 8, seal.firstId)
+    view.setUint32(offset + 16, seal.count)
+    offset += 20
+  }
+  return frame(body)
+}
+
+/**
+ * A MESSAGE record as two pieces (prefix and kind, then the batch frame), to write with one
+ * writev and no copy.
+ */
+export function encodeMessageRecord(id: number, message: RelayMessage): [Uint8Array, Uint8Array] {
+  const batch = encodeBatch({
+    bridgeId: MESSAGE_FRAME_BRIDGE_ID,
+    batchSeq: id,
+    messages: [message],
+  })
+  const head = new Uint8Array(RECORD_PREFIX_SIZE + 1)
+  head[RECORD_PREFIX_SIZE] = SpoolRecordKind.MESSAGE
+  const view = new DataView(head.buffer)
+  view.setUint32(0, 1 + batch.length)
+  view.setUint32(4, crc32(batch, crc32(head.subarray(RECORD_PREFIX_SIZE))))
+  return [head, batch]
+}
+
+export function encodeSealRecord(seal: SealRange): Uint8Array {
+  const body = new Uint8Array(1 + 8 + 8 + 4)
+  const view = new DataView(body.buffer)
+  body[0] = SpoolRecordKind.SEAL
+  setUint64(view, 1, seal.batchSeq)
+  setUint64(view, 9, seal.firstId)
+  view.setUint32(17, seal.count)
+  return frame(body)
+}
+
+export function encodeAckRecord(batchSeq: number): Uint8Array {
+  const body = new Uint8Array(1 + 8)
+  body[0] = SpoolRecordKind.ACK
+  setUint64(new DataView(body.buffer), 1, batchSeq)
+  return frame(body)
+}
+
+/** Why reading stopped before the end of a segment. */
+export type ScanProblem =
+  /** The last record runs past the end of the file: a write cut short by a crash. */
+  | 'torn'
+  /** A whole record whose checksum does not match its body. */
+  | 'checksum'
+  /** A record whose checksum matches but whose body makes no sense. */
+  | 'malformed'
+
+export interface ScanResult {
+  records: SpoolRecord[]
+  /** Octets of whole, valid records from the start: where a good segment ends. */
+  validBytes: number
+  problem?: { kind: ScanProblem; offset: number; reason: string }
+}
+
+/** Reads a segment's records up to its end or to the first record that is torn or corrupt. */
+export function scanSegment(bytes: Uint8Array): ScanResult {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const records: SpoolRecord[] = []
+  let offset = 0
+  while (offset < bytes.length) {
+    if (offset + RECORD_PREFIX_SIZE > bytes.length) {
+      return { records, validBytes: offset, problem: torn(offset, 'record prefix') }
+    }
+    const length = view.getUint32(offset)
+    if (length === 0 || length > MAX_RECORD_BODY) {
+      // Zeros where a record should start: a tail the file system extended but never wrote.
+      const kind = length === 0 && isZero(bytes, offset) ? 'torn' : 'malformed'
+      return {
+        records,
+        validBytes: offset,
+        problem: { kind, offset, reason: `record length ${length}` },
+      }
+    }
+    const end = offset + RECORD_PREFIX_SIZE + length
+    if (end > bytes.length) {
+      return { records, validBytes: offset, problem: torn(offset, `a ${length}-octet record`) }
+    }
+    const body = bytes.subarray(offset + RECORD_PREFIX_SIZE, end)
+    if (crc32(body) !== view.getUint32(offset + 4)) {
+      return {
+        records,
+        validBytes: offset,
+        problem: { kind: 'checksum', offset, reason: 'checksum mismatch' },
+      }
+    }
+    try {
+      records.push(decodeBody(body))
+    } catch (error) {
+      return {
+        records,
+        validBytes: offset,
+        problem: { kind: 'malformed', offset, reason: (error as Error).message },
+      }
+    }
+    offset = end
+  }
+  return { records, validBytes: offset }
+}
+
+function torn(offset: number, what: string) {
+  return { kind: 'torn' as const, offset, reason: `file ends inside ${what}` }
+}
+
+function isZero(bytes: Uint8Array, from: number): boolean {
+  for (let index = from; index < bytes.length; index++) if (bytes[index] !== 0) return false
+  return true
+}
+
+function decodeBody(body: Uint8Array): SpoolRecord {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  const need = (count: number) => {
+    if (body.length < count) throw new Error(`record of ${body.length} octets is too short`)
+  }
+  switch (body[0]) {
+    case SpoolRecordKind.MESSAGE: {
+      const batch = decodeRelayFrame(body.subarray(1))
+      const message = batch.kind === 'batch' ? batch.messages[0] : undefined
+      if (batch.kind !== 'batch' || !message || batch.messages.length !== 1) {
+        throw new Error('MESSAGE record does not hold one message')
+      }
+      return { type: 'message', id: batch.batchSeq, message }
+    }
+    case SpoolRecordKind.SEAL:
+      need(21)
+      return {
+        type: 'seal',
+        batchSeq: getUint64(view, 1),
+        firstId: getUint64(view, 9),
+        count: view.getUint32(17),
+      }
+    case SpoolRecordKind.ACK:
+      need(9)
+      return { type: 'ack', batchSeq: getUint64(view, 1) }
+    case SpoolRecordKind.HEADER: {
+      need(7)
+      if (view.getUint32(1) !== HEADER_MAGIC) throw new Error('HEADER without the spool magic')
+      if (body[5] !== SPOOL_FORMAT_VERSION) {
+        throw new Error(
+          `spool format version ${body[5]}; this bridge reads ${SPOOL_FORMAT_VERSION}`,
+        )
+      }
+      const idLength = body[6] as number
+      let offset = 7 + idLength
+      need(offset + 36)
+      const bridgeId = decoder.decode(body.subarray(7, offset))
+      const [segment, nextMessageId, nextBatchSeq, ackedBelow] = [0, 8, 16, 24].map((at) =>
+        getUint64(view, offset + at),
+      ) as [number, number, number, number]
+      offset += 32
+      const count = view.getUint32(offset)
+      offset += 4
+      need(offset + count * 20)
+      const seals: SealRange[] = []
+      for (let index = 0; index < count; index++, offset += 20) {
+        seals.push({
+          batchSeq: getUint64(view, offset),
+          firstId: getUint64(view, offset + 8),
+          count: view.getUint32(offset + 16),
+        })
+      }
+      return { type: 'header', bridgeId, segment, nextMessageId, nextBatchSeq, ackedBelow, seals }
+    }
+    default:
+      throw new Error(`unknown record kind ${body[0]}`)
+  }
+}

@@ -1,0 +1,172 @@
+// ZMTP 3.1 heartbeats (RFC 37) with real libzmq peers and raw sockets: we answer PINGs, honour
+// the peer's TTL, and with --heartbeat-ivl send our own PINGs to drop half-open connections.
+import { connect, type Socket } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import * as zmq from 'zeromq'
+import { z85Decode } from '../../durable/z85'
+import {
+  type InboundMessage,
+  PullSocket,
+  type PullSocketOptions,
+} from '../../node-bridge/pull-socket'
+import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
+import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
+import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
+import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { createMemoryLogger } from '../support/memory-logger'
+import { waitFor } from '../support/wait'
+
+const ascii = (text: string) => new TextEncoder().encode(text)
+/** Greeting 3.1 NULL, then READY with Socket-Type PUSH. */
+const NULL_HANDSHAKE = Uint8Array.from([
+  0xff,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  1,
+  0x7f,
+  3,
+  1,
+  ...ascii('NULL'),
+  ...new Uint8Array(16),
+  0,
+  ...new Uint8Array(31),
+  0x04,
+  0x1a,
+  0x05,
+  ...ascii('READY'),
+  0x0b,
+  ...ascii('Socket-Type'),
+  0,
+  0,
+  0,
+  4,
+  ...ascii('PUSH'),
+])
+
+let pull: PullSocket | undefined
+const closers: Array<() => void> = []
+
+afterEach(async () => {
+  for (const close of closers.splice(0)) close()
+  await pull?.close()
+  pull = undefined
+})
+
+async function listen(options: Partial<PullSocketOptions> = {}) {
+  const received: InboundMessage[] = []
+  const logs = createMemoryLogger()
+  pull = new PullSocket({
+    host: '127.0.0.1',
+    port: 0,
+    createMechanism: () => new NullServerMechanism('PULL'),
+    handshakeTimeoutMs: 5000,
+    maxMessageSize: 1024 * 1024,
+    logger: logs.logger,
+    onMessage: (message) => received.push(message),
+    ...options,
+  })
+  const { port } = await pull.listen()
+  const count = (msg: string) => logs.lines.filter((line) => line.msg === msg).length
+  return { port, received, logs, count }
+}
+
+function raw(port: number): Promise<{ socket: Socket; data: Buffer[]; closed: Promise<void> }> {
+  return new Promise((resolve) => {
+    const data: Buffer[] = []
+    const socket = connect(port, '127.0.0.1', () => resolve({ socket, data, closed }))
+    const closed = new Promise<void>((done) => socket.once('close', () => done()))
+    socket.on('data', (chunk) => data.push(chunk))
+    socket.on('error', () => undefined)
+    closers.push(() => socket.destroy())
+  })
+}
+
+describe('heartbeats', () => {
+  it('keeps a libzmq PUSH with heartbeats (200 ms, timeout 600 ms) connected for 10 s, ours on too', async () => {
+    const { port, received, count } = await listen({ heartbeatIvlMs: 200, heartbeatTimeoutMs: 600 })
+    const push = new zmq.Push({
+      linger: 0,
+      heartbeatInterval: 200,
+      heartbeatTimeout: 600,
+      heartbeatTimeToLive: 2000,
+    })
+    closers.push(() => push.close())
+    push.connect(`tcp://127.0.0.1:${port}`)
+    // Mostly idle: one message a second, so only heartbeats keep the link alive in between.
+    for (let index = 0; index < 10; index++) {
+      await push.send(String(index))
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+    }
+    await waitFor(() => received.length === 10)
+    expect(received.map((message) => new TextDecoder().decode(message.frames[0]))).toEqual(
+      Array.from({ length: 10 }, (_, index) => String(index)),
+    )
+    expect(count('connection accepted')).toBe(1)
+    expect(count('connection closed')).toBe(0)
+  }, 20_000)
+
+  it('drops a peer that completed the handshake and then went silent', async () => {
+    const { port, logs } = await listen({ heartbeatIvlMs: 100, heartbeatTimeoutMs: 200 })
+    const peer = await raw(port)
+    peer.socket.write(NULL_HANDSHAKE)
+    await peer.closed
+    expect(logs.lines.find((line) => line.code === 'HEARTBEAT_TIMEOUT')).toBeDefined()
+    // It was sent a PING first: `04 07 04 PING 00 00` (TTL 0) after the greeting and READY.
+    const bytes = Buffer.concat(peer.data)
+    expect(bytes.includes(Buffer.from([0x04, 0x07, 0x04, ...ascii('PING'), 0, 0]))).toBe(true)
+  })
+
+  it('honours the TTL of the peer’s PING even with our heartbeats off', async () => {
+    const { port, logs } = await listen()
+    const peer = await raw(port)
+    const started = Date.now()
+    // PING with TTL 3 deciseconds and context "hi", then silence.
+    peer.socket.write(
+      Buffer.concat([
+        NULL_HANDSHAKE,
+        Buffer.from([0x04, 0x09, 0x04, ...ascii('PING'), 0, 3, ...ascii('hi')]),
+      ]),
+    )
+    await peer.closed
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300)
+    expect(logs.lines.find((line) => line.code === 'HEARTBEAT_TIMEOUT')).toBeDefined()
+    expect(
+      Buffer.concat(peer.data).includes(
+        Buffer.from([0x04, 0x07, 0x04, ...ascii('PONG'), ...ascii('hi')]),
+      ),
+    ).toBe(true)
+  })
+
+  it('sends its PINGs inside CURVE MESSAGE boxes, which libzmq answers', async () => {
+    const server = zmq.curveKeyPair()
+    const client = zmq.curveKeyPair()
+    const crypto = createCurveCrypto()
+    const cookieKeys = new CookieKeyring({ crypto })
+    const secretKey = z85Decode(server.secretKey)
+    const { port, received, count } = await listen({
+      heartbeatIvlMs: 100,
+      heartbeatTimeoutMs: 300,
+      createMechanism: () =>
+        new CurveServerMechanism({ secretKey, socketType: 'PULL', crypto, cookieKeys }),
+    })
+    const push = new zmq.Push({
+      linger: 0,
+      curveServerKey: server.publicKey,
+      curvePublicKey: client.publicKey,
+      curveSecretKey: client.secretKey,
+    })
+    closers.push(() => push.close())
+    push.connect(`tcp://127.0.0.1:${port}`)
+    await push.send('first')
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    await push.send('after 15 heartbeats')
+    await waitFor(() => received.length === 2)
+    expect(count('connection accepted')).toBe(1)
+    expect(count('connection closed')).toBe(0)
+  })
+})
