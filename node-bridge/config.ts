@@ -119,7 +119,7 @@ export const SETTINGS = {
   bind: {
     flag: '--bind',
     env: 'ZMQ_EDGE_BIND',
-    description: `where the PULL socket listens, tcp://HOST:PORT (default ${DEFAULT_BIND})`,
+    description: `where the PULL socket listens, tcp://HOST:PORT; * for IPv4 and IPv6, [::1] style for IPv6 (default ${DEFAULT_BIND})`,
   },
   channel: {
     flag: '--channel',
@@ -285,7 +285,8 @@ function parseBind(raw: string, name: string): BindAddress {
     throw new ConfigError(name, `expected tcp://HOST:PORT (e.g. ${DEFAULT_BIND}), got "${raw}"`)
   }
   let host = match[1] as string
-  if (host === '*') host = '0.0.0.0'
+  // `*`: every interface, IPv4 and IPv6 (a dual-stack socket; IPv4 alone where IPv6 is off).
+  if (host === '*') host = '::'
   if (host.startsWith('[')) host = host.slice(1, -1)
   return { host, port }
 }

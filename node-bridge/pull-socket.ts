@@ -59,8 +59,9 @@ interface ConnectionEntry {
 /** RFC 23 socket-type compatibility: a PULL talks to PUSH peers only. */
 const PULL_PEERS = ['PUSH'] as const
 
+/** The peer's `host:port`; IPv4 clients of a dual-stack socket show as plain IPv4. */
 function formatAddress(socket: Socket): string {
-  const host = socket.remoteAddress ?? 'unknown'
+  const host = (socket.remoteAddress ?? 'unknown').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '')
   return `${host.includes(':') ? `[${host}]` : host}:${socket.remotePort ?? 0}`
 }
 
@@ -176,11 +177,24 @@ export class PullSocket {
   }
 
   /** Binds the port; resolves with the bound address (useful with port 0). */
-  listen(): Promise<AddressInfo> {
+  async listen(): Promise<AddressInfo> {
     const { host, port } = this.#options
+    try {
+      return await this.#listenOn(host, port)
+    } catch (error) {
+      // `::` (from `tcp://*:PORT`) on a host without IPv6: all IPv4 interfaces instead.
+      if (host === '::' && (error as NodeJS.ErrnoException).code === 'EAFNOSUPPORT') {
+        return this.#listenOn('0.0.0.0', port)
+      }
+      throw error
+    }
+  }
+
+  #listenOn(host: string, port: number): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject)
-      this.#server.listen({ host, port }, () => {
+      // A `::` socket is dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d.
+      this.#server.listen({ host, port, ipv6Only: false }, () => {
         this.#server.off('error', reject)
         resolve(this.#server.address() as AddressInfo)
       })

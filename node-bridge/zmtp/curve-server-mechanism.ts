@@ -141,6 +141,8 @@ function fail(code: ZmtpErrorCode, message: string): never {
 export class CurveServerMechanism implements ServerMechanism {
   readonly name = 'CURVE'
   readonly asServer = true
+  /** A MESSAGE body is the payload plus 33 octets: `\x07MESSAGE`, short nonce, flags, MAC. */
+  readonly frameOverhead = MESSAGE_BODY_MIN
   readonly #secretKey: Uint8Array
   readonly #publicKey: Uint8Array
   readonly #socketType: string

@@ -22,6 +22,12 @@ export interface ServerMechanism {
   readonly name: string
   /** RFC 23: the as-server greeting field; 0 for NULL, 1 for CURVE servers. */
   readonly asServer: boolean
+  /**
+   * Octets the mechanism wraps around each message frame after the handshake: 0 for NULL, 33 for
+   * CURVE (name, short nonce, flags octet, MAC). The connection refuses a wire frame larger than
+   * the message limit plus this from its header, before buffering any of its body.
+   */
+  readonly frameOverhead: number
   /** Called once the peer's greeting is read; returns what to send before any command arrives. */
   start(peerMinorVersion: number): HandshakeStep
   /** Called with each command frame of the handshake. Throws `ZmtpError` to end it. */

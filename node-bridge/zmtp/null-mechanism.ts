@@ -9,6 +9,8 @@ import { decodeMetadata } from './metadata'
 export class NullServerMechanism implements ServerMechanism {
   readonly name = 'NULL'
   readonly asServer = false
+  /** NULL frames carry themselves. */
+  readonly frameOverhead = 0
   readonly #ready: Uint8Array
   #sentReady = false
 

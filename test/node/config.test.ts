@@ -50,7 +50,7 @@ describe('parseConfig', () => {
 
   it('understands *, IPv6 and host names in --bind', () => {
     const bindOf = (bind: string) => parseConfig({ ...token, bind }, {}).listeners[0]?.bind
-    expect(bindOf('tcp://*:7000')).toEqual({ host: '0.0.0.0', port: 7000 })
+    expect(bindOf('tcp://*:7000')).toEqual({ host: '::', port: 7000 })
     expect(bindOf('tcp://[::]:7000')).toEqual({ host: '::', port: 7000 })
     expect(bindOf('tcp://localhost:0')).toEqual({ host: 'localhost', port: 0 })
   })
