@@ -130,6 +130,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       handshakesPerSecondPerIp: listener.mechanism === 'CURVE' ? config.curveHandshakeRate : 0,
+      allowZmtp2: listener.mechanism === 'NULL' && config.allowZmtp2,
       heartbeatIvlMs: config.heartbeatIvlMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       logger: logger.child({ component: 'zmtp', listener: listener.endpoint }),

@@ -15,21 +15,22 @@ const bridge = program
   .description('accept ZeroMQ PUSH clients and relay their messages to the Worker')
   .addHelpText('after', '\nEvery option can also be set by the environment variable shown.')
 for (const setting of Object.values(SETTINGS)) {
-  const value = setting.flag === '--listener' ? '<spec>' : '<value>'
-  const option = new Option(`${setting.flag} ${value}`, `${setting.description} [${setting.env}]`)
+  const value = 'boolean' in setting ? '' : setting.flag === '--listener' ? ' <spec>' : ' <value>'
+  const option = new Option(`${setting.flag}${value}`, `${setting.description} [${setting.env}]`)
   if ('repeatable' in setting && setting.repeatable) {
     option.argParser((item: string, previous: string[] | undefined) => [...(previous ?? []), item])
   }
   bridge.addOption(option)
 }
-bridge.action(async (options: Record<string, string | string[] | undefined>) => {
+bridge.action(async (options: Record<string, string | string[] | boolean | undefined>) => {
   const flags: RawSettings = {}
   for (const [name, setting] of Object.entries(SETTINGS) as Array<
     [SettingName, { flag: string }]
   >) {
     const key = new Option(`${setting.flag} <value>`).attributeName()
-    const value = options[key]
-    if (value !== undefined) flags[name] = value
+    const value = options[key] as string | string[] | boolean | undefined
+    if (value === true) flags[name] = 'true'
+    else if (value !== undefined && value !== false) flags[name] = value
   }
   const config = parseConfig(flags, process.env)
   const logger = createLogger(config.logLevel)

@@ -79,6 +79,8 @@ export interface BridgeConfig {
   maxConnectionsPerIp: number
   /** New connections a second per IP on CURVE listeners; 0: no limit. */
   curveHandshakeRate: number
+  /** Accept ZMTP 2.0 peers on NULL listeners. */
+  allowZmtp2: boolean
   /** PING every ready peer this often, ms; 0: only answer the peers' PINGs. */
   heartbeatIvlMs: number
   /** Drop a peer silent this long after our PING, ms. */
@@ -113,6 +115,8 @@ export interface SettingInfo {
   description: string
   /** May be given more than once (flags) or as a list (the variable: separated by `;`). */
   repeatable?: boolean
+  /** A switch: the flag takes no value; the variable takes true/false. */
+  boolean?: boolean
 }
 
 export const SETTINGS = {
@@ -209,6 +213,12 @@ export const SETTINGS = {
     flag: '--curve-handshake-rate',
     env: 'ZMQ_EDGE_CURVE_HANDSHAKE_RATE',
     description: `new connections a second per IP on CURVE listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_CURVE_HANDSHAKE_RATE})`,
+  },
+  allowZmtp2: {
+    flag: '--allow-zmtp2',
+    env: 'ZMQ_EDGE_ALLOW_ZMTP2',
+    description: 'accept ZMTP 2.0 peers (libzmq 3.x, JeroMQ 0.3) on NULL listeners; never on CURVE ones',
+    boolean: true,
   },
   heartbeatIvlMs: {
     flag: '--heartbeat-ivl',
@@ -366,6 +376,13 @@ function positiveInteger(raw: string, name: string): number {
   return value
 }
 
+function parseBoolean(raw: string, name: string): boolean {
+  const value = raw.trim().toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(value)) return true
+  if (['false', '0', 'no', 'off'].includes(value)) return false
+  throw new ConfigError(name, `expected true or false, got "${raw}"`)
+}
+
 function wholeNumber(raw: string, name: string): number {
   const value = Number(raw)
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value)) {
@@ -507,6 +524,7 @@ export function parseConfig(
       () => DEFAULT_MAX_CONNECTIONS_PER_IP,
     ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
+    allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
     heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => 0),
     heartbeatTimeoutMs: 0,
     maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),

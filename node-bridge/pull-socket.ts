@@ -33,6 +33,8 @@ export interface PullSocketOptions {
   maxConnectionsPerIp?: number
   /** New connections a second per IP (each one is a handshake to pay for); 0, the default: no limit. */
   handshakesPerSecondPerIp?: number
+  /** Accept ZMTP 2.0 peers (old libzmq, JeroMQ 0.3) on this NULL listener. Default false. */
+  allowZmtp2?: boolean
   /** Send a PING this often (ms) to every ready peer; 0, the default: only answer theirs. */
   heartbeatIvlMs?: number
   /** A peer silent this long (ms) after our PING is dropped; default the interval. */
@@ -248,7 +250,7 @@ export class PullSocket {
           log.info(
             {
               mechanism: ready.mechanism,
-              zmtp: `3.${ready.minorVersion}`,
+              zmtp: `${ready.majorVersion}.${ready.minorVersion}`,
               socketType: ready.socketType,
               ...(ready.publicKey ? { publicKey: z85Encode(ready.publicKey) } : {}),
             },
@@ -281,6 +283,7 @@ export class PullSocket {
         peerSocketTypes: PULL_PEERS,
         maxMessageSize,
         maxFramesPerMessage: this.#options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE,
+        allowZmtp2: this.#options.allowZmtp2 === true,
       },
     )
 

@@ -29,6 +29,8 @@ export interface ConnectionTransport {
 /** What the connection learned about its peer when the handshake succeeded. */
 export interface ReadyPeer extends PeerIdentity {
   mechanism: string
+  /** 3, or 2 for a ZMTP 2.0 peer. */
+  majorVersion: number
   minorVersion: number
   socketType: string
 }
@@ -49,6 +51,8 @@ export interface ConnectionOptions {
   peerSocketTypes: readonly string[]
   /** Largest message, all frames together, in octets. */
   maxMessageSize: number
+  /** Accept ZMTP 2.0 peers (RFC 15); NULL only. Default false. */
+  allowZmtp2?: boolean
   /** Most frames in one message (each costs memory beyond its octets); default unlimited. */
   maxFramesPerMessage?: number
 }
@@ -62,8 +66,16 @@ export const ConnectionState = {
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState]
 
 const textDecoder = new TextDecoder()
-/** Room for a mechanism's wrapping of one frame (CURVE MESSAGE: name, nonce, flags, MAC). */
-const MECHANISM_OVERHEAD = 64
+const GREETING_START_SIZE = 11
+/** RFC 15: signature (10), revision, socket type; the identity follows as a frame. */
+const ZMTP2_GREETING_SIZE = 12
+const ZMTP2_SOCKET_TYPE_PULL = 0x07
+const ZMTP2_SOCKET_TYPE_PUSH = 0x08
+/**
+ * Smallest frame limit, whatever maxMessageSize says: room for the handshake commands (a CURVE
+ * INITIATE is at least 257 octets, a READY carries metadata).
+ */
+const MIN_FRAME_LIMIT = 1024
 
 export class ZmtpConnection {
   readonly #transport: ConnectionTransport
@@ -73,7 +85,11 @@ export class ZmtpConnection {
   #state: ConnectionState = ConnectionState.GREETING
   #greeting = new Uint8Array(GREETING_SIZE)
   #greetingLength = 0
-  #sentGreetingRest = false
+  /** Greeting octets needed before the next decision: 11 (signature + version), then 64 or 12. */
+  #greetingNeed = GREETING_START_SIZE
+  #zmtp2 = false
+  #skipIdentityFrame = false
+  #majorVersion = 3
   #minorVersion = 0
   #peerTtlMs = 0
   #parts: Uint8Array[] = []
@@ -87,7 +103,14 @@ export class ZmtpConnection {
     this.#transport = transport
     this.#events = events
     this.#options = options
-    this.#decoder = new FrameDecoder({ maxFrameSize: options.maxMessageSize + MECHANISM_OVERHEAD })
+    // A frame can hold a whole message plus the mechanism's wrapping, no more: anything larger is
+    // refused from its header, before any of its body is buffered.
+    this.#decoder = new FrameDecoder({
+      maxFrameSize: Math.max(
+        options.maxMessageSize + options.mechanism.frameOverhead,
+        MIN_FRAME_LIMIT,
+      ),
+    })
   }
 
   get state(): ConnectionState {
@@ -167,25 +190,75 @@ export class ZmtpConnection {
     this.#events.onClose?.(error)
   }
 
+  /** Reads greeting octets; returns what follows the greeting in `chunk`. */
   #readGreeting(chunk: Uint8Array): Uint8Array {
-    const take = Math.min(GREETING_SIZE - this.#greetingLength, chunk.length)
-    this.#greeting.set(chunk.subarray(0, take), this.#greetingLength)
-    this.#greetingLength += take
-    if (!this.#sentGreetingRest) {
-      const kind = classifyGreetingPrefix(this.#greeting.subarray(0, this.#greetingLength))
-      if (kind === 'legacy') {
-        // ZMTP 1.0/2.0 peers are not supported; ZMTP 1.0 has no socket type at all, so a stray
-        // HTTP request would otherwise turn into messages.
-        throw new ZmtpError(ZmtpErrorCode.UNSUPPORTED_VERSION, 'peer does not speak ZMTP 3.x')
-      }
-      if (kind === 'zmtp3') {
-        this.#sentGreetingRest = true
-        const { name, asServer } = this.#options.mechanism
-        this.#transport.write(encodeGreetingRest({ minor: 1, mechanism: name, asServer }))
+    let offset = 0
+    while (offset < chunk.length && this.#state === ConnectionState.GREETING) {
+      const take = Math.min(this.#greetingNeed - this.#greetingLength, chunk.length - offset)
+      this.#greeting.set(chunk.subarray(offset, offset + take), this.#greetingLength)
+      this.#greetingLength += take
+      offset += take
+      if (this.#greetingNeed === GREETING_START_SIZE) this.#classifyGreeting()
+      if (this.#greetingLength === this.#greetingNeed && this.#greetingNeed > GREETING_START_SIZE) {
+        if (this.#zmtp2) this.#finishZmtp2Greeting()
+        else this.#finishGreeting()
       }
     }
-    if (this.#greetingLength < GREETING_SIZE) return chunk.subarray(take)
+    return chunk.subarray(offset)
+  }
 
+  /** Decides, from the signature and the version octet, which protocol the peer speaks. */
+  #classifyGreeting(): void {
+    const prefix = this.#greeting.subarray(0, this.#greetingLength)
+    const kind = classifyGreetingPrefix(prefix)
+    if (kind === 'need-more') return
+    if (kind === 'zmtp3') {
+      this.#greetingNeed = GREETING_SIZE
+      const { name, asServer } = this.#options.mechanism
+      this.#transport.write(encodeGreetingRest({ minor: 1, mechanism: name, asServer }))
+      return
+    }
+    // RFC 15 (ZMTP 2.0): a full signature, then revision 1. Only on NULL listeners that allow
+    // it: RFC 23 makes every other mechanism close on a 1.0/2.0 peer (the downgrade guard).
+    const revision = prefix[GREETING_START_SIZE - 1]
+    const zmtp2 =
+      this.#options.allowZmtp2 === true &&
+      this.#options.mechanism.name === 'NULL' &&
+      prefix.length >= GREETING_START_SIZE &&
+      (revision === 1 || revision === 2)
+    if (!zmtp2) {
+      // ZMTP 1.0 has no socket type at all, so a stray HTTP request would turn into messages.
+      throw new ZmtpError(ZmtpErrorCode.UNSUPPORTED_VERSION, 'peer does not speak ZMTP 3.x')
+    }
+    this.#zmtp2 = true
+    this.#greetingNeed = ZMTP2_GREETING_SIZE
+    // Our socket type and an empty identity, as a ZMTP 2.0 peer expects after the revision.
+    this.#transport.write(Uint8Array.of(ZMTP2_SOCKET_TYPE_PULL, 0x00, 0x00))
+  }
+
+  #finishZmtp2Greeting(): void {
+    const socketType = this.#greeting[GREETING_START_SIZE] ?? -1
+    if (socketType !== ZMTP2_SOCKET_TYPE_PUSH) {
+      // ZMTP 2.0 has no ERROR command: close.
+      throw new ZmtpError(
+        ZmtpErrorCode.INVALID_SOCKET_TYPE,
+        `ZMTP 2.0 peer of socket type ${socketType} cannot talk to ${this.#options.socketType}`,
+      )
+    }
+    this.#majorVersion = 2
+    this.#minorVersion = 0
+    this.#skipIdentityFrame = true
+    this.#state = ConnectionState.READY
+    this.#events.onReady?.({
+      metadata: new Map(),
+      mechanism: this.#options.mechanism.name,
+      majorVersion: 2,
+      minorVersion: 0,
+      socketType: 'PUSH',
+    })
+  }
+
+  #finishGreeting(): void {
     const greeting = decodeGreeting(this.#greeting)
     // RFC 23: the mechanism must match ours exactly, else close.
     if (greeting.mechanism !== this.#options.mechanism.name) {
@@ -197,7 +270,6 @@ export class ZmtpConnection {
     this.#minorVersion = greeting.minor
     this.#state = ConnectionState.HANDSHAKE
     this.#writeStep(this.#options.mechanism.start(greeting.minor))
-    return chunk.subarray(take)
   }
 
   #writeStep(step: HandshakeStep): void {
@@ -226,6 +298,7 @@ export class ZmtpConnection {
     return {
       ...identity,
       mechanism: this.#options.mechanism.name,
+      majorVersion: this.#majorVersion,
       minorVersion: this.#minorVersion,
       socketType,
     }
@@ -241,6 +314,18 @@ export class ZmtpConnection {
       }
       this.#writeStep(this.#options.mechanism.onCommand(decodeCommand(frame.body)))
       return
+    }
+    if (this.#zmtp2) {
+      // RFC 15: bits 2-7 are reserved in ZMTP 2.0; there are no commands.
+      if (frame.command) {
+        throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'reserved flag bit 2 set by a ZMTP 2.0 peer')
+      }
+      // The first frame is the peer's identity, which a PULL ignores.
+      if (this.#skipIdentityFrame) {
+        if (frame.more) throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'ZMTP 2.0 identity with MORE')
+        this.#skipIdentityFrame = false
+        return
+      }
     }
     // After the handshake the mechanism unwraps each frame (CURVE: a MESSAGE box).
     const inner = this.#options.mechanism.decodeFrame(frame)
