@@ -217,7 +217,8 @@ export const SETTINGS = {
   allowZmtp2: {
     flag: '--allow-zmtp2',
     env: 'ZMQ_EDGE_ALLOW_ZMTP2',
-    description: 'accept ZMTP 2.0 peers (libzmq 3.x, JeroMQ 0.3) on NULL listeners; never on CURVE ones',
+    description:
+      'accept ZMTP 2.0 peers (libzmq 3.x, JeroMQ 0.3) on NULL listeners; never on CURVE ones',
     boolean: true,
   },
   heartbeatIvlMs: {

@@ -139,7 +139,10 @@ export class PullSocket {
         (peerTtlMs > 0 && silentMs > peerTtlMs)
       ) {
         entry.connection.fail(
-          new ZmtpError(ZmtpErrorCode.HEARTBEAT_TIMEOUT, `no traffic from the peer for ${silentMs} ms`),
+          new ZmtpError(
+            ZmtpErrorCode.HEARTBEAT_TIMEOUT,
+            `no traffic from the peer for ${silentMs} ms`,
+          ),
         )
         continue
       }

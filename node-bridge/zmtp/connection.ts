@@ -318,11 +318,15 @@ export class ZmtpConnection {
     if (this.#zmtp2) {
       // RFC 15: bits 2-7 are reserved in ZMTP 2.0; there are no commands.
       if (frame.command) {
-        throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'reserved flag bit 2 set by a ZMTP 2.0 peer')
+        throw new ZmtpError(
+          ZmtpErrorCode.MALFORMED_FRAME,
+          'reserved flag bit 2 set by a ZMTP 2.0 peer',
+        )
       }
       // The first frame is the peer's identity, which a PULL ignores.
       if (this.#skipIdentityFrame) {
-        if (frame.more) throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'ZMTP 2.0 identity with MORE')
+        if (frame.more)
+          throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'ZMTP 2.0 identity with MORE')
         this.#skipIdentityFrame = false
         return
       }
