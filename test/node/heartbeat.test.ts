@@ -4,16 +4,11 @@ import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { z85Decode } from '../../durable/z85'
-import {
-  type InboundMessage,
-  PullSocket,
-  type PullSocketOptions,
-} from '../../node-bridge/pull-socket'
+import type { PullSocket, PullSocketOptions } from '../../node-bridge/pull-socket'
 import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
 import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
-import { createMemoryLogger } from '../support/memory-logger'
+import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
@@ -58,21 +53,9 @@ afterEach(async () => {
 })
 
 async function listen(options: Partial<PullSocketOptions> = {}) {
-  const received: InboundMessage[] = []
-  const logs = createMemoryLogger()
-  pull = new PullSocket({
-    host: '127.0.0.1',
-    port: 0,
-    createMechanism: () => new NullServerMechanism('PULL'),
-    handshakeTimeoutMs: 5000,
-    maxMessageSize: 1024 * 1024,
-    logger: logs.logger,
-    onMessage: (message) => received.push(message),
-    ...options,
-  })
-  const { port } = await pull.listen()
-  const count = (msg: string) => logs.lines.filter((line) => line.msg === msg).length
-  return { port, received, logs, count }
+  const harness = await listenPull(options)
+  pull = harness.pull
+  return harness
 }
 
 function raw(port: number): Promise<{ socket: Socket; data: Buffer[]; closed: Promise<void> }> {

@@ -4,13 +4,8 @@ import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { ConnectionLimits } from '../../node-bridge/connection-limits'
-import {
-  type InboundMessage,
-  PullSocket,
-  type PullSocketOptions,
-} from '../../node-bridge/pull-socket'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
-import { createMemoryLogger } from '../support/memory-logger'
+import type { PullSocket, PullSocketOptions } from '../../node-bridge/pull-socket'
+import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
 describe('ConnectionLimits', () => {
@@ -78,20 +73,9 @@ describe('PullSocket limits over TCP', () => {
   })
 
   async function listen(options: Partial<PullSocketOptions>) {
-    const received: InboundMessage[] = []
-    const logs = createMemoryLogger()
-    pull = new PullSocket({
-      host: '127.0.0.1',
-      port: 0,
-      createMechanism: () => new NullServerMechanism('PULL'),
-      handshakeTimeoutMs: 5000,
-      maxMessageSize: 1024 * 1024,
-      logger: logs.logger,
-      onMessage: (message) => received.push(message),
-      ...options,
-    })
-    const { port } = await pull.listen()
-    return { port, received, logs }
+    const harness = await listenPull(options)
+    pull = harness.pull
+    return harness
   }
 
   function rawConnection(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {

@@ -4,13 +4,12 @@ import { execFile } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type InboundMessage, PullSocket } from '../../node-bridge/pull-socket'
+import type { PullSocket } from '../../node-bridge/pull-socket'
 import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
 import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
 import type { ServerMechanism } from '../../node-bridge/zmtp/mechanism'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
-import { createMemoryLogger } from '../support/memory-logger'
+import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
 const JEROMQ_JAR = '/usr/share/java/jeromq.jar'
@@ -26,20 +25,9 @@ afterEach(async () => {
 })
 
 async function listen(options: { allowZmtp2: boolean; createMechanism?: () => ServerMechanism }) {
-  const received: InboundMessage[] = []
-  const logs = createMemoryLogger()
-  pull = new PullSocket({
-    host: '127.0.0.1',
-    port: 0,
-    createMechanism: () => new NullServerMechanism('PULL'),
-    handshakeTimeoutMs: 5000,
-    maxMessageSize: 1024 * 1024,
-    logger: logs.logger,
-    onMessage: (message) => received.push(message),
-    ...options,
-  })
-  const { port } = await pull.listen()
-  return { port, received, logs }
+  const harness = await listenPull(options)
+  pull = harness.pull
+  return harness
 }
 
 /** A ZMTP 2.0 PUSH by hand: signature, revision 1, PUSH, empty identity, then frames. */

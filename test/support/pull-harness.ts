@@ -1,0 +1,36 @@
+// A PullSocket on a free loopback port that collects what it receives and logs in memory.
+import {
+  type InboundMessage,
+  PullSocket,
+  type PullSocketOptions,
+} from '../../node-bridge/pull-socket'
+import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { createMemoryLogger, type MemoryLogger } from './memory-logger'
+
+export interface PullHarness {
+  pull: PullSocket
+  port: number
+  received: InboundMessage[]
+  logs: MemoryLogger
+  /** Log lines with this `msg`, counted. */
+  count(msg: string): number
+}
+
+/** Listens with NULL by default; `options` override anything. Close it with `pull.close()`. */
+export async function listenPull(options: Partial<PullSocketOptions> = {}): Promise<PullHarness> {
+  const received: InboundMessage[] = []
+  const logs = createMemoryLogger()
+  const pull = new PullSocket({
+    host: '127.0.0.1',
+    port: 0,
+    createMechanism: () => new NullServerMechanism('PULL'),
+    handshakeTimeoutMs: 5000,
+    maxMessageSize: 1024 * 1024,
+    logger: logs.logger,
+    onMessage: (message) => received.push(message),
+    ...options,
+  })
+  const { port } = await pull.listen()
+  const count = (msg: string) => logs.lines.filter((line) => line.msg === msg).length
+  return { pull, port, received, logs, count }
+}
