@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { z85Encode } from '../durable/z85'
 import { AllowList } from './allow-list'
-import type { BridgeConfig, ListenerConfig } from './config'
+import { type BridgeConfig, ConfigError, type ListenerConfig } from './config'
 import type { Logger } from './log'
 import { PullSocket } from './pull-socket'
 import { RelayClient } from './relay/relay-client'
@@ -51,6 +51,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     if (relays.has(channel)) continue
     let spool: Spool | undefined
     if (spoolDir) {
+      if (channel === '.' || channel === '..') {
+        throw new ConfigError('--spool-dir', `channel "${channel}" cannot name a spool folder`)
+      }
       try {
         spool = Spool.open({
           dir: join(spoolDir, channel),

@@ -1,0 +1,553 @@
+// The spool: its record format (round trip, torn tails, checksums), replay (batches, numbers,
+// 1009 renumbering, acks), segment rotation and deletion, bridge-id pinning, and the RelayClient
+// resending after a simulated crash under the same batch numbers.
+import {
+  appendFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as zlib from 'node:zlib'
+import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocketServer } from 'ws'
+import {
+  AckStatus,
+  decodeRelayFrame,
+  encodeAck,
+  type RelayMessage,
+} from '../../durable/relay-protocol'
+import { ConfigError, parseConfig } from '../../node-bridge/config'
+import { crc32, crc32Table } from '../../node-bridge/relay/crc32'
+import { RelayClient } from '../../node-bridge/relay/relay-client'
+import { Spool, SpoolError, SpoolErrorCode, type SpoolOptions } from '../../node-bridge/relay/spool'
+import {
+  encodeAckRecord,
+  encodeHeaderRecord,
+  encodeMessageRecord,
+  encodeSealRecord,
+  scanSegment,
+} from '../../node-bridge/relay/spool-record'
+import { createMemoryLogger } from '../support/memory-logger'
+import { waitFor } from '../support/wait'
+
+const dirs: string[] = []
+const cleanups: Array<() => unknown> = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'zmq-edge-spool-'))
+  dirs.push(dir)
+  return dir
+}
+
+function message(text: string, padding = 0): RelayMessage {
+  return {
+    receivedAt: 1_700_000_000_000,
+    mechanism: 'NULL',
+    peerAddress: '127.0.0.1:5555',
+    frames: [new TextEncoder().encode(text), new Uint8Array(padding)],
+  }
+}
+
+const text = (item: RelayMessage) => new TextDecoder().decode(item.frames[0])
+
+function open(dir: string, options: Partial<SpoolOptions> = {}) {
+  const logs = createMemoryLogger()
+  const spool = Spool.open({ dir, bridgeId: 'bridge-a', logger: logs.logger, ...options })
+  return { spool, logs }
+}
+
+/** The segment files, oldest first. */
+function segments(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.seg'))
+    .sort()
+}
+
+/** Appends messages `from..to-1` named by their index, with ids following on. */
+function appendRange(spool: Spool, from: number, to: number, padding = 0): void {
+  for (let index = from; index < to; index++)
+    spool.append(index + 1, message(String(index), padding))
+}
+
+const concat = (chunks: Uint8Array[]) => new Uint8Array(Buffer.concat(chunks))
+
+describe('crc32', () => {
+  it('gives the standard check value for "123456789", natively and from the table', () => {
+    const data = new TextEncoder().encode('123456789')
+    expect(crc32Table(data)).toBe(0xcbf43926)
+    expect(crc32(data)).toBe(0xcbf43926)
+    expect(crc32Table(data.subarray(4), crc32Table(data.subarray(0, 4)))).toBe(0xcbf43926)
+    if (typeof zlib.crc32 === 'function') expect(zlib.crc32(data)).toBe(0xcbf43926)
+  })
+})
+
+describe('spool records', () => {
+  const header = {
+    bridgeId: 'b1',
+    segment: 3,
+    nextMessageId: 11,
+    nextBatchSeq: 4,
+    ackedBelow: 7,
+    seals: [{ batchSeq: 3, firstId: 7, count: 4 }],
+  }
+  const records = () =>
+    concat([
+      encodeHeaderRecord(header),
+      ...encodeMessageRecord(11, message('eleven')),
+      encodeSealRecord({ batchSeq: 4, firstId: 11, count: 1 }),
+      encodeAckRecord(4),
+    ])
+
+  it('round-trips every record kind', () => {
+    const scan = scanSegment(records())
+    expect(scan.problem).toBeUndefined()
+    expect(scan.validBytes).toBe(records().length)
+    expect(scan.records).toEqual([
+      { type: 'header', ...header },
+      { type: 'message', id: 11, message: message('eleven') },
+      { type: 'seal', batchSeq: 4, firstId: 11, count: 1 },
+      { type: 'ack', batchSeq: 4 },
+    ])
+  })
+
+  it('frames a SEAL as length, crc32 and body', () => {
+    const bytes = encodeSealRecord({ batchSeq: 2, firstId: 5, count: 3 })
+    const body = bytes.subarray(8)
+    expect([...bytes.subarray(0, 4)]).toEqual([0, 0, 0, 21]) // body length
+    expect(new DataView(bytes.buffer).getUint32(4)).toBe(crc32(body)) // checksum of the body
+    expect(body[0]).toBe(0x03) // kind SEAL
+    expect([...body.subarray(1, 9)]).toEqual([0, 0, 0, 0, 0, 0, 0, 2]) // batchSeq
+    expect([...body.subarray(9, 17)]).toEqual([0, 0, 0, 0, 0, 0, 0, 5]) // first message id
+    expect([...body.subarray(17)]).toEqual([0, 0, 0, 3]) // message count
+  })
+
+  it('ignores a torn last record, wherever the write was cut', () => {
+    const whole = records()
+    const withoutLast = whole.length - encodeAckRecord(4).length
+    for (let cut = withoutLast + 1; cut < whole.length; cut++) {
+      const scan = scanSegment(whole.subarray(0, cut))
+      expect(scan.records).toHaveLength(3)
+      expect(scan.validBytes).toBe(withoutLast)
+      expect(scan.problem?.kind).toBe('torn')
+    }
+    const zeros = concat([whole, new Uint8Array(100)])
+    expect(scanSegment(zeros).problem?.kind).toBe('torn')
+    expect(scanSegment(zeros).records).toHaveLength(4)
+  })
+
+  it('stops at a record whose checksum does not match', () => {
+    const bytes = records()
+    const headerLength = encodeHeaderRecord(header).length
+    bytes[headerLength + 20] = (bytes[headerLength + 20] as number) ^ 0xff
+    const scan = scanSegment(bytes)
+    expect(scan.records.map((record) => record.type)).toEqual(['header'])
+    expect(scan.problem).toMatchObject({ kind: 'checksum', offset: headerLength })
+  })
+})
+
+describe('Spool', () => {
+  it('starts empty, with the configured bridge id', () => {
+    const { spool } = open(tempDir())
+    expect(spool.bridgeId).toBe('bridge-a')
+    expect(spool.recovered).toEqual({
+      nextMessageId: 1,
+      nextBatchSeq: 1,
+      batches: [],
+      openFirstId: 1,
+      open: [],
+    })
+    spool.close()
+  })
+
+  it('replays unacknowledged batches with their numbers, then the unsealed messages', () => {
+    const dir = tempDir()
+    const first = open(dir).spool
+    appendRange(first, 0, 10)
+    first.seal(1, 1, 3)
+    first.seal(2, 4, 3)
+    first.seal(3, 7, 2)
+    first.ack(1)
+    first.close()
+
+    const { spool, logs } = open(dir, { bridgeId: 'another-random-id' })
+    const { recovered } = spool
+    expect(spool.bridgeId).toBe('bridge-a')
+    expect(recovered.nextBatchSeq).toBe(4)
+    expect(recovered.nextMessageId).toBe(11)
+    expect(
+      recovered.batches.map((batch) => [batch.batchSeq, batch.firstId, batch.messages.map(text)]),
+    ).toEqual([
+      [2, 4, ['3', '4', '5']],
+      [3, 7, ['6', '7']],
+    ])
+    expect(recovered.openFirstId).toBe(9)
+    expect(recovered.open.map(text)).toEqual(['8', '9'])
+    expect(
+      logs.lines.find((line) => line.msg?.toString().startsWith('spool replayed')),
+    ).toMatchObject({
+      batches: 2,
+      messages: 7,
+    })
+    spool.close()
+  })
+
+  it('keeps what was written when the process dies without closing (records flush each turn)', async () => {
+    const dir = tempDir()
+    const first = open(dir).spool
+    appendRange(first, 0, 5)
+    first.seal(1, 1, 5)
+    await Promise.resolve() // the microtask that writes this turn's records
+    // No close(): as after kill -9, the lock file and the segment are left as they are.
+    const { spool } = open(dir)
+    expect(spool.recovered.batches.map((batch) => batch.messages.map(text))).toEqual([
+      ['0', '1', '2', '3', '4'],
+    ])
+    spool.close()
+  })
+
+  it('ignores and cuts off a torn final record, and reads the segment whole next time', () => {
+    const dir = tempDir()
+    const first = open(dir).spool
+    appendRange(first, 0, 3)
+    first.close()
+    const last = join(dir, segments(dir).at(-1) as string)
+    const [head, frame] = encodeMessageRecord(4, message('torn'))
+    appendFileSync(last, concat([head, frame]).subarray(0, 15))
+
+    const second = open(dir)
+    expect(second.spool.recovered.open.map(text)).toEqual(['0', '1', '2'])
+    expect(second.logs.lines.some((line) => String(line.msg).includes('torn record'))).toBe(true)
+    appendRange(second.spool, 3, 4)
+    second.spool.close()
+
+    const third = open(dir)
+    expect(third.spool.recovered.open.map(text)).toEqual(['0', '1', '2', '3'])
+    expect(third.logs.lines.some((line) => line.level === 40 || line.level === 50)).toBe(false)
+    third.spool.close()
+  })
+
+  it('stops replay at a corrupt record, logs it and sets the rest aside', () => {
+    const dir = tempDir()
+    const first = open(dir).spool
+    appendRange(first, 0, 6)
+    first.close()
+    const path = join(dir, segments(dir).at(-1) as string)
+    const bytes = readFileSync(path)
+    // Flip one octet in the fourth message's frame body ('3').
+    const at = bytes.lastIndexOf(Buffer.from('3\0'))
+    expect(at).toBeGreaterThan(0)
+    bytes[at] = 0x58
+    writeFileSync(path, bytes)
+
+    const { spool, logs } = open(dir)
+    expect(spool.recovered.open.map(text)).toEqual(['0', '1', '2'])
+    expect(
+      logs.lines.find((line) => line.msg === 'spool record corrupt: replay stops here'),
+    ).toMatchObject({
+      level: 50,
+      reason: 'checksum mismatch',
+    })
+    expect(readdirSync(dir).some((name) => name.endsWith('.corrupt'))).toBe(true)
+    // New messages follow the ones that were read, with the next ids.
+    expect(spool.recovered.nextMessageId).toBe(4)
+    spool.close()
+  })
+
+  it('rotates segments at the size limit and deletes those whose messages are all acknowledged', () => {
+    const dir = tempDir()
+    const { spool } = open(dir, { segmentBytes: 2048 })
+    // 40 messages of ~300 octets: about six segments.
+    appendRange(spool, 0, 40, 256)
+    for (let batch = 0; batch < 8; batch++) spool.seal(batch + 1, batch * 5 + 1, 5)
+    spool.flush()
+    const before = segments(dir).length
+    expect(before).toBeGreaterThanOrEqual(5)
+    spool.ack(4) // messages 1..20 stored
+    spool.flush()
+    const middle = segments(dir).length
+    expect(middle).toBeLessThan(before)
+    expect(middle).toBeGreaterThan(1)
+    spool.close()
+
+    // What is left still replays: batches 5..8, messages 20..39.
+    const reopened = open(dir, { segmentBytes: 2048 }).spool
+    expect(reopened.recovered.batches.map((batch) => batch.batchSeq)).toEqual([5, 6, 7, 8])
+    expect(reopened.recovered.batches.flatMap((batch) => batch.messages.map(text))).toEqual(
+      Array.from({ length: 20 }, (_, index) => String(index + 20)),
+    )
+    reopened.ack(8)
+    reopened.flush()
+    // Everything is stored: only the active segment remains, holding just its header.
+    expect(segments(dir)).toHaveLength(1)
+    expect(reopened.diskBytes).toBeLessThan(200)
+    reopened.close()
+    const empty = open(dir).spool
+    expect(empty.recovered).toMatchObject({
+      nextBatchSeq: 9,
+      nextMessageId: 41,
+      batches: [],
+      open: [],
+    })
+    empty.close()
+  })
+
+  it('pins the bridge id: a different --bridge-id is refused, naming both', () => {
+    const dir = tempDir()
+    open(dir, { bridgeId: 'bridge-a', bridgeIdSource: '--bridge-id' }).spool.close()
+    let error: unknown
+    try {
+      open(dir, { bridgeId: 'bridge-b', bridgeIdSource: '--bridge-id' })
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as ConfigError).setting).toBe('--bridge-id')
+    expect((error as Error).message).toContain('"bridge-b"')
+    expect((error as Error).message).toContain('"bridge-a"')
+    // The refused open did not keep the lock.
+    open(dir, { bridgeId: 'bridge-a', bridgeIdSource: 'ZMQ_EDGE_BRIDGE_ID' }).spool.close()
+  })
+
+  it('replays a 1009 renumbering: the new SEALs replace the old batches from the refused one', () => {
+    const dir = tempDir()
+    const first = open(dir).spool
+    appendRange(first, 0, 8)
+    first.seal(1, 1, 2)
+    first.seal(2, 3, 2)
+    first.seal(3, 5, 2)
+    first.seal(4, 7, 2)
+    // Batch 2 was refused: 2..4 are split into smaller ones, numbered again from 2.
+    for (let index = 0; index < 6; index++) first.seal(2 + index, 3 + index, 1)
+    first.close()
+    const split = open(dir).spool
+    expect(
+      split.recovered.batches.map((batch) => [batch.batchSeq, batch.messages.map(text)]),
+    ).toEqual([
+      [1, ['0', '1']],
+      [2, ['2']],
+      [3, ['3']],
+      [4, ['4']],
+      [5, ['5']],
+      [6, ['6']],
+      [7, ['7']],
+    ])
+    expect(split.recovered.nextBatchSeq).toBe(8)
+    // A split into fewer batches lowers the next number (none of them was stored).
+    split.seal(3, 4, 5)
+    split.close()
+    const merged = open(dir).spool
+    expect(merged.recovered.batches.map((batch) => [batch.batchSeq, batch.firstId])).toEqual([
+      [1, 1],
+      [2, 3],
+      [3, 4],
+    ])
+    expect(merged.recovered.nextBatchSeq).toBe(4)
+    merged.close()
+  })
+
+  it('refuses records that cannot follow: a gap in the batches', () => {
+    const { spool } = open(tempDir())
+    appendRange(spool, 0, 4)
+    spool.seal(1, 1, 2)
+    expect(() => spool.seal(2, 4, 1)).toThrowError(
+      expect.objectContaining({ code: SpoolErrorCode.INCONSISTENT }),
+    )
+    expect(() => spool.seal(3, 3, 1)).toThrow(SpoolError)
+    spool.close()
+  })
+
+  it('is locked against a second live process', () => {
+    const dir = tempDir()
+    const { spool } = open(dir)
+    spool.close()
+    writeFileSync(join(dir, 'lock'), `${process.ppid}\n`)
+    expect(() => open(dir)).toThrowError(expect.objectContaining({ code: SpoolErrorCode.LOCKED }))
+  })
+})
+
+interface Receiver {
+  url: string
+  stored: string[]
+  /** While true, batches are stored but their acks never sent (lost with the connection). */
+  dropAcks: boolean
+  duplicates: number
+  close(): Promise<void>
+}
+
+/** Stores batches as the Durable Object does: once per (bridgeId, batchSeq). */
+async function startReceiver(): Promise<Receiver> {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await new Promise((resolve) => server.once('listening', resolve))
+  const lastSeq = new Map<string, number>()
+  const receiver: Receiver = {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stored: [],
+    dropAcks: false,
+    duplicates: 0,
+    close: () =>
+      new Promise((resolve) => {
+        for (const client of server.clients) client.terminate()
+        server.close(() => resolve())
+      }),
+  }
+  server.on('connection', (socket) => {
+    socket.on('message', (data: Buffer) => {
+      const frame = decodeRelayFrame(new Uint8Array(data))
+      if (frame.kind !== 'batch') return
+      let status: AckStatus = AckStatus.DUPLICATE
+      if (frame.batchSeq > (lastSeq.get(frame.bridgeId) ?? 0)) {
+        status = AckStatus.STORED
+        lastSeq.set(frame.bridgeId, frame.batchSeq)
+        for (const item of frame.messages) receiver.stored.push(text(item))
+      } else receiver.duplicates++
+      if (receiver.dropAcks) return
+      socket.send(encodeAck({ batchSeq: frame.batchSeq, status, firstSeq: 0, lastSeq: 0 }))
+    })
+  })
+  return receiver
+}
+
+function relay(url: string, spool: Spool) {
+  const client = new RelayClient({
+    workerUrl: url,
+    channel: 'test',
+    ingestToken: 't',
+    bridgeId: 'ignored-with-a-spool',
+    maxBatchMessages: 10,
+    maxBatchBytes: 4 * 1024 * 1024,
+    flushDelayMs: 5,
+    maxInFlightBatches: 4,
+    hwmMessages: 100_000,
+    hwmBytes: 256 * 1024 * 1024,
+    reconnectInitialMs: 20,
+    reconnectMaxMs: 100,
+    logger: createMemoryLogger('silent').logger,
+    spool,
+  })
+  cleanups.push(() => client.stop())
+  return client
+}
+
+describe('RelayClient with a spool', () => {
+  it('sends what an earlier process left unacknowledged, first and once', async () => {
+    const dir = tempDir()
+    const receiver = await startReceiver()
+    cleanups.push(() => receiver.close())
+    // The first process reads 95 messages while the Worker is away, then dies.
+    const first = relay('ws://127.0.0.1:9', open(dir).spool)
+    for (let index = 0; index < 95; index++) first.enqueue(message(String(index)))
+    await new Promise((resolve) => setTimeout(resolve, 20)) // some batches sealed by the timer
+    first.stop()
+
+    const spool = open(dir).spool
+    cleanups.push(() => spool.close())
+    const second = relay(receiver.url, spool)
+    expect(second.counters.replayed).toBe(95)
+    expect(second.unacknowledged).toBe(95)
+    second.start()
+    for (let index = 95; index < 120; index++) second.enqueue(message(String(index)))
+    await waitFor(() => second.unacknowledged === 0, { what: 'everything acked' })
+    expect(receiver.stored).toEqual(Array.from({ length: 120 }, (_, index) => String(index)))
+  })
+
+  it('resends stored but unacknowledged batches under the same numbers, so they are not stored twice', async () => {
+    const dir = tempDir()
+    const receiver = await startReceiver()
+    cleanups.push(() => receiver.close())
+    receiver.dropAcks = true
+    const first = relay(receiver.url, open(dir).spool)
+    first.start()
+    for (let index = 0; index < 50; index++) first.enqueue(message(String(index)))
+    await waitFor(() => receiver.stored.length === 40, { what: 'four batches stored, unacked' })
+    first.stop() // the window is full: the last batch waits, unsent
+
+    receiver.dropAcks = false
+    const spool = open(dir, { bridgeId: 'a-new-random-id' }).spool
+    cleanups.push(() => spool.close())
+    const second = relay(receiver.url, spool)
+    expect(second.bridgeId).toBe('bridge-a')
+    second.start()
+    await waitFor(() => second.unacknowledged === 0, { what: 'everything acked' })
+    expect(receiver.stored).toEqual(Array.from({ length: 50 }, (_, index) => String(index)))
+    expect(receiver.duplicates).toBe(4)
+    expect(second.counters.duplicates).toBeGreaterThan(0)
+  })
+
+  it('splits refused batches (1009) and records the new numbering', async () => {
+    const dir = tempDir()
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 16 * 1024 })
+    await new Promise((resolve) => server.once('listening', resolve))
+    const stored: string[] = []
+    let last = 0
+    server.on('connection', (socket) => {
+      socket.on('error', () => undefined)
+      socket.on('message', (data: Buffer) => {
+        const frame = decodeRelayFrame(new Uint8Array(data))
+        if (frame.kind !== 'batch') return
+        if (frame.batchSeq > last) {
+          last = frame.batchSeq
+          for (const item of frame.messages) stored.push(text(item))
+        }
+        socket.send(encodeAck({ batchSeq: frame.batchSeq, status: 0, firstSeq: 0, lastSeq: 0 }))
+      })
+    })
+    cleanups.push(
+      () =>
+        new Promise((resolve) => {
+          for (const client of server.clients) client.terminate()
+          server.close(resolve)
+        }),
+    )
+    const spool = open(dir).spool
+    const client = relay(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, spool)
+    // Ten messages of 4 KiB: one 40 KiB batch, over the 16 KiB limit.
+    for (let index = 0; index < 10; index++) client.enqueue(message(String(index), 4096))
+    client.start()
+    await waitFor(() => client.unacknowledged === 0, { what: 'everything acked' })
+    expect(stored).toEqual(Array.from({ length: 10 }, (_, index) => String(index)))
+    expect(client.counters.splits).toBeGreaterThan(0)
+    client.stop()
+    spool.close()
+    const reopened = open(dir).spool
+    expect(reopened.recovered).toMatchObject({ batches: [], open: [], nextMessageId: 11 })
+    expect(reopened.recovered.nextBatchSeq).toBe(last + 1)
+    reopened.close()
+  })
+})
+
+describe('spool settings', () => {
+  it('reads --spool-dir, --spool-segment-bytes and --spool-fsync, flags over variables', () => {
+    const config = parseConfig(
+      { ingestToken: 't', spoolDir: '/var/spool/zmq-edge', spoolFsync: 'on' },
+      { ZMQ_EDGE_SPOOL_DIR: '/elsewhere', ZMQ_EDGE_SPOOL_SEGMENT_BYTES: '1048576' },
+    )
+    expect(config).toMatchObject({
+      spoolDir: '/var/spool/zmq-edge',
+      spoolSegmentBytes: 1048576,
+      spoolFsync: true,
+    })
+    expect(config.bridgeIdSource).toBeUndefined()
+  })
+
+  it('has no spool by default, and remembers where an explicit bridge id came from', () => {
+    const config = parseConfig({ ingestToken: 't' }, { ZMQ_EDGE_BRIDGE_ID: 'edge-1' })
+    expect(config.spoolDir).toBeUndefined()
+    expect(config.spoolFsync).toBe(false)
+    expect(config).toMatchObject({ bridgeId: 'edge-1', bridgeIdSource: 'ZMQ_EDGE_BRIDGE_ID' })
+  })
+
+  it('names --spool-fsync when its value is not on or off', () => {
+    expect(() => parseConfig({ ingestToken: 't', spoolFsync: 'sometimes' }, {})).toThrowError(
+      expect.objectContaining({ setting: '--spool-fsync' }),
+    )
+  })
+})
