@@ -1,17 +1,9 @@
-// The relay under failure, with real processes: the bridge (`zmq-edge bridge`), the Worker and
-// its Durable Object under `wrangler dev`, and a libzmq PUSH. Every message the bridge reads
-// must be stored exactly once, whatever happens to the Worker.
-import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
+import { freePort, readChannel } from '../support/channel-reader'
 import { waitFor } from '../support/wait'
-import {
-  startWranglerDev,
-  TEST_INGEST_TOKEN,
-  TEST_READ_TOKEN,
-  type WranglerDev,
-} from '../support/wrangler-dev'
+import { startWranglerDev, TEST_INGEST_TOKEN, type WranglerDev } from '../support/wrangler-dev'
 
 let worker: WranglerDev | undefined
 let bridge: BridgeProcess | undefined
@@ -24,36 +16,6 @@ afterEach(async () => {
   await worker?.stop()
   worker = undefined
 })
-
-/** A port nothing listens on yet. */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/** Every message of a channel over HTTP, following `next`. */
-async function readChannel(httpUrl: string, channel: string): Promise<string[][]> {
-  const out: string[][] = []
-  let after = 0
-  for (;;) {
-    const response = await fetch(
-      `${httpUrl}/v1/channels/${channel}/messages?after=${after}&limit=1000`,
-      {
-        headers: { authorization: `Bearer ${TEST_READ_TOKEN}` },
-      },
-    )
-    expect(response.status).toBe(200)
-    const body = (await response.json()) as { messages: Array<{ frames: string[] }>; next: number }
-    if (body.messages.length === 0) return out
-    for (const message of body.messages) {
-      out.push(message.frames.map((frame) => Buffer.from(frame, 'base64').toString()))
-    }
-    after = body.next
-  }
-}
 
 function bridgeArgs(port: number, channel: string, extra: string[] = []): string[] {
   return [

@@ -3,19 +3,14 @@
 // killed bridge had read is stored once, in order, after a restart; without it, the messages it
 // held unacknowledged are lost (the README's "What a crash can lose").
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
+import { freePort, readChannel } from '../support/channel-reader'
 import { waitFor } from '../support/wait'
-import {
-  startWranglerDev,
-  TEST_INGEST_TOKEN,
-  TEST_READ_TOKEN,
-  type WranglerDev,
-} from '../support/wrangler-dev'
+import { startWranglerDev, TEST_INGEST_TOKEN, type WranglerDev } from '../support/wrangler-dev'
 
 let worker: WranglerDev | undefined
 const bridges: BridgeProcess[] = []
@@ -29,33 +24,6 @@ afterEach(async () => {
   worker = undefined
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/** Every message of a channel over HTTP, as [client, index] strings, following `next`. */
-async function readChannel(httpUrl: string, channel: string): Promise<string[][]> {
-  const out: string[][] = []
-  let after = 0
-  for (;;) {
-    const response = await fetch(
-      `${httpUrl}/v1/channels/${channel}/messages?after=${after}&limit=1000`,
-      { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
-    )
-    expect(response.status).toBe(200)
-    const body = (await response.json()) as { messages: Array<{ frames: string[] }>; next: number }
-    if (body.messages.length === 0) return out
-    for (const message of body.messages) {
-      out.push(message.frames.map((frame) => Buffer.from(frame, 'base64').toString()))
-    }
-    after = body.next
-  }
-}
 
 async function startBridge(workerPort: number, channel: string, extra: string[] = []) {
   const bridge = await startBridgeProcess([
