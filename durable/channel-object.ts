@@ -1,19 +1,57 @@
 // The Durable Object of one channel (`idFromName(channel)`): accepts its bridges' WebSockets
-// with the Hibernation API, stores their relay batches in SQLite, and serves the messages to
-// the Worker over RPC.
+// with the Hibernation API, stores their relay batches in SQLite, and serves the Worker over
+// RPC: cursor reads and leased pulls (both may wait for the next insert), acks, dead letters,
+// stats. Waiting readers are woken by the insert itself, never by polling storage.
 
 import { DurableObject } from 'cloudflare:workers'
+import { type ChannelConfig, parseChannelConfig } from './channel-config'
+import { type Counter, readCounters } from './counters'
+import {
+  type DeadLetter,
+  type ExtendOutcome,
+  type LeasedMessage,
+  LeaseQueue,
+  type QueueStats,
+  type SettleOutcome,
+} from './lease-queue'
 import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
 import { type IngestSocketState, ingestRelayMessage } from './relay-ingest'
 import { migrate } from './schema'
 
-/** One channel: its messages, and the bridges that relay to it. */
+/** Requests one object holds waiting at once; more are refused (HTTP 429). */
+export const MAX_WAITERS = 1000
+
+/** The answer of a call that may wait: refused when too many are waiting already. */
+export type Waited<T> = { ok: true; value: T } | { ok: false; reason: 'too_many_waiters' }
+
+/** Everything `GET /v1/channels/:channel` reports, in raw numbers. */
+export interface ChannelStats {
+  now: number
+  log: {
+    messages: number
+    bytes: number
+    oldest?: { seq: number; receivedAt: number }
+    newest?: { seq: number; receivedAt: number }
+  }
+  queue: QueueStats
+  bridges: { connected: number; known: number }
+  counters: Record<Counter, number>
+  config: ChannelConfig
+}
+
+/** One channel: its messages, its leased consumers' state, and the bridges that relay to it. */
 export class ChannelObject extends DurableObject<Env> {
   readonly #store: MessageStore
+  readonly #queue: LeaseQueue
+  readonly #config: ChannelConfig
+  /** Wake-ups of the requests waiting for a change (an insert, a retry, a redrive). */
+  readonly #waiters = new Set<() => void>()
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
+    this.#config = parseChannelConfig(env)
     this.#store = new MessageStore(ctx.storage)
+    this.#queue = new LeaseQueue(ctx.storage, this.#store)
     // No event reaches the object before the schema is current.
     void ctx.blockConcurrencyWhile(async () => {
       migrate(ctx.storage)
@@ -37,17 +75,144 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * RPC: the messages after `options.after`, oldest first. The object returns raw bytes and
-   * milliseconds; the Worker turns them into the HTTP API's JSON (base64, ISO 8601, Z85), so
-   * storage knows nothing of the wire format of readers, and RPC carries 3/4 of the base64 size.
+   * Resolves after `ms`, or as soon as {@link #wake} runs, whichever is first.
+   * @returns false without waiting when {@link MAX_WAITERS} requests wait already.
+   */
+  #waitForChange(ms: number): Promise<boolean> | false {
+    if (this.#waiters.size >= MAX_WAITERS) return false
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#waiters.delete(done)
+        resolve(true)
+      }
+      const timer = setTimeout(done, Math.max(0, ms))
+      this.#waiters.add(done)
+    })
+  }
+
+  /** Wakes every waiting request; each then reads storage again. */
+  #wake(): void {
+    for (const done of [...this.#waiters]) done()
+  }
+
+  /**
+   * RPC: the messages after `options.after`, oldest first. With nothing there and `waitMs` > 0,
+   * waits until a batch is stored or the wait ends. The object returns raw bytes and
+   * milliseconds; the Worker turns them into the HTTP API's JSON (base64, ISO 8601, Z85).
    * @throws RangeError for options out of range.
    */
-  readMessages(options: ReadOptions): StoredMessage[] {
-    const { after, limit, maxBytes } = options
+  async readMessages(options: ReadOptions & { waitMs?: number }): Promise<Waited<StoredMessage[]>> {
+    const { after, limit, maxBytes, waitMs = 0 } = options
     if (!Number.isSafeInteger(after) || after < 0) throw new RangeError(`bad after: ${after}`)
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`bad limit: ${limit}`)
     if (!(maxBytes >= 0)) throw new RangeError(`bad maxBytes: ${maxBytes}`)
-    return this.#store.read({ after, limit, maxBytes })
+    const deadline = Date.now() + waitMs
+    for (;;) {
+      const messages = this.#store.read({ after, limit, maxBytes })
+      const left = deadline - Date.now()
+      if (messages.length > 0 || left <= 0) return { ok: true, value: messages }
+      const waiting = this.#waitForChange(left)
+      if (!waiting) return { ok: false, reason: 'too_many_waiters' }
+      await waiting
+    }
+  }
+
+  /**
+   * RPC: leases up to `batchSize` available messages for `visibilityTimeoutMs`. With none
+   * available and `waitMs` > 0, waits for an insert, a retry, a redrive or a lease to expire.
+   */
+  async pull(options: {
+    batchSize: number
+    visibilityTimeoutMs: number
+    maxBytes: number
+    waitMs: number
+  }): Promise<Waited<LeasedMessage[]>> {
+    const { maxAttempts } = this.#config
+    const deadline = Date.now() + options.waitMs
+    for (;;) {
+      const now = Date.now()
+      const messages = this.#queue.pull({ ...options, maxAttempts, now })
+      if (messages.length > 0) await this.#scheduleAlarm()
+      const left = deadline - now
+      if (messages.length > 0 || left <= 0) return { ok: true, value: messages }
+      // A lease that expires or a delay that ends within the wait makes a message available.
+      const next = this.#queue.nextAvailableAt(now)
+      const waiting = this.#waitForChange(Math.min(left, next === undefined ? left : next - now))
+      if (!waiting) return { ok: false, reason: 'too_many_waiters' }
+      await waiting
+    }
+  }
+
+  /** RPC: acks and retries (see {@link LeaseQueue.settle}). */
+  async settle(options: {
+    acks: string[]
+    retries: { leaseId: string; delayMs: number }[]
+  }): Promise<SettleOutcome> {
+    const outcome = this.#queue.settle({
+      ...options,
+      maxAttempts: this.#config.maxAttempts,
+      now: Date.now(),
+    })
+    if (outcome.retried > 0) this.#wake()
+    return outcome
+  }
+
+  /** RPC: extends unexpired leases to `visibilityTimeoutMs` from now. */
+  async extendLeases(leaseIds: string[], visibilityTimeoutMs: number): Promise<ExtendOutcome> {
+    const outcome = this.#queue.extend(leaseIds, visibilityTimeoutMs, Date.now())
+    if (outcome.extended > 0) await this.#scheduleAlarm()
+    return outcome
+  }
+
+  /** RPC: dead letters after `after`, in seq order. */
+  deadLetters(options: ReadOptions): DeadLetter[] {
+    this.#queue.sweep(Date.now(), this.#config.maxAttempts)
+    return this.#queue.deadLetters(options)
+  }
+
+  /** RPC: sends dead letters (those in `seqs`, or all) back to the queue, attempts reset. */
+  redrive(seqs?: number[]): number[] {
+    const moved = this.#queue.redrive(seqs)
+    if (moved.length > 0) this.#wake()
+    return moved
+  }
+
+  /** RPC: the channel's numbers. */
+  stats(): ChannelStats {
+    const now = Date.now()
+    this.#queue.sweep(now, this.#config.maxAttempts)
+    const counters = readCounters(this.ctx.storage.sql)
+    return {
+      now,
+      log: {
+        messages: counters.log_messages,
+        bytes: counters.log_bytes,
+        ...this.#store.bounds(),
+      },
+      queue: this.#queue.stats(now),
+      bridges: { connected: this.ctx.getWebSockets().length, known: this.#store.knownBridges() },
+      counters,
+      config: this.#config,
+    }
+  }
+
+  /**
+   * Sets the alarm for the earliest lease that is its message's last attempt, so the message
+   * becomes a dead letter on time even when nobody pulls. Earlier leases expire lazily: a pull
+   * simply finds them available.
+   */
+  async #scheduleAlarm(): Promise<void> {
+    const at = this.#queue.nextDeadLetterAt(this.#config.maxAttempts)
+    if (at === undefined) return
+    const current = await this.ctx.storage.getAlarm()
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at)
+  }
+
+  /** Dead-letters what expired, then sets the next alarm. */
+  override async alarm(): Promise<void> {
+    this.#queue.sweep(Date.now(), this.#config.maxAttempts)
+    await this.#scheduleAlarm()
   }
 
   /**
@@ -59,6 +224,9 @@ export class ChannelObject extends DurableObject<Env> {
     const result = ingestRelayMessage(this.#store, message, state)
     if (result.state !== state) ws.serializeAttachment(result.state)
     ws.send(result.reply)
+    // After the transaction: woken readers see the batch (their replies, like the ACK, leave
+    // once the output gate has seen it durable).
+    if (result.stored) this.#wake()
   }
 
   /** Completes the close handshake (wrangler dev does not always answer it by itself). */

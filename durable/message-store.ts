@@ -2,6 +2,7 @@
 // bridge, and reads pages of messages back with their frames byte for byte. Only synchronous
 // SQL, and every cursor is consumed before returning, so no await can split a read or a write.
 
+import { addCounter, Counter } from './counters'
 import { decodeBody, encodeBody, joinChunks, splitChunks } from './message-body'
 import type { Mechanism, RelayBatch, RelayMessage } from './relay-protocol'
 
@@ -34,6 +35,31 @@ export interface ReadOptions {
    * message is always returned, however large, so a reader can always make progress.
    */
   maxBytes: number
+}
+
+/**
+ * The longest prefix of `rows` whose sizes add up to at most `maxBytes`; the first row always,
+ * however large, so a reader can always make progress.
+ */
+export function fitPage<Row extends { size: number }>(
+  rows: readonly Row[],
+  maxBytes: number,
+): Row[] {
+  let total = 0
+  let count = 0
+  for (const row of rows) {
+    if (count > 0 && total + row.size > maxBytes) break
+    total += row.size
+    count++
+  }
+  return rows.slice(0, count)
+}
+
+/** One end of the log. */
+export interface LogEnd {
+  seq: number
+  /** Milliseconds since the epoch when the bridge received it. */
+  receivedAt: number
 }
 
 /** What became of a batch: stored under these seqs, or stored before by an earlier copy. */
@@ -79,13 +105,26 @@ export class MessageStore {
           batch.bridgeId,
         )
         .toArray()[0]
-      if (previous && batch.batchSeq <= previous.last_batch_seq) return { status: 'duplicate' }
+      if (previous && batch.batchSeq <= previous.last_batch_seq) {
+        addCounter(sql, Counter.BATCHES_DUPLICATE, 1)
+        return { status: 'duplicate' }
+      }
       let firstSeq = 0
       let lastSeq = 0
+      let bytes = 0
       for (const message of batch.messages) {
-        lastSeq = this.#insert(message)
+        const stored = this.#insert(message)
+        lastSeq = stored.seq
+        bytes += stored.size
         if (firstSeq === 0) firstSeq = lastSeq
       }
+      // Every new message is also waiting for a leased consumer.
+      sql.exec('INSERT INTO queue (seq) SELECT seq FROM messages WHERE seq >= ?', firstSeq)
+      const count = batch.messages.length
+      addCounter(sql, Counter.LOG_MESSAGES, count)
+      addCounter(sql, Counter.LOG_BYTES, bytes)
+      addCounter(sql, Counter.MESSAGES_STORED, count)
+      addCounter(sql, Counter.BATCHES_STORED, 1)
       sql.exec(
         `INSERT INTO bridges (bridge_id, last_batch_seq) VALUES (?, ?)
          ON CONFLICT (bridge_id) DO UPDATE SET last_batch_seq = excluded.last_batch_seq`,
@@ -96,7 +135,7 @@ export class MessageStore {
     })
   }
 
-  #insert(message: RelayMessage): number {
+  #insert(message: RelayMessage): { seq: number; size: number } {
     const { sql } = this.#storage
     let size = 0
     for (const frame of message.frames) size += frame.length
@@ -124,7 +163,28 @@ export class MessageStore {
         chunk,
       )
     })
-    return seq
+    return { seq, size }
+  }
+
+  /** The oldest and newest message in the log (seq and receive time), when there is one. */
+  bounds(): { oldest?: LogEnd; newest?: LogEnd } {
+    const { sql } = this.#storage
+    const end = (order: 'ASC' | 'DESC') =>
+      sql
+        .exec<{ seq: number; received_at: number }>(
+          `SELECT seq, received_at FROM messages ORDER BY seq ${order} LIMIT 1`,
+        )
+        .toArray()
+        .map((row) => ({ seq: row.seq, receivedAt: row.received_at }))[0]
+    const oldest = end('ASC')
+    const newest = end('DESC')
+    return oldest && newest ? { oldest, newest } : {}
+  }
+
+  /** How many bridges have ever stored a batch here. */
+  knownBridges(): number {
+    return this.#storage.sql.exec<{ count: number }>('SELECT COUNT(*) AS count FROM bridges').one()
+      .count
   }
 
   /**
@@ -142,29 +202,36 @@ export class MessageStore {
         limit,
       )
       .toArray()
-    let through = after
-    let total = 0
-    for (const [index, row] of sizes.entries()) {
-      if (index > 0 && total + row.size > maxBytes) break
-      total += row.size
-      through = row.seq
-    }
-    if (through === after) return []
+    const page = fitPage(sizes, maxBytes)
+    const through = page.at(-1)?.seq
+    if (through === undefined) return []
+    return this.#bodies('seq > ? AND seq <= ?', after, through)
+  }
 
+  /**
+   * Reads the messages with these seqs, in seq order; seqs not stored are left out.
+   * @throws RangeError when a stored body is corrupt.
+   */
+  readSeqs(seqs: readonly number[]): StoredMessage[] {
+    if (seqs.length === 0) return []
+    // One bound JSON array instead of one parameter per seq (a statement takes at most 100).
+    return this.#bodies('seq IN (SELECT value FROM json_each(?))', JSON.stringify(seqs))
+  }
+
+  #bodies(where: string, ...bindings: SqlStorageValue[]): StoredMessage[] {
+    const { sql } = this.#storage
     const rows = sql
       .exec<MessageRow>(
         `SELECT seq, received_at, mechanism, peer_address, public_key, frame_count, body
-         FROM messages WHERE seq > ? AND seq <= ? ORDER BY seq`,
-        after,
-        through,
+         FROM messages WHERE ${where} ORDER BY seq`,
+        ...bindings,
       )
       .toArray()
     const overflow = new Map<number, Uint8Array[]>()
     const chunks = sql
       .exec<ChunkRow>(
-        'SELECT seq, data FROM message_chunks WHERE seq > ? AND seq <= ? ORDER BY seq, idx',
-        after,
-        through,
+        `SELECT seq, data FROM message_chunks WHERE ${where} ORDER BY seq, idx`,
+        ...bindings,
       )
       .toArray()
     for (const chunk of chunks) {

@@ -31,6 +31,8 @@ export interface IngestSocketState {
 export interface IngestResult {
   reply: Uint8Array
   state: IngestSocketState
+  /** True when new messages were stored (not for a duplicate or a refusal). */
+  stored?: boolean
 }
 
 // JavaScript dates cover ±8.64e15 ms; a receive time outside cannot be shown as ISO 8601.
@@ -121,5 +123,5 @@ export function ingestRelayMessage(
           firstSeq: outcome.firstSeq,
           lastSeq: outcome.lastSeq,
         })
-  return { reply, state: resolved ? {} : state }
+  return { reply, state: resolved ? {} : state, stored: outcome.status === 'stored' }
 }

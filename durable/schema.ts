@@ -44,6 +44,41 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: 'leased consumption (queue, dead letters) and running counters',
+    statements: [
+      // The leased-consumer view of the log: one row per message not yet acked. Available when
+      // visible_at <= now; leased while lease_id is set and visible_at (the lease's expiry) is
+      // in the future; an expired lease makes the message available again. `attempts` counts
+      // deliveries. A message leaves on ack, or to dead_letters after its last attempt.
+      `CREATE TABLE queue (
+        seq INTEGER PRIMARY KEY,
+        visible_at INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_id TEXT
+      )`,
+      'CREATE UNIQUE INDEX queue_by_lease ON queue (lease_id) WHERE lease_id IS NOT NULL',
+      'CREATE INDEX queue_lease_expiry ON queue (visible_at) WHERE lease_id IS NOT NULL',
+      // Messages whose every attempt failed; the message itself stays in `messages`.
+      `CREATE TABLE dead_letters (
+        seq INTEGER PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        dead_at INTEGER NOT NULL,
+        reason TEXT NOT NULL
+      )`,
+      // Running totals (the log's size, and what happened to messages), so stats and
+      // retention never scan the messages table.
+      `CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+      )`,
+      // Messages stored before this migration are not consumed yet: they join the queue.
+      'INSERT INTO queue (seq) SELECT seq FROM messages',
+      "INSERT INTO counters (name, value) SELECT 'log_messages', COUNT(*) FROM messages",
+      "INSERT INTO counters (name, value) SELECT 'log_bytes', COALESCE(SUM(size), 0) FROM messages",
+    ],
+  },
 ]
 
 /** The version the code expects: the last migration's. */

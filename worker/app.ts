@@ -1,12 +1,26 @@
-// The Worker's HTTP API, a thin Hono router: health, a channel's messages, and the bridges'
-// ingest WebSocket, which goes to the channel's Durable Object once checked here (checking in
-// the Worker keeps refused requests from being billed as Durable Object requests).
+// The Worker's HTTP API, a thin Hono router: health, the OpenAPI document, a channel's stats,
+// cursor reads, leased pulls, acks and dead letters, and the bridges' ingest WebSocket, which
+// goes to the channel's Durable Object once checked here (checking in the Worker keeps refused
+// requests from being billed as Durable Object requests).
 
 import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import { validator } from 'hono/validator'
+import openapi from '../docs/openapi.json'
+import type { Waited } from '../durable/channel-object'
 import { requireBearer } from './auth'
 import { ApiError, ErrorCode, errorBody } from './errors'
-import { toApiMessage } from './present'
-import { parseChannel, parseReadQuery } from './validate'
+import { toApiDeadLetter, toApiLeasedMessage, toApiMessage, toApiStats } from './present'
+import {
+  parseAckBody,
+  parseChannel,
+  parseExtendBody,
+  parsePullBody,
+  parseReadQuery,
+  parseRedriveBody,
+  parseWait,
+} from './validate'
 
 /**
  * Most frame octets one messages response carries (base64 makes the body about 4/3 of it).
@@ -14,19 +28,125 @@ import { parseChannel, parseReadQuery } from './validate'
  */
 export const MAX_PAGE_FRAME_BYTES = 8 * 1024 * 1024
 
+/** Largest JSON request body (1000 lease ids take about 40 KiB). */
+export const MAX_REQUEST_BYTES = 256 * 1024
+
 type AppEnv = { Bindings: Env }
 
-const channels = new Hono<AppEnv>()
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
-channels.get('/:channel/messages', requireBearer('READ_TOKEN'), async (c) => {
+/**
+ * Validates a JSON request body with `parse` (which throws ApiError 400 invalid_body), after
+ * checking its size (413 payload_too_large) and its Content-Type (415 unsupported_media_type).
+ */
+function jsonBody<T>(parse: (value: unknown) => T) {
+  return [
+    bodyLimit({
+      maxSize: MAX_REQUEST_BYTES,
+      onError: () => {
+        throw new ApiError(
+          413,
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `request bodies are at most ${MAX_REQUEST_BYTES} octets`,
+        )
+      },
+    }),
+    validator('json', (value, c) => {
+      const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]?.trim() ?? ''
+      if (!JSON_MEDIA_TYPE.test(mediaType)) {
+        throw new ApiError(
+          415,
+          ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+          'the body must be JSON (Content-Type: application/json)',
+        )
+      }
+      return parse(value)
+    }),
+  ] as const
+}
+
+/** The value of a call that may wait, or 429 when the channel has too many waiting already. */
+function unwrap<T>(result: Waited<T>): T {
+  if (result.ok) return result.value
+  throw new ApiError(429, ErrorCode.TOO_MANY_WAITERS, 'too many requests wait on this channel', {
+    headers: { 'Retry-After': '1' },
+  })
+}
+
+function channelStub(env: Env, channel: string) {
+  return env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+}
+
+const channels = new Hono<AppEnv>()
+const reader = requireBearer('READ_TOKEN')
+
+channels.get('/:channel', reader, async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  const stats = await channelStub(c.env, channel).stats()
+  return c.json(toApiStats(channel, stats))
+})
+
+channels.get('/:channel/messages', reader, async (c) => {
   const channel = parseChannel(c.req.param('channel'))
   const { after, limit } = parseReadQuery(c.req.query())
-  const stub = c.env.CHANNEL.get(c.env.CHANNEL.idFromName(channel))
-  const stored = await stub.readMessages({ after, limit, maxBytes: MAX_PAGE_FRAME_BYTES })
+  const waitMs = parseWait(c.req.query('wait'))
+  const stored = unwrap(
+    await channelStub(c.env, channel).readMessages({
+      after,
+      limit,
+      maxBytes: MAX_PAGE_FRAME_BYTES,
+      waitMs,
+    }),
+  )
   // `next` is the `after` of the following call: the last seq returned, else `after` itself.
   const next = stored.at(-1)?.seq ?? after
   return c.json({ channel, messages: stored.map(toApiMessage), next })
 })
+
+channels.post('/:channel/pull', reader, ...jsonBody(parsePullBody), async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  const body = c.req.valid('json')
+  const leased = unwrap(
+    await channelStub(c.env, channel).pull({ ...body, maxBytes: MAX_PAGE_FRAME_BYTES }),
+  )
+  return c.json({ channel, messages: leased.map(toApiLeasedMessage) })
+})
+
+channels.post('/:channel/ack', reader, ...jsonBody(parseAckBody), async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  const outcome = await channelStub(c.env, channel).settle(c.req.valid('json'))
+  return c.json({ channel, ...outcome })
+})
+
+channels.post('/:channel/leases/extend', reader, ...jsonBody(parseExtendBody), async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  const { leaseIds, visibilityTimeoutMs } = c.req.valid('json')
+  const outcome = await channelStub(c.env, channel).extendLeases(leaseIds, visibilityTimeoutMs)
+  return c.json({ channel, ...outcome })
+})
+
+channels.get('/:channel/dead-letters', reader, async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  const { after, limit } = parseReadQuery(c.req.query())
+  const dead = await channelStub(c.env, channel).deadLetters({
+    after,
+    limit,
+    maxBytes: MAX_PAGE_FRAME_BYTES,
+  })
+  const next = dead.at(-1)?.seq ?? after
+  return c.json({ channel, messages: dead.map(toApiDeadLetter), next })
+})
+
+channels.post(
+  '/:channel/dead-letters/redrive',
+  reader,
+  ...jsonBody(parseRedriveBody),
+  async (c) => {
+    const channel = parseChannel(c.req.param('channel'))
+    const moved = await channelStub(c.env, channel).redrive(c.req.valid('json').seqs)
+    return c.json({ channel, redriven: moved.length })
+  },
+)
 
 channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
   const channel = parseChannel(c.req.param('channel'))
@@ -35,8 +155,7 @@ channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
       headers: { Upgrade: 'websocket' },
     })
   }
-  const stub = c.env.CHANNEL.get(c.env.CHANNEL.idFromName(channel))
-  return stub.fetch(c.req.raw)
+  return channelStub(c.env, channel).fetch(c.req.raw)
 })
 
 /** The Worker's Hono app; `app.request(url, init, env)` runs it without a server. */
@@ -50,6 +169,8 @@ app.get('/v1/health', (c) =>
   }),
 )
 
+app.get('/v1/openapi.json', (c) => c.json(openapi))
+
 app.route('/v1/channels', channels)
 
 app.notFound((c) =>
@@ -59,6 +180,10 @@ app.notFound((c) =>
 app.onError((error, c) => {
   if (error instanceof ApiError) {
     return c.json(errorBody(error.code, error.message), error.status, error.headers)
+  }
+  // Hono's own refusals: a body that is not JSON.
+  if (error instanceof HTTPException && error.status === 400) {
+    return c.json(errorBody(ErrorCode.INVALID_BODY, error.message), 400)
   }
   console.error('unhandled error', {
     method: c.req.method,

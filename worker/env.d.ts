@@ -9,6 +9,8 @@ declare namespace Cloudflare {
     READ_TOKEN?: string
     /** Bearer token of bridges; the ingest route answers 503 without it. */
     INGEST_TOKEN?: string
+    /** Deliveries to leased consumers before a dead letter (wrangler var; default 5). */
+    MAX_ATTEMPTS?: string
   }
 
   interface GlobalProps {

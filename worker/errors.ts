@@ -7,6 +7,10 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 export const ErrorCode = {
   INVALID_CHANNEL: 'invalid_channel',
   INVALID_QUERY: 'invalid_query',
+  INVALID_BODY: 'invalid_body',
+  UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
+  PAYLOAD_TOO_LARGE: 'payload_too_large',
+  TOO_MANY_WAITERS: 'too_many_waiters',
   UNAUTHORIZED: 'unauthorized',
   NOT_FOUND: 'not_found',
   UPGRADE_REQUIRED: 'upgrade_required',

@@ -50,3 +50,193 @@ export function parseReadQuery(query: Record<string, string | undefined>): {
   }
   return { after, limit }
 }
+
+/** Longest `wait`, in seconds, of a long poll (reads and pulls). */
+export const MAX_WAIT_SECONDS = 30
+/** Largest `batchSize` of a pull, and most lease ids in one ack or extend request. */
+export const MAX_BATCH = 1000
+/** `batchSize` of a pull that names none. */
+export const DEFAULT_BATCH_SIZE = 10
+/** Longest lease and longest retry delay: 12 hours, as in Cloudflare Queues and SQS. */
+export const MAX_VISIBILITY_TIMEOUT_MS = 12 * 60 * 60 * 1000
+/** Lease of a pull that names none. */
+export const DEFAULT_VISIBILITY_TIMEOUT_MS = 30_000
+/** Longest lease id accepted (ours are 36-character UUIDs). */
+const MAX_LEASE_ID_LENGTH = 128
+
+function invalidQuery(message: string): ApiError {
+  return new ApiError(400, ErrorCode.INVALID_QUERY, message)
+}
+
+function invalidBody(message: string): ApiError {
+  return new ApiError(400, ErrorCode.INVALID_BODY, message)
+}
+
+/**
+ * Reads `wait` (seconds, default 0, up to 3 decimals) of a long-poll query.
+ * @returns the wait in milliseconds.
+ * @throws ApiError 400 invalid_query when it is not a number from 0 to {@link MAX_WAIT_SECONDS}.
+ */
+export function parseWait(value: string | undefined): number {
+  if (value === undefined) return 0
+  const seconds = /^\d{1,2}(\.\d{1,3})?$/.test(value) ? Number(value) : Number.NaN
+  if (!(seconds >= 0 && seconds <= MAX_WAIT_SECONDS)) {
+    throw invalidQuery(`wait must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}`)
+  }
+  return Math.round(seconds * 1000)
+}
+
+type JsonObject = Record<string, unknown>
+
+function object(value: unknown, allowed: readonly string[], what = 'the body'): JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidBody(`${what} must be a JSON object`)
+  }
+  const extra = Object.keys(value).find((key) => !allowed.includes(key))
+  if (extra !== undefined) {
+    throw invalidBody(`${what} has an unknown field ${JSON.stringify(extra)}; fields: ${allowed}`)
+  }
+  return value as JsonObject
+}
+
+function integerField(
+  body: JsonObject,
+  name: string,
+  range: { min: number; max: number; default?: number },
+): number {
+  const value = body[name]
+  if (value === undefined && range.default !== undefined) return range.default
+  if (
+    !Number.isSafeInteger(value) ||
+    (value as number) < range.min ||
+    (value as number) > range.max
+  ) {
+    throw invalidBody(`${name} must be an integer from ${range.min} to ${range.max}`)
+  }
+  return value as number
+}
+
+function waitField(body: JsonObject): number {
+  const value = body.wait
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !(value >= 0 && value <= MAX_WAIT_SECONDS)) {
+    throw invalidBody(`wait must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}`)
+  }
+  return Math.round(value * 1000)
+}
+
+function leaseId(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_LEASE_ID_LENGTH) {
+    throw invalidBody(`${name} must be a lease id (a string of 1 to ${MAX_LEASE_ID_LENGTH})`)
+  }
+  return value
+}
+
+function array(body: JsonObject, name: string, required: boolean): unknown[] {
+  const value = body[name]
+  if (value === undefined && !required) return []
+  if (!Array.isArray(value)) throw invalidBody(`${name} must be an array`)
+  if (value.length > MAX_BATCH) throw invalidBody(`${name} holds more than ${MAX_BATCH} items`)
+  return value
+}
+
+/** A pull request's body. */
+export interface PullBody {
+  batchSize: number
+  visibilityTimeoutMs: number
+  /** Milliseconds to wait for a message when none is available. */
+  waitMs: number
+}
+
+/**
+ * `{"batchSize"?: 1..1000 = 10, "visibilityTimeoutMs"?: 1..43200000 = 30000, "wait"?: 0..30 s}`
+ * @throws ApiError 400 invalid_body for anything else.
+ */
+export function parsePullBody(value: unknown): PullBody {
+  const body = object(value, ['batchSize', 'visibilityTimeoutMs', 'wait'])
+  return {
+    batchSize: integerField(body, 'batchSize', {
+      min: 1,
+      max: MAX_BATCH,
+      default: DEFAULT_BATCH_SIZE,
+    }),
+    visibilityTimeoutMs: integerField(body, 'visibilityTimeoutMs', {
+      min: 1,
+      max: MAX_VISIBILITY_TIMEOUT_MS,
+      default: DEFAULT_VISIBILITY_TIMEOUT_MS,
+    }),
+    waitMs: waitField(body),
+  }
+}
+
+/** An ack request's body. */
+export interface AckBody {
+  acks: string[]
+  retries: { leaseId: string; delayMs: number }[]
+}
+
+/**
+ * `{"acks"?: [leaseId], "retries"?: [{"leaseId", "delayMs"?: 0..43200000 = 0}]}`, at least
+ * one lease id and at most 1000 in all.
+ * @throws ApiError 400 invalid_body for anything else.
+ */
+export function parseAckBody(value: unknown): AckBody {
+  const body = object(value, ['acks', 'retries'])
+  const acks = array(body, 'acks', false).map((item, index) => leaseId(item, `acks[${index}]`))
+  const retries = array(body, 'retries', false).map((item, index) => {
+    const retry = object(item, ['leaseId', 'delayMs'], `retries[${index}]`)
+    return {
+      leaseId: leaseId(retry.leaseId, `retries[${index}].leaseId`),
+      delayMs: integerField(retry, 'delayMs', {
+        min: 0,
+        max: MAX_VISIBILITY_TIMEOUT_MS,
+        default: 0,
+      }),
+    }
+  })
+  const total = acks.length + retries.length
+  if (total === 0) throw invalidBody('acks and retries are both empty')
+  if (total > MAX_BATCH) throw invalidBody(`more than ${MAX_BATCH} lease ids in one request`)
+  return { acks, retries }
+}
+
+/** An extend request's body. */
+export interface ExtendBody {
+  leaseIds: string[]
+  visibilityTimeoutMs: number
+}
+
+/**
+ * `{"leaseIds": [leaseId] (1..1000), "visibilityTimeoutMs": 1..43200000}`
+ * @throws ApiError 400 invalid_body for anything else.
+ */
+export function parseExtendBody(value: unknown): ExtendBody {
+  const body = object(value, ['leaseIds', 'visibilityTimeoutMs'])
+  const leaseIds = array(body, 'leaseIds', true).map((item, index) =>
+    leaseId(item, `leaseIds[${index}]`),
+  )
+  if (leaseIds.length === 0) throw invalidBody('leaseIds is empty')
+  const visibilityTimeoutMs = integerField(body, 'visibilityTimeoutMs', {
+    min: 1,
+    max: MAX_VISIBILITY_TIMEOUT_MS,
+  })
+  return { leaseIds, visibilityTimeoutMs }
+}
+
+/**
+ * `{}` (every dead letter) or `{"seqs": [seq] (1..1000)}`.
+ * @returns the seqs, or undefined for all.
+ * @throws ApiError 400 invalid_body for anything else.
+ */
+export function parseRedriveBody(value: unknown): { seqs?: number[] } {
+  const body = object(value, ['seqs'])
+  if (body.seqs === undefined) return {}
+  const seqs = array(body, 'seqs', true).map((item, index) => {
+    if (!Number.isSafeInteger(item) || (item as number) < 1) {
+      throw invalidBody(`seqs[${index}] must be an integer >= 1`)
+    }
+    return item as number
+  })
+  if (seqs.length === 0) throw invalidBody('seqs is empty; send {} to redrive every dead letter')
+  return { seqs }
+}

@@ -147,9 +147,18 @@ describe('schema migrations', () => {
         .map((row) => row.name),
     }))
     expect(result.again).toEqual([])
-    expect(result.versions).toEqual([{ version: SCHEMA_VERSION }])
+    expect(result.versions).toEqual(MIGRATIONS.map(({ version }) => ({ version })))
+    expect(result.versions.at(-1)).toEqual({ version: SCHEMA_VERSION })
     expect(result.tables).toEqual(
-      expect.arrayContaining(['bridges', 'message_chunks', 'messages', 'schema_migrations']),
+      expect.arrayContaining([
+        'bridges',
+        'counters',
+        'dead_letters',
+        'message_chunks',
+        'messages',
+        'queue',
+        'schema_migrations',
+      ]),
     )
   })
 })

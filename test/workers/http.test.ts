@@ -52,7 +52,9 @@ describe('routing', () => {
   it.each([
     ['GET', '/'],
     ['GET', '/v1/nothing'],
-    ['GET', '/v1/channels/abc'],
+    ['GET', '/v1/channels'],
+    ['GET', '/v1/channels/abc/leases'],
+    ['GET', '/v1/channels/abc/pull'],
     ['GET', '/v1/channels/abc/other'],
     ['POST', '/v1/channels/abc/messages'],
     ['POST', '/v1/health'],
