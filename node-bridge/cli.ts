@@ -5,6 +5,7 @@ import { ConfigError, parseConfig, type RawSettings, SETTINGS, type SettingName 
 import { keygen } from './keygen'
 import { KeyFormatError } from './keys'
 import { createLogger } from './log'
+import { runSend, type SendFlags } from './send'
 
 const program = new Command('zmq-edge')
   .description('Bring ZeroMQ PUSH traffic to Cloudflare: the bridge and its tools')
@@ -60,6 +61,38 @@ program
   .option('--public-file <path>', 'also write the public key to this file (Z85)')
   .action((options: { secretFile?: string; publicFile?: string }) => {
     process.stdout.write(keygen(options))
+  })
+
+program
+  .command('send')
+  .description(
+    'send messages as a ZeroMQ PUSH client (NULL or CURVE); lines of stdin when none given',
+  )
+  .argument('[message...]', 'messages to send ({n} becomes the sequence number)')
+  .requiredOption(
+    '--connect <endpoint>',
+    'a PULL server, tcp://HOST:PORT; repeat for several (round-robin)',
+    (item: string, previous: string[] | undefined) => [...(previous ?? []), item],
+  )
+  .option('--count <n>', 'send the messages this many times (default 1)')
+  .option('--interval <ms>', 'pause between messages (default 0)')
+  .option('--separator <text>', 'split each message into frames (multipart) at this text')
+  .option('--curve-server-key <key>', "the server's CURVE public key (Z85, base64 or hex)")
+  .option('--curve-secret-key <key>', 'our CURVE secret key (default: a fresh key pair)')
+  .option('--linger <ms>', 'how long to wait for a peer at the end; -1 forever (default 10000)')
+  .option('--hwm <n>', 'messages queued before sending waits (default 1000)')
+  .option('--reconnect-ivl <ms>', 'reconnect interval, plus jitter; -1 never (default 100)')
+  .option('--reconnect-ivl-max <ms>', 'back off, doubling up to this (default 0: no backoff)')
+  .option('--progress-interval <ms>', 'progress line on stderr this often; 0 none (default 1000)')
+  .action(async (messages: string[], options: SendFlags) => {
+    const abort = new AbortController()
+    process.once('SIGINT', () => abort.abort())
+    const code = await runSend(messages, options, {
+      stdin: process.stdin,
+      stderr: process.stderr,
+      signal: abort.signal,
+    })
+    process.exit(code)
   })
 
 program.exitOverride()
