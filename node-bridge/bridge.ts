@@ -22,9 +22,16 @@ export interface RunningListener {
   pull: PullSocket
 }
 
+/** A PULL that dials a binding PUSH peer (`--connect`). */
+export interface RunningConnector {
+  config: ListenerConfig
+  pull: PullSocket
+}
+
 export interface RunningBridge {
   readonly listeners: RunningListener[]
-  /** The first listener's bound address (handy with port 0). */
+  readonly connectors: RunningConnector[]
+  /** The first listener's bound address (handy with port 0); port 0 when the bridge only dials. */
   readonly address: AddressInfo
   /** One relay per channel. */
   readonly relays: Map<string, RelayClient>
@@ -47,7 +54,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const spools: Spool[] = []
   const listeners: RunningListener[] = []
   const spoolDir = config.spoolDir
-  for (const { channel } of config.listeners) {
+  const connectors: RunningConnector[] = []
+  for (const { channel } of [...config.listeners, ...config.connects]) {
     if (relays.has(channel)) continue
     let spool: Spool | undefined
     if (spoolDir) {
@@ -78,8 +86,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         logger: logger.child({ component: 'relay', channel }),
         // A full relay pauses the listeners that feed it; TCP pushes back on their clients.
         onPressure: (full) => {
-          for (const listener of listeners) {
-            if (listener.config.channel === channel) listener.pull.setPaused(full)
+          for (const { config: fed, pull } of [...listeners, ...connectors]) {
+            if (fed.channel === channel) pull.setPaused(full)
           }
         },
       }),
@@ -117,12 +125,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       })
   }
 
-  for (const listener of config.listeners) {
+  const createPull = (listener: ListenerConfig, dialled: boolean) => {
     const relay = relays.get(listener.channel) as RelayClient
     const createMechanism =
       listener.mechanism === 'CURVE' && createCurve
         ? createCurve
-        : () => new NullServerMechanism('PULL')
+        : () => new NullServerMechanism('PULL', { dialled })
     const pull = new PullSocket({
       host: listener.bind.host,
       port: listener.bind.port,
@@ -136,11 +144,19 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       allowZmtp2: listener.mechanism === 'NULL' && config.allowZmtp2,
       heartbeatIvlMs: config.heartbeatIvlMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-      logger: logger.child({ component: 'zmtp', listener: listener.endpoint }),
+      logger: logger.child({
+        component: 'zmtp',
+        [dialled ? 'connect' : 'listener']: listener.endpoint,
+      }),
       onMessage: (message) => relay.enqueue(message),
     })
-    const address = await pull.listen()
     pull.setPaused(relay.full)
+    return pull
+  }
+
+  for (const listener of config.listeners) {
+    const pull = createPull(listener, false)
+    const address = await pull.listen()
     listeners.push({ config: listener, address, pull })
     logger.info(
       {
@@ -152,11 +168,21 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     )
   }
 
+  for (const target of config.connects) {
+    const pull = createPull(target, true)
+    pull.connect(target.bind.host, target.bind.port)
+    connectors.push({ config: target, pull })
+    logger.info(
+      { connect: target.endpoint, mechanism: target.mechanism, channel: target.channel },
+      'dialling',
+    )
+  }
+
   // Clients whose key leaves the allow-list are disconnected at once: an allow-list is a
   // security control, and a removed key should not keep a session open.
   allowList?.watch(() => {
     const list = allowList as AllowList
-    for (const { pull } of listeners) {
+    for (const { pull } of [...listeners, ...connectors]) {
       const closed = pull.closeWhere(
         (peer) => peer.publicKey !== undefined && !list.has(peer.publicKey),
         new ZmtpError(
@@ -183,19 +209,20 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     },
     'bridge started',
   )
-  const first = listeners[0] as RunningListener
+  const firstChannel = (listeners[0] ?? connectors[0])?.config.channel as string
   return {
     listeners,
-    address: first.address,
+    connectors,
+    address: listeners[0]?.address ?? { address: '', family: '', port: 0 },
     relays,
-    relay: relays.get(first.config.channel) as RelayClient,
+    relay: relays.get(firstChannel) as RelayClient,
     async stop(drainTimeoutMs = config.drainTimeoutMs) {
       clearInterval(statsTimer)
       allowList?.close()
       for (const { pull } of listeners) pull.stopAccepting()
       // Messages already on their way in are read, unless the relay is full.
       await new Promise((resolve) => setTimeout(resolve, STOP_READ_GRACE_MS))
-      await Promise.all(listeners.map(({ pull }) => pull.close()))
+      await Promise.all([...listeners, ...connectors].map(({ pull }) => pull.close()))
       await Promise.all([...relays.values()].map((relay) => relay.drain(drainTimeoutMs)))
       const left = [...relays.values()].reduce((sum, relay) => sum + relay.unacknowledged, 0)
       logStats(logger, relays)

@@ -16,7 +16,7 @@ const bridge = program
   .description('accept ZeroMQ PUSH clients and relay their messages to the Worker')
   .addHelpText('after', '\nEvery option can also be set by the environment variable shown.')
 for (const setting of Object.values(SETTINGS)) {
-  const value = 'boolean' in setting ? '' : setting.flag === '--listener' ? ' <spec>' : ' <value>'
+  const value = 'boolean' in setting ? '' : 'repeatable' in setting ? ' <spec>' : ' <value>'
   const option = new Option(`${setting.flag}${value}`, `${setting.description} [${setting.env}]`)
   if ('repeatable' in setting && setting.repeatable) {
     option.argParser((item: string, previous: string[] | undefined) => [...(previous ?? []), item])

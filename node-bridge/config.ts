@@ -61,6 +61,8 @@ export interface CurveConfig {
 
 export interface BridgeConfig {
   listeners: ListenerConfig[]
+  /** PUSH peers that bind, which the bridge dials (`--connect`), each with its channel and mechanism. */
+  connects: ListenerConfig[]
   curve?: CurveConfig
   workerUrl: string
   ingestToken: string
@@ -135,6 +137,13 @@ export const SETTINGS = {
     env: 'ZMQ_EDGE_LISTENERS',
     description:
       'a listener, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]; repeat for several (replaces --bind)',
+    repeatable: true,
+  },
+  connect: {
+    flag: '--connect',
+    env: 'ZMQ_EDGE_CONNECT',
+    description:
+      'dial a PUSH peer that binds, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]; repeat for several',
     repeatable: true,
   },
   workerUrl: {
@@ -475,9 +484,16 @@ export function parseConfig(
   const channel = one('channel', parseChannel, () => DEFAULT_CHANNEL)
   const defaults = { channel, mechanism: curve ? ('CURVE' as const) : ('NULL' as const) }
   const listed = raw('listener')
+  const connecting = raw('connect')
+  const connects = connecting
+    ? connecting.values.map((value) => parseListener(value, connecting.source, defaults))
+    : []
   let listeners: ListenerConfig[]
   if (listed) {
     listeners = listed.values.map((value) => parseListener(value, listed.source, defaults))
+  } else if (connecting && !raw('bind')) {
+    // Only dialling out: no port is bound unless --bind or --listener asks for one.
+    listeners = []
   } else {
     const endpoint = one(
       'bind',
@@ -487,7 +503,7 @@ export function parseConfig(
     const source = raw('bind')?.source ?? SETTINGS.bind.flag
     listeners = [{ endpoint, bind: parseBind(endpoint, source), ...defaults }]
   }
-  for (const listener of listeners) {
+  for (const listener of [...listeners, ...connects]) {
     if (listener.mechanism === 'CURVE' && !curve) {
       throw new ConfigError(
         `${SETTINGS.curveSecretKey.flag} / ${SETTINGS.curveSecretKeyFile.flag}`,
@@ -498,6 +514,7 @@ export function parseConfig(
 
   const config: BridgeConfig = {
     listeners,
+    connects,
     workerUrl: one('workerUrl', parseWorkerUrl, () => DEFAULT_WORKER_URL),
     ingestToken: one('ingestToken', parseToken),
     bridgeId: one(

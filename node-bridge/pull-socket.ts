@@ -1,6 +1,6 @@
 // A ZeroMQ PULL socket that binds a TCP port and accepts PUSH peers: one ZmtpConnection per
 // TCP connection, every complete message handed on with where it came from.
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
 import type { Mechanism } from '../durable/relay-protocol'
 import { z85Encode } from '../durable/z85'
 import { ConnectionLimits } from './connection-limits'
@@ -58,6 +58,17 @@ interface ConnectionEntry {
   unansweredSince: number
 }
 
+/** libzmq's reconnect_ivl: the wait before dialling a bound peer again, plus as much jitter. */
+const RECONNECT_IVL_MS = 100
+
+/** Failures after which a libzmq peer would not retry either: the refusal is meant for good. */
+const GIVE_UP = new Set<string>([
+  ZmtpErrorCode.PEER_ERROR,
+  ZmtpErrorCode.INVALID_SOCKET_TYPE,
+  ZmtpErrorCode.MECHANISM_MISMATCH,
+  ZmtpErrorCode.UNSUPPORTED_VERSION,
+])
+
 /** RFC 23 socket-type compatibility: a PULL talks to PUSH peers only. */
 const PULL_PEERS = ['PUSH'] as const
 
@@ -81,6 +92,10 @@ export class PullSocket {
   readonly #limits: ConnectionLimits
   readonly #sweepTimer: NodeJS.Timeout
   #paused = false
+  #closed = false
+  /** Outgoing connections (from `connect`) and their pending redials. */
+  readonly #dialing = new Set<Socket>()
+  readonly #reconnectTimers = new Set<NodeJS.Timeout>()
   /** Connections refused before any ZMTP, by reason. */
   readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0 }
 
@@ -208,6 +223,9 @@ export class PullSocket {
 
   /** Stops accepting and closes every connection. */
   close(): Promise<void> {
+    this.#closed = true
+    for (const timer of this.#reconnectTimers) clearTimeout(timer)
+    for (const socket of this.#dialing) socket.destroy()
     clearInterval(this.#sweepTimer)
     clearInterval(this.#heartbeatTimer)
     for (const socket of this.#connections.keys()) socket.destroy()
@@ -216,18 +234,64 @@ export class PullSocket {
   }
 
   #accept(socket: Socket): void {
-    const { logger, createMechanism, handshakeTimeoutMs, maxMessageSize, onMessage } = this.#options
-    const peerAddress = formatAddress(socket)
-    const log = logger.child({ peer: peerAddress })
     const host = socket.remoteAddress ?? 'unknown'
     const refusal = this.#limits.admit(host)
     if (refusal) {
       // Before any ZMTP: the peer sees a reset and retries later, as after any plain close.
       this.refused[refusal]++
-      log.warn({ code: refusal }, 'connection refused')
+      this.#options.logger.warn(
+        { peer: formatAddress(socket), code: refusal },
+        'connection refused',
+      )
       socket.destroy()
       return
     }
+    socket.on('close', () => this.#limits.release(host))
+    this.#attach(socket)
+  }
+
+  /**
+   * Dials a PUSH peer that binds (libzmq's `zmq_connect` on a PULL), and dials again after any
+   * plain close or failure to connect, every 100 ms plus up to 100 ms of jitter (libzmq's
+   * reconnect_ivl). A refusal that a libzmq peer means for good (an ERROR command, a wrong
+   * socket type, mechanism or protocol) stops the dialling, as libzmq does.
+   */
+  connect(host: string, port: number): void {
+    const endpoint = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
+    const log = this.#options.logger.child({ connect: endpoint })
+    const dial = () => {
+      if (this.#closed) return
+      const socket = connect({ host, port, noDelay: true })
+      let failure: ZmtpError | undefined
+      socket.once('connect', () => {
+        log.info('connected')
+        this.#attach(socket, (error) => {
+          failure = error
+        })
+      })
+      socket.on('error', (error) => log.debug({ err: error.message }, 'connect error'))
+      socket.once('close', () => {
+        if (this.#closed) return
+        if (failure && GIVE_UP.has(failure.code)) {
+          log.error({ code: failure.code }, 'peer refused us for good; not reconnecting')
+          return
+        }
+        const delay = RECONNECT_IVL_MS + Math.random() * RECONNECT_IVL_MS
+        log.debug({ delayMs: Math.round(delay) }, 'reconnecting')
+        const timer = setTimeout(dial, delay)
+        this.#reconnectTimers.add(timer)
+        timer.unref()
+      })
+      this.#dialing.add(socket)
+      socket.once('close', () => this.#dialing.delete(socket))
+    }
+    dial()
+  }
+
+  #attach(socket: Socket, onFailure?: (error: ZmtpError) => void): void {
+    const { logger, createMechanism, handshakeTimeoutMs, maxMessageSize, onMessage } = this.#options
+    const peerAddress = formatAddress(socket)
+    const log = logger.child({ peer: peerAddress })
     let peer: ReadyPeer | undefined
     let closeReason = 'peer closed'
     const acceptedAt = Date.now()
@@ -273,6 +337,7 @@ export class PullSocket {
         onClose: (error) => {
           clearTimeout(handshakeTimer)
           if (!error) return
+          onFailure?.(error)
           closeReason = error.code
           log.warn(
             { code: error.code, err: error.message, action: error.action },
@@ -316,7 +381,6 @@ export class PullSocket {
     if (this.#paused) socket.pause()
     socket.on('error', (error) => log.debug({ err: error.message }, 'socket error'))
     socket.on('close', () => {
-      this.#limits.release(host)
       this.#connections.delete(socket)
       connection.transportClosed()
       log.info(

@@ -16,6 +16,7 @@ import {
   encodeGreetingRest,
   encodeGreetingStart,
   GREETING_SIZE,
+  SIGNATURE_SIZE,
 } from './greeting'
 import type { HandshakeStep, PeerIdentity, ServerMechanism } from './mechanism'
 
@@ -220,11 +221,16 @@ export class ZmtpConnection {
     }
     // RFC 15 (ZMTP 2.0): a full signature, then revision 1. Only on NULL listeners that allow
     // it: RFC 23 makes every other mechanism close on a 1.0/2.0 peer (the downgrade guard).
+    // 'legacy' also means not ZMTP at all (classified from octet 0 or 9 alone): octet 10 only
+    // counts after a real signature, or the same bytes would be refused or accepted depending on
+    // how they were split.
     const revision = prefix[GREETING_START_SIZE - 1]
     const zmtp2 =
       this.#options.allowZmtp2 === true &&
       this.#options.mechanism.name === 'NULL' &&
       prefix.length >= GREETING_START_SIZE &&
+      prefix[0] === 0xff &&
+      ((prefix[SIGNATURE_SIZE - 1] ?? 0) & 1) === 1 &&
       (revision === 1 || revision === 2)
     if (!zmtp2) {
       // ZMTP 1.0 has no socket type at all, so a stray HTTP request would turn into messages.

@@ -12,17 +12,23 @@ export class NullServerMechanism implements ServerMechanism {
   /** NULL frames carry themselves. */
   readonly frameOverhead = 0
   readonly #ready: Uint8Array
+  readonly #dialled: boolean
   #sentReady = false
 
-  /** @param socketType our Socket-Type property, sent in READY (e.g. `PULL`). */
-  constructor(socketType: string) {
+  /**
+   * @param socketType our Socket-Type property, sent in READY (e.g. `PULL`).
+   * @param options.dialled we opened the TCP connection, so RFC 37 makes us the NULL client,
+   *   which speaks first.
+   */
+  constructor(socketType: string, options: { dialled?: boolean } = {}) {
     this.#ready = encodeReady([['Socket-Type', socketType]])
+    this.#dialled = options.dialled === true
   }
 
   start(peerMinorVersion: number): HandshakeStep {
     // RFC 23 (3.0) is symmetric: each peer sends READY before receiving. RFC 37 (3.1) makes the
-    // server answer the client's READY, so a 3.1 server waits.
-    if (peerMinorVersion === 0) {
+    // server (the side that binds) answer the client's READY, so a 3.1 server waits.
+    if (peerMinorVersion === 0 || this.#dialled) {
       this.#sentReady = true
       return { output: [this.#ready] }
     }

@@ -1,0 +1,103 @@
+// The bridge's PULL dialling PUSH peers that bind (`--connect`): NULL and CURVE, reconnecting
+// after the peer goes away, and giving up when the peer is not a PUSH.
+
+import { afterEach, describe, expect, it } from 'vitest'
+import * as zmq from 'zeromq'
+import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
+import { parseConfig } from '../../node-bridge/config'
+import type { PullSocket } from '../../node-bridge/pull-socket'
+import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { freePort } from '../support/channel-reader'
+import { createMemoryLogger } from '../support/memory-logger'
+import { listenPull } from '../support/pull-harness'
+import { waitFor } from '../support/wait'
+
+const closers: Array<() => unknown> = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+function bindPush(port: number, options: Partial<zmq.Push> = {}): Promise<zmq.Push> {
+  const push = new zmq.Push({ linger: 0, ...options } as zmq.SocketOptions<zmq.Push>)
+  closers.push(() => push.close())
+  return push.bind(`tcp://127.0.0.1:${port}`).then(() => push)
+}
+
+const text = (frames: Uint8Array[]) => frames.map((frame) => new TextDecoder().decode(frame))
+
+describe('PullSocket.connect', () => {
+  it('dials a binding libzmq PUSH, and dials again when it comes back', async () => {
+    const port = await freePort()
+    // The PULL side binds nothing: port 0 is never listened on.
+    const { pull, received } = await dialler()
+    pull.connect('127.0.0.1', port)
+    let push = await bindPush(port)
+    await push.send(['first', ''])
+    await waitFor(() => received.length === 1, { what: 'first message' })
+    expect(text(received[0]?.frames ?? [])).toEqual(['first', ''])
+
+    push.close()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    push = await bindPush(port)
+    await push.send('second')
+    await waitFor(() => received.length === 2, { what: 'message after the peer returned' })
+    expect(text(received[1]?.frames ?? [])).toEqual(['second'])
+  })
+
+  it('stops dialling a peer that is not a PUSH, as libzmq would', async () => {
+    const port = await freePort()
+    const dealer = new zmq.Dealer({ linger: 0 })
+    closers.push(() => dealer.close())
+    await dealer.bind(`tcp://127.0.0.1:${port}`)
+    const { pull, logs } = await dialler()
+    pull.connect('127.0.0.1', port)
+    await waitFor(() =>
+      logs.lines.find((line) => String(line.msg).startsWith('peer refused us for good')),
+    )
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(logs.lines.filter((line) => line.msg === 'connected')).toHaveLength(1)
+  })
+})
+
+async function dialler() {
+  const harness = await listenPull({
+    createMechanism: () => new NullServerMechanism('PULL', { dialled: true }),
+  })
+  closers.push(() => (harness.pull as PullSocket).close())
+  return harness
+}
+
+describe('zmq-edge bridge --connect', () => {
+  let bridge: RunningBridge | undefined
+  afterEach(async () => {
+    await bridge?.stop(50)
+    bridge = undefined
+  })
+
+  it('relays from a binding CURVE PUSH, with the bridge as the CURVE server', async () => {
+    const server = zmq.curveKeyPair()
+    const client = zmq.curveKeyPair()
+    const port = await freePort()
+    const config = parseConfig(
+      {
+        connect: [`tcp://127.0.0.1:${port},mechanism=CURVE,channel=dialled`],
+        curveSecretKey: server.secretKey,
+        workerUrl: 'ws://127.0.0.1:9', // absent: messages wait in the relay, counted
+        ingestToken: 't',
+      },
+      {},
+    )
+    expect(config.listeners).toEqual([])
+    const logs = createMemoryLogger()
+    bridge = await startBridge(config, logs.logger)
+    const push = await bindPush(port, {
+      curveServerKey: server.publicKey,
+      curvePublicKey: client.publicKey,
+      curveSecretKey: client.secretKey,
+    })
+    for (let index = 0; index < 10; index++) await push.send(String(index))
+    await waitFor(() => bridge?.relays.get('dialled')?.counters.received === 10)
+    const handshake = logs.lines.find((line) => line.msg === 'handshake succeeded')
+    expect(handshake).toMatchObject({ mechanism: 'CURVE', publicKey: client.publicKey })
+  })
+})
