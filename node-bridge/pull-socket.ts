@@ -56,6 +56,8 @@ interface ConnectionEntry {
   lastPingAt: number
   /** When the first PING that nothing has answered since was sent (0: none outstanding). */
   unansweredSince: number
+  /** Our writes to the peer are backed up: it is not read until they drain. */
+  writeBlocked: boolean
 }
 
 /** libzmq's reconnect_ivl: the wait before dialling a bound peer again, plus as much jitter. */
@@ -180,7 +182,7 @@ export class PullSocket {
     const now = Date.now()
     for (const [socket, entry] of this.#connections) {
       if (paused) socket.pause()
-      else socket.resume()
+      else if (!entry.writeBlocked) socket.resume()
       // Silence while we were not reading is ours, not the peer's.
       entry.lastDataAt = now
       entry.unansweredSince = 0
@@ -300,7 +302,16 @@ export class PullSocket {
     const connection = new ZmtpConnection(
       {
         write: (bytes) => {
-          socket.write(bytes)
+          // A peer that sends PINGs and never reads our PONGs would grow this buffer without
+          // end: stop reading it until what we wrote has drained.
+          if (!socket.write(bytes) && !entry.writeBlocked) {
+            entry.writeBlocked = true
+            socket.pause()
+            socket.once('drain', () => {
+              entry.writeBlocked = false
+              if (!this.#paused) socket.resume()
+            })
+          }
         },
         close: () => {
           socket.end()
@@ -369,6 +380,7 @@ export class PullSocket {
       lastDataAt: Date.now(),
       lastPingAt: 0,
       unansweredSince: 0,
+      writeBlocked: false,
     }
     this.#connections.set(socket, entry)
 

@@ -392,6 +392,12 @@ export class CurveServerMechanism implements ServerMechanism {
     }
   }
 
+  #isNextPeerNonce(high: number, low: number): boolean {
+    const nextLow = (this.#peerNonceLow + 1) % 0x1_0000_0000
+    const nextHigh = this.#peerNonceHigh + (nextLow === 0 ? 1 : 0)
+    return high === nextHigh && low === nextLow
+  }
+
   #isAfterPeerNonce(high: number, low: number): boolean {
     return high > this.#peerNonceHigh || (high === this.#peerNonceHigh && low > this.#peerNonceLow)
   }
@@ -425,11 +431,13 @@ export class CurveServerMechanism implements ServerMechanism {
       )
     }
     const [high, low] = readShortNonce(body, MESSAGE_PREFIX.length)
-    // RFC 26: the server SHALL disconnect clients that reuse a short nonce.
-    if (!this.#isAfterPeerNonce(high, low)) {
+    // RFC 26: clients use "correctly incrementing short nonces". libzmq only checks that they
+    // grow, which lets an attacker on the path drop whole MESSAGE frames unnoticed (and splice
+    // multipart messages); every real client counts up by one, so we require exactly that.
+    if (!this.#isNextPeerNonce(high, low)) {
       return this.#failMessage(
         ZmtpErrorCode.INVALID_SEQUENCE,
-        'MESSAGE short nonce did not increase',
+        'MESSAGE short nonce is not the previous one plus one',
       )
     }
     const messageNonce = this.#messageNonce

@@ -125,6 +125,30 @@ describe('heartbeats', () => {
     ).toBe(true)
   })
 
+  it('stops reading a peer that sends PINGs but never reads its PONGs', async () => {
+    const { port, pull: server } = await listen()
+    const peer = await raw(port)
+    peer.socket.pause() // never reads: our PONGs pile up on its side, then on ours
+    const ping = Buffer.from([0x04, 0x07, 0x04, ...ascii('PING'), 0, 0])
+    const burst = Buffer.concat(Array.from({ length: 100_000 }, () => ping)) // 900 kB a write
+    peer.socket.write(NULL_HANDSHAKE)
+    let written = 0
+    // Without the guard the bridge answers every PING, and its buffer of PONGs grows with the
+    // input; with it, it stops reading, so TCP pushes back and our own writes stall.
+    while (written < 64 * 1024 * 1024) {
+      if (!peer.socket.write(burst)) {
+        const drained = await Promise.race([
+          new Promise((resolve) => peer.socket.once('drain', () => resolve(true))),
+          new Promise((resolve) => setTimeout(() => resolve(false), 1000)),
+        ])
+        if (!drained) break
+      }
+      written += burst.length
+    }
+    expect(written).toBeLessThan(64 * 1024 * 1024)
+    expect(server.connectionCount).toBe(1)
+  })
+
   it('sends its PINGs inside CURVE MESSAGE boxes, which libzmq answers', async () => {
     const server = zmq.curveKeyPair()
     const client = zmq.curveKeyPair()
