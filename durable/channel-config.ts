@@ -6,26 +6,90 @@ export const DEFAULT_MAX_ATTEMPTS = 5
 /** Largest `MAX_ATTEMPTS` accepted. */
 export const MAX_MAX_ATTEMPTS = 1000
 
+/** What happens to a batch that would take the log over its message or byte limit. */
+export type OverflowPolicy = 'block' | 'drop-oldest'
+
+/** How much of its log a channel keeps. 0 means no limit. */
+export interface RetentionLimits {
+  maxMessages: number
+  /** Frame octets. */
+  maxBytes: number
+  maxAgeSeconds: number
+  overflowPolicy: OverflowPolicy
+}
+
+export const DEFAULT_RETENTION: RetentionLimits = {
+  maxMessages: 1_000_000,
+  maxBytes: 1024 * 1024 * 1024,
+  maxAgeSeconds: 7 * 24 * 60 * 60,
+  overflowPolicy: 'block',
+}
+
 export interface ChannelConfig {
   maxAttempts: number
+  retention: RetentionLimits
 }
 
 /** The vars the config is built from (strings, as wrangler vars are). */
 export interface ChannelVars {
   MAX_ATTEMPTS?: string
+  RETENTION_MAX_MESSAGES?: string
+  RETENTION_MAX_BYTES?: string
+  RETENTION_MAX_AGE_SECONDS?: string
+  OVERFLOW_POLICY?: string
+}
+
+function integerVar(
+  name: string,
+  text: string | undefined,
+  fallback: number,
+  range: { min: number; max: number },
+): number {
+  if (text === undefined || text === '') return fallback
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN
+  if (!(value >= range.min && value <= range.max)) {
+    throw new RangeError(
+      `${name} must be an integer from ${range.min} to ${range.max}, got ${text}`,
+    )
+  }
+  return value
 }
 
 /**
  * @throws RangeError naming the setting when a var is not a valid value.
  */
 export function parseChannelConfig(vars: ChannelVars): ChannelConfig {
-  const text = vars.MAX_ATTEMPTS
-  if (text === undefined || text === '') return { maxAttempts: DEFAULT_MAX_ATTEMPTS }
-  const maxAttempts = /^\d+$/.test(text) ? Number(text) : Number.NaN
-  if (!(maxAttempts >= 1 && maxAttempts <= MAX_MAX_ATTEMPTS)) {
-    throw new RangeError(
-      `MAX_ATTEMPTS must be an integer from 1 to ${MAX_MAX_ATTEMPTS}, got ${text}`,
-    )
+  const maxAttempts = integerVar('MAX_ATTEMPTS', vars.MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS, {
+    min: 1,
+    max: MAX_MAX_ATTEMPTS,
+  })
+  const unlimited = { min: 0, max: Number.MAX_SAFE_INTEGER }
+  const policy = vars.OVERFLOW_POLICY || DEFAULT_RETENTION.overflowPolicy
+  if (policy !== 'block' && policy !== 'drop-oldest') {
+    throw new RangeError(`OVERFLOW_POLICY must be block or drop-oldest, got ${policy}`)
   }
-  return { maxAttempts }
+  return {
+    maxAttempts,
+    retention: {
+      maxMessages: integerVar(
+        'RETENTION_MAX_MESSAGES',
+        vars.RETENTION_MAX_MESSAGES,
+        DEFAULT_RETENTION.maxMessages,
+        unlimited,
+      ),
+      maxBytes: integerVar(
+        'RETENTION_MAX_BYTES',
+        vars.RETENTION_MAX_BYTES,
+        DEFAULT_RETENTION.maxBytes,
+        unlimited,
+      ),
+      maxAgeSeconds: integerVar(
+        'RETENTION_MAX_AGE_SECONDS',
+        vars.RETENTION_MAX_AGE_SECONDS,
+        DEFAULT_RETENTION.maxAgeSeconds,
+        unlimited,
+      ),
+      overflowPolicy: policy,
+    },
+  }
 }

@@ -16,6 +16,7 @@ import {
 } from './lease-queue'
 import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
 import { type IngestSocketState, ingestRelayMessage } from './relay-ingest'
+import { expireByAge, nextExpiryAt } from './retention'
 import { migrate } from './schema'
 
 /** Requests one object holds waiting at once; more are refused (HTTP 429). */
@@ -43,14 +44,18 @@ export interface ChannelStats {
 export class ChannelObject extends DurableObject<Env> {
   readonly #store: MessageStore
   readonly #queue: LeaseQueue
-  readonly #config: ChannelConfig
+  /**
+   * The channel's settings from the wrangler vars. Not private only so that tests can give one
+   * object other limits (`runInDurableObject`); nothing else writes it.
+   */
+  config: ChannelConfig
   /** Wake-ups of the requests waiting for a change (an insert, a retry, a redrive). */
   readonly #waiters = new Set<() => void>()
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
-    this.#config = parseChannelConfig(env)
-    this.#store = new MessageStore(ctx.storage)
+    this.config = parseChannelConfig(env)
+    this.#store = new MessageStore(ctx.storage, () => this.config.retention)
     this.#queue = new LeaseQueue(ctx.storage, this.#store)
     // No event reaches the object before the schema is current.
     void ctx.blockConcurrencyWhile(async () => {
@@ -128,7 +133,7 @@ export class ChannelObject extends DurableObject<Env> {
     maxBytes: number
     waitMs: number
   }): Promise<Waited<LeasedMessage[]>> {
-    const { maxAttempts } = this.#config
+    const { maxAttempts } = this.config
     const deadline = Date.now() + options.waitMs
     for (;;) {
       const now = Date.now()
@@ -151,7 +156,7 @@ export class ChannelObject extends DurableObject<Env> {
   }): Promise<SettleOutcome> {
     const outcome = this.#queue.settle({
       ...options,
-      maxAttempts: this.#config.maxAttempts,
+      maxAttempts: this.config.maxAttempts,
       now: Date.now(),
     })
     if (outcome.retried > 0) this.#wake()
@@ -167,7 +172,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   /** RPC: dead letters after `after`, in seq order. */
   deadLetters(options: ReadOptions): DeadLetter[] {
-    this.#queue.sweep(Date.now(), this.#config.maxAttempts)
+    this.#queue.sweep(Date.now(), this.config.maxAttempts)
     return this.#queue.deadLetters(options)
   }
 
@@ -181,7 +186,7 @@ export class ChannelObject extends DurableObject<Env> {
   /** RPC: the channel's numbers. */
   stats(): ChannelStats {
     const now = Date.now()
-    this.#queue.sweep(now, this.#config.maxAttempts)
+    this.#queue.sweep(now, this.config.maxAttempts)
     const counters = readCounters(this.ctx.storage.sql)
     return {
       now,
@@ -193,25 +198,34 @@ export class ChannelObject extends DurableObject<Env> {
       queue: this.#queue.stats(now),
       bridges: { connected: this.ctx.getWebSockets().length, known: this.#store.knownBridges() },
       counters,
-      config: this.#config,
+      config: this.config,
     }
   }
 
   /**
    * Sets the alarm for the earliest lease that is its message's last attempt, so the message
-   * becomes a dead letter on time even when nobody pulls. Earlier leases expire lazily: a pull
-   * simply finds them available.
+   * becomes a dead letter on time even when nobody pulls, or for the moment the oldest message
+   * passes the retention age, whichever is first. Earlier leases expire lazily: a pull simply
+   * finds them available.
    */
   async #scheduleAlarm(): Promise<void> {
-    const at = this.#queue.nextDeadLetterAt(this.#config.maxAttempts)
-    if (at === undefined) return
+    const times = [
+      this.#queue.nextDeadLetterAt(this.config.maxAttempts),
+      nextExpiryAt(this.ctx.storage.sql, this.config.retention),
+    ].filter((time) => time !== undefined)
+    if (times.length === 0) return
+    const at = Math.min(...times)
     const current = await this.ctx.storage.getAlarm()
     if (current === null || current > at) await this.ctx.storage.setAlarm(at)
   }
 
-  /** Dead-letters what expired, then sets the next alarm. */
+  /** Deletes messages past the retention age, dead-letters what expired, sets the next alarm. */
   override async alarm(): Promise<void> {
-    this.#queue.sweep(Date.now(), this.#config.maxAttempts)
+    const now = Date.now()
+    this.ctx.storage.transactionSync(() =>
+      expireByAge(this.ctx.storage.sql, this.config.retention, now),
+    )
+    this.#queue.sweep(now, this.config.maxAttempts)
     await this.#scheduleAlarm()
   }
 
@@ -219,14 +233,17 @@ export class ChannelObject extends DurableObject<Env> {
    * One relay frame from a bridge: stored synchronously, then answered with an ACK or NACK.
    * The output gate holds the ACK until the transaction is durable.
    */
-  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const state = (ws.deserializeAttachment() ?? {}) as IngestSocketState
     const result = ingestRelayMessage(this.#store, message, state)
     if (result.state !== state) ws.serializeAttachment(result.state)
     ws.send(result.reply)
+    if (!result.stored) return
     // After the transaction: woken readers see the batch (their replies, like the ACK, leave
     // once the output gate has seen it durable).
-    if (result.stored) this.#wake()
+    this.#wake()
+    // The retention age of the new head of the log, if it changed.
+    await this.#scheduleAlarm()
   }
 
   /** Completes the close handshake (wrangler dev does not always answer it by itself). */

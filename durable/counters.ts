@@ -18,6 +18,14 @@ export const Counter = {
   RETRIED: 'retried',
   DEAD_LETTERED: 'dead_lettered',
   REDRIVEN: 'redriven',
+  /** Retention: messages not yet acked (queued or dead letters) deleted by drop-oldest. */
+  DROPPED: 'dropped',
+  /** Retention: acked messages deleted to make room for a batch. */
+  TRIMMED: 'trimmed',
+  /** Retention: messages deleted for their age, acked or not. */
+  EXPIRED: 'expired',
+  /** Retention: batches refused with NACK CHANNEL_FULL. */
+  BATCHES_REFUSED: 'batches_refused',
 } as const
 export type Counter = (typeof Counter)[keyof typeof Counter]
 

@@ -2,9 +2,11 @@
 // bridge, and reads pages of messages back with their frames byte for byte. Only synchronous
 // SQL, and every cursor is consumed before returning, so no await can split a read or a write.
 
+import { DEFAULT_RETENTION, type RetentionLimits } from './channel-config'
 import { addCounter, Counter } from './counters'
 import { decodeBody, encodeBody, joinChunks, splitChunks } from './message-body'
 import type { Mechanism, RelayBatch, RelayMessage } from './relay-protocol'
+import { expireByAge, makeRoom } from './retention'
 
 /**
  * Largest piece of a message body kept in one SQLite value. A value holds about 2 MB at most
@@ -62,10 +64,14 @@ export interface LogEnd {
   receivedAt: number
 }
 
-/** What became of a batch: stored under these seqs, or stored before by an earlier copy. */
+/**
+ * What became of a batch: stored under these seqs, stored before by an earlier copy, or
+ * refused because the channel's log is full (retention, overflow policy `block`).
+ */
 export type StoreOutcome =
   | { status: 'stored'; firstSeq: number; lastSeq: number }
   | { status: 'duplicate' }
+  | { status: 'full'; reason: string }
 
 interface MessageRow extends Record<string, SqlStorageValue> {
   seq: number
@@ -85,15 +91,23 @@ interface ChunkRow extends Record<string, SqlStorageValue> {
 /** SQL access to one channel's messages. The schema is `./schema.ts`; migrate first. */
 export class MessageStore {
   readonly #storage: DurableObjectStorage
+  readonly #retention: () => RetentionLimits
 
-  constructor(storage: DurableObjectStorage) {
+  /** @param retention the channel's current retention limits, read at each batch. */
+  constructor(
+    storage: DurableObjectStorage,
+    retention: () => RetentionLimits = () => DEFAULT_RETENTION,
+  ) {
     this.#storage = storage
+    this.#retention = retention
   }
 
   /**
    * Stores every message of `batch` in one transaction, together with the bridge's new last
    * batchSeq; a batch at or below the last one stored for its bridge is a resend and is not
-   * stored again. Gaps are accepted: batches of one bridge arrive in order.
+   * stored again. Gaps are accepted: batches of one bridge arrive in order. First, messages
+   * past the age limit leave the log, then room is made under the count and byte limits
+   * (./retention.ts); a batch there is no room for is refused whole.
    * @throws the SQLite error when storage fails; nothing of the batch is then stored.
    */
   storeBatch(batch: RelayBatch): StoreOutcome {
@@ -109,11 +123,20 @@ export class MessageStore {
         addCounter(sql, Counter.BATCHES_DUPLICATE, 1)
         return { status: 'duplicate' }
       }
+      const limits = this.#retention()
+      const now = Date.now()
+      expireByAge(sql, limits, now)
+      let batchBytes = 0
+      for (const message of batch.messages) {
+        for (const frame of message.frames) batchBytes += frame.length
+      }
+      const room = makeRoom(sql, limits, { count: batch.messages.length, bytes: batchBytes })
+      if (!room.ok) return { status: 'full', reason: room.reason }
       let firstSeq = 0
       let lastSeq = 0
       let bytes = 0
       for (const message of batch.messages) {
-        const stored = this.#insert(message)
+        const stored = this.#insert(message, now)
         lastSeq = stored.seq
         bytes += stored.size
         if (firstSeq === 0) firstSeq = lastSeq
@@ -135,7 +158,7 @@ export class MessageStore {
     })
   }
 
-  #insert(message: RelayMessage): { seq: number; size: number } {
+  #insert(message: RelayMessage, now: number): { seq: number; size: number } {
     const { sql } = this.#storage
     let size = 0
     for (const frame of message.frames) size += frame.length
@@ -143,9 +166,10 @@ export class MessageStore {
     const { seq } = sql
       .exec<{ seq: number }>(
         `INSERT INTO messages
-           (received_at, mechanism, peer_address, public_key, frame_count, size, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+           (received_at, stored_at, mechanism, peer_address, public_key, frame_count, size, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
         Math.floor(message.receivedAt),
+        now,
         message.mechanism,
         message.peerAddress,
         message.publicKey ?? null,

@@ -54,6 +54,9 @@ function invalidMessage(batch: RelayBatch): string | undefined {
  *   another protocol version → NACK UNSUPPORTED_VERSION, as docs/relay-protocol.md says).
  * - A batch at or below its bridge's last stored batchSeq → ACK DUPLICATE (0, 0).
  * - Otherwise the batch is stored in one transaction → ACK STORED with its first/last seq.
+ * - The log is full (retention limits, overflow policy `block`) → NACK CHANNEL_FULL; the
+ *   bridge keeps the batch and sends it again later. Like a storage failure, later batches
+ *   of that bridge on the socket are then refused with NACK OUT_OF_ORDER.
  * - Storage fails → NACK STORAGE_FAILED; later batches of that bridge on the same socket are
  *   then refused with NACK OUT_OF_ORDER until the refused one is stored, because storing
  *   them would advance the bridge's last batchSeq past it and turn its resend into a
@@ -103,6 +106,12 @@ export function ingestRelayMessage(
       error: String(error),
     })
     const reply = nack(batch.batchSeq, NackCode.STORAGE_FAILED, String(error))
+    const { bridgeId, batchSeq } = batch
+    return { reply, state: refused ? state : { refused: { bridgeId, batchSeq } } }
+  }
+
+  if (outcome.status === 'full') {
+    const reply = nack(batch.batchSeq, NackCode.CHANNEL_FULL, outcome.reason)
     const { bridgeId, batchSeq } = batch
     return { reply, state: refused ? state : { refused: { bridgeId, batchSeq } } }
   }

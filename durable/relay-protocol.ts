@@ -22,6 +22,8 @@ export const NackCode = {
   UNSUPPORTED_VERSION: 2,
   STORAGE_FAILED: 3,
   OUT_OF_ORDER: 4,
+  /** The channel's log is at its retention limits and the overflow policy is `block`. */
+  CHANNEL_FULL: 5,
 } as const
 export type NackCode = (typeof NackCode)[keyof typeof NackCode]
 

@@ -79,6 +79,17 @@ export const MIGRATIONS: readonly Migration[] = [
       "INSERT INTO counters (name, value) SELECT 'log_bytes', COALESCE(SUM(size), 0) FROM messages",
     ],
   },
+  {
+    version: 3,
+    description: 'the time each message was stored, for retention by age',
+    statements: [
+      // Milliseconds since the epoch when the Durable Object stored the message: retention by
+      // age uses it, not the bridge's receive time (another clock, maybe a backlog). Rows from
+      // before take their receive time.
+      'ALTER TABLE messages ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0',
+      'UPDATE messages SET stored_at = received_at',
+    ],
+  },
 ]
 
 /** The version the code expects: the last migration's. */

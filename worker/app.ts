@@ -1,5 +1,6 @@
 // The Worker's HTTP API, a thin Hono router: health, the OpenAPI document, a channel's stats,
-// cursor reads, leased pulls, acks and dead letters, and the bridges' ingest WebSocket, which
+// cursor reads (JSON or NDJSON), the live tail (Server-Sent Events), leased pulls, acks and
+// dead letters, and the bridges' ingest WebSocket, which
 // goes to the channel's Durable Object once checked here (checking in the Worker keeps refused
 // requests from being billed as Durable Object requests).
 
@@ -9,12 +10,22 @@ import { HTTPException } from 'hono/http-exception'
 import { validator } from 'hono/validator'
 import openapi from '../docs/openapi.json'
 import type { Waited } from '../durable/channel-object'
+import type { StoredMessage } from '../durable/message-store'
 import { requireBearer } from './auth'
 import { ApiError, ErrorCode, errorBody } from './errors'
-import { toApiDeadLetter, toApiLeasedMessage, toApiMessage, toApiStats } from './present'
 import {
+  type FrameEncoding,
+  toApiDeadLetter,
+  toApiLeasedMessage,
+  toApiMessage,
+  toApiStats,
+} from './present'
+import {
+  MAX_LIMIT,
   parseAckBody,
   parseChannel,
+  parseEncoding,
+  parseEventCursor,
   parseExtendBody,
   parsePullBody,
   parseReadQuery,
@@ -30,6 +41,18 @@ export const MAX_PAGE_FRAME_BYTES = 8 * 1024 * 1024
 
 /** Largest JSON request body (1000 lease ids take about 40 KiB). */
 export const MAX_REQUEST_BYTES = 256 * 1024
+
+/** Media type of a messages response streamed one JSON message per line. */
+export const NDJSON_MEDIA_TYPE = 'application/x-ndjson'
+
+/** Header of an NDJSON messages response carrying the `next` cursor of the JSON response. */
+export const NEXT_HEADER = 'Zmq-Edge-Next'
+
+/**
+ * The live tail's timing. `keepAliveMs`: how long an event stream stays silent before it sends
+ * a comment line, which keeps proxies from closing an idle connection. Tests may shorten it.
+ */
+export const EVENT_STREAM = { keepAliveMs: 15_000, refusedRetryMs: 1_000 }
 
 type AppEnv = { Bindings: Env }
 
@@ -86,10 +109,40 @@ channels.get('/:channel', reader, async (c) => {
   return c.json(toApiStats(channel, stats))
 })
 
+/** Whether the client asked for NDJSON (`Accept: application/x-ndjson`). */
+function wantsNdjson(accept: string | undefined): boolean {
+  return (accept ?? '')
+    .split(',')
+    .some((part) => part.split(';')[0]?.trim().toLowerCase() === NDJSON_MEDIA_TYPE)
+}
+
+/**
+ * A body of one JSON message per line, each formatted only when the client reads on, so a
+ * large page is never held as one big JSON string.
+ */
+function ndjsonStream(messages: StoredMessage[], encoding: FrameEncoding): ReadableStream {
+  const encoder = new TextEncoder()
+  let index = 0
+  return new ReadableStream(
+    {
+      pull(controller) {
+        const message = messages[index++]
+        if (message === undefined) {
+          controller.close()
+          return
+        }
+        controller.enqueue(encoder.encode(`${JSON.stringify(toApiMessage(message, encoding))}\n`))
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
 channels.get('/:channel/messages', reader, async (c) => {
   const channel = parseChannel(c.req.param('channel'))
   const { after, limit } = parseReadQuery(c.req.query())
   const waitMs = parseWait(c.req.query('wait'))
+  const encoding = parseEncoding(c.req.query('encoding'))
   const stored = unwrap(
     await channelStub(c.env, channel).readMessages({
       after,
@@ -100,16 +153,102 @@ channels.get('/:channel/messages', reader, async (c) => {
   )
   // `next` is the `after` of the following call: the last seq returned, else `after` itself.
   const next = stored.at(-1)?.seq ?? after
-  return c.json({ channel, messages: stored.map(toApiMessage), next })
+  if (wantsNdjson(c.req.header('Accept'))) {
+    return new Response(ndjsonStream(stored, encoding), {
+      headers: {
+        'Content-Type': `${NDJSON_MEDIA_TYPE}; charset=utf-8`,
+        [NEXT_HEADER]: String(next),
+        Vary: 'Accept',
+      },
+    })
+  }
+  c.header('Vary', 'Accept')
+  return c.json({
+    channel,
+    messages: stored.map((message) => toApiMessage(message, encoding)),
+    next,
+  })
+})
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** One Server-Sent Event per message: `id: <seq>`, `event: message`, `data: <its JSON>`. */
+function sseEvents(messages: StoredMessage[], encoding: FrameEncoding): string {
+  // JSON.stringify never writes a line break, so `data` is one line.
+  return messages
+    .map(
+      (message) =>
+        `id: ${message.seq}\nevent: message\ndata: ${JSON.stringify(toApiMessage(message, encoding))}\n\n`,
+    )
+    .join('')
+}
+
+channels.get('/:channel/events', reader, async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  let cursor = parseEventCursor(c.req.header('Last-Event-ID'), c.req.query('after'))
+  const encoding = parseEncoding(c.req.query('encoding'))
+  const stub = channelStub(c.env, channel)
+  const encoder = new TextEncoder()
+  let cancelled = false
+  // Each pull waits in the object for the next insert (its waiter mechanism, as long polls
+  // do) or the keep-alive interval, whichever is first, then sends what it found.
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        // The first chunk goes out at once, so the client sees the stream is open.
+        controller.enqueue(encoder.encode(': connected\n\n'))
+      },
+      async pull(controller) {
+        for (;;) {
+          const result = await stub.readMessages({
+            after: cursor,
+            limit: MAX_LIMIT,
+            maxBytes: MAX_PAGE_FRAME_BYTES,
+            waitMs: EVENT_STREAM.keepAliveMs,
+          })
+          if (cancelled) return
+          if (result.ok && result.value.length > 0) {
+            cursor = result.value.at(-1)?.seq ?? cursor
+            controller.enqueue(encoder.encode(sseEvents(result.value, encoding)))
+            return
+          }
+          if (!result.ok) {
+            // Too many requests wait on the channel: try again shortly, without a busy loop.
+            await sleep(EVENT_STREAM.refusedRetryMs)
+            if (cancelled) return
+            continue
+          }
+          controller.enqueue(encoder.encode(': keep-alive\n\n'))
+          return
+        }
+      },
+      cancel() {
+        // The client went away: the pull in progress (if any) returns without writing.
+        cancelled = true
+      },
+    },
+    { highWaterMark: 0 },
+  )
+  return new Response(body, {
+    headers: {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+    },
+  })
 })
 
 channels.post('/:channel/pull', reader, ...jsonBody(parsePullBody), async (c) => {
   const channel = parseChannel(c.req.param('channel'))
   const body = c.req.valid('json')
+  const encoding = parseEncoding(c.req.query('encoding'))
   const leased = unwrap(
     await channelStub(c.env, channel).pull({ ...body, maxBytes: MAX_PAGE_FRAME_BYTES }),
   )
-  return c.json({ channel, messages: leased.map(toApiLeasedMessage) })
+  return c.json({
+    channel,
+    messages: leased.map((message) => toApiLeasedMessage(message, encoding)),
+  })
 })
 
 channels.post('/:channel/ack', reader, ...jsonBody(parseAckBody), async (c) => {
@@ -128,13 +267,18 @@ channels.post('/:channel/leases/extend', reader, ...jsonBody(parseExtendBody), a
 channels.get('/:channel/dead-letters', reader, async (c) => {
   const channel = parseChannel(c.req.param('channel'))
   const { after, limit } = parseReadQuery(c.req.query())
+  const encoding = parseEncoding(c.req.query('encoding'))
   const dead = await channelStub(c.env, channel).deadLetters({
     after,
     limit,
     maxBytes: MAX_PAGE_FRAME_BYTES,
   })
   const next = dead.at(-1)?.seq ?? after
-  return c.json({ channel, messages: dead.map(toApiDeadLetter), next })
+  return c.json({
+    channel,
+    messages: dead.map((message) => toApiDeadLetter(message, encoding)),
+    next,
+  })
 })
 
 channels.post(

@@ -11,6 +11,12 @@ declare namespace Cloudflare {
     INGEST_TOKEN?: string
     /** Deliveries to leased consumers before a dead letter (wrangler var; default 5). */
     MAX_ATTEMPTS?: string
+    /** Retention (wrangler vars; 0 = no limit): messages, frame bytes and age per channel. */
+    RETENTION_MAX_MESSAGES?: string
+    RETENTION_MAX_BYTES?: string
+    RETENTION_MAX_AGE_SECONDS?: string
+    /** `block` (default: NACK CHANNEL_FULL, nothing lost) or `drop-oldest`. */
+    OVERFLOW_POLICY?: string
   }
 
   interface GlobalProps {

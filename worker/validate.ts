@@ -2,6 +2,7 @@
 // the typed value or throws an ApiError 400.
 
 import { ApiError, ErrorCode } from './errors'
+import type { FrameEncoding } from './present'
 
 /** Channel names: 1 to 64 of A–Z a–z 0–9 . _ - */
 export const CHANNEL_NAME = /^[A-Za-z0-9._-]{1,64}$/
@@ -49,6 +50,28 @@ export function parseReadQuery(query: Record<string, string | undefined>): {
     throw new ApiError(400, ErrorCode.INVALID_QUERY, `limit must be from 1 to ${MAX_LIMIT}`)
   }
   return { after, limit }
+}
+
+/**
+ * Reads `encoding` of a query: `base64` (the default) or `utf8`.
+ * @throws ApiError 400 invalid_query for any other value.
+ */
+export function parseEncoding(value: string | undefined): FrameEncoding {
+  if (value === undefined || value === 'base64') return 'base64'
+  if (value === 'utf8') return 'utf8'
+  throw new ApiError(400, ErrorCode.INVALID_QUERY, 'encoding must be base64 or utf8')
+}
+
+/**
+ * Reads the cursor of an event stream: the `Last-Event-ID` header when there is one (a
+ * reconnecting EventSource sends it), else the `after` query parameter, else 0.
+ * @throws ApiError 400 invalid_query when the one used is not an integer ≥ 0.
+ */
+export function parseEventCursor(lastEventId: string | undefined, after: string | undefined) {
+  if (lastEventId !== undefined && lastEventId.trim() !== '') {
+    return integer(lastEventId.trim(), 'Last-Event-ID')
+  }
+  return after === undefined ? 0 : integer(after, 'after')
 }
 
 /** Longest `wait`, in seconds, of a long poll (reads and pulls). */

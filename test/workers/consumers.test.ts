@@ -385,8 +385,20 @@ describe('GET /v1/channels/:channel', () => {
       retried: 0,
       deadLettered: 0,
       redriven: 0,
+      dropped: 0,
+      trimmed: 0,
+      expired: 0,
+      batchesRefused: 0,
     })
-    expect(report.config).toEqual({ maxAttempts: 5 })
+    expect(report.config).toEqual({
+      maxAttempts: 5,
+      retention: {
+        maxMessages: 1_000_000,
+        maxBytes: 1024 * 1024 * 1024,
+        maxAgeSeconds: 604_800,
+        overflowPolicy: 'block',
+      },
+    })
   })
 })
 
@@ -468,14 +480,15 @@ describe('schema migration 2', () => {
       sql.exec('DROP TABLE queue')
       sql.exec('DROP TABLE dead_letters')
       sql.exec('DROP TABLE counters')
-      sql.exec('DELETE FROM schema_migrations WHERE version = 2')
+      sql.exec('ALTER TABLE messages DROP COLUMN stored_at')
+      sql.exec('DELETE FROM schema_migrations WHERE version >= 2')
       return {
         applied: migrate(state.storage),
         queue: sql.exec('SELECT seq, attempts, lease_id FROM queue ORDER BY seq').toArray(),
         counters: sql.exec('SELECT name, value FROM counters ORDER BY name').toArray(),
       }
     })
-    expect(result.applied).toEqual([2])
+    expect(result.applied).toEqual([2, 3])
     expect(result.queue).toEqual([1, 2, 3].map((seq) => ({ seq, attempts: 0, lease_id: null })))
     expect(result.counters).toEqual([
       { name: 'log_bytes', value: 6 },

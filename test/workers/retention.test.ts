@@ -1,0 +1,224 @@
+// Retention inside workerd: limits by count, bytes and age; `block` NACKing CHANNEL_FULL over
+// the real WebSocket (nothing lost, acked messages trimmed to make room); `drop-oldest`
+// deleting the oldest messages with their queue and dead-letter rows, counted in stats.
+
+import { runInDurableObject } from 'cloudflare:test'
+import { env, exports } from 'cloudflare:workers'
+import { afterEach, describe, expect, it } from 'vitest'
+import { parseChannelConfig, type RetentionLimits } from '../../durable/channel-config'
+import type { ChannelObject } from '../../durable/channel-object'
+import { AckStatus, NackCode } from '../../durable/relay-protocol'
+import { expireByAge, nextExpiryAt } from '../../durable/retention'
+import {
+  closeAllIngest,
+  get,
+  ORIGIN,
+  openIngest,
+  READ_TOKEN,
+  readPage,
+  relayMessage,
+  uniqueChannel,
+  utf8,
+} from './helpers'
+
+afterEach(() => {
+  closeAllIngest()
+})
+
+const stubOf = (channel: string) => env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+
+/** Gives one channel's object other retention limits (the vars hold for every channel). */
+async function limit(channel: string, retention: Partial<RetentionLimits>) {
+  await runInDurableObject(stubOf(channel), (instance: ChannelObject) => {
+    instance.config = {
+      ...instance.config,
+      retention: { ...instance.config.retention, ...retention },
+    }
+  })
+}
+
+const texts = (messages: { frames: string[] }[]) =>
+  messages.map((message) => atob(message.frames[0] ?? ''))
+
+const batch = (...names: string[]) => names.map((name) => relayMessage([utf8(name)]))
+
+// biome-ignore lint/suspicious/noExplicitAny: the test reads arbitrary fields
+async function stats(channel: string): Promise<any> {
+  return (await get(`/v1/channels/${channel}`, READ_TOKEN)).json()
+}
+
+function post(path: string, body: unknown) {
+  return exports.default.fetch(`${ORIGIN}${path}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${READ_TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+}
+
+async function pullAndAck(channel: string, batchSize: number) {
+  const pulled = (await (await post(`/v1/channels/${channel}/pull`, { batchSize })).json()) as {
+    messages: { leaseId: string }[]
+  }
+  const acks = pulled.messages.map((message) => message.leaseId)
+  expect((await post(`/v1/channels/${channel}/ack`, { acks })).status).toBe(200)
+}
+
+describe('retention settings', () => {
+  it('come from the wrangler vars, with defaults, and refuse bad values', () => {
+    expect(parseChannelConfig({}).retention).toEqual({
+      maxMessages: 1_000_000,
+      maxBytes: 1024 * 1024 * 1024,
+      maxAgeSeconds: 604_800,
+      overflowPolicy: 'block',
+    })
+    expect(
+      parseChannelConfig({
+        RETENTION_MAX_MESSAGES: '0',
+        RETENTION_MAX_BYTES: '10',
+        RETENTION_MAX_AGE_SECONDS: '60',
+        OVERFLOW_POLICY: 'drop-oldest',
+      }).retention,
+    ).toEqual({ maxMessages: 0, maxBytes: 10, maxAgeSeconds: 60, overflowPolicy: 'drop-oldest' })
+    expect(() => parseChannelConfig({ OVERFLOW_POLICY: 'drop' })).toThrow(/OVERFLOW_POLICY/)
+    expect(() => parseChannelConfig({ RETENTION_MAX_BYTES: '-1' })).toThrow(/RETENTION_MAX_BYTES/)
+  })
+})
+
+describe('overflow policy block', () => {
+  it('NACKs CHANNEL_FULL back to the bridge, loses nothing, and takes the batch once acked messages make room', async () => {
+    const channel = uniqueChannel('block')
+    await limit(channel, { maxMessages: 3, overflowPolicy: 'block' })
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-1', 1, batch('a', 'b', 'c'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
+
+    relay.sendBatch('bridge-1', 2, batch('d', 'e'))
+    expect(await relay.next()).toMatchObject({
+      kind: 'nack',
+      batchSeq: 2,
+      code: NackCode.CHANNEL_FULL,
+    })
+    // Later batches of that bridge on the socket wait for the refused one.
+    relay.sendBatch('bridge-1', 3, batch('f'))
+    expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.OUT_OF_ORDER })
+    expect(texts((await readPage(channel)).messages)).toEqual(['a', 'b', 'c'])
+
+    // A leased consumer acks two: they may now leave the log to make room.
+    await pullAndAck(channel, 2)
+    const resend = await openIngest(channel)
+    resend.sendBatch('bridge-1', 2, batch('d', 'e'))
+    expect(await resend.next()).toMatchObject({
+      kind: 'ack',
+      status: AckStatus.STORED,
+      firstSeq: 4,
+    })
+    resend.sendBatch('bridge-1', 3, batch('f'))
+    expect(await resend.next()).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
+
+    // Cursor readers see the log from its new head; seqs are never reused.
+    const page = await readPage(channel)
+    expect(page.messages.map((message) => message.seq)).toEqual([3, 4, 5])
+    const report = await stats(channel)
+    expect(report.log).toMatchObject({ messages: 3, oldest: { seq: 3 }, newest: { seq: 5 } })
+    expect(report.counters).toMatchObject({ trimmed: 2, dropped: 0, batchesRefused: 2 })
+    expect(report.queue.depth).toBe(3)
+  })
+
+  it('refuses by bytes, and refuses a batch larger than the limits itself', async () => {
+    const channel = uniqueChannel('block')
+    await limit(channel, { maxBytes: 10, overflowPolicy: 'block' })
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-1', 1, batch('12345678'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    relay.sendBatch('bridge-1', 2, batch('345'))
+    expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
+    const other = await openIngest(channel)
+    other.sendBatch('bridge-2', 1, batch('0123456789ab'))
+    const nack = await other.next()
+    expect(nack).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
+    expect((nack as { reason: string }).reason).toMatch(/exceeds the channel's limits/)
+    expect((await stats(channel)).log).toMatchObject({ messages: 1, bytes: 8 })
+  })
+})
+
+describe('overflow policy drop-oldest', () => {
+  it('deletes the oldest messages with their queue and dead-letter rows, and counts them', async () => {
+    const channel = uniqueChannel('drop')
+    await limit(channel, { maxMessages: 4, overflowPolicy: 'drop-oldest' })
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-1', 1, batch('a', 'b', 'c', 'd'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    await pullAndAck(channel, 1) // a is acked
+    relay.sendBatch('bridge-1', 2, batch('e', 'f', 'g'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack', firstSeq: 5, lastSeq: 7 })
+    expect(texts((await readPage(channel)).messages)).toEqual(['d', 'e', 'f', 'g'])
+    const report = await stats(channel)
+    expect(report.counters).toMatchObject({ trimmed: 1, dropped: 2, batchesRefused: 0 })
+    expect(report.log).toMatchObject({ messages: 4, bytes: 4 })
+    expect(report.queue.depth).toBe(4)
+    const rows = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.sql.exec('SELECT seq FROM queue ORDER BY seq').toArray(),
+    )
+    expect(rows).toEqual([{ seq: 4 }, { seq: 5 }, { seq: 6 }, { seq: 7 }])
+  })
+
+  it('drops by bytes, large chunked bodies included', async () => {
+    const channel = uniqueChannel('drop')
+    const MiB = 1024 * 1024
+    await limit(channel, { maxBytes: 5 * MiB, overflowPolicy: 'drop-oldest' })
+    const relay = await openIngest(channel)
+    const big = () => relayMessage([new Uint8Array(3 * MiB)])
+    relay.sendBatch('bridge-1', 1, [big()])
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    relay.sendBatch('bridge-1', 2, [big()])
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    const chunks = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.sql.exec('SELECT DISTINCT seq FROM message_chunks').toArray(),
+    )
+    expect(chunks).toEqual([{ seq: 2 }])
+    expect((await stats(channel)).log).toMatchObject({ messages: 1, bytes: 3 * MiB })
+  })
+})
+
+describe('retention by age', () => {
+  it('deletes messages older than the limit by alarm, acked or not, and on the next batch', async () => {
+    const channel = uniqueChannel('age')
+    await limit(channel, { maxAgeSeconds: 1 })
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-1', 1, batch('old1', 'old2'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    const alarm = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.getAlarm(),
+    )
+    expect(alarm).toBeGreaterThan(Date.now())
+    expect(alarm).toBeLessThanOrEqual(Date.now() + 1_000)
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    // Runs the alarm now rather than waiting for the runtime to.
+    await runInDurableObject(stubOf(channel), (instance: ChannelObject) => instance.alarm())
+    expect((await readPage(channel)).messages).toEqual([])
+    relay.sendBatch('bridge-1', 2, batch('new'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack', firstSeq: 3 })
+    const report = await stats(channel)
+    expect(report.counters).toMatchObject({ expired: 2 })
+    expect(report.log).toMatchObject({ messages: 1, oldest: { seq: 3 } })
+    expect(report.queue.depth).toBe(1)
+  })
+
+  it('expires the head exactly at the time the alarm is set for', async () => {
+    const channel = uniqueChannel('age')
+    await limit(channel, { maxAgeSeconds: 60 })
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-1', 1, batch('x'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    const result = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
+      const { sql } = state.storage
+      const at = nextExpiryAt(sql, instance.config.retention) ?? 0
+      return {
+        before: expireByAge(sql, instance.config.retention, at - 1),
+        at: expireByAge(sql, instance.config.retention, at),
+        next: nextExpiryAt(sql, instance.config.retention),
+      }
+    })
+    expect(result).toEqual({ before: 0, at: 1, next: undefined })
+  })
+})
