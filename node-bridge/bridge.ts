@@ -6,6 +6,7 @@ import { z85Encode } from '../durable/z85'
 import { AllowList } from './allow-list'
 import { type BridgeConfig, ConfigError, type ListenerConfig } from './config'
 import type { Logger } from './log'
+import { BridgeMetrics } from './metrics'
 import { PullSocket } from './pull-socket'
 import { RelayClient } from './relay/relay-client'
 import { Spool } from './relay/spool'
@@ -37,6 +38,8 @@ export interface RunningBridge {
   readonly relays: Map<string, RelayClient>
   /** The relay of the first listener's channel. */
   readonly relay: RelayClient
+  /** Where `/metrics`, `/healthz` and `/readyz` are served; absent without `--metrics-port`. */
+  readonly metricsAddress?: AddressInfo
   /**
    * Graceful stop: stops accepting, reads what the open connections still deliver for a
    * moment, closes them, flushes and waits up to `drainTimeoutMs` for acknowledgements.
@@ -55,6 +58,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const listeners: RunningListener[] = []
   const spoolDir = config.spoolDir
   const connectors: RunningConnector[] = []
+  const metrics = config.metrics ? new BridgeMetrics(relays) : undefined
   for (const { channel } of [...config.listeners, ...config.connects]) {
     if (relays.has(channel)) continue
     let spool: Spool | undefined
@@ -86,11 +90,26 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         logger: logger.child({ component: 'relay', channel }),
         // A full relay pauses the listeners that feed it; TCP pushes back on their clients.
         onPressure: (full) => {
+          metrics?.onPressure(channel, full)
           for (const { config: fed, pull } of [...listeners, ...connectors]) {
             if (fed.channel === channel) pull.setPaused(full)
           }
         },
       }),
+    )
+  }
+
+  let metricsAddress: AddressInfo | undefined
+  if (metrics && config.metrics) {
+    try {
+      metricsAddress = await metrics.listen(config.metrics.host, config.metrics.port)
+    } catch (error) {
+      for (const opened of spools) opened.close()
+      throw error
+    }
+    logger.info(
+      { metrics: `http://${formatHost(metricsAddress.address)}:${metricsAddress.port}/metrics` },
+      'serving metrics, /healthz and /readyz',
     )
   }
 
@@ -148,7 +167,13 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         component: 'zmtp',
         [dialled ? 'connect' : 'listener']: listener.endpoint,
       }),
-      onMessage: (message) => relay.enqueue(message),
+      onMessage: metrics
+        ? (message) => {
+            metrics.onMessage(listener.channel, message)
+            relay.enqueue(message)
+          }
+        : (message) => relay.enqueue(message),
+      ...(metrics ? { onEvent: metrics.onPullEvent.bind(metrics) } : {}),
     })
     pull.setPaused(relay.full)
     return pull
@@ -216,6 +241,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     address: listeners[0]?.address ?? { address: '', family: '', port: 0 },
     relays,
     relay: relays.get(firstChannel) as RelayClient,
+    ...(metricsAddress ? { metricsAddress } : {}),
     async stop(drainTimeoutMs = config.drainTimeoutMs) {
       clearInterval(statsTimer)
       allowList?.close()
@@ -241,9 +267,14 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       }
       for (const relay of relays.values()) relay.stop()
       for (const spool of spools) spool.close()
+      await metrics?.close()
       return left
     },
   }
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
 }
 
 /** One log line per channel with the relay's counters. */

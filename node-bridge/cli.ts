@@ -1,7 +1,15 @@
-// The `zmq-edge` command line: `bridge` runs the gateway's bridge, `keygen` makes CURVE keys.
+// The `zmq-edge` command line: `bridge` runs the gateway's bridge, `keygen` makes CURVE keys,
+// `send` is a PUSH client, `tail` and `stats` read a channel through the Worker's HTTP API.
 import { Command, CommanderError, Option } from 'commander'
 import { startBridge } from './bridge'
 import { ConfigError, parseConfig, type RawSettings, SETTINGS, type SettingName } from './config'
+import {
+  DEFAULT_HTTP_URL,
+  type ReaderFlags,
+  runStats,
+  runTail,
+  type TailFlags,
+} from './consumer-cli'
 import { keygen } from './keygen'
 import { KeyFormatError } from './keys'
 import { createLogger } from './log'
@@ -94,6 +102,58 @@ program
     })
     process.exit(code)
   })
+
+/** Options of the commands that read a channel through the Worker's HTTP API. */
+function readerCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--url <url>', `the Worker's base URL [ZMQ_EDGE_URL] (default ${DEFAULT_HTTP_URL})`)
+    .option('--channel <name>', 'the channel [ZMQ_EDGE_CHANNEL] (default default)')
+    .option('--token <token>', 'the read token [ZMQ_EDGE_READ_TOKEN]')
+    .option('--json', 'print JSON instead of text')
+}
+
+readerCommand(
+  'tail',
+  'follow a channel by long poll, one line per message (frames joined by " | "); Ctrl-C stops',
+)
+  .option(
+    '--after <seq>',
+    'start after this sequence number; 0 from the start (default: the newest)',
+  )
+  .option(
+    '--encoding <encoding>',
+    'utf8: text frames as text, the others base64 marked "base64:"; base64: every frame (default utf8)',
+  )
+  .option('--wait <seconds>', 'long-poll wait per request, 0 to 30 (default 30)')
+  .action(async (options: TailFlags) => {
+    const abort = new AbortController()
+    process.once('SIGINT', () => abort.abort())
+    process.once('SIGTERM', () => abort.abort())
+    // A closed pipe (`| head`) ends the command quietly.
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(0)
+    })
+    const code = await runTail(options, {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      signal: abort.signal,
+    })
+    process.exit(code)
+  })
+
+readerCommand('stats', "print a channel's log, queue, bridges and counters").action(
+  async (options: ReaderFlags) => {
+    const code = await runStats(options, {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+    })
+    process.exit(code)
+  },
+)
 
 program.exitOverride()
 try {

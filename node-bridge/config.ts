@@ -30,6 +30,7 @@ export const DEFAULT_SPOOL_SEGMENT_BYTES = 64 * 1024 * 1024
 /** The Worker accepts WebSocket messages up to 32 MiB; a batch must fit in one. */
 const MAX_BATCH_BYTES_LIMIT = 32 * 1024 * 1024
 export const DEFAULT_LOG_LEVEL = 'info'
+export const DEFAULT_METRICS_HOST = '127.0.0.1'
 /** CURVE handshakes a second per IP; each costs the server about 0.3 ms of CPU. */
 export const DEFAULT_CURVE_HANDSHAKE_RATE = 50
 
@@ -98,6 +99,15 @@ export interface BridgeConfig {
   drainTimeoutMs: number
   statsIntervalMs: number
   logLevel: string
+  /** Serve Prometheus metrics, /healthz and /readyz over HTTP here; absent: off. */
+  metrics?: MetricsAddress
+}
+
+/** Where the bridge serves `/metrics`, `/healthz` and `/readyz`. */
+export interface MetricsAddress {
+  host: string
+  /** 0: any free port. */
+  port: number
 }
 
 /** A configuration value that is missing or malformed; the message names the setting. */
@@ -292,6 +302,17 @@ export const SETTINGS = {
     env: 'ZMQ_EDGE_LOG_LEVEL',
     description: `${LOG_LEVELS.join(', ')} (default ${DEFAULT_LOG_LEVEL})`,
   },
+  metricsPort: {
+    flag: '--metrics-port',
+    env: 'ZMQ_EDGE_METRICS_PORT',
+    description:
+      'serve Prometheus /metrics, /healthz and /readyz on this HTTP port; 0 any free port (default: off)',
+  },
+  metricsHost: {
+    flag: '--metrics-host',
+    env: 'ZMQ_EDGE_METRICS_HOST',
+    description: `address the metrics server binds (default ${DEFAULT_METRICS_HOST}; needs --metrics-port)`,
+  },
 } satisfies Record<string, SettingInfo>
 
 export type SettingName = keyof typeof SETTINGS
@@ -309,6 +330,22 @@ function parseBind(raw: string, name: string): BindAddress {
   if (host === '*') host = '::'
   if (host.startsWith('[')) host = host.slice(1, -1)
   return { host, port }
+}
+
+function parsePort(raw: string, name: string): number {
+  const port = /^\d{1,5}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN
+  if (!(port >= 0 && port <= 65535)) {
+    throw new ConfigError(name, `expected a TCP port, 0 to 65535 (e.g. 9464), got "${raw}"`)
+  }
+  return port
+}
+
+function parseHost(raw: string, name: string): string {
+  const host = raw.trim().replace(/^\[(.*)\]$/, '$1')
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) {
+    throw new ConfigError(name, `expected a host name or IP address (e.g. 127.0.0.1), got "${raw}"`)
+  }
+  return host
 }
 
 function parseChannel(raw: string, name: string): string {
@@ -573,6 +610,18 @@ export function parseConfig(
     )
   }
   if (curve) config.curve = curve
+  const metricsPort = raw('metricsPort')
+  if (metricsPort) {
+    config.metrics = {
+      host: one('metricsHost', parseHost, () => DEFAULT_METRICS_HOST),
+      port: parsePort(metricsPort.values.at(-1) as string, metricsPort.source),
+    }
+  } else if (raw('metricsHost')) {
+    throw new ConfigError(
+      SETTINGS.metricsHost.flag,
+      `needs ${SETTINGS.metricsPort.flag} (or ${SETTINGS.metricsPort.env}) to be set`,
+    )
+  }
   const bridgeIdSource = raw('bridgeId')?.source
   if (bridgeIdSource) config.bridgeIdSource = bridgeIdSource
   const spoolDir = raw('spoolDir')

@@ -41,7 +41,20 @@ export interface PullSocketOptions {
   heartbeatTimeoutMs?: number
   logger: Logger
   onMessage(message: InboundMessage): void
+  /** Connection lifecycle, for metrics. */
+  onEvent?(event: PullSocketEvent): void
 }
+
+/** What a PULL socket reports about its connections. */
+export type PullSocketEvent =
+  /** A handshake succeeded. */
+  | { type: 'ready'; mechanism: string }
+  /** A connection whose handshake had succeeded closed. */
+  | { type: 'closed'; mechanism: string }
+  /** A connection closed, with an error, before its handshake succeeded. */
+  | { type: 'handshake-failed'; code: string }
+  /** A connection refused before any ZMTP by the connection limits. */
+  | { type: 'refused'; code: string }
 
 export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 10_000
 export const DEFAULT_MAX_CONNECTIONS = 10_000
@@ -241,6 +254,7 @@ export class PullSocket {
     if (refusal) {
       // Before any ZMTP: the peer sees a reset and retries later, as after any plain close.
       this.refused[refusal]++
+      this.#options.onEvent?.({ type: 'refused', code: refusal })
       this.#options.logger.warn(
         { peer: formatAddress(socket), code: refusal },
         'connection refused',
@@ -325,6 +339,7 @@ export class PullSocket {
           peer = ready
           const entry = this.#connections.get(socket)
           if (entry) entry.peer = ready
+          this.#options.onEvent?.({ type: 'ready', mechanism: ready.mechanism })
           log.info(
             {
               mechanism: ready.mechanism,
@@ -350,6 +365,7 @@ export class PullSocket {
           if (!error) return
           onFailure?.(error)
           closeReason = error.code
+          if (!peer) this.#options.onEvent?.({ type: 'handshake-failed', code: error.code })
           log.warn(
             { code: error.code, err: error.message, action: error.action },
             peer ? 'connection closed by the bridge' : 'handshake failed',
@@ -395,6 +411,7 @@ export class PullSocket {
     socket.on('close', () => {
       this.#connections.delete(socket)
       connection.transportClosed()
+      if (peer) this.#options.onEvent?.({ type: 'closed', mechanism: peer.mechanism })
       log.info(
         { reason: closeReason, handshake: peer !== undefined, durationMs: Date.now() - acceptedAt },
         'connection closed',

@@ -1,0 +1,337 @@
+// `zmq-edge tail` and `zmq-edge stats`: read a channel through the Worker's HTTP API.
+// `tail` follows it by long poll (`GET /v1/channels/:channel/messages?after=&wait=`) and prints
+// each message as a text line or a JSON line; `stats` prints `GET /v1/channels/:channel`.
+
+export const DEFAULT_HTTP_URL = 'http://127.0.0.1:8787'
+export const DEFAULT_TAIL_WAIT_S = 30
+/** Marks a frame that is not valid UTF-8 in text lines. */
+export const BINARY_MARK = 'base64:'
+
+/** Options shared by both commands, as commander hands them over (strings). */
+export interface ReaderFlags {
+  url?: string
+  channel?: string
+  token?: string
+  json?: boolean
+}
+
+export interface TailFlags extends ReaderFlags {
+  after?: string
+  encoding?: string
+  wait?: string
+}
+
+/** Where the commands write; a real process passes its own streams. */
+export interface ReaderIo {
+  stdout: { write(text: string): unknown }
+  stderr: { write(text: string): unknown }
+  env: Record<string, string | undefined>
+  /** Ctrl-C: `tail` stops following and exits 0. */
+  signal?: AbortSignal
+}
+
+/** Exit codes: 0 done (or interrupted), 1 the Worker refused or failed, 2 usage. */
+export const ReaderExit = { OK: 0, FAILED: 1, USAGE: 2 } as const
+
+class UsageError extends Error {}
+
+/** An HTTP error answer from the Worker, which no retry fixes. */
+class HttpError extends Error {}
+
+/** A message as the API returns it (see docs/openapi.json, `Message`). */
+export interface ApiMessage {
+  seq: number
+  receivedAt: string
+  frames: string[]
+  binaryFrames?: number[]
+  peer: { address: string; mechanism: string; publicKey?: string }
+}
+
+interface Target {
+  base: string
+  channel: string
+  token: string
+}
+
+function target(flags: ReaderFlags, env: ReaderIo['env']): Target {
+  const rawUrl = flags.url ?? env.ZMQ_EDGE_URL ?? DEFAULT_HTTP_URL
+  let url: URL
+  try {
+    url = new URL(rawUrl)
+  } catch {
+    throw new UsageError(`--url: expected an http:// or https:// URL, got "${rawUrl}"`)
+  }
+  // The bridge's ws:// Worker URL works too.
+  if (url.protocol === 'ws:') url.protocol = 'http:'
+  else if (url.protocol === 'wss:') url.protocol = 'https:'
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--url: expected an http:// or https:// URL, got "${rawUrl}"`)
+  }
+  const channel = flags.channel ?? env.ZMQ_EDGE_CHANNEL ?? 'default'
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(channel)) {
+    throw new UsageError(
+      `--channel: expected 1 to 64 of A-Z a-z 0-9 . _ - (e.g. default), got "${channel}"`,
+    )
+  }
+  const token = flags.token ?? env.ZMQ_EDGE_READ_TOKEN
+  if (!token) {
+    throw new UsageError('--token: the read token is required (or set ZMQ_EDGE_READ_TOKEN)')
+  }
+  return { base: url.href.replace(/\/+$/, ''), channel, token }
+}
+
+function wholeNumber(flag: string, text: string | undefined, max: number): number | undefined {
+  if (text === undefined) return undefined
+  const value = Number(text)
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(value <= max)) {
+    throw new UsageError(`${flag}: expected a number from 0 to ${max}, got "${text}"`)
+  }
+  return value
+}
+
+async function getJson(url: string, token: string, signal?: AbortSignal): Promise<Response> {
+  return fetch(url, {
+    headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+    ...(signal ? { signal } : {}),
+  })
+}
+
+/** The Worker's error (`{"error": {"code", "message"}}`) or the status line. */
+async function describeError(response: Response): Promise<string> {
+  const text = await response.text().catch(() => '')
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string; message?: string } }
+    if (body.error?.message) {
+      return `${response.status} ${body.error.code ?? ''}: ${body.error.message}`.replace(' :', ':')
+    }
+  } catch {
+    // not JSON
+  }
+  return `${response.status} ${response.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`
+}
+
+/** Control characters written as escapes, so a message is always one line. */
+function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping them is the point
+  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1))
+}
+
+/**
+ * One message as a text line: seq, receive time, frames joined by ` | `; frames that are not
+ * UTF-8 (with `encoding=utf8`) are base64, marked `base64:`.
+ */
+export function formatMessageLine(message: ApiMessage): string {
+  const binary = new Set(message.binaryFrames ?? [])
+  const frames = message.frames.map((frame, index) =>
+    binary.has(index) ? `${BINARY_MARK}${frame}` : oneLine(frame),
+  )
+  return `${message.seq} ${message.receivedAt} ${frames.join(' | ')}`
+}
+
+/** Follows a channel until interrupted. */
+export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
+  let where: Target
+  let after: number | undefined
+  let wait: number
+  let encoding: string
+  try {
+    where = target(flags, io.env)
+    after = wholeNumber('--after', flags.after, Number.MAX_SAFE_INTEGER)
+    if (after !== undefined && !Number.isInteger(after)) {
+      throw new UsageError(`--after: expected a sequence number, got "${flags.after}"`)
+    }
+    wait = wholeNumber('--wait', flags.wait, 30) ?? DEFAULT_TAIL_WAIT_S
+    encoding = flags.encoding ?? 'utf8'
+    if (encoding !== 'utf8' && encoding !== 'base64') {
+      throw new UsageError(`--encoding: expected utf8 or base64, got "${encoding}"`)
+    }
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr.write(`zmq-edge tail: ${error.message}\n`)
+    return ReaderExit.USAGE
+  }
+  const { base, channel, token } = where
+  const channelUrl = `${base}/v1/channels/${encodeURIComponent(channel)}`
+  const { signal } = io
+  const aborted = () => signal?.aborted === true
+  let failures = 0
+
+  /** Waits before a retry; false when interrupted meanwhile. */
+  const pause = (ms: number) =>
+    new Promise<boolean>((resolve) => {
+      if (aborted()) return resolve(false)
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve(true)
+      }, ms)
+      const onAbort = () => {
+        clearTimeout(timer)
+        resolve(false)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+
+  try {
+    // By default, only what arrives from now on: start after the newest stored message.
+    while (after === undefined) {
+      const response = await getJson(channelUrl, token, signal)
+      if (response.ok) {
+        const stats = (await response.json()) as { log?: { newest?: { seq: number } | null } }
+        after = stats.log?.newest?.seq ?? 0
+      } else if (response.status >= 500 || response.status === 429) {
+        io.stderr.write(`zmq-edge tail: ${await describeError(response)}; retrying\n`)
+        if (!(await pause(1000))) return ReaderExit.OK
+      } else {
+        throw new HttpError(await describeError(response))
+      }
+    }
+    for (;;) {
+      const query = new URLSearchParams({
+        after: String(after),
+        wait: String(wait),
+        limit: '1000',
+        encoding,
+      })
+      let response: Response
+      try {
+        response = await getJson(`${channelUrl}/messages?${query}`, token, signal)
+      } catch (error) {
+        if (aborted()) return ReaderExit.OK
+        failures++
+        io.stderr.write(
+          `zmq-edge tail: ${(error as Error).cause ?? (error as Error).message}; retrying\n`,
+        )
+        if (!(await pause(Math.min(10_000, 250 * 2 ** Math.min(failures, 6))))) {
+          return ReaderExit.OK
+        }
+        continue
+      }
+      if (!response.ok) {
+        const retryable = response.status >= 500 || response.status === 429
+        const description = await describeError(response)
+        if (!retryable) throw new HttpError(description)
+        failures++
+        const retryAfter = Number(response.headers.get('retry-after'))
+        io.stderr.write(`zmq-edge tail: ${description}; retrying\n`)
+        const delay =
+          retryAfter > 0 ? retryAfter * 1000 : Math.min(10_000, 250 * 2 ** Math.min(failures, 6))
+        if (!(await pause(delay))) return ReaderExit.OK
+        continue
+      }
+      failures = 0
+      const page = (await response.json()) as { messages: ApiMessage[]; next: number }
+      let text = ''
+      for (const message of page.messages) {
+        text += flags.json ? `${JSON.stringify(message)}\n` : `${formatMessageLine(message)}\n`
+      }
+      if (text) io.stdout.write(text)
+      after = page.next
+    }
+  } catch (error) {
+    if (aborted()) return ReaderExit.OK
+    const message = error instanceof HttpError ? error.message : (error as Error).message
+    io.stderr.write(`zmq-edge tail: ${message}\n`)
+    return ReaderExit.FAILED
+  }
+}
+
+interface LogEnd {
+  seq: number
+  receivedAt: string
+  ageMs: number
+}
+
+/** The channel's stats (see docs/openapi.json, `ChannelStats`), as far as `stats` reads them. */
+interface ChannelStats {
+  channel: string
+  log?: { messages?: number; bytes?: number; oldest?: LogEnd | null; newest?: LogEnd | null }
+  queue?: Record<string, number>
+  bridges?: Record<string, number>
+  counters?: Record<string, number>
+  config?: Record<string, unknown>
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = -1
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]}`
+}
+
+function formatAge(ms: number): string {
+  if (ms < 1000) return `${ms} ms`
+  const s = Math.round(ms / 1000)
+  if (s < 120) return `${s} s`
+  if (s < 7200) return `${Math.round(s / 60)} min`
+  if (s < 172_800) return `${Math.round(s / 3600)} h`
+  return `${Math.round(s / 86_400)} d`
+}
+
+/** Words from a camelCase key: `deadLetters` → `dead letters`. */
+function words(key: string): string {
+  return key.replace(/[A-Z]/g, (letter) => ` ${letter.toLowerCase()}`)
+}
+
+function list(values: Record<string, unknown> | undefined): string {
+  if (!values) return '-'
+  const entries = Object.entries(values)
+  return entries.length === 0
+    ? '-'
+    : entries.map(([key, value]) => `${words(key)} ${String(value)}`).join(', ')
+}
+
+/** `GET /v1/channels/:channel` as lines for people. */
+export function formatStats(stats: ChannelStats): string {
+  const end = (label: string, point: LogEnd | null | undefined) =>
+    point
+      ? `${label} #${point.seq} at ${point.receivedAt} (${formatAge(point.ageMs)} ago)`
+      : `${label} -`
+  const log = stats.log ?? {}
+  const lines = [
+    ['channel', stats.channel],
+    [
+      'log',
+      `${log.messages ?? 0} messages, ${formatBytes(log.bytes ?? 0)}; ${end('oldest', log.oldest)}; ${end('newest', log.newest)}`,
+    ],
+    ['queue', list(stats.queue)],
+    ['bridges', list(stats.bridges)],
+    ['counters', list(stats.counters)],
+    ['config', list(stats.config)],
+  ]
+  return `${lines.map(([label, value]) => `${(label as string).padEnd(9)}${value}`).join('\n')}\n`
+}
+
+/** Prints a channel's stats once. */
+export async function runStats(flags: ReaderFlags, io: ReaderIo): Promise<number> {
+  let where: Target
+  try {
+    where = target(flags, io.env)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    io.stderr.write(`zmq-edge stats: ${error.message}\n`)
+    return ReaderExit.USAGE
+  }
+  try {
+    const response = await getJson(
+      `${where.base}/v1/channels/${encodeURIComponent(where.channel)}`,
+      where.token,
+      io.signal,
+    )
+    if (!response.ok) throw new HttpError(await describeError(response))
+    const stats = (await response.json()) as ChannelStats
+    io.stdout.write(flags.json ? `${JSON.stringify(stats, null, 2)}\n` : formatStats(stats))
+    return ReaderExit.OK
+  } catch (error) {
+    if (io.signal?.aborted) return ReaderExit.OK
+    const cause = (error as Error).cause
+    io.stderr.write(
+      `zmq-edge stats: ${(error as Error).message}${cause ? ` (${String(cause)})` : ''}\n`,
+    )
+    return ReaderExit.FAILED
+  }
+}
