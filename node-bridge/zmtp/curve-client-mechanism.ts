@@ -12,6 +12,20 @@ import {
   type CurveCrypto,
   type CurveKeyPair,
 } from './curve-crypto'
+import {
+  CLIENT_MESSAGE_NONCE,
+  HELLO_NONCE,
+  INITIATE_NONCE,
+  LONG_NONCE_SIZE,
+  MESSAGE_PREFIX,
+  PAYLOAD_COMMAND,
+  PAYLOAD_MORE,
+  READY_NONCE,
+  SERVER_MESSAGE_NONCE,
+  SHORT_NONCE_SIZE,
+  VOUCH_NONCE,
+  WELCOME_NONCE,
+} from './curve-wire'
 import { ZmtpError, ZmtpErrorCode } from './errors'
 import { frameHeaderSize, writeFrameHeader } from './frame'
 import type { Frame } from './frame-decoder'
@@ -42,20 +56,8 @@ const State = {
 } as const
 type State = (typeof State)[keyof typeof State]
 
-const ascii = (text: string) => new TextEncoder().encode(text)
+const _ascii = (text: string) => new TextEncoder().encode(text)
 
-// Nonce prefixes (RFC 26): 16 octets before a short (8-octet) nonce, 8 before a long (16-octet) one.
-const HELLO_NONCE = ascii('CurveZMQHELLO---')
-const WELCOME_NONCE = ascii('WELCOME-')
-const INITIATE_NONCE = ascii('CurveZMQINITIATE')
-const VOUCH_NONCE = ascii('VOUCH---')
-const READY_NONCE = ascii('CurveZMQREADY---')
-const CLIENT_MESSAGE_NONCE = ascii('CurveZMQMESSAGEC')
-const SERVER_MESSAGE_NONCE = ascii('CurveZMQMESSAGES')
-const MESSAGE_PREFIX = ascii('\x07MESSAGE')
-
-const SHORT_NONCE_SIZE = 8
-const LONG_NONCE_SIZE = 16
 /** RFC 26 grammar and libzmq: 72 octets of padding (the prose's 70 is an erratum). */
 const HELLO_PADDING = 72
 const HELLO_SIGNATURE_SIZE = 64
@@ -67,8 +69,6 @@ const READY_DATA_MIN = SHORT_NONCE_SIZE + CURVE_BOX_OVERHEAD
 /** MESSAGE body: `\x07MESSAGE` + short nonce, then the box of flags + payload. */
 const MESSAGE_BOX = MESSAGE_PREFIX.length + SHORT_NONCE_SIZE
 const MESSAGE_OVERHEAD = MESSAGE_BOX + 1 + CURVE_BOX_OVERHEAD // 33
-const PAYLOAD_MORE = 0x01
-const PAYLOAD_COMMAND = 0x02
 
 const TWO_POW_32 = 2 ** 32
 

@@ -5,12 +5,26 @@
 import { isLowOrderPoint } from '../keys'
 import { type Command, encodeCommand } from './command'
 import type { CookieKeyring } from './curve-cookie'
+import { CURVE_BOX_OVERHEAD, CURVE_KEY_SIZE, type CurveCrypto } from './curve-crypto'
 import {
-  CURVE_BOX_OVERHEAD,
-  CURVE_KEY_SIZE,
-  CURVE_NONCE_SIZE,
-  type CurveCrypto,
-} from './curve-crypto'
+  CLIENT_MESSAGE_NONCE,
+  COOKIE_NONCE,
+  equalBytes,
+  HELLO_NONCE,
+  INITIATE_NONCE,
+  LONG_NONCE_SIZE,
+  MESSAGE_PREFIX,
+  nonce,
+  PAYLOAD_COMMAND,
+  PAYLOAD_MORE,
+  READY_NONCE,
+  readShortNonce,
+  SERVER_MESSAGE_NONCE,
+  SHORT_NONCE_SIZE,
+  shortNonceBytes,
+  VOUCH_NONCE,
+  WELCOME_NONCE,
+} from './curve-wire'
 import { ZmtpError, ZmtpErrorCode } from './errors'
 import { frameHeaderSize, writeFrameHeader } from './frame'
 import type { Frame } from './frame-decoder'
@@ -45,22 +59,7 @@ const State = {
 } as const
 type State = (typeof State)[keyof typeof State]
 
-const ascii = (text: string) => new TextEncoder().encode(text)
-
-// Nonce prefixes (RFC 26): 16 octets before a short (8-octet) nonce, 8 before a long (16-octet) one.
-const HELLO_NONCE = ascii('CurveZMQHELLO---')
-const WELCOME_NONCE = ascii('WELCOME-')
-const COOKIE_NONCE = ascii('COOKIE--')
-const INITIATE_NONCE = ascii('CurveZMQINITIATE')
-const VOUCH_NONCE = ascii('VOUCH---')
-const READY_NONCE = ascii('CurveZMQREADY---')
-const CLIENT_MESSAGE_NONCE = ascii('CurveZMQMESSAGEC')
-const SERVER_MESSAGE_NONCE = ascii('CurveZMQMESSAGES')
-/** A MESSAGE command body starts with its name: `\x07MESSAGE`. */
-const MESSAGE_PREFIX = ascii('\x07MESSAGE')
-
-const SHORT_NONCE_SIZE = 8
-const LONG_NONCE_SIZE = 16
+const _ascii = (text: string) => new TextEncoder().encode(text)
 
 // Offsets are in the command *data*, after the name: the body minus 1 + name length octets.
 // HELLO body 200 = 6 (`\x05HELLO`) + 194.
@@ -83,51 +82,6 @@ const INITIATE_DATA_MIN = INITIATE_BOX + INITIATE_METADATA + CURVE_BOX_OVERHEAD 
 // MESSAGE body >= 33: 8 (`\x07MESSAGE`) + short nonce 8 + box >= 17 (flags octet + tag).
 const MESSAGE_BOX = MESSAGE_PREFIX.length + SHORT_NONCE_SIZE // 16
 const MESSAGE_BODY_MIN = MESSAGE_BOX + 1 + CURVE_BOX_OVERHEAD // 33
-
-/** Payload flags inside a MESSAGE box: MORE per RFC 26, COMMAND per libzmq/NetMQ/JeroMQ (ANCHORS erratum 3). */
-const PAYLOAD_MORE = 0x01
-const PAYLOAD_COMMAND = 0x02
-
-const TWO_POW_32 = 2 ** 32
-
-function nonce(prefix: Uint8Array, tail: Uint8Array): Uint8Array {
-  const out = new Uint8Array(CURVE_NONCE_SIZE)
-  out.set(prefix)
-  out.set(tail, prefix.length)
-  return out
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  let diff = 0
-  for (let index = 0; index < a.length; index++) diff |= (a[index] ?? 0) ^ (b[index] ?? 0)
-  return diff === 0
-}
-
-/** The 8-octet big-endian short nonce at `offset`, as [high, low] 32-bit halves. */
-function readShortNonce(bytes: Uint8Array, offset: number): [number, number] {
-  const high =
-    (((bytes[offset] ?? 0) << 24) |
-      ((bytes[offset + 1] ?? 0) << 16) |
-      ((bytes[offset + 2] ?? 0) << 8) |
-      (bytes[offset + 3] ?? 0)) >>>
-    0
-  const low =
-    (((bytes[offset + 4] ?? 0) << 24) |
-      ((bytes[offset + 5] ?? 0) << 16) |
-      ((bytes[offset + 6] ?? 0) << 8) |
-      (bytes[offset + 7] ?? 0)) >>>
-    0
-  return [high, low]
-}
-
-function shortNonceBytes(counter: number): Uint8Array {
-  const out = new Uint8Array(SHORT_NONCE_SIZE)
-  const view = new DataView(out.buffer)
-  view.setUint32(0, Math.floor(counter / TWO_POW_32))
-  view.setUint32(4, counter >>> 0)
-  return out
-}
 
 function fail(code: ZmtpErrorCode, message: string): never {
   throw new ZmtpError(code, message)
