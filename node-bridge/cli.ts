@@ -2,7 +2,14 @@
 // `send` is a PUSH client, `tail` and `stats` read a channel through the Worker's HTTP API.
 import { Command, CommanderError, Option } from 'commander'
 import { startBridge } from './bridge'
-import { ConfigError, parseConfig, type RawSettings, SETTINGS, type SettingName } from './config'
+import {
+  ConfigError,
+  parseConfig,
+  type RawSettings,
+  readConfigFile,
+  SETTINGS,
+  type SettingName,
+} from './config'
 import {
   DEFAULT_HTTP_URL,
   type ReaderFlags,
@@ -22,7 +29,14 @@ const program = new Command('zmq-edge')
 const bridge = program
   .command('bridge', { isDefault: true })
   .description('accept ZeroMQ PUSH clients and relay their messages to the Worker')
-  .addHelpText('after', '\nEvery option can also be set by the environment variable shown.')
+  .option(
+    '--config <path>',
+    'a JSON file of settings; variables and flags win over it [ZMQ_EDGE_CONFIG]',
+  )
+  .addHelpText(
+    'after',
+    '\nEvery option can also be set by the environment variable shown, or in the --config file.',
+  )
 for (const setting of Object.values(SETTINGS)) {
   const value = 'boolean' in setting ? '' : 'repeatable' in setting ? ' <spec>' : ' <value>'
   const option = new Option(`${setting.flag}${value}`, `${setting.description} [${setting.env}]`)
@@ -41,7 +55,10 @@ bridge.action(async (options: Record<string, string | string[] | boolean | undef
     if (value === true) flags[name] = 'true'
     else if (value !== undefined && value !== false) flags[name] = value
   }
-  const config = parseConfig(flags, process.env)
+  // Precedence: flags, then environment variables, then the config file.
+  const configPath = (options.config as string | undefined) ?? process.env.ZMQ_EDGE_CONFIG
+  const file = configPath ? readConfigFile(configPath) : undefined
+  const config = parseConfig(flags, process.env, file ? { file } : {})
   const logger = createLogger(config.logLevel)
   const running = await startBridge(config, logger)
 

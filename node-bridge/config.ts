@@ -471,6 +471,66 @@ function parseLogLevel(raw: string, name: string): string {
 export interface ParseConfigOptions {
   /** Reads a key file; tests replace it. */
   readTextFile?: (path: string) => string
+  /** Settings from a config file (see {@link readConfigFile}); flags and variables win. */
+  file?: FileSettings
+}
+
+/** Settings read from a config file, with where they came from. */
+export interface FileSettings {
+  path: string
+  values: RawSettings
+}
+
+/**
+ * Reads a JSON config file: an object whose keys are setting names (`hwmMessages`) or flag
+ * names without dashes (`hwm-messages`), and whose values are strings, numbers, booleans or,
+ * for repeatable settings such as `listener`, arrays.
+ * @throws ConfigError naming the file and the key at fault.
+ */
+export function readConfigFile(
+  path: string,
+  readTextFile: (path: string) => string = (file) => readFileSync(file, 'utf8'),
+): FileSettings {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readTextFile(path))
+  } catch (cause) {
+    throw new ConfigError('--config', `cannot read ${path} as JSON: ${(cause as Error).message}`, {
+      cause,
+    })
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('--config', `${path} must hold a JSON object of settings`)
+  }
+  const byFlag = new Map<string, SettingName>()
+  for (const [name, setting] of Object.entries(SETTINGS) as Array<[SettingName, SettingInfo]>) {
+    byFlag.set(name, name)
+    byFlag.set(setting.flag.slice(2), name)
+  }
+  const values: RawSettings = {}
+  for (const [key, value] of Object.entries(parsed)) {
+    const name = byFlag.get(key)
+    if (!name) {
+      throw new ConfigError(
+        `${path}: ${key}`,
+        `unknown setting; expected one of ${Object.keys(SETTINGS).join(', ')}`,
+      )
+    }
+    const setting: SettingInfo = SETTINGS[name]
+    const asText = (item: unknown): string => {
+      if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean')
+        return String(item)
+      throw new ConfigError(`${path}: ${key}`, 'expected a string, a number or a boolean')
+    }
+    if (Array.isArray(value)) {
+      if (!setting.repeatable)
+        throw new ConfigError(`${path}: ${key}`, 'takes one value, not a list')
+      values[name] = value.map(asText)
+    } else {
+      values[name] = asText(value)
+    }
+  }
+  return { path, values }
 }
 
 /**
@@ -492,7 +552,14 @@ export function parseConfig(
       return { values: Array.isArray(fromFlag) ? fromFlag : [fromFlag], source: setting.flag }
     }
     const fromEnv = env[setting.env]
-    if (fromEnv === undefined || fromEnv === '') return undefined
+    if (fromEnv === undefined || fromEnv === '') {
+      const fromFile = options.file?.values[key]
+      if (fromFile === undefined) return undefined
+      return {
+        values: Array.isArray(fromFile) ? fromFile : [fromFile],
+        source: `${options.file?.path}: ${key}`,
+      }
+    }
     const values = setting.repeatable
       ? fromEnv
           .split(';')

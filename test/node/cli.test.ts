@@ -1,6 +1,6 @@
 // The `zmq-edge` command as a user runs it: a real process through the package's bin script.
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -71,6 +71,15 @@ describe('zmq-edge bridge', () => {
     expect(code).toBe(2)
     expect(stderr).toContain('--bind')
     expect(stderr).toContain('tcp://HOST:PORT')
+  })
+
+  it('reads --config and names the file and key of a bad setting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zmq-edge-config-'))
+    const path = join(dir, 'bridge.json')
+    writeFileSync(path, JSON.stringify({ ingestToken: 't', hwmMessages: 'lots' }))
+    const { stderr, code } = await zmqEdge('bridge', '--config', path)
+    expect(code).toBe(2)
+    expect(stderr).toContain(`${path}: hwmMessages`)
   })
 
   it('names the missing ingest token and its variable', async () => {

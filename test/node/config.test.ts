@@ -1,7 +1,12 @@
 // Bridge configuration: defaults, precedence of flags over variables, errors that name the setting.
 import { describe, expect, it } from 'vitest'
 import { z85Decode, z85Encode } from '../../durable/z85'
-import { ConfigError, DEFAULT_HANDSHAKE_TIMEOUT_MS, parseConfig } from '../../node-bridge/config'
+import {
+  ConfigError,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  parseConfig,
+  readConfigFile,
+} from '../../node-bridge/config'
 
 const token = { ingestToken: 'secret' }
 
@@ -167,5 +172,53 @@ describe('parseConfig', () => {
     }
     expect(message).toContain('--curve-secret-key')
     expect(message).toMatch(/Z85/)
+  })
+
+  describe('config file', () => {
+    const file = (json: unknown) =>
+      readConfigFile('/etc/zmq-edge/bridge.json', () => JSON.stringify(json))
+
+    it('reads settings by name or by flag, with lists for repeatable ones', () => {
+      const config = parseConfig(
+        {},
+        {},
+        {
+          file: file({
+            'ingest-token': 'from-file',
+            hwmMessages: 500,
+            listener: ['tcp://127.0.0.1:1,channel=a', 'tcp://127.0.0.1:2,channel=b'],
+            'allow-zmtp2': true,
+          }),
+        },
+      )
+      expect(config.ingestToken).toBe('from-file')
+      expect(config.hwmMessages).toBe(500)
+      expect(config.listeners.map((l) => l.channel)).toEqual(['a', 'b'])
+      expect(config.allowZmtp2).toBe(true)
+    })
+
+    it('gives way to variables, which give way to flags', () => {
+      const settings = file({ channel: 'file', ingestToken: 't' })
+      expect(parseConfig({}, {}, { file: settings }).listeners[0]?.channel).toBe('file')
+      expect(
+        parseConfig({}, { ZMQ_EDGE_CHANNEL: 'env' }, { file: settings }).listeners[0]?.channel,
+      ).toBe('env')
+      expect(
+        parseConfig({ channel: 'flag' }, { ZMQ_EDGE_CHANNEL: 'env' }, { file: settings })
+          .listeners[0]?.channel,
+      ).toBe('flag')
+    })
+
+    it('names the file and key of a bad value, an unknown key, or broken JSON', () => {
+      const bad = errorOf(() =>
+        parseConfig({}, {}, { file: file({ ingestToken: 't', channel: 'no spaces' }) }),
+      )
+      expect(bad.setting).toBe('/etc/zmq-edge/bridge.json: channel')
+      expect(errorOf(() => file({ colour: 'red' })).setting).toBe(
+        '/etc/zmq-edge/bridge.json: colour',
+      )
+      expect(errorOf(() => file({ channel: ['a', 'b'] })).message).toContain('one value')
+      expect(errorOf(() => readConfigFile('x.json', () => '{ nope')).message).toContain('x.json')
+    })
   })
 })
