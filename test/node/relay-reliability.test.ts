@@ -164,6 +164,13 @@ describe('the relay loses nothing', () => {
     bridge = await startBridgeProcess(bridgeArgs(port, channel))
     const push = connectPush(bridge.port)
     for (let index = 0; index < 5000; index++) await push.send(['d', String(index)])
+    // Queued by libzmq is not read by the bridge: stop it once traffic is flowing through.
+    const workerUrl = worker.httpUrl
+    await waitFor(async () => (await readChannel(workerUrl, channel)).length > 0, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: 'the first messages stored',
+    })
     const code = await bridge.stop('SIGTERM')
     expect(code).toBe(0)
     const stats = bridge.lines.filter((line) => line.msg === 'relay stats').at(-1)
