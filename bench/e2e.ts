@@ -1,0 +1,131 @@
+// End to end, run by bench/run.ts in its own process: C libzmq PUSH → the bridge (in this
+// process) → WebSocket → Worker + Durable Object under `wrangler dev` → HTTP. Prints one JSON line:
+// sustained msg/s of 100 B into one channel (sender start → the channel's count reaches N, read
+// from GET /v1/channels/:channel), and p50/p99 send → visible at 1,000 msg/s offered by a
+// zeromq.js PUSH, each message carrying its send time, seen through a long poll (`wait=`).
+// Run: npx tsx bench/e2e.ts [COUNT] [LATENCY_SECONDS]
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import * as zmq from 'zeromq'
+import { startBridge } from '../node-bridge/bridge'
+import { parseConfig } from '../node-bridge/config'
+import { startWranglerDev, TEST_INGEST_TOKEN, TEST_READ_TOKEN } from '../test/support/wrangler-dev'
+
+const count = Number(process.argv[2] ?? 200_000)
+const latencySeconds = Number(process.argv[3] ?? 5)
+const SENDER = join(import.meta.dirname, '.build', 'sender')
+const auth = { authorization: `Bearer ${TEST_READ_TOKEN}` }
+const run = Date.now()
+const throughputChannel = `bench-rate-${run}`
+const latencyChannel = `bench-latency-${run}`
+
+const worker = await startWranglerDev()
+const bridge = await startBridge(
+  parseConfig(
+    {
+      listener: [
+        `tcp://127.0.0.1:0,mechanism=NULL,channel=${throughputChannel}`,
+        `tcp://127.0.0.1:0,mechanism=NULL,channel=${latencyChannel}`,
+      ],
+      workerUrl: worker.wsUrl,
+      ingestToken: TEST_INGEST_TOKEN,
+    },
+    {},
+  ),
+  // Warnings to stderr: stdout carries only the result line.
+  pino({ level: 'warn', base: { service: 'zmq-edge-bridge' } }, pino.destination(2)),
+)
+const [rateListener, latencyListener] = bridge.listeners.map((listener) => listener.address.port)
+
+async function logMessages(channel: string): Promise<number> {
+  const response = await fetch(`${worker.httpUrl}/v1/channels/${channel}`, { headers: auth })
+  const body = (await response.json()) as { log: { messages: number } }
+  return body.log.messages
+}
+
+async function throughput(): Promise<number> {
+  const started = performance.now()
+  const sender = spawn(SENDER, [`tcp://127.0.0.1:${rateListener}`, String(count), '100'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  const deadline = started + 300_000
+  // The warm-up message is already in the channel.
+  while ((await logMessages(throughputChannel)) < count + 1) {
+    if (performance.now() > deadline) throw new Error('end-to-end throughput: timed out')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const elapsed = (performance.now() - started) / 1000
+  if (sender.exitCode === null) sender.kill()
+  return count / elapsed
+}
+
+async function latency(): Promise<{ p50: number; p99: number; samples: number }> {
+  const push = new zmq.Push({ linger: 0, sendHighWaterMark: 100_000 })
+  push.connect(`tcp://127.0.0.1:${latencyListener}`)
+  const padding = 'x'.repeat(80)
+  const latencies: number[] = []
+  const total = latencySeconds * 1000
+  let reading = true
+  const reader = (async () => {
+    let after = 1 // the warm-up message
+    while (reading || latencies.length < total) {
+      const response = await fetch(
+        `${worker.httpUrl}/v1/channels/${latencyChannel}/messages?after=${after}&limit=1000&wait=2`,
+        { headers: auth },
+      )
+      const body = (await response.json()) as { messages: { frames: string[] }[]; next: number }
+      const now = performance.now()
+      for (const message of body.messages) {
+        const text = Buffer.from(message.frames[0] ?? '', 'base64').toString()
+        latencies.push(now - Number(text.split(' ')[0]))
+      }
+      after = body.next
+      if (!reading && body.messages.length === 0) break
+    }
+  })()
+  // 1,000 msg/s offered: one message per millisecond, caught up in bursts when timers are late.
+  const started = performance.now()
+  let sent = 0
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(performance.now() - started))
+    for (; sent < due; sent++) await push.send(`${performance.now().toFixed(3)} ${padding}`)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+  await new Promise((resolve) => setTimeout(resolve, 3000))
+  reading = false
+  await reader
+  push.close()
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN
+  return { p50: at(0.5), p99: at(0.99), samples: latencies.length }
+}
+
+try {
+  await warmUp()
+  const latencyResult = await latency()
+  const msgPerSec = await throughput()
+  process.stdout.write(`${JSON.stringify({ msgPerSec, ...latencyResult })}\n`)
+} finally {
+  await bridge.stop(2000)
+  await worker.stop()
+}
+
+/** One message into each channel, so both Durable Objects exist and both relays are connected. */
+async function warmUp(): Promise<void> {
+  for (const [port, channel] of [
+    [rateListener, throughputChannel],
+    [latencyListener, latencyChannel],
+  ] as const) {
+    const push = new zmq.Push({ linger: 1000 })
+    push.connect(`tcp://127.0.0.1:${port}`)
+    await push.send(`${performance.now().toFixed(3)} warm-up`)
+    const deadline = Date.now() + 30_000
+    while ((await logMessages(channel)) < 1) {
+      if (Date.now() > deadline) throw new Error('end-to-end: warm-up message never became visible')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    push.close()
+  }
+}
