@@ -14,6 +14,7 @@ import {
 } from './curve-crypto'
 import {
   CLIENT_MESSAGE_NONCE,
+  fail,
   HELLO_NONCE,
   INITIATE_NONCE,
   LONG_NONCE_SIZE,
@@ -71,10 +72,6 @@ const MESSAGE_BOX = MESSAGE_PREFIX.length + SHORT_NONCE_SIZE
 const MESSAGE_OVERHEAD = MESSAGE_BOX + 1 + CURVE_BOX_OVERHEAD // 33
 
 const TWO_POW_32 = 2 ** 32
-
-function fail(code: ZmtpErrorCode, message: string): never {
-  throw new ZmtpError(code, message)
-}
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))

@@ -10,6 +10,7 @@ import {
   CLIENT_MESSAGE_NONCE,
   COOKIE_NONCE,
   equalBytes,
+  fail,
   HELLO_NONCE,
   INITIATE_NONCE,
   LONG_NONCE_SIZE,
@@ -82,10 +83,6 @@ const INITIATE_DATA_MIN = INITIATE_BOX + INITIATE_METADATA + CURVE_BOX_OVERHEAD 
 // MESSAGE body >= 33: 8 (`\x07MESSAGE`) + short nonce 8 + box >= 17 (flags octet + tag).
 const MESSAGE_BOX = MESSAGE_PREFIX.length + SHORT_NONCE_SIZE // 16
 const MESSAGE_BODY_MIN = MESSAGE_BOX + 1 + CURVE_BOX_OVERHEAD // 33
-
-function fail(code: ZmtpErrorCode, message: string): never {
-  throw new ZmtpError(code, message)
-}
 
 /**
  * CURVE server for one connection. Failures throw {@link ZmtpError}: malformed or undecryptable

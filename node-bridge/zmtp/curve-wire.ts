@@ -1,5 +1,6 @@
 // CurveZMQ wire constants and helpers shared by the client and server mechanisms (RFC 26).
 import { CURVE_NONCE_SIZE } from './curve-crypto'
+import { ZmtpError, type ZmtpErrorCode } from './errors'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
 
@@ -52,4 +53,9 @@ export function shortNonceBytes(counter: number): Uint8Array {
   view.setUint32(0, Math.floor(counter / TWO_POW_32))
   view.setUint32(4, counter >>> 0)
   return out
+}
+
+/** Ends a handshake or message with a plain close (RFC 26: no ERROR for a bad box). */
+export function fail(code: ZmtpErrorCode, message: string): never {
+  throw new ZmtpError(code, message)
 }

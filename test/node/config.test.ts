@@ -1,24 +1,10 @@
 // Bridge configuration: defaults, precedence of flags over variables, errors that name the setting.
 import { describe, expect, it } from 'vitest'
 import { z85Decode, z85Encode } from '../../durable/z85'
-import {
-  ConfigError,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  parseConfig,
-  readConfigFile,
-} from '../../node-bridge/config'
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, parseConfig, readConfigFile } from '../../node-bridge/config'
+import { configErrorOf } from '../support/config-assert'
 
 const token = { ingestToken: 'secret' }
-
-function errorOf(action: () => unknown): ConfigError {
-  try {
-    action()
-  } catch (error) {
-    if (error instanceof ConfigError) return error
-    throw error
-  }
-  throw new Error('expected a ConfigError')
-}
 
 describe('parseConfig', () => {
   it('fills in the documented defaults', () => {
@@ -61,30 +47,30 @@ describe('parseConfig', () => {
   })
 
   it('names the flag and the expected form for a bad value', () => {
-    const bind = errorOf(() => parseConfig({ ...token, bind: 'udp://x:1' }, {}))
+    const bind = configErrorOf(() => parseConfig({ ...token, bind: 'udp://x:1' }, {}))
     expect(bind.setting).toBe('--bind')
     expect(bind.message).toContain('tcp://HOST:PORT')
-    expect(errorOf(() => parseConfig({ ...token, bind: 'tcp://x:70000' }, {})).setting).toBe(
+    expect(configErrorOf(() => parseConfig({ ...token, bind: 'tcp://x:70000' }, {})).setting).toBe(
       '--bind',
     )
-    expect(errorOf(() => parseConfig({ ...token, channel: 'no spaces' }, {})).setting).toBe(
+    expect(configErrorOf(() => parseConfig({ ...token, channel: 'no spaces' }, {})).setting).toBe(
       '--channel',
     )
-    expect(errorOf(() => parseConfig({ ...token, workerUrl: 'http://x' }, {})).setting).toBe(
+    expect(configErrorOf(() => parseConfig({ ...token, workerUrl: 'http://x' }, {})).setting).toBe(
       '--worker-url',
     )
-    expect(errorOf(() => parseConfig({ ...token, handshakeTimeoutMs: '-5' }, {})).setting).toBe(
-      '--handshake-timeout',
-    )
+    expect(
+      configErrorOf(() => parseConfig({ ...token, handshakeTimeoutMs: '-5' }, {})).setting,
+    ).toBe('--handshake-timeout')
   })
 
   it('names the variable when the bad value came from the environment', () => {
-    const error = errorOf(() => parseConfig(token, { ZMQ_EDGE_CHANNEL: 'x'.repeat(65) }))
+    const error = configErrorOf(() => parseConfig(token, { ZMQ_EDGE_CHANNEL: 'x'.repeat(65) }))
     expect(error.setting).toBe('ZMQ_EDGE_CHANNEL')
   })
 
   it('requires the ingest token and says where to set it', () => {
-    const error = errorOf(() => parseConfig({}, {}))
+    const error = configErrorOf(() => parseConfig({}, {}))
     expect(error.message).toContain('--ingest-token')
     expect(error.message).toContain('ZMQ_EDGE_INGEST_TOKEN')
   })
@@ -150,15 +136,17 @@ describe('parseConfig', () => {
 
   it('refuses a CURVE listener without a key, unknown listener options and an allow-list without CURVE', () => {
     expect(
-      errorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,mechanism=CURVE'] }, {})).message,
+      configErrorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,mechanism=CURVE'] }, {}))
+        .message,
     ).toContain('secret key')
     expect(
-      errorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,color=red'] }, {})).setting,
+      configErrorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,color=red'] }, {})).setting,
     ).toBe('--listener')
     expect(
-      errorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,mechanism=PLAIN'] }, {})).message,
+      configErrorOf(() => parseConfig({ ...token, listener: ['tcp://x:1,mechanism=PLAIN'] }, {}))
+        .message,
     ).toContain('mechanism=NULL or mechanism=CURVE')
-    expect(errorOf(() => parseConfig({ ...token, curveAllowFile: '/x' }, {})).setting).toBe(
+    expect(configErrorOf(() => parseConfig({ ...token, curveAllowFile: '/x' }, {})).setting).toBe(
       '--curve-allow-file',
     )
   })
@@ -210,15 +198,17 @@ describe('parseConfig', () => {
     })
 
     it('names the file and key of a bad value, an unknown key, or broken JSON', () => {
-      const bad = errorOf(() =>
+      const bad = configErrorOf(() =>
         parseConfig({}, {}, { file: file({ ingestToken: 't', channel: 'no spaces' }) }),
       )
       expect(bad.setting).toBe('/etc/zmq-edge/bridge.json: channel')
-      expect(errorOf(() => file({ colour: 'red' })).setting).toBe(
+      expect(configErrorOf(() => file({ colour: 'red' })).setting).toBe(
         '/etc/zmq-edge/bridge.json: colour',
       )
-      expect(errorOf(() => file({ channel: ['a', 'b'] })).message).toContain('one value')
-      expect(errorOf(() => readConfigFile('x.json', () => '{ nope')).message).toContain('x.json')
+      expect(configErrorOf(() => file({ channel: ['a', 'b'] })).message).toContain('one value')
+      expect(configErrorOf(() => readConfigFile('x.json', () => '{ nope')).message).toContain(
+        'x.json',
+      )
     })
   })
 })

@@ -5,21 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
-import { ConfigError, parseConfig } from '../../node-bridge/config'
+import { parseConfig } from '../../node-bridge/config'
+import { configErrorOf } from '../support/config-assert'
 import { createMemoryLogger } from '../support/memory-logger'
 import { waitFor } from '../support/wait'
 
 const token = { ingestToken: 't' }
-
-function errorOf(action: () => unknown): ConfigError {
-  try {
-    action()
-  } catch (error) {
-    if (error instanceof ConfigError) return error
-    throw error
-  }
-  throw new Error('expected a ConfigError')
-}
 
 describe('metrics settings', () => {
   it('are off by default', () => {
@@ -40,12 +31,12 @@ describe('metrics settings', () => {
   })
 
   it('name the setting of a bad port, and a host without a port', () => {
-    const bad = errorOf(() => parseConfig({ ...token, metricsPort: '70000' }, {}))
+    const bad = configErrorOf(() => parseConfig({ ...token, metricsPort: '70000' }, {}))
     expect(bad.setting).toBe('--metrics-port')
     expect(bad.message).toMatch(/expected a TCP port/)
-    const fromEnv = errorOf(() => parseConfig(token, { ZMQ_EDGE_METRICS_PORT: 'x' }))
+    const fromEnv = configErrorOf(() => parseConfig(token, { ZMQ_EDGE_METRICS_PORT: 'x' }))
     expect(fromEnv.setting).toBe('ZMQ_EDGE_METRICS_PORT')
-    const hostOnly = errorOf(() => parseConfig({ ...token, metricsHost: '0.0.0.0' }, {}))
+    const hostOnly = configErrorOf(() => parseConfig({ ...token, metricsHost: '0.0.0.0' }, {}))
     expect(hostOnly.setting).toBe('--metrics-host')
     expect(hostOnly.message).toMatch(/--metrics-port/)
   })

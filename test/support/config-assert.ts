@@ -1,0 +1,12 @@
+// Runs a configuration step that must fail, and returns its ConfigError.
+import { ConfigError } from '../../node-bridge/config'
+
+export function configErrorOf(action: () => unknown): ConfigError {
+  try {
+    action()
+  } catch (error) {
+    if (error instanceof ConfigError) return error
+    throw error
+  }
+  throw new Error('expected a ConfigError')
+}
