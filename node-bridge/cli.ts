@@ -31,11 +31,14 @@ const bridge = program
   .description('accept ZeroMQ PUSH clients and relay their messages to the Worker')
   .option(
     '--config <path>',
-    'a JSON file of settings; variables and flags win over it [ZMQ_EDGE_CONFIG]',
+    'a file of settings: .yaml or .yml is read as YAML, .json and any other name as JSON; variables and flags win over it [ZMQ_EDGE_CONFIG]',
   )
   .addHelpText(
     'after',
-    '\nEvery option can also be set by the environment variable shown, or in the --config file.',
+    '\nEvery option can also be set by the environment variable shown, or in the --config\n' +
+      'file under its flag name without the dashes (hwm-messages: 50000) or in camelCase\n' +
+      '(hwmMessages: 50000); repeatable ones take a list. docs/zmq-edge.example.yaml shows\n' +
+      'every setting with its default.',
   )
 for (const setting of Object.values(SETTINGS)) {
   const value = 'boolean' in setting ? '' : 'repeatable' in setting ? ' <spec>' : ' <value>'

@@ -82,6 +82,32 @@ describe('zmq-edge bridge', () => {
     expect(stderr).toContain(`${path}: hwmMessages`)
   })
 
+  it('reads a YAML --config and points at the line and column of a bad setting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zmq-edge-config-'))
+    const path = join(dir, 'bridge.yaml')
+    writeFileSync(path, '# bridge\ningestToken: t\nhwmMessages: lots\n')
+    const { stderr, code } = await zmqEdge('bridge', '--config', path)
+    expect(code).toBe(2)
+    expect(stderr).toContain(`${path}:3:14: hwmMessages: expected a positive whole number`)
+    // The flag replaces the file's bad value; the next bad setting, a flag, is the one named.
+    const flagged = await zmqEdge('bridge', '--config', path, '--hwm-messages', '5', '--bind', 'x')
+    expect(flagged.code).toBe(2)
+    expect(flagged.stderr).toContain('--bind: expected tcp://HOST:PORT')
+  })
+
+  it('reports a YAML syntax error at file:line:col and says to quote the value', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zmq-edge-config-'))
+    const path = join(dir, 'bridge.yml')
+    writeFileSync(
+      path,
+      'ingestToken: t\ncurveSecretKey: &JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6\n',
+    )
+    const { stderr, code } = await zmqEdge('bridge', '--config', path)
+    expect(code).toBe(2)
+    expect(stderr).toContain(`zmq-edge: ${path}:2:37: not valid YAML`)
+    expect(stderr).toContain('quote a value')
+  })
+
   it('names the missing ingest token and its variable', async () => {
     const { stderr, code } = await zmqEdge('bridge')
     expect(code).toBe(2)
