@@ -1,10 +1,12 @@
 // The Durable Object of one channel (`idFromName(channel)`): accepts its bridges' WebSockets
 // with the Hibernation API, stores their relay batches in SQLite, and serves the Worker over
 // RPC: cursor reads and leased pulls (both may wait for the next insert), acks, dead letters,
-// stats. Waiting readers are woken by the insert itself, never by polling storage.
+// stats. Waiting readers are woken by the insert itself, never by polling storage. It tells the
+// channel directory (./channel-directory.ts) that the channel exists, at most once a day.
 
 import { DurableObject } from 'cloudflare:workers'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
+import { directoryStub } from './channel-directory'
 import { type Counter, readCounters } from './counters'
 import {
   type DeadLetter,
@@ -15,7 +17,7 @@ import {
   type SettleOutcome,
 } from './lease-queue'
 import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
-import { type IngestSocketState, ingestRelayMessage } from './relay-ingest'
+import { type BatchStore, type IngestSocketState, ingestRelayMessage } from './relay-ingest'
 import { expireByAge, nextExpiryAt } from './retention'
 import { migrate } from './schema'
 
@@ -24,6 +26,34 @@ export const MAX_WAITERS = 1000
 
 /** The answer of a call that may wait: refused when too many are waiting already. */
 export type Waited<T> = { ok: true; value: T } | { ok: false; reason: 'too_many_waiters' }
+
+/** How long after a failure to tell the directory the object waits before it tries again. */
+export const DIRECTORY_RETRY_MS = 60_000
+
+/** How often, at most, a channel tells the directory again that it exists. */
+export const DIRECTORY_REFRESH_MS = 24 * 60 * 60 * 1000
+
+/** The key, in the object's key-value storage, of the time it last told the directory. */
+export const DIRECTORY_TOLD_KEY = 'directory.toldAt'
+
+/**
+ * A bridge socket's attachment, which survives hibernation: the ingest state, when the socket
+ * was accepted, and the bridge id of its batches (known from the first one).
+ */
+interface BridgeSocketState extends IngestSocketState {
+  connectedAt?: number
+  bridgeId?: string
+}
+
+/** One bridge WebSocket open on the channel. */
+export interface BridgeConnection {
+  /** The id in the socket's batches; absent until its first batch reaches storage. */
+  bridgeId?: string
+  /** Milliseconds since the epoch when the object accepted the socket. */
+  connectedAt?: number
+  /** The highest batchSeq stored from that bridge (its batches are numbered 1, 2, 3, …). */
+  lastBatchSeq?: number
+}
 
 /** Everything `GET /v1/channels/:channel` reports, in raw numbers. */
 export interface ChannelStats {
@@ -35,7 +65,7 @@ export interface ChannelStats {
     newest?: { seq: number; receivedAt: number }
   }
   queue: QueueStats
-  bridges: { connected: number; known: number }
+  bridges: { connected: number; known: number; connections: BridgeConnection[] }
   counters: Record<Counter, number>
   config: ChannelConfig
 }
@@ -51,6 +81,10 @@ export class ChannelObject extends DurableObject<Env> {
   config: ChannelConfig
   /** Wake-ups of the requests waiting for a change (an insert, a retry, a redrive). */
   readonly #waiters = new Set<() => void>()
+  /** Whether the directory was checked for in this lifetime (told, being told, or recently). */
+  #listed = false
+  /** After a failure to tell it, not before this time (ms since the epoch). */
+  #listRetryAt = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -76,7 +110,34 @@ export class ChannelObject extends DurableObject<Env> {
     }
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server)
+    server.serializeAttachment({ connectedAt: Date.now() } satisfies BridgeSocketState)
+    this.#announce()
     return new Response(null, { status: 101, webSocket: client })
+  }
+
+  /**
+   * Tells the channel directory that this channel exists (its name is `ctx.id.name`, from
+   * `idFromName`). Checked once per lifetime of the object, on the first bridge socket or
+   * stored batch; the directory is told only when it was not in the last
+   * {@link DIRECTORY_REFRESH_MS} (the time is kept in the object's storage, so an object that
+   * hibernates between sparse batches does not call the directory at each wake-up). Never
+   * awaited by ingest, and a failure is only logged: the batches come first.
+   */
+  #announce(): void {
+    const name = this.ctx.id.name
+    if (this.#listed || name === undefined || Date.now() < this.#listRetryAt) return
+    this.#listed = true
+    const toldAt = this.ctx.storage.kv.get<number>(DIRECTORY_TOLD_KEY)
+    if (toldAt !== undefined && Date.now() - toldAt < DIRECTORY_REFRESH_MS) return
+    const told = (async () => {
+      await directoryStub(this.env).register(name)
+      this.ctx.storage.kv.put(DIRECTORY_TOLD_KEY, Date.now())
+    })().catch((error) => {
+      this.#listed = false
+      this.#listRetryAt = Date.now() + DIRECTORY_RETRY_MS
+      console.error('channel directory not told', { channel: name, error: String(error) })
+    })
+    this.ctx.waitUntil(told)
   }
 
   /**
@@ -196,10 +257,43 @@ export class ChannelObject extends DurableObject<Env> {
         ...this.#store.bounds(),
       },
       queue: this.#queue.stats(now),
-      bridges: { connected: this.ctx.getWebSockets().length, known: this.#store.knownBridges() },
+      bridges: {
+        connected: this.ctx.getWebSockets().length,
+        known: this.#store.knownBridges(),
+        connections: this.#connections(),
+      },
       counters,
       config: this.config,
     }
+  }
+
+  /** The bridge sockets open now, oldest first, from their attachments. */
+  #connections(): BridgeConnection[] {
+    const sockets = this.ctx
+      .getWebSockets()
+      .map((ws) => (ws.deserializeAttachment() ?? {}) as BridgeSocketState)
+    const ids = sockets.flatMap((socket) =>
+      socket.bridgeId === undefined ? [] : [socket.bridgeId],
+    )
+    const lastBatchSeqs = new Map<string, number>()
+    if (ids.length > 0) {
+      const rows = this.ctx.storage.sql.exec<{ bridge_id: string; last_batch_seq: number }>(
+        `SELECT bridge_id, last_batch_seq FROM bridges
+         WHERE bridge_id IN (SELECT value FROM json_each(?))`,
+        JSON.stringify(ids),
+      )
+      for (const row of rows) lastBatchSeqs.set(row.bridge_id, row.last_batch_seq)
+    }
+    return sockets
+      .map(({ bridgeId, connectedAt }) => {
+        const connection: BridgeConnection = {}
+        if (bridgeId !== undefined) connection.bridgeId = bridgeId
+        if (connectedAt !== undefined) connection.connectedAt = connectedAt
+        const lastBatchSeq = bridgeId === undefined ? undefined : lastBatchSeqs.get(bridgeId)
+        if (lastBatchSeq !== undefined) connection.lastBatchSeq = lastBatchSeq
+        return connection
+      })
+      .sort((a, b) => (a.connectedAt ?? 0) - (b.connectedAt ?? 0))
   }
 
   /**
@@ -234,11 +328,24 @@ export class ChannelObject extends DurableObject<Env> {
    * The output gate holds the ACK until the transaction is durable.
    */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const state = (ws.deserializeAttachment() ?? {}) as IngestSocketState
-    const result = ingestRelayMessage(this.#store, message, state)
-    if (result.state !== state) ws.serializeAttachment(result.state)
+    const state = (ws.deserializeAttachment() ?? {}) as BridgeSocketState
+    // The socket's bridge id, learnt from the batches that reach storage (duplicates too).
+    let bridgeId = state.bridgeId
+    const store: BatchStore = {
+      storeBatch: (batch) => {
+        bridgeId = batch.bridgeId
+        return this.#store.storeBatch(batch)
+      },
+    }
+    const result = ingestRelayMessage(store, message, state)
+    // Rewritten only when something changed: the first batch, a refusal, its resolution.
+    if (result.state !== state || bridgeId !== state.bridgeId) {
+      const next: BridgeSocketState = { ...result.state, connectedAt: state.connectedAt, bridgeId }
+      ws.serializeAttachment(next)
+    }
     ws.send(result.reply)
     if (!result.stored) return
+    this.#announce()
     // After the transaction: woken readers see the batch (their replies, like the ACK, leave
     // once the output gate has seen it durable).
     this.#wake()

@@ -1,6 +1,6 @@
-// The Worker's HTTP API, a thin Hono router: health, the OpenAPI document, a channel's stats,
-// cursor reads (JSON or NDJSON), the live tail (Server-Sent Events), leased pulls, acks and
-// dead letters, and the bridges' ingest WebSocket, which
+// The Worker's HTTP API, a thin Hono router: the dashboard page, health, the OpenAPI document,
+// the channel list, a channel's stats, cursor reads (JSON or NDJSON), the live tail (Server-Sent
+// Events), leased pulls, acks and dead letters, and the bridges' ingest WebSocket, which
 // goes to the channel's Durable Object once checked here (checking in the Worker keeps refused
 // requests from being billed as Durable Object requests).
 
@@ -9,9 +9,11 @@ import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { validator } from 'hono/validator'
 import openapi from '../docs/openapi.json'
+import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import type { StoredMessage } from '../durable/message-store'
 import { requireBearer } from './auth'
+import { dashboardResponse } from './dashboard/response'
 import { ApiError, ErrorCode, errorBody } from './errors'
 import {
   type FrameEncoding,
@@ -27,6 +29,7 @@ import {
   parseEncoding,
   parseEventCursor,
   parseExtendBody,
+  parseListQuery,
   parsePullBody,
   parseReadQuery,
   parseRedriveBody,
@@ -102,6 +105,29 @@ function channelStub(env: Env, channel: string) {
 
 const channels = new Hono<AppEnv>()
 const reader = requireBearer('READ_TOKEN')
+
+// The channels the directory knows, each with its stats, asked of every channel's object at
+// once (at most MAX_LIST_CHANNELS). A channel whose object fails is listed with an error.
+channels.get('/', reader, async (c) => {
+  const { limit, prefix } = parseListQuery(c.req.query())
+  const page = await directoryStub(c.env).list({ limit, prefix })
+  const listed = await Promise.all(
+    page.channels.map(async ({ name }) => {
+      try {
+        return toApiStats(name, await channelStub(c.env, name).stats())
+      } catch (error) {
+        console.error('channel stats failed', { channel: name, error: String(error) })
+        return { channel: name, ...errorBody(ErrorCode.INTERNAL, 'the channel did not answer') }
+      }
+    }),
+  )
+  c.header('Cache-Control', 'no-store')
+  return c.json({
+    channels: listed,
+    total: page.total,
+    truncated: page.total > listed.length,
+  })
+})
 
 channels.get('/:channel', reader, async (c) => {
   const channel = parseChannel(c.req.param('channel'))
@@ -304,6 +330,9 @@ channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
 
 /** The Worker's Hono app; `app.request(url, init, env)` runs it without a server. */
 export const app = new Hono<AppEnv>()
+
+// The dashboard: a page without data; its script reads the API with the token it is given.
+app.get('/', () => dashboardResponse())
 
 app.get('/v1/health', (c) =>
   c.json({

@@ -5,6 +5,8 @@ declare namespace Cloudflare {
   interface Env {
     /** One Durable Object per channel, addressed with `idFromName(channel)`. */
     CHANNEL: DurableObjectNamespace<import('../durable/channel-object').ChannelObject>
+    /** The one channel directory, `idFromName('channels')`: which channels exist. */
+    DIRECTORY: DurableObjectNamespace<import('../durable/channel-directory').ChannelDirectory>
     /** Bearer token of HTTP readers; the read route answers 503 without it. */
     READ_TOKEN?: string
     /** Bearer token of bridges; the ingest route answers 503 without it. */
@@ -22,7 +24,7 @@ declare namespace Cloudflare {
   interface GlobalProps {
     // Types `exports` from 'cloudflare:workers' (used by the workerd tests).
     mainModule: typeof import('./index')
-    durableNamespaces: 'ChannelObject'
+    durableNamespaces: 'ChannelObject' | 'ChannelDirectory'
   }
 }
 

@@ -132,7 +132,18 @@ export function toApiStats(channel: string, stats: ChannelStats) {
       newest: end(stats.log.newest),
     },
     queue: stats.queue,
-    bridges: stats.bridges,
+    bridges: {
+      connected: stats.bridges.connected,
+      known: stats.bridges.known,
+      connections: stats.bridges.connections.map((connection) => ({
+        bridgeId: connection.bridgeId ?? null,
+        connectedAt:
+          connection.connectedAt === undefined
+            ? null
+            : new Date(connection.connectedAt).toISOString(),
+        lastBatchSeq: connection.lastBatchSeq ?? null,
+      })),
+    },
     counters: {
       messagesStored: counters.messages_stored,
       batchesStored: counters.batches_stored,

@@ -74,6 +74,30 @@ export function parseEventCursor(lastEventId: string | undefined, after: string 
   return after === undefined ? 0 : integer(after, 'after')
 }
 
+/** Most channels `GET /v1/channels` lists (each is one call to the channel's object). */
+export const MAX_LIST_CHANNELS = 100
+
+/**
+ * Reads `limit` (1 to {@link MAX_LIST_CHANNELS}, default the most) and `prefix` (the start of
+ * the channel names to list; default all) of a channel listing.
+ * @throws ApiError 400 invalid_query for a limit out of range or a prefix that no channel name
+ * could start with.
+ */
+export function parseListQuery(query: Record<string, string | undefined>): {
+  limit: number
+  prefix: string
+} {
+  const limit = query.limit === undefined ? MAX_LIST_CHANNELS : integer(query.limit, 'limit')
+  if (limit < 1 || limit > MAX_LIST_CHANNELS) {
+    throw invalidQuery(`limit must be from 1 to ${MAX_LIST_CHANNELS}`)
+  }
+  const prefix = query.prefix ?? ''
+  if (prefix !== '' && !CHANNEL_NAME.test(prefix)) {
+    throw invalidQuery('prefix must be 1 to 64 characters of A-Z a-z 0-9 . _ -')
+  }
+  return { limit, prefix }
+}
+
 /** Longest `wait`, in seconds, of a long poll (reads and pulls). */
 export const MAX_WAIT_SECONDS = 30
 /** Largest `batchSize` of a pull, and most lease ids in one ack or extend request. */

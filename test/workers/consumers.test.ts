@@ -345,7 +345,7 @@ describe('GET /v1/channels/:channel', () => {
     const channel = uniqueChannel('stats')
     const empty = await stats(channel)
     expect(empty.log).toEqual({ messages: 0, bytes: 0, oldest: null, newest: null })
-    expect(empty.bridges).toEqual({ connected: 0, known: 0 })
+    expect(empty.bridges).toEqual({ connected: 0, known: 0, connections: [] })
 
     const relay = await openIngest(channel)
     relay.sendBatch('bridge-a', 1, [
@@ -374,7 +374,11 @@ describe('GET /v1/channels/:channel', () => {
       delayed: 0,
       deadLetters: 0,
     })
-    expect(report.bridges).toEqual({ connected: 1, known: 1 })
+    expect(report.bridges).toEqual({
+      connected: 1,
+      known: 1,
+      connections: [{ bridgeId: 'bridge-a', connectedAt: expect.any(String), lastBatchSeq: 1 }],
+    })
     expect(report.counters).toEqual({
       messagesStored: 2,
       batchesStored: 1,

@@ -50,9 +50,10 @@ describe('GET /v1/health', () => {
 
 describe('routing', () => {
   it.each([
-    ['GET', '/'],
+    ['GET', '/index.html'],
+    ['POST', '/'],
     ['GET', '/v1/nothing'],
-    ['GET', '/v1/channels'],
+    ['POST', '/v1/channels'],
     ['GET', '/v1/channels/abc/leases'],
     ['GET', '/v1/channels/abc/pull'],
     ['GET', '/v1/channels/abc/other'],

@@ -1,0 +1,335 @@
+// The dashboard's Worker side: the page at `/` with its Content-Security-Policy, the channel
+// directory that each channel's object tells about itself, and GET /v1/channels, which lists
+// the channels with their stats and connected bridges, fed through the real ingest path.
+
+import { runInDurableObject } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { DIRECTORY_NAME } from '../../durable/channel-directory'
+import { DIRECTORY_REFRESH_MS, DIRECTORY_TOLD_KEY } from '../../durable/channel-object'
+import { app } from '../../worker/app'
+import { DASHBOARD_SCRIPT } from '../../worker/dashboard/script'
+import { DASHBOARD_STYLE } from '../../worker/dashboard/style'
+import {
+  closeAllIngest,
+  get,
+  INGEST_TOKEN,
+  ORIGIN,
+  openIngest,
+  READ_TOKEN,
+  relayMessage,
+  uniqueChannel,
+  utf8,
+} from './helpers'
+
+afterEach(() => {
+  closeAllIngest()
+  vi.restoreAllMocks()
+})
+
+interface ListedChannel {
+  channel: string
+  log: { messages: number; bytes: number; newest: { seq: number } | null }
+  queue: { depth: number; available: number; inFlight: number; deadLetters: number }
+  bridges: {
+    connected: number
+    known: number
+    connections: {
+      bridgeId: string | null
+      connectedAt: string | null
+      lastBatchSeq: number | null
+    }[]
+  }
+  counters: Record<string, number>
+  error?: { code: string; message: string }
+}
+
+interface ChannelList {
+  channels: ListedChannel[]
+  total: number
+  truncated: boolean
+}
+
+async function list(query = ''): Promise<ChannelList> {
+  const response = await get(`/v1/channels${query}`, READ_TOKEN)
+  expect(response.status).toBe(200)
+  expect(response.headers.get('Cache-Control')).toBe('no-store')
+  return (await response.json()) as ChannelList
+}
+
+/** Lists the channels under `prefix` until `check` holds (the directory is told in the background). */
+async function listUntil(prefix: string, check: (listing: ChannelList) => boolean, query = '') {
+  return vi.waitFor(
+    async () => {
+      const listing = await list(`?prefix=${prefix}${query}`)
+      if (!check(listing)) throw new Error(`not yet: ${JSON.stringify(listing)}`)
+      return listing
+    },
+    { timeout: 10_000, interval: 20 },
+  )
+}
+
+async function expectError(response: Response, status: number, code: string) {
+  expect(response.status).toBe(status)
+  expect(response.headers.get('content-type')).toMatch(/^application\/json/)
+  const body = (await response.json()) as { error: { code: string; message: string } }
+  expect(body).toEqual({ error: { code, message: expect.any(String) } })
+}
+
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))
+  return btoa(String.fromCharCode(...new Uint8Array(digest)))
+}
+
+function directory() {
+  return env.DIRECTORY.get(env.DIRECTORY.idFromName(DIRECTORY_NAME))
+}
+
+describe('GET /', () => {
+  it('serves the page without a token, with a CSP that allows only its own script and style', async () => {
+    const response = await get('/')
+    expect(response.status).toBe(200)
+    expect(response.headers.get('Content-Type')).toBe('text/html; charset=utf-8')
+    expect(response.headers.get('X-Content-Type-Options')).toBe('nosniff')
+    expect(response.headers.get('Cache-Control')).toBe('no-store')
+    const html = await response.text()
+    expect(html).toMatch(/^<!doctype html>/)
+    expect(html).toContain('<label for="token">Read token</label>')
+
+    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1])
+    const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((match) => match[1])
+    expect(scripts).toEqual([DASHBOARD_SCRIPT])
+    expect(styles).toEqual([DASHBOARD_STYLE])
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+stylesheet|https?:\/\//)
+
+    const csp = response.headers.get('Content-Security-Policy') ?? ''
+    const directives = Object.fromEntries(
+      csp.split(';').map((directive) => {
+        const [name, ...values] = directive.trim().split(/\s+/)
+        return [name, values.join(' ')]
+      }),
+    )
+    expect(directives).toMatchObject({
+      'default-src': "'none'",
+      'script-src': `'sha256-${await sha256(DASHBOARD_SCRIPT)}'`,
+      'style-src': `'sha256-${await sha256(DASHBOARD_STYLE)}'`,
+      'connect-src': "'self'",
+      'base-uri': "'none'",
+      'form-action': "'none'",
+      'frame-ancestors': "'none'",
+      'require-trusted-types-for': "'script'",
+    })
+    expect(csp).not.toContain('unsafe')
+  })
+
+  it('puts message content in the page only through textContent', () => {
+    expect(DASHBOARD_SCRIPT).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/)
+  })
+})
+
+describe('GET /v1/channels', () => {
+  it('requires the read token', async () => {
+    await expectError(await get('/v1/channels'), 401, 'unauthorized')
+    await expectError(await get('/v1/channels', INGEST_TOKEN), 401, 'unauthorized')
+    const unconfigured = await app.request(
+      `${ORIGIN}/v1/channels`,
+      { headers: { Authorization: `Bearer ${READ_TOKEN}` } },
+      { ...env, READ_TOKEN: undefined },
+    )
+    await expectError(unconfigured, 503, 'not_configured')
+  })
+
+  it.each([
+    ['limit=0'],
+    ['limit=101'],
+    ['limit=x'],
+    ['prefix=a%20b'],
+    [`prefix=${'a'.repeat(65)}`],
+  ])('refuses ?%s with 400 invalid_query', async (query) => {
+    await expectError(await get(`/v1/channels?${query}`, READ_TOKEN), 400, 'invalid_query')
+  })
+
+  it('lists the channels that received batches, with depth, counters and bridge ids', async () => {
+    const prefix = uniqueChannel('list')
+    const busy = `${prefix}-a`
+    const idle = `${prefix}-b`
+    const relay = await openIngest(busy)
+    relay.sendBatch('bridge-a', 1, [relayMessage([utf8('one')]), relayMessage([utf8('two')])])
+    expect(await relay.next()).toMatchObject({ kind: 'ack', lastSeq: 2 })
+    relay.sendBatch('bridge-a', 2, [relayMessage([utf8('three'), new Uint8Array([0xff])])])
+    expect(await relay.next()).toMatchObject({ kind: 'ack', lastSeq: 3 })
+    // A bridge that connected but has sent nothing yet.
+    await openIngest(idle)
+
+    const listing = await listUntil(prefix, (found) => found.total === 2)
+    expect(listing.truncated).toBe(false)
+    expect(listing.channels.map((entry) => entry.channel)).toEqual([busy, idle])
+    const [a, b] = listing.channels as [ListedChannel, ListedChannel]
+    expect(a.log).toMatchObject({ messages: 3, bytes: 12, newest: { seq: 3 } })
+    expect(a.queue).toMatchObject({ depth: 3, available: 3, inFlight: 0, deadLetters: 0 })
+    expect(a.counters).toMatchObject({ messagesStored: 3, batchesStored: 2 })
+    expect(a.bridges.connected).toBe(1)
+    expect(a.bridges.connections).toEqual([
+      { bridgeId: 'bridge-a', connectedAt: expect.any(String), lastBatchSeq: 2 },
+    ])
+    const connectedAt = Date.parse(a.bridges.connections[0]?.connectedAt ?? '')
+    expect(Math.abs(Date.now() - connectedAt)).toBeLessThan(60_000)
+    expect(b.log.messages).toBe(0)
+    expect(b.bridges.connections).toEqual([
+      { bridgeId: null, connectedAt: expect.any(String), lastBatchSeq: null },
+    ])
+
+    // The same stats as the channel's own route (but for the ages, which go on).
+    const own = (await (await get(`/v1/channels/${busy}`, READ_TOKEN)).json()) as ListedChannel
+    const { log, ...rest } = a
+    expect(own).toMatchObject({ ...rest, log: { messages: log.messages, bytes: log.bytes } })
+  })
+
+  it('shows a bridge gone once its socket closes, and the channel still listed', async () => {
+    const channel = uniqueChannel('gone')
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-g', 1, [relayMessage([utf8('x')])])
+    await relay.next()
+    await listUntil(channel, (found) => found.channels[0]?.bridges.connected === 1)
+    relay.close()
+    const listing = await listUntil(channel, (found) => found.channels[0]?.bridges.connected === 0)
+    expect(listing.channels[0]).toMatchObject({ log: { messages: 1 }, bridges: { known: 1 } })
+    expect(listing.channels[0]?.bridges.connections).toEqual([])
+  })
+
+  it('lists at most `limit` channels, in name order, and says when there are more', async () => {
+    const prefix = uniqueChannel('many')
+    const names = [`${prefix}-3`, `${prefix}-1`, `${prefix}-2`]
+    for (const name of names) await openIngest(name)
+    await listUntil(prefix, (found) => found.total === 3)
+
+    const first = await list(`?prefix=${prefix}&limit=2`)
+    expect(first.channels.map((entry) => entry.channel)).toEqual([`${prefix}-1`, `${prefix}-2`])
+    expect(first).toMatchObject({ total: 3, truncated: true })
+    const all = await list(`?prefix=${prefix}&limit=3`)
+    expect(all.channels).toHaveLength(3)
+    expect(all).toMatchObject({ total: 3, truncated: false })
+  })
+
+  it('lists a channel whose object fails with an error instead of its stats', async () => {
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const channel = uniqueChannel('broken')
+    await openIngest(channel)
+    await listUntil(channel, (found) => found.total === 1)
+    const broken = {
+      ...env,
+      CHANNEL: {
+        idFromName: (name: string) => env.CHANNEL.idFromName(name),
+        get: () => ({
+          stats: () => Promise.reject(new Error('object unavailable')),
+        }),
+      } as unknown as Env['CHANNEL'],
+    }
+    const response = await app.request(
+      `${ORIGIN}/v1/channels?prefix=${channel}`,
+      { headers: { Authorization: `Bearer ${READ_TOKEN}` } },
+      broken,
+    )
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({
+      channels: [{ channel, error: { code: 'internal', message: 'the channel did not answer' } }],
+      total: 1,
+      truncated: false,
+    })
+    expect(log).toHaveBeenCalledWith(
+      'channel stats failed',
+      expect.objectContaining({ channel, error: expect.stringContaining('object unavailable') }),
+    )
+  })
+})
+
+describe('the channel directory', () => {
+  it('is told once per object lifetime, not on every batch', async () => {
+    const channel = uniqueChannel('once')
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-o', 1, [relayMessage([utf8('first')])])
+    await relay.next()
+    const seen = async () =>
+      (await directory().list({ limit: 1, prefix: channel })).channels[0]?.lastSeenAt
+    const firstSeen = await vi.waitFor(async () => {
+      const at = await seen()
+      if (at === undefined) throw new Error('not told yet')
+      return at
+    })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    for (let batchSeq = 2; batchSeq <= 5; batchSeq++) {
+      relay.sendBatch('bridge-o', batchSeq, [relayMessage([utf8(`m${batchSeq}`)])])
+      await relay.next()
+    }
+    await openIngest(channel)
+    expect(await seen()).toBe(firstSeen)
+  })
+
+  it('is not told again by a channel that told it within a day, even after a restart', async () => {
+    const channel = uniqueChannel('told')
+    const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+    // As if an earlier lifetime of the object had told the directory an hour ago.
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.kv.put(DIRECTORY_TOLD_KEY, Date.now() - 3_600_000)
+    })
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-t', 1, [relayMessage([utf8('x')])])
+    await relay.next()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect((await list(`?prefix=${channel}`)).total).toBe(0)
+
+    // A day later it is told again, and records when.
+    const other = uniqueChannel('stale')
+    const otherStub = env.CHANNEL.get(env.CHANNEL.idFromName(other))
+    await runInDurableObject(otherStub, (_instance, state) => {
+      state.storage.kv.put(DIRECTORY_TOLD_KEY, Date.now() - DIRECTORY_REFRESH_MS - 1)
+    })
+    const before = Date.now()
+    await openIngest(other)
+    await listUntil(other, (found) => found.total === 1)
+    const toldAt = await runInDurableObject(otherStub, (_instance, state) =>
+      state.storage.kv.get<number>(DIRECTORY_TOLD_KEY),
+    )
+    expect(toldAt).toBeGreaterThanOrEqual(before)
+  })
+
+  it('never makes ingest fail: a directory failure is logged and retried only later', async () => {
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const channel = uniqueChannel('nodir')
+    const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+    await runInDurableObject(stub, (instance) => {
+      const failing = {
+        get() {
+          throw new Error('directory unavailable')
+        },
+        idFromName: () => env.DIRECTORY.idFromName(DIRECTORY_NAME),
+      }
+      ;(instance as unknown as { env: Env }).env = {
+        ...env,
+        DIRECTORY: failing as unknown as Env['DIRECTORY'],
+      }
+    })
+    const relay = await openIngest(channel)
+    for (let batchSeq = 1; batchSeq <= 3; batchSeq++) {
+      relay.sendBatch('bridge-n', batchSeq, [relayMessage([utf8(`m${batchSeq}`)])])
+      expect(await relay.next()).toMatchObject({ kind: 'ack', lastSeq: batchSeq })
+    }
+    const failures = () =>
+      log.mock.calls.filter(([message]) => message === 'channel directory not told')
+    await vi.waitFor(() => expect(failures()).toHaveLength(1))
+    expect(failures()[0]?.[1]).toMatchObject({
+      channel,
+      error: expect.stringContaining('directory unavailable'),
+    })
+    expect((await list(`?prefix=${channel}`)).total).toBe(0)
+  })
+
+  it('refuses a name no channel can have', async () => {
+    await runInDurableObject(directory(), (instance) => {
+      expect(() => instance.register('')).toThrow(RangeError)
+      expect(() => instance.register('x'.repeat(65))).toThrow(RangeError)
+      expect(() => instance.list({ limit: 0 })).toThrow(RangeError)
+      expect(instance.list({ limit: 10, prefix: 'no-such-' })).toEqual({ channels: [], total: 0 })
+    })
+  })
+})

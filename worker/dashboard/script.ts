@@ -1,0 +1,493 @@
+// The dashboard's browser script (inline in the page, allowed by its hash in the CSP), plain
+// JavaScript with no build step. It signs in with the read token (kept in sessionStorage),
+// polls GET /v1/channels every 2 s while the tab is visible, computes rates from successive
+// counters, and shows the chosen channel's bridges and recent messages. Message content is
+// untrusted: it only ever reaches the page through textContent (and the CSP requires Trusted
+// Types, so an HTML sink would throw).
+
+// String.raw: a backslash in the browser code must reach the browser as written. The code has
+// no backtick and no dollar-brace, which would end or interpolate this template.
+// biome-ignore lint/complexity/noUselessStringRaw: see above
+export const DASHBOARD_SCRIPT = String.raw`
+'use strict'
+;(() => {
+  const POLL_MS = 2000
+  const RECENT = 25
+  const MAX_TEXT = 2000
+  const MAX_HEX = 64
+  const TOKEN_KEY = 'zmq-edge.read-token'
+
+  const byId = (id) => document.getElementById(id)
+  const ui = {
+    status: byId('status'),
+    alert: byId('alert'),
+    signOut: byId('sign-out'),
+    signIn: byId('sign-in'),
+    form: byId('sign-in-form'),
+    token: byId('token'),
+    submit: byId('sign-in-submit'),
+    dashboard: byId('dashboard'),
+    channelsNote: byId('channels-note'),
+    channelsBody: byId('channels-body'),
+    channel: byId('channel'),
+    channelTitle: byId('channel-title'),
+    bridges: byId('bridges'),
+    messagesNote: byId('messages-note'),
+    messagesBody: byId('messages-body'),
+  }
+
+  let token = sessionStorage.getItem(TOKEN_KEY)
+  // Bumped on sign-out: answers to older requests are dropped.
+  let generation = 0
+  let timer
+  let selected = decodeHash()
+  let shownNewest
+  let messagesAsked = 0
+  const rows = new Map()
+  const previous = new Map()
+
+  class ApiFailure extends Error {
+    constructor(status, code, message) {
+      super(message)
+      this.status = status
+      this.code = code
+    }
+  }
+
+  async function api(path) {
+    let response
+    try {
+      response = await fetch(path, {
+        headers: { Authorization: 'Bearer ' + token, Accept: 'application/json' },
+        cache: 'no-store',
+        credentials: 'omit',
+      })
+    } catch (error) {
+      throw new ApiFailure(0, 'network', 'the Worker did not answer (' + error.message + ')')
+    }
+    let body = null
+    try {
+      body = await response.json()
+    } catch {}
+    if (!response.ok) {
+      const error = body && body.error ? body.error : {}
+      throw new ApiFailure(
+        response.status,
+        error.code || 'http_' + response.status,
+        error.message || response.statusText || 'the request failed',
+      )
+    }
+    return body
+  }
+
+  function describe(error) {
+    if (error instanceof ApiFailure) {
+      const status = error.status ? ', HTTP ' + error.status : ''
+      return error.message + ' (' + error.code + status + ')'
+    }
+    return String(error && error.message ? error.message : error)
+  }
+
+  function element(tag, text, className) {
+    const node = document.createElement(tag)
+    if (text !== undefined && text !== null) node.textContent = String(text)
+    if (className) node.className = className
+    return node
+  }
+
+  function setAlert(text) {
+    ui.alert.textContent = text || ''
+  }
+
+  function decodeHash() {
+    const match = /^#channel=(.+)$/.exec(location.hash)
+    if (!match) return undefined
+    try {
+      return decodeURIComponent(match[1])
+    } catch {
+      return undefined
+    }
+  }
+
+  // --- formatting ---
+
+  const integer = new Intl.NumberFormat('en')
+
+  function formatCount(value) {
+    return typeof value === 'number' ? integer.format(value) : '–'
+  }
+
+  function formatRate(value) {
+    if (value === undefined) return '–'
+    if (value === 0) return '0'
+    if (value < 10) return value.toFixed(1)
+    return integer.format(Math.round(value))
+  }
+
+  function formatAge(ms) {
+    const seconds = Math.max(0, Math.round(ms / 1000))
+    if (seconds < 60) return seconds + ' s'
+    const minutes = Math.floor(seconds / 60)
+    if (minutes < 60) return minutes + ' min'
+    const hours = Math.floor(minutes / 60)
+    if (hours < 48) return hours + ' h ' + (minutes % 60) + ' min'
+    return Math.floor(hours / 24) + ' d'
+  }
+
+  function formatTime(iso) {
+    const date = new Date(iso)
+    const pad = (value, width) => String(value).padStart(width || 2, '0')
+    return (
+      date.getFullYear() + '-' + pad(date.getMonth() + 1) + '-' + pad(date.getDate()) + ' ' +
+      pad(date.getHours()) + ':' + pad(date.getMinutes()) + ':' + pad(date.getSeconds()) + '.' +
+      pad(date.getMilliseconds(), 3)
+    )
+  }
+
+  function hexOf(base64) {
+    let binary
+    try {
+      binary = atob(base64)
+    } catch {
+      return { size: 0, hex: '' }
+    }
+    const parts = []
+    for (let index = 0; index < Math.min(binary.length, MAX_HEX); index++) {
+      parts.push(binary.charCodeAt(index).toString(16).padStart(2, '0'))
+    }
+    return { size: binary.length, hex: parts.join(' ') + (binary.length > MAX_HEX ? ' …' : '') }
+  }
+
+  // --- sign in and out ---
+
+  function showSignedIn(signedIn) {
+    ui.signIn.hidden = signedIn
+    ui.dashboard.hidden = !signedIn
+    ui.signOut.hidden = !signedIn
+    if (!signedIn) ui.status.textContent = ''
+  }
+
+  function signOut(message) {
+    generation++
+    clearTimeout(timer)
+    token = null
+    sessionStorage.removeItem(TOKEN_KEY)
+    rows.clear()
+    previous.clear()
+    ui.channelsBody.replaceChildren()
+    closeChannel()
+    showSignedIn(false)
+    setAlert(message)
+    ui.token.focus()
+  }
+
+  ui.form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const given = ui.token.value.trim()
+    if (!given) return
+    ui.submit.disabled = true
+    setAlert('')
+    token = given
+    const mine = ++generation
+    try {
+      const listing = await api('/v1/channels')
+      if (mine !== generation) return
+      sessionStorage.setItem(TOKEN_KEY, given)
+      ui.token.value = ''
+      showSignedIn(true)
+      render(listing)
+      schedule(mine)
+    } catch (error) {
+      if (mine !== generation) return
+      token = null
+      setAlert('Sign-in failed: ' + describe(error))
+      ui.token.select()
+    } finally {
+      ui.submit.disabled = false
+    }
+  })
+
+  ui.signOut.addEventListener('click', () => signOut('Signed out.'))
+
+  // --- polling ---
+
+  function schedule(mine) {
+    clearTimeout(timer)
+    timer = setTimeout(() => poll(mine), POLL_MS)
+  }
+
+  async function poll(mine) {
+    // Each poll asks every listed channel's object: none while the tab is not visible.
+    if (document.hidden) {
+      schedule(mine)
+      return
+    }
+    try {
+      const listing = await api('/v1/channels')
+      if (mine !== generation) return
+      setAlert('')
+      render(listing)
+    } catch (error) {
+      if (mine !== generation) return
+      if (error instanceof ApiFailure && error.status === 401) {
+        signOut('The token was refused: ' + describe(error))
+        return
+      }
+      setAlert('Update failed, retrying: ' + describe(error))
+    }
+    schedule(mine)
+  }
+
+  // --- the channels table ---
+
+  const FIELDS = [
+    'depth',
+    'in-rate',
+    'ack-rate',
+    'available',
+    'leased',
+    'dead-letters',
+    'bridges',
+    'newest',
+  ]
+  const NUMERIC = new Set(['depth', 'in-rate', 'ack-rate', 'available', 'leased', 'dead-letters'])
+
+  function rowFor(name) {
+    let row = rows.get(name)
+    if (row) return row
+    const tr = document.createElement('tr')
+    tr.dataset.channel = name
+    const head = document.createElement('th')
+    head.scope = 'row'
+    const button = element('button', name, 'link')
+    button.type = 'button'
+    button.addEventListener('click', () => select(name))
+    head.append(button)
+    tr.append(head)
+    const cells = {}
+    for (const field of FIELDS) {
+      const cell = element('td', '', NUMERIC.has(field) ? 'number' : '')
+      cell.dataset.field = field
+      cells[field] = cell
+      tr.append(cell)
+    }
+    row = { tr, cells, entry: undefined }
+    rows.set(name, row)
+    return row
+  }
+
+  function bridgeSummary(bridges) {
+    const connections = bridges.connections || []
+    if (connections.length === 0) return '–'
+    return connections.map((connection) => connection.bridgeId || '(no batch yet)').join(', ')
+  }
+
+  function render(listing) {
+    const now = performance.now()
+    const seen = new Set()
+    listing.channels.forEach((entry, index) => {
+      const name = entry.channel
+      seen.add(name)
+      const row = rowFor(name)
+      row.entry = entry
+      const { cells } = row
+      if (entry.error) {
+        for (const field of FIELDS) cells[field].textContent = ''
+        cells.depth.textContent = 'unavailable'
+        cells.depth.title = entry.error.message
+      } else {
+        const before = previous.get(name)
+        const stored = entry.counters.messagesStored
+        const acked = entry.counters.acked
+        let inRate
+        let ackRate
+        if (before && now > before.at) {
+          const seconds = (now - before.at) / 1000
+          inRate = Math.max(0, stored - before.stored) / seconds
+          ackRate = Math.max(0, acked - before.acked) / seconds
+        }
+        previous.set(name, { at: now, stored, acked })
+        cells.depth.textContent = formatCount(entry.log.messages)
+        cells.depth.title = formatCount(entry.log.bytes) + ' bytes'
+        cells['in-rate'].textContent = formatRate(inRate)
+        cells['ack-rate'].textContent = formatRate(ackRate)
+        cells.available.textContent = formatCount(entry.queue.available)
+        cells.leased.textContent = formatCount(entry.queue.inFlight)
+        cells['dead-letters'].textContent = formatCount(entry.queue.deadLetters)
+        cells.bridges.textContent = bridgeSummary(entry.bridges)
+        cells.newest.textContent = entry.log.newest ? formatAge(entry.log.newest.ageMs) + ' ago' : '–'
+      }
+      row.tr.setAttribute('aria-current', name === selected ? 'true' : 'false')
+      // Rows already in place are not moved, so a focused button keeps its focus.
+      const at = ui.channelsBody.children[index]
+      if (at !== row.tr) ui.channelsBody.insertBefore(row.tr, at || null)
+    })
+    for (const [name, row] of rows) {
+      if (seen.has(name)) continue
+      row.tr.remove()
+      rows.delete(name)
+      previous.delete(name)
+    }
+    const shown = listing.channels.length
+    if (listing.truncated) {
+      ui.channelsNote.textContent =
+        'Showing the first ' + shown + ' of ' + listing.total + ' channels, by name.'
+    } else if (shown === 0) {
+      ui.channelsNote.textContent =
+        'No channels yet: they appear when a bridge connects or stores a batch.'
+    } else {
+      ui.channelsNote.textContent = shown === 1 ? '1 channel.' : shown + ' channels.'
+    }
+    ui.status.textContent = 'Updated ' + new Date().toLocaleTimeString()
+    if (selected !== undefined) showChannel(rows.get(selected))
+  }
+
+  // --- one channel ---
+
+  function select(name) {
+    selected = name
+    shownNewest = undefined
+    history.replaceState(null, '', '#channel=' + encodeURIComponent(name))
+    for (const [other, row] of rows) {
+      row.tr.setAttribute('aria-current', other === name ? 'true' : 'false')
+    }
+    ui.messagesBody.replaceChildren()
+    showChannel(rows.get(name))
+  }
+
+  function closeChannel() {
+    selected = undefined
+    shownNewest = undefined
+    ui.channel.hidden = true
+    ui.bridges.replaceChildren()
+    ui.messagesBody.replaceChildren()
+  }
+
+  function showChannel(row) {
+    ui.channel.hidden = false
+    ui.channelTitle.textContent = 'Channel ' + selected
+    const entry = row && row.entry
+    if (!entry || entry.error) {
+      ui.bridges.replaceChildren(element('li', entry ? 'unavailable' : 'not in the list', 'muted'))
+      ui.messagesNote.textContent = entry
+        ? 'The channel did not answer: ' + entry.error.message
+        : 'This channel is not in the current list.'
+      return
+    }
+    renderBridges(entry.bridges)
+    const newest = entry.log.newest ? entry.log.newest.seq : 0
+    if (newest === shownNewest) return
+    shownNewest = newest
+    loadMessages(selected, newest)
+  }
+
+  function renderBridges(bridges) {
+    const connections = bridges.connections || []
+    if (connections.length === 0) {
+      ui.bridges.replaceChildren(element('li', 'none connected', 'muted'))
+      return
+    }
+    ui.bridges.replaceChildren(
+      ...connections.map((connection) => {
+        const item = element('li', null, 'bridge')
+        item.dataset.bridgeId = connection.bridgeId || ''
+        item.append(element('code', connection.bridgeId || '(no batch yet)'))
+        const details = []
+        if (connection.connectedAt) details.push('connected ' + formatTime(connection.connectedAt))
+        if (connection.lastBatchSeq !== null && connection.lastBatchSeq !== undefined) {
+          details.push('last batch #' + formatCount(connection.lastBatchSeq))
+        }
+        if (details.length > 0) item.append(element('span', ' — ' + details.join(', '), 'muted'))
+        return item
+      }),
+    )
+  }
+
+  async function loadMessages(name, newest) {
+    const asked = ++messagesAsked
+    const mine = generation
+    if (newest === 0) {
+      ui.messagesBody.replaceChildren()
+      ui.messagesNote.textContent = 'No messages in the log.'
+      return
+    }
+    const after = Math.max(0, newest - RECENT)
+    let page
+    try {
+      page = await api(
+        '/v1/channels/' + encodeURIComponent(name) + '/messages?after=' + after +
+          '&limit=' + RECENT + '&encoding=utf8',
+      )
+    } catch (error) {
+      if (asked !== messagesAsked || mine !== generation) return
+      shownNewest = undefined
+      ui.messagesNote.textContent = 'Messages could not be read: ' + describe(error)
+      return
+    }
+    if (asked !== messagesAsked || mine !== generation || name !== selected) return
+    const messages = page.messages.slice().reverse()
+    ui.messagesNote.textContent =
+      messages.length === 0
+        ? 'No messages in the log.'
+        : 'The last ' + messages.length + ' messages, newest first.'
+    ui.messagesBody.replaceChildren(...messages.map(messageRow))
+  }
+
+  function messageRow(message) {
+    const tr = document.createElement('tr')
+    tr.dataset.seq = String(message.seq)
+    tr.append(element('td', message.seq, 'number'))
+    const received = element('td', formatTime(message.receivedAt))
+    received.title = message.receivedAt
+    tr.append(received)
+    const peer = element('td')
+    peer.append(element('code', message.peer.address), ' ' + message.peer.mechanism)
+    if (message.peer.publicKey) {
+      const key = element('code', ' ' + message.peer.publicKey.slice(0, 10) + '…')
+      key.title = message.peer.publicKey
+      peer.append(key)
+    }
+    tr.append(peer)
+    const frames = element('ol', null, 'frames')
+    const binary = new Set(message.binaryFrames || [])
+    message.frames.forEach((frame, index) => frames.append(frameItem(frame, binary.has(index))))
+    const cell = element('td')
+    cell.append(frames)
+    tr.append(cell)
+    return tr
+  }
+
+  function frameItem(frame, isBinary) {
+    const item = element('li', null, 'frame')
+    if (isBinary) {
+      const { size, hex } = hexOf(frame)
+      item.dataset.kind = 'binary'
+      item.append(element('span', 'binary', 'kind'))
+      item.append(element('span', formatCount(size) + ' bytes: ', 'muted'))
+      item.append(element('span', hex, 'frame-text'))
+      return item
+    }
+    item.dataset.kind = 'text'
+    if (frame.length === 0) {
+      item.append(element('span', '(empty frame)', 'muted'))
+      return item
+    }
+    const shown = frame.length > MAX_TEXT ? frame.slice(0, MAX_TEXT) : frame
+    item.append(element('span', shown, 'frame-text'))
+    if (shown !== frame) {
+      item.append(element('span', ' … ' + formatCount(frame.length - MAX_TEXT) + ' more characters', 'muted'))
+    }
+    return item
+  }
+
+  // --- start ---
+
+  if (token) {
+    showSignedIn(true)
+    ui.status.textContent = 'Loading…'
+    poll(++generation)
+  } else {
+    showSignedIn(false)
+  }
+})()
+`
