@@ -76,7 +76,8 @@ function messages(crypto: CurveCrypto, size: number, count: number): number {
 const format = (value: number) => Math.round(value).toLocaleString('en-US')
 const backends = [
   ['tweetnacl only', createCurveCrypto({ backend: 'tweetnacl' })],
-  ['node:crypto X25519 + tweetnacl', createCurveCrypto()],
+  ['node:crypto X25519 + tweetnacl', createCurveCrypto({ backend: 'hybrid' })],
+  ['libsodium (sodium-native)', createCurveCrypto({ backend: 'sodium' })],
 ] as const
 
 console.log(`Node ${process.version}, ${rounds} handshakes per backend (server CPU time only)`)
@@ -84,10 +85,12 @@ for (const [name, crypto] of backends) {
   handshakes(crypto, Math.min(50, rounds)) // warm-up
   console.log(`${name.padEnd(32)} ${format(handshakes(crypto, rounds)).padStart(8)} handshakes/s`)
 }
-for (const size of [100, 10_240]) {
-  const crypto = createCurveCrypto()
-  messages(crypto, size, 1000) // warm-up
-  console.log(
-    `MESSAGE open, ${String(size).padStart(5)} B payload     ${format(messages(crypto, size, 20_000)).padStart(8)} messages/s`,
-  )
+for (const [name, crypto] of backends.slice(1)) {
+  for (const size of [100, 10_240]) {
+    messages(crypto, size, 1000) // warm-up
+    const label = `MESSAGE open, ${String(size).padStart(5)} B, ${name}`
+    console.log(
+      `${label.padEnd(52)} ${format(messages(crypto, size, 20_000)).padStart(9)} messages/s`,
+    )
+  }
 }

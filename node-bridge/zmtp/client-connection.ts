@@ -143,7 +143,10 @@ export class ClientConnection {
     this.#transport.write(this.#encodeCommand('PING', data))
   }
 
-  /** Feeds received bytes. Any protocol violation closes the connection (see `onClose`). */
+  /**
+   * Feeds received bytes. Any protocol violation closes the connection (see `onClose`).
+   * The connection takes `chunk` over (CURVE opens boxes in place).
+   */
   receive(chunk: Uint8Array): void {
     if (this.#state === ClientConnectionState.CLOSED) return
     this.#events.onActivity?.()

@@ -140,7 +140,10 @@ export class ZmtpConnection {
     this.#transport.write(encodeGreetingStart())
   }
 
-  /** Feeds received bytes. Any protocol violation closes the connection (see `onClose`). */
+  /**
+   * Feeds received bytes. Any protocol violation closes the connection (see `onClose`).
+   * The connection takes `chunk` over: messages are views of it, and CURVE opens boxes in place.
+   */
   receive(chunk: Uint8Array): void {
     if (this.#state === ConnectionState.CLOSED) return
     try {

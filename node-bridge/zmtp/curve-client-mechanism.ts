@@ -294,7 +294,7 @@ export class CurveClientMechanism implements ClientMechanism {
     const nonce = new Uint8Array(CURVE_NONCE_SIZE)
     nonce.set(SERVER_MESSAGE_NONCE)
     nonce.set(body.subarray(MESSAGE_PREFIX.length, MESSAGE_BOX), SERVER_MESSAGE_NONCE.length)
-    const plain = this.#crypto.open(body.subarray(MESSAGE_BOX), nonce, sessionKey)
+    const plain = this.#crypto.openInPlace(body.subarray(MESSAGE_BOX), nonce, sessionKey)
     if (!plain) return fail(ZmtpErrorCode.CRYPTOGRAPHIC, 'server MESSAGE box does not open')
     this.#peerNonce = peerNonce
     const flags = plain[0] ?? 0
@@ -324,18 +324,19 @@ export class CurveClientMechanism implements ClientMechanism {
     if (this.#state !== State.READY || !sessionKey) {
       return fail(ZmtpErrorCode.UNEXPECTED_COMMAND, 'cannot send before the CURVE handshake ended')
     }
-    const plain = new Uint8Array(1 + body.length)
-    plain[0] = (options.more ? PAYLOAD_MORE : 0) | (options.command ? PAYLOAD_COMMAND : 0)
-    plain.set(body, 1)
     const shortNonce = this.#takeNonce()
     this.#messageNonce.set(shortNonce, CLIENT_MESSAGE_NONCE.length)
-    const box = this.#crypto.seal(plain, this.#messageNonce, sessionKey)
-    let pos = writeFrameHeader(target, offset, MESSAGE_BOX + box.length)
+    const boxLength = CURVE_BOX_OVERHEAD + 1 + body.length
+    let pos = writeFrameHeader(target, offset, MESSAGE_BOX + boxLength)
     target.set(MESSAGE_PREFIX, pos)
     pos += MESSAGE_PREFIX.length
     target.set(shortNonce, pos)
     pos += SHORT_NONCE_SIZE
-    target.set(box, pos)
-    return pos + box.length
+    // Sealed where it goes in the caller's buffer: tag space, flags octet, body.
+    target[pos + CURVE_BOX_OVERHEAD] =
+      (options.more ? PAYLOAD_MORE : 0) | (options.command ? PAYLOAD_COMMAND : 0)
+    target.set(body, pos + CURVE_BOX_OVERHEAD + 1)
+    this.#crypto.sealInPlace(target.subarray(pos, pos + boxLength), this.#messageNonce, sessionKey)
+    return pos + boxLength
   }
 }

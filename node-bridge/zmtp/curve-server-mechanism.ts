@@ -393,7 +393,9 @@ export class CurveServerMechanism implements ServerMechanism {
     }
     const messageNonce = this.#messageNonce
     messageNonce.set(body.subarray(MESSAGE_PREFIX.length, MESSAGE_BOX), CLIENT_MESSAGE_NONCE.length)
-    const plain = this.#crypto.open(body.subarray(MESSAGE_BOX), messageNonce, sessionKey)
+    // In place: the frame is a view of a TCP chunk this connection owns, and the plaintext can
+    // stay there as the message body (no allocation per message).
+    const plain = this.#crypto.openInPlace(body.subarray(MESSAGE_BOX), messageNonce, sessionKey)
     if (!plain) return this.#failMessage(ZmtpErrorCode.CRYPTOGRAPHIC, 'MESSAGE box does not open')
     this.#peerNonceHigh = high
     this.#peerNonceLow = low
@@ -438,18 +440,23 @@ export class CurveServerMechanism implements ServerMechanism {
     if (this.#state !== State.READY || !sessionKey) {
       return fail(ZmtpErrorCode.UNEXPECTED_COMMAND, 'cannot send before the CURVE handshake ended')
     }
-    const plain = new Uint8Array(1 + body.length)
-    plain[0] = (options.more ? PAYLOAD_MORE : 0) | (options.command ? PAYLOAD_COMMAND : 0)
-    plain.set(body, 1)
     const shortNonce = shortNonceBytes(this.#nonce++)
-    const box = this.#crypto.seal(plain, nonce(SERVER_MESSAGE_NONCE, shortNonce), sessionKey)
-    const bodyLength = MESSAGE_BOX + box.length
+    const bodyLength = MESSAGE_BODY_MIN + body.length
     const out = new Uint8Array(frameHeaderSize(bodyLength) + bodyLength)
     let offset = writeFrameHeader(out, 0, bodyLength)
     out.set(MESSAGE_PREFIX, offset)
     offset += MESSAGE_PREFIX.length
     out.set(shortNonce, offset)
-    out.set(box, offset + SHORT_NONCE_SIZE)
+    offset += SHORT_NONCE_SIZE
+    // The box is sealed where it goes: tag space, flags octet, body.
+    out[offset + CURVE_BOX_OVERHEAD] =
+      (options.more ? PAYLOAD_MORE : 0) | (options.command ? PAYLOAD_COMMAND : 0)
+    out.set(body, offset + CURVE_BOX_OVERHEAD + 1)
+    this.#crypto.sealInPlace(
+      out.subarray(offset),
+      nonce(SERVER_MESSAGE_NONCE, shortNonce),
+      sessionKey,
+    )
     return out
   }
 }

@@ -42,8 +42,15 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** The 8-octet big-endian short nonce at `offset`, as [high, low] 32-bit halves. */
 export function readShortNonce(bytes: Uint8Array, offset: number): [number, number] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, SHORT_NONCE_SIZE)
-  return [view.getUint32(0), view.getUint32(4)]
+  return [readUint32(bytes, offset), readUint32(bytes, offset + 4)]
+}
+
+// Per message: plain arithmetic, no DataView allocated.
+function readUint32(bytes: Uint8Array, offset: number): number {
+  return (
+    (bytes[offset] ?? 0) * 0x1000000 +
+    (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0))
+  )
 }
 
 /** A short nonce counter as 8 big-endian octets. */

@@ -29,13 +29,15 @@ const LOW_ORDER = [0n, 1n, ORDER_8A, ORDER_8B, P - 1n, P, P + 1n].flatMap((value
 ])
 
 const backends = [
-  ['hybrid', createCurveCrypto()],
+  ['sodium', createCurveCrypto({ backend: 'sodium' })],
+  ['hybrid', createCurveCrypto({ backend: 'hybrid' })],
   ['tweetnacl', createCurveCrypto({ backend: 'tweetnacl' })],
 ] as const
 
 describe('createCurveCrypto', () => {
-  it('uses node:crypto for X25519 on Node 20', () => {
-    expect(createCurveCrypto().backend).toBe('hybrid')
+  it('uses libsodium by default on linux-x64 (sodium-native ships its binary in the package)', () => {
+    expect(createCurveCrypto().backend).toBe('sodium')
+    expect(createCurveCrypto({ backend: 'sodium' }).backend).toBe('sodium')
     expect(createCurveCrypto({ backend: 'hybrid' }).backend).toBe('hybrid')
     expect(createCurveCrypto({ backend: 'tweetnacl' }).backend).toBe('tweetnacl')
   })
@@ -88,6 +90,73 @@ describe('createCurveCrypto', () => {
       forged[0] = (forged[0] ?? 0) ^ 1
       expect(crypto.open(forged, nonce, key)).toBeNull()
       expect(crypto.open(new Uint8Array(15), nonce, key)).toBeNull()
+    })
+
+    it('agrees with tweetnacl’s secretbox on every length, both ways', () => {
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ maxLength: 2048 }),
+          fc.uint8Array({ minLength: 24, maxLength: 24 }),
+          fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          (message, nonce, key) => {
+            const box = nacl.secretbox(message, nonce, key)
+            expect(crypto.seal(message, nonce, key)).toEqual(box)
+            expect(crypto.open(box, nonce, key)).toEqual(message)
+          },
+        ),
+        { numRuns: 100 },
+      )
+    })
+
+    it('opens in place: the plaintext replaces the ciphertext; a forgery changes nothing', () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 1200 }), fc.nat({ max: 40 }), (message, offset) => {
+          const key = crypto.randomBytes(32)
+          const nonce = crypto.randomBytes(24)
+          const box = nacl.secretbox(message, nonce, key)
+          const chunk = new Uint8Array(offset + box.length + 7).fill(0x5a)
+          chunk.set(box, offset)
+          const view = chunk.subarray(offset, offset + box.length)
+          const forged = chunk.slice()
+          forged[offset + box.length - 1] = (forged[offset + box.length - 1] ?? 0) ^ 0x80
+          const before = forged.slice()
+          expect(
+            crypto.openInPlace(forged.subarray(offset, offset + box.length), nonce, key),
+          ).toBeNull()
+          expect(forged).toEqual(before)
+          const plain = crypto.openInPlace(view, nonce, key)
+          expect(plain).toEqual(message)
+          expect(plain?.buffer).toBe(chunk.buffer)
+          expect(plain?.byteOffset).toBe(offset + 16)
+          expect(chunk.subarray(0, offset).every((octet) => octet === 0x5a)).toBe(true)
+          expect(chunk.subarray(offset + box.length).every((octet) => octet === 0x5a)).toBe(true)
+        }),
+        { numRuns: 60 },
+      )
+    })
+
+    it('seals in place into the box tweetnacl makes', () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 1200 }), (message) => {
+          const key = crypto.randomBytes(32)
+          const nonce = crypto.randomBytes(24)
+          const buffer = new Uint8Array(16 + message.length)
+          buffer.set(message, 16)
+          crypto.sealInPlace(buffer, nonce, key)
+          expect(buffer).toEqual(nacl.secretbox(message, nonce, key))
+        }),
+        { numRuns: 60 },
+      )
+    })
+
+    it('opens a box held in a view into a larger buffer (frames are views of TCP chunks)', () => {
+      const key = crypto.randomBytes(32)
+      const nonce = crypto.randomBytes(24)
+      const message = crypto.randomBytes(300)
+      const box = nacl.secretbox(message, nonce, key)
+      const chunk = new Uint8Array(box.length + 50).fill(0xaa)
+      chunk.set(box, 17)
+      expect(crypto.open(chunk.subarray(17, 17 + box.length), nonce, key)).toEqual(message)
     })
 
     it('refuses keys that are not 32 octets', () => {

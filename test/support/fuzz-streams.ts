@@ -386,6 +386,8 @@ function pinnedCrypto(): CurveCrypto {
     derivePublicKey: (secret) => sharedCrypto.derivePublicKey(secret),
     precompute: (theirs, mine) => sharedCrypto.precompute(theirs, mine),
     seal: (message, nonce, key) => sharedCrypto.seal(message, nonce, key),
+    sealInPlace: (buffer, nonce, key) => sharedCrypto.sealInPlace(buffer, nonce, key),
+    openInPlace: (box, nonce, key) => sharedCrypto.openInPlace(box, nonce, key),
     open: (box, nonce, key) => sharedCrypto.open(box, nonce, key),
   }
 }
