@@ -78,6 +78,8 @@ const ZMTP2_SOCKET_TYPE_PUSH = 0x08
  */
 const MIN_FRAME_LIMIT = 1024
 
+const NO_GREETING = new Uint8Array(0)
+
 export class ZmtpConnection {
   readonly #transport: ConnectionTransport
   readonly #events: ConnectionEvents
@@ -208,6 +210,8 @@ export class ZmtpConnection {
         else this.#finishGreeting()
       }
     }
+    // Read and decoded: its 64 octets need not stay with every idle connection.
+    if (this.#state !== ConnectionState.GREETING) this.#greeting = NO_GREETING
     return chunk.subarray(offset)
   }
 

@@ -35,8 +35,9 @@ export class FrameDecoder {
   readonly #maxFrameSize: number
   #state: State = State.FLAGS
   #flags = 0
-  readonly #sizeBytes = new Uint8Array(8)
-  readonly #sizeView = new DataView(this.#sizeBytes.buffer)
+  // A long size as it arrives, octet by octet, as two 32-bit halves (no buffer per connection).
+  #sizeHigh = 0
+  #sizeLow = 0
   #sizeHave = 0
   #headerSize = 0
   #bodyLength = 0
@@ -135,10 +136,12 @@ export class FrameDecoder {
           break
         }
         case State.LONG_SIZE: {
-          const take = Math.min(8 - this.#sizeHave, end - pos)
-          this.#sizeBytes.set(chunk.subarray(pos, pos + take), this.#sizeHave)
-          this.#sizeHave += take
-          pos += take
+          while (this.#sizeHave < 8 && pos < end) {
+            const octet = chunk[pos++] ?? 0
+            if (this.#sizeHave < 4) this.#sizeHigh = this.#sizeHigh * 256 + octet
+            else this.#sizeLow = this.#sizeLow * 256 + octet
+            this.#sizeHave++
+          }
           if (this.#sizeHave === 8) {
             this.#headerSize = LONG_HEADER_SIZE
             pos = this.#startBody(this.#readLongSize(), chunk, pos, frames)
@@ -186,8 +189,10 @@ export class FrameDecoder {
   }
 
   #readLongSize(): number {
-    const high = this.#sizeView.getUint32(0)
-    const low = this.#sizeView.getUint32(4)
+    const high = this.#sizeHigh
+    const low = this.#sizeLow
+    this.#sizeHigh = 0
+    this.#sizeLow = 0
     // RFC 23 allows 2^63-1 octets; a JavaScript length cannot exceed 2^53-1 (this also rejects
     // the top bit, which no 63-bit size may set).
     if (high > MAX_SAFE_HIGH_WORD) {

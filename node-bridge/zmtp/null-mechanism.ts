@@ -6,6 +6,17 @@ import type { Frame } from './frame-decoder'
 import type { HandshakeStep, ServerMechanism } from './mechanism'
 import { decodeMetadata } from './metadata'
 
+// READY is the same for every connection of a socket type: encoded once, shared (never mutated).
+const readyCommands = new Map<string, Uint8Array>()
+function readyCommand(socketType: string): Uint8Array {
+  let ready = readyCommands.get(socketType)
+  if (!ready) {
+    ready = encodeReady([['Socket-Type', socketType]])
+    readyCommands.set(socketType, ready)
+  }
+  return ready
+}
+
 export class NullServerMechanism implements ServerMechanism {
   readonly name = 'NULL'
   readonly asServer = false
@@ -21,7 +32,7 @@ export class NullServerMechanism implements ServerMechanism {
    *   which speaks first.
    */
   constructor(socketType: string, options: { dialled?: boolean } = {}) {
-    this.#ready = encodeReady([['Socket-Type', socketType]])
+    this.#ready = readyCommand(socketType)
     this.#dialled = options.dialled === true
   }
 
