@@ -2,7 +2,8 @@
 // process) → WebSocket → Worker + Durable Object under `wrangler dev` → HTTP. Prints one JSON line:
 // sustained msg/s of 100 B into one channel (sender start → the channel's count reaches N, read
 // from GET /v1/channels/:channel), and p50/p99 send → visible at 1,000 msg/s offered by a
-// zeromq.js PUSH, each message carrying its send time, seen through a long poll (`wait=`).
+// zeromq.js PUSH, each message carrying its send time, seen through a long poll (`wait=`);
+// then HTTP: reading 1,000 messages in one GET, and how soon a parked long poll wakes.
 // Run: npx tsx bench/e2e.ts [COUNT] [LATENCY_SECONDS]
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
@@ -102,11 +103,67 @@ async function latency(): Promise<{ p50: number; p99: number; samples: number }>
   return { p50: at(0.5), p99: at(0.99), samples: latencies.length }
 }
 
+/** Median and largest of a few timings, in ms. */
+function summary(samples: number[]): { median: number; max: number } {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return { median: sorted[Math.floor(sorted.length / 2)] ?? Number.NaN, max: sorted.at(-1) ?? 0 }
+}
+
+async function timedGet(path: string): Promise<{ ms: number; body: unknown }> {
+  const started = performance.now()
+  const response = await fetch(`${worker.httpUrl}${path}`, { headers: auth })
+  const body = await response.json()
+  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${JSON.stringify(body)}`)
+  return { ms: performance.now() - started, body }
+}
+
+/**
+ * HTTP consumers: one GET of 1,000 messages (100 B each, base64 JSON) beside one GET of the
+ * channel's stats (the same Worker → Durable Object round trip with almost nothing to read), and
+ * long-poll wake: a GET parked with `wait=` until a message sent through the bridge arrives.
+ */
+async function http(rounds = Math.min(20, Math.floor(count / 1000))) {
+  const read1000: number[] = []
+  const stats: number[] = []
+  for (let round = 0; round < rounds; round++) {
+    const after = 1 + round * 1000
+    const { ms, body } = await timedGet(
+      `/v1/channels/${throughputChannel}/messages?after=${after}&limit=1000`,
+    )
+    const { messages } = body as { messages: unknown[] }
+    if (messages.length !== 1000) throw new Error(`read ${messages.length} messages, not 1,000`)
+    read1000.push(ms)
+    stats.push((await timedGet(`/v1/channels/${throughputChannel}`)).ms)
+  }
+  const push = new zmq.Push({ linger: 0 })
+  push.connect(`tcp://127.0.0.1:${latencyListener}`)
+  const wake: number[] = []
+  for (let round = 0; round < rounds; round++) {
+    const next = (await logMessages(latencyChannel)) + 1
+    let sentAt = 0
+    const waiting = timedGet(
+      `/v1/channels/${latencyChannel}/messages?after=${next - 1}&limit=10&wait=10`,
+    ).then(() => performance.now() - sentAt)
+    // Let the request reach the Durable Object and park before the message exists.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    sentAt = performance.now()
+    await push.send(`wake ${round}`)
+    wake.push(await waiting)
+  }
+  push.close()
+  return {
+    read1000: summary(read1000),
+    stats: summary(stats),
+    wake: summary(wake),
+  }
+}
+
 try {
   await warmUp()
   const latencyResult = await latency()
   const msgPerSec = await throughput()
-  process.stdout.write(`${JSON.stringify({ msgPerSec, ...latencyResult })}\n`)
+  const httpResult = await http()
+  process.stdout.write(`${JSON.stringify({ msgPerSec, ...latencyResult, http: httpResult })}\n`)
 } finally {
   await bridge.stop(2000)
   await worker.stop()

@@ -132,6 +132,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       )
     }
     const crypto = createCurveCrypto()
+    // libsodium unless sodium-native has no binary for this platform: then a slower fallback.
+    if (crypto.backend === 'sodium') logger.info({ backend: crypto.backend }, 'CURVE crypto')
+    else logger.warn({ backend: crypto.backend }, 'CURVE crypto: libsodium unavailable, slower')
     const cookieKeys = new CookieKeyring({ crypto })
     const list = allowList
     createCurve = () =>
