@@ -246,7 +246,7 @@ interface ChannelStats {
   channel: string
   log?: { messages?: number; bytes?: number; oldest?: LogEnd | null; newest?: LogEnd | null }
   queue?: Record<string, number>
-  bridges?: Record<string, number>
+  bridges?: Record<string, unknown>
   counters?: Record<string, number>
   config?: Record<string, unknown>
 }
@@ -277,12 +277,28 @@ function words(key: string): string {
   return key.replace(/[A-Z]/g, (letter) => ` ${letter.toLowerCase()}`)
 }
 
+/** A stats value for people: nested objects in parentheses, lists by their items' names. */
+function describe(value: unknown): string {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '-'
+    return value
+      .map((item) =>
+        item && typeof item === 'object' && 'bridgeId' in item
+          ? String(item.bridgeId)
+          : describe(item),
+      )
+      .join(' ')
+  }
+  if (value && typeof value === 'object') return `(${list(value as Record<string, unknown>)})`
+  return String(value)
+}
+
 function list(values: Record<string, unknown> | undefined): string {
   if (!values) return '-'
   const entries = Object.entries(values)
   return entries.length === 0
     ? '-'
-    : entries.map(([key, value]) => `${words(key)} ${String(value)}`).join(', ')
+    : entries.map(([key, value]) => `${words(key)} ${describe(value)}`).join(', ')
 }
 
 /** `GET /v1/channels/:channel` as lines for people. */

@@ -74,18 +74,22 @@ describe('formatting', () => {
         newest: null,
       },
       queue: { depth: 3, deadLetters: 0 },
-      bridges: { connected: 1, known: 2 },
+      bridges: {
+        connected: 1,
+        known: 2,
+        connections: [{ bridgeId: 'edge-vm-1', connectedAt: '2026-11-27T04:00:00.000Z' }],
+      },
       counters: { messagesStored: 3 },
-      config: { maxAttempts: 5 },
+      config: { maxAttempts: 5, retention: { maxMessages: 10, maxAgeSeconds: 0 } },
     })
     expect(text).toBe(
       [
         'channel  default',
         'log      3 messages, 2.0 KiB; oldest #1 at 2026-11-27T04:00:00.000Z (5 min ago); newest -',
         'queue    depth 3, dead letters 0',
-        'bridges  connected 1, known 2',
+        'bridges  connected 1, known 2, connections edge-vm-1',
         'counters messages stored 3',
-        'config   max attempts 5',
+        'config   max attempts 5, retention (max messages 10, max age seconds 0)',
         '',
       ].join('\n'),
     )
