@@ -347,6 +347,29 @@ async function endToEnd(): Promise<void> {
       target: '≤ 50 ms',
       result: p99 <= 50 ? 'pass' : 'FAIL',
     })
+    const http = result.http as Record<
+      'read1000' | 'stats' | 'wake',
+      { median: number; max: number }
+    >
+    const ms = (value: number) => `${value.toFixed(1)} ms`
+    rows.push({
+      measurement: 'HTTP: GET 1,000 messages (100 B, JSON), median',
+      ours: ms(http.read1000.median),
+      baseline: `${ms(http.stats.median)} (GET stats, same DO)`,
+      ratio: '',
+      reference: `max ${ms(http.read1000.max)}`,
+      target: '(printed)',
+      result: '',
+    })
+    rows.push({
+      measurement: 'HTTP: long-poll wake, PUSH send → response, median',
+      ours: ms(http.wake.median),
+      baseline: '',
+      ratio: '',
+      reference: `max ${ms(http.wake.max)}`,
+      target: '(printed)',
+      result: '',
+    })
   } finally {
     if (child.exitCode === null) child.kill()
   }
