@@ -136,8 +136,9 @@ function readerCommand(name: string, description: string): Command {
 
 readerCommand(
   'tail',
-  'follow a channel by long poll, one line per message (frames joined by " | "); Ctrl-C stops',
+  'follow a channel by long poll (or SSE), one line per message (frames joined by " | "); Ctrl-C stops',
 )
+  .option('--sse', 'follow the Server-Sent Events stream instead of long-polling')
   .option(
     '--after <seq>',
     'start after this sequence number; 0 from the start (default: the newest)',

@@ -1,6 +1,8 @@
 // `zmq-edge tail` and `zmq-edge stats`: read a channel through the Worker's HTTP API.
-// `tail` follows it by long poll (`GET /v1/channels/:channel/messages?after=&wait=`) and prints
-// each message as a text line or a JSON line; `stats` prints `GET /v1/channels/:channel`.
+// `tail` follows it by long poll (`GET /v1/channels/:channel/messages?after=&wait=`) or by
+// Server-Sent Events (`GET /v1/channels/:channel/events`, `--sse`) and prints each message as a
+// text line or a JSON line; `stats` prints `GET /v1/channels/:channel`.
+import { EventSourceParserStream } from 'eventsource-parser/stream'
 
 export const DEFAULT_HTTP_URL = 'http://127.0.0.1:8787'
 export const DEFAULT_TAIL_WAIT_S = 30
@@ -16,6 +18,8 @@ export interface ReaderFlags {
 }
 
 export interface TailFlags extends ReaderFlags {
+  /** Follow the Server-Sent Events stream instead of long-polling. */
+  sse?: boolean
   after?: string
   encoding?: string
   wait?: string
@@ -34,6 +38,9 @@ export interface ReaderIo {
 export const ReaderExit = { OK: 0, FAILED: 1, USAGE: 2 } as const
 
 class UsageError extends Error {}
+
+/** Ctrl-C while a request or a wait was pending. */
+const ABORTED = Symbol('aborted')
 
 /** An HTTP error answer from the Worker, which no retry fixes. */
 class HttpError extends Error {}
@@ -171,6 +178,44 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
       signal?.addEventListener('abort', onAbort, { once: true })
     })
 
+  /** Says why, waits (Retry-After, else exponential backoff); false when interrupted. */
+  const retry = (why: string, retryAfterS = 0) => {
+    failures++
+    io.stderr.write(`zmq-edge tail: ${why}; retrying\n`)
+    return pause(
+      retryAfterS > 0 ? retryAfterS * 1000 : Math.min(10_000, 250 * 2 ** Math.min(failures, 6)),
+    )
+  }
+
+  /**
+   * GET with the read token. Network errors, 5xx and 429 are retried (null after the wait);
+   * other HTTP errors throw {@link HttpError}.
+   */
+  const request = async (
+    url: string,
+    accept: string,
+  ): Promise<Response | null | typeof ABORTED> => {
+    let response: Response
+    try {
+      response = await fetch(url, {
+        headers: { authorization: `Bearer ${token}`, accept },
+        ...(signal ? { signal } : {}),
+      })
+    } catch (error) {
+      if (aborted()) return ABORTED
+      const why = String((error as Error).cause ?? (error as Error).message)
+      return (await retry(why)) ? null : ABORTED
+    }
+    if (response.ok) {
+      failures = 0
+      return response
+    }
+    const description = await describeError(response)
+    if (response.status < 500 && response.status !== 429) throw new HttpError(description)
+    const retryAfter = Number(response.headers.get('retry-after'))
+    return (await retry(description, retryAfter)) ? null : ABORTED
+  }
+
   try {
     // By default, only what arrives from now on: start after the newest stored message.
     while (after === undefined) {
@@ -185,45 +230,47 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
         throw new HttpError(await describeError(response))
       }
     }
+    const print = (message: ApiMessage) =>
+      flags.json ? `${JSON.stringify(message)}\n` : `${formatMessageLine(message)}\n`
     for (;;) {
+      if (flags.sse) {
+        // One stream for as long as it lasts; reconnect after the last message printed.
+        const query = new URLSearchParams({ after: String(after), encoding })
+        const response = await request(`${channelUrl}/events?${query}`, 'text/event-stream')
+        if (response === ABORTED) return ReaderExit.OK
+        if (!response?.body) continue
+        try {
+          const events = response.body
+            .pipeThrough(new TextDecoderStream())
+            .pipeThrough(new EventSourceParserStream())
+          for await (const event of events) {
+            if (event.event !== 'message') continue
+            const message = JSON.parse(event.data) as ApiMessage
+            io.stdout.write(print(message))
+            after = message.seq
+          }
+        } catch (error) {
+          if (aborted()) return ReaderExit.OK
+          if (!(await retry(`event stream failed: ${(error as Error).message}`))) {
+            return ReaderExit.OK
+          }
+          continue
+        }
+        if (!(await retry('event stream ended'))) return ReaderExit.OK
+        continue
+      }
       const query = new URLSearchParams({
         after: String(after),
         wait: String(wait),
         limit: '1000',
         encoding,
       })
-      let response: Response
-      try {
-        response = await getJson(`${channelUrl}/messages?${query}`, token, signal)
-      } catch (error) {
-        if (aborted()) return ReaderExit.OK
-        failures++
-        io.stderr.write(
-          `zmq-edge tail: ${(error as Error).cause ?? (error as Error).message}; retrying\n`,
-        )
-        if (!(await pause(Math.min(10_000, 250 * 2 ** Math.min(failures, 6))))) {
-          return ReaderExit.OK
-        }
-        continue
-      }
-      if (!response.ok) {
-        const retryable = response.status >= 500 || response.status === 429
-        const description = await describeError(response)
-        if (!retryable) throw new HttpError(description)
-        failures++
-        const retryAfter = Number(response.headers.get('retry-after'))
-        io.stderr.write(`zmq-edge tail: ${description}; retrying\n`)
-        const delay =
-          retryAfter > 0 ? retryAfter * 1000 : Math.min(10_000, 250 * 2 ** Math.min(failures, 6))
-        if (!(await pause(delay))) return ReaderExit.OK
-        continue
-      }
-      failures = 0
+      const response = await request(`${channelUrl}/messages?${query}`, 'application/json')
+      if (response === ABORTED) return ReaderExit.OK
+      if (!response) continue
       const page = (await response.json()) as { messages: ApiMessage[]; next: number }
       let text = ''
-      for (const message of page.messages) {
-        text += flags.json ? `${JSON.stringify(message)}\n` : `${formatMessageLine(message)}\n`
-      }
+      for (const message of page.messages) text += print(message)
       if (text) io.stdout.write(text)
       after = page.next
     }

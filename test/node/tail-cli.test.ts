@@ -8,6 +8,7 @@ import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
 import { parseConfig } from '../../node-bridge/config'
 import { formatMessageLine, formatStats } from '../../node-bridge/consumer-cli'
 import { createMemoryLogger } from '../support/memory-logger'
+import { startTcpProxy } from '../support/tcp-proxy'
 import { waitFor } from '../support/wait'
 import {
   startWranglerDev,
@@ -226,6 +227,69 @@ describe('against wrangler dev', () => {
     expect(tail.lines()[0]).toMatch(/^1 \S+ aGVsbG8=$/)
     tail.child.kill('SIGTERM')
     expect(await tail.code).toBe(0)
+  })
+
+  it('tail --sse follows the event stream and resumes after a cut without repeating', async () => {
+    const workerPort = Number(new URL(worker.httpUrl).port)
+    let proxy = await startTcpProxy(0, workerPort)
+    const proxyPort = proxy.port
+    const sseChannel = `${channel}-sse`
+    const ssePush = new zmq.Push({ linger: 0 })
+    const sseBridge = await startBridge(
+      parseConfig(
+        {
+          bind: ['tcp://127.0.0.1:0'],
+          channel: sseChannel,
+          workerUrl: worker.wsUrl,
+          ingestToken: TEST_INGEST_TOKEN,
+          statsIntervalMs: '0',
+        },
+        {},
+      ),
+      createMemoryLogger('warn').logger,
+    )
+    try {
+      ssePush.connect(`tcp://127.0.0.1:${sseBridge.address.port}`)
+      await ssePush.send('one')
+      await ssePush.send(['two', 'frames'])
+      const tail = run([
+        'tail',
+        '--sse',
+        '--url',
+        `http://127.0.0.1:${proxyPort}`,
+        '--channel',
+        sseChannel,
+        '--token',
+        TEST_READ_TOKEN,
+        '--after',
+        '0',
+      ])
+      await waitFor(() => tail.lines().length >= 2, { what: 'two lines', timeoutMs: 20_000 })
+      expect(tail.lines()[0]).toMatch(/^1 \S+ one$/)
+      expect(tail.lines()[1]).toMatch(/^2 \S+ two \| frames$/)
+      // A live message arrives on the open stream.
+      await ssePush.send('three')
+      await waitFor(() => tail.lines().length >= 3, { what: 'three lines', timeoutMs: 20_000 })
+
+      // The network drops the stream; messages keep arriving meanwhile.
+      await proxy.close()
+      await ssePush.send('four')
+      await ssePush.send('five')
+      await waitFor(() => sseBridge.relay.counters.acked >= 5, { what: 'five stored' })
+      proxy = await startTcpProxy(proxyPort, workerPort)
+      await waitFor(() => tail.lines().length >= 5, { what: 'five lines', timeoutMs: 20_000 })
+      await ssePush.send('six')
+      await waitFor(() => tail.lines().length >= 6, { what: 'six lines', timeoutMs: 20_000 })
+      expect(tail.lines().map((line) => line.split(' ')[0])).toEqual(['1', '2', '3', '4', '5', '6'])
+      expect(tail.lines()[5]).toMatch(/^6 \S+ six$/)
+      expect(tail.stderr()).toMatch(/retrying/)
+      tail.child.kill('SIGINT')
+      expect(await tail.code).toBe(0)
+    } finally {
+      ssePush.close()
+      await sseBridge.stop(2000)
+      await proxy.close()
+    }
   })
 
   it('tail with a wrong token exits 1 with the Worker error', async () => {
