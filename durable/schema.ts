@@ -90,6 +90,16 @@ export const MIGRATIONS: readonly Migration[] = [
       'UPDATE messages SET stored_at = received_at',
     ],
   },
+  {
+    version: 4,
+    description: 'queue rows with a visibility time, so stats do not scan the whole queue',
+    statements: [
+      // Leased and delayed rows (visible_at > 0) are few beside the messages never leased
+      // (visible_at = 0): in-flight and delayed counts and the next visibility time become
+      // range reads of this index instead of scans of a queue that may hold millions.
+      'CREATE INDEX queue_by_visible_at ON queue (visible_at) WHERE visible_at > 0',
+    ],
+  },
 ]
 
 /** The version the code expects: the last migration's. */

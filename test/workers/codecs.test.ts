@@ -161,4 +161,19 @@ describe('schema migrations', () => {
       ]),
     )
   })
+
+  it('let queue stats read only rows not yet visible, through an index', async () => {
+    const stub = env.CHANNEL.get(env.CHANNEL.idFromName('query-plans'))
+    const plan = await runInDurableObject(stub, (_instance, state) =>
+      state.storage.sql
+        .exec(
+          `EXPLAIN QUERY PLAN SELECT COALESCE(SUM(lease_id IS NOT NULL), 0) FROM queue
+           WHERE visible_at > 0 AND visible_at > ?`,
+          Date.now(),
+        )
+        .toArray()
+        .map((row) => String(row.detail)),
+    )
+    expect(plan.join('\n')).toMatch(/SEARCH queue USING INDEX queue_by_visible_at/)
+  })
 })

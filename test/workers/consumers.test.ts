@@ -492,7 +492,7 @@ describe('schema migration 2', () => {
         counters: sql.exec('SELECT name, value FROM counters ORDER BY name').toArray(),
       }
     })
-    expect(result.applied).toEqual([2, 3])
+    expect(result.applied).toEqual([2, 3, 4])
     expect(result.queue).toEqual([1, 2, 3].map((seq) => ({ seq, attempts: 0, lease_id: null })))
     expect(result.counters).toEqual([
       { name: 'log_bytes', value: 6 },
