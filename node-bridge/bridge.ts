@@ -140,6 +140,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     createCurve = () =>
       new CurveServerMechanism({
         secretKey: curve.secretKey,
+        publicKey: curve.publicKey,
         socketType: 'PULL',
         crypto,
         cookieKeys,
