@@ -22,14 +22,16 @@ const State = { FLAGS: 0, SHORT_SIZE: 1, LONG_SIZE: 2, BODY: 3 } as const
 type State = (typeof State)[keyof typeof State]
 
 const TWO_POW_32 = 2 ** 32
+/** A body that spans reads starts in a buffer this large (or its size, if smaller): one read. */
+const INITIAL_BODY_CAPACITY = 64 * 1024
 /** High 32 bits of Number.MAX_SAFE_INTEGER (2^53 - 1). */
 const MAX_SAFE_HIGH_WORD = 0x1fffff
 
 /**
  * Decodes a ZMTP byte stream (after the greeting) into frames. It knows how many octets it needs
  * in each state (flags → size → body) and never concatenates its input: a body inside one chunk
- * is returned as a view of that chunk; a body spanning chunks is allocated once, at its exact
- * size, after the size check.
+ * is returned as a view of that chunk; a body spanning chunks is copied into a buffer that grows
+ * with what has arrived (doubling, up to the announced size), after the size check.
  */
 export class FrameDecoder {
   readonly #maxFrameSize: number
@@ -159,10 +161,20 @@ export class FrameDecoder {
               pos += need
               break
             }
-            body = this.#allocate(need)
+            // Sized by what arrived, not by what the header announced: a peer that announces
+            // a large frame and sends little holds little (grown below, at most 2× received).
+            body = this.#allocate(Math.min(need, Math.max(INITIAL_BODY_CAPACITY, available)))
             this.#body = body
           }
           const take = Math.min(need, available)
+          if (this.#bodyHave + take > body.length) {
+            const grown = this.#allocate(
+              Math.min(this.#bodyLength, Math.max(body.length * 2, this.#bodyHave + take)),
+            )
+            grown.set(body.subarray(0, this.#bodyHave))
+            body = grown
+            this.#body = grown
+          }
           body.set(chunk.subarray(pos, pos + take), this.#bodyHave)
           this.#bodyHave += take
           pos += take
