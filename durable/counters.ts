@@ -1,12 +1,16 @@
 // The channel's running counters in SQLite (table `counters`): totals kept up to date in the
 // same transactions that change what they count, so stats and retention never scan messages.
 
-/** Every counter, by its row name. The first two are gauges of the log; the rest only grow. */
+/** Every counter, by its row name. The first four are gauges (log, queue, dead letters); the rest only grow. */
 export const Counter = {
   /** Messages in the log now. */
   LOG_MESSAGES: 'log_messages',
   /** Frame octets in the log now. */
   LOG_BYTES: 'log_bytes',
+  /** Rows in `queue` now (not acked, not dead letters): stats read it instead of counting. */
+  QUEUE_MESSAGES: 'queue_messages',
+  /** Rows in `dead_letters` now. */
+  DEAD_LETTER_MESSAGES: 'dead_letter_messages',
   MESSAGES_STORED: 'messages_stored',
   BATCHES_STORED: 'batches_stored',
   BATCHES_DUPLICATE: 'batches_duplicate',

@@ -5,7 +5,7 @@
 // Synchronous SQL only: the Durable Object runs one of these at a time, so two pulls can never
 // lease the same message.
 
-import { addCounter, Counter } from './counters'
+import { addCounter, Counter, readCounters } from './counters'
 import { fitPage, type MessageStore, type StoredMessage } from './message-store'
 
 /** A message handed to a leased consumer. */
@@ -157,6 +157,7 @@ export class LeaseQueue {
         if (removed.length > 0) outcome.acked++
         else outcome.unknown.push(leaseId)
       }
+      addCounter(sql, Counter.QUEUE_MESSAGES, -outcome.acked)
       for (const { leaseId, delayMs } of options.retries) {
         const row = sql
           .exec<{ seq: number; attempts: number }>(
@@ -233,6 +234,8 @@ export class LeaseQueue {
       JSON.stringify(dead),
     )
     addCounter(sql, Counter.DEAD_LETTERED, dead.length)
+    addCounter(sql, Counter.QUEUE_MESSAGES, -dead.length)
+    addCounter(sql, Counter.DEAD_LETTER_MESSAGES, dead.length)
     return dead.length
   }
 
@@ -247,6 +250,8 @@ export class LeaseQueue {
       reason,
     )
     addCounter(sql, Counter.DEAD_LETTERED, 1)
+    addCounter(sql, Counter.QUEUE_MESSAGES, -1)
+    addCounter(sql, Counter.DEAD_LETTER_MESSAGES, 1)
   }
 
   /** The earliest time after `now` at which a message becomes available, if any. */
@@ -318,15 +323,19 @@ export class LeaseQueue {
         )
       }
       addCounter(sql, Counter.REDRIVEN, moved.length)
+      addCounter(sql, Counter.QUEUE_MESSAGES, moved.length)
+      addCounter(sql, Counter.DEAD_LETTER_MESSAGES, -moved.length)
       return moved
     })
   }
 
   stats(now: number): QueueStats {
     const { sql } = this.#storage
-    // COUNT(*) alone counts b-tree cells; the rest reads only rows not yet visible, through
-    // queue_by_visible_at (the `visible_at > 0` term lets SQLite use that partial index).
-    const depth = sql.exec<{ depth: number }>('SELECT COUNT(*) AS depth FROM queue').one().depth
+    // Depth and dead letters are running counters (COUNT(*) would read, and bill, every row);
+    // the rest reads only rows not yet visible, through queue_by_visible_at (the
+    // `visible_at > 0` term lets SQLite use that partial index).
+    const counters = readCounters(sql)
+    const depth = counters[Counter.QUEUE_MESSAGES]
     const pending = sql
       .exec<{ in_flight: number; delayed: number }>(
         `SELECT COALESCE(SUM(lease_id IS NOT NULL), 0) AS in_flight,
@@ -336,9 +345,7 @@ export class LeaseQueue {
       )
       .one()
     const queue = { depth, in_flight: pending.in_flight, delayed: pending.delayed }
-    const deadLetters = sql
-      .exec<{ count: number }>('SELECT COUNT(*) AS count FROM dead_letters')
-      .one().count
+    const deadLetters = counters[Counter.DEAD_LETTER_MESSAGES]
     return {
       depth: queue.depth,
       available: queue.depth - queue.in_flight - queue.delayed,

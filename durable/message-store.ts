@@ -144,6 +144,7 @@ export class MessageStore {
       // Every new message is also waiting for a leased consumer.
       sql.exec('INSERT INTO queue (seq) SELECT seq FROM messages WHERE seq >= ?', firstSeq)
       const count = batch.messages.length
+      addCounter(sql, Counter.QUEUE_MESSAGES, count)
       addCounter(sql, Counter.LOG_MESSAGES, count)
       addCounter(sql, Counter.LOG_BYTES, bytes)
       addCounter(sql, Counter.MESSAGES_STORED, count)

@@ -39,9 +39,12 @@ function deleteMessages(sql: SqlStorage, seqs: number[], bytes: number, counter?
   } else {
     addCounter(sql, counter, seqs.length)
   }
-  for (const table of ['messages', 'message_chunks', 'queue', 'dead_letters']) {
-    sql.exec(`DELETE FROM ${table} WHERE ${inList}`, list)
-  }
+  sql.exec(`DELETE FROM messages WHERE ${inList}`, list)
+  sql.exec(`DELETE FROM message_chunks WHERE ${inList}`, list)
+  const deleted = (table: 'queue' | 'dead_letters') =>
+    sql.exec(`DELETE FROM ${table} WHERE ${inList} RETURNING seq`, list).toArray().length
+  addCounter(sql, Counter.QUEUE_MESSAGES, -deleted('queue'))
+  addCounter(sql, Counter.DEAD_LETTER_MESSAGES, -deleted('dead_letters'))
   addCounter(sql, Counter.LOG_MESSAGES, -seqs.length)
   addCounter(sql, Counter.LOG_BYTES, -bytes)
 }

@@ -100,6 +100,18 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX queue_by_visible_at ON queue (visible_at) WHERE visible_at > 0',
     ],
   },
+  {
+    version: 5,
+    description: 'queue and dead-letter sizes as running counters',
+    statements: [
+      // Counted once here; from now on kept in the transactions that insert and delete rows.
+      // (`WHERE true`: SQLite would read ON CONFLICT after a bare FROM as a join constraint.)
+      `INSERT INTO counters (name, value) SELECT 'queue_messages', COUNT(*) FROM queue WHERE true
+       ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+      `INSERT INTO counters (name, value) SELECT 'dead_letter_messages', COUNT(*) FROM dead_letters WHERE true
+       ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+    ],
+  },
 ]
 
 /** The version the code expects: the last migration's. */

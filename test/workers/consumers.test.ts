@@ -11,6 +11,7 @@ import { app } from '../../worker/app'
 import type { ApiLeasedMessage } from '../../worker/present'
 import {
   closeAllIngest,
+  expectQueueCountersExact,
   get,
   ingestBatch,
   ORIGIN,
@@ -316,6 +317,7 @@ describe('dead letters', () => {
     const [back] = (await pull(channel)).messages
     expect(back).toMatchObject({ seq: 1, attempts: 1 })
     expect((await stats(channel)).counters).toMatchObject({ deadLettered: 1, redriven: 1 })
+    await expectQueueCountersExact(channel)
   })
 
   it('take a message whose last lease expires, by alarm, with nobody pulling', async () => {
@@ -333,6 +335,7 @@ describe('dead letters', () => {
       dead: state.storage.sql.exec('SELECT seq, attempts, reason FROM dead_letters').toArray(),
     }))
     expect(rows).toEqual({ queue: [], dead: [{ seq: 1, attempts: 5, reason: 'expired' }] })
+    await expectQueueCountersExact(channel)
 
     const bySeq = await post(`/v1/channels/${channel}/dead-letters/redrive`, { seqs: [1, 99] })
     expect(await bySeq.json()).toEqual({ channel, redriven: 1 })
@@ -492,12 +495,15 @@ describe('schema migration 2', () => {
         counters: sql.exec('SELECT name, value FROM counters ORDER BY name').toArray(),
       }
     })
-    expect(result.applied).toEqual([2, 3, 4])
+    expect(result.applied).toEqual([2, 3, 4, 5])
     expect(result.queue).toEqual([1, 2, 3].map((seq) => ({ seq, attempts: 0, lease_id: null })))
     expect(result.counters).toEqual([
+      { name: 'dead_letter_messages', value: 0 },
       { name: 'log_bytes', value: 6 },
       { name: 'log_messages', value: 3 },
+      { name: 'queue_messages', value: 3 },
     ])
+    await expectQueueCountersExact(channel)
     expect(texts((await pull(channel, { batchSize: 5 })).messages)).toEqual(['m1', 'm2', 'm3'])
   })
 })

@@ -1,7 +1,8 @@
 // Helpers for the workerd tests: a bridge-side relay socket over a real WebSocket, HTTP reads,
 // and byte utilities. Everything goes through the Worker's default export, as a client would.
 
-import { exports } from 'cloudflare:workers'
+import { runInDurableObject } from 'cloudflare:test'
+import { env, exports } from 'cloudflare:workers'
 import { expect } from 'vitest'
 import {
   decodeRelayFrame,
@@ -177,4 +178,27 @@ export async function readPage(channel: string, query = ''): Promise<MessagesPag
   const response = await get(`/v1/channels/${channel}/messages${query}`, READ_TOKEN)
   expect(response.status).toBe(200)
   return (await response.json()) as MessagesPage
+}
+
+/**
+ * The channel's running queue and dead-letter counters equal a count of the rows: stats read the
+ * counters, so every path that inserts or deletes rows must keep them exact.
+ */
+export async function expectQueueCountersExact(channel: string): Promise<void> {
+  const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+  const counts = await runInDurableObject(stub, (_instance, state) => {
+    const { sql } = state.storage
+    const count = (query: string) => Number(sql.exec(query).one().n)
+    return {
+      counters: {
+        queue: count("SELECT value AS n FROM counters WHERE name = 'queue_messages'"),
+        deadLetters: count("SELECT value AS n FROM counters WHERE name = 'dead_letter_messages'"),
+      },
+      rows: {
+        queue: count('SELECT COUNT(*) AS n FROM queue'),
+        deadLetters: count('SELECT COUNT(*) AS n FROM dead_letters'),
+      },
+    }
+  })
+  expect(counts.counters).toEqual(counts.rows)
 }

@@ -11,6 +11,7 @@ import { AckStatus, NackCode } from '../../durable/relay-protocol'
 import { expireByAge, nextExpiryAt } from '../../durable/retention'
 import {
   closeAllIngest,
+  expectQueueCountersExact,
   get,
   ORIGIN,
   openIngest,
@@ -160,6 +161,7 @@ describe('overflow policy drop-oldest', () => {
       state.storage.sql.exec('SELECT seq FROM queue ORDER BY seq').toArray(),
     )
     expect(rows).toEqual([{ seq: 4 }, { seq: 5 }, { seq: 6 }, { seq: 7 }])
+    await expectQueueCountersExact(channel)
   })
 
   it('drops by bytes, large chunked bodies included', async () => {
