@@ -647,8 +647,12 @@ function readYaml(path: string, text: string): FileSettings {
   return settingsOf(path, entries, `; ${YAML_QUOTE_HINT}`)
 }
 
-/** A YAML node as plain data, numbers and booleans as the text written. */
-function yamlValue(node: Node | null, doc: Document, label: string): unknown {
+/**
+ * A YAML node as plain data, numbers and booleans as the text written. Settings are scalars or
+ * lists of scalars, so nothing deeper is expanded: a nested list or a mapping stands as an empty
+ * one (refused by the checks with its kind named), and an alias cycle (`&x [*x]`) cannot recurse.
+ */
+function yamlValue(node: Node | null, doc: Document, label: string, depth = 0): unknown {
   if (node === null) return null
   if (isAlias(node)) {
     const target = node.resolve(doc)
@@ -658,15 +662,18 @@ function yamlValue(node: Node | null, doc: Document, label: string): unknown {
         `*${node.source} refers to no anchor &${node.source}; if it is a value, quote it ("*…")`,
       )
     }
-    return yamlValue(target, doc, label)
+    return yamlValue(target, doc, label, depth)
   }
   if (isScalar(node)) {
     const { value } = node
     if (typeof value === 'number' || typeof value === 'boolean') return node.source ?? String(value)
     return value
   }
-  if (isSeq(node)) return node.items.map((item) => yamlValue(item as Node | null, doc, label))
-  return node.toJS(doc)
+  if (isSeq(node)) {
+    if (depth > 0) return []
+    return node.items.map((item) => yamlValue(item as Node | null, doc, label, depth + 1))
+  }
+  return {}
 }
 
 /** What a value is, for an error message. */

@@ -194,6 +194,7 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
   const request = async (
     url: string,
     accept: string,
+    resetBackoff = true,
   ): Promise<Response | null | typeof ABORTED> => {
     let response: Response
     try {
@@ -207,7 +208,7 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
       return (await retry(why)) ? null : ABORTED
     }
     if (response.ok) {
-      failures = 0
+      if (resetBackoff) failures = 0
       return response
     }
     const description = await describeError(response)
@@ -236,9 +237,13 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
       if (flags.sse) {
         // One stream for as long as it lasts; reconnect after the last message printed.
         const query = new URLSearchParams({ after: String(after), encoding })
-        const response = await request(`${channelUrl}/events?${query}`, 'text/event-stream')
+        const response = await request(`${channelUrl}/events?${query}`, 'text/event-stream', false)
         if (response === ABORTED) return ReaderExit.OK
-        if (!response?.body) continue
+        if (!response) continue
+        if (!response.body) {
+          if (!(await retry('event stream without a body'))) return ReaderExit.OK
+          continue
+        }
         try {
           const events = response.body
             .pipeThrough(new TextDecoderStream())
@@ -248,6 +253,8 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
             const message = JSON.parse(event.data) as ApiMessage
             io.stdout.write(print(message))
             after = message.seq
+            // Only a stream that delivered resets the backoff: one cut at once keeps growing it.
+            failures = 0
           }
         } catch (error) {
           if (aborted()) return ReaderExit.OK

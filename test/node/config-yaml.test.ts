@@ -161,6 +161,19 @@ describe('YAML config files', () => {
     expect(file.values).toMatchObject({ channel: 'orders', bridgeId: 'orders' })
   })
 
+  it('refuses nested lists, mappings and alias cycles with a ConfigError, never a crash', () => {
+    // A list that contains itself: expanding it would recurse without end.
+    const cycle = configErrorOf(() => yaml('listener: &x [*x]\n'))
+    expect(cycle.setting).toMatch(/listener/)
+    expect(cycle.message).toContain('a list')
+    const nested = configErrorOf(() => yaml('listener:\n  - [tcp://x:1]\n'))
+    expect(nested.message).toContain('a list')
+    const mapping = configErrorOf(() => yaml('listener:\n  - {host: x}\n'))
+    expect(mapping.message).toContain('a mapping')
+    const aliasToMapping = configErrorOf(() => yaml('channel: &m {a: 1}\nbridgeId: *m\n'))
+    expect(aliasToMapping.message).toContain('a mapping')
+  })
+
   it('refuses a key given twice, or one setting under two names', () => {
     const twice = configErrorOf(() => yaml('ingestToken: t\nchannel: a\nchannel: b\n'))
     expect(twice.setting).toBe(`${PATH}:3:1`)
