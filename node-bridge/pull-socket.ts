@@ -308,6 +308,34 @@ export class PullSocket {
   }
 }
 
+/** Reads smaller than this are kept whole, whatever share of them messages use. */
+const SPARSE_READ_MIN_BYTES = 16 * 1024
+
+/**
+ * Frames are views of the TCP reads they arrived in, and the relay keeps messages until the
+ * Worker acknowledges them, counting their own size against its high-water mark. A read that
+ * messages use only a little of (a small message, then the start of a large frame that is
+ * copied elsewhere) would keep up to 64 KiB alive per small message: for those, the frames are
+ * copied to their own size. The relay holds the same message objects, so this takes effect
+ * there; reads that messages fill, the usual case, are not copied.
+ */
+function releaseSparseReads(messages: InboundMessage[]): void {
+  const used = new Map<ArrayBufferLike, number>()
+  for (const { frames } of messages) {
+    for (const frame of frames) used.set(frame.buffer, (used.get(frame.buffer) ?? 0) + frame.length)
+  }
+  for (const { frames } of messages) {
+    for (let index = 0; index < frames.length; index++) {
+      const frame = frames[index] as Uint8Array
+      if (isSparse(frame.buffer, used.get(frame.buffer) ?? 0)) frames[index] = frame.slice()
+    }
+  }
+}
+
+function isSparse(buffer: ArrayBufferLike, used: number): boolean {
+  return buffer.byteLength >= SPARSE_READ_MIN_BYTES && used * 4 < buffer.byteLength
+}
+
 /**
  * One accepted or dialled TCP connection: its ZmtpConnection's transport and event handlers in
  * one object, with the heartbeat bookkeeping. A class rather than closures: with 10,000 idle
@@ -334,6 +362,9 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   readonly #mechanismName: Mechanism
   #handshakeTimer: NodeJS.Timeout | undefined
   #closeReason = 'peer closed'
+  /** Messages delivered while one read is parsed, and their octets (see releaseSparseReads). */
+  #delivered: InboundMessage[] = []
+  #deliveredBytes = 0
 
   constructor(
     socket: Socket,
@@ -372,6 +403,12 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#socket.on('data', (chunk: Buffer) => {
       this.lastDataAt = Date.now()
       this.connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      // Per read, not per message: one comparison, and the slow path only for sparse reads.
+      if (this.#delivered.length > 0) {
+        if (isSparse(chunk.buffer, this.#deliveredBytes)) releaseSparseReads(this.#delivered)
+        this.#delivered.length = 0
+        this.#deliveredBytes = 0
+      }
     })
     this.#socket.on('error', (error) => this.#log.debug({ err: error.message }, 'socket error'))
     this.connection.start()
@@ -439,6 +476,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     }
     const publicKey = this.peer?.publicKey
     if (publicKey) message.publicKey = publicKey
+    this.#delivered.push(message)
+    for (const frame of frames) this.#deliveredBytes += frame.length
     this.#options.onMessage(message)
   }
 
