@@ -23,11 +23,27 @@ export interface DirectoryEntry {
   lastSeenAt: number
 }
 
-/** A page of the directory, in name order, and how many channels match in all. */
+/** A page of the directory, and how many channels match in all (before the cursor too). */
 export interface DirectoryPage {
   channels: DirectoryEntry[]
   total: number
+  /** The `after` of the next page, when more channels match after this one. */
+  next?: string
 }
+
+/** What {@link ChannelDirectory.list} lists. */
+export interface DirectoryQuery {
+  limit: number
+  /** Only names that start with this (all when empty or absent). */
+  prefix?: string
+  /** The cursor: only channels after this one (the `next` of the previous page). */
+  after?: string
+  /** `name` (the default), or `recent`: the last seen first, then by name. */
+  order?: 'name' | 'recent'
+}
+
+/** Above every character of a channel name (they are all ASCII below DEL). */
+const ABOVE_NAMES = String.fromCharCode(0x7f)
 
 interface EntryRow extends Record<string, SqlStorageValue> {
   name: string
@@ -51,6 +67,10 @@ export class ChannelDirectory extends DurableObject<Env> {
           last_seen_at INTEGER NOT NULL
         )`,
       )
+      // For order=recent: the newest first without sorting the table.
+      ctx.storage.sql.exec(
+        'CREATE INDEX IF NOT EXISTS channels_last_seen ON channels (last_seen_at DESC, name)',
+      )
     })
   }
 
@@ -73,34 +93,63 @@ export class ChannelDirectory extends DurableObject<Env> {
   }
 
   /**
-   * RPC: the first `limit` channels in name order whose name starts with `prefix` (all when
-   * empty), and how many match.
+   * RPC: the first `limit` channels whose name starts with `prefix` (all when empty), after
+   * the cursor `after`, in name order or the most recently seen first; how many match `prefix`
+   * in all; and `next`, the cursor of the following page, when more follow. The prefix is a
+   * range of the primary key (names are ASCII below 0x7f), so it reads only the matching rows.
+   * With order `recent` the cursor is the last channel of the previous page; a channel seen
+   * again meanwhile moves to the front, so a walk may miss or repeat it.
    * @throws RangeError when `limit` is not an integer from 1 to {@link MAX_DIRECTORY_PAGE}.
    */
-  list(options: { limit: number; prefix?: string }): DirectoryPage {
-    const { limit, prefix = '' } = options
+  list(options: DirectoryQuery): DirectoryPage {
+    const { limit, prefix = '', after, order = 'name' } = options
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_DIRECTORY_PAGE) {
       throw new RangeError(`bad limit: ${limit}`)
     }
     const { sql } = this.ctx.storage
-    const where = 'substr(name, 1, length(?1)) = ?1'
-    const channels = sql
+    const matching: string[] = []
+    const matchingArgs: string[] = []
+    if (prefix !== '') {
+      matching.push('name >= ? AND name < ?')
+      matchingArgs.push(prefix, prefix + ABOVE_NAMES)
+    }
+    const where = [...matching]
+    const whereArgs: SqlStorageValue[] = [...matchingArgs]
+    if (after !== undefined && order === 'name') {
+      where.push('name > ?')
+      whereArgs.push(after)
+    } else if (after !== undefined) {
+      // After the cursor's row in (last_seen_at DESC, name) order; none when it is unknown.
+      where.push(
+        `(last_seen_at < (SELECT last_seen_at FROM channels WHERE name = ?)
+          OR (last_seen_at = (SELECT last_seen_at FROM channels WHERE name = ?) AND name > ?))`,
+      )
+      whereArgs.push(after, after, after)
+    }
+    const clause = (parts: string[]) => (parts.length === 0 ? '' : `WHERE ${parts.join(' AND ')}`)
+    const sort = order === 'name' ? 'name' : 'last_seen_at DESC, name'
+    // One row more than asked: whether another page follows.
+    const rows = sql
       .exec<EntryRow>(
-        `SELECT name, first_seen_at, last_seen_at FROM channels WHERE ${where}
-         ORDER BY name LIMIT ?2`,
-        prefix,
-        limit,
+        `SELECT name, first_seen_at, last_seen_at FROM channels ${clause(where)}
+         ORDER BY ${sort} LIMIT ?`,
+        ...whereArgs,
+        limit + 1,
       )
       .toArray()
-      .map((row) => ({
-        name: row.name,
-        firstSeenAt: row.first_seen_at,
-        lastSeenAt: row.last_seen_at,
-      }))
+    const channels = rows.slice(0, limit).map((row) => ({
+      name: row.name,
+      firstSeenAt: row.first_seen_at,
+      lastSeenAt: row.last_seen_at,
+    }))
     const { total } = sql
-      .exec<{ total: number }>(`SELECT COUNT(*) AS total FROM channels WHERE ${where}`, prefix)
+      .exec<{ total: number }>(
+        `SELECT COUNT(*) AS total FROM channels ${clause(matching)}`,
+        ...matchingArgs,
+      )
       .one()
-    return { channels, total }
+    const last = channels.at(-1)
+    return rows.length > limit && last ? { channels, total, next: last.name } : { channels, total }
   }
 }
 

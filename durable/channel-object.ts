@@ -81,10 +81,11 @@ export class ChannelObject extends DurableObject<Env> {
   config: ChannelConfig
   /** Wake-ups of the requests waiting for a change (an insert, a retry, a redrive). */
   readonly #waiters = new Set<() => void>()
-  /** Whether the directory was checked for in this lifetime (told, being told, or recently). */
-  #listed = false
-  /** After a failure to tell it, not before this time (ms since the epoch). */
-  #listRetryAt = 0
+  /**
+   * When the directory is next due to be told (ms since the epoch): a day after it was told,
+   * a minute after a failure to tell it. 0 until checked in this lifetime.
+   */
+  #announceAt = 0
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -117,24 +118,28 @@ export class ChannelObject extends DurableObject<Env> {
 
   /**
    * Tells the channel directory that this channel exists (its name is `ctx.id.name`, from
-   * `idFromName`). Checked once per lifetime of the object, on the first bridge socket or
-   * stored batch; the directory is told only when it was not in the last
-   * {@link DIRECTORY_REFRESH_MS} (the time is kept in the object's storage, so an object that
-   * hibernates between sparse batches does not call the directory at each wake-up). Never
-   * awaited by ingest, and a failure is only logged: the batches come first.
+   * `idFromName`). On a bridge socket or stored batch, at most once per
+   * {@link DIRECTORY_REFRESH_MS}: a time comparison per batch, as long as the object stays in
+   * memory; the time it was told is kept in the object's storage, so an object that hibernates
+   * between sparse batches does not call the directory at each wake-up. Never awaited by
+   * ingest, and a failure is only logged (and retried after {@link DIRECTORY_RETRY_MS}): the
+   * batches come first.
    */
   #announce(): void {
     const name = this.ctx.id.name
-    if (this.#listed || name === undefined || Date.now() < this.#listRetryAt) return
-    this.#listed = true
+    const now = Date.now()
+    if (now < this.#announceAt || name === undefined) return
     const toldAt = this.ctx.storage.kv.get<number>(DIRECTORY_TOLD_KEY)
-    if (toldAt !== undefined && Date.now() - toldAt < DIRECTORY_REFRESH_MS) return
+    if (toldAt !== undefined && now - toldAt < DIRECTORY_REFRESH_MS) {
+      this.#announceAt = toldAt + DIRECTORY_REFRESH_MS
+      return
+    }
+    this.#announceAt = now + DIRECTORY_REFRESH_MS
     const told = (async () => {
       await directoryStub(this.env).register(name)
       this.ctx.storage.kv.put(DIRECTORY_TOLD_KEY, Date.now())
     })().catch((error) => {
-      this.#listed = false
-      this.#listRetryAt = Date.now() + DIRECTORY_RETRY_MS
+      this.#announceAt = Date.now() + DIRECTORY_RETRY_MS
       console.error('channel directory not told', { channel: name, error: String(error) })
     })
     this.ctx.waitUntil(told)

@@ -107,10 +107,11 @@ const channels = new Hono<AppEnv>()
 const reader = requireBearer('READ_TOKEN')
 
 // The channels the directory knows, each with its stats, asked of every channel's object at
-// once (at most MAX_LIST_CHANNELS). A channel whose object fails is listed with an error.
+// once (at most MAX_LIST_CHANNELS a page; `next` is the `after` of the following page). A
+// channel whose object fails is listed with an error.
 channels.get('/', reader, async (c) => {
-  const { limit, prefix } = parseListQuery(c.req.query())
-  const page = await directoryStub(c.env).list({ limit, prefix })
+  const query = parseListQuery(c.req.query())
+  const page = await directoryStub(c.env).list(query)
   const listed = await Promise.all(
     page.channels.map(async ({ name }) => {
       try {
@@ -125,7 +126,8 @@ channels.get('/', reader, async (c) => {
   return c.json({
     channels: listed,
     total: page.total,
-    truncated: page.total > listed.length,
+    truncated: page.next !== undefined,
+    ...(page.next === undefined ? {} : { next: page.next }),
   })
 })
 

@@ -4,8 +4,11 @@
 import { ApiError, ErrorCode } from './errors'
 import type { FrameEncoding } from './present'
 
-/** Channel names: 1 to 64 of A–Z a–z 0–9 . _ - */
+/** Channel names: 1 to 64 of A–Z a–z 0–9 . _ - (but not only dots: see {@link parseChannel}). */
 export const CHANNEL_NAME = /^[A-Za-z0-9._-]{1,64}$/
+
+/** Names of dots only: `.` and `..` are path segments URL parsing removes, so none is a channel. */
+const ONLY_DOTS = /^\.+$/
 
 /** `limit` when the query has none. */
 export const DEFAULT_LIMIT = 100
@@ -14,14 +17,15 @@ export const MAX_LIMIT = 1000
 
 /**
  * @returns the channel name as given.
- * @throws ApiError 400 invalid_channel when it does not match {@link CHANNEL_NAME}.
+ * @throws ApiError 400 invalid_channel when it does not match {@link CHANNEL_NAME} or is made
+ * of dots only (`/v1/channels/../messages` would reach another route: URLs drop such segments).
  */
 export function parseChannel(name: string): string {
-  if (!CHANNEL_NAME.test(name)) {
+  if (!CHANNEL_NAME.test(name) || ONLY_DOTS.test(name)) {
     throw new ApiError(
       400,
       ErrorCode.INVALID_CHANNEL,
-      'channel names are 1 to 64 characters of A-Z a-z 0-9 . _ -',
+      'channel names are 1 to 64 characters of A-Z a-z 0-9 . _ -, not only dots',
     )
   }
   return name
@@ -77,15 +81,21 @@ export function parseEventCursor(lastEventId: string | undefined, after: string 
 /** Most channels `GET /v1/channels` lists (each is one call to the channel's object). */
 export const MAX_LIST_CHANNELS = 100
 
+/** Orders of a channel listing: by name, or most recently seen first. */
+export type ListOrder = 'name' | 'recent'
+
 /**
- * Reads `limit` (1 to {@link MAX_LIST_CHANNELS}, default the most) and `prefix` (the start of
- * the channel names to list; default all) of a channel listing.
- * @throws ApiError 400 invalid_query for a limit out of range or a prefix that no channel name
- * could start with.
+ * Reads `limit` (1 to {@link MAX_LIST_CHANNELS}, default the most), `prefix` (the start of
+ * the channel names to list; default all), `after` (the cursor: the `next` of the previous
+ * page, a channel name) and `order` (`name`, the default, or `recent`) of a channel listing.
+ * @throws ApiError 400 invalid_query for a limit out of range, a prefix that no channel name
+ * could start with, an `after` that is no channel name or an unknown order.
  */
 export function parseListQuery(query: Record<string, string | undefined>): {
   limit: number
   prefix: string
+  after?: string
+  order: ListOrder
 } {
   const limit = query.limit === undefined ? MAX_LIST_CHANNELS : integer(query.limit, 'limit')
   if (limit < 1 || limit > MAX_LIST_CHANNELS) {
@@ -95,7 +105,13 @@ export function parseListQuery(query: Record<string, string | undefined>): {
   if (prefix !== '' && !CHANNEL_NAME.test(prefix)) {
     throw invalidQuery('prefix must be 1 to 64 characters of A-Z a-z 0-9 . _ -')
   }
-  return { limit, prefix }
+  const { after } = query
+  if (after !== undefined && !CHANNEL_NAME.test(after)) {
+    throw invalidQuery('after must be a channel name (the next of the previous page)')
+  }
+  const order = query.order ?? 'name'
+  if (order !== 'name' && order !== 'recent') throw invalidQuery('order must be name or recent')
+  return after === undefined ? { limit, prefix, order } : { limit, prefix, after, order }
 }
 
 /** Longest `wait`, in seconds, of a long poll (reads and pulls). */

@@ -5,7 +5,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page, Route } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, readPng } from '../support/chromium'
 import { feedMessage, RelayFeeder, startFlow } from '../support/relay-feeder'
@@ -94,7 +94,11 @@ describe('the dashboard in Chromium', () => {
       // The token stays in this tab only.
       expect(await inPage("sessionStorage.getItem('zmq-edge.read-token')")).toBe(TEST_READ_TOKEN)
       expect(await inPage<number>('localStorage.length')).toBe(0)
-      // A rate needs two polls (2 s apart) of a growing counter.
+      // Focus moves from the gone form to the channels heading.
+      expect(await inPage('document.activeElement && document.activeElement.id')).toBe(
+        'channels-title',
+      )
+      // A rate needs two polls (5 s apart) of a growing counter.
       await waitFor(async () => number(await cell('in-rate').textContent()) > 0, {
         timeoutMs: 15_000,
         intervalMs: 200,
@@ -177,6 +181,171 @@ describe('the dashboard in Chromium', () => {
     expect(await inPage<number>('sessionStorage.length')).toBe(0)
     expect(await page.locator('#dashboard').isHidden()).toBe(true)
     expect(await page.locator('#channels-body tr').count()).toBe(0)
+    expect(pageProblems).toEqual([])
+  })
+})
+
+/** A channel of a mocked listing, as GET /v1/channels lists it. */
+function listed(channel: string, newest: number, stored = newest) {
+  return {
+    channel,
+    log: { messages: newest, bytes: newest, newest: newest ? { seq: newest, ageMs: 1000 } : null },
+    queue: { depth: newest, available: newest, inFlight: 0, deadLetters: 0 },
+    bridges: { connected: 0, known: 0, connections: [] },
+    counters: { messagesStored: stored, acked: 0 },
+  }
+}
+
+/**
+ * The page's timing and its reads, against a mocked API: the page's clock is Playwright's, paused,
+ * so each poll happens only when the test moves the clock on.
+ */
+describe('the dashboard’s polling, against a mocked API', () => {
+  let mocked: BrowserContext
+  let view: Page
+  /** Answers of GET /v1/channels not yet given, in order; then `listing`. */
+  const answers: { status: number; headers?: Record<string, string> }[] = []
+  let listing: unknown
+  const listCalls: URL[] = []
+  const messageCalls: { url: URL; route: Route }[] = []
+
+  beforeAll(async () => {
+    mocked = await browser.newContext({ viewport: VIEWPORT })
+    view = await mocked.newPage()
+    view.on('pageerror', (error) => pageProblems.push(`pageerror: ${error.message}`))
+    await view.route(
+      (url) => url.pathname === '/v1/channels',
+      async (route) => {
+        listCalls.push(new URL(route.request().url()))
+        const answer = answers.shift()
+        if (answer && answer.status !== 200) {
+          await route.fulfill({
+            status: answer.status,
+            headers: answer.headers,
+            json: { error: { code: 'internal', message: 'mocked failure' } },
+          })
+          return
+        }
+        await route.fulfill({ json: listing })
+      },
+    )
+    await view.route(
+      (url) => url.pathname.endsWith('/messages'),
+      (route) => {
+        // Held until the test answers it.
+        messageCalls.push({ url: new URL(route.request().url()), route })
+      },
+    )
+    await view.clock.install({ time: new Date('2026-01-01T00:00:00Z') })
+    await view.goto(`${worker.httpUrl}/`)
+    await view.clock.pauseAt(new Date('2026-01-01T00:01:00Z'))
+  })
+
+  afterAll(async () => {
+    await mocked?.close()
+  })
+
+  const calls = (count: number) =>
+    waitFor(() => listCalls.length >= count, { timeoutMs: 5_000, what: `${count} list calls` })
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 150))
+  /** Moves the page's clock on by `ms` and checks the list calls made by then. */
+  async function expectPollAfter(ms: number) {
+    const before = listCalls.length
+    await view.clock.runFor(ms - 100)
+    await settle()
+    expect(listCalls.length).toBe(before)
+    await view.clock.runFor(100)
+    await calls(before + 1)
+    await settle()
+  }
+
+  it('polls every 5 s, backs off 10, 20, 40, 60 s after failures, honours Retry-After, resets', async () => {
+    listing = { channels: [listed('mock-a', 0, 0)], total: 1, truncated: false }
+    await view.getByLabel('Read token').fill('any-token')
+    await view.getByRole('button', { name: 'Sign in' }).click()
+    await calls(1)
+    await view.locator('#channels-body tr[data-channel="mock-a"]').waitFor()
+    expect(listCalls[0]?.searchParams.get('order')).toBe('recent')
+
+    // The rate is over the time between the samples: 50 messages in 5 s.
+    listing = { channels: [listed('mock-a', 50, 50)], total: 1, truncated: false }
+    await expectPollAfter(5_000)
+    const rate = view.locator('#channels-body tr[data-channel="mock-a"] td[data-field="in-rate"]')
+    expect(await rate.textContent()).toBe('10')
+
+    answers.push(
+      { status: 503 },
+      { status: 500 },
+      { status: 429, headers: { 'Retry-After': '90' } },
+      { status: 503 },
+      { status: 503 },
+    )
+    await expectPollAfter(5_000) // 503
+    expect(await view.getByRole('alert').textContent()).toMatch(/^Update failed, retrying in 10 s/)
+    await expectPollAfter(10_000) // 500
+    await expectPollAfter(20_000) // 429, Retry-After: 90 (more than the 40 s of the backoff)
+    await expectPollAfter(90_000) // 503
+    await expectPollAfter(60_000) // 503: at most 60 s
+    await expectPollAfter(60_000) // 200: back to 5 s
+    expect(await view.getByRole('alert').textContent()).toBe('')
+    await expectPollAfter(5_000)
+    await expectPollAfter(5_000)
+  })
+
+  it('lists by prefix as soon as one is typed', async () => {
+    const before = listCalls.length
+    await view.getByLabel('Filter by prefix').fill('mock-')
+    await calls(before + 1)
+    expect(listCalls.at(-1)?.searchParams.get('prefix')).toBe('mock-')
+    await settle()
+    await view.getByLabel('Filter by prefix').fill('')
+    await calls(before + 2)
+    expect(listCalls.at(-1)?.searchParams.has('prefix')).toBe(false)
+  })
+
+  it('reads one channel’s messages one request at a time, only the last 25', async () => {
+    listing = { channels: [listed('mock-a', 100)], total: 1, truncated: false }
+    await expectPollAfter(5_000)
+    await view.getByRole('button', { name: 'mock-a' }).click()
+    await waitFor(() => messageCalls.length === 1, { what: 'the first messages read' })
+    const first = messageCalls[0] as { url: URL; route: Route }
+    expect(first.url.searchParams.get('after')).toBe('75')
+    expect(first.url.searchParams.get('limit')).toBe('25')
+
+    // New messages arrive while the read is slow: no second read meanwhile.
+    listing = { channels: [listed('mock-a', 130)], total: 1, truncated: false }
+    await expectPollAfter(5_000)
+    await expectPollAfter(5_000)
+    expect(messageCalls).toHaveLength(1)
+
+    await first.route.fulfill({ json: { channel: 'mock-a', messages: [], next: 75 } })
+    await settle()
+    // The next poll reads the newer messages.
+    await expectPollAfter(5_000)
+    await waitFor(() => messageCalls.length === 2, { what: 'the second messages read' })
+    expect(messageCalls[1]?.url.searchParams.get('after')).toBe('105')
+    expect(messageCalls[1]?.url.searchParams.get('limit')).toBe('25')
+    await messageCalls[1]?.route.fulfill({ json: { channel: 'mock-a', messages: [], next: 105 } })
+  })
+
+  it('never shows a failed read of one channel in another’s panel', async () => {
+    const broken = {
+      channel: 'mock-b',
+      error: { code: 'internal', message: 'the channel did not answer' },
+    }
+    listing = { channels: [listed('mock-a', 200), broken], total: 2, truncated: false }
+    await expectPollAfter(5_000)
+    await waitFor(() => messageCalls.length === 3, { what: 'the third messages read' })
+    await view.getByRole('button', { name: 'mock-b' }).click()
+    await view.getByRole('heading', { name: 'Channel mock-b' }).waitFor()
+    const note = view.locator('#messages-note')
+    expect(await note.textContent()).toBe('The channel did not answer: the channel did not answer')
+    // The read of mock-a fails now (if the page has not dropped it already).
+    await messageCalls[2]?.route
+      .fulfill({ status: 500, json: { error: { code: 'internal', message: 'boom' } } })
+      .catch(() => {})
+    await settle()
+    expect(await note.textContent()).toBe('The channel did not answer: the channel did not answer')
     expect(pageProblems).toEqual([])
   })
 })

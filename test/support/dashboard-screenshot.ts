@@ -83,8 +83,8 @@ try {
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.locator('#channels-body tr[data-channel="orders"]').waitFor()
   await page.getByRole('button', { name: 'orders' }).click()
-  // Two polls, so every rate is known.
-  await sleep(4_500)
+  // Two samples (sign-in, then the poll 5 s later), so every rate is known.
+  await sleep(6_500)
   await page.mouse.move(0, 0)
   const png = await page.screenshot({ type: 'png' })
   consuming = false

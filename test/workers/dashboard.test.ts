@@ -48,6 +48,7 @@ interface ChannelList {
   channels: ListedChannel[]
   total: number
   truncated: boolean
+  next?: string
 }
 
 async function list(query = ''): Promise<ChannelList> {
@@ -91,10 +92,15 @@ describe('GET /', () => {
     expect(response.status).toBe(200)
     expect(response.headers.get('Content-Type')).toBe('text/html; charset=utf-8')
     expect(response.headers.get('X-Content-Type-Options')).toBe('nosniff')
-    expect(response.headers.get('Cache-Control')).toBe('no-store')
+    expect(response.headers.get('Cache-Control')).toBe('no-store, no-transform')
     const html = await response.text()
     expect(html).toMatch(/^<!doctype html>/)
     expect(html).toContain('<label for="token">Read token</label>')
+    // Were the script blocked, Enter would post a form without fields: no token in a URL.
+    expect(html).toMatch(/<form id="sign-in-form"[^>]* method="post"/)
+    expect(html).not.toMatch(/<(input|select|textarea|button)[^>]*\sname=/)
+    // Focus goes to the channels heading after sign-in.
+    expect(html).toContain('<h2 id="channels-title" tabindex="-1">')
 
     const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1])
     const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((match) => match[1])
@@ -145,6 +151,9 @@ describe('GET /v1/channels', () => {
     ['limit=x'],
     ['prefix=a%20b'],
     [`prefix=${'a'.repeat(65)}`],
+    ['after=a%20b'],
+    ['after='],
+    ['order=size'],
   ])('refuses ?%s with 400 invalid_query', async (query) => {
     await expectError(await get(`/v1/channels?${query}`, READ_TOKEN), 400, 'invalid_query')
   })
@@ -211,6 +220,63 @@ describe('GET /v1/channels', () => {
     expect(all).toMatchObject({ total: 3, truncated: false })
   })
 
+  it('pages with after and next, past the first page, in name order', async () => {
+    const prefix = uniqueChannel('page')
+    const names = [1, 2, 3, 4, 5].map((index) => `${prefix}-${index}`)
+    await runInDurableObject(directory(), (instance) => {
+      for (const name of [...names].reverse()) instance.register(name)
+      // Around the prefix, not under it.
+      instance.register(`${prefix}`.slice(0, -1))
+      instance.register(`${prefix}.`)
+      instance.register(`${prefix}~`.replace('~', '0'))
+    })
+    const pages: string[][] = []
+    let after: string | undefined
+    for (;;) {
+      const query = `?prefix=${prefix}-&limit=2${after === undefined ? '' : `&after=${after}`}`
+      const page = await list(query)
+      expect(page.total).toBe(5)
+      pages.push(page.channels.map((entry) => entry.channel))
+      expect(page.truncated).toBe(page.next !== undefined)
+      if (page.next === undefined) break
+      expect(page.next).toBe(page.channels.at(-1)?.channel)
+      after = page.next
+    }
+    expect(pages).toEqual([names.slice(0, 2), names.slice(2, 4), names.slice(4)])
+  })
+
+  it('lists the most recently seen first with order=recent, and pages in that order', async () => {
+    const prefix = uniqueChannel('recent')
+    const seen: [string, number][] = [
+      [`${prefix}-a`, 1_000],
+      [`${prefix}-b`, 3_000],
+      [`${prefix}-c`, 2_000],
+      [`${prefix}-d`, 3_000],
+    ]
+    await runInDurableObject(directory(), (instance) => {
+      const now = vi.spyOn(Date, 'now')
+      for (const [name, at] of seen) {
+        now.mockReturnValue(at)
+        instance.register(name)
+      }
+      now.mockRestore()
+    })
+    const first = await list(`?prefix=${prefix}&order=recent&limit=3`)
+    expect(first.channels.map((entry) => entry.channel)).toEqual([
+      `${prefix}-b`,
+      `${prefix}-d`,
+      `${prefix}-c`,
+    ])
+    expect(first).toMatchObject({ total: 4, truncated: true, next: `${prefix}-c` })
+    const second = await list(`?prefix=${prefix}&order=recent&limit=3&after=${first.next}`)
+    expect(second.channels.map((entry) => entry.channel)).toEqual([`${prefix}-a`])
+    expect(second).toMatchObject({ total: 4, truncated: false })
+    expect(second.next).toBeUndefined()
+    // The default stays name order.
+    const byName = await list(`?prefix=${prefix}`)
+    expect(byName.channels.map((entry) => entry.channel)).toEqual(seen.map(([name]) => name).sort())
+  })
+
   it('lists a channel whose object fails with an error instead of its stats', async () => {
     const log = vi.spyOn(console, 'error').mockImplementation(() => {})
     const channel = uniqueChannel('broken')
@@ -244,7 +310,50 @@ describe('GET /v1/channels', () => {
 })
 
 describe('the channel directory', () => {
-  it('is told once per object lifetime, not on every batch', async () => {
+  it('reads only the rows under the prefix (a key range, not a scan)', async () => {
+    const prefix = uniqueChannel('range')
+    await runInDurableObject(directory(), (instance, state) => {
+      for (let index = 0; index < 300; index++) instance.register(`${prefix}-${index}`)
+      instance.register(`${prefix}x-1`)
+      instance.register(`${prefix}x-2`)
+      const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = []
+      const exec = state.storage.sql.exec.bind(state.storage.sql)
+      vi.spyOn(state.storage.sql, 'exec').mockImplementation((query, ...bindings) => {
+        const cursor = exec(query, ...bindings)
+        cursors.push(cursor)
+        return cursor
+      })
+      const page = instance.list({ limit: 10, prefix: `${prefix}x` })
+      expect(page).toMatchObject({ total: 2 })
+      expect(page.channels.map((entry) => entry.name)).toEqual([`${prefix}x-1`, `${prefix}x-2`])
+      const read = cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0)
+      // A scan of the table would read its 302 rows, twice (the page and the count).
+      expect(read).toBeLessThan(20)
+    })
+  })
+
+  it('is told again after a day by an object that stays in memory', async () => {
+    const channel = uniqueChannel('daily')
+    const relay = await openIngest(channel)
+    relay.sendBatch('bridge-d', 1, [relayMessage([utf8('first')])])
+    await relay.next()
+    const seen = async () =>
+      (await directory().list({ limit: 1, prefix: channel })).channels[0]?.lastSeenAt
+    const firstSeen = await vi.waitFor(async () => {
+      const at = await seen()
+      if (at === undefined) throw new Error('not told yet')
+      return at
+    })
+    // A day and a bit later, the same object (the socket is still open) stores a batch.
+    const later = Date.now() + DIRECTORY_REFRESH_MS + 60_000
+    vi.spyOn(Date, 'now').mockReturnValue(later)
+    relay.sendBatch('bridge-d', 2, [relayMessage([utf8('next day')])])
+    await relay.next()
+    await vi.waitFor(async () => expect(await seen()).toBe(later))
+    expect(later).toBeGreaterThan(firstSeen)
+  })
+
+  it('is told at most once a day, not on every batch', async () => {
     const channel = uniqueChannel('once')
     const relay = await openIngest(channel)
     relay.sendBatch('bridge-o', 1, [relayMessage([utf8('first')])])

@@ -5,6 +5,8 @@ import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { app } from '../../worker/app'
 import { bearerToken, tokensEqual } from '../../worker/auth'
+import { ApiError } from '../../worker/errors'
+import { parseChannel } from '../../worker/validate'
 import {
   closeAllIngest,
   expectBytes,
@@ -178,6 +180,8 @@ describe('channel names', () => {
     ['65 characters', tooLong],
     ['a colon', 'a:b'],
     ['non-ASCII', '%C3%A9t%C3%A9'],
+    ['only dots', '...'],
+    ['only dots (64)', '.'.repeat(64)],
   ])('refuses %s with 400 invalid_channel on both routes', async (_, name) => {
     await expectError(
       await get(`/v1/channels/${name}/messages`, READ_TOKEN),
@@ -189,6 +193,19 @@ describe('channel names', () => {
       400,
       'invalid_channel',
     )
+  })
+
+  it('refuses . and .. (URL parsing would drop them from the path) with invalid_channel', () => {
+    for (const name of ['.', '..', '...']) {
+      expect(() => parseChannel(name)).toThrow(ApiError)
+      try {
+        parseChannel(name)
+      } catch (error) {
+        expect(error).toMatchObject({ status: 400, code: 'invalid_channel' })
+      }
+    }
+    // Dots among other characters are fine.
+    for (const name of ['.a', 'a..b', '..-', '_.']) expect(parseChannel(name)).toBe(name)
   })
 
   it('accepts 64 characters of A-Z a-z 0-9 . _ -', async () => {

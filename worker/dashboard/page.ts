@@ -1,6 +1,8 @@
 // The dashboard's HTML: one self-contained document (inline style and script, nothing fetched
 // but the API), which holds no data itself; its script signs in with the read token and reads
-// GET /v1/channels and the messages API.
+// GET /v1/channels and the messages API. No input has a name and the sign-in form posts: were
+// the script blocked, Enter would not put the token in a URL (and form-action 'none' stops
+// the post).
 
 import { DASHBOARD_SCRIPT } from './script'
 import { DASHBOARD_STYLE } from './style'
@@ -16,10 +18,10 @@ const MARKUP = `
   <p id="alert" class="error" role="alert"></p>
   <section id="sign-in" aria-labelledby="sign-in-title">
     <h2 id="sign-in-title">Sign in</h2>
-    <form id="sign-in-form" class="sign-in">
+    <form id="sign-in-form" class="sign-in" method="post">
       <div class="field">
         <label for="token">Read token</label>
-        <input id="token" name="token" type="password" autocomplete="off" spellcheck="false"
+        <input id="token" type="password" autocomplete="off" spellcheck="false"
           required aria-describedby="token-help">
       </div>
       <button type="submit" class="primary" id="sign-in-submit">Sign in</button>
@@ -28,7 +30,11 @@ const MARKUP = `
       (sessionStorage) and is sent to this Worker only, as <code>Authorization: Bearer</code>.</p>
   </section>
   <section id="dashboard" hidden aria-labelledby="channels-title">
-    <h2 id="channels-title">Channels</h2>
+    <h2 id="channels-title" tabindex="-1">Channels</h2>
+    <div class="field filter">
+      <label for="filter">Filter by prefix</label>
+      <input id="filter" type="search" autocomplete="off" spellcheck="false" maxlength="64">
+    </div>
     <p id="channels-note" class="note"></p>
     <div class="scroll">
       <table id="channels">

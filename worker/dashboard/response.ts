@@ -37,7 +37,7 @@ export async function dashboardCsp(): Promise<string> {
 // The hashes are computed once per isolate.
 let csp: Promise<string> | undefined
 
-/** `GET /`: the dashboard page, never cached (it changes with each deploy). */
+/** `GET /`: the dashboard page, never cached (it changes with each deploy) nor transformed. */
 export async function dashboardResponse(): Promise<Response> {
   csp ??= dashboardCsp()
   return new Response(DASHBOARD_HTML, {
@@ -47,7 +47,8 @@ export async function dashboardResponse(): Promise<Response> {
       'X-Content-Type-Options': 'nosniff',
       'X-Frame-Options': 'DENY',
       'Referrer-Policy': 'no-referrer',
-      'Cache-Control': 'no-store',
+      // no-transform: no proxy may rewrite the page (its hashes are in the CSP).
+      'Cache-Control': 'no-store, no-transform',
     },
   })
 }

@@ -1,17 +1,21 @@
 // The dashboard's browser script (inline in the page, allowed by its hash in the CSP), plain
 // JavaScript with no build step. It signs in with the read token (kept in sessionStorage),
-// polls GET /v1/channels every 2 s while the tab is visible, computes rates from successive
-// counters, and shows the chosen channel's bridges and recent messages. Message content is
+// polls GET /v1/channels every 5 s while the tab is visible (backing off up to 60 s after a
+// failure, or as long as a Retry-After says), computes rates from successive counters over the
+// time between them, and shows the chosen channel's bridges and recent messages. Message content is
 // untrusted: it only ever reaches the page through textContent (and the CSP requires Trusted
 // Types, so an HTML sink would throw).
 
 // String.raw: a backslash in the browser code must reach the browser as written. The code has
 // no backtick and no dollar-brace, which would end or interpolate this template.
-// biome-ignore lint/complexity/noUselessStringRaw: see above
 export const DASHBOARD_SCRIPT = String.raw`
 'use strict'
 ;(() => {
-  const POLL_MS = 2000
+  const POLL_MS = 5000
+  const MAX_BACKOFF_MS = 60000
+  // A Retry-After is honoured up to an hour.
+  const MAX_RETRY_AFTER_MS = 3600000
+  const NAME_PREFIX = /^[A-Za-z0-9._-]{0,64}$/
   const RECENT = 25
   const MAX_TEXT = 2000
   const MAX_HEX = 64
@@ -27,7 +31,9 @@ export const DASHBOARD_SCRIPT = String.raw`
     token: byId('token'),
     submit: byId('sign-in-submit'),
     dashboard: byId('dashboard'),
+    channelsTitle: byId('channels-title'),
     channelsNote: byId('channels-note'),
+    filter: byId('filter'),
     channelsBody: byId('channels-body'),
     channel: byId('channel'),
     channelTitle: byId('channel-title'),
@@ -42,25 +48,40 @@ export const DASHBOARD_SCRIPT = String.raw`
   let timer
   let selected = decodeHash()
   let shownNewest
-  let messagesAsked = 0
+  // The messages read in flight, { name, controller }: at most one at a time.
+  let messagesLoad
+  // Polls failed in a row (the next waits longer), and the latest poll (older answers are dropped).
+  let failures = 0
+  let polled = 0
+  let prefix = ''
   const rows = new Map()
   const previous = new Map()
 
   class ApiFailure extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, retryAfterMs) {
       super(message)
       this.status = status
       this.code = code
+      this.retryAfterMs = retryAfterMs
     }
   }
 
-  async function api(path) {
+  // Retry-After in milliseconds (delay-seconds or an HTTP date), or undefined.
+  function retryAfterOf(response) {
+    const value = (response.headers.get('Retry-After') || '').trim()
+    if (value === '') return undefined
+    const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now()
+    return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : undefined
+  }
+
+  async function api(path, signal) {
     let response
     try {
       response = await fetch(path, {
         headers: { Authorization: 'Bearer ' + token, Accept: 'application/json' },
         cache: 'no-store',
         credentials: 'omit',
+        signal,
       })
     } catch (error) {
       throw new ApiFailure(0, 'network', 'the Worker did not answer (' + error.message + ')')
@@ -75,6 +96,7 @@ export const DASHBOARD_SCRIPT = String.raw`
         response.status,
         error.code || 'http_' + response.status,
         error.message || response.statusText || 'the request failed',
+        retryAfterOf(response),
       )
     }
     return body
@@ -190,13 +212,15 @@ export const DASHBOARD_SCRIPT = String.raw`
     token = given
     const mine = ++generation
     try {
-      const listing = await api('/v1/channels')
+      const listing = await api(listPath())
       if (mine !== generation) return
       sessionStorage.setItem(TOKEN_KEY, given)
       ui.token.value = ''
+      failures = 0
       showSignedIn(true)
       render(listing)
-      schedule(mine)
+      ui.channelsTitle.focus()
+      schedule(mine, POLL_MS)
     } catch (error) {
       if (mine !== generation) return
       token = null
@@ -211,32 +235,66 @@ export const DASHBOARD_SCRIPT = String.raw`
 
   // --- polling ---
 
-  function schedule(mine) {
+  function listPath() {
+    let path = '/v1/channels?order=recent'
+    if (prefix) path += '&prefix=' + encodeURIComponent(prefix)
+    return path
+  }
+
+  function schedule(mine, delay) {
     clearTimeout(timer)
-    timer = setTimeout(() => poll(mine), POLL_MS)
+    timer = setTimeout(() => poll(mine), delay)
+  }
+
+  // After a failure: 10 s, 20 s, 40 s, then 60 s, or longer when the answer said Retry-After.
+  function backoff(error) {
+    failures++
+    const delay = Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** failures)
+    const asked = error instanceof ApiFailure ? error.retryAfterMs : undefined
+    return asked === undefined ? delay : Math.max(delay, asked)
   }
 
   async function poll(mine) {
     // Each poll asks every listed channel's object: none while the tab is not visible.
     if (document.hidden) {
-      schedule(mine)
+      schedule(mine, POLL_MS)
       return
     }
+    const asked = ++polled
+    let delay = POLL_MS
     try {
-      const listing = await api('/v1/channels')
-      if (mine !== generation) return
+      const listing = await api(listPath())
+      if (mine !== generation || asked !== polled) return
+      failures = 0
       setAlert('')
       render(listing)
     } catch (error) {
-      if (mine !== generation) return
+      if (mine !== generation || asked !== polled) return
       if (error instanceof ApiFailure && error.status === 401) {
         signOut('The token was refused: ' + describe(error))
         return
       }
-      setAlert('Update failed, retrying: ' + describe(error))
+      delay = backoff(error)
+      setAlert(
+        'Update failed, retrying in ' + Math.round(delay / 1000) + ' s: ' + describe(error),
+      )
     }
-    schedule(mine)
+    schedule(mine, delay)
   }
+
+  // The prefix filter: the list is asked again at once (no earlier than the backoff allows).
+  ui.filter.addEventListener('input', () => {
+    const value = ui.filter.value.trim()
+    if (!NAME_PREFIX.test(value)) {
+      ui.filter.setCustomValidity('A-Z a-z 0-9 . _ - only, up to 64')
+      ui.filter.reportValidity()
+      return
+    }
+    ui.filter.setCustomValidity('')
+    if (value === prefix) return
+    prefix = value
+    if (token && failures === 0) poll(generation)
+  })
 
   // --- the channels table ---
 
@@ -330,11 +388,14 @@ export const DASHBOARD_SCRIPT = String.raw`
     }
     const shown = listing.channels.length
     if (listing.truncated) {
+      const more = Math.max(0, listing.total - shown)
       ui.channelsNote.textContent =
-        'Showing the first ' + shown + ' of ' + listing.total + ' channels, by name.'
+        'Showing the ' + shown + ' most recently active of ' + formatCount(listing.total) +
+        ' channels (' + formatCount(more) + ' more): filter by prefix to find others.'
     } else if (shown === 0) {
-      ui.channelsNote.textContent =
-        'No channels yet: they appear when a bridge connects or stores a batch.'
+      ui.channelsNote.textContent = prefix
+        ? 'No channel starts with ' + prefix + '.'
+        : 'No channels yet: they appear when a bridge connects or stores a batch.'
     } else {
       ui.channelsNote.textContent = shown === 1 ? '1 channel.' : shown + ' channels.'
     }
@@ -344,7 +405,13 @@ export const DASHBOARD_SCRIPT = String.raw`
 
   // --- one channel ---
 
+  function stopMessages() {
+    if (messagesLoad) messagesLoad.controller.abort()
+    messagesLoad = undefined
+  }
+
   function select(name) {
+    stopMessages()
     selected = name
     shownNewest = undefined
     history.replaceState(null, '', '#channel=' + encodeURIComponent(name))
@@ -356,6 +423,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   function closeChannel() {
+    stopMessages()
     selected = undefined
     shownNewest = undefined
     ui.channel.hidden = true
@@ -377,6 +445,8 @@ export const DASHBOARD_SCRIPT = String.raw`
     renderBridges(entry.bridges)
     const newest = entry.log.newest ? entry.log.newest.seq : 0
     if (newest === shownNewest) return
+    // One read at a time: a newer message is read by the poll after this read is done.
+    if (messagesLoad) return
     shownNewest = newest
     loadMessages(selected, newest)
   }
@@ -403,8 +473,9 @@ export const DASHBOARD_SCRIPT = String.raw`
     )
   }
 
+  // Reads the RECENT messages up to newest (seqs are consecutive): after=newest-RECENT and
+  // limit=RECENT, so nothing that is not shown is sent.
   async function loadMessages(name, newest) {
-    const asked = ++messagesAsked
     const mine = generation
     if (newest === 0) {
       ui.messagesBody.replaceChildren()
@@ -412,19 +483,26 @@ export const DASHBOARD_SCRIPT = String.raw`
       return
     }
     const after = Math.max(0, newest - RECENT)
+    const load = { name, controller: new AbortController() }
+    messagesLoad = load
+    // Whether this answer is still wanted: the latest read, of the channel shown, same sign-in.
+    const current = () => messagesLoad === load && mine === generation && name === selected
     let page
     try {
       page = await api(
         '/v1/channels/' + encodeURIComponent(name) + '/messages?after=' + after +
           '&limit=' + RECENT + '&encoding=utf8',
+        load.controller.signal,
       )
     } catch (error) {
-      if (asked !== messagesAsked || mine !== generation) return
+      if (!current()) return
+      messagesLoad = undefined
       shownNewest = undefined
       ui.messagesNote.textContent = 'Messages could not be read: ' + describe(error)
       return
     }
-    if (asked !== messagesAsked || mine !== generation || name !== selected) return
+    if (!current()) return
+    messagesLoad = undefined
     const messages = page.messages.slice().reverse()
     ui.messagesNote.textContent =
       messages.length === 0

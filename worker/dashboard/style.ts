@@ -40,6 +40,9 @@ input {
   font: inherit; width: 100%; padding: 0.3rem 0.5rem; border-radius: 4px;
   border: 1px solid var(--line); background: var(--bg); color: var(--fg);
 }
+.filter { display: flex; align-items: center; gap: 0.5rem; max-width: 24rem; margin-bottom: 0.4rem; }
+.filter label { white-space: nowrap; }
+h2[tabindex]:focus:not(:focus-visible) { outline: none; }
 .error { color: var(--error); font-weight: 600; }
 .muted, .note { color: var(--muted); }
 .scroll { overflow-x: auto; border: 1px solid var(--line); border-radius: 4px; }
