@@ -46,7 +46,8 @@ export const DEFAULT_METRICS_HOST = '127.0.0.1'
 /** CURVE handshakes a second per IP; each costs the server about 0.3 ms of CPU. */
 export const DEFAULT_CURVE_HANDSHAKE_RATE = 50
 
-const CHANNEL_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+// As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
+const CHANNEL_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 const MECHANISMS: readonly Mechanism[] = ['NULL', 'CURVE']
 
@@ -362,7 +363,10 @@ function parseHost(raw: string, name: string): string {
 
 function parseChannel(raw: string, name: string): string {
   if (!CHANNEL_PATTERN.test(raw)) {
-    throw new ConfigError(name, `expected 1-64 characters of A-Z a-z 0-9 . _ -, got "${raw}"`)
+    throw new ConfigError(
+      name,
+      `expected 1-64 characters of A-Z a-z 0-9 . _ -, not only dots, got "${raw}"`,
+    )
   }
   return raw
 }

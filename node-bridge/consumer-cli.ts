@@ -75,7 +75,7 @@ function target(flags: ReaderFlags, env: ReaderIo['env']): Target {
     throw new UsageError(`--url: expected an http:// or https:// URL, got "${rawUrl}"`)
   }
   const channel = flags.channel ?? env.ZMQ_EDGE_CHANNEL ?? 'default'
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(channel)) {
+  if (!/^(?!\.+$)[A-Za-z0-9._-]{1,64}$/.test(channel)) {
     throw new UsageError(
       `--channel: expected 1 to 64 of A-Z a-z 0-9 . _ - (e.g. default), got "${channel}"`,
     )

@@ -56,6 +56,15 @@ describe('parseConfig', () => {
     expect(configErrorOf(() => parseConfig({ ...token, channel: 'no spaces' }, {})).setting).toBe(
       '--channel',
     )
+    // Dots only: the Worker refuses them (URL parsing would rewrite /./ and /../).
+    for (const channel of ['.', '..']) {
+      expect(configErrorOf(() => parseConfig({ ...token, channel }, {})).message).toContain(
+        'not only dots',
+      )
+    }
+    expect(parseConfig({ ...token, channel: '.hidden..name' }, {}).listeners[0]?.channel).toBe(
+      '.hidden..name',
+    )
     expect(configErrorOf(() => parseConfig({ ...token, workerUrl: 'http://x' }, {})).setting).toBe(
       '--worker-url',
     )
