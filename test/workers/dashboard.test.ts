@@ -309,6 +309,25 @@ describe('GET /v1/channels', () => {
   })
 })
 
+/**
+ * A channel that stored its first batch, and the time the directory says it was last seen once
+ * the channel has told it; `seen` reads that time again.
+ */
+async function firstBatchTold(tag: string, bridgeId: string) {
+  const channel = uniqueChannel(tag)
+  const relay = await openIngest(channel)
+  relay.sendBatch(bridgeId, 1, [relayMessage([utf8('first')])])
+  await relay.next()
+  const seen = async () =>
+    (await directory().list({ limit: 1, prefix: channel })).channels[0]?.lastSeenAt
+  const firstSeen = await vi.waitFor(async () => {
+    const at = await seen()
+    if (at === undefined) throw new Error('not told yet')
+    return at
+  })
+  return { channel, relay, seen, firstSeen }
+}
+
 describe('the channel directory', () => {
   it('reads only the rows under the prefix (a key range, not a scan)', async () => {
     const prefix = uniqueChannel('range')
@@ -333,17 +352,7 @@ describe('the channel directory', () => {
   })
 
   it('is told again after a day by an object that stays in memory', async () => {
-    const channel = uniqueChannel('daily')
-    const relay = await openIngest(channel)
-    relay.sendBatch('bridge-d', 1, [relayMessage([utf8('first')])])
-    await relay.next()
-    const seen = async () =>
-      (await directory().list({ limit: 1, prefix: channel })).channels[0]?.lastSeenAt
-    const firstSeen = await vi.waitFor(async () => {
-      const at = await seen()
-      if (at === undefined) throw new Error('not told yet')
-      return at
-    })
+    const { relay, seen, firstSeen } = await firstBatchTold('daily', 'bridge-d')
     // A day and a bit later, the same object (the socket is still open) stores a batch.
     const later = Date.now() + DIRECTORY_REFRESH_MS + 60_000
     vi.spyOn(Date, 'now').mockReturnValue(later)
@@ -354,17 +363,7 @@ describe('the channel directory', () => {
   })
 
   it('is told at most once a day, not on every batch', async () => {
-    const channel = uniqueChannel('once')
-    const relay = await openIngest(channel)
-    relay.sendBatch('bridge-o', 1, [relayMessage([utf8('first')])])
-    await relay.next()
-    const seen = async () =>
-      (await directory().list({ limit: 1, prefix: channel })).channels[0]?.lastSeenAt
-    const firstSeen = await vi.waitFor(async () => {
-      const at = await seen()
-      if (at === undefined) throw new Error('not told yet')
-      return at
-    })
+    const { channel, relay, seen, firstSeen } = await firstBatchTold('once', 'bridge-o')
     await new Promise((resolve) => setTimeout(resolve, 20))
     for (let batchSeq = 2; batchSeq <= 5; batchSeq++) {
       relay.sendBatch('bridge-o', batchSeq, [relayMessage([utf8(`m${batchSeq}`)])])
