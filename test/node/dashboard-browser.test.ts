@@ -247,16 +247,30 @@ describe('the dashboard’s polling, against a mocked API', () => {
 
   const calls = (count: number) =>
     waitFor(() => listCalls.length >= count, { timeoutMs: 5_000, what: `${count} list calls` })
-  const settle = () => new Promise((resolve) => setTimeout(resolve, 150))
-  /** Moves the page's clock on by `ms` and checks the list calls made by then. */
+  /** How many polls the page has scheduled: one more once it has handled a list answer. */
+  const schedules = async () =>
+    Number(await view.locator('#dashboard').getAttribute('data-schedules'))
+  const scheduledCount = (count: number) =>
+    waitFor(async () => (await schedules()) >= count, {
+      timeoutMs: 5_000,
+      what: `the page to schedule poll ${count}`,
+    })
+  /**
+   * Checks that the page's next poll is due exactly `ms` from now on its clock (paused, so
+   * nothing else moves it), moves the clock there, and waits for that poll and for the page to
+   * handle its answer. Nothing races: the page's state says when it polls, not a real timer.
+   */
   async function expectPollAfter(ms: number) {
     const before = listCalls.length
-    await view.clock.runFor(ms - 100)
-    await settle()
-    expect(listCalls.length).toBe(before)
-    await view.clock.runFor(100)
+    const scheduledBefore = await schedules()
+    const dueIn = await view.evaluate<number>(
+      "Number(document.getElementById('dashboard').dataset.nextPollAt) - Date.now()",
+    )
+    expect(dueIn).toBe(ms)
+    await view.clock.runFor(ms)
     await calls(before + 1)
-    await settle()
+    await scheduledCount(scheduledBefore + 1)
+    expect(listCalls.length).toBe(before + 1)
   }
 
   it('polls every 5 s, backs off 10, 20, 40, 60 s after failures, honours Retry-After, resets', async () => {
@@ -264,6 +278,7 @@ describe('the dashboard’s polling, against a mocked API', () => {
     await view.getByLabel('Read token').fill('any-token')
     await view.getByRole('button', { name: 'Sign in' }).click()
     await calls(1)
+    await scheduledCount(1)
     await view.locator('#channels-body tr[data-channel="mock-a"]').waitFor()
     expect(listCalls[0]?.searchParams.get('order')).toBe('recent')
 
@@ -292,15 +307,20 @@ describe('the dashboard’s polling, against a mocked API', () => {
     await expectPollAfter(5_000)
   })
 
-  it('lists by prefix as soon as one is typed', async () => {
+  it('lists by prefix as soon as one is typed, and polls 5 s after that answer', async () => {
     const before = listCalls.length
+    const scheduledBefore = await schedules()
     await view.getByLabel('Filter by prefix').fill('mock-')
     await calls(before + 1)
+    await scheduledCount(scheduledBefore + 1)
     expect(listCalls.at(-1)?.searchParams.get('prefix')).toBe('mock-')
-    await settle()
     await view.getByLabel('Filter by prefix').fill('')
     await calls(before + 2)
+    await scheduledCount(scheduledBefore + 2)
     expect(listCalls.at(-1)?.searchParams.has('prefix')).toBe(false)
+    // The poll that was due before the filter was typed does not also run.
+    await expectPollAfter(5_000)
+    expect(listCalls).toHaveLength(before + 3)
   })
 
   it('reads one channel’s messages one request at a time, only the last 25', async () => {
@@ -319,7 +339,7 @@ describe('the dashboard’s polling, against a mocked API', () => {
     expect(messageCalls).toHaveLength(1)
 
     await first.route.fulfill({ json: { channel: 'mock-a', messages: [], next: 75 } })
-    await settle()
+    await view.locator('#messages-body[aria-busy="false"]').waitFor({ state: 'attached' })
     // The next poll reads the newer messages.
     await expectPollAfter(5_000)
     await waitFor(() => messageCalls.length === 2, { what: 'the second messages read' })
@@ -344,7 +364,9 @@ describe('the dashboard’s polling, against a mocked API', () => {
     await messageCalls[2]?.route
       .fulfill({ status: 500, json: { error: { code: 'internal', message: 'boom' } } })
       .catch(() => {})
-    await settle()
+    // Whether the page handles that answer or dropped the read before it, mock-b's note stays.
+    // (A real pause, as the page's timers are frozen: it can only miss a bug, never fail.)
+    await new Promise((resolve) => setTimeout(resolve, 200))
     expect(await note.textContent()).toBe('The channel did not answer: the channel did not answer')
     expect(pageProblems).toEqual([])
   })

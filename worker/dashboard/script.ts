@@ -241,9 +241,14 @@ export const DASHBOARD_SCRIPT = String.raw`
     return path
   }
 
+  // The next poll's time (page clock) and how many were scheduled, on the dashboard element:
+  // what the page will do next is visible state, not only a pending timer.
+  let scheduled = 0
   function schedule(mine, delay) {
     clearTimeout(timer)
     timer = setTimeout(() => poll(mine), delay)
+    ui.dashboard.dataset.nextPollAt = String(Date.now() + delay)
+    ui.dashboard.dataset.schedules = String(++scheduled)
   }
 
   // After a failure: 10 s, 20 s, 40 s, then 60 s, or longer when the answer said Retry-After.
@@ -255,6 +260,9 @@ export const DASHBOARD_SCRIPT = String.raw`
   }
 
   async function poll(mine) {
+    // A poll asked for now (the prefix filter) replaces the one that was due; the answer
+    // schedules the next.
+    clearTimeout(timer)
     // Each poll asks every listed channel's object: none while the tab is not visible.
     if (document.hidden) {
       schedule(mine, POLL_MS)
@@ -485,6 +493,8 @@ export const DASHBOARD_SCRIPT = String.raw`
     const after = Math.max(0, newest - RECENT)
     const load = { name, controller: new AbortController() }
     messagesLoad = load
+    // Assistive technology (and tests) can tell a table being read from one that is read.
+    ui.messagesBody.setAttribute('aria-busy', 'true')
     // Whether this answer is still wanted: the latest read, of the channel shown, same sign-in.
     const current = () => messagesLoad === load && mine === generation && name === selected
     let page
@@ -497,12 +507,14 @@ export const DASHBOARD_SCRIPT = String.raw`
     } catch (error) {
       if (!current()) return
       messagesLoad = undefined
+      ui.messagesBody.setAttribute('aria-busy', 'false')
       shownNewest = undefined
       ui.messagesNote.textContent = 'Messages could not be read: ' + describe(error)
       return
     }
     if (!current()) return
     messagesLoad = undefined
+    ui.messagesBody.setAttribute('aria-busy', 'false')
     const messages = page.messages.slice().reverse()
     ui.messagesNote.textContent =
       messages.length === 0
