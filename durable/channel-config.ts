@@ -25,14 +25,25 @@ export const DEFAULT_RETENTION: RetentionLimits = {
   overflowPolicy: 'block',
 }
 
+/** Largest message a channel stores by default: what a bridge relays by default too. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+/**
+ * Largest `MAX_MESSAGE_BYTES`: a message travels in one WebSocket message of at most 32 MiB,
+ * with its batch's framing.
+ */
+export const MAX_MAX_MESSAGE_BYTES = 31 * 1024 * 1024
+
 export interface ChannelConfig {
   maxAttempts: number
+  /** Largest message (its frames' octets) the channel stores; announced to bridges. */
+  maxMessageBytes: number
   retention: RetentionLimits
 }
 
 /** The vars the config is built from (strings, as wrangler vars are). */
 export interface ChannelVars {
   MAX_ATTEMPTS?: string
+  MAX_MESSAGE_BYTES?: string
   RETENTION_MAX_MESSAGES?: string
   RETENTION_MAX_BYTES?: string
   RETENTION_MAX_AGE_SECONDS?: string
@@ -70,6 +81,12 @@ export function parseChannelConfig(vars: ChannelVars): ChannelConfig {
   }
   return {
     maxAttempts,
+    maxMessageBytes: integerVar(
+      'MAX_MESSAGE_BYTES',
+      vars.MAX_MESSAGE_BYTES,
+      DEFAULT_MAX_MESSAGE_BYTES,
+      { min: 1, max: MAX_MAX_MESSAGE_BYTES },
+    ),
     retention: {
       maxMessages: integerVar(
         'RETENTION_MAX_MESSAGES',

@@ -5,6 +5,15 @@
 // channel directory (./channel-directory.ts) that the channel exists, at most once a day.
 
 import { DurableObject } from 'cloudflare:workers'
+import { batchLimits } from './batch-policy'
+import {
+  knownBridges,
+  lastBatchSeq,
+  lastBatchSeqs,
+  pruneSessions,
+  SESSION_IDLE_MS,
+  sessionKey,
+} from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { directoryStub } from './channel-directory'
 import { type Counter, readCounters } from './counters'
@@ -18,6 +27,12 @@ import {
 } from './lease-queue'
 import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
 import { type BatchStore, type IngestSocketState, ingestRelayMessage } from './relay-ingest'
+import {
+  CLOSE_REPLACED,
+  encodeWelcome,
+  parseRelaySession,
+  RELAY_SUBPROTOCOL,
+} from './relay-protocol'
 import { expireByAge, nextExpiryAt } from './retention'
 import { migrate } from './schema'
 
@@ -36,22 +51,31 @@ export const DIRECTORY_REFRESH_MS = 24 * 60 * 60 * 1000
 /** The key, in the object's key-value storage, of the time it last told the directory. */
 export const DIRECTORY_TOLD_KEY = 'directory.toldAt'
 
+/** The key, in the object's key-value storage, of the time idle sessions were last pruned. */
+export const SESSIONS_PRUNED_KEY = 'sessions.prunedAt'
+
 /**
- * A bridge socket's attachment, which survives hibernation: the ingest state, when the socket
- * was accepted, and the bridge id of its batches (known from the first one).
+ * A bridge socket's attachment, which survives hibernation: the ingest state (its session and
+ * any refused batch), when the socket was accepted, and whether a newer socket of the same bridge
+ * replaced it.
  */
 interface BridgeSocketState extends IngestSocketState {
-  connectedAt?: number
-  bridgeId?: string
+  connectedAt: number
+  replaced?: boolean
+}
+
+/** The hibernation tag of a bridge's sockets: its newer socket finds the older ones by it. */
+function bridgeTag(bridgeId: string): string {
+  return `bridge:${bridgeId}`
 }
 
 /** One bridge WebSocket open on the channel. */
 export interface BridgeConnection {
-  /** The id in the socket's batches; absent until its first batch reaches storage. */
+  /** The id the bridge connected with. */
   bridgeId?: string
   /** Milliseconds since the epoch when the object accepted the socket. */
   connectedAt?: number
-  /** The highest batchSeq stored from that bridge (its batches are numbered 1, 2, 3, …). */
+  /** The highest batchSeq stored in the socket's session (numbered 1, 2, 3, … per session). */
   lastBatchSeq?: number
 }
 
@@ -90,7 +114,7 @@ export class ChannelObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     this.config = parseChannelConfig(env)
-    this.#store = new MessageStore(ctx.storage, () => this.config.retention)
+    this.#store = new MessageStore(ctx.storage, () => this.config)
     this.#queue = new LeaseQueue(ctx.storage, this.#store)
     // No event reaches the object before the schema is current.
     void ctx.blockConcurrencyWhile(async () => {
@@ -99,8 +123,10 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * Accepts a bridge's WebSocket (the Worker has checked the token and the upgrade). The
-   * socket is hibernatable: the object may leave memory between messages.
+   * Accepts a bridge's WebSocket (the Worker has checked the token, the upgrade, the relay
+   * subprotocol and the session headers). The socket is hibernatable: the object may leave memory
+   * between messages. An older socket of the same bridge id is closed with CLOSE_REPLACED, so
+   * only the newest writes. The first frame on the socket is the WELCOME.
    */
   override fetch(request: Request): Response {
     if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
@@ -109,11 +135,53 @@ export class ChannelObject extends DurableObject<Env> {
         { status: 426, headers: { Upgrade: 'websocket' } },
       )
     }
+    const session = parseRelaySession(request.headers)
+    if ('error' in session) {
+      return Response.json(
+        { error: { code: 'invalid_session', message: session.error } },
+        { status: 400 },
+      )
+    }
+    const now = Date.now()
+    const tag = bridgeTag(session.bridgeId)
+    for (const older of this.ctx.getWebSockets(tag)) {
+      const state = older.deserializeAttachment() as BridgeSocketState | null
+      if (state) older.serializeAttachment({ ...state, replaced: true })
+      try {
+        older.close(CLOSE_REPLACED, 'replaced by a newer connection of this bridge id')
+      } catch {
+        // Closed already.
+      }
+    }
+    this.#pruneSessions(now)
     const { 0: client, 1: server } = new WebSocketPair()
-    this.ctx.acceptWebSocket(server)
-    server.serializeAttachment({ connectedAt: Date.now() } satisfies BridgeSocketState)
+    this.ctx.acceptWebSocket(server, [tag])
+    server.serializeAttachment({ session, connectedAt: now } satisfies BridgeSocketState)
+    server.send(
+      encodeWelcome({
+        lastBatchSeq: lastBatchSeq(this.ctx.storage.sql, session) ?? 0,
+        ...batchLimits(this.config),
+        now,
+      }),
+    )
     this.#announce()
-    return new Response(null, { status: 101, webSocket: client })
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: { 'Sec-WebSocket-Protocol': RELAY_SUBPROTOCOL },
+    })
+  }
+
+  /**
+   * Forgets sessions idle past SESSION_IDLE_MS, at most once a day (on a bridge socket): every
+   * bridge start without a spool is a session, and their rows should not pile up.
+   */
+  #pruneSessions(now: number): void {
+    const { kv, sql } = this.ctx.storage
+    const prunedAt = kv.get<number>(SESSIONS_PRUNED_KEY)
+    if (prunedAt !== undefined && now - prunedAt < SESSION_IDLE_MS / 30) return
+    pruneSessions(sql, now)
+    kv.put(SESSIONS_PRUNED_KEY, now)
   }
 
   /**
@@ -264,7 +332,7 @@ export class ChannelObject extends DurableObject<Env> {
       queue: this.#queue.stats(now),
       bridges: {
         connected: this.ctx.getWebSockets().length,
-        known: this.#store.knownBridges(),
+        known: knownBridges(this.ctx.storage.sql),
         connections: this.#connections(),
       },
       counters,
@@ -276,26 +344,17 @@ export class ChannelObject extends DurableObject<Env> {
   #connections(): BridgeConnection[] {
     const sockets = this.ctx
       .getWebSockets()
-      .map((ws) => (ws.deserializeAttachment() ?? {}) as BridgeSocketState)
-    const ids = sockets.flatMap((socket) =>
-      socket.bridgeId === undefined ? [] : [socket.bridgeId],
+      .map((ws) => ws.deserializeAttachment() as BridgeSocketState | null)
+      .filter((state): state is BridgeSocketState => Boolean(state?.session) && !state?.replaced)
+    const lastSeqs = lastBatchSeqs(
+      this.ctx.storage.sql,
+      sockets.map((socket) => socket.session),
     )
-    const lastBatchSeqs = new Map<string, number>()
-    if (ids.length > 0) {
-      const rows = this.ctx.storage.sql.exec<{ bridge_id: string; last_batch_seq: number }>(
-        `SELECT bridge_id, last_batch_seq FROM bridges
-         WHERE bridge_id IN (SELECT value FROM json_each(?))`,
-        JSON.stringify(ids),
-      )
-      for (const row of rows) lastBatchSeqs.set(row.bridge_id, row.last_batch_seq)
-    }
     return sockets
-      .map(({ bridgeId, connectedAt }) => {
-        const connection: BridgeConnection = {}
-        if (bridgeId !== undefined) connection.bridgeId = bridgeId
-        if (connectedAt !== undefined) connection.connectedAt = connectedAt
-        const lastBatchSeq = bridgeId === undefined ? undefined : lastBatchSeqs.get(bridgeId)
-        if (lastBatchSeq !== undefined) connection.lastBatchSeq = lastBatchSeq
+      .map(({ session, connectedAt }) => {
+        const connection: BridgeConnection = { bridgeId: session.bridgeId, connectedAt }
+        const last = lastSeqs.get(sessionKey(session.bridgeId, session.epoch))
+        if (last !== undefined) connection.lastBatchSeq = last
         return connection
       })
       .sort((a, b) => (a.connectedAt ?? 0) - (b.connectedAt ?? 0))
@@ -333,20 +392,22 @@ export class ChannelObject extends DurableObject<Env> {
    * The output gate holds the ACK until the transaction is durable.
    */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const state = (ws.deserializeAttachment() ?? {}) as BridgeSocketState
-    // The socket's bridge id, learnt from the batches that reach storage (duplicates too).
-    let bridgeId = state.bridgeId
+    const state = ws.deserializeAttachment() as BridgeSocketState | null
+    // A socket of protocol version 1 (accepted before an update) or one replaced by a newer
+    // socket of its bridge: nothing it sends is stored.
+    if (!state?.session || state.replaced) {
+      try {
+        ws.close(state?.replaced ? CLOSE_REPLACED : 1002, 'this socket no longer takes batches')
+      } catch {}
+      return
+    }
     const store: BatchStore = {
-      storeBatch: (batch) => {
-        bridgeId = batch.bridgeId
-        return this.#store.storeBatch(batch)
-      },
+      storeBatch: (session, batch) => this.#store.storeBatch(session, batch),
     }
     const result = ingestRelayMessage(store, message, state)
-    // Rewritten only when something changed: the first batch, a refusal, its resolution.
-    if (result.state !== state || bridgeId !== state.bridgeId) {
-      const next: BridgeSocketState = { ...result.state, connectedAt: state.connectedAt, bridgeId }
-      ws.serializeAttachment(next)
+    // Rewritten only when something changed: a refusal, its resolution.
+    if (result.state !== state) {
+      ws.serializeAttachment({ ...result.state, connectedAt: state.connectedAt })
     }
     ws.send(result.reply)
     if (!result.stored) return

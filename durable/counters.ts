@@ -30,6 +30,10 @@ export const Counter = {
   EXPIRED: 'expired',
   /** Retention: batches refused with NACK CHANNEL_FULL. */
   BATCHES_REFUSED: 'batches_refused',
+  /** Messages over the channel's limits on their own, answered ACK REJECTED: never stored. */
+  MESSAGES_REJECTED: 'messages_rejected',
+  /** Batches refused with NACK INVALID_MESSAGE (a field the object does not trust). */
+  BATCHES_INVALID: 'batches_invalid',
 } as const
 export type Counter = (typeof Counter)[keyof typeof Counter]
 

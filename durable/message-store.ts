@@ -2,10 +2,12 @@
 // bridge, and reads pages of messages back with their frames byte for byte. Only synchronous
 // SQL, and every cursor is consumed before returning, so no await can split a read or a write.
 
-import { DEFAULT_RETENTION, type RetentionLimits } from './channel-config'
+import { batchLimits, checkBatch } from './batch-policy'
+import { lastBatchSeq, recordBatch } from './bridge-sessions'
+import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { addCounter, Counter } from './counters'
 import { decodeBody, encodeBody, joinChunks, splitChunks } from './message-body'
-import type { Mechanism, RelayBatch, RelayMessage } from './relay-protocol'
+import type { Mechanism, RelayBatch, RelayMessage, RelaySession } from './relay-protocol'
 import { expireByAge, makeRoom } from './retention'
 
 /**
@@ -65,13 +67,19 @@ export interface LogEnd {
 }
 
 /**
- * What became of a batch: stored under these seqs, stored before by an earlier copy, or
- * refused because the channel's log is full (retention, overflow policy `block`).
+ * What became of a batch: stored under these seqs; stored before by an earlier copy; rejected
+ * for good (one message over the limits: nothing stored, its number used up); or refused and
+ * to be sent again: not the batch expected next, the log full (retention, overflow policy
+ * `block`), too large as one batch, or holding a field the object does not trust.
  */
 export type StoreOutcome =
   | { status: 'stored'; firstSeq: number; lastSeq: number }
   | { status: 'duplicate' }
+  | { status: 'rejected'; reason: string }
+  | { status: 'out_of_order'; reason: string }
   | { status: 'full'; reason: string }
+  | { status: 'too_large'; reason: string }
+  | { status: 'invalid'; reason: string }
 
 interface MessageRow extends Record<string, SqlStorageValue> {
   seq: number
@@ -91,40 +99,58 @@ interface ChunkRow extends Record<string, SqlStorageValue> {
 /** SQL access to one channel's messages. The schema is `./schema.ts`; migrate first. */
 export class MessageStore {
   readonly #storage: DurableObjectStorage
-  readonly #retention: () => RetentionLimits
+  readonly #config: () => ChannelConfig
 
-  /** @param retention the channel's current retention limits, read at each batch. */
+  /** @param config the channel's current configuration (limits, retention), read at each batch. */
   constructor(
     storage: DurableObjectStorage,
-    retention: () => RetentionLimits = () => DEFAULT_RETENTION,
+    config: () => ChannelConfig = () => parseChannelConfig({}),
   ) {
     this.#storage = storage
-    this.#retention = retention
+    this.#config = config
   }
 
   /**
-   * Stores every message of `batch` in one transaction, together with the bridge's new last
-   * batchSeq; a batch at or below the last one stored for its bridge is a resend and is not
-   * stored again. Gaps are accepted: batches of one bridge arrive in order. First, messages
-   * past the age limit leave the log, then room is made under the count and byte limits
-   * (./retention.ts); a batch there is no room for is refused whole.
+   * Stores every message of `batch` in one transaction, together with its session's new last
+   * batch number. In order:
+   * - a batch at or below the session's last one is a resend: `duplicate`, not stored again;
+   * - in a session the object knows, only the next number is taken (`out_of_order` otherwise:
+   *   numbers never jump, so a forged or confused number cannot make later batches look stored);
+   *   a session it does not know may start anywhere (a spool that resumes);
+   * - the batch must pass the channel's limits and checks (./batch-policy.ts): one message over
+   *   them on its own is `rejected`, its number used up; a larger batch is `too_large`;
+   * - messages past the age limit leave the log, then room is made under the count and byte
+   *   limits (./retention.ts); a batch there is no room for is refused whole (`full`).
    * @throws the SQLite error when storage fails; nothing of the batch is then stored.
    */
-  storeBatch(batch: RelayBatch): StoreOutcome {
+  storeBatch(session: RelaySession, batch: RelayBatch): StoreOutcome {
     const { sql } = this.#storage
     return this.#storage.transactionSync((): StoreOutcome => {
-      const previous = sql
-        .exec<{ last_batch_seq: number }>(
-          'SELECT last_batch_seq FROM bridges WHERE bridge_id = ?',
-          batch.bridgeId,
-        )
-        .toArray()[0]
-      if (previous && batch.batchSeq <= previous.last_batch_seq) {
+      const last = lastBatchSeq(sql, session)
+      if (last !== undefined && batch.batchSeq <= last) {
         addCounter(sql, Counter.BATCHES_DUPLICATE, 1)
         return { status: 'duplicate' }
       }
-      const limits = this.#retention()
+      if (last !== undefined && batch.batchSeq !== last + 1) {
+        return {
+          status: 'out_of_order',
+          reason: `batch ${batch.batchSeq} after batch ${last}; expected ${last + 1}`,
+        }
+      }
+      const config = this.#config()
       const now = Date.now()
+      const verdict = checkBatch(batch, batchLimits(config), now)
+      if (verdict?.verdict === 'rejected') {
+        addCounter(sql, Counter.MESSAGES_REJECTED, batch.messages.length)
+        recordBatch(sql, session, batch.batchSeq, now)
+        return { status: 'rejected', reason: verdict.reason }
+      }
+      if (verdict?.verdict === 'invalid') {
+        addCounter(sql, Counter.BATCHES_INVALID, 1)
+        return { status: 'invalid', reason: verdict.reason }
+      }
+      if (verdict?.verdict === 'too_large') return { status: 'too_large', reason: verdict.reason }
+      const limits = config.retention
       expireByAge(sql, limits, now)
       let batchBytes = 0
       for (const message of batch.messages) {
@@ -149,12 +175,7 @@ export class MessageStore {
       addCounter(sql, Counter.LOG_BYTES, bytes)
       addCounter(sql, Counter.MESSAGES_STORED, count)
       addCounter(sql, Counter.BATCHES_STORED, 1)
-      sql.exec(
-        `INSERT INTO bridges (bridge_id, last_batch_seq) VALUES (?, ?)
-         ON CONFLICT (bridge_id) DO UPDATE SET last_batch_seq = excluded.last_batch_seq`,
-        batch.bridgeId,
-        batch.batchSeq,
-      )
+      recordBatch(sql, session, batch.batchSeq, now)
       return { status: 'stored', firstSeq, lastSeq }
     })
   }
@@ -204,12 +225,6 @@ export class MessageStore {
     const oldest = end('ASC')
     const newest = end('DESC')
     return oldest && newest ? { oldest, newest } : {}
-  }
-
-  /** How many bridges have ever stored a batch here. */
-  knownBridges(): number {
-    return this.#storage.sql.exec<{ count: number }>('SELECT COUNT(*) AS count FROM bridges').one()
-      .count
   }
 
   /**

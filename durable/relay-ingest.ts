@@ -12,19 +12,22 @@ import {
   type RelayBatch,
   RelayProtocolError,
   RelayProtocolErrorCode,
+  type RelaySession,
 } from './relay-protocol'
 
 /** Where batches go; `MessageStore` in production. */
 export interface BatchStore {
-  storeBatch(batch: RelayBatch): StoreOutcome
+  storeBatch(session: RelaySession, batch: RelayBatch): StoreOutcome
 }
 
 /**
  * What one bridge socket remembers between messages (kept as the WebSocket's attachment, so
- * it survives hibernation). `refused` is the first batch whose storage failed on this socket.
+ * it survives hibernation): its session, from the upgrade, and `refused`, the first batch not
+ * stored on this socket.
  */
 export interface IngestSocketState {
-  refused?: { bridgeId: string; batchSeq: number }
+  session: RelaySession
+  refused?: number
 }
 
 /** The reply to send and the socket's state after the message. */
@@ -38,11 +41,19 @@ export interface IngestResult {
 // JavaScript dates cover ±8.64e15 ms; a receive time outside cannot be shown as ISO 8601.
 const MAX_TIME_MS = 8.64e15
 
+/** The NACK for each refusal a store may answer. */
+const NACK_OF = {
+  out_of_order: NackCode.OUT_OF_ORDER,
+  full: NackCode.CHANNEL_FULL,
+  too_large: NackCode.BATCH_TOO_LARGE,
+  invalid: NackCode.INVALID_MESSAGE,
+} as const
+
 function nack(batchSeq: number, code: NackCode, reason: string): Uint8Array {
   return encodeNack({ batchSeq, code, reason })
 }
 
-function invalidMessage(batch: RelayBatch): string | undefined {
+function malformedMessage(batch: RelayBatch): string | undefined {
   const index = batch.messages.findIndex((message) => Math.abs(message.receivedAt) > MAX_TIME_MS)
   return index === -1 ? undefined : `message ${index}: receivedAt is not a valid time`
 }
@@ -52,15 +63,13 @@ function invalidMessage(batch: RelayBatch): string | undefined {
  *
  * - Text, undecodable bytes, or a frame other than BATCH → NACK MALFORMED_FRAME (a frame of
  *   another protocol version → NACK UNSUPPORTED_VERSION, as docs/relay-protocol.md says).
- * - A batch at or below its bridge's last stored batchSeq → ACK DUPLICATE (0, 0).
- * - Otherwise the batch is stored in one transaction → ACK STORED with its first/last seq.
- * - The log is full (retention limits, overflow policy `block`) → NACK CHANNEL_FULL; the
- *   bridge keeps the batch and sends it again later. Like a storage failure, later batches
- *   of that bridge on the socket are then refused with NACK OUT_OF_ORDER.
- * - Storage fails → NACK STORAGE_FAILED; later batches of that bridge on the same socket are
- *   then refused with NACK OUT_OF_ORDER until the refused one is stored, because storing
- *   them would advance the bridge's last batchSeq past it and turn its resend into a
- *   DUPLICATE, losing it.
+ * - A batch at or below its session's last stored batchSeq → ACK DUPLICATE (0, 0).
+ * - Otherwise the batch is stored in one transaction → ACK STORED with its first/last seq, or
+ *   ACK REJECTED for one message that no batch could carry (see MessageStore.storeBatch).
+ * - Any refusal (not the next number, log full, batch too large, a field not trusted, storage
+ *   failure) → a NACK with its code; later batches on the same socket are then refused with NACK
+ *   OUT_OF_ORDER until the refused one is stored, because storing them would advance the
+ *   session's last batchSeq past it and turn its resend into a DUPLICATE, losing it.
  */
 export function ingestRelayMessage(
   store: BatchStore,
@@ -87,50 +96,65 @@ export function ingestRelayMessage(
     return { reply: nack(0, code, error.message), state }
   }
 
-  const invalid = invalidMessage(batch)
-  if (invalid) return { reply: nack(batch.batchSeq, NackCode.MALFORMED_FRAME, invalid), state }
+  const malformed = malformedMessage(batch)
+  if (malformed) {
+    return { reply: nack(batch.batchSeq, NackCode.MALFORMED_FRAME, malformed), state }
+  }
 
   const { refused } = state
-  if (refused && refused.bridgeId === batch.bridgeId && batch.batchSeq > refused.batchSeq) {
-    const reason = `batch ${refused.batchSeq} was not stored; resend from it`
+  if (refused !== undefined && batch.batchSeq > refused) {
+    const reason = `batch ${refused} was not stored; resend from it`
     return { reply: nack(batch.batchSeq, NackCode.OUT_OF_ORDER, reason), state }
   }
+  const refuse = (code: NackCode, reason: string): IngestResult => ({
+    reply: nack(batch.batchSeq, code, reason),
+    state: refused === undefined ? { ...state, refused: batch.batchSeq } : state,
+  })
 
   let outcome: StoreOutcome
   try {
-    outcome = store.storeBatch(batch)
+    outcome = store.storeBatch(state.session, batch)
   } catch (error) {
     console.error('relay batch not stored', {
-      bridgeId: batch.bridgeId,
+      bridgeId: state.session.bridgeId,
       batchSeq: batch.batchSeq,
       error: String(error),
     })
-    const reply = nack(batch.batchSeq, NackCode.STORAGE_FAILED, String(error))
-    const { bridgeId, batchSeq } = batch
-    return { reply, state: refused ? state : { refused: { bridgeId, batchSeq } } }
+    return refuse(NackCode.STORAGE_FAILED, String(error))
   }
 
-  if (outcome.status === 'full') {
-    const reply = nack(batch.batchSeq, NackCode.CHANNEL_FULL, outcome.reason)
-    const { bridgeId, batchSeq } = batch
-    return { reply, state: refused ? state : { refused: { bridgeId, batchSeq } } }
+  switch (outcome.status) {
+    case 'out_of_order':
+    case 'full':
+    case 'too_large':
+    case 'invalid':
+      return refuse(NACK_OF[outcome.status], outcome.reason)
+    default:
+      break
   }
-
-  // The refused batch is stored now (or was before): later ones may follow it again.
-  const resolved = refused?.bridgeId === batch.bridgeId && refused.batchSeq === batch.batchSeq
-  const reply =
-    outcome.status === 'duplicate'
-      ? encodeAck({
-          batchSeq: batch.batchSeq,
-          status: AckStatus.DUPLICATE,
-          firstSeq: 0,
-          lastSeq: 0,
-        })
-      : encodeAck({
-          batchSeq: batch.batchSeq,
-          status: AckStatus.STORED,
-          firstSeq: outcome.firstSeq,
-          lastSeq: outcome.lastSeq,
-        })
-  return { reply, state: resolved ? {} : state, stored: outcome.status === 'stored' }
+  // The refused batch is stored now (or was before, or used up): later ones may follow it.
+  const resolved = refused === batch.batchSeq
+  const next: IngestSocketState = resolved ? { session: state.session } : state
+  const status =
+    outcome.status === 'stored'
+      ? AckStatus.STORED
+      : outcome.status === 'rejected'
+        ? AckStatus.REJECTED
+        : AckStatus.DUPLICATE
+  const seqs =
+    outcome.status === 'stored'
+      ? { firstSeq: outcome.firstSeq, lastSeq: outcome.lastSeq }
+      : { firstSeq: 0, lastSeq: 0 }
+  if (outcome.status === 'rejected') {
+    console.error('relay message rejected: over the channel limits on its own', {
+      bridgeId: state.session.bridgeId,
+      batchSeq: batch.batchSeq,
+      reason: outcome.reason,
+    })
+  }
+  return {
+    reply: encodeAck({ batchSeq: batch.batchSeq, status, ...seqs }),
+    state: next,
+    stored: outcome.status === 'stored',
+  }
 }

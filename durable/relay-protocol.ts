@@ -1,11 +1,32 @@
-// The relay protocol between a bridge and its channel's Durable Object: binary BATCH, ACK and
-// NACK frames carried one per WebSocket message. Platform-neutral (Node and workerd): only
-// Uint8Array, DataView and TextEncoder/TextDecoder. Specified in docs/relay-protocol.md.
+// The relay protocol between a bridge and its channel's Durable Object: a WebSocket whose
+// upgrade names the bridge's session, a WELCOME from the object, then binary BATCH, ACK and NACK
+// frames, one per WebSocket message. Platform-neutral (Node and workerd): only Uint8Array,
+// DataView, TextEncoder/TextDecoder and Web Crypto. Specified in docs/relay-protocol.md.
 
-export const RELAY_PROTOCOL_VERSION = 1
+export const RELAY_PROTOCOL_VERSION = 2
+
+/**
+ * The WebSocket subprotocol (RFC 6455 §1.9) a bridge asks for and the object confirms: a bridge
+ * of another version is refused at the upgrade, before it sends anything.
+ */
+export const RELAY_SUBPROTOCOL = 'zmq-edge.relay.v2'
+
+/** Upgrade request headers that name the bridge's session (see {@link RelaySession}). */
+export const BRIDGE_ID_HEADER = 'X-Zmq-Edge-Bridge-Id'
+export const EPOCH_HEADER = 'X-Zmq-Edge-Epoch'
+
+/**
+ * WebSocket close code (the 4000–4999 private range of RFC 6455 §7.4.2) with which the object
+ * closes a bridge's older socket when the same bridge id connects again: a half-open socket
+ * never locks out a reconnecting bridge, and two sockets never write under one id at once.
+ */
+export const CLOSE_REPLACED = 4001
+
+/** A bridge id: what `--bridge-id` takes and the object accepts. */
+export const BRIDGE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** First octet of every relay frame. */
-export const RelayFrameKind = { BATCH: 0x01, ACK: 0x02, NACK: 0x03 } as const
+export const RelayFrameKind = { BATCH: 0x01, ACK: 0x02, NACK: 0x03, WELCOME: 0x04 } as const
 export type RelayFrameKind = (typeof RelayFrameKind)[keyof typeof RelayFrameKind]
 
 /** The security mechanism a message arrived with, as one octet on the wire. */
@@ -13,19 +34,78 @@ export const MECHANISM_CODES = { NULL: 0, CURVE: 1 } as const
 export type Mechanism = keyof typeof MECHANISM_CODES
 
 /** Status octet of an ACK. */
-export const AckStatus = { STORED: 0, DUPLICATE: 1 } as const
+export const AckStatus = {
+  STORED: 0,
+  /** Stored before, by an earlier copy of the batch (a resend after a lost ACK). */
+  DUPLICATE: 1,
+  /**
+   * Never storable: a batch of one message over the channel's limits. Nothing is stored and the
+   * batch number is used up, so the bridge drops the message (and says so) and goes on.
+   */
+  REJECTED: 2,
+} as const
 export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus]
 
-/** NACK codes: why a Durable Object refused a frame. The bridge logs them. */
+/** NACK codes: why a Durable Object refused a frame. Nothing of a NACKed batch is stored. */
 export const NackCode = {
   MALFORMED_FRAME: 1,
   UNSUPPORTED_VERSION: 2,
   STORAGE_FAILED: 3,
+  /** Not the batch expected next: an earlier one was refused, or the number jumps ahead. */
   OUT_OF_ORDER: 4,
   /** The channel's log is at its retention limits and the overflow policy is `block`. */
   CHANNEL_FULL: 5,
+  /** More messages or octets than the channel takes in one batch: split it and send again. */
+  BATCH_TOO_LARGE: 6,
+  /** A message the object does not trust: a public key without CURVE, a time in the future. */
+  INVALID_MESSAGE: 7,
 } as const
 export type NackCode = (typeof NackCode)[keyof typeof NackCode]
+
+/** The name of a NACK code, for logs and metrics. */
+export function nackCodeName(code: number): string {
+  for (const [name, value] of Object.entries(NackCode)) if (value === code) return name
+  return `UNKNOWN_${code}`
+}
+
+/**
+ * Who sends the batches on a socket: the bridge's id, and the epoch of its batch numbering.
+ * Batches are deduplicated per (bridgeId, epoch, batchSeq). A bridge draws a new epoch when it
+ * starts a numbering from 1 (every start without a spool), so a restart can never collide with
+ * the numbers of an earlier run; a spool keeps its epoch with its numbers. Epoch 0 is the
+ * numbering of protocol version 1, kept by spools written before version 2.
+ */
+export interface RelaySession {
+  bridgeId: string
+  /** An integer from 0 to 2^53 - 1. */
+  epoch: number
+}
+
+/** A random epoch from 1 to 2^53 - 1 (Web Crypto: Node and workerd). */
+export function newEpoch(): number {
+  const words = crypto.getRandomValues(new Uint32Array(2))
+  const epoch = ((words[0] as number) & 0x1f_ffff) * UINT32_LIMIT + (words[1] as number)
+  return epoch === 0 ? 1 : epoch
+}
+
+/**
+ * Reads the session from an upgrade request's headers.
+ * @returns the session, or why the headers do not name one.
+ */
+export function parseRelaySession(headers: {
+  get(name: string): string | null
+}): RelaySession | { error: string } {
+  const bridgeId = headers.get(BRIDGE_ID_HEADER)
+  if (bridgeId === null || !BRIDGE_ID_PATTERN.test(bridgeId)) {
+    return { error: `${BRIDGE_ID_HEADER} must be 1-128 characters of A-Z a-z 0-9 . _ : -` }
+  }
+  const epochText = headers.get(EPOCH_HEADER)
+  const epoch = epochText !== null && /^\d{1,16}$/.test(epochText) ? Number(epochText) : -1
+  if (!Number.isSafeInteger(epoch) || epoch < 0) {
+    return { error: `${EPOCH_HEADER} must be an integer from 0 to 2^53 - 1` }
+  }
+  return { bridgeId, epoch }
+}
 
 /** One ZeroMQ message as relayed: its frames byte for byte and where it came from. */
 export interface RelayMessage {
@@ -40,9 +120,7 @@ export interface RelayMessage {
 }
 
 export interface RelayBatch {
-  /** Identifies the sending bridge process; with `batchSeq` it makes a batch idempotent. */
-  bridgeId: string
-  /** Per-bridge batch number, starting at 1 and increasing by 1. */
+  /** The batch's number in its session, from 1, increasing by 1. */
   batchSeq: number
   messages: RelayMessage[]
 }
@@ -64,7 +142,27 @@ export interface RelayNack {
   reason: string
 }
 
-export type RelayFrame = ({ kind: 'batch' } & RelayBatch) | RelayAck | RelayNack
+/**
+ * The object's first frame on every socket: where the session stands and what the channel
+ * accepts, so the bridge sizes its batches and refuses too large messages before batching.
+ */
+export interface RelayWelcome {
+  kind: 'welcome'
+  /** The highest batch stored in this session; 0 when none is. */
+  lastBatchSeq: number
+  /** Largest message (its frames' octets) the channel stores. */
+  maxMessageBytes: number
+  /** Largest batch, encoded, the channel takes at once. */
+  maxBatchBytes: number
+  /** Most messages in one batch; 0 for no limit. */
+  maxBatchMessages: number
+  /** The object's clock, ms since the epoch, when it accepted the socket. */
+  now: number
+  /** How far in the future of that clock a receive time may be. */
+  maxClockSkewMs: number
+}
+
+export type RelayFrame = ({ kind: 'batch' } & RelayBatch) | RelayAck | RelayNack | RelayWelcome
 
 export const RelayProtocolErrorCode = {
   TRUNCATED: 'TRUNCATED',
@@ -127,6 +225,9 @@ function writeHeader(view: DataView, kind: RelayFrameKind): void {
   view.setUint16(2, 0)
 }
 
+/** Encoded size of a batch's header (frame header, batchSeq, message count). */
+export const BATCH_HEADER_SIZE = HEADER_SIZE + 8 + 4
+
 /** Encoded size of one message inside a batch, for callers that cap batch sizes. */
 export function encodedMessageSize(message: RelayMessage): number {
   let size = 8 + 1 + 1 + utf8Encoder.encode(message.peerAddress).length + 1 + 4
@@ -137,20 +238,16 @@ export function encodedMessageSize(message: RelayMessage): number {
 
 /**
  * Encodes a batch into one relay frame.
- * @throws RelayProtocolError INVALID_FIELD for an empty batch, a message without frames, a bad
- * bridge id, a sequence number out of range, or a public key that is not 32 octets.
+ * @throws RelayProtocolError INVALID_FIELD for an empty batch, a message without frames, a
+ * sequence number out of range, or a public key that is not 32 octets.
  */
 export function encodeBatch(batch: RelayBatch): Uint8Array {
-  const bridgeId = shortString(batch.bridgeId, 'bridgeId')
-  if (bridgeId.length === 0) {
-    throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'bridgeId is empty')
-  }
   checkSeq(batch.batchSeq, 'batchSeq', 1)
   if (batch.messages.length === 0) {
     throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'a batch needs a message')
   }
   const addresses: Uint8Array[] = []
-  let size = HEADER_SIZE + 1 + bridgeId.length + 8 + 4
+  let size = BATCH_HEADER_SIZE
   for (const message of batch.messages) {
     if (message.frames.length === 0) {
       throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'a message needs a frame')
@@ -171,9 +268,6 @@ export function encodeBatch(batch: RelayBatch): Uint8Array {
   const view = new DataView(out.buffer)
   writeHeader(view, RelayFrameKind.BATCH)
   let offset = HEADER_SIZE
-  out[offset++] = bridgeId.length
-  out.set(bridgeId, offset)
-  offset += bridgeId.length
   setUint64(view, offset, batch.batchSeq)
   offset += 8
   view.setUint32(offset, batch.messages.length)
@@ -201,6 +295,37 @@ export function encodeBatch(batch: RelayBatch): Uint8Array {
       offset += frame.length
     }
   })
+  return out
+}
+
+const WELCOME_SIZE = HEADER_SIZE + 8 + 4 + 4 + 4 + 8 + 4
+
+/** Encodes the WELCOME an object sends first on every bridge socket. */
+export function encodeWelcome(welcome: Omit<RelayWelcome, 'kind'>): Uint8Array {
+  checkSeq(welcome.lastBatchSeq, 'lastBatchSeq', 0)
+  for (const field of [
+    'maxMessageBytes',
+    'maxBatchBytes',
+    'maxBatchMessages',
+    'maxClockSkewMs',
+  ] as const) {
+    const value = welcome[field]
+    if (!Number.isInteger(value) || value < 0 || value >= UINT32_LIMIT) {
+      throw new RelayProtocolError(
+        RelayProtocolErrorCode.INVALID_FIELD,
+        `${field} must be a u32, got ${value}`,
+      )
+    }
+  }
+  const out = new Uint8Array(WELCOME_SIZE)
+  const view = new DataView(out.buffer)
+  writeHeader(view, RelayFrameKind.WELCOME)
+  setUint64(view, 4, welcome.lastBatchSeq)
+  view.setUint32(12, welcome.maxMessageBytes)
+  view.setUint32(16, welcome.maxBatchBytes)
+  view.setUint32(20, welcome.maxBatchMessages)
+  view.setFloat64(24, welcome.now)
+  view.setUint32(32, welcome.maxClockSkewMs)
   return out
 }
 
@@ -325,11 +450,6 @@ class Reader {
 }
 
 function readBatch(reader: Reader): { kind: 'batch' } & RelayBatch {
-  const bridgeIdLength = reader.u8('bridgeId length')
-  if (bridgeIdLength === 0) {
-    throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'bridgeId is empty')
-  }
-  const bridgeId = reader.string(bridgeIdLength, 'bridgeId')
   const batchSeq = reader.u64('batchSeq')
   if (batchSeq < 1) {
     throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'batchSeq must be >= 1')
@@ -388,7 +508,7 @@ function readBatch(reader: Reader): { kind: 'batch' } & RelayBatch {
     if (publicKey) message.publicKey = publicKey
     messages.push(message)
   }
-  return { kind: 'batch', bridgeId, batchSeq, messages }
+  return { kind: 'batch', batchSeq, messages }
 }
 
 /**
@@ -403,7 +523,8 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayFrame {
   if (
     kind !== RelayFrameKind.BATCH &&
     kind !== RelayFrameKind.ACK &&
-    kind !== RelayFrameKind.NACK
+    kind !== RelayFrameKind.NACK &&
+    kind !== RelayFrameKind.WELCOME
   ) {
     throw new RelayProtocolError(RelayProtocolErrorCode.UNKNOWN_KIND, `unknown frame kind ${kind}`)
   }
@@ -419,7 +540,11 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayFrame {
   } else if (kind === RelayFrameKind.ACK) {
     const batchSeq = reader.u64('batchSeq')
     const status = reader.u8('status')
-    if (status !== AckStatus.STORED && status !== AckStatus.DUPLICATE) {
+    if (
+      status !== AckStatus.STORED &&
+      status !== AckStatus.DUPLICATE &&
+      status !== AckStatus.REJECTED
+    ) {
       throw new RelayProtocolError(
         RelayProtocolErrorCode.INVALID_FIELD,
         `unknown ack status ${status}`,
@@ -431,6 +556,16 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayFrame {
       status,
       firstSeq: reader.u64('firstSeq'),
       lastSeq: reader.u64('lastSeq'),
+    }
+  } else if (kind === RelayFrameKind.WELCOME) {
+    frame = {
+      kind: 'welcome',
+      lastBatchSeq: reader.u64('lastBatchSeq'),
+      maxMessageBytes: reader.u32('maxMessageBytes'),
+      maxBatchBytes: reader.u32('maxBatchBytes'),
+      maxBatchMessages: reader.u32('maxBatchMessages'),
+      now: reader.f64('now'),
+      maxClockSkewMs: reader.u32('maxClockSkewMs'),
     }
   } else {
     const batchSeq = reader.u64('batchSeq')

@@ -112,6 +112,29 @@ export const MIGRATIONS: readonly Migration[] = [
        ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
     ],
   },
+  {
+    version: 6,
+    description: 'batch deduplication per bridge session (bridge id and epoch)',
+    statements: [
+      // Relay protocol v2 numbers batches per session: a bridge id and an epoch drawn at each
+      // start without a spool, so a restart never reuses the numbers of the run before.
+      // `updated_at`: when the session last stored a batch (ms), so idle sessions can go.
+      `CREATE TABLE bridge_sessions (
+        bridge_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        last_batch_seq INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (bridge_id, epoch)
+      ) WITHOUT ROWID`,
+      // Version 1 numbered per bridge id alone: that numbering is epoch 0, which spools written
+      // before version 2 keep, so their unacknowledged batches are still recognised.
+      `INSERT INTO bridge_sessions (bridge_id, epoch, last_batch_seq, updated_at)
+       SELECT bridge_id, 0, last_batch_seq,
+              CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+       FROM bridges`,
+      'DROP TABLE bridges',
+    ],
+  },
 ]
 
 /** The version the code expects: the last migration's. */

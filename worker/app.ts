@@ -12,6 +12,11 @@ import openapi from '../docs/openapi.json'
 import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import type { StoredMessage } from '../durable/message-store'
+import {
+  parseRelaySession,
+  RELAY_PROTOCOL_VERSION,
+  RELAY_SUBPROTOCOL,
+} from '../durable/relay-protocol'
 import { requireBearer } from './auth'
 import { dashboardResponse } from './dashboard/response'
 import { ApiError, ErrorCode, errorBody } from './errors'
@@ -320,6 +325,8 @@ channels.post(
   },
 )
 
+// Checked here, before the channel's object is called (and billed): the upgrade, the relay
+// protocol version (as a WebSocket subprotocol) and the session headers.
 channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
   const channel = parseChannel(c.req.param('channel'))
   if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
@@ -327,6 +334,16 @@ channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
       headers: { Upgrade: 'websocket' },
     })
   }
+  const offered = (c.req.header('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim())
+  if (!offered.includes(RELAY_SUBPROTOCOL)) {
+    throw new ApiError(
+      400,
+      ErrorCode.UNSUPPORTED_RELAY_VERSION,
+      `this Worker speaks relay protocol ${RELAY_PROTOCOL_VERSION} (Sec-WebSocket-Protocol: ${RELAY_SUBPROTOCOL}); upgrade the bridge`,
+    )
+  }
+  const session = parseRelaySession(c.req.raw.headers)
+  if ('error' in session) throw new ApiError(400, ErrorCode.INVALID_SESSION, session.error)
   return channelStub(c.env, channel).fetch(c.req.raw)
 })
 

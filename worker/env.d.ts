@@ -13,6 +13,8 @@ declare namespace Cloudflare {
     INGEST_TOKEN?: string
     /** Deliveries to leased consumers before a dead letter (wrangler var; default 5). */
     MAX_ATTEMPTS?: string
+    /** Largest message a channel stores, frame octets (wrangler var; default 16 MiB). */
+    MAX_MESSAGE_BYTES?: string
     /** Retention (wrangler vars; 0 = no limit): messages, frame bytes and age per channel. */
     RETENTION_MAX_MESSAGES?: string
     RETENTION_MAX_BYTES?: string

@@ -14,6 +14,10 @@ export const ErrorCode = {
   UNAUTHORIZED: 'unauthorized',
   NOT_FOUND: 'not_found',
   UPGRADE_REQUIRED: 'upgrade_required',
+  /** An ingest upgrade without the relay subprotocol this Worker speaks (an older bridge). */
+  UNSUPPORTED_RELAY_VERSION: 'unsupported_relay_version',
+  /** An ingest upgrade whose bridge id or epoch header is missing or malformed. */
+  INVALID_SESSION: 'invalid_session',
   NOT_CONFIGURED: 'not_configured',
   INTERNAL: 'internal',
 } as const

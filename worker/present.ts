@@ -158,6 +158,8 @@ export function toApiStats(channel: string, stats: ChannelStats) {
       trimmed: counters.trimmed,
       expired: counters.expired,
       batchesRefused: counters.batches_refused,
+      batchesInvalid: counters.batches_invalid,
+      messagesRejected: counters.messages_rejected,
     },
     config: stats.config,
   }

@@ -106,10 +106,8 @@ describe('relay-protocol fixes', () => {
   })
 
   it('keeps a leading U+FEFF in strings', () => {
-    const bridgeId = '\uFEFFbridge'
     const frame = decodeRelayFrame(
       encodeBatch({
-        bridgeId,
         batchSeq: 1,
         messages: [
           {
@@ -121,7 +119,7 @@ describe('relay-protocol fixes', () => {
         ],
       }),
     )
-    expect(frame).toMatchObject({ bridgeId, messages: [{ peerAddress: '\uFEFFpeer' }] })
+    expect(frame).toMatchObject({ messages: [{ peerAddress: '\uFEFFpeer' }] })
   })
 })
 
@@ -151,7 +149,7 @@ describe('schema migrations', () => {
     expect(result.versions.at(-1)).toEqual({ version: SCHEMA_VERSION })
     expect(result.tables).toEqual(
       expect.arrayContaining([
-        'bridges',
+        'bridge_sessions',
         'counters',
         'dead_letters',
         'message_chunks',

@@ -101,7 +101,7 @@ describe('GET /v1/channels/:channel/messages?wait=', () => {
     )
     await sleep(300) // the read is waiting inside the Durable Object by now
     expect(answeredAt).toBe(0)
-    relay.sendBatch('bridge-a', 1, [relayMessage([utf8('wake up')])])
+    relay.sendBatch(1, [relayMessage([utf8('wake up')])])
     expect(await relay.next()).toMatchObject({ kind: 'ack', firstSeq: 1 })
     const ackedAt = Date.now()
     const response = await read
@@ -350,13 +350,13 @@ describe('GET /v1/channels/:channel', () => {
     expect(empty.log).toEqual({ messages: 0, bytes: 0, oldest: null, newest: null })
     expect(empty.bridges).toEqual({ connected: 0, known: 0, connections: [] })
 
-    const relay = await openIngest(channel)
-    relay.sendBatch('bridge-a', 1, [
+    const relay = await openIngest(channel, { bridgeId: 'bridge-a' })
+    relay.sendBatch(1, [
       relayMessage([utf8('abc'), utf8('de')], { receivedAt: Date.now() - 10_000 }),
       relayMessage([utf8('fghij')]),
     ])
     await relay.next()
-    relay.sendBatch('bridge-a', 1, [relayMessage([utf8('dup')])])
+    relay.sendBatch(1, [relayMessage([utf8('dup')])])
     await relay.next()
     await pull(channel, { batchSize: 1 })
 
@@ -396,9 +396,12 @@ describe('GET /v1/channels/:channel', () => {
       trimmed: 0,
       expired: 0,
       batchesRefused: 0,
+      batchesInvalid: 0,
+      messagesRejected: 0,
     })
     expect(report.config).toEqual({
       maxAttempts: 5,
+      maxMessageBytes: 16 * 1024 * 1024,
       retention: {
         maxMessages: 1_000_000,
         maxBytes: 1024 * 1024 * 1024,
@@ -488,6 +491,8 @@ describe('schema migration 2', () => {
       sql.exec('DROP TABLE dead_letters')
       sql.exec('DROP TABLE counters')
       sql.exec('ALTER TABLE messages DROP COLUMN stored_at')
+      sql.exec('DROP TABLE bridge_sessions')
+      sql.exec('CREATE TABLE bridges (bridge_id TEXT PRIMARY KEY, last_batch_seq INTEGER NOT NULL)')
       sql.exec('DELETE FROM schema_migrations WHERE version >= 2')
       return {
         applied: migrate(state.storage),
@@ -495,7 +500,7 @@ describe('schema migration 2', () => {
         counters: sql.exec('SELECT name, value FROM counters ORDER BY name').toArray(),
       }
     })
-    expect(result.applied).toEqual([2, 3, 4, 5])
+    expect(result.applied).toEqual([2, 3, 4, 5, 6])
     expect(result.queue).toEqual([1, 2, 3].map((seq) => ({ seq, attempts: 0, lease_id: null })))
     expect(result.counters).toEqual([
       { name: 'dead_letter_messages', value: 0 },

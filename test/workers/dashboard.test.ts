@@ -162,13 +162,13 @@ describe('GET /v1/channels', () => {
     const prefix = uniqueChannel('list')
     const busy = `${prefix}-a`
     const idle = `${prefix}-b`
-    const relay = await openIngest(busy)
-    relay.sendBatch('bridge-a', 1, [relayMessage([utf8('one')]), relayMessage([utf8('two')])])
+    const relay = await openIngest(busy, { bridgeId: 'bridge-a' })
+    relay.sendBatch(1, [relayMessage([utf8('one')]), relayMessage([utf8('two')])])
     expect(await relay.next()).toMatchObject({ kind: 'ack', lastSeq: 2 })
-    relay.sendBatch('bridge-a', 2, [relayMessage([utf8('three'), new Uint8Array([0xff])])])
+    relay.sendBatch(2, [relayMessage([utf8('three'), new Uint8Array([0xff])])])
     expect(await relay.next()).toMatchObject({ kind: 'ack', lastSeq: 3 })
-    // A bridge that connected but has sent nothing yet.
-    await openIngest(idle)
+    // A bridge that connected but has sent nothing yet: its id is known from the upgrade.
+    await openIngest(idle, { bridgeId: 'bridge-b' })
 
     const listing = await listUntil(prefix, (found) => found.total === 2)
     expect(listing.truncated).toBe(false)
@@ -185,7 +185,7 @@ describe('GET /v1/channels', () => {
     expect(Math.abs(Date.now() - connectedAt)).toBeLessThan(60_000)
     expect(b.log.messages).toBe(0)
     expect(b.bridges.connections).toEqual([
-      { bridgeId: null, connectedAt: expect.any(String), lastBatchSeq: null },
+      { bridgeId: 'bridge-b', connectedAt: expect.any(String), lastBatchSeq: null },
     ])
 
     // The same stats as the channel's own route (but for the ages, which go on).
@@ -196,8 +196,8 @@ describe('GET /v1/channels', () => {
 
   it('shows a bridge gone once its socket closes, and the channel still listed', async () => {
     const channel = uniqueChannel('gone')
-    const relay = await openIngest(channel)
-    relay.sendBatch('bridge-g', 1, [relayMessage([utf8('x')])])
+    const relay = await openIngest(channel, { bridgeId: 'bridge-g' })
+    relay.sendBatch(1, [relayMessage([utf8('x')])])
     await relay.next()
     await listUntil(channel, (found) => found.channels[0]?.bridges.connected === 1)
     relay.close()
@@ -315,8 +315,8 @@ describe('GET /v1/channels', () => {
  */
 async function firstBatchTold(tag: string, bridgeId: string) {
   const channel = uniqueChannel(tag)
-  const relay = await openIngest(channel)
-  relay.sendBatch(bridgeId, 1, [relayMessage([utf8('first')])])
+  const relay = await openIngest(channel, { bridgeId })
+  relay.sendBatch(1, [relayMessage([utf8('first')])])
   await relay.next()
   const seen = async () =>
     (await directory().list({ limit: 1, prefix: channel })).channels[0]?.lastSeenAt
@@ -356,7 +356,7 @@ describe('the channel directory', () => {
     // A day and a bit later, the same object (the socket is still open) stores a batch.
     const later = Date.now() + DIRECTORY_REFRESH_MS + 60_000
     vi.spyOn(Date, 'now').mockReturnValue(later)
-    relay.sendBatch('bridge-d', 2, [relayMessage([utf8('next day')])])
+    relay.sendBatch(2, [relayMessage([utf8('next day')])])
     await relay.next()
     await vi.waitFor(async () => expect(await seen()).toBe(later))
     expect(later).toBeGreaterThan(firstSeen)
@@ -366,7 +366,7 @@ describe('the channel directory', () => {
     const { channel, relay, seen, firstSeen } = await firstBatchTold('once', 'bridge-o')
     await new Promise((resolve) => setTimeout(resolve, 20))
     for (let batchSeq = 2; batchSeq <= 5; batchSeq++) {
-      relay.sendBatch('bridge-o', batchSeq, [relayMessage([utf8(`m${batchSeq}`)])])
+      relay.sendBatch(batchSeq, [relayMessage([utf8(`m${batchSeq}`)])])
       await relay.next()
     }
     await openIngest(channel)
@@ -381,7 +381,7 @@ describe('the channel directory', () => {
       state.storage.kv.put(DIRECTORY_TOLD_KEY, Date.now() - 3_600_000)
     })
     const relay = await openIngest(channel)
-    relay.sendBatch('bridge-t', 1, [relayMessage([utf8('x')])])
+    relay.sendBatch(1, [relayMessage([utf8('x')])])
     await relay.next()
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect((await list(`?prefix=${channel}`)).total).toBe(0)
@@ -419,7 +419,7 @@ describe('the channel directory', () => {
     })
     const relay = await openIngest(channel)
     for (let batchSeq = 1; batchSeq <= 3; batchSeq++) {
-      relay.sendBatch('bridge-n', batchSeq, [relayMessage([utf8(`m${batchSeq}`)])])
+      relay.sendBatch(batchSeq, [relayMessage([utf8(`m${batchSeq}`)])])
       expect(await relay.next()).toMatchObject({ kind: 'ack', lastSeq: batchSeq })
     }
     const failures = () =>

@@ -110,7 +110,7 @@ describe('GET /v1/channels/:channel/events', () => {
     // Held open on an empty channel, then woken by a batch over the real WebSocket.
     const relay = await openIngest(channel)
     const sentAt = Date.now()
-    relay.sendBatch('bridge-1', 1, batch('e1', 'e2', 'e3'))
+    relay.sendBatch(1, batch('e1', 'e2', 'e3'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     const events = await first.messages(3)
     expect(Date.now() - sentAt).toBeLessThan(1_000)
@@ -124,7 +124,7 @@ describe('GET /v1/channels/:channel/events', () => {
     await first.cancel()
 
     // Missed while disconnected: 4 and 5. Resuming from event 3 gives only those, then live.
-    relay.sendBatch('bridge-1', 2, batch('e4', 'e5'))
+    relay.sendBatch(2, batch('e4', 'e5'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     const resumed = await openEvents(channel, '?after=0', { 'Last-Event-ID': '3' })
     const missed = await resumed.messages(2)
@@ -132,7 +132,7 @@ describe('GET /v1/channels/:channel/events', () => {
       ['4', 'e4'],
       ['5', 'e5'],
     ])
-    relay.sendBatch('bridge-1', 3, batch('e6'))
+    relay.sendBatch(3, batch('e6'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     expect((await resumed.messages(1)).map((event) => event.id)).toEqual(['6'])
     await resumed.cancel()

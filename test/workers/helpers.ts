@@ -5,10 +5,15 @@ import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { expect } from 'vitest'
 import {
+  BRIDGE_ID_HEADER,
   decodeRelayFrame,
+  EPOCH_HEADER,
   encodeBatch,
+  RELAY_SUBPROTOCOL,
   type RelayFrame,
   type RelayMessage,
+  type RelaySession,
+  type RelayWelcome,
 } from '../../durable/relay-protocol'
 import type { ApiMessage } from '../../worker/present'
 
@@ -77,6 +82,9 @@ export class RelaySocket {
   readonly #received: (RelayFrame | Error)[] = []
   #waiter: (() => void) | undefined
   closed = false
+  /** The close code and reason the object closed with, once closed. */
+  closeCode: number | undefined
+  closeReason: string | undefined
 
   constructor(socket: WebSocket) {
     this.socket = socket
@@ -90,7 +98,9 @@ export class RelaySocket {
       }
       this.#waiter?.()
     })
-    socket.addEventListener('close', () => {
+    socket.addEventListener('close', (event) => {
+      this.closeCode = event.code
+      this.closeReason = event.reason
       this.closed = true
       this.#waiter?.()
     })
@@ -103,8 +113,8 @@ export class RelaySocket {
     this.socket.send(data)
   }
 
-  sendBatch(bridgeId: string, batchSeq: number, messages: RelayMessage[]): void {
-    this.send(encodeBatch({ bridgeId, batchSeq, messages }))
+  sendBatch(batchSeq: number, messages: RelayMessage[]): void {
+    this.send(encodeBatch({ batchSeq, messages }))
   }
 
   /** The next reply from the Durable Object. */
@@ -132,16 +142,39 @@ export class RelaySocket {
 
 const openSockets = new Set<RelaySocket>()
 
-/** Opens the ingest WebSocket of `channel` through the Worker, as a bridge does. */
-export async function openIngest(channel: string): Promise<RelaySocket> {
+/** The upgrade headers of a bridge's ingest socket in `session`. */
+export function ingestHeaders(session: Partial<RelaySession> = {}): Record<string, string> {
+  return {
+    Upgrade: 'websocket',
+    Authorization: `Bearer ${INGEST_TOKEN}`,
+    'Sec-WebSocket-Protocol': RELAY_SUBPROTOCOL,
+    [BRIDGE_ID_HEADER]: session.bridgeId ?? 'bridge-1',
+    [EPOCH_HEADER]: String(session.epoch ?? 1),
+  }
+}
+
+/** A relay socket with the WELCOME it opened with. */
+export type IngestSocket = RelaySocket & { welcome: RelayWelcome }
+
+/**
+ * Opens the ingest WebSocket of `channel` through the Worker, as a bridge does (session
+ * `bridge-1`, epoch 1 unless given), and reads its WELCOME.
+ */
+export async function openIngest(
+  channel: string,
+  session: Partial<RelaySession> = {},
+): Promise<IngestSocket> {
   const response = await exports.default.fetch(`${ORIGIN}/v1/channels/${channel}/ingest`, {
-    headers: { Upgrade: 'websocket', Authorization: `Bearer ${INGEST_TOKEN}` },
+    headers: ingestHeaders(session),
   })
   expect(response.status).toBe(101)
+  expect(response.headers.get('Sec-WebSocket-Protocol')).toBe(RELAY_SUBPROTOCOL)
   if (!response.webSocket) throw new Error('no WebSocket in the 101 response')
   const relay = new RelaySocket(response.webSocket)
   openSockets.add(relay)
-  return relay
+  const welcome = await relay.next()
+  if (welcome.kind !== 'welcome') throw new Error(`expected a WELCOME, got ${welcome.kind}`)
+  return Object.assign(relay, { welcome })
 }
 
 /** Closes every socket `openIngest` opened (call it in afterEach). */
@@ -154,10 +187,10 @@ export function closeAllIngest(): void {
 export async function ingestBatch(
   channel: string,
   messages: RelayMessage[],
-  options: { bridgeId?: string; batchSeq?: number } = {},
+  options: Partial<RelaySession> & { batchSeq?: number } = {},
 ): Promise<RelayFrame> {
-  const relay = await openIngest(channel)
-  relay.sendBatch(options.bridgeId ?? 'bridge-1', options.batchSeq ?? 1, messages)
+  const relay = await openIngest(channel, options)
+  relay.sendBatch(options.batchSeq ?? 1, messages)
   return relay.next()
 }
 

@@ -3,6 +3,7 @@
 
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { BRIDGE_ID_HEADER, EPOCH_HEADER } from '../../durable/relay-protocol'
 import { app } from '../../worker/app'
 import { bearerToken, tokensEqual } from '../../worker/auth'
 import { ApiError } from '../../worker/errors'
@@ -14,6 +15,7 @@ import {
   get,
   INGEST_TOKEN,
   ingestBatch,
+  ingestHeaders,
   ORIGIN,
   pattern,
   READ_TOKEN,
@@ -169,6 +171,34 @@ describe('GET /v1/channels/:channel/ingest', () => {
     const response = await get('/v1/channels/abc/ingest', INGEST_TOKEN)
     await expectError(response, 426, 'upgrade_required')
     expect(response.headers.get('Upgrade')).toBe('websocket')
+  })
+
+  it('refuses a bridge of relay protocol version 1 (no subprotocol) with 400, naming v2', async () => {
+    const { 'Sec-WebSocket-Protocol': _, ...v1 } = ingestHeaders()
+    const response = await get('/v1/channels/abc/ingest', undefined, v1)
+    const error = await expectError(response, 400, 'unsupported_relay_version')
+    expect(error.message).toMatch(/zmq-edge\.relay\.v2/)
+    const other = await get('/v1/channels/abc/ingest', undefined, {
+      ...ingestHeaders(),
+      'Sec-WebSocket-Protocol': 'zmq-edge.relay.v1, chat',
+    })
+    await expectError(other, 400, 'unsupported_relay_version')
+  })
+
+  it.each([
+    ['no bridge id', { [BRIDGE_ID_HEADER]: '' }],
+    ['a bridge id with a space', { [BRIDGE_ID_HEADER]: 'edge vm' }],
+    ['a bridge id of 129 characters', { [BRIDGE_ID_HEADER]: 'b'.repeat(129) }],
+    ['no epoch', { [EPOCH_HEADER]: '' }],
+    ['a negative epoch', { [EPOCH_HEADER]: '-1' }],
+    ['an epoch over 2^53 - 1', { [EPOCH_HEADER]: '9007199254740992' }],
+    ['an epoch that is no integer', { [EPOCH_HEADER]: '1e3' }],
+  ])('refuses an upgrade with %s: 400 invalid_session', async (_, headers) => {
+    const response = await get('/v1/channels/abc/ingest', undefined, {
+      ...ingestHeaders(),
+      ...headers,
+    })
+    await expectError(response, 400, 'invalid_session')
   })
 })
 

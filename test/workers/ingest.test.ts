@@ -4,14 +4,18 @@
 import { runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { RetentionLimits } from '../../durable/channel-config'
+import type { ChannelObject } from '../../durable/channel-object'
 import { BODY_CHUNK_SIZE } from '../../durable/message-store'
 import {
   AckStatus,
+  CLOSE_REPLACED,
   encodeAck,
   encodeBatch,
   NackCode,
   type RelayFrame,
 } from '../../durable/relay-protocol'
+import { migrate } from '../../durable/schema'
 import {
   closeAllIngest,
   expectBytes,
@@ -34,6 +38,21 @@ afterEach(() => {
 
 function stubOf(channel: string) {
   return env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+}
+
+/** Gives the channel's object other limits (message size, retention) for this test. */
+async function withConfig(
+  channel: string,
+  limits: Partial<RetentionLimits> & { maxMessageBytes?: number },
+): Promise<void> {
+  const { maxMessageBytes, ...retention } = limits
+  await runInDurableObject(stubOf(channel), (instance: ChannelObject) => {
+    instance.config = {
+      ...instance.config,
+      ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
+      retention: { ...instance.config.retention, ...retention },
+    }
+  })
 }
 
 function stored(batchSeq: number, firstSeq: number, lastSeq: number): RelayFrame {
@@ -59,7 +78,6 @@ describe('a batch sent over the ingest WebSocket', () => {
     ]
     const relay = await openIngest(channel)
     relay.sendBatch(
-      'bridge-a',
       1,
       sent.map((frames) => relayMessage(frames)),
     )
@@ -140,22 +158,24 @@ describe('a batch sent over the ingest WebSocket', () => {
   })
 })
 
-describe('deduplication per bridge', () => {
+describe('deduplication per bridge session', () => {
   it('acknowledges a resent batch as DUPLICATE and stores it once', async () => {
     const channel = uniqueChannel()
     const batch = encodeBatch({
-      bridgeId: 'bridge-a',
       batchSeq: 1,
       messages: [relayMessage([utf8('one')]), relayMessage([utf8('two')])],
     })
     const relay = await openIngest(channel)
+    expect(relay.welcome.lastBatchSeq).toBe(0)
     relay.send(batch)
     expect(await relay.next()).toEqual(stored(1, 1, 2))
     relay.send(batch)
     expect(await relay.next()).toEqual(duplicate(1))
 
-    // After a reconnect, as a bridge resends everything unacknowledged.
+    // After a reconnect, as a bridge resends everything unacknowledged; the WELCOME says where
+    // the session stands.
     const again = await openIngest(channel)
+    expect(again.welcome.lastBatchSeq).toBe(1)
     again.send(batch)
     expect(await again.next()).toEqual(duplicate(1))
 
@@ -164,27 +184,236 @@ describe('deduplication per bridge', () => {
     expect(next).toBe(2)
   })
 
-  it('accepts gaps, refuses older batches, and keeps bridges apart', async () => {
+  it('takes the next number only: a jump is refused and stores nothing', async () => {
     const channel = uniqueChannel()
     const relay = await openIngest(channel)
     const one = [relayMessage([utf8('x')])]
-    relay.sendBatch('bridge-a', 1, one)
+    relay.sendBatch(1, one)
     expect(await relay.next()).toEqual(stored(1, 1, 1))
-    relay.sendBatch('bridge-a', 5, one) // a gap is fine
-    expect(await relay.next()).toEqual(stored(5, 2, 2))
-    relay.sendBatch('bridge-a', 3, one) // at or below the last stored: already there
-    expect(await relay.next()).toEqual(duplicate(3))
-    relay.sendBatch('bridge-b', 1, one) // another bridge counts on its own
-    expect(await relay.next()).toEqual(stored(1, 3, 3))
+    relay.sendBatch(5, one)
+    expect(await relay.next()).toEqual({
+      kind: 'nack',
+      batchSeq: 5,
+      code: NackCode.OUT_OF_ORDER,
+      reason: 'batch 5 after batch 1; expected 2',
+    })
+    // On a new socket (a bridge resends from its first unacknowledged batch).
+    const again = await openIngest(channel)
+    again.sendBatch(2, one)
+    expect(await again.next()).toEqual(stored(2, 2, 2))
+    again.sendBatch(1, one) // at or below the last stored: already there
+    expect(await again.next()).toEqual(duplicate(1))
+    expect((await readPage(channel)).messages).toHaveLength(2)
+  })
 
-    const bridges = await runInDurableObject(stubOf(channel), (_instance, state) =>
-      state.storage.sql.exec('SELECT * FROM bridges ORDER BY bridge_id').toArray(),
+  it('numbers each epoch on its own: a restart without a spool stores its batches', async () => {
+    // Run 1 of a bridge with a fixed id stores 3 messages; run 2 (a new epoch) starts at
+    // batch 1 again. With deduplication per bridge id alone, run 2's batches were "duplicates".
+    const channel = uniqueChannel()
+    const run1 = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 111 })
+    for (const batchSeq of [1, 2, 3]) {
+      run1.sendBatch(batchSeq, [relayMessage([utf8(`run1-${batchSeq}`)])])
+      expect(await run1.next()).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
+    }
+    run1.close()
+    const run2 = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 222 })
+    expect(run2.welcome.lastBatchSeq).toBe(0)
+    for (const batchSeq of [1, 2]) {
+      run2.sendBatch(batchSeq, [relayMessage([utf8(`run2-${batchSeq}`)])])
+      expect(await run2.next()).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
+    }
+    const { messages } = await readPage(channel)
+    expect(messages.map((message) => atob(message.frames[0] ?? ''))).toEqual([
+      'run1-1',
+      'run1-2',
+      'run1-3',
+      'run2-1',
+      'run2-2',
+    ])
+    const sessions = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.sql
+        .exec('SELECT bridge_id, epoch, last_batch_seq FROM bridge_sessions ORDER BY epoch')
+        .toArray(),
     )
-    expect(bridges).toEqual([
-      { bridge_id: 'bridge-a', last_batch_seq: 5 },
-      { bridge_id: 'bridge-b', last_batch_seq: 1 },
+    expect(sessions).toEqual([
+      { bridge_id: 'edge-vm-1', epoch: 111, last_batch_seq: 3 },
+      { bridge_id: 'edge-vm-1', epoch: 222, last_batch_seq: 2 },
     ])
   })
+
+  it('gives a forged session its own numbering: a huge batchSeq makes nothing a duplicate', async () => {
+    const channel = uniqueChannel()
+    const bridge = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 7 })
+    bridge.sendBatch(1, [relayMessage([utf8('real 1')])])
+    expect(await bridge.next()).toEqual(stored(1, 1, 1))
+    // Someone with the ingest token claims the id with another epoch and a huge number.
+    const forger = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 8 })
+    forger.sendBatch(2 ** 50, [relayMessage([utf8('forged')])])
+    expect(await forger.next()).toEqual(stored(2 ** 50, 2, 2))
+    // The bridge comes back (the forger's socket replaced its own) and goes on from batch 2.
+    const back = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 7 })
+    expect(back.welcome.lastBatchSeq).toBe(1)
+    back.sendBatch(2, [relayMessage([utf8('real 2')])])
+    expect(await back.next()).toEqual(stored(2, 3, 3))
+  })
+
+  it('closes the older socket of a bridge id when a newer one opens (4001), storing nothing from it', async () => {
+    const channel = uniqueChannel()
+    const older = await openIngest(channel, { bridgeId: 'edge-vm-2' })
+    const other = await openIngest(channel, { bridgeId: 'edge-vm-3' })
+    const newer = await openIngest(channel, { bridgeId: 'edge-vm-2' })
+    await vi.waitFor(() => expect(older.closeCode).toBe(CLOSE_REPLACED))
+    expect(older.closeReason).toBe('replaced by a newer connection of this bridge id')
+    expect(other.closed).toBe(false)
+    newer.sendBatch(1, [relayMessage([utf8('newer')])])
+    expect(await newer.next()).toEqual(stored(1, 1, 1))
+    other.sendBatch(1, [relayMessage([utf8('other')])])
+    expect(await other.next()).toEqual(stored(1, 2, 2))
+    const connections = await stubOf(channel).stats()
+    expect(connections.bridges.connections.map((connection) => connection.bridgeId)).toEqual([
+      'edge-vm-3',
+      'edge-vm-2',
+    ])
+  })
+
+  it("keeps version 1's numbering per bridge id as epoch 0 when migrating", async () => {
+    const channel = uniqueChannel()
+    await openIngest(channel)
+    const sessions = await runInDurableObject(stubOf(channel), (_instance, state) => {
+      const { sql } = state.storage
+      // The schema as version 5 left it, with a bridge's last batch.
+      sql.exec('DROP TABLE bridge_sessions')
+      sql.exec('CREATE TABLE bridges (bridge_id TEXT PRIMARY KEY, last_batch_seq INTEGER NOT NULL)')
+      sql.exec("INSERT INTO bridges VALUES ('old-bridge', 41)")
+      sql.exec('DELETE FROM schema_migrations WHERE version = 6')
+      expect(migrate(state.storage)).toEqual([6])
+      return sql
+        .exec('SELECT bridge_id, epoch, last_batch_seq, updated_at FROM bridge_sessions')
+        .toArray()
+    })
+    expect(sessions).toEqual([
+      { bridge_id: 'old-bridge', epoch: 0, last_batch_seq: 41, updated_at: expect.any(Number) },
+    ])
+    expect(Math.abs(Date.now() - Number(sessions[0]?.updated_at))).toBeLessThan(60_000)
+    // A spool written by version 1 resends batch 41 (stored, its ACK lost) and goes on.
+    const upgraded = await openIngest(channel, { bridgeId: 'old-bridge', epoch: 0 })
+    expect(upgraded.welcome.lastBatchSeq).toBe(41)
+    upgraded.sendBatch(41, [relayMessage([utf8('again')])])
+    expect(await upgraded.next()).toEqual(duplicate(41))
+    upgraded.sendBatch(42, [relayMessage([utf8('new')])])
+    expect(await upgraded.next()).toEqual(stored(42, 1, 1))
+  })
+})
+
+describe('what a channel accepts from a bridge', () => {
+  it('announces its limits and clock in the WELCOME', async () => {
+    const channel = uniqueChannel()
+    const before = Date.now()
+    const relay = await openIngest(channel)
+    expect(relay.welcome).toEqual({
+      kind: 'welcome',
+      lastBatchSeq: 0,
+      maxMessageBytes: 16 * MiB,
+      maxBatchBytes: 32 * MiB,
+      maxBatchMessages: 1_000_000,
+      now: expect.any(Number),
+      maxClockSkewMs: 300_000,
+    })
+    expect(relay.welcome.now).toBeGreaterThanOrEqual(before)
+    expect(relay.welcome.now).toBeLessThanOrEqual(Date.now())
+  })
+
+  it('announces retention limits smaller than its own as batch and message limits', async () => {
+    const channel = uniqueChannel()
+    await withConfig(channel, { maxMessages: 10, maxBytes: 1000 })
+    const relay = await openIngest(channel)
+    expect(relay.welcome).toMatchObject({
+      maxMessageBytes: 1000,
+      maxBatchBytes: 1000,
+      maxBatchMessages: 10,
+    })
+  })
+
+  it.each([
+    [
+      'a public key on a NULL message',
+      { mechanism: 'NULL' as const, publicKey: new Uint8Array(32) },
+    ],
+    ['a CURVE message without its key', { mechanism: 'CURVE' as const }],
+    ['a receive time 10 minutes ahead', { receivedAt: Date.now() + 10 * 60_000 }],
+  ])('refuses %s with NACK INVALID_MESSAGE, storing nothing', async (_, overrides) => {
+    const channel = uniqueChannel()
+    const reply = await ingestBatch(channel, [
+      relayMessage([utf8('fine')]),
+      relayMessage([utf8('suspect')], overrides),
+    ])
+    expect(reply).toMatchObject({ kind: 'nack', batchSeq: 1, code: NackCode.INVALID_MESSAGE })
+    expect(reply.kind === 'nack' && reply.reason).toMatch(/^message 1: /)
+    expect((await readPage(channel)).messages).toEqual([])
+    expect((await stubOf(channel).stats()).counters.batches_invalid).toBe(1)
+  })
+
+  it('stores old receive times (a spool replayed after an outage) and a minute of skew', async () => {
+    const channel = uniqueChannel()
+    const reply = await ingestBatch(channel, [
+      relayMessage([utf8('last year')], { receivedAt: Date.now() - 365 * 86_400_000 }),
+      relayMessage([utf8('a bit ahead')], { receivedAt: Date.now() + 60_000 }),
+    ])
+    expect(reply).toEqual(stored(1, 1, 2))
+  })
+
+  it('rejects for good one message over the limit (ACK REJECTED), using its number up', async () => {
+    const channel = uniqueChannel()
+    await withConfig(channel, { maxMessageBytes: 100 })
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const relay = await openIngest(channel)
+    relay.sendBatch(1, [relayMessage([pattern(101)])])
+    expect(await relay.next()).toEqual({
+      kind: 'ack',
+      batchSeq: 1,
+      status: AckStatus.REJECTED,
+      firstSeq: 0,
+      lastSeq: 0,
+    })
+    expect(log).toHaveBeenCalledWith(
+      'relay message rejected: over the channel limits on its own',
+      expect.anything(),
+    )
+    relay.sendBatch(2, [relayMessage([pattern(100)])])
+    expect(await relay.next()).toEqual(stored(2, 1, 1))
+    relay.sendBatch(1, [relayMessage([pattern(101)])])
+    expect(await relay.next()).toEqual(duplicate(1))
+    const stats = await stubOf(channel).stats()
+    expect(stats.counters).toMatchObject({ messages_rejected: 1, messages_stored: 1 })
+  })
+
+  it.each([
+    ['a message over the limit among others', { maxMessageBytes: 100 }, [101, 1]],
+    ['more messages than the channel keeps', { maxMessages: 2 }, [1, 1, 1]],
+    ['more octets than the channel keeps', { maxBytes: 150 }, [100, 100]],
+  ])(
+    'refuses a batch with %s as BATCH_TOO_LARGE, until a smaller batch comes',
+    async (_, limits, sizes) => {
+      const channel = uniqueChannel()
+      await withConfig(channel, limits)
+      const relay = await openIngest(channel)
+      relay.sendBatch(
+        1,
+        sizes.map((size) => relayMessage([pattern(size)])),
+      )
+      expect(await relay.next()).toMatchObject({
+        kind: 'nack',
+        batchSeq: 1,
+        code: NackCode.BATCH_TOO_LARGE,
+      })
+      // Later batches wait for the refused one (split, it is sent again under its number).
+      relay.sendBatch(2, [relayMessage([pattern(1)])])
+      expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.OUT_OF_ORDER })
+      relay.sendBatch(1, [relayMessage([pattern(1)])])
+      expect(await relay.next()).toEqual(stored(1, 1, 1))
+      expect((await readPage(channel)).messages).toHaveLength(1)
+    },
+  )
 })
 
 describe('frames that are refused', () => {
@@ -199,7 +428,7 @@ describe('frames that are refused', () => {
       reason: 'unknown frame kind 222',
     })
     // A batch cut short.
-    const whole = encodeBatch({ bridgeId: 'b', batchSeq: 1, messages: [relayMessage([utf8('x')])] })
+    const whole = encodeBatch({ batchSeq: 1, messages: [relayMessage([utf8('x')])] })
     relay.send(whole.subarray(0, whole.length - 1))
     const truncated = await relay.next()
     expect(truncated).toMatchObject({ kind: 'nack', batchSeq: 0, code: NackCode.MALFORMED_FRAME })
@@ -227,18 +456,14 @@ describe('frames that are refused', () => {
       code: NackCode.MALFORMED_FRAME,
       reason: 'expected a BATCH, got ack',
     })
-    const future = encodeBatch({
-      bridgeId: 'b',
-      batchSeq: 1,
-      messages: [relayMessage([utf8('x')])],
-    })
-    future[1] = 2 // version
-    relay.send(future)
+    const older = encodeBatch({ batchSeq: 1, messages: [relayMessage([utf8('x')])] })
+    older[1] = 1 // version
+    relay.send(older)
     expect(await relay.next()).toEqual({
       kind: 'nack',
       batchSeq: 0,
       code: NackCode.UNSUPPORTED_VERSION,
-      reason: 'relay protocol version 2; this end speaks 1',
+      reason: 'relay protocol version 1; this end speaks 2',
     })
     expect((await readPage(channel)).messages).toEqual([])
   })
@@ -260,7 +485,7 @@ describe('a storage failure', () => {
     const log = vi.spyOn(console, 'error').mockImplementation(() => {})
     const channel = uniqueChannel()
     const relay = await openIngest(channel)
-    relay.sendBatch('bridge-a', 1, [relayMessage([utf8('warm-up')])])
+    relay.sendBatch(1, [relayMessage([utf8('warm-up')])])
     expect(await relay.next()).toEqual(stored(1, 1, 1))
 
     // Break chunk storage: the message row goes in, its overflow cannot.
@@ -269,14 +494,14 @@ describe('a storage failure', () => {
       state.storage.sql.exec('ALTER TABLE message_chunks RENAME TO chunks_away')
     })
     const big = [relayMessage([utf8('small')]), relayMessage([pattern(2 * MiB, 3)])]
-    relay.sendBatch('bridge-a', 2, big)
+    relay.sendBatch(2, big)
     const refused = await relay.next()
     expect(refused).toMatchObject({ kind: 'nack', batchSeq: 2, code: NackCode.STORAGE_FAILED })
     expect(refused.kind === 'nack' && refused.reason).toMatch(/message_chunks/)
     expect(log).toHaveBeenCalledWith('relay batch not stored', expect.anything())
 
     // Storing batch 3 now would make the resent batch 2 a "duplicate" and lose it.
-    relay.sendBatch('bridge-a', 3, [relayMessage([utf8('three')])])
+    relay.sendBatch(3, [relayMessage([utf8('three')])])
     expect(await relay.next()).toEqual({
       kind: 'nack',
       batchSeq: 3,
@@ -287,7 +512,7 @@ describe('a storage failure', () => {
     const afterFailure = await runInDurableObject(stub, (_instance, state) => {
       const counts = state.storage.sql
         .exec(
-          'SELECT (SELECT COUNT(*) FROM messages) AS messages, (SELECT last_batch_seq FROM bridges) AS last',
+          'SELECT (SELECT COUNT(*) FROM messages) AS messages, (SELECT last_batch_seq FROM bridge_sessions) AS last',
         )
         .one()
       state.storage.sql.exec('ALTER TABLE chunks_away RENAME TO message_chunks')
@@ -295,9 +520,9 @@ describe('a storage failure', () => {
     })
     expect(afterFailure).toEqual({ messages: 1, last: 1 })
 
-    relay.sendBatch('bridge-a', 2, big)
+    relay.sendBatch(2, big)
     expect(await relay.next()).toEqual(stored(2, 2, 3))
-    relay.sendBatch('bridge-a', 3, [relayMessage([utf8('three')])])
+    relay.sendBatch(3, [relayMessage([utf8('three')])])
     expect(await relay.next()).toEqual(stored(3, 4, 4))
     const { messages } = await readPage(channel)
     expect(messages.map((message) => message.seq)).toEqual([1, 2, 3, 4])

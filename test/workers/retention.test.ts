@@ -4,7 +4,7 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { parseChannelConfig, type RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
 import { AckStatus, NackCode } from '../../durable/relay-protocol'
@@ -24,6 +24,7 @@ import {
 
 afterEach(() => {
   closeAllIngest()
+  vi.restoreAllMocks()
 })
 
 const stubOf = (channel: string) => env.CHANNEL.get(env.CHANNEL.idFromName(channel))
@@ -90,30 +91,30 @@ describe('overflow policy block', () => {
     const channel = uniqueChannel('block')
     await limit(channel, { maxMessages: 3, overflowPolicy: 'block' })
     const relay = await openIngest(channel)
-    relay.sendBatch('bridge-1', 1, batch('a', 'b', 'c'))
+    relay.sendBatch(1, batch('a', 'b', 'c'))
     expect(await relay.next()).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
 
-    relay.sendBatch('bridge-1', 2, batch('d', 'e'))
+    relay.sendBatch(2, batch('d', 'e'))
     expect(await relay.next()).toMatchObject({
       kind: 'nack',
       batchSeq: 2,
       code: NackCode.CHANNEL_FULL,
     })
     // Later batches of that bridge on the socket wait for the refused one.
-    relay.sendBatch('bridge-1', 3, batch('f'))
+    relay.sendBatch(3, batch('f'))
     expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.OUT_OF_ORDER })
     expect(texts((await readPage(channel)).messages)).toEqual(['a', 'b', 'c'])
 
     // A leased consumer acks two: they may now leave the log to make room.
     await pullAndAck(channel, 2)
     const resend = await openIngest(channel)
-    resend.sendBatch('bridge-1', 2, batch('d', 'e'))
+    resend.sendBatch(2, batch('d', 'e'))
     expect(await resend.next()).toMatchObject({
       kind: 'ack',
       status: AckStatus.STORED,
       firstSeq: 4,
     })
-    resend.sendBatch('bridge-1', 3, batch('f'))
+    resend.sendBatch(3, batch('f'))
     expect(await resend.next()).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
 
     // Cursor readers see the log from its new head; seqs are never reused.
@@ -125,19 +126,23 @@ describe('overflow policy block', () => {
     expect(report.queue.depth).toBe(3)
   })
 
-  it('refuses by bytes, and refuses a batch larger than the limits itself', async () => {
+  it('refuses by bytes; a batch larger than the limits itself is split, a message rejected', async () => {
     const channel = uniqueChannel('block')
     await limit(channel, { maxBytes: 10, overflowPolicy: 'block' })
     const relay = await openIngest(channel)
-    relay.sendBatch('bridge-1', 1, batch('12345678'))
+    relay.sendBatch(1, batch('12345678'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
-    relay.sendBatch('bridge-1', 2, batch('345'))
+    relay.sendBatch(2, batch('345'))
     expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
-    const other = await openIngest(channel)
-    other.sendBatch('bridge-2', 1, batch('0123456789ab'))
+    // Whatever room is made, these never fit: the bridge splits the first, drops the second.
+    const other = await openIngest(channel, { bridgeId: 'bridge-2' })
+    other.sendBatch(1, batch('012345', '6789ab'))
     const nack = await other.next()
-    expect(nack).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
-    expect((nack as { reason: string }).reason).toMatch(/exceeds the channel's limits/)
+    expect(nack).toMatchObject({ kind: 'nack', code: NackCode.BATCH_TOO_LARGE })
+    expect((nack as { reason: string }).reason).toMatch(/at most 10 at once/)
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    other.sendBatch(1, batch('0123456789ab'))
+    expect(await other.next()).toMatchObject({ kind: 'ack', status: AckStatus.REJECTED })
     expect((await stats(channel)).log).toMatchObject({ messages: 1, bytes: 8 })
   })
 })
@@ -147,10 +152,10 @@ describe('overflow policy drop-oldest', () => {
     const channel = uniqueChannel('drop')
     await limit(channel, { maxMessages: 4, overflowPolicy: 'drop-oldest' })
     const relay = await openIngest(channel)
-    relay.sendBatch('bridge-1', 1, batch('a', 'b', 'c', 'd'))
+    relay.sendBatch(1, batch('a', 'b', 'c', 'd'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     await pullAndAck(channel, 1) // a is acked
-    relay.sendBatch('bridge-1', 2, batch('e', 'f', 'g'))
+    relay.sendBatch(2, batch('e', 'f', 'g'))
     expect(await relay.next()).toMatchObject({ kind: 'ack', firstSeq: 5, lastSeq: 7 })
     expect(texts((await readPage(channel)).messages)).toEqual(['d', 'e', 'f', 'g'])
     const report = await stats(channel)
@@ -170,9 +175,9 @@ describe('overflow policy drop-oldest', () => {
     await limit(channel, { maxBytes: 5 * MiB, overflowPolicy: 'drop-oldest' })
     const relay = await openIngest(channel)
     const big = () => relayMessage([new Uint8Array(3 * MiB)])
-    relay.sendBatch('bridge-1', 1, [big()])
+    relay.sendBatch(1, [big()])
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
-    relay.sendBatch('bridge-1', 2, [big()])
+    relay.sendBatch(2, [big()])
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     const chunks = await runInDurableObject(stubOf(channel), (_instance, state) =>
       state.storage.sql.exec('SELECT DISTINCT seq FROM message_chunks').toArray(),
@@ -187,7 +192,7 @@ describe('retention by age', () => {
     const channel = uniqueChannel('age')
     await limit(channel, { maxAgeSeconds: 1 })
     const relay = await openIngest(channel)
-    relay.sendBatch('bridge-1', 1, batch('old1', 'old2'))
+    relay.sendBatch(1, batch('old1', 'old2'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     const alarm = await runInDurableObject(stubOf(channel), (_instance, state) =>
       state.storage.getAlarm(),
@@ -198,7 +203,7 @@ describe('retention by age', () => {
     // Runs the alarm now rather than waiting for the runtime to.
     await runInDurableObject(stubOf(channel), (instance: ChannelObject) => instance.alarm())
     expect((await readPage(channel)).messages).toEqual([])
-    relay.sendBatch('bridge-1', 2, batch('new'))
+    relay.sendBatch(2, batch('new'))
     expect(await relay.next()).toMatchObject({ kind: 'ack', firstSeq: 3 })
     const report = await stats(channel)
     expect(report.counters).toMatchObject({ expired: 2 })
@@ -210,7 +215,7 @@ describe('retention by age', () => {
     const channel = uniqueChannel('age')
     await limit(channel, { maxAgeSeconds: 60 })
     const relay = await openIngest(channel)
-    relay.sendBatch('bridge-1', 1, batch('x'))
+    relay.sendBatch(1, batch('x'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     const result = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
       const { sql } = state.storage

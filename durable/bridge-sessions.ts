@@ -1,0 +1,76 @@
+// The relay's deduplication state: per bridge session (bridge id and epoch, see RelaySession in
+// ./relay-protocol.ts), the highest batch stored, written in the transaction that stores it.
+// Synchronous SQL, run inside the caller's transaction.
+
+import type { RelaySession } from './relay-protocol'
+
+/**
+ * Sessions with no batch for this long are forgotten. Each bridge start without a spool is a new
+ * session; a spool that comes back after longer resends its unacknowledged batches, and those
+ * the object had stored (their ACK lost) are stored again: a duplicate, never a loss.
+ */
+export const SESSION_IDLE_MS = 30 * 24 * 60 * 60 * 1000
+
+/** The highest batch stored in `session`, or undefined when the object does not know it. */
+export function lastBatchSeq(sql: SqlStorage, session: RelaySession): number | undefined {
+  return sql
+    .exec<{ last_batch_seq: number }>(
+      'SELECT last_batch_seq FROM bridge_sessions WHERE bridge_id = ? AND epoch = ?',
+      session.bridgeId,
+      session.epoch,
+    )
+    .toArray()[0]?.last_batch_seq
+}
+
+/** Records that `session` has stored (or used up) every batch up to `batchSeq`. */
+export function recordBatch(
+  sql: SqlStorage,
+  session: RelaySession,
+  batchSeq: number,
+  now: number,
+): void {
+  sql.exec(
+    `INSERT INTO bridge_sessions (bridge_id, epoch, last_batch_seq, updated_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (bridge_id, epoch)
+     DO UPDATE SET last_batch_seq = excluded.last_batch_seq, updated_at = excluded.updated_at`,
+    session.bridgeId,
+    session.epoch,
+    batchSeq,
+    now,
+  )
+}
+
+/** The highest batch stored per session, for these sessions (those unknown are left out). */
+export function lastBatchSeqs(
+  sql: SqlStorage,
+  sessions: readonly RelaySession[],
+): Map<string, number> {
+  const found = new Map<string, number>()
+  if (sessions.length === 0) return found
+  const rows = sql.exec<{ bridge_id: string; epoch: number; last_batch_seq: number }>(
+    `SELECT s.bridge_id, s.epoch, s.last_batch_seq FROM bridge_sessions s
+     JOIN json_each(?) j
+       ON s.bridge_id = json_extract(j.value, '$[0]') AND s.epoch = json_extract(j.value, '$[1]')`,
+    JSON.stringify(sessions.map((session) => [session.bridgeId, session.epoch])),
+  )
+  for (const row of rows) found.set(sessionKey(row.bridge_id, row.epoch), row.last_batch_seq)
+  return found
+}
+
+export function sessionKey(bridgeId: string, epoch: number): string {
+  return `${epoch}/${bridgeId}`
+}
+
+/** How many distinct bridge ids have stored a batch here (within {@link SESSION_IDLE_MS}). */
+export function knownBridges(sql: SqlStorage): number {
+  return sql
+    .exec<{ count: number }>('SELECT COUNT(DISTINCT bridge_id) AS count FROM bridge_sessions')
+    .one().count
+}
+
+/** Forgets sessions idle past {@link SESSION_IDLE_MS}. @returns how many. */
+export function pruneSessions(sql: SqlStorage, now: number): number {
+  return sql
+    .exec('DELETE FROM bridge_sessions WHERE updated_at < ? RETURNING epoch', now - SESSION_IDLE_MS)
+    .toArray().length
+}
