@@ -512,6 +512,24 @@ function readBatch(reader: Reader): { kind: 'batch' } & RelayBatch {
 }
 
 /**
+ * Decodes a BATCH's body: what follows its 4-octet frame header, from `offset` to the end of
+ * `bytes` (the bridge's spool keeps messages in this layout behind a header of its own).
+ * @throws RelayProtocolError as {@link decodeRelayFrame}.
+ */
+export function decodeBatchBody(bytes: Uint8Array, offset: number): RelayBatch {
+  const reader = new Reader(bytes)
+  reader.offset = offset
+  const { batchSeq, messages } = readBatch(reader)
+  if (reader.remaining() !== 0) {
+    throw new RelayProtocolError(
+      RelayProtocolErrorCode.TRAILING_BYTES,
+      `${reader.remaining()} octets after the end of the batch`,
+    )
+  }
+  return { batchSeq, messages }
+}
+
+/**
  * Decodes one relay frame. Frame and key bytes in the result are views into `bytes`.
  * @throws RelayProtocolError with a stable `code` for anything that is not a whole, valid frame.
  */

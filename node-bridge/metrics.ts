@@ -1,12 +1,12 @@
 // Bridge observability: Prometheus metrics (prom-client) and health checks over HTTP.
 // `/metrics` in the Prometheus text format, `/healthz` (the process runs) and `/readyz` (every
-// relay is connected to the Worker). Relay figures are read from the relays when scraped;
-// connection events and received bytes are counted as they happen.
+// relay is connected to the Worker and its channel accepts batches). Relay figures are read from
+// the relays when scraped; connection events and received bytes are counted as they happen.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import type { InboundMessage, PullSocketEvent } from './pull-socket'
-import type { RelayClient, RelayCounters } from './relay/relay-client'
+import type { RelayBlock, RelayClient, RelayCounters } from './relay/relay-client'
 
 /** The relay counters exported as Prometheus counters: name, help, and how to read it. */
 const RELAY_COUNTERS: ReadonlyArray<[string, string, (counters: RelayCounters) => number]> = [
@@ -43,14 +43,31 @@ const RELAY_COUNTERS: ReadonlyArray<[string, string, (counters: RelayCounters) =
     'Relay WebSocket closes or failed connects followed by a reconnect',
     (c) => c.reconnects,
   ],
+  [
+    'zmq_edge_relay_refusals_total',
+    'Batches the channel refused (NACK), each kept and sent again after a backoff',
+    (c) => c.refusals,
+  ],
+  [
+    'zmq_edge_messages_rejected_total',
+    'Messages the channel rejected for good as over its limits (dropped, each logged)',
+    (c) => c.rejected,
+  ],
+  [
+    'zmq_edge_relay_unexpected_duplicates_total',
+    'DUPLICATE answers to batches this process sent once: another process in its session',
+    (c) => c.unexpectedDuplicates,
+  ],
 ]
 
 /** What `/readyz` answers. */
 export interface Readiness {
   ready: boolean
-  channels: Record<string, { connected: boolean }>
-  /** Channels whose relay is not connected to the Worker. */
+  channels: Record<string, { connected: boolean; blocked?: RelayBlock }>
+  /** Channels whose relay is not connected to the Worker: the network, or the Worker, is down. */
   notConnected: string[]
+  /** Channels whose Durable Object refuses batches (e.g. CHANNEL_FULL): connected, but blocked. */
+  blockedByChannel: string[]
 }
 
 /**
@@ -148,6 +165,11 @@ export class BridgeMetrics {
         '1 while the relay is full and pushing back on the ZeroMQ clients',
         (r) => (r.full ? 1 : 0),
       ],
+      [
+        'zmq_edge_relay_blocked',
+        '1 while the channel refuses batches (the code is in /readyz and the log)',
+        (r) => (r.blocked ? 1 : 0),
+      ],
     ]
     for (const [name, help, read] of gauges) {
       new Gauge({
@@ -194,11 +216,15 @@ export class BridgeMetrics {
   readiness(): Readiness {
     const channels: Readiness['channels'] = {}
     const notConnected: string[] = []
+    const blockedByChannel: string[] = []
     for (const [channel, relay] of this.#relays) {
-      channels[channel] = { connected: relay.connected }
+      const { blocked } = relay
+      channels[channel] = { connected: relay.connected, ...(blocked ? { blocked } : {}) }
       if (!relay.connected) notConnected.push(channel)
+      else if (blocked) blockedByChannel.push(channel)
     }
-    return { ready: notConnected.length === 0, channels, notConnected }
+    const ready = notConnected.length === 0 && blockedByChannel.length === 0
+    return { ready, channels, notConnected, blockedByChannel }
   }
 
   /** Serves `/metrics`, `/healthz` and `/readyz`; resolves with the bound address. */

@@ -1,13 +1,26 @@
 // The relay: batches received messages and sends them over one WebSocket per channel to the
 // Worker, keeping each batch until the Durable Object acknowledges it as stored. Bounded by a
-// high-water mark: when full it asks the PULL side to stop reading, so TCP pushes back.
+// high-water mark: when full it asks the PULL side to stop reading, so TCP pushes back. A batch
+// the channel refuses (NACK) keeps the socket: the relay backs off and sends it again, saying so
+// once and then now and then, never reconnecting in a loop (docs/relay-protocol.md).
 import WebSocket from 'ws'
 import {
   AckStatus,
+  BATCH_HEADER_SIZE,
+  BRIDGE_ID_HEADER,
+  CLOSE_REPLACED,
   decodeRelayFrame,
+  EPOCH_HEADER,
   encodeBatch,
   encodedMessageSize,
+  NackCode,
+  nackCodeName,
+  newEpoch,
+  RELAY_SUBPROTOCOL,
   type RelayMessage,
+  type RelayNack,
+  type RelaySession,
+  type RelayWelcome,
 } from '../../durable/relay-protocol'
 import type { Logger } from '../log'
 import type { RelaySpool } from './spool'
@@ -18,6 +31,11 @@ export interface RelayClientOptions {
   channel: string
   ingestToken: string
   bridgeId: string
+  /**
+   * The epoch of this run's batch numbering (default: a new random one; a spool's own wins).
+   * Only tests need it.
+   */
+  epoch?: number
   /** Flush a batch when it holds this many messages… */
   maxBatchMessages: number
   /** …or this many encoded octets… */
@@ -30,16 +48,21 @@ export interface RelayClientOptions {
   hwmMessages: number
   /** Unacknowledged octets (encoded) at which the relay is full. */
   hwmBytes: number
-  /** First reconnect delay; it doubles, with jitter, up to `reconnectMaxMs`. */
+  /**
+   * First delay before reconnecting, or before resending a refused batch; it doubles, with
+   * jitter, up to `reconnectMaxMs`.
+   */
   reconnectInitialMs: number
   reconnectMaxMs: number
   logger: Logger
   /** Called when the relay becomes full (true) and when it drains below half the mark (false). */
   onPressure?: (full: boolean) => void
+  /** Called with the channel's limits each time the Worker announces them (each connection). */
+  onLimits?: (limits: RelayWelcome) => void
   /**
    * Persists every message before it counts as received, and the batches and acks; what it
-   * recovered from an earlier run is sent first, under the same batch numbers. Its bridge id
-   * replaces `bridgeId`.
+   * recovered from an earlier run is sent first, under the same batch numbers and epoch. Its
+   * bridge id replaces `bridgeId`.
    */
   spool?: RelaySpool
 }
@@ -56,13 +79,33 @@ export interface RelayCounters {
   batchesAcked: number
   /** Batches the Durable Object had stored already (a resend after a lost ack). */
   duplicates: number
-  /** Batches sent again after a reconnect. */
+  /** Batches sent again after a reconnect or a refusal. */
   resent: number
   reconnects: number
   /** Batches split after the Worker refused one as too big (WebSocket close 1009). */
   splits: number
   /** Milliseconds spent full, pushing back on the ZeroMQ clients. */
   pushbackMs: number
+  /** Batches the channel refused (NACK), each to be sent again. */
+  refusals: number
+  /** Messages the channel rejected for good (ACK REJECTED: over its limits on their own). */
+  rejected: number
+  /**
+   * DUPLICATE answers to a batch this process sent for the first time: another process writes
+   * in this session. Should stay 0; each is logged as an error.
+   */
+  unexpectedDuplicates: number
+}
+
+/** Why the channel refuses to store, while it does: shown in logs, metrics and /readyz. */
+export interface RelayBlock {
+  /** The NACK code's name, e.g. CHANNEL_FULL. */
+  code: string
+  reason: string
+  /** When the first refusal in a row came (ms since the epoch). */
+  since: number
+  /** Refusals in a row. */
+  refusals: number
 }
 
 interface PendingBatch {
@@ -72,26 +115,47 @@ interface PendingBatch {
   messages: RelayMessage[]
   /** Encoded size, octets. */
   size: number
+  /** On the wire of the current socket, its reply not in yet. */
   sent: boolean
+  /** Times this process sent it, over every socket. */
+  sends: number
+  /** Read back from the spool: an earlier run may have sent it. */
+  recovered: boolean
 }
+
+/** Where the current socket stands. */
+type SocketPhase =
+  /** No socket, or one not open yet. */
+  | 'connecting'
+  /** Open; batches wait for the WELCOME (the session's state and the channel's limits). */
+  | 'welcoming'
+  | 'streaming'
+  /** A batch was refused: nothing is sent until its replies are in and the backoff is over. */
+  | 'refused'
 
 /** RFC 6455 close code: the message was too big for the receiver. */
 const CLOSE_MESSAGE_TOO_BIG = 1009
-/** Relay frame header plus batch header, generously. */
-const BATCH_OVERHEAD = 4 + 1 + 255 + 8 + 4
+/** Relay frame header plus batch header. */
+const BATCH_OVERHEAD = BATCH_HEADER_SIZE
+/** How often, at most, a refusal that goes on is logged again. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000
+/** A bridge clock this far from the Worker's is worth a warning. */
+const CLOCK_WARNING_MS = 10_000
 const textDecoder = new TextDecoder()
 
 export class RelayClient {
   readonly #options: RelayClientOptions
   readonly #url: string
-  readonly #bridgeId: string
+  readonly #session: RelaySession
   readonly #spool: RelaySpool | undefined
   #socket: WebSocket | undefined
-  #connected = false
+  #phase: SocketPhase = 'connecting'
   #stopped = false
   #nextBatchSeq = 1
   /** Largest batch to send, octets; lowered when the Worker answers 1009. */
   #maxBatchBytes: number
+  /** What the channel announced on the current connection (until then, no limit of its own). */
+  #limits: RelayWelcome | undefined
   #open: RelayMessage[] = []
   #openBytes = 0
   /** Id of the first message of `#open`; ids count every message ever received, from 1. */
@@ -99,8 +163,16 @@ export class RelayClient {
   #flushTimer: NodeJS.Timeout | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
   #reconnectAttempt = 0
+  /** The last socket was closed because a newer one of this bridge id replaced it. */
+  #replaced = false
   /** Sealed batches in order: the first `maxInFlightBatches` may be on the wire. */
   #batches: PendingBatch[] = []
+  /** Batches sent on the current socket whose reply has not come. */
+  #outstanding = 0
+  /** The first refusal in a row and what came of it; cleared when a batch is stored again. */
+  #block: (RelayBlock & { batchSeq: number; nackCode: number; loggedAt: number }) | undefined
+  #resendTimer: NodeJS.Timeout | undefined
+  #resendAttempt = 0
   #pendingMessages = 0
   #pendingBytes = 0
   #full = false
@@ -117,6 +189,9 @@ export class RelayClient {
     reconnects: 0,
     splits: 0,
     pushbackMs: 0,
+    refusals: 0,
+    rejected: 0,
+    unexpectedDuplicates: 0,
   }
 
   constructor(options: RelayClientOptions) {
@@ -125,13 +200,23 @@ export class RelayClient {
     const base = options.workerUrl.replace(/\/+$/, '')
     this.#url = `${base}/v1/channels/${encodeURIComponent(options.channel)}/ingest`
     this.#spool = options.spool
-    this.#bridgeId = options.spool?.bridgeId ?? options.bridgeId
+    // A spool's numbering goes on across restarts, under its epoch; without one, each run
+    // numbers from 1 under a new epoch, so it cannot be taken for the run before.
+    this.#session = {
+      bridgeId: options.spool?.bridgeId ?? options.bridgeId,
+      epoch: options.spool?.epoch ?? options.epoch ?? newEpoch(),
+    }
     if (this.#spool) this.#recover(this.#spool)
   }
 
   /** The bridge id batches carry (the spool's, when there is one). */
   get bridgeId(): string {
-    return this.#bridgeId
+    return this.#session.bridgeId
+  }
+
+  /** The epoch of this relay's batch numbering (see RelaySession). */
+  get epoch(): number {
+    return this.#session.epoch
   }
 
   /** Takes back what the spool held: its batches keep their numbers and go first. */
@@ -147,6 +232,8 @@ export class RelayClient {
         messages: batch.messages,
         size,
         sent: false,
+        sends: 0,
+        recovered: true,
       })
       this.#pendingMessages += batch.messages.length
       this.#pendingBytes += size - BATCH_OVERHEAD
@@ -159,8 +246,16 @@ export class RelayClient {
     this.#checkPressure()
   }
 
+  /** Connected to the Worker and welcomed by the channel. */
   get connected(): boolean {
-    return this.#connected
+    return this.#phase === 'streaming' || this.#phase === 'refused'
+  }
+
+  /** The channel's refusal in progress, when it refuses to store (see {@link RelayBlock}). */
+  get blocked(): RelayBlock | undefined {
+    if (!this.#block) return undefined
+    const { code, reason, since, refusals } = this.#block
+    return { code, reason, since, refusals }
   }
 
   /** Messages received but not yet acknowledged by the Durable Object. */
@@ -175,7 +270,7 @@ export class RelayClient {
 
   /** Batches on the wire, awaiting their ack. */
   get inFlight(): number {
-    return this.#batches.filter((batch) => batch.sent).length
+    return this.#outstanding
   }
 
   /** True while the high-water mark is reached and the PULL side should not read. */
@@ -195,16 +290,28 @@ export class RelayClient {
     this.#checkPressure()
   }
 
+  /** The batch limits in force: ours, lowered by a 1009 and by what the channel announced. */
+  #batchLimits(): { messages: number; bytes: number } {
+    const limits = this.#limits
+    const announcedMessages = limits?.maxBatchMessages ? limits.maxBatchMessages : Infinity
+    return {
+      messages: Math.min(this.#options.maxBatchMessages, announcedMessages),
+      bytes: Math.min(this.#maxBatchBytes, limits?.maxBatchBytes ?? Infinity),
+    }
+  }
+
   #add(message: RelayMessage): void {
     const size = encodedMessageSize(message)
     this.#pendingMessages++
     this.#pendingBytes += size
+    // A message that would take the open batch past the limits goes into the next one.
+    const limits = this.#batchLimits()
+    if (this.#open.length > 0 && this.#openBytes + size + BATCH_OVERHEAD > limits.bytes) {
+      this.#seal()
+    }
     this.#open.push(message)
     this.#openBytes += size
-    if (
-      this.#open.length >= this.#options.maxBatchMessages ||
-      this.#openBytes + BATCH_OVERHEAD >= this.#maxBatchBytes
-    ) {
+    if (this.#open.length >= limits.messages || this.#openBytes + BATCH_OVERHEAD >= limits.bytes) {
       this.#seal()
     } else if (!this.#flushTimer) {
       this.#flushTimer = setTimeout(() => this.#seal(), this.#options.flushDelayMs)
@@ -229,6 +336,7 @@ export class RelayClient {
     this.#stopped = true
     clearTimeout(this.#flushTimer)
     clearTimeout(this.#reconnectTimer)
+    clearTimeout(this.#resendTimer)
     this.#spool?.flush()
     this.#socket?.close(1000, 'bridge stopping')
   }
@@ -268,6 +376,8 @@ export class RelayClient {
       messages,
       size: this.#openBytes + BATCH_OVERHEAD,
       sent: false,
+      sends: 0,
+      recovered: false,
     }
     this.#batches.push(batch)
     this.#spool?.seal(batch.seq, batch.firstId, messages.length)
@@ -280,7 +390,7 @@ export class RelayClient {
   /** Sends unsent batches while the in-flight window has room. */
   #pump(): void {
     const socket = this.#socket
-    if (!this.#connected || !socket) return
+    if (this.#phase !== 'streaming' || !socket) return
     const window = Math.min(this.#batches.length, this.#options.maxInFlightBatches)
     // A batch may be stored as soon as it is sent: its SEAL (and messages) must be on disk
     // first, or a restart could number other messages with a stored batch's number.
@@ -289,28 +399,31 @@ export class RelayClient {
       const batch = this.#batches[index] as PendingBatch
       if (batch.sent) continue
       batch.sent = true
+      if (batch.sends > 0) this.counters.resent++
+      batch.sends++
+      this.#outstanding++
       this.counters.batchesSent++
       // Encoded when sent, not kept: an unacknowledged batch holds only its messages.
-      socket.send(
-        encodeBatch({
-          bridgeId: this.#bridgeId,
-          batchSeq: batch.seq,
-          messages: batch.messages,
-        }),
-      )
+      socket.send(encodeBatch({ batchSeq: batch.seq, messages: batch.messages }))
     }
   }
 
   #connect(): void {
     if (this.#stopped) return
     const { logger, ingestToken } = this.#options
-    const socket = new WebSocket(this.#url, {
-      headers: { authorization: `Bearer ${ingestToken}` },
+    const socket = new WebSocket(this.#url, [RELAY_SUBPROTOCOL], {
+      headers: {
+        authorization: `Bearer ${ingestToken}`,
+        [BRIDGE_ID_HEADER]: this.#session.bridgeId,
+        [EPOCH_HEADER]: String(this.#session.epoch),
+      },
       perMessageDeflate: false,
       // A batch may be resent whole; the Worker's own limit is 32 MiB.
       maxPayload: 64 * 1024 * 1024,
     })
     this.#socket = socket
+    this.#phase = 'connecting'
+    this.#outstanding = 0
     socket.binaryType = 'nodebuffer'
     let ended = false
     const end = (code: number, reason: string) => {
@@ -320,17 +433,12 @@ export class RelayClient {
     }
 
     socket.on('open', () => {
-      this.#connected = true
-      this.#reconnectAttempt = 0
+      if (this.#socket !== socket) return
+      this.#phase = 'welcoming'
       logger.info({ url: this.#url }, 'relay connected')
-      // Everything unacknowledged goes again, in order; the Durable Object drops duplicates.
-      for (const batch of this.#batches) {
-        if (batch.sent) this.counters.resent++
-        batch.sent = false
-      }
-      this.#pump()
     })
     socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (this.#socket !== socket) return
       if (!isBinary) {
         logger.warn({ text: data.toString().slice(0, 200) }, 'relay sent text; ignored')
         return
@@ -358,39 +466,69 @@ export class RelayClient {
   }
 
   #onSocketEnd(socket: WebSocket, code: number, reason: string): void {
-    const wasConnected = this.#connected && this.#socket === socket
-    if (this.#socket === socket) {
-      this.#socket = undefined
-      this.#connected = false
-    }
+    if (this.#socket !== socket) return
+    const wasConnected = this.connected
+    this.#socket = undefined
+    this.#phase = 'connecting'
+    this.#outstanding = 0
+    clearTimeout(this.#resendTimer)
+    // Whatever was on the wire goes again on the next socket.
+    for (const batch of this.#batches) batch.sent = false
     if (this.#stopped) return
-    if (wasConnected) this.#options.logger.warn({ code, reason }, 'relay disconnected')
+    this.#replaced = code === CLOSE_REPLACED
+    if (this.#replaced) {
+      this.#options.logger.warn(
+        { bridgeId: this.#session.bridgeId, reason },
+        'the Worker closed this relay for a newer connection with the same bridge id (is another bridge running with this id?)',
+      )
+    } else if (wasConnected) {
+      this.#options.logger.warn({ code, reason }, 'relay disconnected')
+    }
     if (code === CLOSE_MESSAGE_TOO_BIG) this.#splitAfterTooBig()
     this.counters.reconnects++
-    const { reconnectInitialMs, reconnectMaxMs } = this.#options
-    // Exponential backoff with jitter: half the step fixed, half random, so many bridges that
-    // lost the Worker at once (a deploy) do not come back in step.
-    const step = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** this.#reconnectAttempt)
+    const delay = this.#backoff(this.#reconnectAttempt)
     this.#reconnectAttempt = Math.min(this.#reconnectAttempt + 1, 30)
-    const delay = step / 2 + Math.random() * (step / 2)
     clearTimeout(this.#reconnectTimer)
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay)
   }
 
   /**
+   * Exponential backoff with jitter: half the step fixed, half random, so many bridges that
+   * lost the Worker at once (a deploy) do not come back in step.
+   */
+  #backoff(attempt: number): number {
+    const { reconnectInitialMs, reconnectMaxMs } = this.#options
+    const step = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** attempt)
+    return step / 2 + Math.random() * (step / 2)
+  }
+
+  /**
    * The Worker closed with 1009: a batch was larger than it accepts. Nothing from that batch on
    * was stored (the Worker stops reading at it), so those batches are split to half the size of
-   * the largest and numbered again from the first of them; earlier, maybe stored batches keep
-   * their numbers, so the Durable Object still recognises them.
+   * the largest; earlier, maybe stored batches keep their numbers.
    */
   #splitAfterTooBig(): void {
-    const sent = this.#batches.filter((batch) => batch.sent)
+    const sent = this.#batches.filter((batch) => batch.sends > 0)
     const largest = Math.max(0, ...sent.map((batch) => batch.size))
     const limit = Math.max(1, Math.floor(largest / 2))
-    const first = this.#batches.findIndex((batch) => batch.sent && batch.size > limit)
+    const first = this.#batches.findIndex((batch) => batch.sends > 0 && batch.size > limit)
     if (first < 0 || largest === 0) return
     this.#maxBatchBytes = Math.min(this.#maxBatchBytes, limit)
+    this.#splitFrom(first, { bytes: limit, messages: Infinity })
+    this.#options.logger.warn(
+      { maxBatchBytes: this.#maxBatchBytes, batches: this.#batches.length },
+      'the Worker refused a batch as too big (1009): splitting',
+    )
+  }
+
+  /**
+   * Splits the batches from index `first` on (none of them stored) into batches within
+   * `limit`, numbered again from the first of them; the spool records the new numbering (its
+   * first SEAL replaces the old batches from there).
+   */
+  #splitFrom(first: number, limit: { bytes: number; messages: number }): void {
     const rest = this.#batches.splice(first)
+    if (rest.length === 0) return
     let seq = (rest[0] as PendingBatch).seq
     let id = (rest[0] as PendingBatch).firstId
     const messages = rest.flatMap((batch) => batch.messages)
@@ -398,8 +536,20 @@ export class RelayClient {
     let current: PendingBatch | undefined
     for (const message of messages) {
       const size = encodedMessageSize(message)
-      if (!current || (current.messages.length > 0 && current.size + size > limit)) {
-        current = { seq: seq++, firstId: id, messages: [], size: BATCH_OVERHEAD, sent: false }
+      if (
+        !current ||
+        (current.messages.length > 0 &&
+          (current.size + size > limit.bytes || current.messages.length >= limit.messages))
+      ) {
+        current = {
+          seq: seq++,
+          firstId: id,
+          messages: [],
+          size: BATCH_OVERHEAD,
+          sent: false,
+          sends: 0,
+          recovered: false,
+        }
         split.push(current)
       }
       current.messages.push(message)
@@ -407,14 +557,9 @@ export class RelayClient {
       id++
     }
     this.#batches.push(...split)
-    // The spool records the new numbering; its first SEAL replaces the old batches from there.
     for (const batch of split) this.#spool?.seal(batch.seq, batch.firstId, batch.messages.length)
     this.#nextBatchSeq = seq
     this.counters.splits++
-    this.#options.logger.warn(
-      { maxBatchBytes: this.#maxBatchBytes, batches: this.#batches.length },
-      'the Worker refused a batch as too big (1009): splitting',
-    )
   }
 
   #onFrame(bytes: Uint8Array): void {
@@ -426,28 +571,100 @@ export class RelayClient {
       logger.error({ err: (error as Error).message }, 'relay sent an unreadable frame')
       return
     }
-    if (frame.kind === 'nack') {
-      logger.error(
-        { batchSeq: frame.batchSeq, code: frame.code, reason: frame.reason },
-        'Durable Object refused a batch; it stays queued and is sent again after a reconnect',
-      )
-      // Resend on a fresh connection, after the backoff, rather than loop on this one.
-      this.#socket?.close(1011, 'batch refused')
+    switch (frame.kind) {
+      case 'welcome':
+        this.#onWelcome(frame)
+        return
+      case 'nack':
+        this.#outstanding = Math.max(0, this.#outstanding - 1)
+        this.#onNack(frame)
+        return
+      case 'ack':
+        this.#outstanding = Math.max(0, this.#outstanding - 1)
+        this.#onAck(frame.batchSeq, frame.status)
+        return
+      default:
+        logger.error({ kind: frame.kind }, 'relay sent a frame a bridge does not take')
+    }
+  }
+
+  #onWelcome(welcome: RelayWelcome): void {
+    const { logger } = this.#options
+    if (this.#phase !== 'welcoming') {
+      logger.error('relay sent a second WELCOME; ignored')
       return
     }
-    if (frame.kind !== 'ack') return
+    const skewMs = Date.now() - welcome.now
+    if (Math.abs(skewMs) > CLOCK_WARNING_MS) {
+      const level = skewMs > welcome.maxClockSkewMs ? 'error' : 'warn'
+      logger[level](
+        { skewMs, maxClockSkewMs: welcome.maxClockSkewMs },
+        `this bridge's clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the Worker's` +
+          (level === 'error' ? '; the channel refuses messages received in its future' : ''),
+      )
+    }
+    // Every number the session has stored was sent by this process (or the run its spool
+    // continues): a higher one means another process writes under this bridge id and epoch.
+    const highestOurs = this.#nextBatchSeq - 1
+    if (welcome.lastBatchSeq > highestOurs) {
+      logger.error(
+        {
+          bridgeId: this.#session.bridgeId,
+          lastBatchSeq: welcome.lastBatchSeq,
+          highestSent: highestOurs,
+        },
+        'the channel has batches of this session that this process never sent: another process uses this bridge id and epoch (a copied spool?)',
+      )
+    }
+    this.#limits = welcome
+    this.#options.onLimits?.(welcome)
+    if (!this.#replaced) this.#reconnectAttempt = 0
+    this.#phase = 'streaming'
+    // Messages in the open batch may now be over the limits: sealed as they are, a batch too
+    // large for the channel is split when it says so.
+    this.#pump()
+  }
+
+  #onAck(batchSeq: number, status: AckStatus): void {
+    const { logger } = this.#options
     // Acks arrive in order; anything at or below the acked seq is stored.
     let ackedSeq = 0
-    while (this.#batches.length > 0 && (this.#batches[0] as PendingBatch).seq <= frame.batchSeq) {
+    while (this.#batches.length > 0 && (this.#batches[0] as PendingBatch).seq <= batchSeq) {
       const batch = this.#batches.shift() as PendingBatch
       ackedSeq = batch.seq
       this.counters.batchesAcked++
-      this.counters.acked += batch.messages.length
       this.#pendingMessages -= batch.messages.length
       this.#pendingBytes -= batch.size - BATCH_OVERHEAD
+      if (batch.seq === batchSeq && status === AckStatus.REJECTED) {
+        this.counters.rejected += batch.messages.length
+        logger.error(
+          {
+            batchSeq,
+            messages: batch.messages.slice(0, 10).map((message) => ({
+              peer: message.peerAddress,
+              octets: message.frames.reduce((sum, frame) => sum + frame.length, 0),
+              frames: message.frames.length,
+            })),
+            maxMessageBytes: this.#limits?.maxMessageBytes,
+          },
+          'the channel rejected a message larger than it stores; dropped (lower --max-message-size to refuse such messages at the ZeroMQ socket)',
+        )
+        continue
+      }
+      this.counters.acked += batch.messages.length
+      if (batch.seq === batchSeq && status === AckStatus.DUPLICATE) {
+        this.counters.duplicates++
+        if (batch.sends === 1 && !batch.recovered) {
+          this.counters.unexpectedDuplicates++
+          logger.error(
+            { batchSeq, bridgeId: this.#session.bridgeId, epoch: this.#session.epoch },
+            'the channel says a batch sent once, by this process only, was stored before: another process writes under this bridge id and epoch',
+          )
+        }
+      }
     }
     if (ackedSeq > 0) this.#spool?.ack(ackedSeq)
-    if (frame.status === AckStatus.DUPLICATE) this.counters.duplicates++
+    if (this.#block && batchSeq >= this.#block.batchSeq) this.#unblock()
     this.#pump()
     this.#checkPressure()
     if (this.#pendingMessages === 0) {
@@ -455,5 +672,104 @@ export class RelayClient {
       this.#idleWaiters = []
       for (const wake of waiters) wake()
     }
+  }
+
+  /**
+   * A refused batch: nothing of it is stored, and the object refuses the later ones on this
+   * socket until it comes again. Stop sending; once every reply is in, send again from the
+   * refused batch (split first when too large), after a backoff unless splitting.
+   */
+  #onNack(nack: RelayNack): void {
+    if (this.#phase === 'refused') {
+      // The batches sent after the refused one, refused in turn (OUT_OF_ORDER): all go again.
+      this.#resumeWhenAnswered()
+      return
+    }
+    if (this.#phase !== 'streaming') return
+    this.#phase = 'refused'
+    this.counters.refusals++
+    for (const batch of this.#batches) batch.sent = false
+    const now = Date.now()
+    const code = nackCodeName(nack.code)
+    const { logger } = this.#options
+    if (!this.#block) {
+      this.#block = {
+        code,
+        reason: nack.reason,
+        since: now,
+        refusals: 1,
+        batchSeq: nack.batchSeq,
+        nackCode: nack.code,
+        loggedAt: now,
+      }
+      logger.error(
+        {
+          code,
+          reason: nack.reason,
+          batchSeq: nack.batchSeq,
+          unacknowledged: this.#pendingMessages,
+        },
+        nack.code === NackCode.BATCH_TOO_LARGE
+          ? 'the channel refused a batch as too large: splitting it'
+          : 'the channel refused a batch; it stays queued and is sent again after a backoff',
+      )
+    } else {
+      const block = this.#block
+      block.refusals++
+      block.code = code
+      block.reason = nack.reason
+      block.batchSeq = nack.batchSeq
+      block.nackCode = nack.code
+      if (now - block.loggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+        block.loggedAt = now
+        logger.error(
+          { code, reason: nack.reason, refusals: block.refusals, sinceMs: now - block.since },
+          'the channel still refuses batches',
+        )
+      }
+    }
+    this.#resumeWhenAnswered()
+  }
+
+  /** Once no reply is outstanding, splits or waits, then streams again from the first batch. */
+  #resumeWhenAnswered(): void {
+    const block = this.#block
+    if (this.#outstanding > 0 || !block || this.#resendTimer) return
+    if (block.nackCode === NackCode.BATCH_TOO_LARGE) {
+      const first = this.#batches.findIndex((batch) => batch.seq === block.batchSeq)
+      const refused = this.#batches[first]
+      if (refused) {
+        // Half the refused batch each time, down to one message (which the object rejects or
+        // stores): a few round trips, whatever the limit.
+        this.#splitFrom(first, {
+          bytes: Math.max(1, Math.floor(refused.size / 2)),
+          messages: Math.max(1, Math.floor(refused.messages.length / 2)),
+        })
+      }
+      this.#resume()
+      return
+    }
+    const delay = this.#backoff(this.#resendAttempt)
+    this.#resendAttempt = Math.min(this.#resendAttempt + 1, 30)
+    this.#resendTimer = setTimeout(() => this.#resume(), delay)
+  }
+
+  #resume(): void {
+    this.#resendTimer = undefined
+    if (this.#phase !== 'refused') return
+    this.#phase = 'streaming'
+    this.#pump()
+  }
+
+  /** A batch was stored (or answered) after refusals: the channel accepts again. */
+  #unblock(): void {
+    const block = this.#block
+    if (!block) return
+    this.#block = undefined
+    this.#resendAttempt = 0
+    this.#options.logger.info(
+      { code: block.code, refusals: block.refusals, blockedMs: Date.now() - block.since },
+      'the channel accepts batches again',
+    )
   }
 }

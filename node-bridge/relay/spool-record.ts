@@ -1,8 +1,10 @@
 // The spool's record format: pure encode and decode over Uint8Array, no files. A segment is a
 // sequence of records, each `u32 length | u32 crc32(body) | body`, body = `u8 kind | payload`,
-// big-endian like the relay protocol. A MESSAGE payload is a relay BATCH frame holding that one
-// message (its batchSeq field carries the message id), so messages are stored in the wire codec.
-import { decodeRelayFrame, encodeBatch, type RelayMessage } from '../../durable/relay-protocol'
+// big-endian like the relay protocol. A MESSAGE payload is laid out as a relay BATCH frame of
+// protocol version 1 holding that one message (its batchSeq field carries the message id): the
+// message in the wire codec, behind a prefix that stays as it was written whatever the relay
+// protocol's version, so spools written by earlier bridges still read.
+import { decodeBatchBody, encodeBatch, type RelayMessage } from '../../durable/relay-protocol'
 import { crc32 } from './crc32'
 
 export const SPOOL_FORMAT_VERSION = 1
@@ -17,8 +19,13 @@ export const RECORD_PREFIX_SIZE = 8
 export const MAX_RECORD_BODY = 64 * 1024 * 1024
 const HEADER_MAGIC = 0x5a455350 // "ZESP"
 const UINT32_LIMIT = 0x1_0000_0000
-/** The bridge id inside each MESSAGE record's one-message batch frame; not the real one. */
-const MESSAGE_FRAME_BRIDGE_ID = 'spool'
+/**
+ * What starts every MESSAGE payload: a version 1 BATCH header (kind 1, version 1, reserved) and
+ * its bridge id field, "spool" (not the real one). The batch number, count and message follow.
+ */
+const MESSAGE_PREFIX = Uint8Array.of(0x01, 0x01, 0x00, 0x00, 0x05, 0x73, 0x70, 0x6f, 0x6f, 0x6c)
+/** The relay BATCH frame header that the message prefix stands in for. */
+const BATCH_FRAME_HEADER_SIZE = 4
 
 /** A sealed batch: its number and the consecutive message ids it holds. */
 export interface SealRange {
@@ -116,21 +123,21 @@ export function encodeHeaderRecord(header: Omit<HeaderRecord, 'type'>): Uint8Arr
 }
 
 /**
- * A MESSAGE record as two pieces (prefix and kind, then the batch frame), to write with one
- * writev and no copy.
+ * A MESSAGE record as three pieces (prefix and kind, the message prefix, then the batch body),
+ * to write with one writev and no copy.
  */
-export function encodeMessageRecord(id: number, message: RelayMessage): [Uint8Array, Uint8Array] {
-  const batch = encodeBatch({
-    bridgeId: MESSAGE_FRAME_BRIDGE_ID,
-    batchSeq: id,
-    messages: [message],
-  })
+export function encodeMessageRecord(
+  id: number,
+  message: RelayMessage,
+): [Uint8Array, Uint8Array, Uint8Array] {
+  const batch = encodeBatch({ batchSeq: id, messages: [message] }).subarray(BATCH_FRAME_HEADER_SIZE)
   const head = new Uint8Array(RECORD_PREFIX_SIZE + 1)
   head[RECORD_PREFIX_SIZE] = SpoolRecordKind.MESSAGE
   const view = new DataView(head.buffer)
-  view.setUint32(0, 1 + batch.length)
-  view.setUint32(4, crc32(batch, crc32(head.subarray(RECORD_PREFIX_SIZE))))
-  return [head, batch]
+  view.setUint32(0, 1 + MESSAGE_PREFIX.length + batch.length)
+  const crc = crc32(batch, crc32(MESSAGE_PREFIX, crc32(head.subarray(RECORD_PREFIX_SIZE))))
+  view.setUint32(4, crc)
+  return [head, MESSAGE_PREFIX, batch]
 }
 
 export function encodeSealRecord(seal: SealRange): Uint8Array {
@@ -227,9 +234,13 @@ function decodeBody(body: Uint8Array): SpoolRecord {
   }
   switch (body[0]) {
     case SpoolRecordKind.MESSAGE: {
-      const batch = decodeRelayFrame(body.subarray(1))
-      const message = batch.kind === 'batch' ? batch.messages[0] : undefined
-      if (batch.kind !== 'batch' || !message || batch.messages.length !== 1) {
+      need(1 + MESSAGE_PREFIX.length)
+      if (!MESSAGE_PREFIX.every((octet, index) => body[1 + index] === octet)) {
+        throw new Error('MESSAGE record without its prefix')
+      }
+      const batch = decodeBatchBody(body, 1 + MESSAGE_PREFIX.length)
+      const message = batch.messages[0]
+      if (!message || batch.messages.length !== 1) {
         throw new Error('MESSAGE record does not hold one message')
       }
       return { type: 'message', id: batch.batchSeq, message }

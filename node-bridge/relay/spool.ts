@@ -74,6 +74,8 @@ export interface RecoveredRelayState {
 /** The hooks the RelayClient calls; every record is on disk before a batch is sent. */
 export interface RelaySpool {
   readonly bridgeId: string
+  /** The epoch of the spool's batch numbering (relay protocol v2; 0 for numbering of v1). */
+  readonly epoch: number
   readonly recovered: RecoveredRelayState
   /** Persists a message (written by the end of the current microtask turn at the latest). */
   append(id: number, message: RelayMessage): void
@@ -211,6 +213,8 @@ function segmentName(number: number): string {
 export class Spool implements RelaySpool {
   readonly dir: string
   readonly bridgeId: string
+  /** Placeholder until the spool records an epoch of its own: version 1's numbering. */
+  readonly epoch = 0
   readonly recovered: RecoveredRelayState
   readonly #logger: Logger
   readonly #segmentBytes: number

@@ -2,12 +2,12 @@
 // (the `zeromq` package) sent through a bridge, failed handshakes by code, /healthz and /readyz.
 import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { WebSocketServer } from 'ws'
 import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
 import { parseConfig } from '../../node-bridge/config'
 import { configErrorOf } from '../support/config-assert'
 import { createMemoryLogger } from '../support/memory-logger'
+import { startRelayReceiver } from '../support/relay-receiver'
 import { waitFor } from '../support/wait'
 
 const token = { ingestToken: 't' }
@@ -102,6 +102,7 @@ describe('metrics server', () => {
       ready: false,
       channels: { default: { connected: false } },
       notConnected: ['default'],
+      blockedByChannel: [],
     })
     expect((await fetch(`${base}/nope`)).status).toBe(404)
 
@@ -171,17 +172,10 @@ describe('metrics server', () => {
   })
 
   it('is ready once every relay is connected to the Worker', async () => {
-    // A WebSocket server that accepts the relay (and never acknowledges): connected is enough.
-    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
-    await new Promise((resolve) => server.once('listening', resolve))
-    cleanups.push(
-      () =>
-        new Promise((resolve) => {
-          for (const client of server.clients) client.terminate()
-          server.close(resolve)
-        }),
-    )
-    const { port } = server.address() as { port: number }
+    // A relay endpoint that welcomes the relay: connected is enough.
+    const receiver = await startRelayReceiver()
+    cleanups.push(() => receiver.close())
+    const port = Number(new URL(receiver.url).port)
     const base = await startWithMetrics(`ws://127.0.0.1:${port}`)
     const readiness = await waitFor(
       async () => {
@@ -194,6 +188,7 @@ describe('metrics server', () => {
       ready: true,
       channels: { default: { connected: true } },
       notConnected: [],
+      blockedByChannel: [],
     })
     const text = await (await fetch(`${base}/metrics`)).text()
     expect(sample(text, 'zmq_edge_relay_connected', { channel: 'default' })).toBe(1)

@@ -1,77 +1,18 @@
-// RelayClient against a WebSocket server that speaks the relay protocol with the real codec and
-// enforces a small message limit, as a proxy in front of the Worker might: split on 1009,
-// pressure on and off, in-order acks, reconnect with backoff.
-import type { AddressInfo } from 'node:net'
+// RelayClient against a relay endpoint in Node that speaks relay protocol v2 with the real codec
+// and stages what the Worker cannot: a proxy's smaller message limit (1009), refusals and
+// rejections on demand. Split on 1009 and on BATCH_TOO_LARGE, refusals handled on the same
+// socket with a backoff, pressure on and off, in-order acks, reconnect with backoff, epochs.
 import { afterEach, describe, expect, it } from 'vitest'
-import { WebSocketServer } from 'ws'
-import {
-  AckStatus,
-  decodeRelayFrame,
-  encodeAck,
-  type RelayMessage,
-} from '../../durable/relay-protocol'
+import { AckStatus, NackCode, type RelayMessage } from '../../durable/relay-protocol'
 import { RelayClient, type RelayClientOptions } from '../../node-bridge/relay/relay-client'
 import { createMemoryLogger } from '../support/memory-logger'
+import { type RelayReceiver, startRelayReceiver } from '../support/relay-receiver'
 import { waitFor } from '../support/wait'
 
-interface Receiver {
-  url: string
-  /** Stored message bodies, in order, once each (a resent batch is acked as a duplicate). */
-  stored: string[]
-  batchSizes: number[]
-  close(): Promise<void>
-}
-
-/** A relay endpoint that stores batches like the Durable Object does, with a payload limit. */
-async function startReceiver(maxPayload: number): Promise<Receiver> {
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload })
-  await new Promise((resolve) => server.once('listening', resolve))
-  const stored: string[] = []
-  const batchSizes: number[] = []
-  const lastSeq = new Map<string, number>()
-  server.on('connection', (socket) => {
-    // Over the limit, ws closes with 1009 and reports the error here.
-    socket.on('error', () => undefined)
-    socket.on('message', (data: Buffer) => {
-      const frame = decodeRelayFrame(new Uint8Array(data))
-      if (frame.kind !== 'batch') return
-      batchSizes.push(data.length)
-      if (frame.batchSeq <= (lastSeq.get(frame.bridgeId) ?? 0)) {
-        socket.send(
-          encodeAck({
-            batchSeq: frame.batchSeq,
-            status: AckStatus.DUPLICATE,
-            firstSeq: 0,
-            lastSeq: 0,
-          }),
-        )
-        return
-      }
-      lastSeq.set(frame.bridgeId, frame.batchSeq)
-      const first = stored.length + 1
-      for (const message of frame.messages)
-        stored.push(Buffer.from(message.frames[0] ?? []).toString())
-      socket.send(
-        encodeAck({
-          batchSeq: frame.batchSeq,
-          status: AckStatus.STORED,
-          firstSeq: first,
-          lastSeq: stored.length,
-        }),
-      )
-    })
-  })
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `ws://127.0.0.1:${port}`,
-    stored,
-    batchSizes,
-    close: () =>
-      new Promise((resolve) => {
-        for (const client of server.clients) client.terminate()
-        server.close(() => resolve())
-      }),
-  }
+async function startReceiver(maxPayload = 0): Promise<RelayReceiver> {
+  const receiver = await startRelayReceiver(maxPayload ? { maxPayload } : {})
+  receivers.push(receiver)
+  return receiver
 }
 
 function message(text: string, padding = 0): RelayMessage {
@@ -84,7 +25,7 @@ function message(text: string, padding = 0): RelayMessage {
 }
 
 const clients: RelayClient[] = []
-const receivers: Receiver[] = []
+const receivers: RelayReceiver[] = []
 afterEach(async () => {
   for (const client of clients.splice(0)) client.stop()
   for (const receiver of receivers.splice(0)) await receiver.close()
@@ -115,7 +56,6 @@ function relay(url: string, options: Partial<RelayClientOptions> = {}) {
 describe('RelayClient', () => {
   it('splits batches the receiver refuses as too big (1009) instead of looping', async () => {
     const receiver = await startReceiver(64 * 1024)
-    receivers.push(receiver)
     const { client } = relay(receiver.url)
     // 100 messages of 4 KiB: one 400 KiB batch, over the 64 KiB limit.
     for (let index = 0; index < 100; index++) client.enqueue(message(String(index), 4096))
@@ -130,7 +70,6 @@ describe('RelayClient', () => {
   it('reports pressure at the high-water mark and relief below half of it', async () => {
     const changes: boolean[] = []
     const receiver = await startReceiver(1024 * 1024)
-    receivers.push(receiver)
     const live = relay(receiver.url, { hwmMessages: 10, onPressure: (full) => changes.push(full) })
     for (let index = 0; index < 9; index++) live.client.enqueue(message(String(index)))
     expect(live.client.full).toBe(false)
@@ -158,5 +97,128 @@ describe('RelayClient', () => {
     expect(gaps.length).toBeGreaterThanOrEqual(5)
     expect(Math.max(...gaps.slice(-2))).toBeGreaterThanOrEqual(80)
     expect(Math.max(...gaps)).toBeLessThan(1000)
+  })
+  it('keeps its socket when the channel refuses a batch, backs off, and says so once', async () => {
+    const receiver = await startReceiver()
+    let refusals = 0
+    // The channel is full for its first five answers to batch 1.
+    receiver.verdict = (batch) =>
+      batch.batchSeq === 1 && refusals++ < 5
+        ? { nack: NackCode.CHANNEL_FULL, reason: 'the channel is full' }
+        : undefined
+    const { client, logs } = relay(receiver.url, { reconnectInitialMs: 20, reconnectMaxMs: 160 })
+    client.start()
+    for (let index = 0; index < 30; index++) client.enqueue(message(String(index)))
+    await waitFor(() => client.blocked !== undefined, { what: 'the refusal' })
+    expect(client.blocked).toMatchObject({ code: 'CHANNEL_FULL', reason: 'the channel is full' })
+    expect(client.connected).toBe(true)
+    await waitFor(() => client.unacknowledged === 0, { what: 'everything stored' })
+    expect(receiver.stored).toEqual(Array.from({ length: 30 }, (_, index) => String(index)))
+    // One socket all along: a refusal is not a broken connection.
+    expect(receiver.connections).toBe(1)
+    expect(client.counters.reconnects).toBe(0)
+    expect(client.counters.refusals).toBe(5)
+    expect(client.blocked).toBeUndefined()
+    const errors = logs.lines.filter((line) => line.level === 50)
+    expect(errors.map((line) => line.msg)).toEqual([
+      'the channel refused a batch; it stays queued and is sent again after a backoff',
+    ])
+    expect(logs.lines.filter((line) => line.msg === 'the channel accepts batches again')).toEqual([
+      expect.objectContaining({ code: 'CHANNEL_FULL', refusals: 5 }),
+    ])
+    // Backed off between tries: five refusals took at least the halves of 20+40+80+160+160 ms.
+    const refused = logs.lines.find((line) => line.level === 50)
+    const accepted = logs.lines.find((line) => line.msg === 'the channel accepts batches again')
+    expect(Number(accepted?.time) - Number(refused?.time)).toBeGreaterThanOrEqual(230)
+  })
+
+  it('splits a batch the channel refuses as too large, and stores every message once', async () => {
+    const receiver = await startReceiver()
+    receiver.verdict = (batch) =>
+      batch.messages.length > 3
+        ? { nack: NackCode.BATCH_TOO_LARGE, reason: 'at most 3' }
+        : undefined
+    const { client } = relay(receiver.url)
+    for (let index = 0; index < 20; index++) client.enqueue(message(String(index)))
+    client.start()
+    await waitFor(() => client.unacknowledged === 0, { what: 'everything stored' })
+    expect(receiver.stored).toEqual(Array.from({ length: 20 }, (_, index) => String(index)))
+    expect(client.counters.splits).toBeGreaterThan(0)
+    expect(receiver.connections).toBe(1)
+  })
+
+  it('drops a message the channel rejects for good, says which, and goes on', async () => {
+    const receiver = await startReceiver()
+    const huge = (batch: { messages: RelayMessage[] }) =>
+      batch.messages.some((item) => Buffer.from(item.frames[0] ?? []).toString() === 'huge')
+    receiver.verdict = (batch) =>
+      !huge(batch)
+        ? undefined
+        : batch.messages.length > 1
+          ? { nack: NackCode.BATCH_TOO_LARGE, reason: 'one is over the limit' }
+          : { ack: AckStatus.REJECTED }
+    const { client, logs } = relay(receiver.url)
+    for (const text of ['a', 'b', 'huge', 'c', 'd']) client.enqueue(message(text))
+    client.start()
+    await waitFor(() => client.unacknowledged === 0, { what: 'everything answered' })
+    expect(receiver.stored).toEqual(['a', 'b', 'c', 'd'])
+    expect(client.counters).toMatchObject({ rejected: 1, acked: 4 })
+    const rejected = logs.lines.filter((line) =>
+      String(line.msg).startsWith('the channel rejected'),
+    )
+    expect(rejected).toEqual([
+      expect.objectContaining({ messages: [{ peer: '127.0.0.1:1', octets: 4, frames: 2 }] }),
+    ])
+  })
+
+  it('sizes its batches by the limits the channel announces, and passes them on', async () => {
+    const receiver = await startReceiver()
+    receiver.limits.maxBatchMessages = 3
+    receiver.limits.maxMessageBytes = 12_345
+    const announced: number[] = []
+    const { client } = relay(receiver.url, {
+      onLimits: (limits) => announced.push(limits.maxMessageBytes),
+    })
+    client.start()
+    await waitFor(() => client.connected, { what: 'welcomed' })
+    for (let index = 0; index < 10; index++) client.enqueue(message(String(index)))
+    await waitFor(() => client.unacknowledged === 0, { what: 'everything stored' })
+    expect(receiver.replies).toEqual(['stored', 'stored', 'stored', 'stored'])
+    expect(announced).toEqual([12_345])
+  })
+
+  it('numbers each run under a new epoch, so a restart is never taken for the run before', async () => {
+    const receiver = await startReceiver()
+    const first = relay(receiver.url, { bridgeId: 'edge-vm-1' })
+    first.client.start()
+    for (const text of ['one', 'two', 'three']) first.client.enqueue(message(text))
+    await waitFor(() => first.client.unacknowledged === 0, { what: 'run 1 stored' })
+    first.client.stop()
+    const second = relay(receiver.url, { bridgeId: 'edge-vm-1' })
+    expect(second.client.epoch).not.toBe(first.client.epoch)
+    second.client.start()
+    for (const text of ['four', 'five']) second.client.enqueue(message(text))
+    await waitFor(() => second.client.unacknowledged === 0, { what: 'run 2 stored' })
+    expect(receiver.stored).toEqual(['one', 'two', 'three', 'four', 'five'])
+    expect(second.client.counters).toMatchObject({ duplicates: 0, acked: 2 })
+  })
+
+  it('says so, as an error, when its session holds batches it never sent', async () => {
+    const receiver = await startReceiver()
+    const first = relay(receiver.url, { bridgeId: 'edge-vm-1', epoch: 42 })
+    first.client.start()
+    first.client.enqueue(message('first'))
+    await waitFor(() => first.client.unacknowledged === 0, { what: 'stored' })
+    first.client.stop()
+    // Another process in the same session (a copied spool would do it).
+    const clone = relay(receiver.url, { bridgeId: 'edge-vm-1', epoch: 42 })
+    clone.client.start()
+    clone.client.enqueue(message('clone'))
+    await waitFor(() => clone.client.unacknowledged === 0, { what: 'answered' })
+    expect(clone.client.counters.unexpectedDuplicates).toBe(1)
+    expect(clone.logs.lines.filter((line) => line.level === 50).map((line) => line.msg)).toEqual([
+      'the channel has batches of this session that this process never sent: another process uses this bridge id and epoch (a copied spool?)',
+      'the channel says a batch sent once, by this process only, was stored before: another process writes under this bridge id and epoch',
+    ])
   })
 })

@@ -4,12 +4,20 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   AckStatus,
+  BATCH_HEADER_SIZE,
+  BRIDGE_ID_HEADER,
+  decodeBatchBody,
   decodeRelayFrame,
+  EPOCH_HEADER,
   encodeAck,
   encodeBatch,
   encodedMessageSize,
   encodeNack,
+  encodeWelcome,
   NackCode,
+  nackCodeName,
+  newEpoch,
+  parseRelaySession,
   type RelayBatch,
   RelayProtocolError,
 } from '../../durable/relay-protocol'
@@ -28,54 +36,21 @@ function codeOf(action: () => unknown): string | undefined {
 }
 
 describe('relay batch frame', () => {
-  // One batch from bridge "b1", batch 7, one NULL message of two frames ("hi", empty).
+  // Batch 7, one NULL message of two frames ("hi", empty).
+  // biome-ignore format: one line per field
   const vector = bytes(
-    0x01,
-    0x01,
-    0x00,
-    0x00, //              kind BATCH, version 1, reserved
-    0x02,
-    ...ascii('b1'), //                 bridgeId length 2, "b1"
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    7, //               batchSeq 7 (u64)
-    0,
-    0,
-    0,
-    1, //                           1 message
-    0x42,
-    0x78,
-    0xbc,
-    0xfe,
-    0x56,
-    0x80,
-    0x00,
-    0x00, // receivedAt 1.7e12 ms (float64)
-    0x00, //                                 mechanism NULL
-    0x0e,
-    ...ascii('127.0.0.1:5555'), //     peer address
-    0x00, //                                 no public key
-    0,
-    0,
-    0,
-    2, //                           2 frames
-    0,
-    0,
-    0,
-    2,
-    ...ascii('hi'), //           frame "hi"
-    0,
-    0,
-    0,
-    0, //                           empty frame
+    0x01, 0x02, 0x00, 0x00, //                       kind BATCH, version 2, reserved
+    0, 0, 0, 0, 0, 0, 0, 7, //                       batchSeq 7 (u64)
+    0, 0, 0, 1, //                                   1 message
+    0x42, 0x78, 0xbc, 0xfe, 0x56, 0x80, 0x00, 0x00, // receivedAt 1.7e12 ms (float64)
+    0x00, //                                         mechanism NULL
+    0x0e, ...ascii('127.0.0.1:5555'), //             peer address
+    0x00, //                                         no public key
+    0, 0, 0, 2, //                                   2 frames
+    0, 0, 0, 2, ...ascii('hi'), //                   frame "hi"
+    0, 0, 0, 0, //                                   empty frame
   )
   const batch: RelayBatch = {
-    bridgeId: 'b1',
     batchSeq: 7,
     messages: [
       {
@@ -98,7 +73,6 @@ describe('relay batch frame', () => {
   it('carries a CURVE public key of 32 octets', () => {
     const publicKey = new Uint8Array(32).map((_, index) => index)
     const curve: RelayBatch = {
-      bridgeId: 'edge-1',
       batchSeq: 2 ** 40,
       messages: [
         {
@@ -116,8 +90,8 @@ describe('relay batch frame', () => {
 
   it('sizes each message as it is encoded', () => {
     const message = batch.messages[0] as RelayBatch['messages'][number]
-    const headerSize = 4 + 1 + 2 + 8 + 4
-    expect(encodeBatch(batch).length).toBe(headerSize + encodedMessageSize(message))
+    expect(encodeBatch(batch).length).toBe(BATCH_HEADER_SIZE + encodedMessageSize(message))
+    expect(BATCH_HEADER_SIZE).toBe(4 + 8 + 4)
   })
 
   it('round-trips any batch', () => {
@@ -129,12 +103,13 @@ describe('relay batch frame', () => {
     })
     fc.assert(
       fc.property(
-        fc.string({ minLength: 1, maxLength: 50 }),
         fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
         fc.array(message, { minLength: 1, maxLength: 20 }),
-        (bridgeId, batchSeq, messages) => {
-          const input = { bridgeId, batchSeq, messages }
-          expect(decodeRelayFrame(encodeBatch(input))).toEqual({ kind: 'batch', ...input })
+        (batchSeq, messages) => {
+          const input = { batchSeq, messages }
+          const encoded = encodeBatch(input)
+          expect(decodeRelayFrame(encoded)).toEqual({ kind: 'batch', ...input })
+          expect(decodeBatchBody(encoded, 4)).toEqual(input)
         },
       ),
     )
@@ -143,8 +118,7 @@ describe('relay batch frame', () => {
   it('refuses to encode what it could not decode', () => {
     expect(codeOf(() => encodeBatch({ ...batch, messages: [] }))).toBe('INVALID_FIELD')
     expect(codeOf(() => encodeBatch({ ...batch, batchSeq: 0 }))).toBe('INVALID_FIELD')
-    expect(codeOf(() => encodeBatch({ ...batch, bridgeId: '' }))).toBe('INVALID_FIELD')
-    expect(codeOf(() => encodeBatch({ ...batch, bridgeId: 'x'.repeat(256) }))).toBe('INVALID_FIELD')
+    expect(codeOf(() => encodeBatch({ ...batch, batchSeq: 2 ** 53 }))).toBe('INVALID_FIELD')
     const noFrames = {
       ...batch,
       messages: [{ ...(batch.messages[0] as RelayBatch['messages'][number]), frames: [] }],
@@ -163,15 +137,16 @@ describe('relay batch frame', () => {
   it('rejects trailing bytes, unknown kinds, versions and mechanisms', () => {
     expect(codeOf(() => decodeRelayFrame(bytes(...vector, 0)))).toBe('TRAILING_BYTES')
     expect(codeOf(() => decodeRelayFrame(bytes(0x09, 0x01, 0, 0)))).toBe('UNKNOWN_KIND')
-    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x02, 0, 0)))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x01, 0, 0)))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x03, 0, 0)))).toBe('UNSUPPORTED_VERSION')
     const badMechanism = vector.slice()
-    badMechanism[27] = 7
+    badMechanism[24] = 7
     expect(codeOf(() => decodeRelayFrame(badMechanism))).toBe('INVALID_FIELD')
   })
 
   it('rejects a message count larger than the frame could hold without allocating for it', () => {
     const lying = vector.slice()
-    lying.set([0xff, 0xff, 0xff, 0xff], 15)
+    lying.set([0xff, 0xff, 0xff, 0xff], 12)
     expect(codeOf(() => decodeRelayFrame(lying))).toBe('TRUNCATED')
   })
 
@@ -199,9 +174,9 @@ describe('relay ack and nack frames', () => {
     expect(encoded).toEqual(
       bytes(
         0x02,
-        0x01,
+        0x02,
         0x00,
-        0x00, //     kind ACK, version 1, reserved
+        0x00, //     kind ACK, version 2, reserved
         0,
         0,
         0,
@@ -257,5 +232,85 @@ describe('relay ack and nack frames', () => {
     const tooLarge = encodeAck({ batchSeq: 1, status: 0, firstSeq: 0, lastSeq: 0 })
     tooLarge.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 4)
     expect(codeOf(() => decodeRelayFrame(tooLarge))).toBe('INVALID_FIELD')
+  })
+})
+
+describe('relay welcome frame', () => {
+  // biome-ignore format: one line per field
+  const vector = bytes(
+    0x04, 0x02, 0x00, 0x00, //                       kind WELCOME, version 2, reserved
+    0, 0, 0, 0, 0, 0, 0, 41, //                      lastBatchSeq 41
+    0x01, 0x00, 0x00, 0x00, //                       maxMessageBytes 16 MiB
+    0x02, 0x00, 0x00, 0x00, //                       maxBatchBytes 32 MiB
+    0x00, 0x0f, 0x42, 0x40, //                       maxBatchMessages 1,000,000
+    0x42, 0x78, 0xbc, 0xfe, 0x56, 0x80, 0x00, 0x00, // now 1.7e12 ms (float64)
+    0x00, 0x04, 0x93, 0xe0, //                       maxClockSkewMs 300,000
+  )
+  const welcome = {
+    lastBatchSeq: 41,
+    maxMessageBytes: 16 * 1024 * 1024,
+    maxBatchBytes: 32 * 1024 * 1024,
+    maxBatchMessages: 1_000_000,
+    now: 1.7e12,
+    maxClockSkewMs: 300_000,
+  }
+
+  it('encodes to the documented bytes and decodes back', () => {
+    expect(encodeWelcome(welcome)).toEqual(vector)
+    expect(decodeRelayFrame(vector)).toEqual({ kind: 'welcome', ...welcome })
+  })
+
+  it('refuses limits that are not u32 and every truncation', () => {
+    expect(codeOf(() => encodeWelcome({ ...welcome, maxBatchBytes: 2 ** 32 }))).toBe(
+      'INVALID_FIELD',
+    )
+    expect(codeOf(() => encodeWelcome({ ...welcome, maxMessageBytes: -1 }))).toBe('INVALID_FIELD')
+    for (let length = 4; length < vector.length; length++) {
+      expect(codeOf(() => decodeRelayFrame(vector.subarray(0, length)))).toBe('TRUNCATED')
+    }
+  })
+})
+
+describe('relay sessions', () => {
+  const headers = (values: Record<string, string>) => ({
+    get: (name: string) => values[name] ?? null,
+  })
+
+  it('reads the bridge id and epoch from the upgrade headers', () => {
+    expect(
+      parseRelaySession(headers({ [BRIDGE_ID_HEADER]: 'edge-vm-1', [EPOCH_HEADER]: '0' })),
+    ).toEqual({ bridgeId: 'edge-vm-1', epoch: 0 })
+    expect(
+      parseRelaySession(
+        headers({ [BRIDGE_ID_HEADER]: 'a.b:c_d-1', [EPOCH_HEADER]: String(2 ** 53 - 1) }),
+      ),
+    ).toEqual({ bridgeId: 'a.b:c_d-1', epoch: 2 ** 53 - 1 })
+  })
+
+  it.each([
+    [{ [EPOCH_HEADER]: '1' }],
+    [{ [BRIDGE_ID_HEADER]: 'é', [EPOCH_HEADER]: '1' }],
+    [{ [BRIDGE_ID_HEADER]: 'b' }],
+    [{ [BRIDGE_ID_HEADER]: 'b', [EPOCH_HEADER]: `2${'0'.repeat(16)}` }],
+    [{ [BRIDGE_ID_HEADER]: 'b', [EPOCH_HEADER]: '0x10' }],
+    [{ [BRIDGE_ID_HEADER]: 'b', [EPOCH_HEADER]: ' 1' }],
+  ])('refuses %j, saying why', (values) => {
+    expect(parseRelaySession(headers(values))).toEqual({ error: expect.any(String) })
+  })
+
+  it('draws epochs from 1 to 2^53 - 1, different each time', () => {
+    const epochs = Array.from({ length: 1000 }, () => newEpoch())
+    for (const epoch of epochs) {
+      expect(Number.isSafeInteger(epoch) && epoch >= 1).toBe(true)
+    }
+    expect(new Set(epochs).size).toBe(1000)
+    // The top bits are used too: a 53-bit draw, not a 32-bit one.
+    expect(epochs.some((epoch) => epoch > 2 ** 40)).toBe(true)
+  })
+
+  it('names NACK codes for logs', () => {
+    expect(nackCodeName(NackCode.CHANNEL_FULL)).toBe('CHANNEL_FULL')
+    expect(nackCodeName(NackCode.BATCH_TOO_LARGE)).toBe('BATCH_TOO_LARGE')
+    expect(nackCodeName(99)).toBe('UNKNOWN_99')
   })
 })

@@ -3,7 +3,12 @@ import * as zmq from 'zeromq'
 import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
 import { freePort, readChannel } from '../support/channel-reader'
 import { waitFor } from '../support/wait'
-import { startWranglerDev, TEST_INGEST_TOKEN, type WranglerDev } from '../support/wrangler-dev'
+import {
+  startWranglerDev,
+  TEST_INGEST_TOKEN,
+  TEST_READ_TOKEN,
+  type WranglerDev,
+} from '../support/wrangler-dev'
 
 let worker: WranglerDev | undefined
 let bridge: BridgeProcess | undefined
@@ -183,5 +188,131 @@ describe('the relay loses nothing', () => {
     ).toBeDefined()
     const stored = await readChannel(worker.httpUrl, channel)
     expect(stored).toEqual(Array.from({ length: received }, (_, index) => ['d', String(index)]))
+  }, 90_000)
+
+  it('stores every batch of a restart with a fixed --bridge-id and no spool', async () => {
+    // Run 1 stores 3 messages and stops; run 2, the same id, sends 2. With deduplication by
+    // bridge id alone, run 2's batches 1 and 2 were answered DUPLICATE and lost.
+    const port = await freePort()
+    worker = await startWranglerDev({ port })
+    const channel = `fixed-id-${Date.now()}`
+    const args = bridgeArgs(port, channel, ['--bridge-id', 'edge-vm-1'])
+    for (const [run, count] of [
+      ['run1', 3],
+      ['run2', 2],
+    ] as const) {
+      bridge = await startBridgeProcess(args)
+      const push = connectPush(bridge.port)
+      for (let index = 0; index < count; index++) {
+        await push.send([run, String(index)])
+        // One batch each: the numbers 1, 2, 3 of run 1 are the ones run 2 uses again.
+        await waitFor(() => bridge?.lines.some((line) => line.msg === 'relay connected') === true, {
+          what: 'connected',
+        })
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      push.close()
+      expect(await bridge.stop('SIGTERM')).toBe(0)
+      const stats = bridge.lines.filter((line) => line.msg === 'relay stats').at(-1)
+      expect(stats).toMatchObject({ received: count, acked: count, duplicates: 0 })
+      expect(bridge.lines.filter((line) => line.level === 50)).toEqual([])
+    }
+    expect(await readChannel(worker.httpUrl, channel)).toEqual([
+      ['run1', '0'],
+      ['run1', '1'],
+      ['run1', '2'],
+      ['run2', '0'],
+      ['run2', '1'],
+    ])
+  }, 90_000)
+})
+
+describe('a channel that refuses batches', () => {
+  it('keeps the socket, backs off, says so once and in /readyz, and delivers once there is room', async () => {
+    const port = await freePort()
+    worker = await startWranglerDev({
+      port,
+      vars: { RETENTION_MAX_MESSAGES: '100', OVERFLOW_POLICY: 'block' },
+    })
+    const channel = `full-${Date.now()}`
+    bridge = await startBridgeProcess(
+      bridgeArgs(port, channel, ['--metrics-port', '0', '--batch-messages', '20']),
+    )
+    const metrics = String(
+      bridge.lines.find((line) => line.msg === 'serving metrics, /healthz and /readyz')?.metrics,
+    ).replace(/\/metrics$/, '')
+    const push = connectPush(bridge.port)
+    for (let index = 0; index < 150; index++) await push.send(['f', String(index)])
+    const httpUrl = worker.httpUrl
+    await waitFor(async () => (await readChannel(httpUrl, channel)).length === 100, {
+      timeoutMs: 30_000,
+      what: 'the first 100 stored',
+    })
+    const readiness = await waitFor(
+      async () => {
+        const response = await fetch(`${metrics}/readyz`)
+        return response.status === 503
+          ? ((await response.json()) as Record<string, unknown>)
+          : undefined
+      },
+      { what: '/readyz to say blocked' },
+    )
+    expect(readiness).toMatchObject({
+      ready: false,
+      notConnected: [],
+      blockedByChannel: [channel],
+      channels: { [channel]: { connected: true, blocked: { code: 'CHANNEL_FULL' } } },
+    })
+    // Five seconds of a full channel: one socket, one error line, a handful of retries.
+    await new Promise((resolve) => setTimeout(resolve, 5000))
+    const lines = bridge.lines
+    expect(lines.filter((line) => line.msg === 'relay connected')).toHaveLength(1)
+    expect(lines.filter((line) => line.msg === 'relay disconnected')).toEqual([])
+    expect(lines.filter((line) => line.level === 50).map((line) => line.msg)).toEqual([
+      'the channel refused a batch; it stays queued and is sent again after a backoff',
+    ])
+    const text = await (await fetch(`${metrics}/metrics`)).text()
+    const refusals = Number(
+      new RegExp(`zmq_edge_relay_refusals_total\\{channel="${channel}"\\} (\\d+)`).exec(text)?.[1],
+    )
+    // Backoff from 50 ms doubling to 500 ms (the flags): about a dozen tries in 5 s, not 50.
+    expect(refusals).toBeGreaterThan(1)
+    expect(refusals).toBeLessThan(25)
+    expect(text).toContain(`zmq_edge_relay_blocked{channel="${channel}"} 1`)
+
+    // A consumer acks the first 100: room is made, the rest follows.
+    const headers = {
+      authorization: `Bearer ${TEST_READ_TOKEN}`,
+      'content-type': 'application/json',
+    }
+    const pulled = (await (
+      await fetch(`${httpUrl}/v1/channels/${channel}/pull`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ batchSize: 100 }),
+      })
+    ).json()) as { messages: { leaseId: string }[] }
+    expect(pulled.messages).toHaveLength(100)
+    const acked = await fetch(`${httpUrl}/v1/channels/${channel}/ack`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ acks: pulled.messages.map((message) => message.leaseId) }),
+    })
+    expect(acked.status).toBe(200)
+    await waitFor(
+      async () => {
+        const messages = await readChannel(httpUrl, channel)
+        return messages.at(-1)?.[1] === '149' ? messages : undefined
+      },
+      { timeoutMs: 30_000, what: 'the last 50 stored' },
+    )
+    await waitFor(async () => (await fetch(`${metrics}/readyz`)).status === 200, {
+      what: '/readyz 200 again',
+    })
+    expect(
+      bridge.lines.find((line) => line.msg === 'the channel accepts batches again'),
+    ).toMatchObject({
+      code: 'CHANNEL_FULL',
+    })
   }, 90_000)
 })

@@ -9,18 +9,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as zlib from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
-import { WebSocketServer } from 'ws'
-import {
-  AckStatus,
-  decodeRelayFrame,
-  encodeAck,
-  type RelayMessage,
-} from '../../durable/relay-protocol'
+import type { RelayMessage } from '../../durable/relay-protocol'
 import { ConfigError, parseConfig } from '../../node-bridge/config'
 import { crc32, crc32Table } from '../../node-bridge/relay/crc32'
 import { RelayClient } from '../../node-bridge/relay/relay-client'
@@ -33,6 +26,7 @@ import {
   scanSegment,
 } from '../../node-bridge/relay/spool-record'
 import { createMemoryLogger } from '../support/memory-logger'
+import { type RelayReceiver, startRelayReceiver } from '../support/relay-receiver'
 import { waitFor } from '../support/wait'
 
 const dirs: string[] = []
@@ -374,45 +368,10 @@ describe('Spool', () => {
   })
 })
 
-interface Receiver {
-  url: string
-  stored: string[]
-  /** While true, batches are stored but their acks never sent (lost with the connection). */
-  dropAcks: boolean
-  duplicates: number
-  close(): Promise<void>
-}
-
-/** Stores batches as the Durable Object does: once per (bridgeId, batchSeq). */
-async function startReceiver(): Promise<Receiver> {
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-  await new Promise((resolve) => server.once('listening', resolve))
-  const lastSeq = new Map<string, number>()
-  const receiver: Receiver = {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stored: [],
-    dropAcks: false,
-    duplicates: 0,
-    close: () =>
-      new Promise((resolve) => {
-        for (const client of server.clients) client.terminate()
-        server.close(() => resolve())
-      }),
-  }
-  server.on('connection', (socket) => {
-    socket.on('message', (data: Buffer) => {
-      const frame = decodeRelayFrame(new Uint8Array(data))
-      if (frame.kind !== 'batch') return
-      let status: AckStatus = AckStatus.DUPLICATE
-      if (frame.batchSeq > (lastSeq.get(frame.bridgeId) ?? 0)) {
-        status = AckStatus.STORED
-        lastSeq.set(frame.bridgeId, frame.batchSeq)
-        for (const item of frame.messages) receiver.stored.push(text(item))
-      } else receiver.duplicates++
-      if (receiver.dropAcks) return
-      socket.send(encodeAck({ batchSeq: frame.batchSeq, status, firstSeq: 0, lastSeq: 0 }))
-    })
-  })
+/** Stores batches as the Durable Object does: once per (session, batchSeq). */
+async function startReceiver(options: { maxPayload?: number } = {}): Promise<RelayReceiver> {
+  const receiver = await startRelayReceiver(options)
+  cleanups.push(() => receiver.close())
   return receiver
 }
 
@@ -441,7 +400,6 @@ describe('RelayClient with a spool', () => {
   it('sends what an earlier process left unacknowledged, first and once', async () => {
     const dir = tempDir()
     const receiver = await startReceiver()
-    cleanups.push(() => receiver.close())
     // The first process reads 95 messages while the Worker is away, then dies.
     const first = relay('ws://127.0.0.1:9', open(dir).spool)
     for (let index = 0; index < 95; index++) first.enqueue(message(String(index)))
@@ -462,7 +420,6 @@ describe('RelayClient with a spool', () => {
   it('resends stored but unacknowledged batches under the same numbers, so they are not stored twice', async () => {
     const dir = tempDir()
     const receiver = await startReceiver()
-    cleanups.push(() => receiver.close())
     receiver.dropAcks = true
     const first = relay(receiver.url, open(dir).spool)
     first.start()
@@ -484,42 +441,20 @@ describe('RelayClient with a spool', () => {
 
   it('splits refused batches (1009) and records the new numbering', async () => {
     const dir = tempDir()
-    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 16 * 1024 })
-    await new Promise((resolve) => server.once('listening', resolve))
-    const stored: string[] = []
-    let last = 0
-    server.on('connection', (socket) => {
-      socket.on('error', () => undefined)
-      socket.on('message', (data: Buffer) => {
-        const frame = decodeRelayFrame(new Uint8Array(data))
-        if (frame.kind !== 'batch') return
-        if (frame.batchSeq > last) {
-          last = frame.batchSeq
-          for (const item of frame.messages) stored.push(text(item))
-        }
-        socket.send(encodeAck({ batchSeq: frame.batchSeq, status: 0, firstSeq: 0, lastSeq: 0 }))
-      })
-    })
-    cleanups.push(
-      () =>
-        new Promise((resolve) => {
-          for (const client of server.clients) client.terminate()
-          server.close(resolve)
-        }),
-    )
+    const receiver = await startReceiver({ maxPayload: 16 * 1024 })
     const spool = open(dir).spool
-    const client = relay(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, spool)
+    const client = relay(receiver.url, spool)
     // Ten messages of 4 KiB: one 40 KiB batch, over the 16 KiB limit.
     for (let index = 0; index < 10; index++) client.enqueue(message(String(index), 4096))
     client.start()
     await waitFor(() => client.unacknowledged === 0, { what: 'everything acked' })
-    expect(stored).toEqual(Array.from({ length: 10 }, (_, index) => String(index)))
+    expect(receiver.stored).toEqual(Array.from({ length: 10 }, (_, index) => String(index)))
     expect(client.counters.splits).toBeGreaterThan(0)
     client.stop()
     spool.close()
     const reopened = open(dir).spool
     expect(reopened.recovered).toMatchObject({ batches: [], open: [], nextMessageId: 11 })
-    expect(reopened.recovered.nextBatchSeq).toBe(last + 1)
+    expect(reopened.recovered.nextBatchSeq).toBe(Math.max(...receiver.lastBatchSeqs.values()) + 1)
     reopened.close()
   })
 })

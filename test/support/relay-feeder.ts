@@ -3,8 +3,12 @@
 
 import WebSocket from 'ws'
 import {
+  BRIDGE_ID_HEADER,
   decodeRelayFrame,
+  EPOCH_HEADER,
   encodeBatch,
+  newEpoch,
+  RELAY_SUBPROTOCOL,
   type RelayFrame,
   type RelayMessage,
 } from '../../durable/relay-protocol'
@@ -46,16 +50,30 @@ export class RelayFeeder {
     ingestToken: string
     bridgeId: string
   }): Promise<RelayFeeder> {
-    const socket = new WebSocket(`${options.wsUrl}/v1/channels/${options.channel}/ingest`, {
-      headers: { Authorization: `Bearer ${options.ingestToken}` },
-    })
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', resolve)
+    const socket = new WebSocket(
+      `${options.wsUrl}/v1/channels/${options.channel}/ingest`,
+      [RELAY_SUBPROTOCOL],
+      {
+        headers: {
+          Authorization: `Bearer ${options.ingestToken}`,
+          [BRIDGE_ID_HEADER]: options.bridgeId,
+          [EPOCH_HEADER]: String(newEpoch()),
+        },
+      },
+    )
+    // The WELCOME comes first: the feeder is ready once it has.
+    const welcomed = new Promise<void>((resolve, reject) => {
+      socket.once('message', (data: Buffer) => {
+        const frame = decodeRelayFrame(new Uint8Array(data))
+        if (frame.kind === 'welcome') resolve()
+        else reject(new Error(`expected a WELCOME, got ${frame.kind}`))
+      })
       socket.once('error', reject)
       socket.once('unexpected-response', (_request, response) =>
         reject(new Error(`ingest refused: HTTP ${response.statusCode}`)),
       )
     })
+    await welcomed
     return new RelayFeeder(socket, options.bridgeId)
   }
 
@@ -72,7 +90,7 @@ export class RelayFeeder {
         resolve(frame)
       })
     })
-    this.#socket.send(encodeBatch({ bridgeId: this.bridgeId, batchSeq, messages }))
+    this.#socket.send(encodeBatch({ batchSeq, messages }))
     const frame = await reply
     if (frame.kind !== 'ack') throw new Error(`batch ${batchSeq}: ${JSON.stringify(frame)}`)
     this.stored += messages.length

@@ -24,9 +24,12 @@ export interface WranglerDev {
 
 const root = new URL('../..', import.meta.url).pathname
 
-/** Starts `wrangler dev`; pass `persistDir` and `port` to restart on the same storage and address. */
+/**
+ * Starts `wrangler dev`; pass `persistDir` and `port` to restart on the same storage and address,
+ * `vars` to override wrangler.toml's (retention limits, say).
+ */
 export async function startWranglerDev(
-  options: { persistDir?: string; port?: number } = {},
+  options: { persistDir?: string; port?: number; vars?: Record<string, string> } = {},
 ): Promise<WranglerDev> {
   const persistDir = options.persistDir ?? mkdtempSync(join(root, '.wrangler', 'test-state-'))
   const args = [
@@ -45,6 +48,7 @@ export async function startWranglerDev(
     `READ_TOKEN:${TEST_READ_TOKEN}`,
     '--var',
     `INGEST_TOKEN:${TEST_INGEST_TOKEN}`,
+    ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
   ]
   const child = spawn(process.execPath, args, {
     cwd: root,

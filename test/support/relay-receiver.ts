@@ -1,0 +1,159 @@
+// A relay endpoint in Node for tests of the bridge's RelayClient where the real Worker cannot
+// stage the case: a proxy's smaller WebSocket limit (1009), acks lost mid-flight, refusals on
+// demand. It speaks relay protocol v2 with the real codec and stores like the Durable Object:
+// once per (bridge id, epoch, batchSeq), the next number only, WELCOME first on each socket.
+import type { IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer } from 'ws'
+import {
+  AckStatus,
+  decodeRelayFrame,
+  encodeAck,
+  encodeNack,
+  encodeWelcome,
+  NackCode,
+  parseRelaySession,
+  RELAY_SUBPROTOCOL,
+  type RelayBatch,
+  type RelayWelcome,
+} from '../../durable/relay-protocol'
+
+/** What the receiver does with one batch, instead of storing it. */
+export type ReceiverVerdict =
+  | { nack: NackCode; reason?: string }
+  | { ack: typeof AckStatus.REJECTED }
+  | undefined
+
+export interface RelayReceiver {
+  url: string
+  /** The first frame of each stored message, as text, in order; a duplicate is not stored. */
+  stored: string[]
+  /** Encoded sizes of the batches received. */
+  batchSizes: number[]
+  /** While true, batches are stored but their acks never sent (lost with the connection). */
+  dropAcks: boolean
+  duplicates: number
+  /** Sockets opened so far. */
+  connections: number
+  /** What the next WELCOMEs announce. */
+  limits: Omit<RelayWelcome, 'kind' | 'lastBatchSeq' | 'now'>
+  /** Decides a batch's fate before it is stored (default: store it). */
+  verdict: (batch: RelayBatch) => ReceiverVerdict
+  /** Batches answered, by their reply: 'stored', 'duplicate', 'rejected', or a NACK code. */
+  replies: string[]
+  /** The last batch stored per session, keyed `epoch/bridgeId`. */
+  lastBatchSeqs: Map<string, number>
+  close(): Promise<void>
+}
+
+const text = (frame: Uint8Array | undefined) => Buffer.from(frame ?? []).toString()
+
+/** Starts a receiver on a free loopback port; `maxPayload` makes ws close larger messages with 1009. */
+export async function startRelayReceiver(
+  options: { maxPayload?: number } = {},
+): Promise<RelayReceiver> {
+  const server = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    ...(options.maxPayload ? { maxPayload: options.maxPayload } : {}),
+    handleProtocols: (protocols) => (protocols.has(RELAY_SUBPROTOCOL) ? RELAY_SUBPROTOCOL : false),
+  })
+  await new Promise((resolve) => server.once('listening', resolve))
+  const lastSeqs = new Map<string, number>()
+  const receiver: RelayReceiver = {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stored: [],
+    batchSizes: [],
+    dropAcks: false,
+    duplicates: 0,
+    connections: 0,
+    limits: {
+      maxMessageBytes: 16 * 1024 * 1024,
+      maxBatchBytes: 32 * 1024 * 1024,
+      maxBatchMessages: 0,
+      maxClockSkewMs: 300_000,
+    },
+    verdict: () => undefined,
+    replies: [],
+    lastBatchSeqs: lastSeqs,
+    close: () =>
+      new Promise((resolve) => {
+        for (const client of server.clients) client.terminate()
+        server.close(() => resolve())
+      }),
+  }
+  server.on('connection', (socket, request: IncomingMessage) => {
+    receiver.connections++
+    const session = parseRelaySession({ get: (name) => header(request, name) })
+    if ('error' in session) {
+      socket.close(1002, session.error)
+      return
+    }
+    const key = `${session.epoch}/${session.bridgeId}`
+    // Over maxPayload, ws closes with 1009 and reports the error here.
+    socket.on('error', () => undefined)
+    socket.send(
+      encodeWelcome({ lastBatchSeq: lastSeqs.get(key) ?? 0, now: Date.now(), ...receiver.limits }),
+    )
+    let refused: number | undefined
+    socket.on('message', (data: Buffer) => {
+      const frame = decodeRelayFrame(new Uint8Array(data))
+      if (frame.kind !== 'batch') return
+      receiver.batchSizes.push(data.length)
+      const { batchSeq } = frame
+      const nack = (code: NackCode, reason: string) => {
+        receiver.replies.push(String(code))
+        socket.send(encodeNack({ batchSeq, code, reason }))
+      }
+      const last = lastSeqs.get(key)
+      if (last !== undefined && batchSeq <= last) {
+        receiver.duplicates++
+        receiver.replies.push('duplicate')
+        if (!receiver.dropAcks) {
+          socket.send(encodeAck({ batchSeq, status: AckStatus.DUPLICATE, firstSeq: 0, lastSeq: 0 }))
+        }
+        return
+      }
+      if (refused !== undefined && batchSeq > refused) {
+        nack(NackCode.OUT_OF_ORDER, `batch ${refused} was not stored; resend from it`)
+        return
+      }
+      if (last !== undefined && batchSeq !== last + 1) {
+        refused ??= batchSeq
+        nack(NackCode.OUT_OF_ORDER, `batch ${batchSeq} after batch ${last}`)
+        return
+      }
+      const verdict = receiver.verdict(frame)
+      if (verdict && 'nack' in verdict) {
+        refused ??= batchSeq
+        nack(verdict.nack, verdict.reason ?? 'refused by the test')
+        return
+      }
+      if (refused === batchSeq) refused = undefined
+      lastSeqs.set(key, batchSeq)
+      if (verdict && 'ack' in verdict) {
+        receiver.replies.push('rejected')
+        socket.send(encodeAck({ batchSeq, status: AckStatus.REJECTED, firstSeq: 0, lastSeq: 0 }))
+        return
+      }
+      const first = receiver.stored.length + 1
+      for (const message of frame.messages) receiver.stored.push(text(message.frames[0]))
+      receiver.replies.push('stored')
+      if (receiver.dropAcks) return
+      socket.send(
+        encodeAck({
+          batchSeq,
+          status: AckStatus.STORED,
+          firstSeq: first,
+          lastSeq: receiver.stored.length,
+        }),
+      )
+    })
+  })
+  return receiver
+}
+
+function header(request: IncomingMessage, name: string): string | null {
+  const value = request.headers[name.toLowerCase()]
+  return typeof value === 'string' ? value : null
+}
