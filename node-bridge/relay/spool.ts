@@ -20,6 +20,8 @@ import { join } from 'node:path'
 import type { RelayMessage } from '../../durable/relay-protocol'
 import { ConfigError, DEFAULT_SPOOL_SEGMENT_BYTES } from '../config'
 import type { Logger } from '../log'
+import { SpoolError, SpoolErrorCode } from './spool-error'
+import { SpoolLock } from './spool-lock'
 import {
   encodeAckRecord,
   encodeHeaderRecord,
@@ -31,10 +33,11 @@ import {
   scanSegment,
 } from './spool-record'
 
+export { SpoolError, SpoolErrorCode } from './spool-error'
+
 /** Buffered records are written at once past this size, without waiting for the microtask. */
 const FLUSH_BYTES = 1024 * 1024
 const SEGMENT_PATTERN = /^(\d{16})\.seg$/
-const LOCK_FILE = 'lock'
 
 export interface SpoolOptions {
   /** The folder of this channel's segments; created if missing. */
@@ -83,23 +86,6 @@ export interface RelaySpool {
   ack(batchSeq: number): void
   /** Writes buffered records now. */
   flush(): void
-}
-
-export const SpoolErrorCode = {
-  /** Another live process holds the spool. */
-  LOCKED: 'LOCKED',
-  /** The records contradict each other (a gap or an overlap): a bug or tampering, not a crash. */
-  INCONSISTENT: 'INCONSISTENT',
-} as const
-export type SpoolErrorCode = (typeof SpoolErrorCode)[keyof typeof SpoolErrorCode]
-
-export class SpoolError extends Error {
-  override readonly name = 'SpoolError'
-  readonly code: SpoolErrorCode
-  constructor(code: SpoolErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }
 
 /**
@@ -193,6 +179,13 @@ function inconsistent(message: string): SpoolError {
   return new SpoolError(SpoolErrorCode.INCONSISTENT, message)
 }
 
+/** What the segments an earlier process left say. */
+interface Replayed {
+  bridgeId: string
+  state: SpoolState
+  recovered: RecoveredRelayState
+}
+
 interface Segment {
   number: number
   path: string
@@ -206,7 +199,8 @@ function segmentName(number: number): string {
 
 /**
  * One channel's spool. Open it with `Spool.open()`, which replays what an earlier process left.
- * Not safe for two processes: a lock file with the holder's pid keeps a second bridge out.
+ * Not safe for two processes: a lock file naming the holder (see SpoolLock) keeps a second
+ * bridge out.
  */
 export class Spool implements RelaySpool {
   readonly dir: string
@@ -217,6 +211,7 @@ export class Spool implements RelaySpool {
   readonly #fsync: boolean
   readonly #state: SpoolState
   readonly #segments: Segment[] = []
+  readonly #lock: SpoolLock
   #fd = -1
   /** Octets written to the active segment. */
   #activeBytes = 0
@@ -242,11 +237,17 @@ export class Spool implements RelaySpool {
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SPOOL_SEGMENT_BYTES
     this.#fsync = options.fsync ?? false
     mkdirSync(this.dir, { recursive: true })
-    this.#lock()
-    const replayed = this.#replay()
+    this.#lock = SpoolLock.acquire(this.dir)
+    let replayed: Replayed | undefined
+    try {
+      replayed = this.#replay()
+    } catch (error) {
+      this.#lock.release()
+      throw error
+    }
     const bridgeId = replayed?.bridgeId ?? options.bridgeId
     if (replayed && options.bridgeIdSource && replayed.bridgeId !== options.bridgeId) {
-      this.#unlock()
+      this.#lock.release()
       throw new ConfigError(
         options.bridgeIdSource,
         `is "${options.bridgeId}", but the spool in ${this.dir} was written by bridge "${replayed.bridgeId}" ` +
@@ -330,7 +331,7 @@ export class Spool implements RelaySpool {
     this.flush()
     this.#closed = true
     closeSync(this.#fd)
-    this.#unlock()
+    this.#lock.release()
   }
 
   #write(record: SpoolRecord, chunks: Uint8Array[]): void {
@@ -386,7 +387,7 @@ export class Spool implements RelaySpool {
   }
 
   /** Reads every segment in order; undefined when there are none. */
-  #replay(): { bridgeId: string; state: SpoolState; recovered: RecoveredRelayState } | undefined {
+  #replay(): Replayed | undefined {
     const names = readdirSync(this.dir)
       .filter((name) => SEGMENT_PATTERN.test(name))
       .sort()
@@ -474,37 +475,6 @@ export class Spool implements RelaySpool {
         open: take(openFirstId, state.nextMessageId - openFirstId),
       },
     }
-  }
-
-  #lock(): void {
-    const path = join(this.dir, LOCK_FILE)
-    let holder = Number.NaN
-    try {
-      holder = Number(readFileSync(path, 'utf8').trim())
-    } catch {}
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-      throw new SpoolError(
-        SpoolErrorCode.LOCKED,
-        `the spool in ${this.dir} is in use by process ${holder}; two bridges cannot share one`,
-      )
-    }
-    // A lock left by a killed process is taken over.
-    writeFileSync(path, `${process.pid}\n`)
-  }
-
-  #unlock(): void {
-    try {
-      unlinkSync(join(this.dir, LOCK_FILE))
-    } catch {}
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -1,12 +1,15 @@
 // The spool: its record format (round trip, torn tails, checksums), replay (batches, numbers,
 // 1009 renumbering, acks), segment rotation and deletion, bridge-id pinning, and the RelayClient
 // resending after a simulated crash under the same batch numbers.
+import { spawn } from 'node:child_process'
 import {
   appendFileSync,
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs'
 import type { AddressInfo } from 'node:net'
@@ -25,6 +28,7 @@ import { ConfigError, parseConfig } from '../../node-bridge/config'
 import { crc32, crc32Table } from '../../node-bridge/relay/crc32'
 import { RelayClient } from '../../node-bridge/relay/relay-client'
 import { Spool, SpoolError, SpoolErrorCode, type SpoolOptions } from '../../node-bridge/relay/spool'
+import { SpoolLock } from '../../node-bridge/relay/spool-lock'
 import {
   encodeAckRecord,
   encodeHeaderRecord,
@@ -371,6 +375,94 @@ describe('Spool', () => {
     spool.close()
     writeFileSync(join(dir, 'lock'), `${process.ppid}\n`)
     expect(() => open(dir)).toThrowError(expect.objectContaining({ code: SpoolErrorCode.LOCKED }))
+  })
+})
+
+/** Field 22 of /proc/<pid>/stat, read here independently of the code under test (proc(5)). */
+function startTimeOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+}
+
+const hasProc = existsSync('/proc/self/stat')
+const bootId = hasProc ? readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() : ''
+
+/** A live process of another kind, as a pid reused after the bridge that held it crashed. */
+async function otherProcess(): Promise<number> {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  cleanups.push(() => child.kill('SIGKILL'))
+  await new Promise((resolve, reject) => child.once('spawn', resolve).once('error', reject))
+  return child.pid as number
+}
+
+const lockOf = (owner: object) => `${JSON.stringify(owner)}\n`
+
+describe.skipIf(!hasProc)('the spool lock', () => {
+  it('is taken over from a crashed bridge whose pid now belongs to another live process', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    // The lock a crashed bridge left, naming the pid with its own start time.
+    writeFileSync(join(dir, 'lock'), lockOf({ pid, startTime: startTimeOf(pid) - 1, bootId }))
+    const { spool } = open(dir)
+    expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8'))).toEqual({
+      pid: process.pid,
+      startTime: startTimeOf(process.pid),
+      bootId,
+    })
+    spool.close()
+  })
+
+  it('is taken over when an old, pid-only lock is older than the process that has the pid now', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    writeFileSync(join(dir, 'lock'), `${pid}\n`)
+    const minuteAgo = Date.now() / 1000 - 60
+    utimesSync(join(dir, 'lock'), minuteAgo, minuteAgo) // written before `sleep` started
+    open(dir).spool.close()
+  })
+
+  it('stays with a live holder whose pid and start time match, and names it', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    writeFileSync(join(dir, 'lock'), lockOf({ pid, startTime: startTimeOf(pid), bootId }))
+    expect(() => open(dir)).toThrowError(
+      expect.objectContaining({
+        code: SpoolErrorCode.LOCKED,
+        message: expect.stringContaining(`process ${pid}`),
+      }),
+    )
+  })
+
+  it('is taken over when it was written before the machine last booted', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    const earlierBoot = '00000000-0000-4000-8000-000000000000'
+    writeFileSync(
+      join(dir, 'lock'),
+      lockOf({ pid, startTime: startTimeOf(pid), bootId: earlierBoot }),
+    )
+    open(dir).spool.close()
+  })
+
+  it('judges by the pid alone where /proc is absent', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    writeFileSync(join(dir, 'lock'), lockOf({ pid, startTime: startTimeOf(pid) - 1, bootId }))
+    expect(() => SpoolLock.acquire(dir, { procRoot: join(dir, 'no-proc') })).toThrowError(
+      expect.objectContaining({ code: SpoolErrorCode.LOCKED }),
+    )
+    rmSync(join(dir, 'lock'))
+    const lock = SpoolLock.acquire(dir, { procRoot: join(dir, 'no-proc') })
+    expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8'))).toEqual({ pid: process.pid })
+    lock.release()
+  })
+
+  it('is released only by its holder', () => {
+    const dir = tempDir()
+    const lock = SpoolLock.acquire(dir)
+    writeFileSync(join(dir, 'lock'), lockOf({ pid: process.ppid }))
+    lock.release()
+    expect(existsSync(join(dir, 'lock'))).toBe(true)
   })
 })
 
