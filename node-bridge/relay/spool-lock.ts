@@ -13,6 +13,7 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
+import { PRIVATE_FILE_MODE } from './private-directory'
 import { SpoolError, SpoolErrorCode } from './spool-error'
 
 const LOCK_FILE = 'lock'
@@ -84,7 +85,7 @@ export class SpoolLock {
     const me = identify(process.pid, procRoot)
     const content = `${JSON.stringify(me)}\n`
     const temporary = join(dir, `${LOCK_FILE}.${process.pid}.tmp`)
-    writeFileSync(temporary, content, { mode: 0o600 })
+    writeFileSync(temporary, content, { mode: PRIVATE_FILE_MODE })
     try {
       if (create(temporary, path, content)) return new SpoolLock(path, content)
       const holder = readHolder(path)
@@ -144,7 +145,7 @@ function create(temporary: string, path: string, content: string): boolean {
   }
   let fd: number
   try {
-    fd = openSync(path, 'wx', 0o600)
+    fd = openSync(path, 'wx', PRIVATE_FILE_MODE)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw error

@@ -5,7 +5,6 @@
 import {
   closeSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -20,6 +19,7 @@ import { join } from 'node:path'
 import type { RelayMessage } from '../../durable/relay-protocol'
 import { ConfigError, DEFAULT_SPOOL_SEGMENT_BYTES } from '../config'
 import type { Logger } from '../log'
+import { PRIVATE_FILE_MODE, preparePrivateDirectory } from './private-directory'
 import { SpoolError, SpoolErrorCode } from './spool-error'
 import { SpoolLock } from './spool-lock'
 import {
@@ -236,7 +236,7 @@ export class Spool implements RelaySpool {
     this.#logger = options.logger
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SPOOL_SEGMENT_BYTES
     this.#fsync = options.fsync ?? false
-    mkdirSync(this.dir, { recursive: true })
+    preparePrivateDirectory(this.dir, this.#logger)
     this.#lock = SpoolLock.acquire(this.dir)
     let replayed: Replayed | undefined
     try {
@@ -362,7 +362,7 @@ export class Spool implements RelaySpool {
   #startSegment(number: number): void {
     const path = join(this.dir, segmentName(number))
     const header = encodeHeaderRecord(this.#state.snapshot(this.bridgeId, number))
-    this.#fd = openSync(path, 'wx')
+    this.#fd = openSync(path, 'wx', PRIVATE_FILE_MODE)
     writevSync(this.#fd, [header])
     if (this.#fsync) {
       fsyncSync(this.#fd)
@@ -442,7 +442,7 @@ export class Spool implements RelaySpool {
           this.#logger.warn(details, 'spool ends in a torn record (a crash mid-write): ignored')
         } else {
           this.#logger.error(details, 'spool record corrupt: replay stops here')
-          writeFileSync(`${path}.corrupt`, bytes.subarray(offset))
+          writeFileSync(`${path}.corrupt`, bytes.subarray(offset), { mode: PRIVATE_FILE_MODE })
           stopped = true
         }
         // The good part stays, so the next start reads this segment as whole.

@@ -4,11 +4,14 @@
 import { spawn } from 'node:child_process'
 import {
   appendFileSync,
+  chmodSync,
+  chownSync,
   existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs'
@@ -24,6 +27,7 @@ import {
   encodeAck,
   type RelayMessage,
 } from '../../durable/relay-protocol'
+import { startBridge } from '../../node-bridge/bridge'
 import { ConfigError, parseConfig } from '../../node-bridge/config'
 import { crc32, crc32Table } from '../../node-bridge/relay/crc32'
 import { RelayClient } from '../../node-bridge/relay/relay-client'
@@ -375,6 +379,79 @@ describe('Spool', () => {
     spool.close()
     writeFileSync(join(dir, 'lock'), `${process.ppid}\n`)
     expect(() => open(dir)).toThrowError(expect.objectContaining({ code: SpoolErrorCode.LOCKED }))
+  })
+})
+
+const modeOf = (path: string) => statSync(path).mode & 0o777
+const isRoot = process.getuid?.() === 0
+
+describe.skipIf(process.platform === 'win32')('spool files and folders', () => {
+  it('are created 0600 in folders 0700: segments, lock, the channel folder and the ones above', () => {
+    const root = join(tempDir(), 'spool')
+    const dir = join(root, 'default')
+    const first = open(dir).spool
+    appendRange(first, 0, 6)
+    first.close()
+    // A corrupt record: the rest is set aside in a file of its own.
+    const path = join(dir, segments(dir).at(-1) as string)
+    const bytes = readFileSync(path)
+    bytes[bytes.lastIndexOf(Buffer.from('3\0'))] = 0x58
+    writeFileSync(path, bytes)
+    const { spool } = open(dir)
+    expect(modeOf(root)).toBe(0o700)
+    expect(modeOf(dir)).toBe(0o700)
+    const files = readdirSync(dir)
+    expect(files).toContain('lock')
+    expect(files.some((name) => name.endsWith('.corrupt'))).toBe(true)
+    for (const name of files) expect([name, modeOf(join(dir, name))]).toEqual([name, 0o600])
+    spool.close()
+  })
+
+  it('tightens an existing folder of its own that others may enter, and says so', () => {
+    const dir = tempDir()
+    chmodSync(dir, 0o755)
+    const { spool, logs } = open(dir)
+    expect(modeOf(dir)).toBe(0o700)
+    expect(
+      logs.lines.find((line) => line.msg === 'spool folder open to other users: tightened'),
+    ).toMatchObject({
+      dir,
+      mode: '0755',
+    })
+    spool.close()
+  })
+
+  it.skipIf(!isRoot)('warns about a wider folder owned by another user, and leaves it', () => {
+    const dir = tempDir()
+    chmodSync(dir, 0o755)
+    chownSync(dir, 65534, 65534)
+    const { spool, logs } = open(dir)
+    expect(modeOf(dir)).toBe(0o755)
+    expect(
+      logs.lines.find(
+        (line) => line.msg === 'spool folder open to other users and not ours: left as it is',
+      ),
+    ).toMatchObject({ level: 40, dir, mode: '0755', owner: 65534 })
+    spool.close()
+  })
+
+  it('tightens the --spool-dir folder the bridge is given', async () => {
+    const root = tempDir()
+    chmodSync(root, 0o755)
+    const logs = createMemoryLogger()
+    const config = parseConfig(
+      {
+        ingestToken: 't',
+        bind: 'tcp://127.0.0.1:0',
+        spoolDir: root,
+        workerUrl: 'ws://127.0.0.1:9',
+      },
+      {},
+    )
+    const bridge = await startBridge(config, logs.logger)
+    await bridge.stop(0)
+    expect(modeOf(root)).toBe(0o700)
+    expect(modeOf(join(root, 'default'))).toBe(0o700)
   })
 })
 
