@@ -2,6 +2,8 @@
 // before it counts as received, and the batches, their numbers and their acks, so a restarted
 // bridge resends exactly what the Durable Object has not stored, under the same bridgeId and
 // batchSeq numbers (the Durable Object drops the ones it stored already).
+
+import { randomBytes } from 'node:crypto'
 import {
   closeSync,
   fsyncSync,
@@ -77,6 +79,12 @@ export interface RecoveredRelayState {
 /** The hooks the RelayClient calls; every record is on disk before a batch is sent. */
 export interface RelaySpool {
   readonly bridgeId: string
+  /**
+   * The relay dedup epoch of this spool's batch numbers: drawn at random (1..2^53-1) when the
+   * spool is new and kept across restarts, so the numbers continue under it; 0 for a spool
+   * written before epochs existed.
+   */
+  readonly epoch: number
   readonly recovered: RecoveredRelayState
   /** Persists a message (written by the end of the current microtask turn at the latest). */
   append(id: number, message: RelayMessage): void
@@ -115,9 +123,10 @@ class SpoolState {
     return last ? last.firstId + last.count : this.ackedBelow
   }
 
-  snapshot(bridgeId: string, segment: number): Omit<HeaderRecord, 'type'> {
+  snapshot(bridgeId: string, epoch: number, segment: number): Omit<HeaderRecord, 'type'> {
     return {
       bridgeId,
+      epoch,
       segment,
       nextMessageId: this.nextMessageId,
       nextBatchSeq: this.nextBatchSeq,
@@ -175,6 +184,18 @@ class SpoolState {
   }
 }
 
+/**
+ * A relay dedup epoch for a new batch-number sequence: a random integer 1..2^53-1
+ * (Number.MAX_SAFE_INTEGER) from the system's CSPRNG, 53 bits of 8 random octets, 0 redrawn.
+ */
+export function randomEpoch(): number {
+  for (;;) {
+    const octets = randomBytes(8)
+    const epoch = (octets.readUInt32BE(0) & 0x1f_ffff) * 0x1_0000_0000 + octets.readUInt32BE(4)
+    if (epoch > 0) return epoch
+  }
+}
+
 function inconsistent(message: string): SpoolError {
   return new SpoolError(SpoolErrorCode.INCONSISTENT, message)
 }
@@ -182,6 +203,7 @@ function inconsistent(message: string): SpoolError {
 /** What the segments an earlier process left say. */
 interface Replayed {
   bridgeId: string
+  epoch: number
   state: SpoolState
   recovered: RecoveredRelayState
 }
@@ -205,6 +227,7 @@ function segmentName(number: number): string {
 export class Spool implements RelaySpool {
   readonly dir: string
   readonly bridgeId: string
+  readonly epoch: number
   readonly recovered: RecoveredRelayState
   readonly #logger: Logger
   readonly #segmentBytes: number
@@ -255,6 +278,7 @@ export class Spool implements RelaySpool {
       )
     }
     this.bridgeId = bridgeId
+    this.epoch = replayed?.epoch ?? randomEpoch()
     this.#state = replayed?.state ?? new SpoolState()
     this.recovered = replayed?.recovered ?? {
       nextMessageId: 1,
@@ -274,6 +298,7 @@ export class Spool implements RelaySpool {
         {
           dir: this.dir,
           bridgeId,
+          epoch: this.epoch,
           batches: this.recovered.batches.length,
           messages,
           nextBatchSeq: this.recovered.nextBatchSeq,
@@ -361,7 +386,7 @@ export class Spool implements RelaySpool {
   /** Opens a new active segment whose header is a snapshot of the state so far. */
   #startSegment(number: number): void {
     const path = join(this.dir, segmentName(number))
-    const header = encodeHeaderRecord(this.#state.snapshot(this.bridgeId, number))
+    const header = encodeHeaderRecord(this.#state.snapshot(this.bridgeId, this.epoch, number))
     this.#fd = openSync(path, 'wx', PRIVATE_FILE_MODE)
     writevSync(this.#fd, [header])
     if (this.#fsync) {
@@ -393,6 +418,7 @@ export class Spool implements RelaySpool {
       .sort()
     let state: SpoolState | undefined
     let bridgeId: string | undefined
+    let epoch = 0
     /** Messages from `baseId` on, as read; acknowledged ones are dropped as acks come. */
     let messages: RelayMessage[] = []
     let baseId = 1
@@ -421,9 +447,12 @@ export class Spool implements RelaySpool {
       if (!state) {
         state = SpoolState.from(first)
         bridgeId = first.bridgeId
+        epoch = first.epoch
         baseId = first.nextMessageId
       } else if (first.bridgeId !== bridgeId) {
         throw inconsistent(`${path} belongs to bridge "${first.bridgeId}", not "${bridgeId}"`)
+      } else if (first.epoch !== epoch) {
+        throw inconsistent(`${path} numbers batches in epoch ${first.epoch}, not ${epoch}`)
       }
       this.#segments.push({ number, path, firstMessageId: first.nextMessageId })
       for (const record of scan.records) {
@@ -466,6 +495,7 @@ export class Spool implements RelaySpool {
     const openFirstId = state.sealedBelow
     return {
       bridgeId,
+      epoch,
       state,
       recovered: {
         nextMessageId: state.nextMessageId,

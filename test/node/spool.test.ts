@@ -101,6 +101,7 @@ describe('crc32', () => {
 describe('spool records', () => {
   const header = {
     bridgeId: 'b1',
+    epoch: 2 ** 53 - 1,
     segment: 3,
     nextMessageId: 11,
     nextBatchSeq: 4,
@@ -138,6 +139,19 @@ describe('spool records', () => {
     expect([...body.subarray(17)]).toEqual([0, 0, 0, 3]) // message count
   })
 
+  it('frames a HEADER in format 2, the epoch after the counters', () => {
+    const bytes = encodeHeaderRecord({ ...header, bridgeId: 'b', seals: [] })
+    const body = bytes.subarray(8)
+    const u64 = (at: number) => Number(new DataView(body.buffer, body.byteOffset).getBigUint64(at))
+    expect(body[0]).toBe(0x01) // kind HEADER
+    expect(new TextDecoder().decode(body.subarray(1, 5))).toBe('ZESP') // magic
+    expect(body[5]).toBe(2) // format 2: with the epoch
+    expect([body[6], body[7]]).toEqual([1, 0x62]) // bridge id length, "b"
+    expect([8, 16, 24, 32].map(u64)).toEqual([3, 11, 4, 7]) // segment, next id, next batch, acked
+    expect(u64(40)).toBe(2 ** 53 - 1) // epoch
+    expect([...body.subarray(48)]).toEqual([0, 0, 0, 0]) // no seals
+  })
+
   it('ignores a torn last record, wherever the write was cut', () => {
     const whole = records()
     const withoutLast = whole.length - encodeAckRecord(4).length
@@ -159,6 +173,111 @@ describe('spool records', () => {
     const scan = scanSegment(bytes)
     expect(scan.records.map((record) => record.type)).toEqual(['header'])
     expect(scan.problem).toMatchObject({ kind: 'checksum', offset: headerLength })
+  })
+})
+
+/**
+ * A HEADER record as bridges wrote it before the relay epoch (spool format 1), encoded here as
+ * that code did, so the test does not depend on the encoder under test.
+ */
+function formatOneHeader(header: {
+  bridgeId: string
+  segment: number
+  nextMessageId: number
+  nextBatchSeq: number
+  ackedBelow: number
+  seals: Array<{ batchSeq: number; firstId: number; count: number }>
+}): Uint8Array {
+  const id = new TextEncoder().encode(header.bridgeId)
+  const body = new Uint8Array(1 + 4 + 1 + 1 + id.length + 32 + 4 + header.seals.length * 20)
+  const view = new DataView(body.buffer)
+  const u64 = (at: number, value: number) => view.setBigUint64(at, BigInt(value))
+  body[0] = 0x01 // kind HEADER
+  view.setUint32(1, 0x5a455350) // magic "ZESP"
+  body[5] = 1 // format version 1
+  body[6] = id.length // bridge id length, then the id
+  body.set(id, 7)
+  let at = 7 + id.length
+  for (const value of [
+    header.segment,
+    header.nextMessageId,
+    header.nextBatchSeq,
+    header.ackedBelow,
+  ]) {
+    u64(at, value) // segment, next message id, next batch number, acked below
+    at += 8
+  }
+  view.setUint32(at, header.seals.length) // seal count, then batchSeq u64, firstId u64, count u32
+  at += 4
+  for (const seal of header.seals) {
+    u64(at, seal.batchSeq)
+    u64(at + 8, seal.firstId)
+    view.setUint32(at + 16, seal.count)
+    at += 20
+  }
+  const record = new Uint8Array(8 + body.length)
+  new DataView(record.buffer).setUint32(0, body.length) // length
+  new DataView(record.buffer).setUint32(4, crc32(body)) // crc32 of the body
+  record.set(body, 8)
+  return record
+}
+
+describe('the spool epoch', () => {
+  it('is drawn at random, 1 to 2^53-1, for a fresh spool folder, and differs between folders', () => {
+    const epochs = [0, 1, 2].map(() => {
+      const { spool } = open(tempDir())
+      spool.close()
+      return spool.epoch
+    })
+    for (const epoch of epochs) {
+      expect(Number.isSafeInteger(epoch)).toBe(true)
+      expect(epoch).toBeGreaterThanOrEqual(1)
+    }
+    expect(new Set(epochs).size).toBe(3)
+  })
+
+  it('survives a restart, and every segment header carries it', () => {
+    const dir = tempDir()
+    const first = open(dir, { segmentBytes: 1024 }).spool
+    appendRange(first, 0, 10, 200)
+    first.close()
+    const second = open(dir).spool
+    expect(second.epoch).toBe(first.epoch)
+    second.close()
+    expect(segments(dir).length).toBeGreaterThan(2)
+    for (const name of segments(dir)) {
+      const [header] = scanSegment(readFileSync(join(dir, name))).records
+      expect(header).toMatchObject({ type: 'header', epoch: first.epoch })
+    }
+  })
+
+  it('is 0 for a spool written before epochs (format 1), whose messages and batches replay intact', () => {
+    const dir = tempDir()
+    const old = concat([
+      formatOneHeader({
+        bridgeId: 'bridge-old',
+        segment: 7,
+        nextMessageId: 41,
+        nextBatchSeq: 9,
+        ackedBelow: 41,
+        seals: [],
+      }),
+      ...[41, 42, 43].flatMap((id) => encodeMessageRecord(id, message(`m${id}`))),
+      encodeSealRecord({ batchSeq: 9, firstId: 41, count: 2 }),
+    ])
+    writeFileSync(join(dir, '0000000000000007.seg'), old)
+
+    const { spool } = open(dir)
+    expect(spool.epoch).toBe(0)
+    expect(spool.bridgeId).toBe('bridge-old')
+    expect(spool.recovered).toMatchObject({ nextMessageId: 44, nextBatchSeq: 10, openFirstId: 43 })
+    expect(
+      spool.recovered.batches.map((batch) => [batch.batchSeq, batch.messages.map(text)]),
+    ).toEqual([[9, ['m41', 'm42']]])
+    expect(spool.recovered.open.map(text)).toEqual(['m43'])
+    spool.close()
+    // The bridge's next segment is written in the new format, still under epoch 0.
+    expect(open(dir).spool.epoch).toBe(0)
   })
 })
 
