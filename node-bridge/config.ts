@@ -22,6 +22,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_IP,
   DEFAULT_MAX_FRAMES_PER_MESSAGE,
 } from './pull-socket'
+import { isSecretKey, SecretMask } from './secret-mask'
 
 export const DEFAULT_BIND = 'tcp://0.0.0.0:7777'
 export const DEFAULT_CHANNEL = 'default'
@@ -561,19 +562,24 @@ function readJson(path: string, text: string): FileSettings {
     parsed = JSON.parse(text)
   } catch (cause) {
     // V8 gives the offset for most errors; for an unexpected token it quotes the text instead.
-    const message = (cause as Error).message
+    let message = (cause as Error).message
       .replace(/^(Unexpected token '.*?'), .*is not valid JSON$/s, '$1')
       .replace(/ \(line \d+ column \d+\)/, '')
     const at = /at position (\d+)/.exec(message)
     const offset = at ? Number(at[1]) : /end of JSON input/.test(message) ? text.length : undefined
     const where = offset === undefined ? undefined : linePosition(text, offset)
+    const secrets = new SecretMask(text, 'json')
+    // The token V8 quotes is the character at the offset: inside a secret, it is not shown.
+    if (where && secrets.covers(where.line, where.col)) {
+      message = message.replace(/^(Unexpected token) '.*?'/s, '$1')
+    }
     const named =
       extname(path).toLowerCase() === '.json'
         ? ''
         : '\n  read as JSON because the name does not end in .json, .yaml or .yml; name a YAML file .yaml or .yml'
     throw new ConfigError(
       where ? `${path}:${where.line}:${where.col}` : path,
-      `not valid JSON: ${message.replace(/ at position \d+/, '')}${where ? excerpt(text, where.line, where.col) : ''}${named}`,
+      `not valid JSON: ${secrets.scrub(message.replace(/ at position \d+/, ''))}${where ? excerpt(text, where.line, where.col, 'json') : ''}${named}`,
       { cause },
     )
   }
@@ -588,7 +594,7 @@ function readJson(path: string, text: string): FileSettings {
     const { line, col } = linePosition(text, duplicate.pos[0])
     throw new ConfigError(
       `${path}:${line}:${col}`,
-      `this key is given twice; give each setting once${excerpt(text, line, col)}`,
+      `this key is given twice; give each setting once${excerpt(text, line, col, 'json')}`,
     )
   }
   const entries = Object.entries(parsed).map(([key, value]) => ({
@@ -623,7 +629,7 @@ function readYaml(path: string, text: string): FileSettings {
       : `\n  ${YAML_QUOTE_HINT}`
     throw new ConfigError(
       `${path}:${line}:${col}`,
-      `not valid YAML: ${message}${excerpt(text, line, col)}${hint}`,
+      `not valid YAML: ${new SecretMask(text, 'yaml').scrub(message)}${excerpt(text, line, col, 'yaml')}${hint}`,
       { cause: problem },
     )
   }
@@ -646,7 +652,7 @@ function readYaml(path: string, text: string): FileSettings {
     const valueNode = pair.value as Node | null
     const at = valueNode?.range ? position(valueNode.range[0]) : keyAt
     const label = `${path}:${at.line}:${at.col}: ${key}`
-    entries.push({ key, label, value: yamlValue(valueNode, doc, label) })
+    entries.push({ key, label, value: yamlValue(valueNode, doc, label, isSecretKey(key)) })
   }
   return settingsOf(path, entries, `; ${YAML_QUOTE_HINT}`)
 }
@@ -656,17 +662,26 @@ function readYaml(path: string, text: string): FileSettings {
  * lists of scalars, so nothing deeper is expanded: a nested list or a mapping stands as an empty
  * one (refused by the checks with its kind named), and an alias cycle (`&x [*x]`) cannot recurse.
  */
-function yamlValue(node: Node | null, doc: Document, label: string, depth = 0): unknown {
+function yamlValue(
+  node: Node | null,
+  doc: Document,
+  label: string,
+  secret: boolean,
+  depth = 0,
+): unknown {
   if (node === null) return null
   if (isAlias(node)) {
     const target = node.resolve(doc)
     if (!target) {
+      // A secret that starts with `*` is not repeated in the message.
+      const alias = secret ? 'this alias' : `*${node.source}`
+      const anchor = secret ? 'its anchor' : `&${node.source}`
       throw new ConfigError(
         label,
-        `*${node.source} refers to no anchor &${node.source}; if it is a value, quote it ("*…")`,
+        `${alias} refers to no anchor ${anchor}; if it is a value, quote it ("*…")`,
       )
     }
-    return yamlValue(target, doc, label, depth)
+    return yamlValue(target, doc, label, secret, depth)
   }
   if (isScalar(node)) {
     const { value } = node
@@ -675,7 +690,7 @@ function yamlValue(node: Node | null, doc: Document, label: string, depth = 0): 
   }
   if (isSeq(node)) {
     if (depth > 0) return []
-    return node.items.map((item) => yamlValue(item as Node | null, doc, label, depth + 1))
+    return node.items.map((item) => yamlValue(item as Node | null, doc, label, secret, depth + 1))
   }
   return {}
 }
@@ -741,12 +756,12 @@ function linePosition(text: string, offset: number): { line: number; col: number
   return { line: before.length, col: (before.at(-1)?.length ?? 0) + 1 }
 }
 
-/** The line at fault with a caret under the column. */
-function excerpt(text: string, line: number, col: number): string {
-  const source = text.split('\n')[line - 1]?.replace(/\r$/, '') ?? ''
-  if (source.trim() === '') return ''
-  const pad = source.slice(0, col - 1).replace(/[^\t]/g, ' ')
-  return `\n  ${source}\n  ${pad}^`
+/** The line at fault, its secret values masked, with a caret under the column. */
+function excerpt(text: string, line: number, col: number, format: ConfigFormat): string {
+  const masked = new SecretMask(text, format).line(line, col)
+  if (masked.text.trim() === '') return ''
+  const pad = masked.text.slice(0, masked.col - 1).replace(/[^\t]/g, ' ')
+  return `\n  ${masked.text}\n  ${pad}^`
 }
 
 /**

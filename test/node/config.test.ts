@@ -206,6 +206,29 @@ describe('parseConfig', () => {
       ).toBe('flag')
     })
 
+    it('masks the token and the secret key in the JSON line it quotes', () => {
+      const secret = 'S3cr3t-T0ken'
+      const oneLine = `{"ingestToken": "${secret}", "curveSecretKey": "${secret}", "channel": "a" "b"}`
+      const error = configErrorOf(() => readConfigFile('bridge.json', () => oneLine))
+      expect(error.message).toContain(
+        '{"ingestToken": "****", "curveSecretKey": "****", "channel": "a" "b"}',
+      )
+      expect(error.message).not.toContain(secret)
+      const [, line, caret] = error.message.split('\n')
+      expect(caret?.indexOf('^')).toBe(line?.indexOf('"b"'))
+      const pretty = `{\n  "ingest-token": "${secret}" "more"\n}`
+      const second = configErrorOf(() => readConfigFile('bridge.json', () => pretty))
+      expect(second.setting).toMatch(/^bridge\.json:2:\d+$/)
+      expect(second.message).toContain('"ingest-token": "****" "more"')
+      const [, secondLine, secondCaret] = second.message.split('\n')
+      expect(secondCaret?.indexOf('^')).toBe(secondLine?.indexOf('"more"'))
+      expect(second.message).not.toContain(secret)
+      const broken = configErrorOf(() =>
+        readConfigFile('bridge.json', () => `{"ingestToken": "${secret}\u0001"}`),
+      )
+      expect(broken.message).not.toContain(secret)
+    })
+
     it('names the file and key of a bad value, an unknown key, or broken JSON', () => {
       const bad = configErrorOf(() =>
         parseConfig({}, {}, { file: file({ ingestToken: 't', channel: 'no spaces' }) }),
