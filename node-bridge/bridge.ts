@@ -60,6 +60,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const spoolDir = config.spoolDir
   const connectors: RunningConnector[] = []
   const metrics = config.metrics ? new BridgeMetrics(relays) : undefined
+  for (const { code, setting, message } of config.warnings) logger.warn({ code, setting }, message)
   // The channels' folders are private; so is the one that holds them.
   if (spoolDir) preparePrivateDirectory(spoolDir, logger.child({ component: 'spool' }))
   for (const { channel } of [...config.listeners, ...config.connects]) {

@@ -115,6 +115,21 @@ export interface BridgeConfig {
   logLevel: string
   /** Serve Prometheus metrics, /healthz and /readyz over HTTP here; absent: off. */
   metrics?: MetricsAddress
+  /** What is allowed but unwise in these settings; the bridge logs them at start. */
+  warnings: ConfigWarning[]
+}
+
+export const ConfigWarningCode = {
+  /** A secret was given as a flag: other local users can read process arguments. */
+  SECRET_IN_ARGUMENTS: 'SECRET_IN_ARGUMENTS',
+} as const
+export type ConfigWarningCode = (typeof ConfigWarningCode)[keyof typeof ConfigWarningCode]
+
+/** A setting that works but should change; `setting` names where it came from. */
+export interface ConfigWarning {
+  code: ConfigWarningCode
+  setting: string
+  message: string
 }
 
 /** Where the bridge serves `/metrics`, `/healthz` and `/readyz`. */
@@ -143,6 +158,11 @@ export interface SettingInfo {
   repeatable?: boolean
   /** A switch: the flag takes no value; the variable takes true/false. */
   boolean?: boolean
+  /**
+   * A secret: as a flag it draws a warning, naming where to put it instead (the variable, and
+   * `instead`). Config-file errors mask it either way.
+   */
+  secret?: { instead: string }
 }
 
 export const SETTINGS = {
@@ -178,12 +198,15 @@ export const SETTINGS = {
   ingestToken: {
     flag: '--ingest-token',
     env: 'ZMQ_EDGE_INGEST_TOKEN',
-    description: "the Worker's INGEST_TOKEN (required)",
+    description: "the Worker's INGEST_TOKEN (required); prefer the variable to the flag",
+    secret: { instead: 'ingestToken in a --config file only the bridge can read' },
   },
   curveSecretKey: {
     flag: '--curve-secret-key',
     env: 'ZMQ_EDGE_CURVE_SECRET_KEY',
-    description: 'the server CURVE secret key, Z85 (40), base64 (44) or hex (64); enables CURVE',
+    description:
+      'the server CURVE secret key, Z85 (40), base64 (44) or hex (64); enables CURVE; prefer the file or the variable',
+    secret: { instead: '--curve-secret-key-file' },
   },
   curveSecretKeyFile: {
     flag: '--curve-secret-key-file',
@@ -895,6 +918,7 @@ export function parseConfig(
     drainTimeoutMs: one('drainTimeoutMs', wholeNumber, () => DEFAULT_DRAIN_TIMEOUT_MS),
     statsIntervalMs: one('statsIntervalMs', wholeNumber, () => DEFAULT_STATS_INTERVAL_MS),
     logLevel: one('logLevel', parseLogLevel, () => DEFAULT_LOG_LEVEL),
+    warnings: secretFlagWarnings(flags),
   }
   config.heartbeatTimeoutMs = one(
     'heartbeatTimeoutMs',
@@ -925,6 +949,25 @@ export function parseConfig(
   const spoolDir = raw('spoolDir')
   if (spoolDir) config.spoolDir = parseDirectory(spoolDir.values.at(-1) as string, spoolDir.source)
   return config
+}
+
+/**
+ * A warning for each secret given as a flag: any local user can read a process's arguments
+ * (ps(1), /proc/<pid>/cmdline in proc(5)), but not its environment or a private file.
+ */
+function secretFlagWarnings(flags: RawSettings): ConfigWarning[] {
+  const warnings: ConfigWarning[] = []
+  for (const [name, setting] of Object.entries(SETTINGS) as Array<[SettingName, SettingInfo]>) {
+    if (!setting.secret || flags[name] === undefined) continue
+    warnings.push({
+      code: ConfigWarningCode.SECRET_IN_ARGUMENTS,
+      setting: setting.flag,
+      message:
+        `${setting.flag} puts a secret in the process arguments, which other local users can read ` +
+        `(ps, /proc/<pid>/cmdline); set ${setting.env} (e.g. from a systemd EnvironmentFile) or use ${setting.secret.instead}`,
+    })
+  }
+  return warnings
 }
 
 type Raw = { values: string[]; source: string } | undefined

@@ -1,8 +1,15 @@
 // Bridge configuration: defaults, precedence of flags over variables, errors that name the setting.
 import { describe, expect, it } from 'vitest'
 import { z85Decode, z85Encode } from '../../durable/z85'
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, parseConfig, readConfigFile } from '../../node-bridge/config'
+import { startBridge } from '../../node-bridge/bridge'
+import {
+  ConfigWarningCode,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  parseConfig,
+  readConfigFile,
+} from '../../node-bridge/config'
 import { configErrorOf } from '../support/config-assert'
+import { createMemoryLogger } from '../support/memory-logger'
 
 const token = { ingestToken: 'secret' }
 
@@ -87,6 +94,41 @@ describe('parseConfig', () => {
   // libzmq doc/zmq_curve.adoc test keys
   const SERVER_SECRET = 'JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6'
   const SERVER_PUBLIC = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'
+
+  it('warns when a secret is a command-line flag, naming the variable or file to use instead', () => {
+    const flagged = parseConfig(
+      { ingestToken: 't', curveSecretKey: z85Encode(new Uint8Array(32).fill(7)) },
+      {},
+    )
+    expect(flagged.warnings).toEqual([
+      {
+        code: ConfigWarningCode.SECRET_IN_ARGUMENTS,
+        setting: '--ingest-token',
+        message: expect.stringMatching(/other local users.*ZMQ_EDGE_INGEST_TOKEN/),
+      },
+      {
+        code: ConfigWarningCode.SECRET_IN_ARGUMENTS,
+        setting: '--curve-secret-key',
+        message: expect.stringContaining('--curve-secret-key-file'),
+      },
+    ])
+    const fromEnv = parseConfig({}, { ZMQ_EDGE_INGEST_TOKEN: 't' })
+    expect(fromEnv.warnings).toEqual([])
+  })
+
+  it('logs those warnings when the bridge starts', async () => {
+    const logs = createMemoryLogger()
+    const config = parseConfig(
+      { ingestToken: 't', bind: 'tcp://127.0.0.1:0', workerUrl: 'ws://127.0.0.1:9' },
+      {},
+    )
+    const bridge = await startBridge(config, logs.logger)
+    await bridge.stop(0)
+    expect(logs.lines.find((line) => line.code === 'SECRET_IN_ARGUMENTS')).toMatchObject({
+      level: 40,
+      setting: '--ingest-token',
+    })
+  })
 
   it('speaks CURVE on the default listener once a secret key is configured', () => {
     const config = parseConfig({ ...token, curveSecretKey: ` ${SERVER_SECRET}\n` }, {})
