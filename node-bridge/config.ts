@@ -3,6 +3,7 @@
 // bridge reads process.env.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { isIPv4, isIPv6 } from 'node:net'
 import { hostname } from 'node:os'
 import { extname } from 'node:path'
 import {
@@ -80,6 +81,8 @@ export interface BridgeConfig {
   connects: ListenerConfig[]
   curve?: CurveConfig
   workerUrl: string
+  /** Accept a ws:// Worker URL to a host other than loopback (token and messages in clear). */
+  allowInsecureWorkerUrl: boolean
   ingestToken: string
   bridgeId: string
   /** The flag or variable that set `bridgeId`; absent when it was generated. */
@@ -193,7 +196,14 @@ export const SETTINGS = {
   workerUrl: {
     flag: '--worker-url',
     env: 'ZMQ_EDGE_WORKER_URL',
-    description: `the Worker, ws:// or wss:// (default ${DEFAULT_WORKER_URL})`,
+    description: `the Worker, wss://, or ws:// to loopback (default ${DEFAULT_WORKER_URL})`,
+  },
+  allowInsecureWorkerUrl: {
+    flag: '--allow-insecure-worker-url',
+    env: 'ZMQ_EDGE_ALLOW_INSECURE_WORKER_URL',
+    description:
+      'accept a ws:// Worker URL to a host other than loopback: the ingest token and every message cross the network unencrypted',
+    boolean: true,
   },
   ingestToken: {
     flag: '--ingest-token',
@@ -439,6 +449,30 @@ function parseWorkerUrl(raw: string, name: string): string {
     throw new ConfigError(name, `expected a ws:// or wss:// URL, got "${raw}"`)
   }
   return raw.replace(/\/+$/, '')
+}
+
+/**
+ * Refuses ws:// to anything but loopback: the token and the messages would cross the network
+ * in clear. Loopback: 127.0.0.0/8 (RFC 1122 3.2.1.3), ::1 and its IPv4-mapped 127/8 (RFC 4291
+ * 2.5.3, 2.5.5.2), and the name localhost (RFC 6761 6.3).
+ * @throws ConfigError naming `name`, the setting the URL came from.
+ */
+function refuseInsecureWorkerUrl(workerUrl: string, name: string): void {
+  const url = new URL(workerUrl)
+  if (url.protocol !== 'ws:') return
+  // The URL parser has normalised the host: lower case, IPv4 dotted, IPv6 compressed in [].
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const loopback =
+    host === 'localhost' ||
+    (isIPv4(host) && host.startsWith('127.')) ||
+    (isIPv6(host) && (host === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)))
+  if (loopback) return
+  throw new ConfigError(
+    name,
+    `ws:// to ${url.host} would send the ingest token and every message unencrypted; use wss://, ` +
+      `or set ${SETTINGS.allowInsecureWorkerUrl.flag} (${SETTINGS.allowInsecureWorkerUrl.env}=true) ` +
+      'for a network you trust',
+  )
 }
 
 function parseToken(raw: string, name: string): string {
@@ -874,6 +908,7 @@ export function parseConfig(
     listeners,
     connects,
     workerUrl: one('workerUrl', parseWorkerUrl, () => DEFAULT_WORKER_URL),
+    allowInsecureWorkerUrl: one('allowInsecureWorkerUrl', parseBoolean, () => false),
     ingestToken: one('ingestToken', parseToken),
     bridgeId: one(
       'bridgeId',
@@ -925,6 +960,9 @@ export function parseConfig(
     positiveInteger,
     () => config.heartbeatIvlMs,
   )
+  if (!config.allowInsecureWorkerUrl) {
+    refuseInsecureWorkerUrl(config.workerUrl, raw('workerUrl')?.source ?? SETTINGS.workerUrl.flag)
+  }
   if (config.reconnectMaxMs < config.reconnectInitialMs) {
     throw new ConfigError(
       SETTINGS.reconnectMaxMs.flag,

@@ -130,6 +130,58 @@ describe('parseConfig', () => {
     })
   })
 
+  it('refuses a ws:// Worker URL to another host, naming the setting and the switch', () => {
+    for (const url of [
+      'ws://zmq-edge.example.workers.dev',
+      'ws://10.0.0.5:8787',
+      'ws://[2001:db8::1]',
+    ]) {
+      const error = configErrorOf(() => parseConfig({ ...token, workerUrl: url }, {}))
+      expect(error.setting).toBe('--worker-url')
+      expect(error.message).toContain('wss://')
+      expect(error.message).toContain('--allow-insecure-worker-url')
+    }
+    const fromEnv = configErrorOf(() =>
+      parseConfig(token, { ZMQ_EDGE_WORKER_URL: 'ws://worker.internal:8787' }),
+    )
+    expect(fromEnv.setting).toBe('ZMQ_EDGE_WORKER_URL')
+    const fromFile = configErrorOf(() =>
+      parseConfig(
+        token,
+        {},
+        {
+          file: readConfigFile('/etc/b.yaml', () => 'workerUrl: ws://worker.internal\n'),
+        },
+      ),
+    )
+    expect(fromFile.setting).toBe('/etc/b.yaml:1:12: workerUrl')
+  })
+
+  it('allows ws:// to loopback: 127.0.0.0/8, ::1 and localhost', () => {
+    for (const url of [
+      'ws://127.0.0.1:8787',
+      'ws://127.200.0.9',
+      'ws://[::1]:8787',
+      'ws://localhost:8787',
+      'ws://LOCALHOST',
+      'ws://[::ffff:127.0.0.1]:8787',
+    ]) {
+      expect(parseConfig({ ...token, workerUrl: url }, {}).workerUrl).toBe(url)
+    }
+  })
+
+  it('allows ws:// to another host with --allow-insecure-worker-url or its variable', () => {
+    const url = 'ws://10.0.0.5:8787'
+    const flagged = parseConfig({ ...token, workerUrl: url, allowInsecureWorkerUrl: 'true' }, {})
+    expect(flagged).toMatchObject({ workerUrl: url, allowInsecureWorkerUrl: true })
+    const env = { ZMQ_EDGE_WORKER_URL: url, ZMQ_EDGE_ALLOW_INSECURE_WORKER_URL: 'true' }
+    expect(parseConfig(token, env).workerUrl).toBe(url)
+    expect(parseConfig(token, {}).allowInsecureWorkerUrl).toBe(false)
+    expect(parseConfig({ ...token, workerUrl: 'wss://edge.example.com' }, {}).workerUrl).toBe(
+      'wss://edge.example.com',
+    )
+  })
+
   it('speaks CURVE on the default listener once a secret key is configured', () => {
     const config = parseConfig({ ...token, curveSecretKey: ` ${SERVER_SECRET}\n` }, {})
     expect(config.listeners[0]?.mechanism).toBe('CURVE')
