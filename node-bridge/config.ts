@@ -695,7 +695,9 @@ function readYaml(path: string, text: string): FileSettings {
   if (!isMap(doc.contents)) {
     throw new ConfigError(
       '--config',
-      `${path} must hold a YAML mapping of settings (name: value), got ${describe(doc.contents.toJS(doc))}`,
+      new SecretMask(text, 'yaml').scrub(
+        `${path} must hold a YAML mapping of settings (name: value), got ${describe(doc.contents.toJS(doc))}`,
+      ),
     )
   }
   const entries: FileEntry[] = []

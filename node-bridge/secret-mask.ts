@@ -8,16 +8,19 @@ export const SECRET_MASK = '****'
 
 /** Keys whose values are masked: `ingestToken`, `curve-secret-key`, and their look-alikes. */
 const SECRET_KEY = /token|secret|passw/i
-/** A key and its colon; the key not preceded by what a longer key could hold. */
-const KEY = /(?<![\w"'-])(["']?)([\w-]+)\1[ \t]*:(?=\s|$|["'])/g
+/**
+ * A key and its colon; the key not preceded by what a longer key could hold. No space needed
+ * after the colon: `ingestToken:abc` is a typo whose line must be masked all the same.
+ */
+const KEY = /(?<![\w"'-])(["']?)([\w-]+)\1[ \t]*:/g
 /** Characters YAML reads as an indicator in front of a scalar. */
 const INDICATORS = /^[!&*|>"'@%`]+|["']+$/g
 
 export type SecretTextFormat = 'json' | 'yaml'
 
-/** Whether a config key names a secret. */
+/** Whether a config key names a secret; the path of a secret's file (`…File`) is not one. */
 export function isSecretKey(key: string): boolean {
-  return SECRET_KEY.test(key)
+  return SECRET_KEY.test(key) && !/file$/i.test(key)
 }
 
 /** A masked stretch of one line: `[start, end)` of the original shows as `replacement`. */

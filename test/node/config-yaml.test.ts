@@ -170,6 +170,9 @@ describe('YAML config files', () => {
       [`ingestToken: |${secret}\n  x\n`, 'ingestToken: ****'],
       // A value over several lines, the error on a line without the key.
       [`ingestToken:\n  ${secret}\n  ${secret}: two\n`, '\n    ****\n'],
+      // No space after the colon: YAML reads one string, not a key and its value.
+      [`ingestToken:${secret}\n`, 'ingestToken:****'],
+      [`channel: a\ningestToken:${secret}\n`, 'ingestToken:****'],
       // A flow mapping on one line: the other settings stay readable.
       [`{ingestToken: ${secret}, channel: a b: c}\n`, '{ingestToken: ****, channel: a b: c}'],
     ]
@@ -179,6 +182,11 @@ describe('YAML config files', () => {
       expect([text, error.message]).toEqual([text, expect.not.stringContaining(secret)])
       expect(error.message).not.toContain(secret.slice(0, 6))
     }
+  })
+
+  it('shows the path of a secret key file, which is no secret', () => {
+    const error = configErrorOf(() => yaml('curveSecretKeyFile: /etc/zmq-edge/server.key x: y\n'))
+    expect(error.message).toContain('curveSecretKeyFile: /etc/zmq-edge/server.key x: y')
   })
 
   it('keeps the caret under the fault when a masked value comes before it', () => {
