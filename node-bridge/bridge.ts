@@ -8,6 +8,7 @@ import { type BridgeConfig, ConfigError, type ListenerConfig } from './config'
 import type { Logger } from './log'
 import { BridgeMetrics } from './metrics'
 import { PullSocket } from './pull-socket'
+import { preparePrivateDirectory } from './relay/private-directory'
 import { RelayClient } from './relay/relay-client'
 import { Spool } from './relay/spool'
 import { CookieKeyring } from './zmtp/curve-cookie'
@@ -59,6 +60,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const spoolDir = config.spoolDir
   const connectors: RunningConnector[] = []
   const metrics = config.metrics ? new BridgeMetrics(relays) : undefined
+  for (const { code, setting, message } of config.warnings) logger.warn({ code, setting }, message)
+  // The channels' folders are private; so is the one that holds them.
+  if (spoolDir) preparePrivateDirectory(spoolDir, logger.child({ component: 'spool' }))
   for (const { channel } of [...config.listeners, ...config.connects]) {
     if (relays.has(channel)) continue
     let spool: Spool | undefined

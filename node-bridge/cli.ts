@@ -106,7 +106,14 @@ program
   .option('--interval <ms>', 'pause between messages (default 0)')
   .option('--separator <text>', 'split each message into frames (multipart) at this text')
   .option('--curve-server-key <key>', "the server's CURVE public key (Z85, base64 or hex)")
-  .option('--curve-secret-key <key>', 'our CURVE secret key (default: a fresh key pair)')
+  .option(
+    '--curve-secret-key <key>',
+    'our CURVE secret key (default: a fresh key pair); other local users can read it in ps: prefer the file',
+  )
+  .option(
+    '--curve-secret-key-file <path>',
+    'a file holding our CURVE secret key (Z85, base64 or hex)',
+  )
   .option('--linger <ms>', 'how long to wait for a peer at the end; -1 forever (default 10000)')
   .option('--hwm <n>', 'messages queued before sending waits (default 1000)')
   .option('--reconnect-ivl <ms>', 'reconnect interval, plus jitter; -1 never (default 100)')

@@ -3,6 +3,7 @@
 // bridge reads process.env.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { isIPv4, isIPv6 } from 'node:net'
 import { hostname } from 'node:os'
 import { extname } from 'node:path'
 import {
@@ -22,6 +23,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_IP,
   DEFAULT_MAX_FRAMES_PER_MESSAGE,
 } from './pull-socket'
+import { isSecretKey, SecretMask } from './secret-mask'
 
 export const DEFAULT_BIND = 'tcp://0.0.0.0:7777'
 export const DEFAULT_CHANNEL = 'default'
@@ -79,6 +81,8 @@ export interface BridgeConfig {
   connects: ListenerConfig[]
   curve?: CurveConfig
   workerUrl: string
+  /** Accept a ws:// Worker URL to a host other than loopback (token and messages in clear). */
+  allowInsecureWorkerUrl: boolean
   ingestToken: string
   bridgeId: string
   /** The flag or variable that set `bridgeId`; absent when it was generated. */
@@ -114,6 +118,21 @@ export interface BridgeConfig {
   logLevel: string
   /** Serve Prometheus metrics, /healthz and /readyz over HTTP here; absent: off. */
   metrics?: MetricsAddress
+  /** What is allowed but unwise in these settings; the bridge logs them at start. */
+  warnings: ConfigWarning[]
+}
+
+export const ConfigWarningCode = {
+  /** A secret was given as a flag: other local users can read process arguments. */
+  SECRET_IN_ARGUMENTS: 'SECRET_IN_ARGUMENTS',
+} as const
+export type ConfigWarningCode = (typeof ConfigWarningCode)[keyof typeof ConfigWarningCode]
+
+/** A setting that works but should change; `setting` names where it came from. */
+export interface ConfigWarning {
+  code: ConfigWarningCode
+  setting: string
+  message: string
 }
 
 /** Where the bridge serves `/metrics`, `/healthz` and `/readyz`. */
@@ -142,6 +161,11 @@ export interface SettingInfo {
   repeatable?: boolean
   /** A switch: the flag takes no value; the variable takes true/false. */
   boolean?: boolean
+  /**
+   * A secret: as a flag it draws a warning, naming where to put it instead (the variable, and
+   * `instead`). Config-file errors mask it either way.
+   */
+  secret?: { instead: string }
 }
 
 export const SETTINGS = {
@@ -172,17 +196,27 @@ export const SETTINGS = {
   workerUrl: {
     flag: '--worker-url',
     env: 'ZMQ_EDGE_WORKER_URL',
-    description: `the Worker, ws:// or wss:// (default ${DEFAULT_WORKER_URL})`,
+    description: `the Worker, wss://, or ws:// to loopback (default ${DEFAULT_WORKER_URL})`,
+  },
+  allowInsecureWorkerUrl: {
+    flag: '--allow-insecure-worker-url',
+    env: 'ZMQ_EDGE_ALLOW_INSECURE_WORKER_URL',
+    description:
+      'accept a ws:// Worker URL to a host other than loopback: the ingest token and every message cross the network unencrypted',
+    boolean: true,
   },
   ingestToken: {
     flag: '--ingest-token',
     env: 'ZMQ_EDGE_INGEST_TOKEN',
-    description: "the Worker's INGEST_TOKEN (required)",
+    description: "the Worker's INGEST_TOKEN (required); prefer the variable to the flag",
+    secret: { instead: 'ingestToken in a --config file only the bridge can read' },
   },
   curveSecretKey: {
     flag: '--curve-secret-key',
     env: 'ZMQ_EDGE_CURVE_SECRET_KEY',
-    description: 'the server CURVE secret key, Z85 (40), base64 (44) or hex (64); enables CURVE',
+    description:
+      'the server CURVE secret key, Z85 (40), base64 (44) or hex (64); enables CURVE; prefer the file or the variable',
+    secret: { instead: '--curve-secret-key-file' },
   },
   curveSecretKeyFile: {
     flag: '--curve-secret-key-file',
@@ -417,6 +451,30 @@ function parseWorkerUrl(raw: string, name: string): string {
   return raw.replace(/\/+$/, '')
 }
 
+/**
+ * Refuses ws:// to anything but loopback: the token and the messages would cross the network
+ * in clear. Loopback: 127.0.0.0/8 (RFC 1122 3.2.1.3), ::1 and its IPv4-mapped 127/8 (RFC 4291
+ * 2.5.3, 2.5.5.2), and the name localhost (RFC 6761 6.3).
+ * @throws ConfigError naming `name`, the setting the URL came from.
+ */
+function refuseInsecureWorkerUrl(workerUrl: string, name: string): void {
+  const url = new URL(workerUrl)
+  if (url.protocol !== 'ws:') return
+  // The URL parser has normalised the host: lower case, IPv4 dotted, IPv6 compressed in [].
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const loopback =
+    host === 'localhost' ||
+    (isIPv4(host) && host.startsWith('127.')) ||
+    (isIPv6(host) && (host === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)))
+  if (loopback) return
+  throw new ConfigError(
+    name,
+    `ws:// to ${url.host} would send the ingest token and every message unencrypted; use wss://, ` +
+      `or set ${SETTINGS.allowInsecureWorkerUrl.flag} (${SETTINGS.allowInsecureWorkerUrl.env}=true) ` +
+      'for a network you trust',
+  )
+}
+
 function parseToken(raw: string, name: string): string {
   if (!/^[\x21-\x7e]{1,512}$/.test(raw)) {
     throw new ConfigError(name, 'expected 1-512 printable characters without spaces')
@@ -561,19 +619,24 @@ function readJson(path: string, text: string): FileSettings {
     parsed = JSON.parse(text)
   } catch (cause) {
     // V8 gives the offset for most errors; for an unexpected token it quotes the text instead.
-    const message = (cause as Error).message
+    let message = (cause as Error).message
       .replace(/^(Unexpected token '.*?'), .*is not valid JSON$/s, '$1')
       .replace(/ \(line \d+ column \d+\)/, '')
     const at = /at position (\d+)/.exec(message)
     const offset = at ? Number(at[1]) : /end of JSON input/.test(message) ? text.length : undefined
     const where = offset === undefined ? undefined : linePosition(text, offset)
+    const secrets = new SecretMask(text, 'json')
+    // The token V8 quotes is the character at the offset: inside a secret, it is not shown.
+    if (where && secrets.covers(where.line, where.col)) {
+      message = message.replace(/^(Unexpected token) '.*?'/s, '$1')
+    }
     const named =
       extname(path).toLowerCase() === '.json'
         ? ''
         : '\n  read as JSON because the name does not end in .json, .yaml or .yml; name a YAML file .yaml or .yml'
     throw new ConfigError(
       where ? `${path}:${where.line}:${where.col}` : path,
-      `not valid JSON: ${message.replace(/ at position \d+/, '')}${where ? excerpt(text, where.line, where.col) : ''}${named}`,
+      `not valid JSON: ${secrets.scrub(message.replace(/ at position \d+/, ''))}${where ? excerpt(text, where.line, where.col, 'json') : ''}${named}`,
       { cause },
     )
   }
@@ -588,7 +651,7 @@ function readJson(path: string, text: string): FileSettings {
     const { line, col } = linePosition(text, duplicate.pos[0])
     throw new ConfigError(
       `${path}:${line}:${col}`,
-      `this key is given twice; give each setting once${excerpt(text, line, col)}`,
+      `this key is given twice; give each setting once${excerpt(text, line, col, 'json')}`,
     )
   }
   const entries = Object.entries(parsed).map(([key, value]) => ({
@@ -623,7 +686,7 @@ function readYaml(path: string, text: string): FileSettings {
       : `\n  ${YAML_QUOTE_HINT}`
     throw new ConfigError(
       `${path}:${line}:${col}`,
-      `not valid YAML: ${message}${excerpt(text, line, col)}${hint}`,
+      `not valid YAML: ${new SecretMask(text, 'yaml').scrub(message)}${excerpt(text, line, col, 'yaml')}${hint}`,
       { cause: problem },
     )
   }
@@ -632,7 +695,9 @@ function readYaml(path: string, text: string): FileSettings {
   if (!isMap(doc.contents)) {
     throw new ConfigError(
       '--config',
-      `${path} must hold a YAML mapping of settings (name: value), got ${describe(doc.contents.toJS(doc))}`,
+      new SecretMask(text, 'yaml').scrub(
+        `${path} must hold a YAML mapping of settings (name: value), got ${describe(doc.contents.toJS(doc))}`,
+      ),
     )
   }
   const entries: FileEntry[] = []
@@ -646,7 +711,7 @@ function readYaml(path: string, text: string): FileSettings {
     const valueNode = pair.value as Node | null
     const at = valueNode?.range ? position(valueNode.range[0]) : keyAt
     const label = `${path}:${at.line}:${at.col}: ${key}`
-    entries.push({ key, label, value: yamlValue(valueNode, doc, label) })
+    entries.push({ key, label, value: yamlValue(valueNode, doc, label, isSecretKey(key)) })
   }
   return settingsOf(path, entries, `; ${YAML_QUOTE_HINT}`)
 }
@@ -656,17 +721,26 @@ function readYaml(path: string, text: string): FileSettings {
  * lists of scalars, so nothing deeper is expanded: a nested list or a mapping stands as an empty
  * one (refused by the checks with its kind named), and an alias cycle (`&x [*x]`) cannot recurse.
  */
-function yamlValue(node: Node | null, doc: Document, label: string, depth = 0): unknown {
+function yamlValue(
+  node: Node | null,
+  doc: Document,
+  label: string,
+  secret: boolean,
+  depth = 0,
+): unknown {
   if (node === null) return null
   if (isAlias(node)) {
     const target = node.resolve(doc)
     if (!target) {
+      // A secret that starts with `*` is not repeated in the message.
+      const alias = secret ? 'this alias' : `*${node.source}`
+      const anchor = secret ? 'its anchor' : `&${node.source}`
       throw new ConfigError(
         label,
-        `*${node.source} refers to no anchor &${node.source}; if it is a value, quote it ("*…")`,
+        `${alias} refers to no anchor ${anchor}; if it is a value, quote it ("*…")`,
       )
     }
-    return yamlValue(target, doc, label, depth)
+    return yamlValue(target, doc, label, secret, depth)
   }
   if (isScalar(node)) {
     const { value } = node
@@ -675,7 +749,7 @@ function yamlValue(node: Node | null, doc: Document, label: string, depth = 0): 
   }
   if (isSeq(node)) {
     if (depth > 0) return []
-    return node.items.map((item) => yamlValue(item as Node | null, doc, label, depth + 1))
+    return node.items.map((item) => yamlValue(item as Node | null, doc, label, secret, depth + 1))
   }
   return {}
 }
@@ -741,12 +815,12 @@ function linePosition(text: string, offset: number): { line: number; col: number
   return { line: before.length, col: (before.at(-1)?.length ?? 0) + 1 }
 }
 
-/** The line at fault with a caret under the column. */
-function excerpt(text: string, line: number, col: number): string {
-  const source = text.split('\n')[line - 1]?.replace(/\r$/, '') ?? ''
-  if (source.trim() === '') return ''
-  const pad = source.slice(0, col - 1).replace(/[^\t]/g, ' ')
-  return `\n  ${source}\n  ${pad}^`
+/** The line at fault, its secret values masked, with a caret under the column. */
+function excerpt(text: string, line: number, col: number, format: ConfigFormat): string {
+  const masked = new SecretMask(text, format).line(line, col)
+  if (masked.text.trim() === '') return ''
+  const pad = masked.text.slice(0, masked.col - 1).replace(/[^\t]/g, ' ')
+  return `\n  ${masked.text}\n  ${pad}^`
 }
 
 /**
@@ -836,6 +910,7 @@ export function parseConfig(
     listeners,
     connects,
     workerUrl: one('workerUrl', parseWorkerUrl, () => DEFAULT_WORKER_URL),
+    allowInsecureWorkerUrl: one('allowInsecureWorkerUrl', parseBoolean, () => false),
     ingestToken: one('ingestToken', parseToken),
     bridgeId: one(
       'bridgeId',
@@ -880,12 +955,16 @@ export function parseConfig(
     drainTimeoutMs: one('drainTimeoutMs', wholeNumber, () => DEFAULT_DRAIN_TIMEOUT_MS),
     statsIntervalMs: one('statsIntervalMs', wholeNumber, () => DEFAULT_STATS_INTERVAL_MS),
     logLevel: one('logLevel', parseLogLevel, () => DEFAULT_LOG_LEVEL),
+    warnings: secretFlagWarnings(flags),
   }
   config.heartbeatTimeoutMs = one(
     'heartbeatTimeoutMs',
     positiveInteger,
     () => config.heartbeatIvlMs,
   )
+  if (!config.allowInsecureWorkerUrl) {
+    refuseInsecureWorkerUrl(config.workerUrl, raw('workerUrl')?.source ?? SETTINGS.workerUrl.flag)
+  }
   if (config.reconnectMaxMs < config.reconnectInitialMs) {
     throw new ConfigError(
       SETTINGS.reconnectMaxMs.flag,
@@ -910,6 +989,25 @@ export function parseConfig(
   const spoolDir = raw('spoolDir')
   if (spoolDir) config.spoolDir = parseDirectory(spoolDir.values.at(-1) as string, spoolDir.source)
   return config
+}
+
+/**
+ * A warning for each secret given as a flag: any local user can read a process's arguments
+ * (ps(1), /proc/<pid>/cmdline in proc(5)), but not its environment or a private file.
+ */
+function secretFlagWarnings(flags: RawSettings): ConfigWarning[] {
+  const warnings: ConfigWarning[] = []
+  for (const [name, setting] of Object.entries(SETTINGS) as Array<[SettingName, SettingInfo]>) {
+    if (!setting.secret || flags[name] === undefined) continue
+    warnings.push({
+      code: ConfigWarningCode.SECRET_IN_ARGUMENTS,
+      setting: setting.flag,
+      message:
+        `${setting.flag} puts a secret in the process arguments, which other local users can read ` +
+        `(ps, /proc/<pid>/cmdline); set ${setting.env} (e.g. from a systemd EnvironmentFile) or use ${setting.secret.instead}`,
+    })
+  }
+  return warnings
 }
 
 type Raw = { values: string[]; source: string } | undefined

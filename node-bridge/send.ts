@@ -1,6 +1,7 @@
 // `zmq-edge send`: a PUSH client on the command line. Sends its arguments (or the lines of stdin)
 // to one or more PULL servers, NULL or CURVE, and exits 0 only if every message was handed to a
 // peer before the linger ran out.
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { KeyFormatError } from './keys'
 import { PushSocket, type PushSocketOptions } from './push/push-socket'
@@ -17,6 +18,8 @@ export interface SendFlags {
   separator?: string
   curveServerKey?: string
   curveSecretKey?: string
+  /** A file holding the secret key: unlike the flag, not visible to other users in `ps`. */
+  curveSecretKeyFile?: string
   linger?: string
   hwm?: string
   reconnectIvl?: string
@@ -60,6 +63,23 @@ async function* messages(args: string[], count: number, stdin: NodeJS.ReadableSt
   }
 }
 
+/** The client's secret key from the flag or its file, as text; undefined: a fresh pair. */
+function clientSecretKey(flags: SendFlags): string | undefined {
+  if (flags.curveSecretKeyFile === undefined) return flags.curveSecretKey
+  if (flags.curveSecretKey !== undefined) {
+    throw new UsageError(
+      '--curve-secret-key / --curve-secret-key-file: give the key or its file, not both',
+    )
+  }
+  try {
+    return readFileSync(flags.curveSecretKeyFile, 'utf8').trim()
+  } catch (cause) {
+    throw new UsageError(
+      `--curve-secret-key-file: cannot read ${flags.curveSecretKeyFile}: ${(cause as Error).message}`,
+    )
+  }
+}
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 
 /**
@@ -78,7 +98,8 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
     interval = integer('--interval', flags.interval, 0, 0)
     linger = integer('--linger', flags.linger, DEFAULT_SEND_LINGER_MS, -1)
     progressMs = integer('--progress-interval', flags.progressInterval, DEFAULT_SEND_PROGRESS_MS, 0)
-    if (flags.curveSecretKey !== undefined && flags.curveServerKey === undefined) {
+    const secretKey = clientSecretKey(flags)
+    if (secretKey !== undefined && flags.curveServerKey === undefined) {
       throw new UsageError('--curve-secret-key needs --curve-server-key')
     }
     if (flags.separator === '') throw new UsageError('--separator: expected a non-empty string')
@@ -91,7 +112,7 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
     if (flags.curveServerKey !== undefined) {
       options.curve = {
         serverKey: flags.curveServerKey,
-        ...(flags.curveSecretKey !== undefined ? { secretKey: flags.curveSecretKey } : {}),
+        ...(secretKey !== undefined ? { secretKey } : {}),
       }
     }
     push = new PushSocket(options)

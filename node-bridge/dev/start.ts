@@ -1,8 +1,8 @@
 // `npm start`: the whole gateway locally. wrangler dev (Worker + Durable Objects, port 8787,
-// local persistence) and the bridge (port 7777) pointed at it, with the dev tokens.
+// local persistence) and the bridge (127.0.0.1:7777) pointed at it, with the dev tokens.
 // Ctrl-C stops both, children included.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { ensureDevVars, wranglerBin, wranglerEnv } from './dev-env'
+import { DEV_BIND, devBridgeEnv, ensureDevVars, wranglerBin, wranglerEnv } from './dev-env'
 
 const WORKER_PORT = 8787
 const root = process.cwd()
@@ -88,21 +88,20 @@ launch(
 )
 await waitForWorker(`http://127.0.0.1:${WORKER_PORT}/v1/health`, 60_000)
 
-const bridgeEnv: NodeJS.ProcessEnv = {
-  ...process.env,
-  ZMQ_EDGE_WORKER_URL: process.env.ZMQ_EDGE_WORKER_URL ?? `ws://127.0.0.1:${WORKER_PORT}`,
-  ZMQ_EDGE_INGEST_TOKEN: process.env.ZMQ_EDGE_INGEST_TOKEN ?? vars.INGEST_TOKEN,
-}
-launch(
-  'bridge',
-  ['--import', 'tsx', 'node-bridge/cli.ts', 'bridge', ...process.argv.slice(2)],
-  bridgeEnv,
-)
+const args = process.argv.slice(2)
+const bridgeEnv = devBridgeEnv(args, process.env, {
+  workerUrl: `ws://127.0.0.1:${WORKER_PORT}`,
+  ingestToken: vars.INGEST_TOKEN,
+})
+launch('bridge', ['--import', 'tsx', 'node-bridge/cli.ts', 'bridge', ...args], bridgeEnv)
 
-const bind = process.env.ZMQ_EDGE_BIND ?? 'tcp://127.0.0.1:7777'
 const channel = process.env.ZMQ_EDGE_CHANNEL ?? 'default'
 log('gateway running; Ctrl-C stops it')
-log(`send:  any ZeroMQ PUSH socket connected to ${bind}`)
+log(
+  bridgeEnv.ZMQ_EDGE_BIND === DEV_BIND
+    ? `send:  any ZeroMQ PUSH socket connected to ${DEV_BIND} (this machine only)`
+    : 'send:  any ZeroMQ PUSH socket connected where your settings bind (the bridge logs it)',
+)
 log(
   `poll:  curl -H 'Authorization: Bearer ${vars.READ_TOKEN ?? '<READ_TOKEN>'}' 'http://127.0.0.1:${WORKER_PORT}/v1/channels/${channel}/messages'`,
 )

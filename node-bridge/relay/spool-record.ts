@@ -7,7 +7,13 @@
 import { decodeBatchBody, encodeBatch, type RelayMessage } from '../../durable/relay-protocol'
 import { crc32 } from './crc32'
 
-export const SPOOL_FORMAT_VERSION = 1
+/**
+ * The HEADER record's format. 1: no epoch (read as epoch 0, the number the Durable Object gives
+ * a bridge's rows from before epochs); 2: the epoch follows `ackedBelow`. Other records are the
+ * same in both. Written: the latest; read: any of them.
+ */
+export const SpoolFormat = { BEFORE_EPOCH: 1, EPOCH: 2 } as const
+export const SPOOL_FORMAT_VERSION = SpoolFormat.EPOCH
 
 /** First octet of a record body. */
 export const SpoolRecordKind = { HEADER: 0x01, MESSAGE: 0x02, SEAL: 0x03, ACK: 0x04 } as const
@@ -38,6 +44,11 @@ export interface SealRange {
 export interface HeaderRecord {
   type: 'header'
   bridgeId: string
+  /**
+   * The relay dedup epoch of the batch numbers, drawn once per spool (1..2^53-1); 0 for a spool
+   * written before epochs existed.
+   */
+  epoch: number
   /** The segment's own number, also its file name. */
   segment: number
   /** The id the segment's first MESSAGE gets. */
@@ -90,9 +101,14 @@ function frame(body: Uint8Array): Uint8Array {
   return out
 }
 
+/**
+ * HEADER body, format 2: kind, magic "ZESP" (u32), version (u8), bridge id length (u8), bridge
+ * id, then u64 segment, nextMessageId, nextBatchSeq, ackedBelow and epoch, u32 seal count and
+ * the seals (u64 batchSeq, u64 firstId, u32 count). Format 1 is the same without the epoch.
+ */
 export function encodeHeaderRecord(header: Omit<HeaderRecord, 'type'>): Uint8Array {
   const id = encoder.encode(header.bridgeId)
-  const body = new Uint8Array(1 + 4 + 1 + 1 + id.length + 8 * 4 + 4 + header.seals.length * 20)
+  const body = new Uint8Array(1 + 4 + 1 + 1 + id.length + 8 * 5 + 4 + header.seals.length * 20)
   const view = new DataView(body.buffer)
   let offset = 0
   body[offset++] = SpoolRecordKind.HEADER
@@ -107,6 +123,7 @@ export function encodeHeaderRecord(header: Omit<HeaderRecord, 'type'>): Uint8Arr
     header.nextMessageId,
     header.nextBatchSeq,
     header.ackedBelow,
+    header.epoch,
   ]) {
     setUint64(view, offset, value)
     offset += 8
@@ -259,19 +276,22 @@ function decodeBody(body: Uint8Array): SpoolRecord {
     case SpoolRecordKind.HEADER: {
       need(7)
       if (view.getUint32(1) !== HEADER_MAGIC) throw new Error('HEADER without the spool magic')
-      if (body[5] !== SPOOL_FORMAT_VERSION) {
+      const version = body[5]
+      if (version !== SpoolFormat.BEFORE_EPOCH && version !== SpoolFormat.EPOCH) {
         throw new Error(
-          `spool format version ${body[5]}; this bridge reads ${SPOOL_FORMAT_VERSION}`,
+          `spool format version ${version}; this bridge reads ${SpoolFormat.BEFORE_EPOCH} to ${SPOOL_FORMAT_VERSION}`,
         )
       }
+      const counters = version === SpoolFormat.EPOCH ? 5 : 4
       const idLength = body[6] as number
       let offset = 7 + idLength
-      need(offset + 36)
+      need(offset + counters * 8 + 4)
       const bridgeId = decoder.decode(body.subarray(7, offset))
-      const [segment, nextMessageId, nextBatchSeq, ackedBelow] = [0, 8, 16, 24].map((at) =>
-        getUint64(view, offset + at),
-      ) as [number, number, number, number]
-      offset += 32
+      const [segment, nextMessageId, nextBatchSeq, ackedBelow, epoch = 0] = Array.from(
+        { length: counters },
+        (_, index) => getUint64(view, offset + index * 8),
+      ) as [number, number, number, number, number?]
+      offset += counters * 8
       const count = view.getUint32(offset)
       offset += 4
       need(offset + count * 20)
@@ -283,7 +303,16 @@ function decodeBody(body: Uint8Array): SpoolRecord {
           count: view.getUint32(offset + 16),
         })
       }
-      return { type: 'header', bridgeId, segment, nextMessageId, nextBatchSeq, ackedBelow, seals }
+      return {
+        type: 'header',
+        bridgeId,
+        epoch,
+        segment,
+        nextMessageId,
+        nextBatchSeq,
+        ackedBelow,
+        seals,
+      }
     }
     default:
       throw new Error(`unknown record kind ${body[0]}`)

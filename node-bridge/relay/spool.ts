@@ -2,10 +2,10 @@
 // before it counts as received, and the batches, their numbers and their acks, so a restarted
 // bridge resends exactly what the Durable Object has not stored, under the same bridgeId and
 // batchSeq numbers (the Durable Object drops the ones it stored already).
+
 import {
   closeSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -17,9 +17,12 @@ import {
   writevSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import type { RelayMessage } from '../../durable/relay-protocol'
+import { newEpoch, type RelayMessage } from '../../durable/relay-protocol'
 import { ConfigError, DEFAULT_SPOOL_SEGMENT_BYTES } from '../config'
 import type { Logger } from '../log'
+import { PRIVATE_FILE_MODE, preparePrivateDirectory } from './private-directory'
+import { SpoolError, SpoolErrorCode } from './spool-error'
+import { SpoolLock } from './spool-lock'
 import {
   encodeAckRecord,
   encodeHeaderRecord,
@@ -31,10 +34,11 @@ import {
   scanSegment,
 } from './spool-record'
 
+export { SpoolError, SpoolErrorCode } from './spool-error'
+
 /** Buffered records are written at once past this size, without waiting for the microtask. */
 const FLUSH_BYTES = 1024 * 1024
 const SEGMENT_PATTERN = /^(\d{16})\.seg$/
-const LOCK_FILE = 'lock'
 
 export interface SpoolOptions {
   /** The folder of this channel's segments; created if missing. */
@@ -74,7 +78,11 @@ export interface RecoveredRelayState {
 /** The hooks the RelayClient calls; every record is on disk before a batch is sent. */
 export interface RelaySpool {
   readonly bridgeId: string
-  /** The epoch of the spool's batch numbering (relay protocol v2; 0 for numbering of v1). */
+  /**
+   * The relay dedup epoch of this spool's batch numbers: drawn at random (1..2^53-1) when the
+   * spool is new and kept across restarts, so the numbers continue under it; 0 for a spool
+   * written before epochs existed.
+   */
   readonly epoch: number
   readonly recovered: RecoveredRelayState
   /** Persists a message (written by the end of the current microtask turn at the latest). */
@@ -85,23 +93,6 @@ export interface RelaySpool {
   ack(batchSeq: number): void
   /** Writes buffered records now. */
   flush(): void
-}
-
-export const SpoolErrorCode = {
-  /** Another live process holds the spool. */
-  LOCKED: 'LOCKED',
-  /** The records contradict each other (a gap or an overlap): a bug or tampering, not a crash. */
-  INCONSISTENT: 'INCONSISTENT',
-} as const
-export type SpoolErrorCode = (typeof SpoolErrorCode)[keyof typeof SpoolErrorCode]
-
-export class SpoolError extends Error {
-  override readonly name = 'SpoolError'
-  readonly code: SpoolErrorCode
-  constructor(code: SpoolErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
 }
 
 /**
@@ -131,9 +122,10 @@ class SpoolState {
     return last ? last.firstId + last.count : this.ackedBelow
   }
 
-  snapshot(bridgeId: string, segment: number): Omit<HeaderRecord, 'type'> {
+  snapshot(bridgeId: string, epoch: number, segment: number): Omit<HeaderRecord, 'type'> {
     return {
       bridgeId,
+      epoch,
       segment,
       nextMessageId: this.nextMessageId,
       nextBatchSeq: this.nextBatchSeq,
@@ -195,6 +187,14 @@ function inconsistent(message: string): SpoolError {
   return new SpoolError(SpoolErrorCode.INCONSISTENT, message)
 }
 
+/** What the segments an earlier process left say. */
+interface Replayed {
+  bridgeId: string
+  epoch: number
+  state: SpoolState
+  recovered: RecoveredRelayState
+}
+
 interface Segment {
   number: number
   path: string
@@ -208,19 +208,20 @@ function segmentName(number: number): string {
 
 /**
  * One channel's spool. Open it with `Spool.open()`, which replays what an earlier process left.
- * Not safe for two processes: a lock file with the holder's pid keeps a second bridge out.
+ * Not safe for two processes: a lock file naming the holder (see SpoolLock) keeps a second
+ * bridge out.
  */
 export class Spool implements RelaySpool {
   readonly dir: string
   readonly bridgeId: string
-  /** Placeholder until the spool records an epoch of its own: version 1's numbering. */
-  readonly epoch = 0
+  readonly epoch: number
   readonly recovered: RecoveredRelayState
   readonly #logger: Logger
   readonly #segmentBytes: number
   readonly #fsync: boolean
   readonly #state: SpoolState
   readonly #segments: Segment[] = []
+  readonly #lock: SpoolLock
   #fd = -1
   /** Octets written to the active segment. */
   #activeBytes = 0
@@ -245,12 +246,18 @@ export class Spool implements RelaySpool {
     this.#logger = options.logger
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SPOOL_SEGMENT_BYTES
     this.#fsync = options.fsync ?? false
-    mkdirSync(this.dir, { recursive: true })
-    this.#lock()
-    const replayed = this.#replay()
+    preparePrivateDirectory(this.dir, this.#logger)
+    this.#lock = SpoolLock.acquire(this.dir)
+    let replayed: Replayed | undefined
+    try {
+      replayed = this.#replay()
+    } catch (error) {
+      this.#lock.release()
+      throw error
+    }
     const bridgeId = replayed?.bridgeId ?? options.bridgeId
     if (replayed && options.bridgeIdSource && replayed.bridgeId !== options.bridgeId) {
-      this.#unlock()
+      this.#lock.release()
       throw new ConfigError(
         options.bridgeIdSource,
         `is "${options.bridgeId}", but the spool in ${this.dir} was written by bridge "${replayed.bridgeId}" ` +
@@ -258,6 +265,7 @@ export class Spool implements RelaySpool {
       )
     }
     this.bridgeId = bridgeId
+    this.epoch = replayed?.epoch ?? newEpoch()
     this.#state = replayed?.state ?? new SpoolState()
     this.recovered = replayed?.recovered ?? {
       nextMessageId: 1,
@@ -277,6 +285,7 @@ export class Spool implements RelaySpool {
         {
           dir: this.dir,
           bridgeId,
+          epoch: this.epoch,
           batches: this.recovered.batches.length,
           messages,
           nextBatchSeq: this.recovered.nextBatchSeq,
@@ -334,7 +343,7 @@ export class Spool implements RelaySpool {
     this.flush()
     this.#closed = true
     closeSync(this.#fd)
-    this.#unlock()
+    this.#lock.release()
   }
 
   #write(record: SpoolRecord, chunks: Uint8Array[]): void {
@@ -364,8 +373,8 @@ export class Spool implements RelaySpool {
   /** Opens a new active segment whose header is a snapshot of the state so far. */
   #startSegment(number: number): void {
     const path = join(this.dir, segmentName(number))
-    const header = encodeHeaderRecord(this.#state.snapshot(this.bridgeId, number))
-    this.#fd = openSync(path, 'wx')
+    const header = encodeHeaderRecord(this.#state.snapshot(this.bridgeId, this.epoch, number))
+    this.#fd = openSync(path, 'wx', PRIVATE_FILE_MODE)
     writevSync(this.#fd, [header])
     if (this.#fsync) {
       fsyncSync(this.#fd)
@@ -390,12 +399,13 @@ export class Spool implements RelaySpool {
   }
 
   /** Reads every segment in order; undefined when there are none. */
-  #replay(): { bridgeId: string; state: SpoolState; recovered: RecoveredRelayState } | undefined {
+  #replay(): Replayed | undefined {
     const names = readdirSync(this.dir)
       .filter((name) => SEGMENT_PATTERN.test(name))
       .sort()
     let state: SpoolState | undefined
     let bridgeId: string | undefined
+    let epoch = 0
     /** Messages from `baseId` on, as read; acknowledged ones are dropped as acks come. */
     let messages: RelayMessage[] = []
     let baseId = 1
@@ -424,9 +434,12 @@ export class Spool implements RelaySpool {
       if (!state) {
         state = SpoolState.from(first)
         bridgeId = first.bridgeId
+        epoch = first.epoch
         baseId = first.nextMessageId
       } else if (first.bridgeId !== bridgeId) {
         throw inconsistent(`${path} belongs to bridge "${first.bridgeId}", not "${bridgeId}"`)
+      } else if (first.epoch !== epoch) {
+        throw inconsistent(`${path} numbers batches in epoch ${first.epoch}, not ${epoch}`)
       }
       this.#segments.push({ number, path, firstMessageId: first.nextMessageId })
       for (const record of scan.records) {
@@ -445,7 +458,7 @@ export class Spool implements RelaySpool {
           this.#logger.warn(details, 'spool ends in a torn record (a crash mid-write): ignored')
         } else {
           this.#logger.error(details, 'spool record corrupt: replay stops here')
-          writeFileSync(`${path}.corrupt`, bytes.subarray(offset))
+          writeFileSync(`${path}.corrupt`, bytes.subarray(offset), { mode: PRIVATE_FILE_MODE })
           stopped = true
         }
         // The good part stays, so the next start reads this segment as whole.
@@ -469,6 +482,7 @@ export class Spool implements RelaySpool {
     const openFirstId = state.sealedBelow
     return {
       bridgeId,
+      epoch,
       state,
       recovered: {
         nextMessageId: state.nextMessageId,
@@ -478,37 +492,6 @@ export class Spool implements RelaySpool {
         open: take(openFirstId, state.nextMessageId - openFirstId),
       },
     }
-  }
-
-  #lock(): void {
-    const path = join(this.dir, LOCK_FILE)
-    let holder = Number.NaN
-    try {
-      holder = Number(readFileSync(path, 'utf8').trim())
-    } catch {}
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-      throw new SpoolError(
-        SpoolErrorCode.LOCKED,
-        `the spool in ${this.dir} is in use by process ${holder}; two bridges cannot share one`,
-      )
-    }
-    // A lock left by a killed process is taken over.
-    writeFileSync(path, `${process.pid}\n`)
-  }
-
-  #unlock(): void {
-    try {
-      unlinkSync(join(this.dir, LOCK_FILE))
-    } catch {}
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -106,6 +106,19 @@ describe('zmq-edge bridge', () => {
     expect(code).toBe(2)
     expect(stderr).toContain(`zmq-edge: ${path}:2:37: not valid YAML`)
     expect(stderr).toContain('quote a value')
+    expect(stderr).toContain('curveSecretKey: ****')
+    expect(stderr).not.toContain('JTKVSB')
+  })
+
+  it('masks the ingest token in the line of a bad config file it quotes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zmq-edge-config-'))
+    const path = join(dir, 'bridge.yaml')
+    writeFileSync(path, 'channel: a\ningestToken: S3cr3t-T0ken: oops\n')
+    const { stderr, code } = await zmqEdge('bridge', '--config', path)
+    expect(code).toBe(2)
+    expect(stderr).toContain(`${path}:2:14: not valid YAML`)
+    expect(stderr).toContain('ingestToken: ****')
+    expect(stderr).not.toContain('S3cr3t')
   })
 
   it('names the missing ingest token and its variable', async () => {

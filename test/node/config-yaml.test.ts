@@ -147,13 +147,58 @@ describe('YAML config files', () => {
       )
       expect(error.setting).toMatch(/^\/etc\/zmq-edge\/bridge\.yaml:2:\d+$/)
       expect(error.message).toContain('quote a value')
-      expect(error.message).toContain(`curveSecretKey: ${indicator}${SERVER_SECRET}`)
+      expect(error.message).toContain('curveSecretKey: ****')
+      expect(error.message).not.toContain(SERVER_SECRET.slice(4))
     }
     expect(configErrorOf(() => yaml('ingestToken: &anchor')).message).toContain('quote a value')
     expect(configErrorOf(() => yaml('ingestToken: *abc')).message).toContain('quote it')
     expect(configErrorOf(() => yaml('bridgeId: !abc')).message).toContain('quote a value')
     expect(configErrorOf(() => yaml('ingestToken: @abc')).message).toContain('quote a value')
     expect(configErrorOf(() => yaml('ingestToken: [abc]')).message).toContain('quote a value')
+  })
+
+  it('masks the token and key values in the lines it quotes, whatever the error', () => {
+    const secret = 'S3cr3t-T0ken'
+    const cases: Array<[string, string]> = [
+      // A colon in an unquoted value: a nested mapping YAML refuses.
+      [`ingestToken: ${secret}: more\nchannel: a\n`, 'ingestToken: ****'],
+      [`ingest-token: "${secret}" more\n`, 'ingest-token: ****'],
+      [`channel: a\ncurve-secret-key: &${secret} x: y\n`, 'curve-secret-key: ****'],
+      // A tag, an alias, a block scalar header: the error message itself quotes the value.
+      [`ingestToken: !${secret}\n`, 'ingestToken: ****'],
+      [`ingestToken: *${secret}\n`, 'ingestToken'],
+      [`ingestToken: |${secret}\n  x\n`, 'ingestToken: ****'],
+      // A value over several lines, the error on a line without the key.
+      [`ingestToken:\n  ${secret}\n  ${secret}: two\n`, '\n    ****\n'],
+      // No space after the colon: YAML reads one string, not a key and its value.
+      [`ingestToken:${secret}\n`, 'ingestToken:****'],
+      [`channel: a\ningestToken:${secret}\n`, 'ingestToken:****'],
+      // A flow mapping on one line: the other settings stay readable.
+      [`{ingestToken: ${secret}, channel: a b: c}\n`, '{ingestToken: ****, channel: a b: c}'],
+    ]
+    for (const [text, shown] of cases) {
+      const error = configErrorOf(() => yaml(text))
+      expect([text, error.message]).toEqual([text, expect.stringContaining(shown)])
+      expect([text, error.message]).toEqual([text, expect.not.stringContaining(secret)])
+      expect(error.message).not.toContain(secret.slice(0, 6))
+    }
+  })
+
+  it('shows the path of a secret key file, which is no secret', () => {
+    const error = configErrorOf(() => yaml('curveSecretKeyFile: /etc/zmq-edge/server.key x: y\n'))
+    expect(error.message).toContain('curveSecretKeyFile: /etc/zmq-edge/server.key x: y')
+  })
+
+  it('keeps the caret under the fault when a masked value comes before it', () => {
+    const secret = 'S3cr3t-T0ken'
+    const text = `{ingestToken: ${secret}, channel: a b: c}\n`
+    const error = configErrorOf(() => yaml(text))
+    const col = Number(error.setting.split(':').at(-1))
+    expect(col).toBeGreaterThan(text.indexOf(secret) + secret.length)
+    const [, line, caret] = error.message.split('\n')
+    expect(line).toBe('  {ingestToken: ****, channel: a b: c}')
+    // Two spaces of indent, then the column less what the mask took out.
+    expect(caret?.indexOf('^')).toBe(2 + col - 1 - (secret.length - '****'.length))
   })
 
   it('follows anchors and aliases that resolve', () => {

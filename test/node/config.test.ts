@@ -1,8 +1,15 @@
 // Bridge configuration: defaults, precedence of flags over variables, errors that name the setting.
 import { describe, expect, it } from 'vitest'
 import { z85Decode, z85Encode } from '../../durable/z85'
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, parseConfig, readConfigFile } from '../../node-bridge/config'
+import { startBridge } from '../../node-bridge/bridge'
+import {
+  ConfigWarningCode,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  parseConfig,
+  readConfigFile,
+} from '../../node-bridge/config'
 import { configErrorOf } from '../support/config-assert'
+import { createMemoryLogger } from '../support/memory-logger'
 
 const token = { ingestToken: 'secret' }
 
@@ -87,6 +94,93 @@ describe('parseConfig', () => {
   // libzmq doc/zmq_curve.adoc test keys
   const SERVER_SECRET = 'JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6'
   const SERVER_PUBLIC = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'
+
+  it('warns when a secret is a command-line flag, naming the variable or file to use instead', () => {
+    const flagged = parseConfig(
+      { ingestToken: 't', curveSecretKey: z85Encode(new Uint8Array(32).fill(7)) },
+      {},
+    )
+    expect(flagged.warnings).toEqual([
+      {
+        code: ConfigWarningCode.SECRET_IN_ARGUMENTS,
+        setting: '--ingest-token',
+        message: expect.stringMatching(/other local users.*ZMQ_EDGE_INGEST_TOKEN/),
+      },
+      {
+        code: ConfigWarningCode.SECRET_IN_ARGUMENTS,
+        setting: '--curve-secret-key',
+        message: expect.stringContaining('--curve-secret-key-file'),
+      },
+    ])
+    const fromEnv = parseConfig({}, { ZMQ_EDGE_INGEST_TOKEN: 't' })
+    expect(fromEnv.warnings).toEqual([])
+  })
+
+  it('logs those warnings when the bridge starts', async () => {
+    const logs = createMemoryLogger()
+    const config = parseConfig(
+      { ingestToken: 't', bind: 'tcp://127.0.0.1:0', workerUrl: 'ws://127.0.0.1:9' },
+      {},
+    )
+    const bridge = await startBridge(config, logs.logger)
+    await bridge.stop(0)
+    expect(logs.lines.find((line) => line.code === 'SECRET_IN_ARGUMENTS')).toMatchObject({
+      level: 40,
+      setting: '--ingest-token',
+    })
+  })
+
+  it('refuses a ws:// Worker URL to another host, naming the setting and the switch', () => {
+    for (const url of [
+      'ws://zmq-edge.example.workers.dev',
+      'ws://10.0.0.5:8787',
+      'ws://[2001:db8::1]',
+    ]) {
+      const error = configErrorOf(() => parseConfig({ ...token, workerUrl: url }, {}))
+      expect(error.setting).toBe('--worker-url')
+      expect(error.message).toContain('wss://')
+      expect(error.message).toContain('--allow-insecure-worker-url')
+    }
+    const fromEnv = configErrorOf(() =>
+      parseConfig(token, { ZMQ_EDGE_WORKER_URL: 'ws://worker.internal:8787' }),
+    )
+    expect(fromEnv.setting).toBe('ZMQ_EDGE_WORKER_URL')
+    const fromFile = configErrorOf(() =>
+      parseConfig(
+        token,
+        {},
+        {
+          file: readConfigFile('/etc/b.yaml', () => 'workerUrl: ws://worker.internal\n'),
+        },
+      ),
+    )
+    expect(fromFile.setting).toBe('/etc/b.yaml:1:12: workerUrl')
+  })
+
+  it('allows ws:// to loopback: 127.0.0.0/8, ::1 and localhost', () => {
+    for (const url of [
+      'ws://127.0.0.1:8787',
+      'ws://127.200.0.9',
+      'ws://[::1]:8787',
+      'ws://localhost:8787',
+      'ws://LOCALHOST',
+      'ws://[::ffff:127.0.0.1]:8787',
+    ]) {
+      expect(parseConfig({ ...token, workerUrl: url }, {}).workerUrl).toBe(url)
+    }
+  })
+
+  it('allows ws:// to another host with --allow-insecure-worker-url or its variable', () => {
+    const url = 'ws://10.0.0.5:8787'
+    const flagged = parseConfig({ ...token, workerUrl: url, allowInsecureWorkerUrl: 'true' }, {})
+    expect(flagged).toMatchObject({ workerUrl: url, allowInsecureWorkerUrl: true })
+    const env = { ZMQ_EDGE_WORKER_URL: url, ZMQ_EDGE_ALLOW_INSECURE_WORKER_URL: 'true' }
+    expect(parseConfig(token, env).workerUrl).toBe(url)
+    expect(parseConfig(token, {}).allowInsecureWorkerUrl).toBe(false)
+    expect(parseConfig({ ...token, workerUrl: 'wss://edge.example.com' }, {}).workerUrl).toBe(
+      'wss://edge.example.com',
+    )
+  })
 
   it('speaks CURVE on the default listener once a secret key is configured', () => {
     const config = parseConfig({ ...token, curveSecretKey: ` ${SERVER_SECRET}\n` }, {})
@@ -204,6 +298,29 @@ describe('parseConfig', () => {
         parseConfig({ channel: 'flag' }, { ZMQ_EDGE_CHANNEL: 'env' }, { file: settings })
           .listeners[0]?.channel,
       ).toBe('flag')
+    })
+
+    it('masks the token and the secret key in the JSON line it quotes', () => {
+      const secret = 'S3cr3t-T0ken'
+      const oneLine = `{"ingestToken": "${secret}", "curveSecretKey": "${secret}", "channel": "a" "b"}`
+      const error = configErrorOf(() => readConfigFile('bridge.json', () => oneLine))
+      expect(error.message).toContain(
+        '{"ingestToken": "****", "curveSecretKey": "****", "channel": "a" "b"}',
+      )
+      expect(error.message).not.toContain(secret)
+      const [, line, caret] = error.message.split('\n')
+      expect(caret?.indexOf('^')).toBe(line?.indexOf('"b"'))
+      const pretty = `{\n  "ingest-token": "${secret}" "more"\n}`
+      const second = configErrorOf(() => readConfigFile('bridge.json', () => pretty))
+      expect(second.setting).toMatch(/^bridge\.json:2:\d+$/)
+      expect(second.message).toContain('"ingest-token": "****" "more"')
+      const [, secondLine, secondCaret] = second.message.split('\n')
+      expect(secondCaret?.indexOf('^')).toBe(secondLine?.indexOf('"more"'))
+      expect(second.message).not.toContain(secret)
+      const broken = configErrorOf(() =>
+        readConfigFile('bridge.json', () => `{"ingestToken": "${secret}\u0001"}`),
+      )
+      expect(broken.message).not.toContain(secret)
     })
 
     it('names the file and key of a bad value, an unknown key, or broken JSON', () => {

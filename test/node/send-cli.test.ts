@@ -2,10 +2,13 @@
 // libzmq PULL (the `zeromq` package) and the bridge's PullSocket: the article's three experiments,
 // stdin, multipart, CURVE, and the exit codes.
 import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { z85Decode } from '../../durable/z85'
-import { parseCurveKey } from '../../node-bridge/keys'
+import { derivePublicKey, parseCurveKey } from '../../node-bridge/keys'
 import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
 import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
@@ -177,6 +180,47 @@ describe('zmq-edge send against the bridge', () => {
     expect(run.stderr()).toContain('AUTHENTICATION_FAILED 400')
     expect(run.stderr()).toContain('every server refused us')
     expect(harness.count('connection accepted')).toBe(1)
+  })
+
+  it('reads its CURVE secret key from --curve-secret-key-file, as the allow-list expects', async () => {
+    const crypto = createCurveCrypto()
+    const clientSecret = parseCurveKey('D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs', 'test')
+    const clientPublic = derivePublicKey(clientSecret)
+    const harness = await listenPull({
+      createMechanism: () =>
+        new CurveServerMechanism({
+          secretKey: parseCurveKey('JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6', 'test'),
+          socketType: 'PULL',
+          crypto,
+          cookieKeys: new CookieKeyring({ crypto }),
+          authorize: (key) => Buffer.from(key).equals(clientPublic),
+        }),
+    })
+    cleanups.push(() => harness.pull.close())
+    const dir = mkdtempSync(join(tmpdir(), 'zmq-edge-send-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const keyFile = join(dir, 'client.key')
+    writeFileSync(keyFile, 'D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs\n', { mode: 0o600 })
+    const serverKey = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'
+    const connect = [
+      '--connect',
+      `tcp://127.0.0.1:${harness.port}`,
+      '--curve-server-key',
+      serverKey,
+    ]
+    const run = send([...connect, '--curve-secret-key-file', keyFile, 'from a file'])
+    expect(await run.code).toBe(0)
+    await waitFor(() => harness.received.length === 1)
+    const both = send([
+      ...connect,
+      '--curve-secret-key-file',
+      keyFile,
+      '--curve-secret-key',
+      'x',
+      'y',
+    ])
+    expect(await both.code).toBe(2)
+    expect(both.stderr()).toContain('not both')
   })
 
   it('delivers to the NULL bridge PullSocket', async () => {

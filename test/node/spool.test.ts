@@ -1,12 +1,18 @@
 // The spool: its record format (round trip, torn tails, checksums), replay (batches, numbers,
 // 1009 renumbering, acks), segment rotation and deletion, bridge-id pinning, and the RelayClient
 // resending after a simulated crash under the same batch numbers.
+import { spawn } from 'node:child_process'
 import {
   appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,10 +20,12 @@ import { join } from 'node:path'
 import * as zlib from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { RelayMessage } from '../../durable/relay-protocol'
+import { startBridge } from '../../node-bridge/bridge'
 import { ConfigError, parseConfig } from '../../node-bridge/config'
 import { crc32, crc32Table } from '../../node-bridge/relay/crc32'
 import { RelayClient } from '../../node-bridge/relay/relay-client'
 import { Spool, SpoolError, SpoolErrorCode, type SpoolOptions } from '../../node-bridge/relay/spool'
+import { SpoolLock } from '../../node-bridge/relay/spool-lock'
 import {
   encodeAckRecord,
   encodeHeaderRecord,
@@ -87,6 +95,7 @@ describe('crc32', () => {
 describe('spool records', () => {
   const header = {
     bridgeId: 'b1',
+    epoch: 2 ** 53 - 1,
     segment: 3,
     nextMessageId: 11,
     nextBatchSeq: 4,
@@ -124,6 +133,19 @@ describe('spool records', () => {
     expect([...body.subarray(17)]).toEqual([0, 0, 0, 3]) // message count
   })
 
+  it('frames a HEADER in format 2, the epoch after the counters', () => {
+    const bytes = encodeHeaderRecord({ ...header, bridgeId: 'b', seals: [] })
+    const body = bytes.subarray(8)
+    const u64 = (at: number) => Number(new DataView(body.buffer, body.byteOffset).getBigUint64(at))
+    expect(body[0]).toBe(0x01) // kind HEADER
+    expect(new TextDecoder().decode(body.subarray(1, 5))).toBe('ZESP') // magic
+    expect(body[5]).toBe(2) // format 2: with the epoch
+    expect([body[6], body[7]]).toEqual([1, 0x62]) // bridge id length, "b"
+    expect([8, 16, 24, 32].map(u64)).toEqual([3, 11, 4, 7]) // segment, next id, next batch, acked
+    expect(u64(40)).toBe(2 ** 53 - 1) // epoch
+    expect([...body.subarray(48)]).toEqual([0, 0, 0, 0]) // no seals
+  })
+
   it('ignores a torn last record, wherever the write was cut', () => {
     const whole = records()
     const withoutLast = whole.length - encodeAckRecord(4).length
@@ -145,6 +167,111 @@ describe('spool records', () => {
     const scan = scanSegment(bytes)
     expect(scan.records.map((record) => record.type)).toEqual(['header'])
     expect(scan.problem).toMatchObject({ kind: 'checksum', offset: headerLength })
+  })
+})
+
+/**
+ * A HEADER record as bridges wrote it before the relay epoch (spool format 1), encoded here as
+ * that code did, so the test does not depend on the encoder under test.
+ */
+function formatOneHeader(header: {
+  bridgeId: string
+  segment: number
+  nextMessageId: number
+  nextBatchSeq: number
+  ackedBelow: number
+  seals: Array<{ batchSeq: number; firstId: number; count: number }>
+}): Uint8Array {
+  const id = new TextEncoder().encode(header.bridgeId)
+  const body = new Uint8Array(1 + 4 + 1 + 1 + id.length + 32 + 4 + header.seals.length * 20)
+  const view = new DataView(body.buffer)
+  const u64 = (at: number, value: number) => view.setBigUint64(at, BigInt(value))
+  body[0] = 0x01 // kind HEADER
+  view.setUint32(1, 0x5a455350) // magic "ZESP"
+  body[5] = 1 // format version 1
+  body[6] = id.length // bridge id length, then the id
+  body.set(id, 7)
+  let at = 7 + id.length
+  for (const value of [
+    header.segment,
+    header.nextMessageId,
+    header.nextBatchSeq,
+    header.ackedBelow,
+  ]) {
+    u64(at, value) // segment, next message id, next batch number, acked below
+    at += 8
+  }
+  view.setUint32(at, header.seals.length) // seal count, then batchSeq u64, firstId u64, count u32
+  at += 4
+  for (const seal of header.seals) {
+    u64(at, seal.batchSeq)
+    u64(at + 8, seal.firstId)
+    view.setUint32(at + 16, seal.count)
+    at += 20
+  }
+  const record = new Uint8Array(8 + body.length)
+  new DataView(record.buffer).setUint32(0, body.length) // length
+  new DataView(record.buffer).setUint32(4, crc32(body)) // crc32 of the body
+  record.set(body, 8)
+  return record
+}
+
+describe('the spool epoch', () => {
+  it('is drawn at random, 1 to 2^53-1, for a fresh spool folder, and differs between folders', () => {
+    const epochs = [0, 1, 2].map(() => {
+      const { spool } = open(tempDir())
+      spool.close()
+      return spool.epoch
+    })
+    for (const epoch of epochs) {
+      expect(Number.isSafeInteger(epoch)).toBe(true)
+      expect(epoch).toBeGreaterThanOrEqual(1)
+    }
+    expect(new Set(epochs).size).toBe(3)
+  })
+
+  it('survives a restart, and every segment header carries it', () => {
+    const dir = tempDir()
+    const first = open(dir, { segmentBytes: 1024 }).spool
+    appendRange(first, 0, 10, 200)
+    first.close()
+    const second = open(dir).spool
+    expect(second.epoch).toBe(first.epoch)
+    second.close()
+    expect(segments(dir).length).toBeGreaterThan(2)
+    for (const name of segments(dir)) {
+      const [header] = scanSegment(readFileSync(join(dir, name))).records
+      expect(header).toMatchObject({ type: 'header', epoch: first.epoch })
+    }
+  })
+
+  it('is 0 for a spool written before epochs (format 1), whose messages and batches replay intact', () => {
+    const dir = tempDir()
+    const old = concat([
+      formatOneHeader({
+        bridgeId: 'bridge-old',
+        segment: 7,
+        nextMessageId: 41,
+        nextBatchSeq: 9,
+        ackedBelow: 41,
+        seals: [],
+      }),
+      ...[41, 42, 43].flatMap((id) => encodeMessageRecord(id, message(`m${id}`))),
+      encodeSealRecord({ batchSeq: 9, firstId: 41, count: 2 }),
+    ])
+    writeFileSync(join(dir, '0000000000000007.seg'), old)
+
+    const { spool } = open(dir)
+    expect(spool.epoch).toBe(0)
+    expect(spool.bridgeId).toBe('bridge-old')
+    expect(spool.recovered).toMatchObject({ nextMessageId: 44, nextBatchSeq: 10, openFirstId: 43 })
+    expect(
+      spool.recovered.batches.map((batch) => [batch.batchSeq, batch.messages.map(text)]),
+    ).toEqual([[9, ['m41', 'm42']]])
+    expect(spool.recovered.open.map(text)).toEqual(['m43'])
+    spool.close()
+    // The bridge's next segment is written in the new format, still under epoch 0.
+    expect(open(dir).spool.epoch).toBe(0)
   })
 })
 
@@ -365,6 +492,167 @@ describe('Spool', () => {
     spool.close()
     writeFileSync(join(dir, 'lock'), `${process.ppid}\n`)
     expect(() => open(dir)).toThrowError(expect.objectContaining({ code: SpoolErrorCode.LOCKED }))
+  })
+})
+
+const modeOf = (path: string) => statSync(path).mode & 0o777
+const isRoot = process.getuid?.() === 0
+
+describe.skipIf(process.platform === 'win32')('spool files and folders', () => {
+  it('are created 0600 in folders 0700: segments, lock, the channel folder and the ones above', () => {
+    const root = join(tempDir(), 'spool')
+    const dir = join(root, 'default')
+    const first = open(dir).spool
+    appendRange(first, 0, 6)
+    first.close()
+    // A corrupt record: the rest is set aside in a file of its own.
+    const path = join(dir, segments(dir).at(-1) as string)
+    const bytes = readFileSync(path)
+    bytes[bytes.lastIndexOf(Buffer.from('3\0'))] = 0x58
+    writeFileSync(path, bytes)
+    const { spool } = open(dir)
+    expect(modeOf(root)).toBe(0o700)
+    expect(modeOf(dir)).toBe(0o700)
+    const files = readdirSync(dir)
+    expect(files).toContain('lock')
+    expect(files.some((name) => name.endsWith('.corrupt'))).toBe(true)
+    for (const name of files) expect([name, modeOf(join(dir, name))]).toEqual([name, 0o600])
+    spool.close()
+  })
+
+  it('tightens an existing folder of its own that others may enter, and says so', () => {
+    const dir = tempDir()
+    chmodSync(dir, 0o755)
+    const { spool, logs } = open(dir)
+    expect(modeOf(dir)).toBe(0o700)
+    expect(
+      logs.lines.find((line) => line.msg === 'spool folder open to other users: tightened'),
+    ).toMatchObject({
+      dir,
+      mode: '0755',
+    })
+    spool.close()
+  })
+
+  it.skipIf(!isRoot)('warns about a wider folder owned by another user, and leaves it', () => {
+    const dir = tempDir()
+    chmodSync(dir, 0o755)
+    chownSync(dir, 65534, 65534)
+    const { spool, logs } = open(dir)
+    expect(modeOf(dir)).toBe(0o755)
+    expect(
+      logs.lines.find(
+        (line) => line.msg === 'spool folder open to other users and not ours: left as it is',
+      ),
+    ).toMatchObject({ level: 40, dir, mode: '0755', owner: 65534 })
+    spool.close()
+  })
+
+  it('tightens the --spool-dir folder the bridge is given', async () => {
+    const root = tempDir()
+    chmodSync(root, 0o755)
+    const logs = createMemoryLogger()
+    const config = parseConfig(
+      {
+        ingestToken: 't',
+        bind: 'tcp://127.0.0.1:0',
+        spoolDir: root,
+        workerUrl: 'ws://127.0.0.1:9',
+      },
+      {},
+    )
+    const bridge = await startBridge(config, logs.logger)
+    await bridge.stop(0)
+    expect(modeOf(root)).toBe(0o700)
+    expect(modeOf(join(root, 'default'))).toBe(0o700)
+  })
+})
+
+/** Field 22 of /proc/<pid>/stat, read here independently of the code under test (proc(5)). */
+function startTimeOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+}
+
+const hasProc = existsSync('/proc/self/stat')
+const bootId = hasProc ? readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() : ''
+
+/** A live process of another kind, as a pid reused after the bridge that held it crashed. */
+async function otherProcess(): Promise<number> {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  cleanups.push(() => child.kill('SIGKILL'))
+  await new Promise((resolve, reject) => child.once('spawn', resolve).once('error', reject))
+  return child.pid as number
+}
+
+const lockOf = (owner: object) => `${JSON.stringify(owner)}\n`
+
+describe.skipIf(!hasProc)('the spool lock', () => {
+  it('is taken over from a crashed bridge whose pid now belongs to another live process', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    // The lock a crashed bridge left, naming the pid with its own start time.
+    writeFileSync(join(dir, 'lock'), lockOf({ pid, startTime: startTimeOf(pid) - 1, bootId }))
+    const { spool } = open(dir)
+    expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8'))).toEqual({
+      pid: process.pid,
+      startTime: startTimeOf(process.pid),
+      bootId,
+    })
+    spool.close()
+  })
+
+  it('is taken over when an old, pid-only lock is older than the process that has the pid now', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    writeFileSync(join(dir, 'lock'), `${pid}\n`)
+    const minuteAgo = Date.now() / 1000 - 60
+    utimesSync(join(dir, 'lock'), minuteAgo, minuteAgo) // written before `sleep` started
+    open(dir).spool.close()
+  })
+
+  it('stays with a live holder whose pid and start time match, and names it', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    writeFileSync(join(dir, 'lock'), lockOf({ pid, startTime: startTimeOf(pid), bootId }))
+    expect(() => open(dir)).toThrowError(
+      expect.objectContaining({
+        code: SpoolErrorCode.LOCKED,
+        message: expect.stringContaining(`process ${pid}`),
+      }),
+    )
+  })
+
+  it('is taken over when it was written before the machine last booted', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    const earlierBoot = '00000000-0000-4000-8000-000000000000'
+    writeFileSync(
+      join(dir, 'lock'),
+      lockOf({ pid, startTime: startTimeOf(pid), bootId: earlierBoot }),
+    )
+    open(dir).spool.close()
+  })
+
+  it('judges by the pid alone where /proc is absent', async () => {
+    const pid = await otherProcess()
+    const dir = tempDir()
+    writeFileSync(join(dir, 'lock'), lockOf({ pid, startTime: startTimeOf(pid) - 1, bootId }))
+    expect(() => SpoolLock.acquire(dir, { procRoot: join(dir, 'no-proc') })).toThrowError(
+      expect.objectContaining({ code: SpoolErrorCode.LOCKED }),
+    )
+    rmSync(join(dir, 'lock'))
+    const lock = SpoolLock.acquire(dir, { procRoot: join(dir, 'no-proc') })
+    expect(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8'))).toEqual({ pid: process.pid })
+    lock.release()
+  })
+
+  it('is released only by its holder', () => {
+    const dir = tempDir()
+    const lock = SpoolLock.acquire(dir)
+    writeFileSync(join(dir, 'lock'), lockOf({ pid: process.ppid }))
+    lock.release()
+    expect(existsSync(join(dir, 'lock'))).toBe(true)
   })
 })
 
