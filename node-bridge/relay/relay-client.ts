@@ -472,6 +472,8 @@ export class RelayClient {
     this.#phase = 'connecting'
     this.#outstanding = 0
     clearTimeout(this.#resendTimer)
+    this.#resendTimer = undefined
+    if (code === CLOSE_MESSAGE_TOO_BIG && !this.#stopped) this.#splitAfterTooBig()
     // Whatever was on the wire goes again on the next socket.
     for (const batch of this.#batches) batch.sent = false
     if (this.#stopped) return
@@ -484,7 +486,6 @@ export class RelayClient {
     } else if (wasConnected) {
       this.#options.logger.warn({ code, reason }, 'relay disconnected')
     }
-    if (code === CLOSE_MESSAGE_TOO_BIG) this.#splitAfterTooBig()
     this.counters.reconnects++
     const delay = this.#backoff(this.#reconnectAttempt)
     this.#reconnectAttempt = Math.min(this.#reconnectAttempt + 1, 30)
@@ -503,16 +504,19 @@ export class RelayClient {
   }
 
   /**
-   * The Worker closed with 1009: a batch was larger than it accepts. Nothing from that batch on
-   * was stored (the Worker stops reading at it), so those batches are split to half the size of
-   * the largest; earlier, maybe stored batches keep their numbers.
+   * The Worker closed with 1009: a batch on this socket was larger than it (or a proxy) accepts.
+   * The receiver reads frames in order and stops at that one, so it is the first one sent over
+   * the limit: larger than every batch before it. The largest batch sent is therefore that one
+   * or a later one, and none from it on was read: those are split to half its size and numbered
+   * again from it. Earlier batches, maybe stored without their ACK, keep their numbers (one of
+   * them too large still is the largest next time).
    */
   #splitAfterTooBig(): void {
-    const sent = this.#batches.filter((batch) => batch.sends > 0)
+    const sent = this.#batches.filter((batch) => batch.sent)
     const largest = Math.max(0, ...sent.map((batch) => batch.size))
+    if (largest === 0) return
     const limit = Math.max(1, Math.floor(largest / 2))
-    const first = this.#batches.findIndex((batch) => batch.sends > 0 && batch.size > limit)
-    if (first < 0 || largest === 0) return
+    const first = this.#batches.findIndex((batch) => batch.sent && batch.size === largest)
     this.#maxBatchBytes = Math.min(this.#maxBatchBytes, limit)
     this.#splitFrom(first, { bytes: limit, messages: Infinity })
     this.#options.logger.warn(
