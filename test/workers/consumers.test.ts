@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import openapi from '../../docs/openapi.json'
 import { migrate } from '../../durable/schema'
 import { app } from '../../worker/app'
-import type { ApiLeasedMessage } from '../../worker/present'
+import type { ApiInlineMessage, ApiLeasedMessage } from '../../worker/present'
 import {
   closeAllIngest,
   expectQueueCountersExact,
@@ -43,7 +43,7 @@ function post(path: string, body: unknown, headers: Record<string, string> = {})
 
 interface PullResponse {
   channel: string
-  messages: ApiLeasedMessage[]
+  messages: ApiLeasedMessage<ApiInlineMessage>[]
 }
 
 async function pull(channel: string, body: Record<string, unknown> = {}): Promise<PullResponse> {
@@ -300,7 +300,7 @@ describe('dead letters', () => {
     const response = await get(`/v1/channels/${channel}/dead-letters`, READ_TOKEN)
     expect(response.status).toBe(200)
     const page = (await response.json()) as {
-      messages: (ApiLeasedMessage & { deadAt: string; reason: string })[]
+      messages: (ApiLeasedMessage<ApiInlineMessage> & { deadAt: string; reason: string })[]
       next: number
     }
     expect(page.messages).toHaveLength(1)
