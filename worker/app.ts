@@ -6,7 +6,6 @@
 // requests from being billed as Durable Object requests).
 
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { validator } from 'hono/validator'
 import openapi from '../docs/openapi.json'
@@ -14,6 +13,7 @@ import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import type { StoredMessage } from '../durable/message-store'
 import { requireBearer } from './auth'
+import { bodyLimit } from './body-limit'
 import { dashboardResponse } from './dashboard/response'
 import { ApiError, ErrorCode, errorBody } from './errors'
 import {
@@ -67,20 +67,12 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
 /**
  * Validates a JSON request body with `parse` (which throws ApiError 400 invalid_body), after
- * checking its size (413 payload_too_large) and its Content-Type (415 unsupported_media_type).
+ * checking its size (413 payload_too_large, see ./body-limit.ts) and its Content-Type (415
+ * unsupported_media_type).
  */
 function jsonBody<T>(parse: (value: unknown) => T) {
   return [
-    bodyLimit({
-      maxSize: MAX_REQUEST_BYTES,
-      onError: () => {
-        throw new ApiError(
-          413,
-          ErrorCode.PAYLOAD_TOO_LARGE,
-          `request bodies are at most ${MAX_REQUEST_BYTES} octets`,
-        )
-      },
-    }),
+    bodyLimit(MAX_REQUEST_BYTES),
     validator('json', (value, c) => {
       const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]?.trim() ?? ''
       if (!JSON_MEDIA_TYPE.test(mediaType)) {
