@@ -165,8 +165,12 @@ interface ChunkRow extends Record<string, SqlStorageValue> {
   data: ArrayBuffer
 }
 
-/** Frame sizes of large messages kept in memory (a body never changes and seqs are never reused). */
-const FRAME_SIZES_CACHED = 256
+/**
+ * Frame sizes of large messages kept in memory, counted in sizes (a number each): enough for
+ * hundreds of messages of a few frames, and at most about 0.5 MB. A body never changes and seqs
+ * are never reused, so what is kept never goes stale.
+ */
+const CACHED_FRAME_SIZES = 65_536
 
 /** SQL access to one channel's messages. The schema is `./schema.ts`; migrate first. */
 export class MessageStore {
@@ -174,6 +178,8 @@ export class MessageStore {
   readonly #retention: () => RetentionLimits
   /** Frame sizes of the large messages read lately, by seq, least recently used first. */
   readonly #frameSizes = new Map<number, number[]>()
+  /** How many sizes {@link #frameSizes} holds in all. */
+  #cachedSizes = 0
 
   /** @param retention the channel's current retention limits, read at each batch. */
   constructor(
@@ -417,9 +423,11 @@ export class MessageStore {
       frameCount,
     )
     this.#frameSizes.set(seq, sizes)
-    if (this.#frameSizes.size > FRAME_SIZES_CACHED) {
-      const oldest = this.#frameSizes.keys().next().value as number
+    this.#cachedSizes += sizes.length
+    for (const [oldest, evicted] of this.#frameSizes) {
+      if (this.#cachedSizes <= CACHED_FRAME_SIZES) break
       this.#frameSizes.delete(oldest)
+      this.#cachedSizes -= evicted.length
     }
     return sizes
   }
