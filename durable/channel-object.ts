@@ -1,7 +1,7 @@
 // The Durable Object of one channel (`idFromName(channel)`): accepts its bridges' WebSockets
 // with the Hibernation API, stores their relay batches in SQLite, and serves the Worker over
-// RPC: cursor reads and leased pulls (both may wait for the next insert), acks, dead letters,
-// stats. Waiting readers are woken by the insert itself, never by polling storage. It tells the
+// RPC: cursor reads and leased pulls (both may wait for the next insert), one frame of a message
+// as a stream, acks, dead letters, stats. Waiting readers are woken by the insert itself, never by polling storage. It tells the
 // channel directory (./channel-directory.ts) that the channel exists, at most once a day.
 
 import { DurableObject } from 'cloudflare:workers'
@@ -25,7 +25,12 @@ import {
   type QueueStats,
   type SettleOutcome,
 } from './lease-queue'
-import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
+import {
+  BODY_CHUNK_SIZE,
+  MessageStore,
+  type ReadOptions,
+  type StoredMessage,
+} from './message-store'
 import { type BatchStore, type IngestSocketState, ingestRelayMessage } from './relay-ingest'
 import {
   CLOSE_REPLACED,
@@ -41,6 +46,15 @@ export const MAX_WAITERS = 1000
 
 /** The answer of a call that may wait: refused when too many are waiting already. */
 export type Waited<T> = { ok: true; value: T } | { ok: false; reason: 'too_many_waiters' }
+
+/** Octets of a frame read from storage per pull of its stream: one body chunk's worth. */
+export const FRAME_PIECE_BYTES = BODY_CHUNK_SIZE
+
+/** One frame of a message: its size and its octets as a stream, or why there is none. */
+export type FrameRead =
+  | { status: 'found'; size: number; body: ReadableStream<Uint8Array> }
+  | { status: 'message_not_found' }
+  | { status: 'frame_not_found'; frameCount: number }
 
 /** How long after a failure to tell the directory the object waits before it tries again. */
 export const DIRECTORY_RETRY_MS = 60_000
@@ -238,7 +252,8 @@ export class ChannelObject extends DurableObject<Env> {
   /**
    * RPC: the messages after `options.after`, oldest first. With nothing there and `waitMs` > 0,
    * waits until a batch is stored or the wait ends. The object returns raw bytes and
-   * milliseconds; the Worker turns them into the HTTP API's JSON (base64, ISO 8601, Z85).
+   * milliseconds; the Worker turns them into the HTTP API's JSON (base64, ISO 8601, Z85). A
+   * message over LARGE_MESSAGE_BYTES comes without its frames (see {@link readFrame}).
    * @throws RangeError for options out of range.
    */
   async readMessages(options: ReadOptions & { waitMs?: number }): Promise<Waited<StoredMessage[]>> {
@@ -255,6 +270,37 @@ export class ChannelObject extends DurableObject<Env> {
       if (!waiting) return { ok: false, reason: 'too_many_waiters' }
       await waiting
     }
+  }
+
+  /**
+   * RPC: frame `index` (from 0) of message `seq`. Only the length prefixes before it are read
+   * now; its octets are read {@link FRAME_PIECE_BYTES} at a time as the stream is consumed, so
+   * neither side ever holds the message, nor even the frame, whole. The stream errors if the
+   * message leaves the log (retention) before it ends.
+   * @throws RangeError for a seq or an index out of range, or a corrupt stored body.
+   */
+  readFrame(seq: number, index: number): FrameRead {
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError(`bad seq: ${seq}`)
+    if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`bad index: ${index}`)
+    const found = this.#store.locateFrame(seq, index)
+    if (found.status !== 'found') return found
+    const store = this.#store
+    let sent = 0
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (sent === found.size) {
+            controller.close()
+            return
+          }
+          const length = Math.min(FRAME_PIECE_BYTES, found.size - sent)
+          controller.enqueue(store.readFrameRange(found, sent, length))
+          sent += length
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    return { status: 'found', size: found.size, body }
   }
 
   /**

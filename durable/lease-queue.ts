@@ -8,8 +8,8 @@
 import { addCounter, Counter, readCounters } from './counters'
 import { fitPage, type MessageStore, type StoredMessage } from './message-store'
 
-/** A message handed to a leased consumer. */
-export interface LeasedMessage extends StoredMessage {
+/** A message handed to a leased consumer (a large one without its frames, as reads give it). */
+export type LeasedMessage = StoredMessage & {
   /** Acks, retries and extends this delivery; valid until the message is leased again. */
   leaseId: string
   /** Deliveries so far, this one included (1 on the first). */
@@ -21,8 +21,8 @@ export interface LeasedMessage extends StoredMessage {
 /** Why a message became a dead letter. */
 export type DeadLetterReason = 'expired' | 'retried'
 
-/** A message whose last attempt failed. */
-export interface DeadLetter extends StoredMessage {
+/** A message whose last attempt failed (a large one without its frames, as reads give it). */
+export type DeadLetter = StoredMessage & {
   attempts: number
   /** Milliseconds since the epoch when it became a dead letter. */
   deadAt: number
@@ -33,7 +33,7 @@ export interface DeadLetter extends StoredMessage {
 export interface PullOptions {
   batchSize: number
   visibilityTimeoutMs: number
-  /** Frame octets the batch may hold; the first message is leased however large. */
+  /** Octets the batch may hold (see `listedBytes`); the first message is leased however large. */
   maxBytes: number
   /** Deliveries before a message becomes a dead letter. */
   maxAttempts: number
@@ -78,6 +78,7 @@ interface CandidateRow extends Record<string, SqlStorageValue> {
   attempts: number
   lease_id: string | null
   size: number
+  frame_count: number
 }
 
 /** SQL access to one channel's leased-consumer state. Migrate the schema first. */
@@ -107,7 +108,7 @@ export class LeaseQueue {
       this.#sweep(now, maxAttempts)
       const candidates = sql
         .exec<CandidateRow>(
-          `SELECT q.seq, q.attempts, q.lease_id, m.size
+          `SELECT q.seq, q.attempts, q.lease_id, m.size, m.frame_count
            FROM queue q JOIN messages m ON m.seq = q.seq
            WHERE q.visible_at <= ? ORDER BY q.seq LIMIT ?`,
           now,
@@ -279,8 +280,15 @@ export class LeaseQueue {
   /** Dead letters after seq `after`, in seq order, within `limit` and `maxBytes`. */
   deadLetters(options: { after: number; limit: number; maxBytes: number }): DeadLetter[] {
     const rows = this.#storage.sql
-      .exec<{ seq: number; attempts: number; dead_at: number; reason: string; size: number }>(
-        `SELECT d.seq, d.attempts, d.dead_at, d.reason, m.size
+      .exec<{
+        seq: number
+        attempts: number
+        dead_at: number
+        reason: string
+        size: number
+        frame_count: number
+      }>(
+        `SELECT d.seq, d.attempts, d.dead_at, d.reason, m.size, m.frame_count
          FROM dead_letters d JOIN messages m ON m.seq = d.seq
          WHERE d.seq > ? ORDER BY d.seq LIMIT ?`,
         options.after,

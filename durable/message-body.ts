@@ -1,7 +1,13 @@
 // How one stored message's frames become bytes and back: each frame as a u32 big-endian length
-// and its octets, the same framing the relay batch uses. Pure functions over Uint8Array.
+// and its octets, the same framing the relay batch uses; and how a body's frame sizes are read
+// from its length prefixes alone, a window at a time. Pure functions over Uint8Array.
 
 const LENGTH_SIZE = 4
+
+/** The length of the body of `frameCount` frames of `frameOctets` octets in all. */
+export function bodyLength(frameOctets: number, frameCount: number): number {
+  return frameOctets + LENGTH_SIZE * frameCount
+}
 
 /** Encodes frames into one body: per frame a u32 big-endian length, then its octets. */
 export function encodeBody(frames: readonly Uint8Array[]): Uint8Array {
@@ -66,4 +72,65 @@ export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
     offset += chunk.length
   }
   return joined
+}
+
+/**
+ * Octets {@link frameSizesOf} reads at a time: a window holds the length prefixes of all the
+ * frames that start in it, so a body is read in at most about one window per frame or per
+ * window of body, whichever is fewer, and never whole at once.
+ */
+export const LENGTH_WINDOW_BYTES = 64 * 1024
+
+/**
+ * The size of each frame of a body, read from its length prefixes only: the frames' octets
+ * between them are skipped, not read.
+ * @param readAt returns exactly the body's octets `[offset, offset + length)`.
+ * @param bodyLength the body's length: the frames' octets plus 4 per frame.
+ * @param window octets asked of `readAt` at a time (default {@link LENGTH_WINDOW_BYTES}).
+ * @throws RangeError when the prefixes do not describe exactly `frameCount` frames filling
+ * `bodyLength` octets (corrupt storage), or `readAt`'s own error.
+ */
+export function frameSizesOf(
+  readAt: (offset: number, length: number) => Uint8Array,
+  bodyLength: number,
+  frameCount: number,
+  window = LENGTH_WINDOW_BYTES,
+): number[] {
+  const sizes: number[] = []
+  let offset = 0
+  // The octets read last, which start at body offset `start`.
+  let start = 0
+  let view: DataView = new DataView(new ArrayBuffer(0))
+  for (let index = 0; index < frameCount; index++) {
+    if (offset + LENGTH_SIZE > bodyLength) {
+      throw new RangeError(`stored body ends before frame ${index} of ${frameCount}`)
+    }
+    if (offset + LENGTH_SIZE > start + view.byteLength) {
+      const bytes = readAt(offset, Math.min(Math.max(window, LENGTH_SIZE), bodyLength - offset))
+      view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      start = offset
+    }
+    const length = view.getUint32(offset - start)
+    offset += LENGTH_SIZE + length
+    if (offset > bodyLength) {
+      throw new RangeError(`stored frame ${index} runs past the end of its body`)
+    }
+    sizes.push(length)
+  }
+  if (offset !== bodyLength) {
+    throw new RangeError(`stored body has ${bodyLength - offset} octets after its frames`)
+  }
+  return sizes
+}
+
+/**
+ * Where the octets of frame `index` start in a body with these frame sizes: past the frames
+ * before it and their length prefixes, and its own prefix.
+ */
+export function frameOffset(frameSizes: readonly number[], index: number): number {
+  let offset = LENGTH_SIZE
+  for (let before = 0; before < index; before++) {
+    offset += (frameSizes[before] as number) + LENGTH_SIZE
+  }
+  return offset
 }

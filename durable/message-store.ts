@@ -1,12 +1,22 @@
 // The channel's messages in SQLite: stores a relay batch in one transaction, deduplicated per
-// bridge, and reads pages of messages back with their frames byte for byte. Only synchronous
-// SQL, and every cursor is consumed before returning, so no await can split a read or a write.
+// bridge, and reads pages of messages back with their frames byte for byte, or, for a message
+// over LARGE_MESSAGE_BYTES, only its sizes (its frames are then read a piece at a time). Only
+// synchronous SQL, and every cursor is consumed before returning, so no await can split a read
+// or a write.
 
 import { batchLimits, checkBatch } from './batch-policy'
 import { lastBatchSeq, recordBatch } from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { addCounter, Counter } from './counters'
-import { decodeBody, encodeBody, joinChunks, splitChunks } from './message-body'
+import {
+  bodyLength,
+  decodeBody,
+  encodeBody,
+  frameOffset,
+  frameSizesOf,
+  joinChunks,
+  splitChunks,
+} from './message-body'
 import type { Mechanism, RelayBatch, RelayMessage, RelaySession } from './relay-protocol'
 import { expireByAge, makeRoom } from './retention'
 
@@ -16,8 +26,23 @@ import { expireByAge, makeRoom } from './retention'
  */
 export const BODY_CHUNK_SIZE = 1024 * 1024
 
-/** One stored message as the Durable Object returns it over RPC: raw bytes, no formatting. */
-export interface StoredMessage {
+/**
+ * Frame octets (all frames together) above which a message is large: reads list it by its
+ * sizes, without its frames, and never load its body; its frames are fetched one at a time
+ * (`GET /v1/channels/:channel/messages/:seq/frames/:index`). 8 MiB, the read page cap, so a
+ * message whose frames a page carries always fits one.
+ */
+export const LARGE_MESSAGE_BYTES = 8 * 1024 * 1024
+
+/**
+ * What one frame of a large message weighs against a page's `maxBytes`: its entry in the
+ * listing's frame sizes (at most 10 digits and a comma), with room to spare. A large message
+ * weighs no frame octets, so without this a page of them would have no cap.
+ */
+export const LISTED_FRAME_BYTES = 16
+
+/** What every stored message has, whatever its size. */
+interface MessageHead {
   seq: number
   /** Milliseconds since the Unix epoch when the bridge received the message. */
   receivedAt: number
@@ -25,8 +50,27 @@ export interface StoredMessage {
   peerAddress: string
   /** The CURVE client's long-term public key, 32 octets, when the bridge sent one. */
   publicKey?: Uint8Array
+  /** The frames' octets, all together (without the stored length prefixes). */
+  size: number
+}
+
+/** A message read with its frames. */
+export interface InlineMessage extends MessageHead {
   frames: Uint8Array[]
 }
+
+/**
+ * A message over {@link LARGE_MESSAGE_BYTES}, read without its frames: only their sizes.
+ * {@link MessageStore.locateFrame} and {@link MessageStore.readFrameRange} read one frame.
+ */
+export interface LargeMessage extends MessageHead {
+  frames: null
+  /** Each frame's octets, in order (as many as the message has frames). */
+  frameSizes: number[]
+}
+
+/** One stored message as the Durable Object returns it over RPC: raw bytes, no formatting. */
+export type StoredMessage = InlineMessage | LargeMessage
 
 /** Which messages to read: those after `after`, in seq order. */
 export interface ReadOptions {
@@ -35,29 +79,58 @@ export interface ReadOptions {
   /** At most this many messages (≥ 1). */
   limit: number
   /**
-   * Stop before a message would take the page's frame octets over this total; the first
-   * message is always returned, however large, so a reader can always make progress.
+   * Stop before a message would take the page over this many octets (see {@link listedBytes});
+   * the first message is always returned, however large, so a reader can always make progress.
    */
   maxBytes: number
 }
 
+/** A stored row's size and frame count, as a page's cap counts them. */
+export interface SizedRow extends Record<string, SqlStorageValue> {
+  size: number
+  frame_count: number
+}
+
 /**
- * The longest prefix of `rows` whose sizes add up to at most `maxBytes`; the first row always,
- * however large, so a reader can always make progress.
+ * What a message weighs against a page's `maxBytes`: its frame octets, or for a large message
+ * (which is listed without them) {@link LISTED_FRAME_BYTES} per frame.
  */
-export function fitPage<Row extends { size: number }>(
-  rows: readonly Row[],
-  maxBytes: number,
-): Row[] {
+export function listedBytes(row: SizedRow): number {
+  return row.size > LARGE_MESSAGE_BYTES ? row.frame_count * LISTED_FRAME_BYTES : row.size
+}
+
+/**
+ * The longest prefix of `rows` whose weights ({@link listedBytes}) add up to at most
+ * `maxBytes`; the first row always, however large, so a reader can always make progress.
+ */
+export function fitPage<Row extends SizedRow>(rows: readonly Row[], maxBytes: number): Row[] {
   let total = 0
   let count = 0
   for (const row of rows) {
-    if (count > 0 && total + row.size > maxBytes) break
-    total += row.size
+    const weight = listedBytes(row)
+    if (count > 0 && total + weight > maxBytes) break
+    total += weight
     count++
   }
   return rows.slice(0, count)
 }
+
+/** Where one frame of a stored message lies, for {@link MessageStore.readFrameRange}. */
+export interface FrameLocation {
+  seq: number
+  /** The frame's octets. */
+  size: number
+  /** Where its octets start in the message's body. */
+  offset: number
+  /** The octets of each of the body's chunks (the last may be shorter). */
+  chunkSize: number
+}
+
+/** Frame `index` of message `seq`: where it lies, or why there is none. */
+export type FrameLookup =
+  | ({ status: 'found' } & FrameLocation)
+  | { status: 'message_not_found' }
+  | { status: 'frame_not_found'; frameCount: number }
 
 /** One end of the log. */
 export interface LogEnd {
@@ -88,7 +161,11 @@ interface MessageRow extends Record<string, SqlStorageValue> {
   peer_address: string
   public_key: ArrayBuffer | null
   frame_count: number
-  body: ArrayBuffer
+  size: number
+  /** The first chunk of the body; null for a large message, whose body is not read. */
+  body: ArrayBuffer | null
+  /** The first chunk's octets, which every chunk but the last has. */
+  chunk_size: number
 }
 
 interface ChunkRow extends Record<string, SqlStorageValue> {
@@ -96,10 +173,21 @@ interface ChunkRow extends Record<string, SqlStorageValue> {
   data: ArrayBuffer
 }
 
+/**
+ * Frame sizes of large messages kept in memory, counted in sizes (a number each): enough for
+ * hundreds of messages of a few frames, and at most about 0.5 MB. A body never changes and seqs
+ * are never reused, so what is kept never goes stale.
+ */
+const CACHED_FRAME_SIZES = 65_536
+
 /** SQL access to one channel's messages. The schema is `./schema.ts`; migrate first. */
 export class MessageStore {
   readonly #storage: DurableObjectStorage
   readonly #config: () => ChannelConfig
+  /** Frame sizes of the large messages read lately, by seq, least recently used first. */
+  readonly #frameSizes = new Map<number, number[]>()
+  /** How many sizes {@link #frameSizes} holds in all. */
+  #cachedSizes = 0
 
   /** @param config the channel's current configuration (limits, retention), read at each batch. */
   constructor(
@@ -229,6 +317,7 @@ export class MessageStore {
 
   /**
    * Reads the messages after `options.after`, in seq order, within `limit` and `maxBytes`.
+   * Large messages (over {@link LARGE_MESSAGE_BYTES}) come without their frames.
    * @throws RangeError when a stored body is corrupt.
    */
   read(options: ReadOptions): StoredMessage[] {
@@ -236,8 +325,8 @@ export class MessageStore {
     const { after, limit, maxBytes } = options
     // Sizes first, so the bodies read are only those the page can hold.
     const sizes = sql
-      .exec<{ seq: number; size: number }>(
-        'SELECT seq, size FROM messages WHERE seq > ? ORDER BY seq LIMIT ?',
+      .exec<{ seq: number } & SizedRow>(
+        'SELECT seq, size, frame_count FROM messages WHERE seq > ? ORDER BY seq LIMIT ?',
         after,
         limit,
       )
@@ -245,52 +334,167 @@ export class MessageStore {
     const page = fitPage(sizes, maxBytes)
     const through = page.at(-1)?.seq
     if (through === undefined) return []
-    return this.#bodies('seq > ? AND seq <= ?', after, through)
+    return this.#messages('seq > ? AND seq <= ?', after, through)
   }
 
   /**
-   * Reads the messages with these seqs, in seq order; seqs not stored are left out.
+   * Reads the messages with these seqs, in seq order; seqs not stored are left out. Large
+   * messages come without their frames.
    * @throws RangeError when a stored body is corrupt.
    */
   readSeqs(seqs: readonly number[]): StoredMessage[] {
     if (seqs.length === 0) return []
     // One bound JSON array instead of one parameter per seq (a statement takes at most 100).
-    return this.#bodies('seq IN (SELECT value FROM json_each(?))', JSON.stringify(seqs))
+    return this.#messages('seq IN (SELECT value FROM json_each(?))', JSON.stringify(seqs))
   }
 
-  #bodies(where: string, ...bindings: SqlStorageValue[]): StoredMessage[] {
+  /**
+   * Where frame `index` of message `seq` lies, reading only the length prefixes before it.
+   * @throws RangeError when the stored body is corrupt.
+   */
+  locateFrame(seq: number, index: number): FrameLookup {
+    const row = this.#storage.sql
+      .exec<{ size: number; frame_count: number; chunk_size: number }>(
+        'SELECT size, frame_count, length(body) AS chunk_size FROM messages WHERE seq = ?',
+        seq,
+      )
+      .toArray()[0]
+    if (!row) return { status: 'message_not_found' }
+    if (index >= row.frame_count) return { status: 'frame_not_found', frameCount: row.frame_count }
+    const chunkSize = Math.max(1, row.chunk_size)
+    const frameSizes = this.#frameSizesOf(seq, chunkSize, row.size, row.frame_count)
+    return {
+      status: 'found',
+      seq,
+      size: frameSizes[index] as number,
+      offset: frameOffset(frameSizes, index),
+      chunkSize,
+    }
+  }
+
+  /**
+   * Octets `[from, from + length)` of a frame {@link locateFrame} found, read from the chunks
+   * they lie in and nothing else.
+   * @throws RangeError when the message is gone (retention removed it) or the range is out of
+   * the frame.
+   */
+  readFrameRange(frame: FrameLocation, from: number, length: number): Uint8Array {
+    if (from < 0 || length < 0 || from + length > frame.size) {
+      throw new RangeError(`octets ${from}+${length} are not in a frame of ${frame.size}`)
+    }
+    return this.#readBody(frame.seq, frame.chunkSize, frame.offset + from, length)
+  }
+
+  /**
+   * The body octets `[offset, offset + length)` of message `seq`, each piece cut out of its
+   * chunk by SQLite (`substr` on a BLOB counts octets), so only the range reaches JavaScript.
+   */
+  #readBody(seq: number, chunkSize: number, offset: number, length: number): Uint8Array {
     const { sql } = this.#storage
+    const pieces: Uint8Array[] = []
+    for (let done = 0; done < length; ) {
+      const at = offset + done
+      const idx = Math.floor(at / chunkSize)
+      const start = at - idx * chunkSize
+      const count = Math.min(length - done, chunkSize - start)
+      // Chunk 0 is messages.body; the overflow is numbered from 1. substr counts from 1.
+      const row = (
+        idx === 0
+          ? sql.exec<{ data: ArrayBuffer | null }>(
+              'SELECT substr(body, ?, ?) AS data FROM messages WHERE seq = ?',
+              start + 1,
+              count,
+              seq,
+            )
+          : sql.exec<{ data: ArrayBuffer | null }>(
+              'SELECT substr(data, ?, ?) AS data FROM message_chunks WHERE seq = ? AND idx = ?',
+              start + 1,
+              count,
+              seq,
+              idx,
+            )
+      ).toArray()[0]
+      if (!row?.data || row.data.byteLength !== count) {
+        throw new RangeError(`message ${seq} has no body octets ${at} to ${at + count}`)
+      }
+      pieces.push(new Uint8Array(row.data))
+      done += count
+    }
+    return pieces.length === 0 ? new Uint8Array(0) : joinChunks(pieces)
+  }
+
+  /** The frame sizes of message `seq`, from its length prefixes (remembered for the next read). */
+  #frameSizesOf(seq: number, chunkSize: number, size: number, frameCount: number): number[] {
+    const cached = this.#frameSizes.get(seq)
+    if (cached) {
+      // Most recently used last.
+      this.#frameSizes.delete(seq)
+      this.#frameSizes.set(seq, cached)
+      return cached
+    }
+    const sizes = frameSizesOf(
+      (offset, length) => this.#readBody(seq, chunkSize, offset, length),
+      bodyLength(size, frameCount),
+      frameCount,
+    )
+    this.#frameSizes.set(seq, sizes)
+    this.#cachedSizes += sizes.length
+    for (const [oldest, evicted] of this.#frameSizes) {
+      if (this.#cachedSizes <= CACHED_FRAME_SIZES) break
+      this.#frameSizes.delete(oldest)
+      this.#cachedSizes -= evicted.length
+    }
+    return sizes
+  }
+
+  #messages(where: string, ...bindings: SqlStorageValue[]): StoredMessage[] {
+    const { sql } = this.#storage
+    // CASE: SQLite reads the body column only for the messages that are not large.
     const rows = sql
       .exec<MessageRow>(
-        `SELECT seq, received_at, mechanism, peer_address, public_key, frame_count, body
+        `SELECT seq, received_at, mechanism, peer_address, public_key, frame_count, size,
+           CASE WHEN size <= ? THEN body END AS body, length(body) AS chunk_size
          FROM messages WHERE ${where} ORDER BY seq`,
+        LARGE_MESSAGE_BYTES,
         ...bindings,
       )
       .toArray()
+    // The overflow chunks of the bodies read, in one query.
+    const overflowing = rows.flatMap((row) =>
+      row.body !== null && row.chunk_size < bodyLength(row.size, row.frame_count) ? [row.seq] : [],
+    )
     const overflow = new Map<number, Uint8Array[]>()
-    const chunks = sql
-      .exec<ChunkRow>(
-        `SELECT seq, data FROM message_chunks WHERE ${where} ORDER BY seq, idx`,
-        ...bindings,
-      )
-      .toArray()
-    for (const chunk of chunks) {
-      const list = overflow.get(chunk.seq) ?? []
-      list.push(new Uint8Array(chunk.data))
-      overflow.set(chunk.seq, list)
+    if (overflowing.length > 0) {
+      const chunks = sql
+        .exec<ChunkRow>(
+          `SELECT seq, data FROM message_chunks
+           WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq, idx`,
+          JSON.stringify(overflowing),
+        )
+        .toArray()
+      for (const chunk of chunks) {
+        const list = overflow.get(chunk.seq) ?? []
+        list.push(new Uint8Array(chunk.data))
+        overflow.set(chunk.seq, list)
+      }
     }
 
-    return rows.map((row) => {
-      const body = joinChunks([new Uint8Array(row.body), ...(overflow.get(row.seq) ?? [])])
-      const message: StoredMessage = {
+    return rows.map((row): StoredMessage => {
+      const head: MessageHead = {
         seq: row.seq,
         receivedAt: row.received_at,
         mechanism: row.mechanism as Mechanism,
         peerAddress: row.peer_address,
-        frames: decodeBody(body, row.frame_count),
+        size: row.size,
       }
-      if (row.public_key) message.publicKey = new Uint8Array(row.public_key)
-      return message
+      if (row.public_key) head.publicKey = new Uint8Array(row.public_key)
+      if (row.body === null) {
+        const chunkSize = Math.max(1, row.chunk_size)
+        const frameSizes = this.#frameSizesOf(row.seq, chunkSize, row.size, row.frame_count)
+        return { ...head, frames: null, frameSizes }
+      }
+      const body = joinChunks([new Uint8Array(row.body), ...(overflow.get(row.seq) ?? [])])
+      return { ...head, frames: decodeBody(body, row.frame_count) }
     })
   }
 }

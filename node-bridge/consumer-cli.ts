@@ -45,12 +45,19 @@ const ABORTED = Symbol('aborted')
 /** An HTTP error answer from the Worker, which no retry fixes. */
 class HttpError extends Error {}
 
-/** A message as the API returns it (see docs/openapi.json, `Message`). */
+/**
+ * A message as the API returns it (see docs/openapi.json, `Message`). A large one (frames over
+ * 8 MiB in all) has `frames: null`, its sizes and `framesUrl`, where its frames are fetched.
+ */
 export interface ApiMessage {
   seq: number
   receivedAt: string
-  frames: string[]
+  frames: string[] | null
   binaryFrames?: number[]
+  size?: number
+  frameCount?: number
+  frameSizes?: number[]
+  framesUrl?: string
   peer: { address: string; mechanism: string; publicKey?: string }
 }
 
@@ -125,9 +132,21 @@ function oneLine(text: string): string {
 
 /**
  * One message as a text line: seq, receive time, frames joined by ` | `; frames that are not
- * UTF-8 (with `encoding=utf8`) are base64, marked `base64:`.
+ * UTF-8 (with `encoding=utf8`) are base64, marked `base64:`. A large message, which the API
+ * lists without its frames, is a note of its size and where its frames are: `<url>/<index>`,
+ * the URL resolved against `base` (the Worker's URL).
  */
-export function formatMessageLine(message: ApiMessage): string {
+export function formatMessageLine(message: ApiMessage, base = ''): string {
+  if (message.frames === null) {
+    const size = message.size ?? 0
+    const count = message.frameCount ?? message.frameSizes?.length ?? 0
+    const frames = `${count} frame${count === 1 ? '' : 's'}`
+    const indexes = count > 1 ? `<0-${count - 1}>` : '0'
+    return (
+      `${message.seq} ${message.receivedAt} [large message not shown: ${size} octets ` +
+      `(${formatBytes(size)}) in ${frames} at ${base}${message.framesUrl ?? ''}/${indexes}]`
+    )
+  }
   const binary = new Set(message.binaryFrames ?? [])
   const frames = message.frames.map((frame, index) =>
     binary.has(index) ? `${BINARY_MARK}${frame}` : oneLine(frame),
@@ -232,7 +251,7 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
       }
     }
     const print = (message: ApiMessage) =>
-      flags.json ? `${JSON.stringify(message)}\n` : `${formatMessageLine(message)}\n`
+      flags.json ? `${JSON.stringify(message)}\n` : `${formatMessageLine(message, base)}\n`
     for (;;) {
       if (flags.sse) {
         // One stream for as long as it lasts; reconnect after the last message printed.

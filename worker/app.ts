@@ -1,11 +1,11 @@
 // The Worker's HTTP API, a thin Hono router: the dashboard page, health, the OpenAPI document,
-// the channel list, a channel's stats, cursor reads (JSON or NDJSON), the live tail (Server-Sent
-// Events), leased pulls, acks and dead letters, and the bridges' ingest WebSocket, which
+// the channel list, a channel's stats, cursor reads (JSON or NDJSON), one frame of a message as
+// octets, the live tail (Server-Sent Events), leased pulls, acks and dead letters, and the
+// bridges' ingest WebSocket, which
 // goes to the channel's Durable Object once checked here (checking in the Worker keeps refused
 // requests from being billed as Durable Object requests).
 
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { validator } from 'hono/validator'
 import openapi from '../docs/openapi.json'
@@ -18,6 +18,7 @@ import {
   RELAY_SUBPROTOCOL,
 } from '../durable/relay-protocol'
 import { requireBearer } from './auth'
+import { bodyLimit } from './body-limit'
 import { dashboardResponse } from './dashboard/response'
 import { ApiError, ErrorCode, errorBody } from './errors'
 import {
@@ -34,6 +35,7 @@ import {
   parseEncoding,
   parseEventCursor,
   parseExtendBody,
+  parseFrameRef,
   parseListQuery,
   parsePullBody,
   parseReadQuery,
@@ -43,7 +45,9 @@ import {
 
 /**
  * Most frame octets one messages response carries (base64 makes the body about 4/3 of it).
- * A larger first message is still returned whole, alone.
+ * A message over LARGE_MESSAGE_BYTES (durable/message-store.ts, also 8 MiB) is listed without
+ * its frames and weighs 16 octets per frame; so a first message of up to 8 MiB comes alone, and
+ * no response is far over this.
  */
 export const MAX_PAGE_FRAME_BYTES = 8 * 1024 * 1024
 
@@ -68,20 +72,12 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
 /**
  * Validates a JSON request body with `parse` (which throws ApiError 400 invalid_body), after
- * checking its size (413 payload_too_large) and its Content-Type (415 unsupported_media_type).
+ * checking its size (413 payload_too_large, see ./body-limit.ts) and its Content-Type (415
+ * unsupported_media_type).
  */
 function jsonBody<T>(parse: (value: unknown) => T) {
   return [
-    bodyLimit({
-      maxSize: MAX_REQUEST_BYTES,
-      onError: () => {
-        throw new ApiError(
-          413,
-          ErrorCode.PAYLOAD_TOO_LARGE,
-          `request bodies are at most ${MAX_REQUEST_BYTES} octets`,
-        )
-      },
-    }),
+    bodyLimit(MAX_REQUEST_BYTES),
     validator('json', (value, c) => {
       const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]?.trim() ?? ''
       if (!JSON_MEDIA_TYPE.test(mediaType)) {
@@ -153,7 +149,11 @@ function wantsNdjson(accept: string | undefined): boolean {
  * A body of one JSON message per line, each formatted only when the client reads on, so a
  * large page is never held as one big JSON string.
  */
-function ndjsonStream(messages: StoredMessage[], encoding: FrameEncoding): ReadableStream {
+function ndjsonStream(
+  channel: string,
+  messages: StoredMessage[],
+  encoding: FrameEncoding,
+): ReadableStream {
   const encoder = new TextEncoder()
   let index = 0
   return new ReadableStream(
@@ -164,7 +164,8 @@ function ndjsonStream(messages: StoredMessage[], encoding: FrameEncoding): Reada
           controller.close()
           return
         }
-        controller.enqueue(encoder.encode(`${JSON.stringify(toApiMessage(message, encoding))}\n`))
+        const line = JSON.stringify(toApiMessage(channel, message, encoding))
+        controller.enqueue(encoder.encode(`${line}\n`))
       },
     },
     { highWaterMark: 0 },
@@ -187,7 +188,7 @@ channels.get('/:channel/messages', reader, async (c) => {
   // `next` is the `after` of the following call: the last seq returned, else `after` itself.
   const next = stored.at(-1)?.seq ?? after
   if (wantsNdjson(c.req.header('Accept'))) {
-    return new Response(ndjsonStream(stored, encoding), {
+    return new Response(ndjsonStream(channel, stored, encoding), {
       headers: {
         'Content-Type': `${NDJSON_MEDIA_TYPE}; charset=utf-8`,
         [NEXT_HEADER]: String(next),
@@ -198,21 +199,55 @@ channels.get('/:channel/messages', reader, async (c) => {
   c.header('Vary', 'Accept')
   return c.json({
     channel,
-    messages: stored.map((message) => toApiMessage(message, encoding)),
+    messages: stored.map((message) => toApiMessage(channel, message, encoding)),
     next,
+  })
+})
+
+// One frame of a message as octets: the way to a large message's frames, which reads list
+// without them (`framesUrl`), and works for any message. The object streams it from storage a
+// piece at a time; FixedLengthStream gives the response its Content-Length and fails it, rather
+// than end it short, if the stream breaks (e.g. retention removes the message meanwhile):
+// https://developers.cloudflare.com/workers/runtime-apis/streams/transformstream/#fixedlengthstream
+channels.get('/:channel/messages/:seq/frames/:index', reader, async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  const { seq, index } = parseFrameRef(c.req.param('seq'), c.req.param('index'))
+  const frame = await channelStub(c.env, channel).readFrame(seq, index)
+  if (frame.status === 'message_not_found') {
+    throw new ApiError(404, ErrorCode.MESSAGE_NOT_FOUND, `channel ${channel} has no message ${seq}`)
+  }
+  if (frame.status === 'frame_not_found') {
+    throw new ApiError(
+      404,
+      ErrorCode.FRAME_NOT_FOUND,
+      `message ${seq} has ${frame.frameCount} frames, indexed from 0`,
+    )
+  }
+  const { readable, writable } = new FixedLengthStream(frame.size)
+  frame.body.pipeTo(writable).catch((error: unknown) => {
+    console.error('frame stream failed', { channel, seq, index, error: String(error) })
+  })
+  return new Response(readable, {
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      // Also set by FixedLengthStream on the wire; written here so the header is there in any case.
+      'Content-Length': String(frame.size),
+      'Content-Disposition': `attachment; filename="${channel}-${seq}-${index}.bin"`,
+      'X-Content-Type-Options': 'nosniff',
+    },
   })
 })
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** One Server-Sent Event per message: `id: <seq>`, `event: message`, `data: <its JSON>`. */
-function sseEvents(messages: StoredMessage[], encoding: FrameEncoding): string {
+function sseEvents(channel: string, messages: StoredMessage[], encoding: FrameEncoding): string {
   // JSON.stringify never writes a line break, so `data` is one line.
   return messages
-    .map(
-      (message) =>
-        `id: ${message.seq}\nevent: message\ndata: ${JSON.stringify(toApiMessage(message, encoding))}\n\n`,
-    )
+    .map((message) => {
+      const data = JSON.stringify(toApiMessage(channel, message, encoding))
+      return `id: ${message.seq}\nevent: message\ndata: ${data}\n\n`
+    })
     .join('')
 }
 
@@ -242,7 +277,7 @@ channels.get('/:channel/events', reader, async (c) => {
           if (cancelled) return
           if (result.ok && result.value.length > 0) {
             cursor = result.value.at(-1)?.seq ?? cursor
-            controller.enqueue(encoder.encode(sseEvents(result.value, encoding)))
+            controller.enqueue(encoder.encode(sseEvents(channel, result.value, encoding)))
             return
           }
           if (!result.ok) {
@@ -280,7 +315,7 @@ channels.post('/:channel/pull', reader, ...jsonBody(parsePullBody), async (c) =>
   )
   return c.json({
     channel,
-    messages: leased.map((message) => toApiLeasedMessage(message, encoding)),
+    messages: leased.map((message) => toApiLeasedMessage(channel, message, encoding)),
   })
 })
 
@@ -309,7 +344,7 @@ channels.get('/:channel/dead-letters', reader, async (c) => {
   const next = dead.at(-1)?.seq ?? after
   return c.json({
     channel,
-    messages: dead.map((message) => toApiDeadLetter(message, encoding)),
+    messages: dead.map((message) => toApiDeadLetter(channel, message, encoding)),
     next,
   })
 })

@@ -7,12 +7,15 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 export const ErrorCode = {
   INVALID_CHANNEL: 'invalid_channel',
   INVALID_QUERY: 'invalid_query',
+  INVALID_PATH: 'invalid_path',
   INVALID_BODY: 'invalid_body',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
   PAYLOAD_TOO_LARGE: 'payload_too_large',
   TOO_MANY_WAITERS: 'too_many_waiters',
   UNAUTHORIZED: 'unauthorized',
   NOT_FOUND: 'not_found',
+  MESSAGE_NOT_FOUND: 'message_not_found',
+  FRAME_NOT_FOUND: 'frame_not_found',
   UPGRADE_REQUIRED: 'upgrade_required',
   /** An ingest upgrade without the relay subprotocol this Worker speaks (an older bridge). */
   UNSUPPORTED_RELAY_VERSION: 'unsupported_relay_version',

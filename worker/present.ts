@@ -1,6 +1,6 @@
 // The HTTP API's JSON for stored messages: frames in base64 (or, with `?encoding=utf8`, as
-// strings where they are valid UTF-8), the receive time in ISO 8601, a CURVE client's public
-// key in Z85.
+// strings where they are valid UTF-8), or for a large message its sizes and the path of its
+// frames; the receive time in ISO 8601, a CURVE client's public key in Z85.
 
 import type { ChannelStats } from '../durable/channel-object'
 import type { DeadLetter, LeasedMessage } from '../durable/lease-queue'
@@ -11,11 +11,21 @@ import { toBase64 } from './base64'
 /** How frames are written: `base64` (the default) or `utf8` (strings, base64 where invalid). */
 export type FrameEncoding = 'base64' | 'utf8'
 
-/** One message in a `GET /v1/channels/:channel/messages` response. */
-export interface ApiMessage {
+/** What every message in a response has. */
+interface ApiMessageHead {
   seq: number
   /** ISO 8601, UTC, millisecond precision. */
   receivedAt: string
+  peer: {
+    address: string
+    mechanism: string
+    /** The CURVE client's long-term public key in Z85; only when the bridge sent one. */
+    publicKey?: string
+  }
+}
+
+/** A message of at most LARGE_MESSAGE_BYTES of frames, which come with it. */
+export interface ApiInlineMessage extends ApiMessageHead {
   /**
    * Each frame's octets, base64 (RFC 4648 §4); with `encoding=utf8`, the decoded text of each
    * frame that is valid UTF-8 and base64 for those listed in {@link binaryFrames}.
@@ -26,13 +36,25 @@ export interface ApiMessage {
    * so are base64 in `frames`; empty when every frame is text.
    */
   binaryFrames?: number[]
-  peer: {
-    address: string
-    mechanism: string
-    /** The CURVE client's long-term public key in Z85; only when the bridge sent one. */
-    publicKey?: string
-  }
 }
+
+/**
+ * A message over LARGE_MESSAGE_BYTES of frames: listed by its sizes, its frames fetched one at a
+ * time from `framesUrl + "/" + index` (so no response is far over its cap).
+ */
+export interface ApiLargeMessage extends ApiMessageHead {
+  frames: null
+  /** The frames' octets, all together. */
+  size: number
+  frameCount: number
+  /** Each frame's octets, in order. */
+  frameSizes: number[]
+  /** The path of the message's frames, relative to the API's origin; frame i is at `/i` under it. */
+  framesUrl: string
+}
+
+/** One message in a `GET /v1/channels/:channel/messages` response. */
+export type ApiMessage = ApiInlineMessage | ApiLargeMessage
 
 // fatal: invalid UTF-8 throws instead of becoming U+FFFD; ignoreBOM: a leading U+FEFF is
 // kept as text, so the string encodes back to the very same octets.
@@ -42,7 +64,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 function encodeFrames(
   frames: readonly Uint8Array[],
   encoding: FrameEncoding,
-): Pick<ApiMessage, 'frames' | 'binaryFrames'> {
+): Pick<ApiInlineMessage, 'frames' | 'binaryFrames'> {
   if (encoding === 'base64') return { frames: frames.map(toBase64) }
   const binaryFrames: number[] = []
   const encoded = frames.map((frame, index) => {
@@ -56,23 +78,36 @@ function encodeFrames(
   return { frames: encoded, binaryFrames }
 }
 
-/** Formats one stored message for the HTTP API. */
+/** The path of a message's frames: `GET <it>/<index>` gives frame `index` as octets. */
+export function framesPath(channel: string, seq: number): string {
+  return `/v1/channels/${channel}/messages/${seq}/frames`
+}
+
+/** Formats one stored message of `channel` for the HTTP API. */
 export function toApiMessage(
+  channel: string,
   message: StoredMessage,
   encoding: FrameEncoding = 'base64',
 ): ApiMessage {
   const peer: ApiMessage['peer'] = { address: message.peerAddress, mechanism: message.mechanism }
   if (message.publicKey) peer.publicKey = z85Encode(message.publicKey)
-  return {
-    seq: message.seq,
-    receivedAt: new Date(message.receivedAt).toISOString(),
-    ...encodeFrames(message.frames, encoding),
-    peer,
+  const head = { seq: message.seq, receivedAt: new Date(message.receivedAt).toISOString() }
+  if (message.frames === null) {
+    return {
+      ...head,
+      frames: null,
+      size: message.size,
+      frameCount: message.frameSizes.length,
+      frameSizes: message.frameSizes,
+      framesUrl: framesPath(channel, message.seq),
+      peer,
+    }
   }
+  return { ...head, ...encodeFrames(message.frames, encoding), peer }
 }
 
 /** One message in a `POST /v1/channels/:channel/pull` response. */
-export interface ApiLeasedMessage extends ApiMessage {
+export type ApiLeasedMessage<Message extends ApiMessage = ApiMessage> = Message & {
   leaseId: string
   /** Deliveries so far, this one included. */
   attempts: number
@@ -81,11 +116,12 @@ export interface ApiLeasedMessage extends ApiMessage {
 }
 
 export function toApiLeasedMessage(
+  channel: string,
   message: LeasedMessage,
   encoding: FrameEncoding = 'base64',
 ): ApiLeasedMessage {
   return {
-    ...toApiMessage(message, encoding),
+    ...toApiMessage(channel, message, encoding),
     leaseId: message.leaseId,
     attempts: message.attempts,
     leaseExpiresAt: new Date(message.leaseExpiresAt).toISOString(),
@@ -93,7 +129,7 @@ export function toApiLeasedMessage(
 }
 
 /** One message in a `GET /v1/channels/:channel/dead-letters` response. */
-export interface ApiDeadLetter extends ApiMessage {
+export type ApiDeadLetter<Message extends ApiMessage = ApiMessage> = Message & {
   attempts: number
   /** ISO 8601: when it became a dead letter. */
   deadAt: string
@@ -101,11 +137,12 @@ export interface ApiDeadLetter extends ApiMessage {
 }
 
 export function toApiDeadLetter(
+  channel: string,
   message: DeadLetter,
   encoding: FrameEncoding = 'base64',
 ): ApiDeadLetter {
   return {
-    ...toApiMessage(message, encoding),
+    ...toApiMessage(channel, message, encoding),
     attempts: message.attempts,
     deadAt: new Date(message.deadAt).toISOString(),
     reason: message.reason,

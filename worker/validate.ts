@@ -1,5 +1,5 @@
-// Checks of what a client puts in the URL: the channel name and the read query. Each returns
-// the typed value or throws an ApiError 400.
+// Checks of what a client puts in the URL: the channel name, a message's seq and frame index,
+// and the read query. Each returns the typed value or throws an ApiError 400.
 
 import { ApiError, ErrorCode } from './errors'
 import type { FrameEncoding } from './present'
@@ -29,6 +29,23 @@ export function parseChannel(name: string): string {
     )
   }
   return name
+}
+
+/**
+ * Reads the seq (an integer ≥ 1) and the frame index (an integer ≥ 0) of a frame's path,
+ * `/v1/channels/:channel/messages/:seq/frames/:index`.
+ * @throws ApiError 400 invalid_path when either is anything else.
+ */
+export function parseFrameRef(seq: string, index: string): { seq: number; index: number } {
+  const number = (value: string) => (/^\d{1,16}$/.test(value) ? Number(value) : Number.NaN)
+  const parsed = { seq: number(seq), index: number(index) }
+  if (!(Number.isSafeInteger(parsed.seq) && parsed.seq >= 1)) {
+    throw new ApiError(400, ErrorCode.INVALID_PATH, 'the seq must be an integer >= 1')
+  }
+  if (!Number.isSafeInteger(parsed.index)) {
+    throw new ApiError(400, ErrorCode.INVALID_PATH, 'the frame index must be an integer >= 0')
+  }
+  return parsed
 }
 
 function integer(value: string, name: string): number {

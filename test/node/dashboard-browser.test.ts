@@ -3,7 +3,7 @@
 // wrong token and the right one, watches the rate while messages flow, opens the channel, checks
 // text, binary and hostile messages and the connected bridge, then keeps a screenshot.
 
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page, Route } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -368,6 +368,66 @@ describe('the dashboard’s polling, against a mocked API', () => {
     // (A real pause, as the page's timers are frozen: it can only miss a bug, never fail.)
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(await note.textContent()).toBe('The channel did not answer: the channel did not answer')
+    expect(pageProblems).toEqual([])
+  })
+
+  it('shows a large message (frames null) as its size, and downloads a frame with the token', async () => {
+    const frameAsked: { authorization?: string; path: string }[] = []
+    await view.route(
+      (url) => url.pathname.includes('/frames/'),
+      async (route) => {
+        const request = route.request()
+        frameAsked.push({
+          authorization: await request.headerValue('authorization').then((v) => v ?? undefined),
+          path: new URL(request.url()).pathname,
+        })
+        await route.fulfill({
+          contentType: 'application/octet-stream',
+          body: Buffer.from([0, 1, 2, 0xff]),
+        })
+      },
+    )
+    listing = { channels: [listed('mock-c', 7)], total: 1, truncated: false }
+    await expectPollAfter(5_000)
+    await view.getByRole('button', { name: 'mock-c' }).click()
+    const read = () => messageCalls.find((call) => call.url.pathname.includes('/mock-c/'))
+    await waitFor(() => read() !== undefined, { what: 'the read of mock-c' })
+    const framesUrl = '/v1/channels/mock-c/messages/7/frames'
+    await read()?.route.fulfill({
+      json: {
+        channel: 'mock-c',
+        messages: [
+          {
+            seq: 7,
+            receivedAt: '2026-01-01T00:00:00.000Z',
+            frames: null,
+            size: 9_437_188,
+            frameCount: 2,
+            frameSizes: [4, 9_437_184],
+            framesUrl,
+            peer: { address: '10.0.0.5:40122', mechanism: 'NULL' },
+          },
+        ],
+        next: 7,
+      },
+    })
+    const large = view.locator('#messages-body tr[data-seq="7"]')
+    await large.locator('p.large').waitFor()
+    expect(await large.locator('p.large').textContent()).toBe(
+      'Large message, not shown: 9.0 MiB (9,437,188 bytes) in 2 frames.',
+    )
+    const frames = large.locator('li[data-kind="large"]')
+    expect(await frames.allTextContents()).toEqual(['4 bytes download', '9,437,184 bytes download'])
+    const link = frames.nth(0).getByRole('link', { name: 'download' })
+    expect(await link.getAttribute('href')).toBe(`${framesUrl}/0`)
+
+    const saved = view.waitForEvent('download')
+    await link.click()
+    const download = await saved
+    expect(download.suggestedFilename()).toBe('message-7-frame-0.bin')
+    const path = await download.path()
+    expect([...readFileSync(path)]).toEqual([0, 1, 2, 0xff])
+    expect(frameAsked).toEqual([{ authorization: 'Bearer any-token', path: `${framesUrl}/0` }])
     expect(pageProblems).toEqual([])
   })
 })

@@ -65,6 +65,26 @@ describe('formatting', () => {
     ).toBe('7 2026-11-27T04:41:19.123Z orders | line one\\nline two | base64:/wA=')
   })
 
+  it('prints a large message, listed without its frames, as its size and the URL of its frames', () => {
+    const large = {
+      seq: 43,
+      receivedAt: '2026-11-27T04:41:19.456Z',
+      frames: null,
+      size: 9_437_188,
+      frameCount: 2,
+      frameSizes: [4, 9_437_184],
+      framesUrl: '/v1/channels/orders/messages/43/frames',
+      peer: { address: '127.0.0.1:1', mechanism: 'NULL' },
+    }
+    expect(formatMessageLine(large, 'http://127.0.0.1:8787')).toBe(
+      '43 2026-11-27T04:41:19.456Z [large message not shown: 9437188 octets (9.0 MiB) in 2 ' +
+        'frames at http://127.0.0.1:8787/v1/channels/orders/messages/43/frames/<0-1>]',
+    )
+    expect(formatMessageLine({ ...large, frameCount: 1, frameSizes: [9_437_188] })).toMatch(
+      / in 1 frame at \/v1\/channels\/orders\/messages\/43\/frames\/0\]$/,
+    )
+  })
+
   it('summarises channel stats', () => {
     const text = formatStats({
       channel: 'default',

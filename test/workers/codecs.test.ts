@@ -1,10 +1,19 @@
 // The pure pieces the Worker and the Durable Object rely on: Z85, base64 without Buffer, the
-// stored body format, and the schema migrations.
+// stored body format (and reading its frame sizes from the length prefixes alone), a page's cap,
+// and the schema migrations.
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { decodeBody, encodeBody, joinChunks, splitChunks } from '../../durable/message-body'
+import {
+  decodeBody,
+  encodeBody,
+  frameOffset,
+  frameSizesOf,
+  joinChunks,
+  splitChunks,
+} from '../../durable/message-body'
+import { fitPage, LARGE_MESSAGE_BYTES, LISTED_FRAME_BYTES } from '../../durable/message-store'
 import { decodeRelayFrame, encodeBatch, encodeNack, NackCode } from '../../durable/relay-protocol'
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../durable/schema'
 import { z85Encode } from '../../durable/z85'
@@ -88,6 +97,76 @@ describe('stored message bodies', () => {
     expect(splitChunks(bytes, 10)).toHaveLength(1)
     expect(splitChunks(new Uint8Array(0), 4)).toHaveLength(1)
     expectBytes(joinChunks(splitChunks(bytes, 3)), bytes)
+  })
+})
+
+describe('frameSizesOf', () => {
+  /** A reader over `body` that records each range asked of it. */
+  function reader(body: Uint8Array) {
+    const reads: [number, number][] = []
+    const readAt = (offset: number, length: number) => {
+      reads.push([offset, length])
+      return body.slice(offset, offset + length)
+    }
+    return { reads, readAt }
+  }
+
+  it('reads the sizes from the length prefixes, skipping the frames between them', () => {
+    const frames = [pattern(100, 1), new Uint8Array(0), pattern(3, 2), pattern(50, 3)]
+    const body = encodeBody(frames)
+    const { reads, readAt } = reader(body)
+    expect(frameSizesOf(readAt, body.length, 4, 8)).toEqual([100, 0, 3, 50])
+    // A window of 8 at each prefix that is not in the window before: 0, then 104 (holds the
+    // empty frame's prefix at 104 and the next at 108), then 115.
+    expect(reads).toEqual([
+      [0, 8],
+      [104, 8],
+      [115, 8],
+    ])
+  })
+
+  it('gives the same sizes whatever the window, down to a prefix at a time', () => {
+    const frames = Array.from({ length: 20 }, (_, index) => pattern(index * 7, index))
+    const body = encodeBody(frames)
+    const sizes = frames.map((frame) => frame.length)
+    for (const window of [1, 4, 5, 13, 64, body.length, body.length * 2]) {
+      expect(frameSizesOf(reader(body).readAt, body.length, 20, window)).toEqual(sizes)
+    }
+  })
+
+  it('refuses prefixes that do not fill the body with exactly that many frames', () => {
+    const body = encodeBody([Uint8Array.of(1, 2, 3)])
+    const { readAt } = reader(body)
+    expect(() => frameSizesOf(readAt, body.length, 2)).toThrow(RangeError)
+    expect(() => frameSizesOf(readAt, body.length, 0)).toThrow(RangeError)
+    expect(() => frameSizesOf(readAt, 6, 1)).toThrow(RangeError)
+    expect(frameSizesOf(readAt, body.length, 1)).toEqual([3])
+  })
+
+  it('places each frame after the frames and length prefixes before it', () => {
+    expect([0, 1, 2, 3].map((index) => frameOffset([100, 0, 3, 50], index))).toEqual([
+      4, 108, 112, 119,
+    ])
+  })
+})
+
+describe('fitPage', () => {
+  const row = (size: number, frameCount = 1) => ({ size, frame_count: frameCount })
+
+  it('counts frame octets, and a large message as LISTED_FRAME_BYTES per frame', () => {
+    const large = row(LARGE_MESSAGE_BYTES + 1, 3)
+    const listed = 3 * LISTED_FRAME_BYTES
+    expect(fitPage([row(10), large, row(5)], 10 + listed + 5)).toHaveLength(3)
+    expect(fitPage([row(10), large, row(5)], 10 + listed + 4)).toHaveLength(2)
+    expect(fitPage([row(10), large], 10 + listed - 1)).toHaveLength(1)
+    // Exactly LARGE_MESSAGE_BYTES is not large: its frames count.
+    expect(fitPage([row(1), row(LARGE_MESSAGE_BYTES)], LARGE_MESSAGE_BYTES)).toHaveLength(1)
+  })
+
+  it('always returns the first row, however heavy', () => {
+    expect(fitPage([row(100)], 1)).toHaveLength(1)
+    expect(fitPage([row(LARGE_MESSAGE_BYTES + 1, 1_000_000)], 1)).toHaveLength(1)
+    expect(fitPage([], 1)).toEqual([])
   })
 })
 

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import openapi from '../../docs/openapi.json'
 import { migrate } from '../../durable/schema'
 import { app } from '../../worker/app'
-import type { ApiLeasedMessage } from '../../worker/present'
+import { MAX_DRAIN_BYTES } from '../../worker/body-limit'
+import type { ApiInlineMessage, ApiLeasedMessage } from '../../worker/present'
 import {
   closeAllIngest,
   expectQueueCountersExact,
@@ -43,7 +44,7 @@ function post(path: string, body: unknown, headers: Record<string, string> = {})
 
 interface PullResponse {
   channel: string
-  messages: ApiLeasedMessage[]
+  messages: ApiLeasedMessage<ApiInlineMessage>[]
 }
 
 async function pull(channel: string, body: Record<string, unknown> = {}): Promise<PullResponse> {
@@ -300,7 +301,7 @@ describe('dead letters', () => {
     const response = await get(`/v1/channels/${channel}/dead-letters`, READ_TOKEN)
     expect(response.status).toBe(200)
     const page = (await response.json()) as {
-      messages: (ApiLeasedMessage & { deadAt: string; reason: string })[]
+      messages: (ApiLeasedMessage<ApiInlineMessage> & { deadAt: string; reason: string })[]
       next: number
     }
     expect(page.messages).toHaveLength(1)
@@ -455,6 +456,57 @@ describe('request validation on the consumer routes', () => {
       413,
       'payload_too_large',
     )
+  })
+
+  /** `text` as a body without a length (chunked), 16 KiB at a time, counting what was pulled. */
+  function countedBody(text: string, piece = 16 * 1024) {
+    const bytes = new TextEncoder().encode(text)
+    const counter = { sent: 0, cancelled: false }
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (counter.sent >= bytes.length) return controller.close()
+        const chunk = bytes.subarray(counter.sent, counter.sent + piece)
+        counter.sent += chunk.length
+        controller.enqueue(chunk)
+      },
+      cancel() {
+        counter.cancelled = true
+      },
+    })
+    return { bytes, counter, stream }
+  }
+
+  const postStream = (path: string, stream: ReadableStream) =>
+    exports.default.fetch(`${ORIGIN}${path}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${READ_TOKEN}`, 'Content-Type': 'application/json' },
+      body: stream,
+    })
+
+  it('reads a chunked body within the limit, and drains one over it before the 413', async () => {
+    const small = countedBody(JSON.stringify({ acks: ['a'.repeat(100), 'b'] }), 10)
+    const accepted = await postStream('/v1/channels/abc/ack', small.stream)
+    expect(accepted.status).toBe(200)
+    expect(await accepted.json()).toMatchObject({ acked: 0, unknown: ['a'.repeat(100), 'b'] })
+
+    // Read to the end (not left half read), so workerd keeps the connection usable.
+    const oversized = (octets: number) => JSON.stringify({ acks: ['x'.repeat(octets)] })
+    const large = countedBody(oversized(300 * 1024))
+    await expectError(
+      await postStream('/v1/channels/abc/ack', large.stream),
+      413,
+      'payload_too_large',
+    )
+    expect(large.counter).toEqual({ sent: large.bytes.length, cancelled: false })
+
+    // Past MAX_DRAIN_BYTES of it, the rest is cancelled instead: not all of it is pulled.
+    const huge = countedBody(oversized(256 * 1024 + MAX_DRAIN_BYTES + 512 * 1024))
+    await expectError(
+      await postStream('/v1/channels/abc/ack', huge.stream),
+      413,
+      'payload_too_large',
+    )
+    expect(huge.counter.sent).toBeLessThan(huge.bytes.length)
   })
 
   it.each([

@@ -4,7 +4,7 @@
 import { exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NDJSON_MEDIA_TYPE, NEXT_HEADER } from '../../worker/app'
-import type { ApiMessage } from '../../worker/present'
+import type { ApiInlineMessage } from '../../worker/present'
 import {
   closeAllIngest,
   expectBytes,
@@ -54,7 +54,7 @@ function post(path: string, body: unknown) {
 }
 
 /** Rebuilds each frame's octets from a utf8-encoded message. */
-function octets(message: ApiMessage): Uint8Array[] {
+function octets(message: ApiInlineMessage): Uint8Array[] {
   const binary = new Set(message.binaryFrames)
   return message.frames.map((frame, index) =>
     binary.has(index) ? fromBase64(frame) : new TextEncoder().encode(frame),
@@ -118,7 +118,7 @@ describe('?encoding=utf8', () => {
     const pulled = (await (
       await post(`/v1/channels/${channel}/pull?encoding=utf8`, {})
     ).json()) as {
-      messages: (ApiMessage & { leaseId: string })[]
+      messages: (ApiInlineMessage & { leaseId: string })[]
     }
     const [leased] = pulled.messages
     if (!leased) throw new Error('nothing leased')
@@ -137,7 +137,7 @@ describe('?encoding=utf8', () => {
     }
     const dead = (await (
       await get(`/v1/channels/${channel}/dead-letters?encoding=utf8`, READ_TOKEN)
-    ).json()) as { messages: ApiMessage[] }
+    ).json()) as { messages: ApiInlineMessage[] }
     expect(dead.messages).toHaveLength(1)
     expect(dead.messages[0]?.frames[3]).toBe('zürich 🚀')
     expect(dead.messages[0]?.binaryFrames).toEqual([4, 5, 6, 7, 8])
@@ -164,7 +164,7 @@ describe('Accept: application/x-ndjson', () => {
     expect(response.headers.get(NEXT_HEADER)).toBe('4')
     expect(text.endsWith('\n')).toBe(true)
     expect(lines.pop()).toBe('')
-    const parsed = lines.map((line) => JSON.parse(line) as ApiMessage)
+    const parsed = lines.map((line) => JSON.parse(line) as ApiInlineMessage)
     expect(parsed.map((message) => message.seq)).toEqual([2, 3, 4])
     expect(parsed.map((message) => atob(message.frames[0] ?? ''))).toEqual(['n2', 'n3', 'n4'])
     // The same messages as the JSON page.
@@ -198,7 +198,7 @@ describe('Accept: application/x-ndjson', () => {
     lines.pop()
     expect(lines).toHaveLength(2)
     expect(response.headers.get(NEXT_HEADER)).toBe('2')
-    const second = JSON.parse(lines[1] ?? '') as ApiMessage
+    const second = JSON.parse(lines[1] ?? '') as ApiInlineMessage
     expectBytes(fromBase64(second.frames[0] ?? ''), pattern(3 * MiB, 2))
   })
 

@@ -5,7 +5,7 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
 import { app, EVENT_STREAM } from '../../worker/app'
-import type { ApiMessage } from '../../worker/present'
+import type { ApiInlineMessage } from '../../worker/present'
 import {
   closeAllIngest,
   get,
@@ -74,13 +74,13 @@ class EventReader {
   }
 
   /** The next `count` message events, skipping comments. */
-  async messages(count: number): Promise<{ id: string; message: ApiMessage }[]> {
-    const events: { id: string; message: ApiMessage }[] = []
+  async messages(count: number): Promise<{ id: string; message: ApiInlineMessage }[]> {
+    const events: { id: string; message: ApiInlineMessage }[] = []
     while (events.length < count) {
       const event = await this.next()
       if (event.comment !== undefined) continue
       expect(event.event).toBe('message')
-      events.push({ id: event.id ?? '', message: JSON.parse(event.data ?? '') as ApiMessage })
+      events.push({ id: event.id ?? '', message: JSON.parse(event.data ?? '') as ApiInlineMessage })
     }
     return events
   }

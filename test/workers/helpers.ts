@@ -15,7 +15,7 @@ import {
   type RelaySession,
   type RelayWelcome,
 } from '../../durable/relay-protocol'
-import type { ApiMessage } from '../../worker/present'
+import type { ApiInlineMessage, ApiMessage } from '../../worker/present'
 
 export const READ_TOKEN = 'test-read-token'
 export const INGEST_TOKEN = 'test-ingest-token'
@@ -194,9 +194,10 @@ export async function ingestBatch(
   return relay.next()
 }
 
-export interface MessagesPage {
+/** A messages page; most tests store small messages only, which all come with their frames. */
+export interface MessagesPage<Message extends ApiMessage = ApiInlineMessage> {
   channel: string
-  messages: ApiMessage[]
+  messages: Message[]
   next: number
 }
 
@@ -206,7 +207,7 @@ export function get(path: string, token?: string, headers: Record<string, string
   return exports.default.fetch(`${ORIGIN}${path}`, { headers: all })
 }
 
-/** Reads one page of a channel's messages and asserts a 200. */
+/** Reads one page of a channel's messages and asserts a 200 (see {@link MessagesPage}). */
 export async function readPage(channel: string, query = ''): Promise<MessagesPage> {
   const response = await get(`/v1/channels/${channel}/messages${query}`, READ_TOKEN)
   expect(response.status).toBe(200)

@@ -7,6 +7,7 @@ import { BRIDGE_ID_HEADER, EPOCH_HEADER } from '../../durable/relay-protocol'
 import { app } from '../../worker/app'
 import { bearerToken, tokensEqual } from '../../worker/auth'
 import { ApiError } from '../../worker/errors'
+import type { ApiMessage } from '../../worker/present'
 import { parseChannel } from '../../worker/validate'
 import {
   closeAllIngest,
@@ -16,6 +17,7 @@ import {
   INGEST_TOKEN,
   ingestBatch,
   ingestHeaders,
+  type MessagesPage,
   ORIGIN,
   pattern,
   READ_TOKEN,
@@ -303,7 +305,7 @@ describe('GET /v1/channels/:channel/messages', () => {
     expect((await readPage(channel, '?after=100')).messages).toHaveLength(50)
   })
 
-  it('caps a page at 8 MiB of frames, yet returns a larger first message alone', async () => {
+  it('caps a page at 8 MiB of frames, and lists a 9 MiB message by its size instead', async () => {
     const channel = uniqueChannel()
     const threeMiB = [pattern(3 * MiB, 1), pattern(3 * MiB, 2), pattern(3 * MiB, 3)]
     const nineMiB = pattern(9 * MiB, 4)
@@ -318,14 +320,26 @@ describe('GET /v1/channels/:channel/messages', () => {
     const first = await readPage(channel) // 3 + 3 MiB fit; a third would make 9 MiB
     expect(first.messages.map((message) => message.seq)).toEqual([1, 2])
     expect(first.next).toBe(2)
-    const second = await readPage(channel, '?after=2') // 3 MiB, then 9 MiB would not fit
-    expect(second.messages.map((message) => message.seq)).toEqual([3])
-    expectBytes(fromBase64(second.messages[0]?.frames[0] ?? ''), threeMiB[2] as Uint8Array)
-    const third = await readPage(channel, '?after=3') // 9 MiB alone: progress is guaranteed
-    expect(third.messages.map((message) => message.seq)).toEqual([4])
-    expect(third.next).toBe(4)
-    expectBytes(fromBase64(third.messages[0]?.frames[0] ?? ''), nineMiB)
-    const last = await readPage(channel, '?after=4')
-    expect(last.messages.map((message) => atob(message.frames[0] ?? ''))).toEqual(['after'])
+    // 3 MiB, then the 9 MiB message without its frames (it weighs 16 octets), then 'after'.
+    const response = await get(`/v1/channels/${channel}/messages?after=2`, READ_TOKEN)
+    const body = new Uint8Array(await response.arrayBuffer())
+    expect(body.length).toBeLessThan(4.5 * MiB) // 3 MiB of base64 and a little JSON
+    const second = JSON.parse(new TextDecoder().decode(body)) as MessagesPage<ApiMessage>
+    expect(second.messages.map((message) => message.seq)).toEqual([3, 4, 5])
+    expect(second.next).toBe(5)
+    expectBytes(fromBase64(second.messages[0]?.frames?.[0] ?? ''), threeMiB[2] as Uint8Array)
+    expect(second.messages[1]).toMatchObject({
+      seq: 4,
+      frames: null,
+      size: 9 * MiB,
+      frameCount: 1,
+      frameSizes: [9 * MiB],
+      framesUrl: `/v1/channels/${channel}/messages/4/frames`,
+    })
+    expect(atob(second.messages[2]?.frames?.[0] ?? '')).toBe('after')
+    // Its one frame, byte for byte, from the frame route.
+    const frame = await get(`/v1/channels/${channel}/messages/4/frames/0`, READ_TOKEN)
+    expect(frame.status).toBe(200)
+    expectBytes(new Uint8Array(await frame.arrayBuffer()), nineMiB)
   })
 })

@@ -19,6 +19,8 @@ export const DASHBOARD_SCRIPT = String.raw`
   const RECENT = 25
   const MAX_TEXT = 2000
   const MAX_HEX = 64
+  // Frames of a large message listed with a download link each; a note says how many more.
+  const MAX_LARGE_FRAMES = 20
   const TOKEN_KEY = 'zmq-edge.read-token'
 
   const byId = (id) => document.getElementById(id)
@@ -137,6 +139,12 @@ export const DASHBOARD_SCRIPT = String.raw`
 
   function formatCount(value) {
     return typeof value === 'number' ? integer.format(value) : '–'
+  }
+
+  function formatBytes(value) {
+    if (typeof value !== 'number') return '– bytes'
+    if (value < 1024 * 1024) return formatCount(value) + ' bytes'
+    return (value / (1024 * 1024)).toFixed(1) + ' MiB (' + formatCount(value) + ' bytes)'
   }
 
   function formatRate(value) {
@@ -538,13 +546,83 @@ export const DASHBOARD_SCRIPT = String.raw`
       peer.append(key)
     }
     tr.append(peer)
-    const frames = element('ol', null, 'frames')
-    const binary = new Set(message.binaryFrames || [])
-    message.frames.forEach((frame, index) => frames.append(frameItem(frame, binary.has(index))))
     const cell = element('td')
-    cell.append(frames)
+    if (Array.isArray(message.frames)) {
+      const frames = element('ol', null, 'frames')
+      const binary = new Set(message.binaryFrames || [])
+      message.frames.forEach((frame, index) => frames.append(frameItem(frame, binary.has(index))))
+      cell.append(frames)
+    } else {
+      cell.append(...largeMessage(message))
+    }
     tr.append(cell)
     return tr
+  }
+
+  // A message over 8 MiB comes without its frames: its size, and a download link per frame
+  // (the first MAX_LARGE_FRAMES). Read with the token, so through fetch, then saved as a file.
+  function largeMessage(message) {
+    const sizes = Array.isArray(message.frameSizes) ? message.frameSizes : []
+    const count = typeof message.frameCount === 'number' ? message.frameCount : sizes.length
+    const note = element(
+      'p',
+      'Large message, not shown: ' + formatBytes(message.size) + ' in ' + formatCount(count) +
+        (count === 1 ? ' frame.' : ' frames.'),
+      'muted large',
+    )
+    // Our own API writes it; still, only a path under /v1/channels becomes a link.
+    const base = message.framesUrl
+    if (typeof base !== 'string' || !/^\/v1\/channels\/[^?#]+\/frames$/.test(base)) return [note]
+    const frames = element('ol', null, 'frames')
+    sizes.slice(0, MAX_LARGE_FRAMES).forEach((size, index) => {
+      const item = element('li', null, 'frame')
+      item.dataset.kind = 'large'
+      item.append(element('span', formatCount(size) + ' bytes ', 'muted'))
+      const link = element('a', 'download')
+      link.href = base + '/' + index
+      link.download = 'message-' + message.seq + '-frame-' + index + '.bin'
+      link.addEventListener('click', (event) => {
+        event.preventDefault()
+        download(link, item)
+      })
+      item.append(link)
+      frames.append(item)
+    })
+    if (sizes.length > MAX_LARGE_FRAMES) {
+      frames.append(element('li', '… ' + formatCount(sizes.length - MAX_LARGE_FRAMES) + ' more frames', 'muted'))
+    }
+    return [note, frames]
+  }
+
+  async function download(link, item) {
+    const status = item.querySelector('.download-status') || element('span', null, 'download-status muted')
+    status.textContent = ' downloading…'
+    item.append(status)
+    try {
+      const response = await fetch(link.href, {
+        headers: { Authorization: 'Bearer ' + token },
+        cache: 'no-store',
+        credentials: 'omit',
+      })
+      if (!response.ok) {
+        let body = null
+        try {
+          body = await response.json()
+        } catch {}
+        const error = body && body.error ? body.error : {}
+        throw new ApiFailure(response.status, error.code || 'http_' + response.status,
+          error.message || response.statusText || 'the request failed')
+      }
+      const url = URL.createObjectURL(await response.blob())
+      const save = document.createElement('a')
+      save.href = url
+      save.download = link.download
+      save.click()
+      setTimeout(() => URL.revokeObjectURL(url), 60000)
+      status.textContent = ''
+    } catch (error) {
+      status.textContent = ' download failed: ' + describe(error)
+    }
   }
 
   function frameItem(frame, isBinary) {

@@ -61,6 +61,7 @@ code, .frame-text { font-family: ui-monospace, "Cascadia Mono", "DejaVu Sans Mon
 ol.frames { margin: 0; padding-left: 1.6rem; }
 ol.frames li { margin: 0.1rem 0; }
 .frame-text { white-space: pre-wrap; word-break: break-all; }
+p.large { margin: 0 0 0.2rem; }
 .kind {
   display: inline-block; font-size: 0.75rem; font-weight: 700; text-transform: uppercase;
   letter-spacing: 0.03em; padding: 0 0.35rem; margin-right: 0.4rem; border-radius: 3px;
