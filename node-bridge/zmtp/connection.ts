@@ -73,12 +73,21 @@ const ZMTP2_GREETING_SIZE = 12
 const ZMTP2_SOCKET_TYPE_PULL = 0x07
 const ZMTP2_SOCKET_TYPE_PUSH = 0x08
 /**
- * Smallest frame limit, whatever maxMessageSize says: room for the handshake commands (a CURVE
- * INITIATE is at least 257 octets, a READY carries metadata).
+ * Largest frame a peer may send before its handshake is done, in octets. The handshake needs
+ * little: a NULL READY is 6 octets plus metadata (RFC 23), a CURVE HELLO exactly 200 and an
+ * INITIATE 257 plus boxed metadata (RFC 26), and metadata is capped at METADATA_TOTAL_LIMIT
+ * (4 KiB). An unauthenticated peer that announces more is refused from the frame header, before
+ * any of its body is buffered; the message limit applies only once the connection is READY.
+ */
+export const MAX_HANDSHAKE_FRAME_SIZE = 8 * 1024
+/**
+ * Smallest frame limit after the handshake, whatever maxMessageSize says: room for the commands
+ * a peer may still send (PING with its context, RFC 37).
  */
 const MIN_FRAME_LIMIT = 1024
 
 const NO_GREETING = new Uint8Array(0)
+const NO_BYTES = new Uint8Array(0)
 
 export class ZmtpConnection {
   readonly #transport: ConnectionTransport
@@ -97,6 +106,7 @@ export class ZmtpConnection {
   #peerTtlMs = 0
   #parts: Uint8Array[] = []
   #partsSize = 0
+  #maxMessageSize: number
 
   constructor(
     transport: ConnectionTransport,
@@ -106,14 +116,27 @@ export class ZmtpConnection {
     this.#transport = transport
     this.#events = events
     this.#options = options
-    // A frame can hold a whole message plus the mechanism's wrapping, no more: anything larger is
-    // refused from its header, before any of its body is buffered.
-    this.#decoder = new FrameDecoder({
-      maxFrameSize: Math.max(
-        options.maxMessageSize + options.mechanism.frameOverhead,
-        MIN_FRAME_LIMIT,
-      ),
-    })
+    this.#maxMessageSize = options.maxMessageSize
+    // Until the handshake is done, only what the handshake needs; the message limit after it.
+    this.#decoder = new FrameDecoder({ maxFrameSize: this.#handshakeFrameLimit() })
+  }
+
+  /** Before READY: what the handshake needs, and never more than a message could be. */
+  #handshakeFrameLimit(): number {
+    return Math.min(MAX_HANDSHAKE_FRAME_SIZE, this.#messageFrameLimit())
+  }
+
+  /**
+   * The largest wire frame once READY: a whole message plus the mechanism's wrapping, no more.
+   * Anything larger is refused from its header, before any of its body is buffered.
+   */
+  #messageFrameLimit(): number {
+    return Math.max(this.#maxMessageSize + this.#options.mechanism.frameOverhead, MIN_FRAME_LIMIT)
+  }
+
+  /** True while frames are still handshake frames (a ZMTP 2.0 identity frame counts as one). */
+  #inHandshake(): boolean {
+    return this.#state === ConnectionState.HANDSHAKE || this.#skipIdentityFrame
   }
 
   get state(): ConnectionState {
@@ -154,8 +177,13 @@ export class ZmtpConnection {
         rest = this.#readGreeting(chunk)
         if (this.#state === ConnectionState.GREETING) return
       }
-      if (rest.length > 0) {
-        for (const frame of this.#decoder.push(rest)) {
+      while (rest.length > 0) {
+        // During the handshake one frame at a time: its end raises the frame limit, and the
+        // frames after it in the same read must be sized against the new one.
+        const handshake = this.#inHandshake()
+        const frames = this.#decoder.push(rest, handshake ? 1 : Number.POSITIVE_INFINITY)
+        rest = handshake ? rest.subarray(this.#decoder.consumed) : NO_BYTES
+        for (const frame of frames) {
           this.#onFrame(frame)
           // A frame can end the connection (a failed handshake, a peer ERROR).
           if (this.#isClosed()) return
@@ -291,6 +319,7 @@ export class ZmtpConnection {
       const peer = this.#checkPeer(step.done)
       for (const bytes of step.output) this.#transport.write(bytes)
       this.#state = ConnectionState.READY
+      this.#decoder.maxFrameSize = this.#messageFrameLimit()
       this.#events.onReady?.(peer)
       return
     }
@@ -341,6 +370,7 @@ export class ZmtpConnection {
         if (frame.more)
           throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'ZMTP 2.0 identity with MORE')
         this.#skipIdentityFrame = false
+        this.#decoder.maxFrameSize = this.#messageFrameLimit()
         return
       }
     }
@@ -355,10 +385,10 @@ export class ZmtpConnection {
 
   #onMessageFrame(frame: Frame): void {
     this.#partsSize += frame.body.length
-    if (this.#partsSize > this.#options.maxMessageSize) {
+    if (this.#partsSize > this.#maxMessageSize) {
       throw new ZmtpError(
         ZmtpErrorCode.FRAME_TOO_LARGE,
-        `message exceeds ${this.#options.maxMessageSize} octets`,
+        `message exceeds ${this.#maxMessageSize} octets`,
       )
     }
     this.#parts.push(frame.body)

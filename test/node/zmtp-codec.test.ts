@@ -685,6 +685,36 @@ describe('FrameDecoder buffering', () => {
     expect(decoder.bufferedBytes).toBe(9)
   })
 
+  it('stops after maxFrames frames and says how much of the chunk it consumed', () => {
+    const chunk = concat([encodeFrame(bytes('a')), encodeFrame(bytes('bc')), bytes(0x00)])
+    const decoder = new FrameDecoder()
+    expect(decoder.push(chunk, 1).map((f) => ascii(f.body))).toEqual(['a'])
+    expect(decoder.consumed).toBe(3)
+    expect(decoder.push(chunk.subarray(3), 1).map((f) => ascii(f.body))).toEqual(['bc'])
+    expect(decoder.consumed).toBe(4)
+    expect(decoder.push(chunk.subarray(7))).toEqual([])
+    expect(decoder.consumed).toBe(1)
+  })
+
+  it('applies a lowered maxFrameSize to the next header', () => {
+    const decoder = new FrameDecoder({ maxFrameSize: 100 })
+    expect(decoder.push(encodeFrame(pattern(50)))).toHaveLength(1)
+    decoder.maxFrameSize = 10
+    expect(decoder.maxFrameSize).toBe(10)
+    expect(codeOf(() => decoder.push(encodeFrame(pattern(11))))).toBe(ZmtpErrorCode.FRAME_TOO_LARGE)
+  })
+
+  it('counts the allocated body buffer, not only the octets received, as retained', () => {
+    const decoder = new FrameDecoder()
+    decoder.push(bytes(0x02, 0, 0, 0, 0, 0, 0, 0x10, 0x00)) // a 4096-octet body announced
+    expect(decoder.retainedBytes).toBe(9)
+    decoder.push(pattern(10)) // ten octets arrive: a buffer of the whole (small) body is made
+    expect(decoder.bufferedBytes).toBe(19)
+    expect(decoder.retainedBytes).toBe(9 + 4096)
+    decoder.push(pattern(4086))
+    expect(decoder.retainedBytes).toBe(0)
+  })
+
   it('returns nothing for an empty chunk', () => {
     const decoder = new FrameDecoder()
     expect(decoder.push(new Uint8Array(0))).toEqual([])

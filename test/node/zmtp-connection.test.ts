@@ -2,7 +2,12 @@
 // 3.0 and 3.1 peers, socket-type check, messages, commands after the handshake, failures.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ConnectionState, type ReadyPeer, ZmtpConnection } from '../../node-bridge/zmtp/connection'
+import {
+  ConnectionState,
+  MAX_HANDSHAKE_FRAME_SIZE,
+  type ReadyPeer,
+  ZmtpConnection,
+} from '../../node-bridge/zmtp/connection'
 import type { ZmtpError } from '../../node-bridge/zmtp/errors'
 import { encodeFrame } from '../../node-bridge/zmtp/frame'
 import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
@@ -157,6 +162,75 @@ describe('ZmtpConnection NULL handshake', () => {
     )
     connection.receive(concat(clientGreeting(1), error))
     expect(state.error?.code).toBe('PEER_ERROR')
+  })
+})
+
+describe('ZmtpConnection before READY: memory before authentication', () => {
+  const MIB16 = 16 * 1024 * 1024
+
+  /** A long command frame header announcing `size` octets (flags 0x06). */
+  function longCommandHeader(size: number): Uint8Array {
+    const header = new Uint8Array(9)
+    header[0] = 0x06
+    new DataView(header.buffer).setBigUint64(1, BigInt(size))
+    return header
+  }
+
+  it('refuses a 16 MiB command from its header, though messages may be 16 MiB', () => {
+    const { connection, state } = harness({ maxMessageSize: MIB16 })
+    connection.receive(concat(clientGreeting(1), longCommandHeader(MIB16)))
+    expect(state.error?.code).toBe('FRAME_TOO_LARGE')
+    expect(state.closed).toBe(true)
+  })
+
+  it('takes a handshake frame of exactly MAX_HANDSHAKE_FRAME_SIZE octets, not one more', () => {
+    const command = (size: number) =>
+      encodeFrame(concat(Uint8Array.of(5), ascii('HELLO'), new Uint8Array(size - 6)), {
+        command: true,
+      })
+    const fits = harness({ maxMessageSize: MIB16 })
+    fits.connection.receive(concat(clientGreeting(1), command(MAX_HANDSHAKE_FRAME_SIZE)))
+    // Read whole, then refused for what it is (not a READY), not for its size.
+    expect(fits.state.error?.code).toBe('UNEXPECTED_COMMAND')
+    const over = harness({ maxMessageSize: MIB16 })
+    over.connection.receive(concat(clientGreeting(1), command(MAX_HANDSHAKE_FRAME_SIZE + 1)))
+    expect(over.state.error?.code).toBe('FRAME_TOO_LARGE')
+  })
+
+  it('allows messages up to the message limit once READY, even in the read that carried READY', () => {
+    const { connection, messages, state } = harness({ maxMessageSize: 64 * 1024 })
+    const large = new Uint8Array(40 * 1024).fill(9)
+    connection.receive(concat(clientGreeting(1), ready('PUSH'), encodeFrame(large)))
+    expect(state.error).toBeUndefined()
+    expect(messages).toEqual([[large]])
+  })
+
+  it('keeps the handshake limit for the ZMTP 2.0 identity frame, then the message limit', () => {
+    const written: Uint8Array[] = []
+    const closed: Array<ZmtpError | undefined> = []
+    const make = () =>
+      new ZmtpConnection(
+        { write: (bytes) => written.push(bytes), close: () => undefined },
+        { onMessage: () => undefined, onClose: (error) => closed.push(error) },
+        {
+          mechanism: new NullServerMechanism('PULL'),
+          socketType: 'PULL',
+          peerSocketTypes: ['PUSH'],
+          maxMessageSize: MIB16,
+          allowZmtp2: true,
+        },
+      )
+    const zmtp2Greeting = Uint8Array.of(0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 8)
+    const identity = make()
+    // RFC 15: a long identity frame of 16 MiB announced right after the greeting.
+    identity.receive(concat(zmtp2Greeting, Uint8Array.of(0x02), longCommandHeader(MIB16).slice(1)))
+    expect(closed.at(-1)?.code).toBe('FRAME_TOO_LARGE')
+    // An empty identity, then a 20 KiB message: past the identity, the message limit applies.
+    const after = make()
+    after.receive(
+      concat(zmtp2Greeting, Uint8Array.of(0x00, 0x00), encodeFrame(new Uint8Array(20_000))),
+    )
+    expect(after.state).toBe(ConnectionState.READY)
   })
 })
 
