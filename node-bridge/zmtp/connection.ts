@@ -66,7 +66,6 @@ export const ConnectionState = {
 } as const
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState]
 
-const textDecoder = new TextDecoder()
 const GREETING_START_SIZE = 11
 /** RFC 15: signature (10), revision, socket type; the identity follows as a frame. */
 const ZMTP2_GREETING_SIZE = 12
@@ -291,7 +290,6 @@ export class ZmtpConnection {
     this.#skipIdentityFrame = true
     this.#state = ConnectionState.READY
     this.#events.onReady?.({
-      metadata: new Map(),
       mechanism: this.#options.mechanism.name,
       majorVersion: 2,
       minorVersion: 0,
@@ -327,8 +325,7 @@ export class ZmtpConnection {
   }
 
   #checkPeer(identity: PeerIdentity): ReadyPeer {
-    const value = identity.metadata.get('socket-type')
-    const socketType = value ? textDecoder.decode(value) : ''
+    const { socketType } = identity
     if (!this.#options.peerSocketTypes.includes(socketType)) {
       // RFC 23: on a socket-type mismatch, SHOULD send ERROR and disconnect.
       throw new ZmtpError(

@@ -22,7 +22,12 @@ import {
   writeFrame,
 } from '../../node-bridge/zmtp/frame'
 import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/frame-decoder'
-import { decodeMetadata, encodeMetadata } from '../../node-bridge/zmtp/metadata'
+import {
+  decodeMetadata,
+  encodeMetadata,
+  METADATA_TOTAL_LIMIT,
+  METADATA_VALUE_LIMIT,
+} from '../../node-bridge/zmtp/metadata'
 import { codeOf } from '../support/zmtp-assert'
 
 // ---------------------------------------------------------------------------------------------
@@ -1062,6 +1067,29 @@ describe('metadata', () => {
     })
   }
 
+  it('refuses a value over METADATA_VALUE_LIMIT (1 KiB), though RFC 23 allows 2^31-1', () => {
+    const property = (size: number) => encodeMetadata([['X-Big', pattern(size)]])
+    expect(decodeMetadata(property(METADATA_VALUE_LIMIT)).get('x-big')?.length).toBe(
+      METADATA_VALUE_LIMIT,
+    )
+    expect(codeOf(() => decodeMetadata(property(METADATA_VALUE_LIMIT + 1)))).toBe(
+      ZmtpErrorCode.INVALID_METADATA,
+    )
+    // A 16 MB value is refused from its length field, whatever follows.
+    expect(codeOf(() => decodeMetadata(bytes(0x01, 'A', 0x01, 0x00, 0x00, 0x00, 'x')))).toBe(
+      ZmtpErrorCode.INVALID_METADATA,
+    )
+  })
+
+  it('refuses metadata over METADATA_TOTAL_LIMIT (4 KiB) in all', () => {
+    const properties = (count: number, size: number) =>
+      encodeMetadata(Array.from({ length: count }, (_, i) => [`X-${i}`, pattern(size)] as const))
+    const fits = properties(4, METADATA_TOTAL_LIMIT / 4 - 8) // 1 + 3 + 4 + value, four times
+    expect(fits.length).toBe(METADATA_TOTAL_LIMIT)
+    expect(decodeMetadata(fits).size).toBe(4)
+    expect(codeOf(() => decodeMetadata(properties(5, 900)))).toBe(ZmtpErrorCode.INVALID_METADATA)
+  })
+
   it('refuses to encode invalid properties', () => {
     expect(() => encodeMetadata([['', 'x']])).toThrow(RangeError)
     expect(() => encodeMetadata([['A'.repeat(256), 'x']])).toThrow(RangeError)
@@ -1089,7 +1117,8 @@ describe('metadata', () => {
         }),
         (properties) => {
           const data = encodeMetadata(properties)
-          const decoded = decodeMetadata(data)
+          // Past the caps a server applies: the format itself is what is checked here.
+          const decoded = decodeMetadata(data, { maxValueSize: 600, maxTotalSize: data.length })
           expect([...decoded.keys()]).toEqual(properties.map(([n]) => n.toLowerCase()))
           for (const [n, v] of properties) {
             const expected = typeof v === 'string' ? new TextEncoder().encode(v) : v

@@ -119,6 +119,52 @@ describe('ZmtpConnection NULL handshake', () => {
     expect(messages).toEqual([[ascii('hello')]])
   })
 
+  it('keeps the peer’s socket type, not its metadata or views of the read it came in', () => {
+    const { connection, state } = harness()
+    const identity = new Uint8Array(200).fill(0x41)
+    const readyWithIdentity = encodeFrame(
+      concat(
+        Uint8Array.of(5),
+        ascii('READY'),
+        Uint8Array.of(11),
+        ascii('Socket-Type'),
+        Uint8Array.of(0, 0, 0, 4),
+        ascii('PUSH'),
+        Uint8Array.of(8),
+        ascii('Identity'),
+        Uint8Array.of(0, 0, 0, identity.length),
+        identity,
+      ),
+      { command: true },
+    )
+    const read = concat(clientGreeting(1), readyWithIdentity)
+    connection.receive(read)
+    expect(state.peer?.socketType).toBe('PUSH')
+    expect(state.peer).not.toHaveProperty('metadata')
+    // Nothing the connection keeps for its lifetime pins the received read.
+    for (const value of Object.values(state.peer ?? {})) {
+      if (value instanceof Uint8Array) expect(value.buffer).not.toBe(read.buffer)
+    }
+  })
+
+  it('closes a READY with a 16 MB metadata value with INVALID_METADATA, from its length', () => {
+    const { connection, state } = harness({ maxMessageSize: 16 * 1024 * 1024 })
+    const body = concat(
+      Uint8Array.of(5),
+      ascii('READY'),
+      Uint8Array.of(11),
+      ascii('Socket-Type'),
+      Uint8Array.of(0, 0, 0, 4),
+      ascii('PUSH'),
+      Uint8Array.of(7),
+      ascii('X-Large'),
+      Uint8Array.of(0x01, 0, 0, 0), // 16,777,216 octets announced
+      ascii('only these'),
+    )
+    connection.receive(concat(clientGreeting(1), encodeFrame(body, { command: true })))
+    expect(state.error?.code).toBe('INVALID_METADATA')
+  })
+
   it('sends READY at once to a ZMTP 3.0 peer (symmetric handshake)', () => {
     const { connection, written } = harness()
     connection.receive(clientGreeting(0))
