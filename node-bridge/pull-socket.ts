@@ -487,6 +487,14 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#onFailure?.(error)
     this.#closeReason = error.code
     if (!this.peer) this.#options.onEvent?.({ type: 'handshake-failed', code: error.code })
+    if (error.code === ZmtpErrorCode.INTERNAL_ERROR) {
+      // A bug of ours: at error level, with the stack of what was thrown.
+      this.#log.error(
+        { code: error.code, err: error.cause instanceof Error ? error.cause : error },
+        `connection closed: ${error.message}`,
+      )
+      return
+    }
     this.#log.warn(
       { code: error.code, err: error.message, action: error.action },
       this.peer ? 'connection closed by the bridge' : 'handshake failed',

@@ -88,6 +88,11 @@ const MIN_FRAME_LIMIT = 1024
 const NO_GREETING = new Uint8Array(0)
 const NO_BYTES = new Uint8Array(0)
 
+/** A handler of the owner's threw: whatever it threw, that is our fault, not the peer's. */
+function handlerFailed(name: string, cause: unknown): ZmtpError {
+  return new ZmtpError(ZmtpErrorCode.INTERNAL_ERROR, `the ${name} handler failed`, { cause })
+}
+
 export class ZmtpConnection {
   readonly #transport: ConnectionTransport
   readonly #events: ConnectionEvents
@@ -191,10 +196,12 @@ export class ZmtpConnection {
         if (this.#decoder.error) throw this.#decoder.error
       }
     } catch (error) {
+      // The codec and the mechanisms throw ZmtpError for whatever the peer sends; anything else
+      // is a bug of ours, and must not be blamed on the peer.
       this.fail(
         error instanceof ZmtpError
           ? error
-          : new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'unexpected failure', { cause: error }),
+          : new ZmtpError(ZmtpErrorCode.INTERNAL_ERROR, 'unexpected failure', { cause: error }),
       )
     }
   }
@@ -289,12 +296,13 @@ export class ZmtpConnection {
     this.#minorVersion = 0
     this.#skipIdentityFrame = true
     this.#state = ConnectionState.READY
-    this.#events.onReady?.({
+    const peer: ReadyPeer = {
       mechanism: this.#options.mechanism.name,
       majorVersion: 2,
       minorVersion: 0,
       socketType: 'PUSH',
-    })
+    }
+    this.#ready(peer)
   }
 
   #finishGreeting(): void {
@@ -311,6 +319,14 @@ export class ZmtpConnection {
     this.#writeStep(this.#options.mechanism.start(greeting.minor))
   }
 
+  #ready(peer: ReadyPeer): void {
+    try {
+      this.#events.onReady?.(peer)
+    } catch (cause) {
+      throw handlerFailed('onReady', cause)
+    }
+  }
+
   #writeStep(step: HandshakeStep): void {
     if (step.done) {
       // Check the peer before answering, so a wrong socket type gets ERROR instead of READY.
@@ -318,7 +334,7 @@ export class ZmtpConnection {
       for (const bytes of step.output) this.#transport.write(bytes)
       this.#state = ConnectionState.READY
       this.#decoder.maxFrameSize = this.#messageFrameLimit()
-      this.#events.onReady?.(peer)
+      this.#ready(peer)
       return
     }
     for (const bytes of step.output) this.#transport.write(bytes)
@@ -400,7 +416,11 @@ export class ZmtpConnection {
     const frames = this.#parts
     this.#parts = []
     this.#partsSize = 0
-    this.#events.onMessage(frames)
+    try {
+      this.#events.onMessage(frames)
+    } catch (cause) {
+      throw handlerFailed('onMessage', cause)
+    }
   }
 
   #onCommand(body: Uint8Array): void {

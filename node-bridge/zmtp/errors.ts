@@ -27,6 +27,11 @@ export const ZmtpErrorCode = {
   AUTHENTICATION_FAILED: 'AUTHENTICATION_FAILED',
   TOO_MANY_FRAMES: 'TOO_MANY_FRAMES',
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
+  /**
+   * Our fault, not the peer's: a handler we passed in (onMessage, onReady) threw, or the code
+   * failed in a way no input should cause. Closed without ERROR, so the peer comes back.
+   */
+  INTERNAL_ERROR: 'INTERNAL_ERROR',
 } as const
 export type ZmtpErrorCode = (typeof ZmtpErrorCode)[keyof typeof ZmtpErrorCode]
 

@@ -364,3 +364,54 @@ describe('ZmtpConnection after the handshake', () => {
     )
   })
 })
+
+describe('ZmtpConnection and the handlers it calls', () => {
+  function withHandlers(events: { onReady?: () => void; onMessage?: () => void }) {
+    const state = { error: undefined as ZmtpError | undefined, closed: false }
+    const connection = new ZmtpConnection(
+      { write: () => undefined, close: () => (state.closed = true) },
+      {
+        onReady: events.onReady ?? (() => undefined),
+        onMessage: events.onMessage ?? (() => undefined),
+        onClose: (error) => (state.error = error),
+      },
+      {
+        mechanism: new NullServerMechanism('PULL'),
+        socketType: 'PULL',
+        peerSocketTypes: ['PUSH'],
+        maxMessageSize: 1024,
+      },
+    )
+    connection.start()
+    return { connection, state }
+  }
+
+  it('reports an onMessage handler that throws as INTERNAL_ERROR, with the exception as cause', () => {
+    const bug = new TypeError('relay exploded')
+    const { connection, state } = withHandlers({
+      onMessage: () => {
+        throw bug
+      },
+    })
+    connection.receive(concat(clientGreeting(1), ready('PUSH'), encodeFrame(ascii('m'))))
+    expect(state.error?.code).toBe('INTERNAL_ERROR')
+    expect(state.error?.cause).toBe(bug)
+    expect(state.closed).toBe(true)
+  })
+
+  it('reports an onReady handler that throws as INTERNAL_ERROR', () => {
+    const { connection, state } = withHandlers({
+      onReady: () => {
+        throw new Error('metrics exploded')
+      },
+    })
+    connection.receive(concat(clientGreeting(1), ready('PUSH')))
+    expect(state.error?.code).toBe('INTERNAL_ERROR')
+  })
+
+  it('still reports malformed input from the peer as the peer’s fault', () => {
+    const { connection, state } = withHandlers({})
+    connection.receive(concat(clientGreeting(1), ready('PUSH'), Uint8Array.of(0x08, 0x00)))
+    expect(state.error?.code).toBe('MALFORMED_FRAME')
+  })
+})
