@@ -105,9 +105,11 @@ export class PullSocket {
   readonly #reconnectTimers = new Set<NodeJS.Timeout>()
   /** Connections refused before any ZMTP, by reason. */
   readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0 }
+  #maxMessageSize: number
 
   constructor(options: PullSocketOptions) {
     this.#options = options
+    this.#maxMessageSize = options.maxMessageSize
     this.#limits = new ConnectionLimits({
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -120,6 +122,29 @@ export class PullSocket {
       ivl > 0 ? Math.max(20, Math.min(ivl, options.heartbeatTimeoutMs ?? ivl) / 4) : 250,
     ).unref()
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
+  }
+
+  /** The largest message, all frames together, that connections now accept. */
+  get maxMessageSize(): number {
+    return this.#maxMessageSize
+  }
+
+  /**
+   * Lowers the message limit, for open connections and new ones: e.g. to the largest message
+   * the Worker takes, learnt when the relay connects. The limit becomes the smaller of `octets`
+   * and the configured `maxMessageSize` (so a later, larger value goes back up to it, never
+   * past it). It is checked per message; a connection whose peer sends more is closed with
+   * FRAME_TOO_LARGE, as libzmq does past ZMQ_MAXMSGSIZE.
+   * @throws {RangeError} if `octets` is not a positive safe integer
+   */
+  setMaxMessageSize(octets: number): void {
+    if (!Number.isSafeInteger(octets) || octets <= 0) {
+      throw new RangeError(`the message limit must be a positive whole number, got ${octets}`)
+    }
+    this.#maxMessageSize = Math.min(octets, this.#options.maxMessageSize)
+    for (const { connection } of this.#connections.values()) {
+      connection.setMaxMessageSize(this.#maxMessageSize)
+    }
   }
 
   /** Open connections, handshaking or ready. */
@@ -384,7 +409,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       mechanism,
       socketType: 'PULL',
       peerSocketTypes: PULL_PEERS,
-      maxMessageSize: options.maxMessageSize,
+      maxMessageSize: owner.maxMessageSize,
       maxFramesPerMessage: options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE,
       allowZmtp2: options.allowZmtp2 === true,
     })

@@ -155,6 +155,23 @@ export class ZmtpConnection {
     return this.#peerTtlMs
   }
 
+  /**
+   * Changes the largest message, all frames together, from the next frame on (a message under
+   * way is checked against the new limit when its next frame arrives). Past the limit the
+   * connection closes with FRAME_TOO_LARGE, as libzmq does past ZMQ_MAXMSGSIZE
+   * (src/v2_decoder.cpp).
+   * @throws {RangeError} if `octets` is not a positive safe integer
+   */
+  setMaxMessageSize(octets: number): void {
+    if (!Number.isSafeInteger(octets) || octets <= 0) {
+      throw new RangeError(`the message limit must be a positive whole number, got ${octets}`)
+    }
+    this.#maxMessageSize = octets
+    this.#decoder.maxFrameSize = this.#inHandshake()
+      ? this.#handshakeFrameLimit()
+      : this.#messageFrameLimit()
+  }
+
   /** Sends a heartbeat PING (RFC 37), boxed by the mechanism; only once the handshake is done. */
   sendPing(ttlDeciseconds = 0): void {
     if (this.#state !== ConnectionState.READY) return

@@ -331,6 +331,17 @@ describe('ZmtpConnection after the handshake', () => {
     expect(messages).toHaveLength(0)
   })
 
+  it('applies a lowered message limit to the next message of an open connection', () => {
+    const { connection, state, messages } = readyHarness({ maxMessageSize: 1000 })
+    connection.receive(encodeFrame(new Uint8Array(600)))
+    connection.setMaxMessageSize(500)
+    connection.receive(encodeFrame(new Uint8Array(500)))
+    expect(messages.map((message) => message[0]?.length)).toEqual([600, 500])
+    connection.receive(encodeFrame(new Uint8Array(501)))
+    expect(state.error?.code).toBe('FRAME_TOO_LARGE')
+    expect(messages).toHaveLength(2)
+  })
+
   it('delivers a whole message that arrived just before a malformed frame, then closes', () => {
     const { connection, messages, state } = readyHarness()
     connection.receive(concat(encodeFrame(ascii('good')), Uint8Array.of(0x08, 0x00)))
