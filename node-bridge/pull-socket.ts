@@ -5,8 +5,10 @@ import type { Mechanism } from '../durable/relay-protocol'
 import { z85Encode } from '../durable/z85'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
+import { PreauthBudget } from './preauth-budget'
 import {
   type ConnectionEvents,
+  ConnectionState,
   type ConnectionTransport,
   type ReadyPeer,
   ZmtpConnection,
@@ -38,6 +40,12 @@ export interface PullSocketOptions {
   maxConnectionsPerIp?: number
   /** New connections a second per IP (each one is a handshake to pay for); 0, the default: no limit. */
   handshakesPerSecondPerIp?: number
+  /**
+   * What connections not yet READY may hold (greeting buffers, partial handshake frames), shared
+   * by every listener of the process: the bridge passes one to all. Default: a budget of this
+   * socket's own, of DEFAULT_PREAUTH_BUDGET_BYTES.
+   */
+  preauthBudget?: PreauthBudget
   /** Accept ZMTP 2.0 peers (old libzmq, JeroMQ 0.3) on this NULL listener. Default false. */
   allowZmtp2?: boolean
   /** Send a PING this often (ms) to every ready peer; 0, the default: only answer theirs. */
@@ -106,10 +114,13 @@ export class PullSocket {
   /** Connections refused before any ZMTP, by reason. */
   readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0 }
   #maxMessageSize: number
+  /** Octets held by connections that are not READY (see PullSocketOptions.preauthBudget). */
+  readonly preauthBudget: PreauthBudget
 
   constructor(options: PullSocketOptions) {
     this.#options = options
     this.#maxMessageSize = options.maxMessageSize
+    this.preauthBudget = options.preauthBudget ?? new PreauthBudget()
     this.#limits = new ConnectionLimits({
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -212,7 +223,7 @@ export class PullSocket {
     const now = Date.now()
     for (const [socket, entry] of this.#connections) {
       if (paused) socket.pause()
-      else if (!entry.writeBlocked) socket.resume()
+      else if (!entry.writeBlocked && !entry.closing) socket.resume()
       // Silence while we were not reading is ours, not the peer's.
       entry.lastDataAt = now
       entry.unansweredSince = 0
@@ -377,6 +388,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   unansweredSince = 0
   /** Our writes to the peer are backed up: it is not read until they drain. */
   writeBlocked = false
+  /** We are closing it: what the peer sends is no longer read. */
+  closing = false
   readonly #socket: Socket
   readonly #options: PullSocketOptions
   readonly #owner: PullSocket
@@ -387,6 +400,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   readonly #mechanismName: Mechanism
   #handshakeTimer: NodeJS.Timeout | undefined
   #closeReason = 'peer closed'
+  /** Octets reserved in the pre-handshake budget for this connection. */
+  #preauthHeld = 0
   /** Messages delivered while one read is parsed, and their octets (see releaseSparseReads). */
   #delivered: InboundMessage[] = []
   #deliveredBytes = 0
@@ -428,6 +443,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#socket.on('data', (chunk: Buffer) => {
       this.lastDataAt = Date.now()
       this.connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      if (this.#preauthHeld > 0 || this.connection.handshaking) this.#accountPreauth()
       // Per read, not per message: one comparison, and the slow path only for sparse reads.
       if (this.#delivered.length > 0) {
         if (isSparse(chunk.buffer, this.#deliveredBytes)) releaseSparseReads(this.#delivered)
@@ -437,11 +453,44 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     })
     this.#socket.on('error', (error) => this.#log.debug({ err: error.message }, 'socket error'))
     this.connection.start()
+    // The greeting buffer counts from the start.
+    this.#accountPreauth()
+  }
+
+  /**
+   * Brings this connection's reservation in the pre-handshake budget to what it holds now. It
+   * is checked after each read: a read adds at most one handshake frame (8 KiB), so what the
+   * budget counts never passes its limit, and what is held passes it by at most that much.
+   */
+  #accountPreauth(): void {
+    if (this.connection.state === ConnectionState.CLOSED) {
+      this.#releasePreauth()
+      return
+    }
+    const held = this.connection.preauthBytes
+    const budget = this.#owner.preauthBudget
+    if (held > this.#preauthHeld && !budget.tryReserve(held - this.#preauthHeld)) {
+      this.connection.fail(
+        new ZmtpError(
+          ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
+          `connections before their handshake hold ${budget.used} of ${budget.limit} octets; this one would add ${held - this.#preauthHeld}`,
+        ),
+      )
+      return
+    }
+    if (held < this.#preauthHeld) budget.release(this.#preauthHeld - held)
+    this.#preauthHeld = held
+  }
+
+  #releasePreauth(): void {
+    this.#owner.preauthBudget.release(this.#preauthHeld)
+    this.#preauthHeld = 0
   }
 
   /** The TCP connection has closed. */
   transportClosed(): void {
     this.connection.transportClosed()
+    this.#releasePreauth()
     if (this.peer) this.#options.onEvent?.({ type: 'closed', mechanism: this.peer.mechanism })
     this.#log.info(
       {
@@ -463,13 +512,16 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       this.#socket.pause()
       this.#socket.once('drain', () => {
         this.writeBlocked = false
-        if (!this.#owner.paused) this.#socket.resume()
+        if (!this.#owner.paused && !this.closing) this.#socket.resume()
       })
     }
   }
 
   close(): void {
     const socket = this.#socket
+    // Whatever the peer still sends is dropped: do not read it (each read is a 64 KiB buffer).
+    this.closing = true
+    socket.pause()
     socket.end()
     // A peer that never reads must not hold the socket open.
     setTimeout(() => socket.destroy(), 1000).unref()
@@ -479,6 +531,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   onReady(ready: ReadyPeer): void {
     this.#clearHandshakeTimer()
+    if (!this.connection.handshaking) this.#releasePreauth()
     this.peer = ready
     this.#options.onEvent?.({ type: 'ready', mechanism: ready.mechanism })
     this.#log.info(
@@ -508,6 +561,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   onClose(error?: ZmtpError): void {
     this.#clearHandshakeTimer()
+    this.#releasePreauth()
     if (!error) return
     this.#onFailure?.(error)
     this.#closeReason = error.code

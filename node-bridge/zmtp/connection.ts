@@ -147,6 +147,21 @@ export class ZmtpConnection {
     return this.#state
   }
 
+  /** True until the peer is authenticated and its handshake frames are all read. */
+  get handshaking(): boolean {
+    return this.#state === ConnectionState.GREETING || this.#inHandshake()
+  }
+
+  /**
+   * Octets this connection holds for a peer that has not finished its handshake: the greeting
+   * buffer until the greeting is read, then the decoder's partial frame. 0 once READY: what a
+   * ready connection holds is bounded by the message limit instead.
+   */
+  get preauthBytes(): number {
+    if (this.#state === ConnectionState.GREETING) return this.#greeting.length
+    return this.#inHandshake() ? this.#decoder.retainedBytes : 0
+  }
+
   /**
    * RFC 37: the TTL of the peer's last PING, in ms (0: none). With no traffic from the peer for
    * that long, it may be considered dead.

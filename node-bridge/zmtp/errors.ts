@@ -28,6 +28,11 @@ export const ZmtpErrorCode = {
   TOO_MANY_FRAMES: 'TOO_MANY_FRAMES',
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
   /**
+   * Connections not yet READY hold, all listeners together, the most octets the pre-handshake
+   * budget allows (--preauth-budget): this one would have taken it past that.
+   */
+  PREAUTH_BUDGET_EXCEEDED: 'PREAUTH_BUDGET_EXCEEDED',
+  /**
    * Our fault, not the peer's: a handler we passed in (onMessage, onReady) threw, or the code
    * failed in a way no input should cause. Closed without ERROR, so the peer comes back.
    */
