@@ -7,6 +7,7 @@ import { AllowList } from './allow-list'
 import { type BridgeConfig, ConfigError, type ListenerConfig } from './config'
 import type { Logger } from './log'
 import { BridgeMetrics } from './metrics'
+import { PreauthBudget } from './preauth-budget'
 import { PullSocket } from './pull-socket'
 import { RelayClient } from './relay/relay-client'
 import { Spool } from './relay/spool'
@@ -148,6 +149,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       })
   }
 
+  // One budget for every listener: unauthenticated peers cannot add up to more than this.
+  const preauthBudget = new PreauthBudget(config.preauthBudgetBytes)
   const createPull = (listener: ListenerConfig, dialled: boolean) => {
     const relay = relays.get(listener.channel) as RelayClient
     const createMechanism =
@@ -163,6 +166,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       maxFramesPerMessage: config.maxFramesPerMessage,
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
+      preauthBudget,
       handshakesPerSecondPerIp: listener.mechanism === 'CURVE' ? config.curveHandshakeRate : 0,
       allowZmtp2: listener.mechanism === 'NULL' && config.allowZmtp2,
       heartbeatIvlMs: config.heartbeatIvlMs,

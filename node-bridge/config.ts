@@ -17,6 +17,7 @@ import {
 } from 'yaml'
 import type { Mechanism } from '../durable/relay-protocol'
 import { derivePublicKey, parseCurveKey } from './keys'
+import { DEFAULT_PREAUTH_BUDGET_BYTES } from './preauth-budget'
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -93,6 +94,8 @@ export interface BridgeConfig {
   maxFramesPerMessage: number
   maxConnections: number
   maxConnectionsPerIp: number
+  /** Octets that connections not yet READY may hold, all listeners together. */
+  preauthBudgetBytes: number
   /** New connections a second per IP on CURVE listeners; 0: no limit. */
   curveHandshakeRate: number
   /** Accept ZMTP 2.0 peers on NULL listeners. */
@@ -240,6 +243,11 @@ export const SETTINGS = {
     flag: '--max-connections-per-ip',
     env: 'ZMQ_EDGE_MAX_CONNECTIONS_PER_IP',
     description: `open connections from one IP per listener, at most (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`,
+  },
+  preauthBudgetBytes: {
+    flag: '--preauth-budget',
+    env: 'ZMQ_EDGE_PREAUTH_BUDGET',
+    description: `octets that connections still in their handshake may hold, all listeners together; past it a connection is closed (default ${DEFAULT_PREAUTH_BUDGET_BYTES})`,
   },
   curveHandshakeRate: {
     flag: '--curve-handshake-rate',
@@ -860,6 +868,11 @@ export function parseConfig(
       'maxConnectionsPerIp',
       positiveInteger,
       () => DEFAULT_MAX_CONNECTIONS_PER_IP,
+    ),
+    preauthBudgetBytes: one(
+      'preauthBudgetBytes',
+      positiveInteger,
+      () => DEFAULT_PREAUTH_BUDGET_BYTES,
     ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
     allowZmtp2: one('allowZmtp2', parseBoolean, () => false),

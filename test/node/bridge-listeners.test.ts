@@ -1,0 +1,36 @@
+// How the bridge sets up its listeners: settings every listener shares (the pre-handshake
+// budget), per-mechanism limits, and what it warns about at start.
+import { afterEach, describe, expect, it } from 'vitest'
+import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
+import { parseConfig, type RawSettings } from '../../node-bridge/config'
+import { createMemoryLogger } from '../support/memory-logger'
+
+let bridge: RunningBridge | undefined
+
+afterEach(async () => {
+  await bridge?.stop(100)
+  bridge = undefined
+})
+
+/** Starts a bridge whose relay points where nothing listens: enough for the listeners. */
+async function start(settings: RawSettings) {
+  const logs = createMemoryLogger()
+  const config = parseConfig(
+    { workerUrl: 'ws://127.0.0.1:9', ingestToken: 'unused', ...settings },
+    {},
+  )
+  bridge = await startBridge(config, logs.logger)
+  return { bridge, logs }
+}
+
+describe('bridge listeners', () => {
+  it('share one pre-handshake budget of --preauth-budget octets', async () => {
+    const { bridge } = await start({
+      listener: ['tcp://127.0.0.1:0', 'tcp://127.0.0.1:0,channel=other'],
+      preauthBudgetBytes: '65536',
+    })
+    const [first, second] = bridge.listeners
+    expect(first?.pull.preauthBudget).toBe(second?.pull.preauthBudget)
+    expect(first?.pull.preauthBudget.limit).toBe(65536)
+  })
+})
