@@ -1,5 +1,46 @@
-// Admission control for a listener: connections in total and per IP, and (CURVE) handshakes
-// per second per IP, so one host cannot exhaust the bridge's sockets or its CPU.
+// Admission control for a listener: connections in total and per IP (an IPv6 /64 counting as one
+// address), and new connections per second per IP, so one host cannot exhaust the bridge's
+// sockets or its CPU.
+
+const IPV4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i
+const IPV4_TAIL = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
+const HEX_GROUP = /^[0-9a-f]{1,4}$/
+
+/**
+ * What the per-IP limits count as one address: an IPv4 address as it is (an IPv4-mapped IPv6
+ * address, as a dual-stack socket reports IPv4 clients, as that IPv4 address), and an IPv6
+ * address as its /64, the smallest prefix a site is given (RFC 6177), so that one host cannot
+ * take a new address of its /64 for each connection. Anything else is returned as it is.
+ */
+export function hostKey(address: string): string {
+  const zone = address.indexOf('%')
+  const host = (zone >= 0 ? address.slice(0, zone) : address).toLowerCase()
+  if (!host.includes(':')) return host
+  const mapped = IPV4_MAPPED.exec(host)
+  if (mapped) return mapped[1] as string
+  const groups = ipv6Groups(host)
+  return groups ? `${groups.slice(0, 4).join(':')}::/64` : host
+}
+
+/** The eight 16-bit groups of an IPv6 address, without leading zeros; undefined if malformed. */
+function ipv6Groups(host: string): string[] | undefined {
+  let text = host
+  // A dotted IPv4 tail stands for the last two groups.
+  const tail = IPV4_TAIL.exec(text)
+  if (tail) {
+    const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const halves = text.split('::')
+  if (halves.length > 2) return undefined
+  const left = halves[0] ? halves[0].split(':') : []
+  const right = halves.length === 2 && halves[1] ? halves[1].split(':') : []
+  const missing = 8 - left.length - right.length
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined
+  const groups = [...left, ...Array.from({ length: missing }, () => '0'), ...right]
+  if (!groups.every((group) => HEX_GROUP.test(group))) return undefined
+  return groups.map((group) => Number.parseInt(group, 16).toString(16))
+}
 
 export interface ConnectionLimitsOptions {
   maxConnections: number
@@ -34,8 +75,12 @@ export class ConnectionLimits {
     return this.#hosts.size
   }
 
-  /** Admits one connection from `host`, or says why not. Call `release` when an admitted one ends. */
-  admit(host: string): Refusal | undefined {
+  /**
+   * Admits one connection from `address`, or says why not. Call `release` with the same address
+   * when an admitted one ends. Addresses are counted by {@link hostKey}.
+   */
+  admit(address: string): Refusal | undefined {
+    const host = hostKey(address)
     const { maxConnections, maxConnectionsPerIp, handshakesPerSecondPerIp: rate } = this.#options
     const state = this.#hosts.get(host) ?? {
       connections: 0,
@@ -62,7 +107,8 @@ export class ConnectionLimits {
     return undefined
   }
 
-  release(host: string): void {
+  release(address: string): void {
+    const host = hostKey(address)
     const state = this.#hosts.get(host)
     if (!state) return
     state.connections--

@@ -3,7 +3,7 @@
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import { ConnectionLimits } from '../../node-bridge/connection-limits'
+import { ConnectionLimits, hostKey } from '../../node-bridge/connection-limits'
 import type { PullSocket, PullSocketOptions } from '../../node-bridge/pull-socket'
 import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
@@ -57,6 +57,42 @@ describe('ConnectionLimits', () => {
     now += 2000
     limits.sweep()
     expect(limits.trackedHosts).toBe(0)
+  })
+})
+
+describe('hostKey: what the per-IP limits count as one address', () => {
+  it('takes an IPv6 /64 as one address', () => {
+    expect(hostKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
+    expect(hostKey('2001:db8:1:2::9')).toBe('2001:db8:1:2::/64')
+    expect(hostKey('2001:DB8:1:2:ffff::1')).toBe('2001:db8:1:2::/64')
+    expect(hostKey('2001:0db8:0001:0002::1')).toBe('2001:db8:1:2::/64')
+    expect(hostKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64')
+    expect(hostKey('2001:db8:1:3::1')).not.toBe(hostKey('2001:db8:1:2::1'))
+    expect(hostKey('::1')).toBe('0:0:0:0::/64')
+    expect(hostKey('2001:db8::1.2.3.4')).toBe('2001:db8:0:0::/64')
+  })
+
+  it('takes an IPv4-mapped IPv6 address as the IPv4 address', () => {
+    expect(hostKey('::ffff:10.0.0.1')).toBe('10.0.0.1')
+    expect(hostKey('::FFFF:10.0.0.1')).toBe('10.0.0.1')
+    expect(hostKey('10.0.0.1')).toBe('10.0.0.1')
+  })
+
+  it('counts the addresses of one /64, and an IPv4 client mapped or not, against one limit', () => {
+    const limits = new ConnectionLimits({
+      maxConnections: 100,
+      maxConnectionsPerIp: 2,
+      handshakesPerSecondPerIp: 0,
+    })
+    expect(limits.admit('2001:db8:1:2::a')).toBeUndefined()
+    expect(limits.admit('2001:db8:1:2::b')).toBeUndefined()
+    expect(limits.admit('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe('TOO_MANY_CONNECTIONS')
+    expect(limits.admit('2001:db8:1:3::a')).toBeUndefined()
+    limits.release('2001:db8:1:2::a')
+    expect(limits.admit('2001:db8:1:2::c')).toBeUndefined()
+    expect(limits.admit('10.0.0.1')).toBeUndefined()
+    expect(limits.admit('::ffff:10.0.0.1')).toBeUndefined()
+    expect(limits.admit('10.0.0.1')).toBe('TOO_MANY_CONNECTIONS')
   })
 })
 
