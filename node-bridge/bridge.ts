@@ -167,7 +167,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       preauthBudget,
-      handshakesPerSecondPerIp: listener.mechanism === 'CURVE' ? config.curveHandshakeRate : 0,
+      handshakesPerSecondPerIp:
+        listener.mechanism === 'CURVE' ? config.curveHandshakeRate : config.nullConnectionRate,
       allowZmtp2: listener.mechanism === 'NULL' && config.allowZmtp2,
       heartbeatIvlMs: config.heartbeatIvlMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,

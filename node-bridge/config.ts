@@ -46,6 +46,12 @@ export const DEFAULT_LOG_LEVEL = 'info'
 export const DEFAULT_METRICS_HOST = '127.0.0.1'
 /** CURVE handshakes a second per IP; each costs the server about 0.3 ms of CPU. */
 export const DEFAULT_CURVE_HANDSHAKE_RATE = 50
+/**
+ * New connections a second per IP on NULL listeners, bursts of twice that. A libzmq PUSH
+ * reconnects at most every 100-200 ms (reconnect_ivl), so 100/s covers 16 sockets reconnecting
+ * as fast as they can, and the burst of 200 a host's every sender starting at once.
+ */
+export const DEFAULT_NULL_CONNECTION_RATE = 100
 
 // As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
 const CHANNEL_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/
@@ -98,6 +104,8 @@ export interface BridgeConfig {
   preauthBudgetBytes: number
   /** New connections a second per IP on CURVE listeners; 0: no limit. */
   curveHandshakeRate: number
+  /** New connections a second per IP on NULL listeners; 0: no limit. */
+  nullConnectionRate: number
   /** Accept ZMTP 2.0 peers on NULL listeners. */
   allowZmtp2: boolean
   /** PING every ready peer this often, ms; 0: only answer the peers' PINGs. */
@@ -242,7 +250,7 @@ export const SETTINGS = {
   maxConnectionsPerIp: {
     flag: '--max-connections-per-ip',
     env: 'ZMQ_EDGE_MAX_CONNECTIONS_PER_IP',
-    description: `open connections from one IP per listener, at most (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`,
+    description: `open connections from one IP (an IPv6 /64) per listener, at most (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`,
   },
   preauthBudgetBytes: {
     flag: '--preauth-budget',
@@ -253,6 +261,11 @@ export const SETTINGS = {
     flag: '--curve-handshake-rate',
     env: 'ZMQ_EDGE_CURVE_HANDSHAKE_RATE',
     description: `new connections a second per IP on CURVE listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_CURVE_HANDSHAKE_RATE})`,
+  },
+  nullConnectionRate: {
+    flag: '--null-connection-rate',
+    env: 'ZMQ_EDGE_NULL_CONNECTION_RATE',
+    description: `new connections a second per IP on NULL listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_NULL_CONNECTION_RATE})`,
   },
   allowZmtp2: {
     flag: '--allow-zmtp2',
@@ -875,6 +888,7 @@ export function parseConfig(
       () => DEFAULT_PREAUTH_BUDGET_BYTES,
     ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
+    nullConnectionRate: one('nullConnectionRate', wholeNumber, () => DEFAULT_NULL_CONNECTION_RATE),
     allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
     heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => 0),
     heartbeatTimeoutMs: 0,

@@ -38,7 +38,10 @@ export interface PullSocketOptions {
   maxConnections?: number
   /** Default {@link DEFAULT_MAX_CONNECTIONS_PER_IP}. */
   maxConnectionsPerIp?: number
-  /** New connections a second per IP (each one is a handshake to pay for); 0, the default: no limit. */
+  /**
+   * New connections a second per IP (each one is a handshake to pay for), bursts of twice that;
+   * 0, the default: no limit. The bridge sets it on every listener (NULL and CURVE).
+   */
   handshakesPerSecondPerIp?: number
   /**
    * What connections not yet READY may hold (greeting buffers, partial handshake frames), shared
@@ -71,7 +74,13 @@ export type PullSocketEvent =
 
 export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 10_000
 export const DEFAULT_MAX_CONNECTIONS = 10_000
-export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000
+/**
+ * Open connections from one address (an IPv6 /64) per listener. A libzmq PUSH holds one
+ * connection per socket and endpoint, so 100 is 100 sender sockets behind one address; with
+ * DEFAULT_MAX_CONNECTIONS at 10,000, filling a listener takes 100 addresses, not 10. Raise it for
+ * many senders behind one NAT.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 100
 
 /** libzmq's reconnect_ivl: the wait before dialling a bound peer again, plus as much jitter. */
 const RECONNECT_IVL_MS = 100

@@ -1,9 +1,11 @@
 // How the bridge sets up its listeners: settings every listener shares (the pre-handshake
 // budget), per-mechanism limits, and what it warns about at start.
+import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
 import { parseConfig, type RawSettings } from '../../node-bridge/config'
 import { createMemoryLogger } from '../support/memory-logger'
+import { waitFor } from '../support/wait'
 
 let bridge: RunningBridge | undefined
 
@@ -32,5 +34,22 @@ describe('bridge listeners', () => {
     const [first, second] = bridge.listeners
     expect(first?.pull.preauthBudget).toBe(second?.pull.preauthBudget)
     expect(first?.pull.preauthBudget.limit).toBe(65536)
+  })
+
+  it('limit new connections per IP on NULL listeners too (--null-connection-rate)', async () => {
+    const { bridge } = await start({ bind: 'tcp://127.0.0.1:0', nullConnectionRate: '2' })
+    const pull = bridge.listeners[0]?.pull
+    const sockets = Array.from({ length: 8 }, () => {
+      const socket = connect(bridge.address.port, '127.0.0.1')
+      socket.on('error', () => undefined)
+      return socket
+    })
+    try {
+      // A burst of twice the rate gets in; the others are refused before any ZMTP.
+      await waitFor(() => (pull?.refused.TOO_MANY_HANDSHAKES ?? 0) >= 4)
+      expect(pull?.connectionCount).toBe(4)
+    } finally {
+      for (const socket of sockets) socket.destroy()
+    }
   })
 })

@@ -23,6 +23,18 @@ describe('parseConfig', () => {
     expect(config.bridgeId).toMatch(/^[A-Za-z0-9._:-]+-[0-9a-f]{12}$/)
   })
 
+  it('limits each IP to 100 connections and, on NULL listeners too, 100 new ones a second', () => {
+    const config = parseConfig(token, {})
+    expect(config.maxConnections).toBe(10_000)
+    expect(config.maxConnectionsPerIp).toBe(100)
+    expect(config.nullConnectionRate).toBe(100)
+    expect(config.curveHandshakeRate).toBe(50)
+    expect(parseConfig({ ...token, nullConnectionRate: '0' }, {}).nullConnectionRate).toBe(0)
+    expect(
+      configErrorOf(() => parseConfig({ ...token, nullConnectionRate: '-1' }, {})).setting,
+    ).toBe('--null-connection-rate')
+  })
+
   it('reads environment variables, and flags win over them', () => {
     const env = {
       ZMQ_EDGE_BIND: 'tcp://127.0.0.1:9000',
