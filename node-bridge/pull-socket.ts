@@ -6,6 +6,7 @@ import { z85Encode } from '../durable/z85'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
 import { PreauthBudget } from './preauth-budget'
+import { RefusalLog } from './refusal-log'
 import {
   type ConnectionEvents,
   ConnectionState,
@@ -51,6 +52,11 @@ export interface PullSocketOptions {
   preauthBudget?: PreauthBudget
   /** Accept ZMTP 2.0 peers (old libzmq, JeroMQ 0.3) on this NULL listener. Default false. */
   allowZmtp2?: boolean
+  /**
+   * Refused connections are logged as the first of each reason, then one summary line per
+   * interval of this many ms (default DEFAULT_REFUSAL_LOG_INTERVAL_MS).
+   */
+  refusalLogIntervalMs?: number
   /** Send a PING this often (ms) to every ready peer; 0, the default: only answer theirs. */
   heartbeatIvlMs?: number
   /** A peer silent this long (ms) after our PING is dropped; default the interval. */
@@ -114,6 +120,7 @@ export class PullSocket {
   readonly #connections = new Map<Socket, InboundConnection>()
   readonly #heartbeatTimer: NodeJS.Timeout
   readonly #limits: ConnectionLimits
+  readonly #refusalLog: RefusalLog
   readonly #sweepTimer: NodeJS.Timeout
   #paused = false
   #closed = false
@@ -135,6 +142,7 @@ export class PullSocket {
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
       handshakesPerSecondPerIp: options.handshakesPerSecondPerIp ?? 0,
     })
+    this.#refusalLog = new RefusalLog(options.logger, options.refusalLogIntervalMs)
     this.#sweepTimer = setInterval(() => this.#limits.sweep(), 10_000).unref()
     const ivl = options.heartbeatIvlMs ?? 0
     this.#heartbeatTimer = setInterval(
@@ -280,6 +288,7 @@ export class PullSocket {
     for (const socket of this.#dialing) socket.destroy()
     clearInterval(this.#sweepTimer)
     clearInterval(this.#heartbeatTimer)
+    this.#refusalLog.flush()
     for (const socket of this.#connections.keys()) socket.destroy()
     if (!this.#server.listening) return Promise.resolve()
     return new Promise((resolve) => this.#server.close(() => resolve()))
@@ -292,10 +301,8 @@ export class PullSocket {
       // Before any ZMTP: the peer sees a reset and retries later, as after any plain close.
       this.refused[refusal]++
       this.#options.onEvent?.({ type: 'refused', code: refusal })
-      this.#options.logger.warn(
-        { peer: formatAddress(socket), code: refusal },
-        'connection refused',
-      )
+      // Never a line per refusal: during a flood that would be the flood, in the log.
+      this.#refusalLog.refused(refusal, formatAddress(socket), host)
       socket.destroy()
       return
     }

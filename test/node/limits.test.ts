@@ -138,6 +138,27 @@ describe('PullSocket limits over TCP', () => {
     await waitFor(() => pull?.connectionCount === 3)
   })
 
+  it('logs the first refusal of each reason, then one summary per interval: never a line per refusal', async () => {
+    const { port, logs } = await listen({ maxConnectionsPerIp: 1, refusalLogIntervalMs: 300 })
+    await rawConnection(port)
+    await waitFor(() => pull?.connectionCount === 1)
+    const refused = await Promise.all(Array.from({ length: 20 }, () => rawConnection(port)))
+    await Promise.all(refused.map(({ closed }) => closed))
+    expect(pull?.refused.TOO_MANY_CONNECTIONS).toBe(20)
+    const summary = await waitFor(() =>
+      logs.lines.find((line) => line.msg === 'connections refused'),
+    )
+    expect(logs.lines.filter((line) => line.msg === 'connection refused')).toHaveLength(1)
+    expect(summary).toMatchObject({
+      level: 40,
+      refused: { TOO_MANY_CONNECTIONS: 20 },
+      top: [{ address: '127.0.0.1', count: 20 }],
+    })
+    // One summary for the interval, not one per refusal.
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(logs.lines.filter((line) => line.msg === 'connections refused')).toHaveLength(1)
+  })
+
   it('refuses new connections from a host over its handshake rate', async () => {
     const { port } = await listen({ handshakesPerSecondPerIp: 2 })
     const attempts = await Promise.all(Array.from({ length: 8 }, () => rawConnection(port)))
