@@ -52,6 +52,13 @@ export const DEFAULT_CURVE_HANDSHAKE_RATE = 50
  * as fast as they can, and the burst of 200 a host's every sender starting at once.
  */
 export const DEFAULT_NULL_CONNECTION_RATE = 100
+/**
+ * Longest wait imposed on an address after failed handshakes, ms: 1 s after the first, doubling.
+ * A libzmq client the server closes on silently (a CURVE client with a wrong server key) retries
+ * every 100-200 ms for ever (reconnect_ivl; reconnect_ivl_max only grows the wait between failed
+ * TCP connects, and these connect fine); refused at accept, it costs an accept, not a handshake.
+ */
+export const DEFAULT_HANDSHAKE_BACKOFF_MAX_MS = 60_000
 
 // As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
 const CHANNEL_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/
@@ -106,6 +113,8 @@ export interface BridgeConfig {
   curveHandshakeRate: number
   /** New connections a second per IP on NULL listeners; 0: no limit. */
   nullConnectionRate: number
+  /** Longest refusal of an address after failed handshakes, ms (1 s, doubling); 0: off. */
+  handshakeBackoffMaxMs: number
   /** Accept ZMTP 2.0 peers on NULL listeners. */
   allowZmtp2: boolean
   /** PING every ready peer this often, ms; 0: only answer the peers' PINGs. */
@@ -266,6 +275,11 @@ export const SETTINGS = {
     flag: '--null-connection-rate',
     env: 'ZMQ_EDGE_NULL_CONNECTION_RATE',
     description: `new connections a second per IP on NULL listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_NULL_CONNECTION_RATE})`,
+  },
+  handshakeBackoffMaxMs: {
+    flag: '--handshake-backoff-max',
+    env: 'ZMQ_EDGE_HANDSHAKE_BACKOFF_MAX',
+    description: `after a failed handshake, new connections from that IP are refused for 1 s, doubling with each failure up to this many ms, until one succeeds; 0 for none (default ${DEFAULT_HANDSHAKE_BACKOFF_MAX_MS})`,
   },
   allowZmtp2: {
     flag: '--allow-zmtp2',
@@ -889,6 +903,11 @@ export function parseConfig(
     ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
     nullConnectionRate: one('nullConnectionRate', wholeNumber, () => DEFAULT_NULL_CONNECTION_RATE),
+    handshakeBackoffMaxMs: one(
+      'handshakeBackoffMaxMs',
+      wholeNumber,
+      () => DEFAULT_HANDSHAKE_BACKOFF_MAX_MS,
+    ),
     allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
     heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => 0),
     heartbeatTimeoutMs: 0,

@@ -47,16 +47,34 @@ export interface ConnectionLimitsOptions {
   maxConnectionsPerIp: number
   /** New handshakes a second per IP; 0 turns the rate limit off. Bursts of twice the rate pass. */
   handshakesPerSecondPerIp: number
+  /**
+   * After a failed handshake, new connections from that address are refused for
+   * HANDSHAKE_BACKOFF_INITIAL_MS, doubling with each further failure up to this many ms; a
+   * successful handshake starts it over. 0 (the default) turns the backoff off.
+   */
+  handshakeBackoffMaxMs?: number
   now?: () => number
 }
 
+/** The first backoff after a failed handshake, ms; it doubles with each further failure. */
+export const HANDSHAKE_BACKOFF_INITIAL_MS = 1000
+/**
+ * Addresses remembered at most. Past it, the oldest without an open connection are forgotten
+ * first, so a spray from many addresses (IPv6 /64s are plentiful) cannot grow this map unbounded.
+ */
+const MAX_TRACKED_HOSTS = 65_536
+
 /** Why a connection was refused. */
-export type Refusal = 'TOO_MANY_CONNECTIONS' | 'TOO_MANY_HANDSHAKES'
+export type Refusal = 'TOO_MANY_CONNECTIONS' | 'TOO_MANY_HANDSHAKES' | 'HANDSHAKE_BACKOFF'
 
 interface HostState {
   connections: number
   tokens: number
   refilledAt: number
+  /** Failed handshakes since the last success (or since the address was forgotten). */
+  failures: number
+  /** New connections are refused until then (the clock of `now`). */
+  backoffUntil: number
 }
 
 export class ConnectionLimits {
@@ -70,7 +88,7 @@ export class ConnectionLimits {
     this.#now = options.now ?? (() => performance.now())
   }
 
-  /** Hosts with state (open connections or a bucket not yet full). */
+  /** Hosts with state (open connections, a bucket not yet full, or a backoff). */
   get trackedHosts(): number {
     return this.#hosts.size
   }
@@ -82,11 +100,11 @@ export class ConnectionLimits {
   admit(address: string): Refusal | undefined {
     const host = hostKey(address)
     const { maxConnections, maxConnectionsPerIp, handshakesPerSecondPerIp: rate } = this.#options
-    const state = this.#hosts.get(host) ?? {
-      connections: 0,
-      tokens: 2 * rate,
-      refilledAt: this.#now(),
-    }
+    const state = this.#hosts.get(host) ?? this.#newState()
+    // Checked first and costing nothing else: a client that keeps failing (a libzmq CURVE
+    // client with a wrong server key retries every 100-200 ms, for ever) is turned away at
+    // accept, with no handshake to pay for.
+    if (state.backoffUntil > this.#now()) return 'HANDSHAKE_BACKOFF'
     if (this.#connections >= maxConnections || state.connections >= maxConnectionsPerIp) {
       this.#forgetIfIdle(host, state)
       return 'TOO_MANY_CONNECTIONS'
@@ -107,6 +125,33 @@ export class ConnectionLimits {
     return undefined
   }
 
+  /**
+   * A connection from `address` failed its handshake: refuse its next ones for a while (when
+   * the backoff is on), twice as long as after its previous failure, at most the maximum.
+   */
+  handshakeFailed(address: string): void {
+    const maxMs = this.#options.handshakeBackoffMaxMs ?? 0
+    if (maxMs <= 0) return
+    const host = hostKey(address)
+    let state = this.#hosts.get(host)
+    if (!state) {
+      this.#makeRoom()
+      state = this.#newState()
+      this.#hosts.set(host, state)
+    }
+    const waitMs = Math.min(HANDSHAKE_BACKOFF_INITIAL_MS * 2 ** state.failures, maxMs)
+    state.failures++
+    state.backoffUntil = this.#now() + waitMs
+  }
+
+  /** A connection from `address` completed its handshake: its backoff starts over. */
+  handshakeSucceeded(address: string): void {
+    const state = this.#hosts.get(hostKey(address))
+    if (!state) return
+    state.failures = 0
+    state.backoffUntil = 0
+  }
+
   release(address: string): void {
     const host = hostKey(address)
     const state = this.#hosts.get(host)
@@ -121,9 +166,40 @@ export class ConnectionLimits {
     for (const [host, state] of this.#hosts) this.#forgetIfIdle(host, state)
   }
 
-  /** A host is remembered only while it holds connections or its bucket is refilling. */
+  #newState(): HostState {
+    const rate = this.#options.handshakesPerSecondPerIp
+    return {
+      connections: 0,
+      tokens: 2 * rate,
+      refilledAt: this.#now(),
+      failures: 0,
+      backoffUntil: 0,
+    }
+  }
+
+  /** Forgets the oldest idle hosts when the map is full. */
+  #makeRoom(): void {
+    if (this.#hosts.size < MAX_TRACKED_HOSTS) return
+    let budget = 16
+    for (const [host, state] of this.#hosts) {
+      if (state.connections > 0) continue
+      this.#hosts.delete(host)
+      if (--budget === 0) break
+    }
+  }
+
+  /**
+   * A host is remembered only while it holds connections, its bucket is refilling, or it failed
+   * a handshake less than the longest backoff after its last one ended.
+   */
   #forgetIfIdle(host: string, state: HostState): void {
     if (state.connections > 0) return
+    if (
+      state.failures > 0 &&
+      this.#now() < state.backoffUntil + (this.#options.handshakeBackoffMaxMs ?? 0)
+    ) {
+      return
+    }
     const rate = this.#options.handshakesPerSecondPerIp
     const refilled =
       rate === 0 || state.tokens + ((this.#now() - state.refilledAt) / 1000) * rate >= 2 * rate

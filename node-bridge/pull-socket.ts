@@ -50,6 +50,12 @@ export interface PullSocketOptions {
    * socket's own, of DEFAULT_PREAUTH_BUDGET_BYTES.
    */
   preauthBudget?: PreauthBudget
+  /**
+   * After a failed handshake, refuse new connections from that address (an IPv6 /64) for 1 s,
+   * doubling with each further failure up to this many ms; a success starts it over. 0, the
+   * default: no backoff (the bridge's default is DEFAULT_HANDSHAKE_BACKOFF_MAX_MS).
+   */
+  handshakeBackoffMaxMs?: number
   /** Accept ZMTP 2.0 peers (old libzmq, JeroMQ 0.3) on this NULL listener. Default false. */
   allowZmtp2?: boolean
   /**
@@ -128,7 +134,7 @@ export class PullSocket {
   readonly #dialing = new Set<Socket>()
   readonly #reconnectTimers = new Set<NodeJS.Timeout>()
   /** Connections refused before any ZMTP, by reason. */
-  readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0 }
+  readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0, HANDSHAKE_BACKOFF: 0 }
   #maxMessageSize: number
   /** Octets held by connections that are not READY (see PullSocketOptions.preauthBudget). */
   readonly preauthBudget: PreauthBudget
@@ -141,6 +147,7 @@ export class PullSocket {
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
       handshakesPerSecondPerIp: options.handshakesPerSecondPerIp ?? 0,
+      handshakeBackoffMaxMs: options.handshakeBackoffMaxMs ?? 0,
     })
     this.#refusalLog = new RefusalLog(options.logger, options.refusalLogIntervalMs)
     this.#sweepTimer = setInterval(() => this.#limits.sweep(), 10_000).unref()
@@ -307,7 +314,7 @@ export class PullSocket {
       return
     }
     socket.on('close', () => this.#limits.release(host))
-    this.#attach(socket)
+    this.#attach(socket, undefined, { limits: this.#limits, host })
   }
 
   /**
@@ -348,8 +355,8 @@ export class PullSocket {
     dial()
   }
 
-  #attach(socket: Socket, onFailure?: (error: ZmtpError) => void): void {
-    const entry = new InboundConnection(socket, this.#options, this, onFailure)
+  #attach(socket: Socket, onFailure?: (error: ZmtpError) => void, admission?: Admission): void {
+    const entry = new InboundConnection(socket, this.#options, this, onFailure, admission)
     this.#connections.set(socket, entry)
     if (this.#paused) socket.pause()
     socket.once('close', () => {
@@ -359,6 +366,21 @@ export class PullSocket {
     entry.start()
   }
 }
+
+/** An accepted connection's address and the limits that admitted it, told how its handshake went. */
+interface Admission {
+  limits: ConnectionLimits
+  host: string
+}
+
+/**
+ * Handshake failures that are not the peer's doing, and so do not back its address off: a bug
+ * of ours, or a budget other peers may have filled.
+ */
+const NOT_THE_PEERS_FAULT = new Set<string>([
+  ZmtpErrorCode.INTERNAL_ERROR,
+  ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
+])
 
 /** Reads smaller than this are kept whole, whatever share of them messages use. */
 const SPARSE_READ_MIN_BYTES = 16 * 1024
@@ -410,6 +432,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   readonly #options: PullSocketOptions
   readonly #owner: PullSocket
   readonly #onFailure: ((error: ZmtpError) => void) | undefined
+  readonly #admission: Admission | undefined
   readonly #peerAddress: string
   readonly #log: Logger
   readonly #acceptedAt = Date.now()
@@ -427,11 +450,13 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     options: PullSocketOptions,
     owner: PullSocket,
     onFailure: ((error: ZmtpError) => void) | undefined,
+    admission: Admission | undefined,
   ) {
     this.#socket = socket
     this.#options = options
     this.#owner = owner
     this.#onFailure = onFailure
+    this.#admission = admission
     this.#peerAddress = formatAddress(socket)
     this.#log = options.logger.child({ peer: this.#peerAddress })
     const mechanism = options.createMechanism()
@@ -549,6 +574,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#clearHandshakeTimer()
     if (!this.connection.handshaking) this.#releasePreauth()
     this.peer = ready
+    this.#admission?.limits.handshakeSucceeded(this.#admission.host)
     this.#options.onEvent?.({ type: 'ready', mechanism: ready.mechanism })
     this.#log.info(
       {
@@ -581,7 +607,12 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     if (!error) return
     this.#onFailure?.(error)
     this.#closeReason = error.code
-    if (!this.peer) this.#options.onEvent?.({ type: 'handshake-failed', code: error.code })
+    if (!this.peer) {
+      this.#options.onEvent?.({ type: 'handshake-failed', code: error.code })
+      if (this.#admission && !NOT_THE_PEERS_FAULT.has(error.code)) {
+        this.#admission.limits.handshakeFailed(this.#admission.host)
+      }
+    }
     if (error.code === ZmtpErrorCode.INTERNAL_ERROR) {
       // A bug of ours: at error level, with the stack of what was thrown.
       this.#log.error(

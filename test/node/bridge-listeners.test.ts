@@ -52,4 +52,22 @@ describe('bridge listeners', () => {
       for (const socket of sockets) socket.destroy()
     }
   })
+
+  it('back off an address after a failed handshake (--handshake-backoff-max, default 60 s)', async () => {
+    const { bridge, logs } = await start({ bind: 'tcp://127.0.0.1:0' })
+    const pull = bridge.listeners[0]?.pull
+    const attempt = () =>
+      new Promise<void>((resolve) => {
+        const socket = connect(bridge.address.port, '127.0.0.1', () =>
+          socket.write('GET / HTTP/1.1\r\n\r\n'),
+        )
+        socket.on('error', () => undefined)
+        socket.resume()
+        socket.once('close', () => resolve())
+      })
+    await attempt()
+    await waitFor(() => logs.lines.find((line) => line.code === 'UNSUPPORTED_VERSION'))
+    await attempt()
+    expect(pull?.refused.HANDSHAKE_BACKOFF).toBe(1)
+  })
 })
