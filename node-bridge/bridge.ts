@@ -173,6 +173,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       allowZmtp2: listener.mechanism === 'NULL' && config.allowZmtp2,
       heartbeatIvlMs: config.heartbeatIvlMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
       logger: logger.child({
         component: 'zmtp',
         [dialled ? 'connect' : 'listener']: listener.endpoint,

@@ -59,6 +59,19 @@ export const DEFAULT_NULL_CONNECTION_RATE = 100
  * TCP connects, and these connect fine); refused at accept, it costs an accept, not a handshake.
  */
 export const DEFAULT_HANDSHAKE_BACKOFF_MAX_MS = 60_000
+/**
+ * PING every ZMTP 3.1 peer after this long without traffic (RFC 37), ms; with the timeout, a
+ * half-open connection (a peer gone without a FIN: a NAT timeout, a pulled cable) is dropped
+ * within 90 s instead of being kept for ever.
+ */
+export const DEFAULT_HEARTBEAT_IVL_MS = 30_000
+/** A peer silent this long after our PING is dropped: twice the interval unless set. */
+export const HEARTBEAT_TIMEOUT_IVLS = 2
+/**
+ * Close a peer that cannot be PINGed (ZMTP 3.0, 2.0) after this long without traffic, ms. Long:
+ * libzmq reconnects at once, but a message it writes as we close would be lost.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 600_000
 
 // As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
 const CHANNEL_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/
@@ -117,10 +130,12 @@ export interface BridgeConfig {
   handshakeBackoffMaxMs: number
   /** Accept ZMTP 2.0 peers on NULL listeners. */
   allowZmtp2: boolean
-  /** PING every ready peer this often, ms; 0: only answer the peers' PINGs. */
+  /** PING every ready ZMTP 3.1 peer this often, ms; 0: only answer the peers' PINGs. */
   heartbeatIvlMs: number
   /** Drop a peer silent this long after our PING, ms. */
   heartbeatTimeoutMs: number
+  /** Close a peer we do not PING after this long without traffic, ms; 0: never. */
+  idleTimeoutMs: number
   maxBatchMessages: number
   maxBatchBytes: number
   flushDelayMs: number
@@ -291,14 +306,18 @@ export const SETTINGS = {
   heartbeatIvlMs: {
     flag: '--heartbeat-ivl',
     env: 'ZMQ_EDGE_HEARTBEAT_IVL',
-    description:
-      'ms between the bridge’s PINGs to each client, to drop half-open connections (default 0: off)',
+    description: `ms without traffic before the bridge PINGs a client that greeted as ZMTP 3.1 or later, to drop half-open connections; 0 for none (default ${DEFAULT_HEARTBEAT_IVL_MS})`,
   },
   heartbeatTimeoutMs: {
     flag: '--heartbeat-timeout',
     env: 'ZMQ_EDGE_HEARTBEAT_TIMEOUT',
     description:
-      'ms without traffic after a PING before a client is dropped (default: the interval)',
+      'ms without traffic after a PING before a client is dropped (default: twice the interval)',
+  },
+  idleTimeoutMs: {
+    flag: '--idle-timeout',
+    env: 'ZMQ_EDGE_IDLE_TIMEOUT',
+    description: `ms without traffic before a client the bridge does not PING (ZMTP 3.0 or 2.0, or heartbeats off) is closed; 0 for never (default ${DEFAULT_IDLE_TIMEOUT_MS})`,
   },
   hwmMessages: {
     flag: '--hwm-messages',
@@ -909,8 +928,9 @@ export function parseConfig(
       () => DEFAULT_HANDSHAKE_BACKOFF_MAX_MS,
     ),
     allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
-    heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => 0),
+    heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => DEFAULT_HEARTBEAT_IVL_MS),
     heartbeatTimeoutMs: 0,
+    idleTimeoutMs: one('idleTimeoutMs', wholeNumber, () => DEFAULT_IDLE_TIMEOUT_MS),
     maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),
     maxBatchBytes: one('maxBatchBytes', batchBytes, () => DEFAULT_MAX_BATCH_BYTES),
     flushDelayMs: one('flushDelayMs', wholeNumber, () => DEFAULT_FLUSH_DELAY_MS),
@@ -930,7 +950,7 @@ export function parseConfig(
   config.heartbeatTimeoutMs = one(
     'heartbeatTimeoutMs',
     positiveInteger,
-    () => config.heartbeatIvlMs,
+    () => HEARTBEAT_TIMEOUT_IVLS * config.heartbeatIvlMs,
   )
   if (config.reconnectMaxMs < config.reconnectInitialMs) {
     throw new ConfigError(

@@ -63,10 +63,20 @@ export interface PullSocketOptions {
    * interval of this many ms (default DEFAULT_REFUSAL_LOG_INTERVAL_MS).
    */
   refusalLogIntervalMs?: number
-  /** Send a PING this often (ms) to every ready peer; 0, the default: only answer theirs. */
+  /**
+   * Send a PING this often (ms) to every ready peer that greeted as ZMTP 3.1 or later (RFC 37);
+   * 0, the default: only answer theirs. ZMTP 3.0 and 2.0 peers are never sent one: 3.0 has no
+   * PING (a libzmq 4.1 peer never answers, and passes the command on as a message), 2.0 has no
+   * commands at all.
+   */
   heartbeatIvlMs?: number
   /** A peer silent this long (ms) after our PING is dropped; default the interval. */
   heartbeatTimeoutMs?: number
+  /**
+   * A ready peer that is not PINGed (heartbeats off, or a ZMTP 3.0/2.0 peer) and sends nothing
+   * for this long (ms) is closed; 0, the default: never.
+   */
+  idleTimeoutMs?: number
   logger: Logger
   onMessage(message: InboundMessage): void
   /** Connection lifecycle, for metrics. */
@@ -151,10 +161,15 @@ export class PullSocket {
     })
     this.#refusalLog = new RefusalLog(options.logger, options.refusalLogIntervalMs)
     this.#sweepTimer = setInterval(() => this.#limits.sweep(), 10_000).unref()
-    const ivl = options.heartbeatIvlMs ?? 0
+    // Often enough for the shortest of the intervals, at most every 250 ms (peers' PING TTLs).
+    const periods = [
+      options.heartbeatIvlMs ?? 0,
+      options.heartbeatTimeoutMs ?? 0,
+      options.idleTimeoutMs ?? 0,
+    ].filter((ms) => ms > 0)
     this.#heartbeatTimer = setInterval(
       () => this.#heartbeat(),
-      ivl > 0 ? Math.max(20, Math.min(ivl, options.heartbeatTimeoutMs ?? ivl) / 4) : 250,
+      Math.max(20, Math.min(250, ...periods.map((ms) => ms / 4))),
     ).unref()
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
   }
@@ -202,17 +217,23 @@ export class PullSocket {
     return closed
   }
 
-  /** Sends due PINGs and drops peers that stayed silent past our timeout or their own TTL. */
+  /**
+   * Sends due PINGs to the peers that know PING, and ends connections that stayed silent: past
+   * our heartbeat timeout, past the TTL of the peer's own PING, or, for peers we cannot PING,
+   * past the idle timeout.
+   */
   #heartbeat(): void {
+    // A paused connection is not read, so its silence says nothing about the peer.
+    if (this.#paused) return
     const now = Date.now()
     const ivl = this.#options.heartbeatIvlMs ?? 0
     const timeout = this.#options.heartbeatTimeoutMs ?? ivl
+    const idle = this.#options.idleTimeoutMs ?? 0
     for (const entry of this.#connections.values()) {
-      if (!entry.peer) continue
+      const { peer } = entry
+      if (!peer || entry.closing || entry.ending) continue
       const silentMs = now - entry.lastDataAt
       const { peerTtlMs } = entry.connection
-      // A paused connection is not read, so its silence says nothing about the peer.
-      if (this.#paused) continue
       if (entry.unansweredSince > 0 && entry.lastDataAt >= entry.unansweredSince) {
         entry.unansweredSince = 0
       }
@@ -220,18 +241,20 @@ export class PullSocket {
         (entry.unansweredSince > 0 && now - entry.unansweredSince > timeout) ||
         (peerTtlMs > 0 && silentMs > peerTtlMs)
       ) {
-        entry.connection.fail(
-          new ZmtpError(
-            ZmtpErrorCode.HEARTBEAT_TIMEOUT,
-            `no traffic from the peer for ${silentMs} ms`,
-          ),
-        )
+        entry.endSilent(ZmtpErrorCode.HEARTBEAT_TIMEOUT, silentMs)
         continue
       }
-      if (ivl > 0 && now - Math.max(entry.lastPingAt, entry.lastDataAt) >= ivl) {
-        entry.lastPingAt = now
-        if (entry.unansweredSince === 0) entry.unansweredSince = now
-        entry.connection.sendPing()
+      // RFC 37 defines PING; a peer greeting as 3.0 may not know it (libzmq 4.1 does not), and
+      // ZMTP 2.0 has no commands at all.
+      const pingable = ivl > 0 && peer.majorVersion === 3 && peer.minorVersion >= 1
+      if (pingable) {
+        if (now - Math.max(entry.lastPingAt, entry.lastDataAt) >= ivl) {
+          entry.lastPingAt = now
+          if (entry.unansweredSince === 0) entry.unansweredSince = now
+          entry.connection.sendPing()
+        }
+      } else if (idle > 0 && silentMs >= idle) {
+        entry.endSilent(ZmtpErrorCode.IDLE_TIMEOUT, silentMs)
       }
     }
   }
@@ -382,6 +405,9 @@ const NOT_THE_PEERS_FAULT = new Set<string>([
   ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
 ])
 
+/** How long a connection closed for silence is still read for what its peer sent, ms. */
+const SILENT_CLOSE_GRACE_MS = 2000
+
 /** Reads smaller than this are kept whole, whatever share of them messages use. */
 const SPARSE_READ_MIN_BYTES = 16 * 1024
 
@@ -428,6 +454,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   writeBlocked = false
   /** We are closing it: what the peer sends is no longer read. */
   closing = false
+  /** We ended our side for the peer's silence, and read what it sends until it closes. */
+  ending = false
   readonly #socket: Socket
   readonly #options: PullSocketOptions
   readonly #owner: PullSocket
@@ -556,6 +584,21 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
         if (!this.#owner.paused && !this.closing) this.#socket.resume()
       })
     }
+  }
+
+  /**
+   * Ends a connection whose peer has been silent: our FIN now, but what the peer sends until it
+   * closes its side (a libzmq PUSH does once it reads our FIN) is still read and delivered, so a
+   * message it wrote as we gave up on it is not lost; destroyed after SILENT_CLOSE_GRACE_MS.
+   */
+  endSilent(code: ZmtpErrorCode, silentMs: number): void {
+    if (this.closing || this.ending) return
+    this.ending = true
+    this.#closeReason = code
+    this.#log.warn({ code, silentMs }, 'closing a silent connection')
+    const socket = this.#socket
+    socket.end()
+    setTimeout(() => socket.destroy(), SILENT_CLOSE_GRACE_MS).unref()
   }
 
   close(): void {

@@ -27,6 +27,8 @@ export const ZmtpErrorCode = {
   AUTHENTICATION_FAILED: 'AUTHENTICATION_FAILED',
   TOO_MANY_FRAMES: 'TOO_MANY_FRAMES',
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
+  /** A peer that cannot be PINGed (ZMTP 3.0 or 2.0, or heartbeats off) sent nothing for too long. */
+  IDLE_TIMEOUT: 'IDLE_TIMEOUT',
   /**
    * Connections not yet READY hold, all listeners together, the most octets the pre-handshake
    * budget allows (--preauth-budget): this one would have taken it past that.
