@@ -202,6 +202,17 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       },
       'listening',
     )
+    if (listener.mechanism === 'NULL' && !isLoopback(address.address)) {
+      // RFC 23: NULL has no authentication; whoever reaches the port writes to the channel.
+      logger.warn(
+        {
+          bind: `${formatHost(address.address)}:${address.port}`,
+          channel: listener.channel,
+          hint: 'bind 127.0.0.1 (behind a tunnel or proxy), firewall the port, or use CURVE',
+        },
+        'NULL listener on a non-loopback interface: no authentication',
+      )
+    }
   }
 
   for (const target of config.connects) {
@@ -282,6 +293,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       return left
     },
   }
+}
+
+/** True for 127.0.0.0/8, ::1 and their IPv4-mapped forms: reachable from this host only. */
+function isLoopback(address: string): boolean {
+  return /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(address) || address === '::1'
 }
 
 function formatHost(host: string): string {

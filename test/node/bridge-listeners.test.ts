@@ -70,4 +70,23 @@ describe('bridge listeners', () => {
     await attempt()
     expect(pull?.refused.HANDSHAKE_BACKOFF).toBe(1)
   })
+
+  it('warn at start about a NULL listener on a non-loopback interface, not about loopback or CURVE', async () => {
+    const { bridge, logs } = await start({
+      listener: [
+        'tcp://0.0.0.0:0,mechanism=NULL',
+        'tcp://127.0.0.1:0,mechanism=NULL',
+        'tcp://0.0.0.0:0,mechanism=CURVE',
+      ],
+      curveSecretKey: 'JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6', // libzmq doc/zmq_curve.adoc
+    })
+    const warnings = logs.lines.filter(
+      (line) => line.msg === 'NULL listener on a non-loopback interface: no authentication',
+    )
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({
+      level: 40,
+      bind: `0.0.0.0:${bridge.listeners[0]?.address.port}`,
+    })
+  })
 })
