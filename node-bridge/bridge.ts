@@ -169,7 +169,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       preauthBudget,
       handshakesPerSecondPerIp:
         listener.mechanism === 'CURVE' ? config.curveHandshakeRate : config.nullConnectionRate,
-      handshakeBackoffMaxMs: config.handshakeBackoffMaxMs,
+      handshakeBackoffMaxMs: config.handshakeBackoffMs,
       allowZmtp2: listener.mechanism === 'NULL' && config.allowZmtp2,
       heartbeatIvlMs: config.heartbeatIvlMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,

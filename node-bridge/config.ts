@@ -58,7 +58,7 @@ export const DEFAULT_NULL_CONNECTION_RATE = 100
  * every 100-200 ms for ever (reconnect_ivl; reconnect_ivl_max only grows the wait between failed
  * TCP connects, and these connect fine); refused at accept, it costs an accept, not a handshake.
  */
-export const DEFAULT_HANDSHAKE_BACKOFF_MAX_MS = 60_000
+export const DEFAULT_HANDSHAKE_BACKOFF_MS = 60_000
 /**
  * PING every ZMTP 3.1 peer after this long without traffic (RFC 37), ms; with the timeout, a
  * half-open connection (a peer gone without a FIN: a NAT timeout, a pulled cable) is dropped
@@ -127,7 +127,7 @@ export interface BridgeConfig {
   /** New connections a second per IP on NULL listeners; 0: no limit. */
   nullConnectionRate: number
   /** Longest refusal of an address after failed handshakes, ms (1 s, doubling); 0: off. */
-  handshakeBackoffMaxMs: number
+  handshakeBackoffMs: number
   /** Accept ZMTP 2.0 peers on NULL listeners. */
   allowZmtp2: boolean
   /** PING every ready ZMTP 3.1 peer this often, ms; 0: only answer the peers' PINGs. */
@@ -291,10 +291,10 @@ export const SETTINGS = {
     env: 'ZMQ_EDGE_NULL_CONNECTION_RATE',
     description: `new connections a second per IP on NULL listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_NULL_CONNECTION_RATE})`,
   },
-  handshakeBackoffMaxMs: {
-    flag: '--handshake-backoff-max',
-    env: 'ZMQ_EDGE_HANDSHAKE_BACKOFF_MAX',
-    description: `after a failed handshake, new connections from that IP are refused for 1 s, doubling with each failure up to this many ms, until one succeeds; 0 for none (default ${DEFAULT_HANDSHAKE_BACKOFF_MAX_MS})`,
+  handshakeBackoffMs: {
+    flag: '--handshake-backoff',
+    env: 'ZMQ_EDGE_HANDSHAKE_BACKOFF',
+    description: `after a failed handshake, new connections from that IP are refused for 1 s, doubling with each failure up to this many ms, until one succeeds; 0 for none (default ${DEFAULT_HANDSHAKE_BACKOFF_MS})`,
   },
   allowZmtp2: {
     flag: '--allow-zmtp2',
@@ -922,11 +922,7 @@ export function parseConfig(
     ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
     nullConnectionRate: one('nullConnectionRate', wholeNumber, () => DEFAULT_NULL_CONNECTION_RATE),
-    handshakeBackoffMaxMs: one(
-      'handshakeBackoffMaxMs',
-      wholeNumber,
-      () => DEFAULT_HANDSHAKE_BACKOFF_MAX_MS,
-    ),
+    handshakeBackoffMs: one('handshakeBackoffMs', wholeNumber, () => DEFAULT_HANDSHAKE_BACKOFF_MS),
     allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
     heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => DEFAULT_HEARTBEAT_IVL_MS),
     heartbeatTimeoutMs: 0,

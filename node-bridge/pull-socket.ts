@@ -53,7 +53,7 @@ export interface PullSocketOptions {
   /**
    * After a failed handshake, refuse new connections from that address (an IPv6 /64) for 1 s,
    * doubling with each further failure up to this many ms; a success starts it over. 0, the
-   * default: no backoff (the bridge's default is DEFAULT_HANDSHAKE_BACKOFF_MAX_MS).
+   * default: no backoff (the bridge's default is DEFAULT_HANDSHAKE_BACKOFF_MS).
    */
   handshakeBackoffMaxMs?: number
   /** Accept ZMTP 2.0 peers (old libzmq, JeroMQ 0.3) on this NULL listener. Default false. */

@@ -53,7 +53,7 @@ describe('bridge listeners', () => {
     }
   })
 
-  it('back off an address after a failed handshake (--handshake-backoff-max, default 60 s)', async () => {
+  it('back off an address after a failed handshake (--handshake-backoff, default 60 s)', async () => {
     const { bridge, logs } = await start({ bind: 'tcp://127.0.0.1:0' })
     const pull = bridge.listeners[0]?.pull
     const attempt = () =>

@@ -42,7 +42,7 @@ describe('parseConfig', () => {
     expect(config.maxConnectionsPerIp).toBe(100)
     expect(config.nullConnectionRate).toBe(100)
     expect(config.curveHandshakeRate).toBe(50)
-    expect(config.handshakeBackoffMaxMs).toBe(60_000)
+    expect(config.handshakeBackoffMs).toBe(60_000)
     expect(parseConfig({ ...token, nullConnectionRate: '0' }, {}).nullConnectionRate).toBe(0)
     expect(
       configErrorOf(() => parseConfig({ ...token, nullConnectionRate: '-1' }, {})).setting,
