@@ -7,6 +7,7 @@ import { AllowList } from './allow-list'
 import { type BridgeConfig, ConfigError, type ListenerConfig } from './config'
 import type { Logger } from './log'
 import { BridgeMetrics } from './metrics'
+import { PreauthBudget } from './preauth-budget'
 import { PullSocket } from './pull-socket'
 import { preparePrivateDirectory } from './relay/private-directory'
 import { RelayClient } from './relay/relay-client'
@@ -99,6 +100,20 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
             if (fed.channel === channel) pull.setPaused(full)
           }
         },
+        // The channel says how large a message it stores: a larger one closes its ZeroMQ
+        // connection at once (as libzmq past ZMQ_MAXMSGSIZE), so it never makes the channel
+        // refuse a batch that holds others.
+        onLimits: ({ maxMessageBytes }) => {
+          if (maxMessageBytes < config.maxMessageSize) {
+            logger.info(
+              { channel, maxMessageBytes, configured: config.maxMessageSize },
+              'the channel stores smaller messages than --max-message-size: larger ones are refused',
+            )
+          }
+          for (const { config: fed, pull } of [...listeners, ...connectors]) {
+            if (fed.channel === channel) pull.setMaxMessageSize(maxMessageBytes)
+          }
+        },
       }),
     )
   }
@@ -152,6 +167,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       })
   }
 
+  // One budget for every listener: unauthenticated peers cannot add up to more than this.
+  const preauthBudget = new PreauthBudget(config.preauthBudgetBytes)
   const createPull = (listener: ListenerConfig, dialled: boolean) => {
     const relay = relays.get(listener.channel) as RelayClient
     const createMechanism =
@@ -167,10 +184,14 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       maxFramesPerMessage: config.maxFramesPerMessage,
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
-      handshakesPerSecondPerIp: listener.mechanism === 'CURVE' ? config.curveHandshakeRate : 0,
+      preauthBudget,
+      handshakesPerSecondPerIp:
+        listener.mechanism === 'CURVE' ? config.curveHandshakeRate : config.nullConnectionRate,
+      handshakeBackoffMaxMs: config.handshakeBackoffMs,
       allowZmtp2: listener.mechanism === 'NULL' && config.allowZmtp2,
       heartbeatIvlMs: config.heartbeatIvlMs,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
       logger: logger.child({
         component: 'zmtp',
         [dialled ? 'connect' : 'listener']: listener.endpoint,
@@ -199,6 +220,17 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       },
       'listening',
     )
+    if (listener.mechanism === 'NULL' && !isLoopback(address.address)) {
+      // RFC 23: NULL has no authentication; whoever reaches the port writes to the channel.
+      logger.warn(
+        {
+          bind: `${formatHost(address.address)}:${address.port}`,
+          channel: listener.channel,
+          hint: 'bind 127.0.0.1 (behind a tunnel or proxy), firewall the port, or use CURVE',
+        },
+        'NULL listener on a non-loopback interface: no authentication',
+      )
+    }
   }
 
   for (const target of config.connects) {
@@ -279,6 +311,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       return left
     },
   }
+}
+
+/** True for 127.0.0.0/8, ::1 and their IPv4-mapped forms: reachable from this host only. */
+function isLoopback(address: string): boolean {
+  return /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(address) || address === '::1'
 }
 
 function formatHost(host: string): string {

@@ -18,6 +18,7 @@ import {
 } from 'yaml'
 import type { Mechanism } from '../durable/relay-protocol'
 import { derivePublicKey, parseCurveKey } from './keys'
+import { DEFAULT_PREAUTH_BUDGET_BYTES } from './preauth-budget'
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -47,6 +48,32 @@ export const DEFAULT_LOG_LEVEL = 'info'
 export const DEFAULT_METRICS_HOST = '127.0.0.1'
 /** CURVE handshakes a second per IP; each costs the server about 0.3 ms of CPU. */
 export const DEFAULT_CURVE_HANDSHAKE_RATE = 50
+/**
+ * New connections a second per IP on NULL listeners, bursts of twice that. A libzmq PUSH
+ * reconnects at most every 100-200 ms (reconnect_ivl), so 100/s covers 16 sockets reconnecting
+ * as fast as they can, and the burst of 200 a host's every sender starting at once.
+ */
+export const DEFAULT_NULL_CONNECTION_RATE = 100
+/**
+ * Longest wait imposed on an address after failed handshakes, ms: 1 s after the first, doubling.
+ * A libzmq client the server closes on silently (a CURVE client with a wrong server key) retries
+ * every 100-200 ms for ever (reconnect_ivl; reconnect_ivl_max only grows the wait between failed
+ * TCP connects, and these connect fine); refused at accept, it costs an accept, not a handshake.
+ */
+export const DEFAULT_HANDSHAKE_BACKOFF_MS = 60_000
+/**
+ * PING every ZMTP 3.1 peer after this long without traffic (RFC 37), ms; with the timeout, a
+ * half-open connection (a peer gone without a FIN: a NAT timeout, a pulled cable) is dropped
+ * within 90 s instead of being kept for ever.
+ */
+export const DEFAULT_HEARTBEAT_IVL_MS = 30_000
+/** A peer silent this long after our PING is dropped: twice the interval unless set. */
+export const HEARTBEAT_TIMEOUT_IVLS = 2
+/**
+ * Close a peer that cannot be PINGed (ZMTP 3.0, 2.0) after this long without traffic, ms. Long:
+ * libzmq reconnects at once, but a message it writes as we close would be lost.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 600_000
 
 // As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
 const CHANNEL_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/
@@ -97,14 +124,22 @@ export interface BridgeConfig {
   maxFramesPerMessage: number
   maxConnections: number
   maxConnectionsPerIp: number
+  /** Octets that connections not yet READY may hold, all listeners together. */
+  preauthBudgetBytes: number
   /** New connections a second per IP on CURVE listeners; 0: no limit. */
   curveHandshakeRate: number
+  /** New connections a second per IP on NULL listeners; 0: no limit. */
+  nullConnectionRate: number
+  /** Longest refusal of an address after failed handshakes, ms (1 s, doubling); 0: off. */
+  handshakeBackoffMs: number
   /** Accept ZMTP 2.0 peers on NULL listeners. */
   allowZmtp2: boolean
-  /** PING every ready peer this often, ms; 0: only answer the peers' PINGs. */
+  /** PING every ready ZMTP 3.1 peer this often, ms; 0: only answer the peers' PINGs. */
   heartbeatIvlMs: number
   /** Drop a peer silent this long after our PING, ms. */
   heartbeatTimeoutMs: number
+  /** Close a peer we do not PING after this long without traffic, ms; 0: never. */
+  idleTimeoutMs: number
   maxBatchMessages: number
   maxBatchBytes: number
   flushDelayMs: number
@@ -273,12 +308,27 @@ export const SETTINGS = {
   maxConnectionsPerIp: {
     flag: '--max-connections-per-ip',
     env: 'ZMQ_EDGE_MAX_CONNECTIONS_PER_IP',
-    description: `open connections from one IP per listener, at most (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`,
+    description: `open connections from one IP (an IPv6 /64) per listener, at most (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`,
+  },
+  preauthBudgetBytes: {
+    flag: '--preauth-budget',
+    env: 'ZMQ_EDGE_PREAUTH_BUDGET',
+    description: `octets that connections still in their handshake may hold, all listeners together; past it a connection is closed (default ${DEFAULT_PREAUTH_BUDGET_BYTES})`,
   },
   curveHandshakeRate: {
     flag: '--curve-handshake-rate',
     env: 'ZMQ_EDGE_CURVE_HANDSHAKE_RATE',
     description: `new connections a second per IP on CURVE listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_CURVE_HANDSHAKE_RATE})`,
+  },
+  nullConnectionRate: {
+    flag: '--null-connection-rate',
+    env: 'ZMQ_EDGE_NULL_CONNECTION_RATE',
+    description: `new connections a second per IP on NULL listeners, bursts of twice that; 0 for no limit (default ${DEFAULT_NULL_CONNECTION_RATE})`,
+  },
+  handshakeBackoffMs: {
+    flag: '--handshake-backoff',
+    env: 'ZMQ_EDGE_HANDSHAKE_BACKOFF',
+    description: `after a failed handshake, new connections from that IP are refused for 1 s, doubling with each failure up to this many ms, until one succeeds; 0 for none (default ${DEFAULT_HANDSHAKE_BACKOFF_MS})`,
   },
   allowZmtp2: {
     flag: '--allow-zmtp2',
@@ -290,14 +340,18 @@ export const SETTINGS = {
   heartbeatIvlMs: {
     flag: '--heartbeat-ivl',
     env: 'ZMQ_EDGE_HEARTBEAT_IVL',
-    description:
-      'ms between the bridge’s PINGs to each client, to drop half-open connections (default 0: off)',
+    description: `ms without traffic before the bridge PINGs a client that greeted as ZMTP 3.1 or later, to drop half-open connections; 0 for none (default ${DEFAULT_HEARTBEAT_IVL_MS})`,
   },
   heartbeatTimeoutMs: {
     flag: '--heartbeat-timeout',
     env: 'ZMQ_EDGE_HEARTBEAT_TIMEOUT',
     description:
-      'ms without traffic after a PING before a client is dropped (default: the interval)',
+      'ms without traffic after a PING before a client is dropped (default: twice the interval)',
+  },
+  idleTimeoutMs: {
+    flag: '--idle-timeout',
+    env: 'ZMQ_EDGE_IDLE_TIMEOUT',
+    description: `ms without traffic before a client the bridge does not PING (ZMTP 3.0 or 2.0, or heartbeats off) is closed; 0 for never (default ${DEFAULT_IDLE_TIMEOUT_MS})`,
   },
   hwmMessages: {
     flag: '--hwm-messages',
@@ -936,10 +990,18 @@ export function parseConfig(
       positiveInteger,
       () => DEFAULT_MAX_CONNECTIONS_PER_IP,
     ),
+    preauthBudgetBytes: one(
+      'preauthBudgetBytes',
+      positiveInteger,
+      () => DEFAULT_PREAUTH_BUDGET_BYTES,
+    ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
+    nullConnectionRate: one('nullConnectionRate', wholeNumber, () => DEFAULT_NULL_CONNECTION_RATE),
+    handshakeBackoffMs: one('handshakeBackoffMs', wholeNumber, () => DEFAULT_HANDSHAKE_BACKOFF_MS),
     allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
-    heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => 0),
+    heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => DEFAULT_HEARTBEAT_IVL_MS),
     heartbeatTimeoutMs: 0,
+    idleTimeoutMs: one('idleTimeoutMs', wholeNumber, () => DEFAULT_IDLE_TIMEOUT_MS),
     maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),
     maxBatchBytes: one('maxBatchBytes', batchBytes, () => DEFAULT_MAX_BATCH_BYTES),
     flushDelayMs: one('flushDelayMs', wholeNumber, () => DEFAULT_FLUSH_DELAY_MS),
@@ -960,7 +1022,7 @@ export function parseConfig(
   config.heartbeatTimeoutMs = one(
     'heartbeatTimeoutMs',
     positiveInteger,
-    () => config.heartbeatIvlMs,
+    () => HEARTBEAT_TIMEOUT_IVLS * config.heartbeatIvlMs,
   )
   if (!config.allowInsecureWorkerUrl) {
     refuseInsecureWorkerUrl(config.workerUrl, raw('workerUrl')?.source ?? SETTINGS.workerUrl.flag)

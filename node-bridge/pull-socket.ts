@@ -5,8 +5,11 @@ import type { Mechanism } from '../durable/relay-protocol'
 import { z85Encode } from '../durable/z85'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
+import { PreauthBudget } from './preauth-budget'
+import { RefusalLog } from './refusal-log'
 import {
   type ConnectionEvents,
+  ConnectionState,
   type ConnectionTransport,
   type ReadyPeer,
   ZmtpConnection,
@@ -36,14 +39,44 @@ export interface PullSocketOptions {
   maxConnections?: number
   /** Default {@link DEFAULT_MAX_CONNECTIONS_PER_IP}. */
   maxConnectionsPerIp?: number
-  /** New connections a second per IP (each one is a handshake to pay for); 0, the default: no limit. */
+  /**
+   * New connections a second per IP (each one is a handshake to pay for), bursts of twice that;
+   * 0, the default: no limit. The bridge sets it on every listener (NULL and CURVE).
+   */
   handshakesPerSecondPerIp?: number
+  /**
+   * What connections not yet READY may hold (greeting buffers, partial handshake frames), shared
+   * by every listener of the process: the bridge passes one to all. Default: a budget of this
+   * socket's own, of DEFAULT_PREAUTH_BUDGET_BYTES.
+   */
+  preauthBudget?: PreauthBudget
+  /**
+   * After a failed handshake, refuse new connections from that address (an IPv6 /64) for 1 s,
+   * doubling with each further failure up to this many ms; a success starts it over. 0, the
+   * default: no backoff (the bridge's default is DEFAULT_HANDSHAKE_BACKOFF_MS).
+   */
+  handshakeBackoffMaxMs?: number
   /** Accept ZMTP 2.0 peers (old libzmq, JeroMQ 0.3) on this NULL listener. Default false. */
   allowZmtp2?: boolean
-  /** Send a PING this often (ms) to every ready peer; 0, the default: only answer theirs. */
+  /**
+   * Refused connections are logged as the first of each reason, then one summary line per
+   * interval of this many ms (default DEFAULT_REFUSAL_LOG_INTERVAL_MS).
+   */
+  refusalLogIntervalMs?: number
+  /**
+   * Send a PING this often (ms) to every ready peer that greeted as ZMTP 3.1 or later (RFC 37);
+   * 0, the default: only answer theirs. ZMTP 3.0 and 2.0 peers are never sent one: 3.0 has no
+   * PING (a libzmq 4.1 peer never answers, and passes the command on as a message), 2.0 has no
+   * commands at all.
+   */
   heartbeatIvlMs?: number
   /** A peer silent this long (ms) after our PING is dropped; default the interval. */
   heartbeatTimeoutMs?: number
+  /**
+   * A ready peer that is not PINGed (heartbeats off, or a ZMTP 3.0/2.0 peer) and sends nothing
+   * for this long (ms) is closed; 0, the default: never.
+   */
+  idleTimeoutMs?: number
   logger: Logger
   onMessage(message: InboundMessage): void
   /** Connection lifecycle, for metrics. */
@@ -63,7 +96,13 @@ export type PullSocketEvent =
 
 export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 10_000
 export const DEFAULT_MAX_CONNECTIONS = 10_000
-export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000
+/**
+ * Open connections from one address (an IPv6 /64) per listener. A libzmq PUSH holds one
+ * connection per socket and endpoint, so 100 is 100 sender sockets behind one address; with
+ * DEFAULT_MAX_CONNECTIONS at 10,000, filling a listener takes 100 addresses, not 10. Raise it for
+ * many senders behind one NAT.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 100
 
 /** libzmq's reconnect_ivl: the wait before dialling a bound peer again, plus as much jitter. */
 const RECONNECT_IVL_MS = 100
@@ -97,6 +136,7 @@ export class PullSocket {
   readonly #connections = new Map<Socket, InboundConnection>()
   readonly #heartbeatTimer: NodeJS.Timeout
   readonly #limits: ConnectionLimits
+  readonly #refusalLog: RefusalLog
   readonly #sweepTimer: NodeJS.Timeout
   #paused = false
   #closed = false
@@ -104,22 +144,57 @@ export class PullSocket {
   readonly #dialing = new Set<Socket>()
   readonly #reconnectTimers = new Set<NodeJS.Timeout>()
   /** Connections refused before any ZMTP, by reason. */
-  readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0 }
+  readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0, HANDSHAKE_BACKOFF: 0 }
+  #maxMessageSize: number
+  /** Octets held by connections that are not READY (see PullSocketOptions.preauthBudget). */
+  readonly preauthBudget: PreauthBudget
 
   constructor(options: PullSocketOptions) {
     this.#options = options
+    this.#maxMessageSize = options.maxMessageSize
+    this.preauthBudget = options.preauthBudget ?? new PreauthBudget()
     this.#limits = new ConnectionLimits({
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
       handshakesPerSecondPerIp: options.handshakesPerSecondPerIp ?? 0,
+      handshakeBackoffMaxMs: options.handshakeBackoffMaxMs ?? 0,
     })
+    this.#refusalLog = new RefusalLog(options.logger, options.refusalLogIntervalMs)
     this.#sweepTimer = setInterval(() => this.#limits.sweep(), 10_000).unref()
-    const ivl = options.heartbeatIvlMs ?? 0
+    // Often enough for the shortest of the intervals, at most every 250 ms (peers' PING TTLs).
+    const periods = [
+      options.heartbeatIvlMs ?? 0,
+      options.heartbeatTimeoutMs ?? 0,
+      options.idleTimeoutMs ?? 0,
+    ].filter((ms) => ms > 0)
     this.#heartbeatTimer = setInterval(
       () => this.#heartbeat(),
-      ivl > 0 ? Math.max(20, Math.min(ivl, options.heartbeatTimeoutMs ?? ivl) / 4) : 250,
+      Math.max(20, Math.min(250, ...periods.map((ms) => ms / 4))),
     ).unref()
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
+  }
+
+  /** The largest message, all frames together, that connections now accept. */
+  get maxMessageSize(): number {
+    return this.#maxMessageSize
+  }
+
+  /**
+   * Lowers the message limit, for open connections and new ones: e.g. to the largest message
+   * the Worker takes, learnt when the relay connects. The limit becomes the smaller of `octets`
+   * and the configured `maxMessageSize` (so a later, larger value goes back up to it, never
+   * past it). It is checked per message; a connection whose peer sends more is closed with
+   * FRAME_TOO_LARGE, as libzmq does past ZMQ_MAXMSGSIZE.
+   * @throws {RangeError} if `octets` is not a positive safe integer
+   */
+  setMaxMessageSize(octets: number): void {
+    if (!Number.isSafeInteger(octets) || octets <= 0) {
+      throw new RangeError(`the message limit must be a positive whole number, got ${octets}`)
+    }
+    this.#maxMessageSize = Math.min(octets, this.#options.maxMessageSize)
+    for (const { connection } of this.#connections.values()) {
+      connection.setMaxMessageSize(this.#maxMessageSize)
+    }
   }
 
   /** Open connections, handshaking or ready. */
@@ -142,17 +217,23 @@ export class PullSocket {
     return closed
   }
 
-  /** Sends due PINGs and drops peers that stayed silent past our timeout or their own TTL. */
+  /**
+   * Sends due PINGs to the peers that know PING, and ends connections that stayed silent: past
+   * our heartbeat timeout, past the TTL of the peer's own PING, or, for peers we cannot PING,
+   * past the idle timeout.
+   */
   #heartbeat(): void {
+    // A paused connection is not read, so its silence says nothing about the peer.
+    if (this.#paused) return
     const now = Date.now()
     const ivl = this.#options.heartbeatIvlMs ?? 0
     const timeout = this.#options.heartbeatTimeoutMs ?? ivl
+    const idle = this.#options.idleTimeoutMs ?? 0
     for (const entry of this.#connections.values()) {
-      if (!entry.peer) continue
+      const { peer } = entry
+      if (!peer || entry.closing || entry.ending) continue
       const silentMs = now - entry.lastDataAt
       const { peerTtlMs } = entry.connection
-      // A paused connection is not read, so its silence says nothing about the peer.
-      if (this.#paused) continue
       if (entry.unansweredSince > 0 && entry.lastDataAt >= entry.unansweredSince) {
         entry.unansweredSince = 0
       }
@@ -160,18 +241,20 @@ export class PullSocket {
         (entry.unansweredSince > 0 && now - entry.unansweredSince > timeout) ||
         (peerTtlMs > 0 && silentMs > peerTtlMs)
       ) {
-        entry.connection.fail(
-          new ZmtpError(
-            ZmtpErrorCode.HEARTBEAT_TIMEOUT,
-            `no traffic from the peer for ${silentMs} ms`,
-          ),
-        )
+        entry.endSilent(ZmtpErrorCode.HEARTBEAT_TIMEOUT, silentMs)
         continue
       }
-      if (ivl > 0 && now - Math.max(entry.lastPingAt, entry.lastDataAt) >= ivl) {
-        entry.lastPingAt = now
-        if (entry.unansweredSince === 0) entry.unansweredSince = now
-        entry.connection.sendPing()
+      // RFC 37 defines PING; a peer greeting as 3.0 may not know it (libzmq 4.1 does not), and
+      // ZMTP 2.0 has no commands at all.
+      const pingable = ivl > 0 && peer.majorVersion === 3 && peer.minorVersion >= 1
+      if (pingable) {
+        if (now - Math.max(entry.lastPingAt, entry.lastDataAt) >= ivl) {
+          entry.lastPingAt = now
+          if (entry.unansweredSince === 0) entry.unansweredSince = now
+          entry.connection.sendPing()
+        }
+      } else if (idle > 0 && silentMs >= idle) {
+        entry.endSilent(ZmtpErrorCode.IDLE_TIMEOUT, silentMs)
       }
     }
   }
@@ -187,7 +270,7 @@ export class PullSocket {
     const now = Date.now()
     for (const [socket, entry] of this.#connections) {
       if (paused) socket.pause()
-      else if (!entry.writeBlocked) socket.resume()
+      else if (!entry.writeBlocked && !entry.closing) socket.resume()
       // Silence while we were not reading is ours, not the peer's.
       entry.lastDataAt = now
       entry.unansweredSince = 0
@@ -235,6 +318,7 @@ export class PullSocket {
     for (const socket of this.#dialing) socket.destroy()
     clearInterval(this.#sweepTimer)
     clearInterval(this.#heartbeatTimer)
+    this.#refusalLog.flush()
     for (const socket of this.#connections.keys()) socket.destroy()
     if (!this.#server.listening) return Promise.resolve()
     return new Promise((resolve) => this.#server.close(() => resolve()))
@@ -247,15 +331,13 @@ export class PullSocket {
       // Before any ZMTP: the peer sees a reset and retries later, as after any plain close.
       this.refused[refusal]++
       this.#options.onEvent?.({ type: 'refused', code: refusal })
-      this.#options.logger.warn(
-        { peer: formatAddress(socket), code: refusal },
-        'connection refused',
-      )
+      // Never a line per refusal: during a flood that would be the flood, in the log.
+      this.#refusalLog.refused(refusal, formatAddress(socket), host)
       socket.destroy()
       return
     }
     socket.on('close', () => this.#limits.release(host))
-    this.#attach(socket)
+    this.#attach(socket, undefined, { limits: this.#limits, host })
   }
 
   /**
@@ -296,8 +378,8 @@ export class PullSocket {
     dial()
   }
 
-  #attach(socket: Socket, onFailure?: (error: ZmtpError) => void): void {
-    const entry = new InboundConnection(socket, this.#options, this, onFailure)
+  #attach(socket: Socket, onFailure?: (error: ZmtpError) => void, admission?: Admission): void {
+    const entry = new InboundConnection(socket, this.#options, this, onFailure, admission)
     this.#connections.set(socket, entry)
     if (this.#paused) socket.pause()
     socket.once('close', () => {
@@ -307,6 +389,24 @@ export class PullSocket {
     entry.start()
   }
 }
+
+/** An accepted connection's address and the limits that admitted it, told how its handshake went. */
+interface Admission {
+  limits: ConnectionLimits
+  host: string
+}
+
+/**
+ * Handshake failures that are not the peer's doing, and so do not back its address off: a bug
+ * of ours, or a budget other peers may have filled.
+ */
+const NOT_THE_PEERS_FAULT = new Set<string>([
+  ZmtpErrorCode.INTERNAL_ERROR,
+  ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
+])
+
+/** How long a connection closed for silence is still read for what its peer sent, ms. */
+const SILENT_CLOSE_GRACE_MS = 2000
 
 /** Reads smaller than this are kept whole, whatever share of them messages use. */
 const SPARSE_READ_MIN_BYTES = 16 * 1024
@@ -352,16 +452,23 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   unansweredSince = 0
   /** Our writes to the peer are backed up: it is not read until they drain. */
   writeBlocked = false
+  /** We are closing it: what the peer sends is no longer read. */
+  closing = false
+  /** We ended our side for the peer's silence, and read what it sends until it closes. */
+  ending = false
   readonly #socket: Socket
   readonly #options: PullSocketOptions
   readonly #owner: PullSocket
   readonly #onFailure: ((error: ZmtpError) => void) | undefined
+  readonly #admission: Admission | undefined
   readonly #peerAddress: string
   readonly #log: Logger
   readonly #acceptedAt = Date.now()
   readonly #mechanismName: Mechanism
   #handshakeTimer: NodeJS.Timeout | undefined
   #closeReason = 'peer closed'
+  /** Octets reserved in the pre-handshake budget for this connection. */
+  #preauthHeld = 0
   /** Messages delivered while one read is parsed, and their octets (see releaseSparseReads). */
   #delivered: InboundMessage[] = []
   #deliveredBytes = 0
@@ -371,11 +478,13 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     options: PullSocketOptions,
     owner: PullSocket,
     onFailure: ((error: ZmtpError) => void) | undefined,
+    admission: Admission | undefined,
   ) {
     this.#socket = socket
     this.#options = options
     this.#owner = owner
     this.#onFailure = onFailure
+    this.#admission = admission
     this.#peerAddress = formatAddress(socket)
     this.#log = options.logger.child({ peer: this.#peerAddress })
     const mechanism = options.createMechanism()
@@ -384,7 +493,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       mechanism,
       socketType: 'PULL',
       peerSocketTypes: PULL_PEERS,
-      maxMessageSize: options.maxMessageSize,
+      maxMessageSize: owner.maxMessageSize,
       maxFramesPerMessage: options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE,
       allowZmtp2: options.allowZmtp2 === true,
     })
@@ -403,6 +512,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#socket.on('data', (chunk: Buffer) => {
       this.lastDataAt = Date.now()
       this.connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      if (this.#preauthHeld > 0 || this.connection.handshaking) this.#accountPreauth()
       // Per read, not per message: one comparison, and the slow path only for sparse reads.
       if (this.#delivered.length > 0) {
         if (isSparse(chunk.buffer, this.#deliveredBytes)) releaseSparseReads(this.#delivered)
@@ -412,11 +522,44 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     })
     this.#socket.on('error', (error) => this.#log.debug({ err: error.message }, 'socket error'))
     this.connection.start()
+    // The greeting buffer counts from the start.
+    this.#accountPreauth()
+  }
+
+  /**
+   * Brings this connection's reservation in the pre-handshake budget to what it holds now. It
+   * is checked after each read: a read adds at most one handshake frame (8 KiB), so what the
+   * budget counts never passes its limit, and what is held passes it by at most that much.
+   */
+  #accountPreauth(): void {
+    if (this.connection.state === ConnectionState.CLOSED) {
+      this.#releasePreauth()
+      return
+    }
+    const held = this.connection.preauthBytes
+    const budget = this.#owner.preauthBudget
+    if (held > this.#preauthHeld && !budget.tryReserve(held - this.#preauthHeld)) {
+      this.connection.fail(
+        new ZmtpError(
+          ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
+          `connections before their handshake hold ${budget.used} of ${budget.limit} octets; this one would add ${held - this.#preauthHeld}`,
+        ),
+      )
+      return
+    }
+    if (held < this.#preauthHeld) budget.release(this.#preauthHeld - held)
+    this.#preauthHeld = held
+  }
+
+  #releasePreauth(): void {
+    this.#owner.preauthBudget.release(this.#preauthHeld)
+    this.#preauthHeld = 0
   }
 
   /** The TCP connection has closed. */
   transportClosed(): void {
     this.connection.transportClosed()
+    this.#releasePreauth()
     if (this.peer) this.#options.onEvent?.({ type: 'closed', mechanism: this.peer.mechanism })
     this.#log.info(
       {
@@ -438,13 +581,31 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       this.#socket.pause()
       this.#socket.once('drain', () => {
         this.writeBlocked = false
-        if (!this.#owner.paused) this.#socket.resume()
+        if (!this.#owner.paused && !this.closing) this.#socket.resume()
       })
     }
   }
 
+  /**
+   * Ends a connection whose peer has been silent: our FIN now, but what the peer sends until it
+   * closes its side (a libzmq PUSH does once it reads our FIN) is still read and delivered, so a
+   * message it wrote as we gave up on it is not lost; destroyed after SILENT_CLOSE_GRACE_MS.
+   */
+  endSilent(code: ZmtpErrorCode, silentMs: number): void {
+    if (this.closing || this.ending) return
+    this.ending = true
+    this.#closeReason = code
+    this.#log.warn({ code, silentMs }, 'closing a silent connection')
+    const socket = this.#socket
+    socket.end()
+    setTimeout(() => socket.destroy(), SILENT_CLOSE_GRACE_MS).unref()
+  }
+
   close(): void {
     const socket = this.#socket
+    // Whatever the peer still sends is dropped: do not read it (each read is a 64 KiB buffer).
+    this.closing = true
+    socket.pause()
     socket.end()
     // A peer that never reads must not hold the socket open.
     setTimeout(() => socket.destroy(), 1000).unref()
@@ -454,7 +615,9 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   onReady(ready: ReadyPeer): void {
     this.#clearHandshakeTimer()
+    if (!this.connection.handshaking) this.#releasePreauth()
     this.peer = ready
+    this.#admission?.limits.handshakeSucceeded(this.#admission.host)
     this.#options.onEvent?.({ type: 'ready', mechanism: ready.mechanism })
     this.#log.info(
       {
@@ -483,10 +646,24 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   onClose(error?: ZmtpError): void {
     this.#clearHandshakeTimer()
+    this.#releasePreauth()
     if (!error) return
     this.#onFailure?.(error)
     this.#closeReason = error.code
-    if (!this.peer) this.#options.onEvent?.({ type: 'handshake-failed', code: error.code })
+    if (!this.peer) {
+      this.#options.onEvent?.({ type: 'handshake-failed', code: error.code })
+      if (this.#admission && !NOT_THE_PEERS_FAULT.has(error.code)) {
+        this.#admission.limits.handshakeFailed(this.#admission.host)
+      }
+    }
+    if (error.code === ZmtpErrorCode.INTERNAL_ERROR) {
+      // A bug of ours: at error level, with the stack of what was thrown.
+      this.#log.error(
+        { code: error.code, err: error.cause instanceof Error ? error.cause : error },
+        `connection closed: ${error.message}`,
+      )
+      return
+    }
     this.#log.warn(
       { code: error.code, err: error.message, action: error.action },
       this.peer ? 'connection closed by the bridge' : 'handshake failed',

@@ -49,7 +49,6 @@ export const ClientConnectionState = {
 export type ClientConnectionState =
   (typeof ClientConnectionState)[keyof typeof ClientConnectionState]
 
-const textDecoder = new TextDecoder()
 const DEFAULT_MAX_FRAME_SIZE = 64 * 1024
 
 /**
@@ -235,8 +234,7 @@ export class ClientConnection {
   #writeStep(step: HandshakeStep): void {
     for (const bytes of step.output) this.#transport.write(bytes)
     if (!step.done) return
-    const value = step.done.metadata.get('socket-type')
-    const socketType = value ? textDecoder.decode(value) : ''
+    const { socketType } = step.done
     if (!this.#options.peerSocketTypes.includes(socketType)) {
       throw new ZmtpError(
         ZmtpErrorCode.INVALID_SOCKET_TYPE,

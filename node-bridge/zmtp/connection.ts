@@ -66,19 +66,32 @@ export const ConnectionState = {
 } as const
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState]
 
-const textDecoder = new TextDecoder()
 const GREETING_START_SIZE = 11
 /** RFC 15: signature (10), revision, socket type; the identity follows as a frame. */
 const ZMTP2_GREETING_SIZE = 12
 const ZMTP2_SOCKET_TYPE_PULL = 0x07
 const ZMTP2_SOCKET_TYPE_PUSH = 0x08
 /**
- * Smallest frame limit, whatever maxMessageSize says: room for the handshake commands (a CURVE
- * INITIATE is at least 257 octets, a READY carries metadata).
+ * Largest frame a peer may send before its handshake is done, in octets. The handshake needs
+ * little: a NULL READY is 6 octets plus metadata (RFC 23), a CURVE HELLO exactly 200 and an
+ * INITIATE 257 plus boxed metadata (RFC 26), and metadata is capped at METADATA_TOTAL_LIMIT
+ * (4 KiB). An unauthenticated peer that announces more is refused from the frame header, before
+ * any of its body is buffered; the message limit applies only once the connection is READY.
+ */
+export const MAX_HANDSHAKE_FRAME_SIZE = 8 * 1024
+/**
+ * Smallest frame limit after the handshake, whatever maxMessageSize says: room for the commands
+ * a peer may still send (PING with its context, RFC 37).
  */
 const MIN_FRAME_LIMIT = 1024
 
 const NO_GREETING = new Uint8Array(0)
+const NO_BYTES = new Uint8Array(0)
+
+/** A handler of the owner's threw: whatever it threw, that is our fault, not the peer's. */
+function handlerFailed(name: string, cause: unknown): ZmtpError {
+  return new ZmtpError(ZmtpErrorCode.INTERNAL_ERROR, `the ${name} handler failed`, { cause })
+}
 
 export class ZmtpConnection {
   readonly #transport: ConnectionTransport
@@ -97,6 +110,7 @@ export class ZmtpConnection {
   #peerTtlMs = 0
   #parts: Uint8Array[] = []
   #partsSize = 0
+  #maxMessageSize: number
 
   constructor(
     transport: ConnectionTransport,
@@ -106,18 +120,46 @@ export class ZmtpConnection {
     this.#transport = transport
     this.#events = events
     this.#options = options
-    // A frame can hold a whole message plus the mechanism's wrapping, no more: anything larger is
-    // refused from its header, before any of its body is buffered.
-    this.#decoder = new FrameDecoder({
-      maxFrameSize: Math.max(
-        options.maxMessageSize + options.mechanism.frameOverhead,
-        MIN_FRAME_LIMIT,
-      ),
-    })
+    this.#maxMessageSize = options.maxMessageSize
+    // Until the handshake is done, only what the handshake needs; the message limit after it.
+    this.#decoder = new FrameDecoder({ maxFrameSize: this.#handshakeFrameLimit() })
+  }
+
+  /** Before READY: what the handshake needs, and never more than a message could be. */
+  #handshakeFrameLimit(): number {
+    return Math.min(MAX_HANDSHAKE_FRAME_SIZE, this.#messageFrameLimit())
+  }
+
+  /**
+   * The largest wire frame once READY: a whole message plus the mechanism's wrapping, no more.
+   * Anything larger is refused from its header, before any of its body is buffered.
+   */
+  #messageFrameLimit(): number {
+    return Math.max(this.#maxMessageSize + this.#options.mechanism.frameOverhead, MIN_FRAME_LIMIT)
+  }
+
+  /** True while frames are still handshake frames (a ZMTP 2.0 identity frame counts as one). */
+  #inHandshake(): boolean {
+    return this.#state === ConnectionState.HANDSHAKE || this.#skipIdentityFrame
   }
 
   get state(): ConnectionState {
     return this.#state
+  }
+
+  /** True until the peer is authenticated and its handshake frames are all read. */
+  get handshaking(): boolean {
+    return this.#state === ConnectionState.GREETING || this.#inHandshake()
+  }
+
+  /**
+   * Octets this connection holds for a peer that has not finished its handshake: the greeting
+   * buffer until the greeting is read, then the decoder's partial frame. 0 once READY: what a
+   * ready connection holds is bounded by the message limit instead.
+   */
+  get preauthBytes(): number {
+    if (this.#state === ConnectionState.GREETING) return this.#greeting.length
+    return this.#inHandshake() ? this.#decoder.retainedBytes : 0
   }
 
   /**
@@ -126,6 +168,23 @@ export class ZmtpConnection {
    */
   get peerTtlMs(): number {
     return this.#peerTtlMs
+  }
+
+  /**
+   * Changes the largest message, all frames together, from the next frame on (a message under
+   * way is checked against the new limit when its next frame arrives). Past the limit the
+   * connection closes with FRAME_TOO_LARGE, as libzmq does past ZMQ_MAXMSGSIZE
+   * (src/v2_decoder.cpp).
+   * @throws {RangeError} if `octets` is not a positive safe integer
+   */
+  setMaxMessageSize(octets: number): void {
+    if (!Number.isSafeInteger(octets) || octets <= 0) {
+      throw new RangeError(`the message limit must be a positive whole number, got ${octets}`)
+    }
+    this.#maxMessageSize = octets
+    this.#decoder.maxFrameSize = this.#inHandshake()
+      ? this.#handshakeFrameLimit()
+      : this.#messageFrameLimit()
   }
 
   /** Sends a heartbeat PING (RFC 37), boxed by the mechanism; only once the handshake is done. */
@@ -154,8 +213,13 @@ export class ZmtpConnection {
         rest = this.#readGreeting(chunk)
         if (this.#state === ConnectionState.GREETING) return
       }
-      if (rest.length > 0) {
-        for (const frame of this.#decoder.push(rest)) {
+      while (rest.length > 0) {
+        // During the handshake one frame at a time: its end raises the frame limit, and the
+        // frames after it in the same read must be sized against the new one.
+        const handshake = this.#inHandshake()
+        const frames = this.#decoder.push(rest, handshake ? 1 : Number.POSITIVE_INFINITY)
+        rest = handshake ? rest.subarray(this.#decoder.consumed) : NO_BYTES
+        for (const frame of frames) {
           this.#onFrame(frame)
           // A frame can end the connection (a failed handshake, a peer ERROR).
           if (this.#isClosed()) return
@@ -164,10 +228,12 @@ export class ZmtpConnection {
         if (this.#decoder.error) throw this.#decoder.error
       }
     } catch (error) {
+      // The codec and the mechanisms throw ZmtpError for whatever the peer sends; anything else
+      // is a bug of ours, and must not be blamed on the peer.
       this.fail(
         error instanceof ZmtpError
           ? error
-          : new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'unexpected failure', { cause: error }),
+          : new ZmtpError(ZmtpErrorCode.INTERNAL_ERROR, 'unexpected failure', { cause: error }),
       )
     }
   }
@@ -262,13 +328,13 @@ export class ZmtpConnection {
     this.#minorVersion = 0
     this.#skipIdentityFrame = true
     this.#state = ConnectionState.READY
-    this.#events.onReady?.({
-      metadata: new Map(),
+    const peer: ReadyPeer = {
       mechanism: this.#options.mechanism.name,
       majorVersion: 2,
       minorVersion: 0,
       socketType: 'PUSH',
-    })
+    }
+    this.#ready(peer)
   }
 
   #finishGreeting(): void {
@@ -285,21 +351,29 @@ export class ZmtpConnection {
     this.#writeStep(this.#options.mechanism.start(greeting.minor))
   }
 
+  #ready(peer: ReadyPeer): void {
+    try {
+      this.#events.onReady?.(peer)
+    } catch (cause) {
+      throw handlerFailed('onReady', cause)
+    }
+  }
+
   #writeStep(step: HandshakeStep): void {
     if (step.done) {
       // Check the peer before answering, so a wrong socket type gets ERROR instead of READY.
       const peer = this.#checkPeer(step.done)
       for (const bytes of step.output) this.#transport.write(bytes)
       this.#state = ConnectionState.READY
-      this.#events.onReady?.(peer)
+      this.#decoder.maxFrameSize = this.#messageFrameLimit()
+      this.#ready(peer)
       return
     }
     for (const bytes of step.output) this.#transport.write(bytes)
   }
 
   #checkPeer(identity: PeerIdentity): ReadyPeer {
-    const value = identity.metadata.get('socket-type')
-    const socketType = value ? textDecoder.decode(value) : ''
+    const { socketType } = identity
     if (!this.#options.peerSocketTypes.includes(socketType)) {
       // RFC 23: on a socket-type mismatch, SHOULD send ERROR and disconnect.
       throw new ZmtpError(
@@ -341,6 +415,7 @@ export class ZmtpConnection {
         if (frame.more)
           throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'ZMTP 2.0 identity with MORE')
         this.#skipIdentityFrame = false
+        this.#decoder.maxFrameSize = this.#messageFrameLimit()
         return
       }
     }
@@ -355,10 +430,10 @@ export class ZmtpConnection {
 
   #onMessageFrame(frame: Frame): void {
     this.#partsSize += frame.body.length
-    if (this.#partsSize > this.#options.maxMessageSize) {
+    if (this.#partsSize > this.#maxMessageSize) {
       throw new ZmtpError(
         ZmtpErrorCode.FRAME_TOO_LARGE,
-        `message exceeds ${this.#options.maxMessageSize} octets`,
+        `message exceeds ${this.#maxMessageSize} octets`,
       )
     }
     this.#parts.push(frame.body)
@@ -373,7 +448,11 @@ export class ZmtpConnection {
     const frames = this.#parts
     this.#parts = []
     this.#partsSize = 0
-    this.#events.onMessage(frames)
+    try {
+      this.#events.onMessage(frames)
+    } catch (cause) {
+      throw handlerFailed('onMessage', cause)
+    }
   }
 
   #onCommand(body: Uint8Array): void {

@@ -31,7 +31,7 @@ import { ZmtpError, ZmtpErrorCode } from './errors'
 import { frameHeaderSize, writeFrameHeader } from './frame'
 import type { Frame } from './frame-decoder'
 import type { HandshakeStep } from './mechanism'
-import { decodeMetadata, encodeMetadata } from './metadata'
+import { decodeMetadata, encodeMetadata, socketTypeOf } from './metadata'
 
 /** Options of a {@link CurveClientMechanism}. */
 export interface CurveClientOptions {
@@ -257,11 +257,11 @@ export class CurveClientMechanism implements ClientMechanism {
     )
     if (!plain) fail(ZmtpErrorCode.CRYPTOGRAPHIC, 'READY box does not open')
     this.#peerNonce = peerNonce
-    const metadata = decodeMetadata(plain)
+    const socketType = socketTypeOf(decodeMetadata(plain))
     // The transient secret lives on only inside the session key.
     this.#transient?.secretKey.fill(0)
     this.#state = State.READY
-    return { output: [], done: { metadata } }
+    return { output: [], done: { socketType } }
   }
 
   /** A failed handshake keeps nothing. */

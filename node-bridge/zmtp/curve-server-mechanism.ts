@@ -30,7 +30,7 @@ import { ZmtpError, ZmtpErrorCode } from './errors'
 import { frameHeaderSize, writeFrameHeader } from './frame'
 import type { Frame } from './frame-decoder'
 import type { HandshakeStep, ServerMechanism } from './mechanism'
-import { decodeMetadata, encodeMetadata } from './metadata'
+import { decodeMetadata, encodeMetadata, socketTypeOf } from './metadata'
 
 /** Options of a {@link CurveServerMechanism}. */
 export interface CurveServerOptions {
@@ -300,7 +300,7 @@ export class CurveServerMechanism implements ServerMechanism {
     this.#peerNonceHigh = high
     this.#peerNonceLow = low
 
-    const metadata = decodeMetadata(plain.subarray(INITIATE_METADATA))
+    const socketType = socketTypeOf(decodeMetadata(plain.subarray(INITIATE_METADATA)))
     this.#checkAuthorized(clientKey)
 
     // READY: Box[metadata](S′→C′) with our short nonce 1.
@@ -319,7 +319,7 @@ export class CurveServerMechanism implements ServerMechanism {
     this.#state = State.READY
     return {
       output: [encodeCommand('READY', ready)],
-      done: { metadata, publicKey: clientKey },
+      done: { socketType, publicKey: clientKey },
     }
   }
 

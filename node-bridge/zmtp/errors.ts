@@ -27,6 +27,18 @@ export const ZmtpErrorCode = {
   AUTHENTICATION_FAILED: 'AUTHENTICATION_FAILED',
   TOO_MANY_FRAMES: 'TOO_MANY_FRAMES',
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
+  /** A peer that cannot be PINGed (ZMTP 3.0 or 2.0, or heartbeats off) sent nothing for too long. */
+  IDLE_TIMEOUT: 'IDLE_TIMEOUT',
+  /**
+   * Connections not yet READY hold, all listeners together, the most octets the pre-handshake
+   * budget allows (--preauth-budget): this one would have taken it past that.
+   */
+  PREAUTH_BUDGET_EXCEEDED: 'PREAUTH_BUDGET_EXCEEDED',
+  /**
+   * Our fault, not the peer's: a handler we passed in (onMessage, onReady) threw, or the code
+   * failed in a way no input should cause. Closed without ERROR, so the peer comes back.
+   */
+  INTERNAL_ERROR: 'INTERNAL_ERROR',
 } as const
 export type ZmtpErrorCode = (typeof ZmtpErrorCode)[keyof typeof ZmtpErrorCode]
 

@@ -27,6 +27,13 @@ const INITIAL_BODY_CAPACITY = 64 * 1024
 /** High 32 bits of Number.MAX_SAFE_INTEGER (2^53 - 1). */
 const MAX_SAFE_HIGH_WORD = 0x1fffff
 
+function checkedMaxFrameSize(max: number): number {
+  if (!Number.isSafeInteger(max) || max < 0) {
+    throw new RangeError(`maxFrameSize must be a non-negative safe integer, got ${max}`)
+  }
+  return max
+}
+
 /**
  * Decodes a ZMTP byte stream (after the greeting) into frames. It knows how many octets it needs
  * in each state (flags → size → body) and never concatenates its input: a body inside one chunk
@@ -34,7 +41,7 @@ const MAX_SAFE_HIGH_WORD = 0x1fffff
  * with what has arrived (doubling, up to the announced size), after the size check.
  */
 export class FrameDecoder {
-  readonly #maxFrameSize: number
+  #maxFrameSize: number
   #state: State = State.FLAGS
   #flags = 0
   // A long size as it arrives, octet by octet, as two 32-bit halves (no buffer per connection).
@@ -46,6 +53,7 @@ export class FrameDecoder {
   #body: Uint8Array | null = null
   #bodyHave = 0
   #error: ZmtpError | null = null
+  #consumed = 0
 
   /**
    * @param options.maxFrameSize largest body in octets (default `Number.MAX_SAFE_INTEGER`)
@@ -53,15 +61,30 @@ export class FrameDecoder {
    */
   constructor(options?: FrameDecoderOptions) {
     const max = options?.maxFrameSize ?? Number.MAX_SAFE_INTEGER
-    if (!Number.isSafeInteger(max) || max < 0) {
-      throw new RangeError(`maxFrameSize must be a non-negative safe integer, got ${max}`)
-    }
-    this.#maxFrameSize = max
+    this.#maxFrameSize = checkedMaxFrameSize(max)
+  }
+
+  /** Largest body accepted, in octets; checked at each frame's header. */
+  get maxFrameSize(): number {
+    return this.#maxFrameSize
+  }
+
+  /**
+   * Changes the limit from the next frame header on: a connection uses a small limit until its
+   * handshake is done and the message limit after it.
+   * @throws {RangeError} if the value is not a non-negative safe integer
+   */
+  set maxFrameSize(max: number) {
+    this.#maxFrameSize = checkedMaxFrameSize(max)
   }
 
   /**
    * Feeds bytes; returns the complete frames now available, in order. The decoder keeps views
    * of `chunk`, so the caller must not reuse its memory.
+   *
+   * With `maxFrames`, decoding stops once that many frames are complete, and {@link consumed}
+   * says where: a caller that must act on one frame before the next is sized (a handshake, whose
+   * end raises the frame limit) feeds the rest of the chunk afterwards.
    *
    * When the chunk holds good frames followed by a bad one, the good frames are returned and
    * the error is kept in {@link error} (and thrown by the next push), so a message that arrived
@@ -70,11 +93,12 @@ export class FrameDecoder {
    *   > 2^53-1 or with the top bit set), FRAME_TOO_LARGE (size > maxFrameSize, or a body that
    *   cannot be allocated). After a failure the decoder is unusable: every later push rethrows.
    */
-  push(chunk: Uint8Array): Frame[] {
+  push(chunk: Uint8Array, maxFrames = Number.POSITIVE_INFINITY): Frame[] {
     if (this.#error !== null) throw this.#error
     const frames: Frame[] = []
+    this.#consumed = 0
     try {
-      this.#consume(chunk, frames)
+      this.#consumed = this.#consume(chunk, frames, maxFrames)
     } catch (error) {
       // Any failure leaves the state machine mid-frame: refuse all later input.
       this.#error =
@@ -84,6 +108,11 @@ export class FrameDecoder {
       if (frames.length === 0) throw this.#error
     }
     return frames
+  }
+
+  /** Octets of the last pushed chunk that were used (all of them unless maxFrames stopped it). */
+  get consumed(): number {
+    return this.#consumed
   }
 
   /** The violation that stopped the decoder, or null while the stream is well-formed. */
@@ -105,10 +134,20 @@ export class FrameDecoder {
     }
   }
 
-  #consume(chunk: Uint8Array, frames: Frame[]): void {
+  /**
+   * Memory the decoder holds for the current, incomplete frame: the header octets read and the
+   * body buffer as allocated (which may be more than the octets received so far).
+   */
+  get retainedBytes(): number {
+    if (this.#state !== State.BODY) return this.bufferedBytes
+    return this.#headerSize + (this.#body?.length ?? 0)
+  }
+
+  /** Decodes from `chunk` until it ends or `maxFrames` frames are out; returns the octets used. */
+  #consume(chunk: Uint8Array, frames: Frame[], maxFrames: number): number {
     const end = chunk.length
     let pos = 0
-    while (pos < end) {
+    while (pos < end && frames.length < maxFrames) {
       switch (this.#state) {
         case State.FLAGS: {
           const flags = chunk[pos++] ?? 0
@@ -182,6 +221,7 @@ export class FrameDecoder {
         }
       }
     }
+    return pos
   }
 
   /** The size is known: check it, then emit an empty frame or wait for the body. */

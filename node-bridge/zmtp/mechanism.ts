@@ -2,10 +2,13 @@
 import type { Command } from './command'
 import type { Frame } from './frame-decoder'
 
-/** What the peer proved about itself when the handshake completed. */
+/**
+ * What the peer proved about itself when the handshake completed. Only what is used afterwards:
+ * a connection keeps this for its lifetime, so no metadata map and no views of received reads.
+ */
 export interface PeerIdentity {
-  /** The peer's metadata from READY (or INITIATE), names lower-cased. */
-  metadata: Map<string, Uint8Array>
+  /** The peer's Socket-Type property from READY (or INITIATE); '' when it sent none. */
+  socketType: string
   /** CURVE: the client's authenticated long-term public key. */
   publicKey?: Uint8Array
 }

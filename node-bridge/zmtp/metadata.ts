@@ -5,6 +5,20 @@ import { ZmtpError, ZmtpErrorCode } from './errors'
 export const METADATA_VALUE_MAX = 0x7fffffff
 /** RFC 23: a name is 1 to 255 characters. */
 export const METADATA_NAME_MAX = 255
+/**
+ * Largest metadata value we accept, in octets. RFC 23 allows 2^31-1, but real peers send
+ * Socket-Type, Identity (at most 255 octets, RFC 23), Resource (RFC 37) and a few short X-
+ * properties; a larger value is a peer trying to make us hold memory before it is authenticated.
+ */
+export const METADATA_VALUE_LIMIT = 1024
+/** Largest metadata block (all properties, encoded) we accept, in octets. */
+export const METADATA_TOTAL_LIMIT = 4096
+
+/** Caps applied by {@link decodeMetadata}; both default to the limits above. */
+export interface MetadataLimits {
+  maxValueSize?: number
+  maxTotalSize?: number
+}
 
 const textEncoder = new TextEncoder()
 
@@ -30,9 +44,20 @@ function invalid(message: string): ZmtpError {
  * length + value. Strict: trailing bytes or lengths past the end are errors (as libzmq's
  * `parse_metadata`). Values are views of `data`. Returned map keys are lower-cased (names are
  * case-insensitive), insertion order kept.
- * @throws {ZmtpError} INVALID_METADATA on any malformed property or a duplicate name
+ * @param limits caps on one value and on the whole block (default {@link METADATA_VALUE_LIMIT},
+ *   {@link METADATA_TOTAL_LIMIT})
+ * @throws {ZmtpError} INVALID_METADATA on any malformed property, a duplicate name, or a value
+ *   or block over its cap
  */
-export function decodeMetadata(data: Uint8Array): Map<string, Uint8Array> {
+export function decodeMetadata(
+  data: Uint8Array,
+  limits: MetadataLimits = {},
+): Map<string, Uint8Array> {
+  const maxValueSize = limits.maxValueSize ?? METADATA_VALUE_LIMIT
+  const maxTotalSize = limits.maxTotalSize ?? METADATA_TOTAL_LIMIT
+  if (data.length > maxTotalSize) {
+    throw invalid(`metadata of ${data.length} octets exceeds the limit of ${maxTotalSize}`)
+  }
   const properties = new Map<string, Uint8Array>()
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
   const end = data.length
@@ -57,12 +82,27 @@ export function decodeMetadata(data: Uint8Array): Map<string, Uint8Array> {
     pos += 4
     // RFC 23: the value SHALL be 0 to 2^31-1 octets.
     if (valueLength > METADATA_VALUE_MAX) throw invalid(`property ${name} value length too large`)
+    if (valueLength > maxValueSize) {
+      throw invalid(`property ${name} value of ${valueLength} octets exceeds ${maxValueSize}`)
+    }
     if (pos + valueLength > end) throw invalid(`property ${name} value runs past the end`)
     if (properties.has(name)) throw invalid(`duplicate property ${name}`)
     properties.set(name, data.subarray(pos, pos + valueLength))
     pos += valueLength
   }
   return properties
+}
+
+const textDecoder = new TextDecoder()
+
+/**
+ * The Socket-Type property as text ('' when absent): all a connection keeps of the peer's
+ * metadata once its handshake is done. Identity is ignored, as RFC 23 says it shall be for
+ * every socket type but REQ, DEALER and ROUTER; the rest is not used after the handshake.
+ */
+export function socketTypeOf(metadata: ReadonlyMap<string, Uint8Array>): string {
+  const value = metadata.get('socket-type')
+  return value ? textDecoder.decode(value) : ''
 }
 
 /**

@@ -6,7 +6,7 @@ import { ZmtpError, ZmtpErrorCode } from './errors'
 import { frameHeaderSize, writeFrame } from './frame'
 import type { Frame } from './frame-decoder'
 import type { HandshakeStep } from './mechanism'
-import { decodeMetadata } from './metadata'
+import { decodeMetadata, socketTypeOf } from './metadata'
 
 export class NullClientMechanism implements ClientMechanism {
   readonly name = 'NULL'
@@ -39,7 +39,7 @@ export class NullClientMechanism implements ClientMechanism {
       )
     }
     this.#done = true
-    return { output: [], done: { metadata: decodeMetadata(command.data) } }
+    return { output: [], done: { socketType: socketTypeOf(decodeMetadata(command.data)) } }
   }
 
   decodeFrame(frame: Frame): Frame {

@@ -4,7 +4,7 @@ import { ZmtpError, ZmtpErrorCode } from './errors'
 import { encodeFrame } from './frame'
 import type { Frame } from './frame-decoder'
 import type { HandshakeStep, ServerMechanism } from './mechanism'
-import { decodeMetadata } from './metadata'
+import { decodeMetadata, socketTypeOf } from './metadata'
 
 // READY is the same for every connection of a socket type: encoded once, shared (never mutated).
 const readyCommands = new Map<string, Uint8Array>()
@@ -59,10 +59,10 @@ export class NullServerMechanism implements ServerMechanism {
         `expected READY in the NULL handshake, got ${command.name}`,
       )
     }
-    const metadata = decodeMetadata(command.data)
+    const socketType = socketTypeOf(decodeMetadata(command.data))
     const output = this.#sentReady ? [] : [this.#ready]
     this.#sentReady = true
-    return { output, done: { metadata } }
+    return { output, done: { socketType } }
   }
 
   /** NULL frames carry themselves. */

@@ -30,6 +30,32 @@ describe('parseConfig', () => {
     expect(config.bridgeId).toMatch(/^[A-Za-z0-9._:-]+-[0-9a-f]{12}$/)
   })
 
+  it('PINGs every 30 s, drops after 60 s more without traffic, closes others idle for 10 min', () => {
+    const config = parseConfig(token, {})
+    expect(config.heartbeatIvlMs).toBe(30_000)
+    expect(config.heartbeatTimeoutMs).toBe(60_000)
+    expect(config.idleTimeoutMs).toBe(600_000)
+    expect(parseConfig({ ...token, heartbeatIvlMs: '5000' }, {}).heartbeatTimeoutMs).toBe(10_000)
+    const off = parseConfig({ ...token, heartbeatIvlMs: '0', idleTimeoutMs: '0' }, {})
+    expect([off.heartbeatIvlMs, off.idleTimeoutMs]).toEqual([0, 0])
+    expect(configErrorOf(() => parseConfig({ ...token, idleTimeoutMs: 'x' }, {})).setting).toBe(
+      '--idle-timeout',
+    )
+  })
+
+  it('limits each IP to 100 connections and, on NULL listeners too, 100 new ones a second', () => {
+    const config = parseConfig(token, {})
+    expect(config.maxConnections).toBe(10_000)
+    expect(config.maxConnectionsPerIp).toBe(100)
+    expect(config.nullConnectionRate).toBe(100)
+    expect(config.curveHandshakeRate).toBe(50)
+    expect(config.handshakeBackoffMs).toBe(60_000)
+    expect(parseConfig({ ...token, nullConnectionRate: '0' }, {}).nullConnectionRate).toBe(0)
+    expect(
+      configErrorOf(() => parseConfig({ ...token, nullConnectionRate: '-1' }, {})).setting,
+    ).toBe('--null-connection-rate')
+  })
+
   it('reads environment variables, and flags win over them', () => {
     const env = {
       ZMQ_EDGE_BIND: 'tcp://127.0.0.1:9000',

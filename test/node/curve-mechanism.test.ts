@@ -413,6 +413,41 @@ describe('CURVE HELLO', () => {
   })
 })
 
+describe('CURVE work before the HELLO box opens', () => {
+  /** The crypto, counting each call by name. */
+  function countingCrypto() {
+    const calls = new Map<string, number>()
+    const crypto = new Proxy(hybrid, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver)
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) => {
+          calls.set(String(name), (calls.get(String(name)) ?? 0) + 1)
+          return value.apply(target, args)
+        }
+      },
+    })
+    return { crypto, calls }
+  }
+
+  it('makes no key pair, cookie or random octets for a HELLO under a wrong server key', () => {
+    const { crypto, calls } = countingCrypto()
+    // libzmq's curve_server.cpp made its short-term key pair in the constructor, for every
+    // connection; here nothing is spent before the HELLO box opens but the one X25519 it takes.
+    const cookieKeys = new CookieKeyring({ crypto })
+    const wrongServer = nacl.box.keyPair()
+    const h = harness({
+      crypto,
+      cookieKeys,
+      client: new CurveTestClient({ serverPublicKey: wrongServer.publicKey, longTerm: CLIENT }),
+    })
+    expect(Object.fromEntries(calls)).toEqual({ derivePublicKey: 1 })
+    h.send(curveClientGreeting(), h.client.hello())
+    h.expectSilentClose('CRYPTOGRAPHIC')
+    expect(Object.fromEntries(calls)).toEqual({ derivePublicKey: 1, precompute: 1, open: 1 })
+  })
+})
+
 describe('CURVE INITIATE', () => {
   it('closes silently on an INITIATE of 256 octets with MALFORMED_COMMAND_INITIATE', () => {
     const h = harness()

@@ -43,6 +43,13 @@ const NULL_HANDSHAKE = Uint8Array.from([
   ...ascii('PUSH'),
 ])
 
+/** The same handshake from a ZMTP 3.0 peer (libzmq 4.1, NetMQ): greeting minor 0. */
+const NULL_HANDSHAKE_30 = NULL_HANDSHAKE.slice()
+NULL_HANDSHAKE_30[11] = 0
+/** RFC 15: a ZMTP 2.0 PUSH's greeting (revision 1, socket type 8), then an empty identity. */
+const ZMTP2_HANDSHAKE = Uint8Array.of(0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 8, 0x00, 0x00)
+const PING = Buffer.from('PING')
+
 let pull: PullSocket | undefined
 const closers: Array<() => void> = []
 
@@ -58,10 +65,15 @@ async function listen(options: Partial<PullSocketOptions> = {}) {
   return harness
 }
 
-function raw(port: number): Promise<{ socket: Socket; data: Buffer[]; closed: Promise<void> }> {
+function raw(
+  port: number,
+  options: { allowHalfOpen?: boolean } = {},
+): Promise<{ socket: Socket; data: Buffer[]; closed: Promise<void> }> {
   return new Promise((resolve) => {
     const data: Buffer[] = []
-    const socket = connect(port, '127.0.0.1', () => resolve({ socket, data, closed }))
+    const socket = connect({ port, host: '127.0.0.1', ...options }, () =>
+      resolve({ socket, data, closed }),
+    )
     const closed = new Promise<void>((done) => socket.once('close', () => done()))
     socket.on('data', (chunk) => data.push(chunk))
     socket.on('error', () => undefined)
@@ -173,6 +185,57 @@ describe('heartbeats', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500))
     await push.send('after 15 heartbeats')
     await waitFor(() => received.length === 2)
+    expect(count('connection accepted')).toBe(1)
+    expect(count('connection closed')).toBe(0)
+  })
+})
+
+describe('whom the bridge PINGs, and idle connections', () => {
+  const options = { heartbeatIvlMs: 100, heartbeatTimeoutMs: 200, idleTimeoutMs: 800 }
+
+  it('PINGs no ZMTP 3.0 peer (libzmq 4.1 has no PING); closes it after the idle timeout', async () => {
+    const { port, logs } = await listen(options)
+    const peer = await raw(port)
+    const started = Date.now()
+    peer.socket.write(NULL_HANDSHAKE_30)
+    await peer.closed
+    expect(Date.now() - started).toBeGreaterThanOrEqual(800)
+    expect(Buffer.concat(peer.data).includes(PING)).toBe(false)
+    expect(logs.lines.find((line) => line.code === 'IDLE_TIMEOUT')).toBeDefined()
+    expect(logs.lines.find((line) => line.code === 'HEARTBEAT_TIMEOUT')).toBeUndefined()
+  })
+
+  it('never sends a command to a ZMTP 2.0 peer, which has none; closes it when idle', async () => {
+    const { port, logs } = await listen({ ...options, allowZmtp2: true })
+    const peer = await raw(port)
+    peer.socket.write(ZMTP2_HANDSHAKE)
+    await peer.closed
+    expect(Buffer.concat(peer.data).includes(PING)).toBe(false)
+    expect(logs.lines.find((line) => line.code === 'IDLE_TIMEOUT')).toBeDefined()
+  })
+
+  it('keeps reading what the peer sent until it closes: a message racing the idle close is kept', async () => {
+    const { port, received } = await listen(options)
+    const peer = await raw(port, { allowHalfOpen: true })
+    peer.socket.write(NULL_HANDSHAKE_30)
+    // The bridge's FIN arrives; the peer, as a libzmq PUSH might, had one more message on its
+    // way, then closes its side.
+    peer.socket.once('end', () => {
+      peer.socket.end(Uint8Array.of(0x00, 0x04, ...ascii('late')))
+    })
+    await peer.closed
+    await waitFor(() => received.length === 1)
+    expect(new TextDecoder().decode(received[0]?.frames[0])).toBe('late')
+  })
+
+  it('still PINGs a ZMTP 3.1 peer and leaves it open while it answers', async () => {
+    const { port, count } = await listen(options)
+    const push = new zmq.Push({ linger: 0 })
+    closers.push(() => push.close())
+    push.connect(`tcp://127.0.0.1:${port}`)
+    await push.send('first')
+    // Far past the idle timeout: libzmq answers our PINGs, so it is not idle.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
     expect(count('connection accepted')).toBe(1)
     expect(count('connection closed')).toBe(0)
   })

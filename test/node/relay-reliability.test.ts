@@ -315,4 +315,50 @@ describe('a channel that refuses batches', () => {
       code: 'CHANNEL_FULL',
     })
   }, 90_000)
+
+  it('announces its message limit: the bridge closes a sender of a larger message, others flow', async () => {
+    const port = await freePort()
+    worker = await startWranglerDev({ port, vars: { MAX_MESSAGE_BYTES: '1000' } })
+    const channel = `limit-${Date.now()}`
+    bridge = await startBridgeProcess(bridgeArgs(port, channel))
+    await waitFor(
+      () => bridge?.lines.find((line) => String(line.msg).startsWith('the channel stores smaller')),
+      {
+        what: 'the limit learnt from the WELCOME',
+      },
+    )
+    expect(
+      bridge.lines.find((line) => String(line.msg).startsWith('the channel stores smaller')),
+    ).toMatchObject({
+      maxMessageBytes: 1000,
+      configured: 16 * 1024 * 1024,
+    })
+    const big = connectPush(bridge.port)
+    const small = connectPush(bridge.port)
+    await small.send(['small', 'x'.repeat(990)]) // 995 octets: fits
+    await big.send(['big', 'x'.repeat(1000)]) // 1,003 octets: over
+    await small.send(['small', 'after'])
+    await waitFor(
+      () =>
+        bridge?.lines.find(
+          (line) =>
+            line.msg === 'connection closed by the bridge' && line.code === 'FRAME_TOO_LARGE',
+        ),
+      { what: 'the big sender closed' },
+    )
+    const httpUrl = worker.httpUrl
+    const stored = await waitFor(
+      async () => {
+        const messages = await readChannel(httpUrl, channel)
+        return messages.length >= 2 ? messages : undefined
+      },
+      { what: 'the small messages stored' },
+    )
+    expect(stored.map((frames) => [frames[0], frames[1]?.length])).toEqual([
+      ['small', 990],
+      ['small', 5],
+    ])
+    // Nothing was refused or rejected by the channel: the limit held at the socket.
+    expect(bridge.lines.filter((line) => line.level === 50)).toEqual([])
+  }, 60_000)
 })

@@ -22,7 +22,12 @@ import {
   writeFrame,
 } from '../../node-bridge/zmtp/frame'
 import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/frame-decoder'
-import { decodeMetadata, encodeMetadata } from '../../node-bridge/zmtp/metadata'
+import {
+  decodeMetadata,
+  encodeMetadata,
+  METADATA_TOTAL_LIMIT,
+  METADATA_VALUE_LIMIT,
+} from '../../node-bridge/zmtp/metadata'
 import { codeOf } from '../support/zmtp-assert'
 
 // ---------------------------------------------------------------------------------------------
@@ -685,6 +690,36 @@ describe('FrameDecoder buffering', () => {
     expect(decoder.bufferedBytes).toBe(9)
   })
 
+  it('stops after maxFrames frames and says how much of the chunk it consumed', () => {
+    const chunk = concat([encodeFrame(bytes('a')), encodeFrame(bytes('bc')), bytes(0x00)])
+    const decoder = new FrameDecoder()
+    expect(decoder.push(chunk, 1).map((f) => ascii(f.body))).toEqual(['a'])
+    expect(decoder.consumed).toBe(3)
+    expect(decoder.push(chunk.subarray(3), 1).map((f) => ascii(f.body))).toEqual(['bc'])
+    expect(decoder.consumed).toBe(4)
+    expect(decoder.push(chunk.subarray(7))).toEqual([])
+    expect(decoder.consumed).toBe(1)
+  })
+
+  it('applies a lowered maxFrameSize to the next header', () => {
+    const decoder = new FrameDecoder({ maxFrameSize: 100 })
+    expect(decoder.push(encodeFrame(pattern(50)))).toHaveLength(1)
+    decoder.maxFrameSize = 10
+    expect(decoder.maxFrameSize).toBe(10)
+    expect(codeOf(() => decoder.push(encodeFrame(pattern(11))))).toBe(ZmtpErrorCode.FRAME_TOO_LARGE)
+  })
+
+  it('counts the allocated body buffer, not only the octets received, as retained', () => {
+    const decoder = new FrameDecoder()
+    decoder.push(bytes(0x02, 0, 0, 0, 0, 0, 0, 0x10, 0x00)) // a 4096-octet body announced
+    expect(decoder.retainedBytes).toBe(9)
+    decoder.push(pattern(10)) // ten octets arrive: a buffer of the whole (small) body is made
+    expect(decoder.bufferedBytes).toBe(19)
+    expect(decoder.retainedBytes).toBe(9 + 4096)
+    decoder.push(pattern(4086))
+    expect(decoder.retainedBytes).toBe(0)
+  })
+
   it('returns nothing for an empty chunk', () => {
     const decoder = new FrameDecoder()
     expect(decoder.push(new Uint8Array(0))).toEqual([])
@@ -1032,6 +1067,29 @@ describe('metadata', () => {
     })
   }
 
+  it('refuses a value over METADATA_VALUE_LIMIT (1 KiB), though RFC 23 allows 2^31-1', () => {
+    const property = (size: number) => encodeMetadata([['X-Big', pattern(size)]])
+    expect(decodeMetadata(property(METADATA_VALUE_LIMIT)).get('x-big')?.length).toBe(
+      METADATA_VALUE_LIMIT,
+    )
+    expect(codeOf(() => decodeMetadata(property(METADATA_VALUE_LIMIT + 1)))).toBe(
+      ZmtpErrorCode.INVALID_METADATA,
+    )
+    // A 16 MB value is refused from its length field, whatever follows.
+    expect(codeOf(() => decodeMetadata(bytes(0x01, 'A', 0x01, 0x00, 0x00, 0x00, 'x')))).toBe(
+      ZmtpErrorCode.INVALID_METADATA,
+    )
+  })
+
+  it('refuses metadata over METADATA_TOTAL_LIMIT (4 KiB) in all', () => {
+    const properties = (count: number, size: number) =>
+      encodeMetadata(Array.from({ length: count }, (_, i) => [`X-${i}`, pattern(size)] as const))
+    const fits = properties(4, METADATA_TOTAL_LIMIT / 4 - 8) // 1 + 3 + 4 + value, four times
+    expect(fits.length).toBe(METADATA_TOTAL_LIMIT)
+    expect(decodeMetadata(fits).size).toBe(4)
+    expect(codeOf(() => decodeMetadata(properties(5, 900)))).toBe(ZmtpErrorCode.INVALID_METADATA)
+  })
+
   it('refuses to encode invalid properties', () => {
     expect(() => encodeMetadata([['', 'x']])).toThrow(RangeError)
     expect(() => encodeMetadata([['A'.repeat(256), 'x']])).toThrow(RangeError)
@@ -1059,7 +1117,8 @@ describe('metadata', () => {
         }),
         (properties) => {
           const data = encodeMetadata(properties)
-          const decoded = decodeMetadata(data)
+          // Past the caps a server applies: the format itself is what is checked here.
+          const decoded = decodeMetadata(data, { maxValueSize: 600, maxTotalSize: data.length })
           expect([...decoded.keys()]).toEqual(properties.map(([n]) => n.toLowerCase()))
           for (const [n, v] of properties) {
             const expected = typeof v === 'string' ? new TextEncoder().encode(v) : v

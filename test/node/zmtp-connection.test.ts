@@ -2,7 +2,12 @@
 // 3.0 and 3.1 peers, socket-type check, messages, commands after the handshake, failures.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ConnectionState, type ReadyPeer, ZmtpConnection } from '../../node-bridge/zmtp/connection'
+import {
+  ConnectionState,
+  MAX_HANDSHAKE_FRAME_SIZE,
+  type ReadyPeer,
+  ZmtpConnection,
+} from '../../node-bridge/zmtp/connection'
 import type { ZmtpError } from '../../node-bridge/zmtp/errors'
 import { encodeFrame } from '../../node-bridge/zmtp/frame'
 import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
@@ -114,6 +119,52 @@ describe('ZmtpConnection NULL handshake', () => {
     expect(messages).toEqual([[ascii('hello')]])
   })
 
+  it('keeps the peer’s socket type, not its metadata or views of the read it came in', () => {
+    const { connection, state } = harness()
+    const identity = new Uint8Array(200).fill(0x41)
+    const readyWithIdentity = encodeFrame(
+      concat(
+        Uint8Array.of(5),
+        ascii('READY'),
+        Uint8Array.of(11),
+        ascii('Socket-Type'),
+        Uint8Array.of(0, 0, 0, 4),
+        ascii('PUSH'),
+        Uint8Array.of(8),
+        ascii('Identity'),
+        Uint8Array.of(0, 0, 0, identity.length),
+        identity,
+      ),
+      { command: true },
+    )
+    const read = concat(clientGreeting(1), readyWithIdentity)
+    connection.receive(read)
+    expect(state.peer?.socketType).toBe('PUSH')
+    expect(state.peer).not.toHaveProperty('metadata')
+    // Nothing the connection keeps for its lifetime pins the received read.
+    for (const value of Object.values(state.peer ?? {})) {
+      if (value instanceof Uint8Array) expect(value.buffer).not.toBe(read.buffer)
+    }
+  })
+
+  it('closes a READY with a 16 MB metadata value with INVALID_METADATA, from its length', () => {
+    const { connection, state } = harness({ maxMessageSize: 16 * 1024 * 1024 })
+    const body = concat(
+      Uint8Array.of(5),
+      ascii('READY'),
+      Uint8Array.of(11),
+      ascii('Socket-Type'),
+      Uint8Array.of(0, 0, 0, 4),
+      ascii('PUSH'),
+      Uint8Array.of(7),
+      ascii('X-Large'),
+      Uint8Array.of(0x01, 0, 0, 0), // 16,777,216 octets announced
+      ascii('only these'),
+    )
+    connection.receive(concat(clientGreeting(1), encodeFrame(body, { command: true })))
+    expect(state.error?.code).toBe('INVALID_METADATA')
+  })
+
   it('sends READY at once to a ZMTP 3.0 peer (symmetric handshake)', () => {
     const { connection, written } = harness()
     connection.receive(clientGreeting(0))
@@ -157,6 +208,75 @@ describe('ZmtpConnection NULL handshake', () => {
     )
     connection.receive(concat(clientGreeting(1), error))
     expect(state.error?.code).toBe('PEER_ERROR')
+  })
+})
+
+describe('ZmtpConnection before READY: memory before authentication', () => {
+  const MIB16 = 16 * 1024 * 1024
+
+  /** A long command frame header announcing `size` octets (flags 0x06). */
+  function longCommandHeader(size: number): Uint8Array {
+    const header = new Uint8Array(9)
+    header[0] = 0x06
+    new DataView(header.buffer).setBigUint64(1, BigInt(size))
+    return header
+  }
+
+  it('refuses a 16 MiB command from its header, though messages may be 16 MiB', () => {
+    const { connection, state } = harness({ maxMessageSize: MIB16 })
+    connection.receive(concat(clientGreeting(1), longCommandHeader(MIB16)))
+    expect(state.error?.code).toBe('FRAME_TOO_LARGE')
+    expect(state.closed).toBe(true)
+  })
+
+  it('takes a handshake frame of exactly MAX_HANDSHAKE_FRAME_SIZE octets, not one more', () => {
+    const command = (size: number) =>
+      encodeFrame(concat(Uint8Array.of(5), ascii('HELLO'), new Uint8Array(size - 6)), {
+        command: true,
+      })
+    const fits = harness({ maxMessageSize: MIB16 })
+    fits.connection.receive(concat(clientGreeting(1), command(MAX_HANDSHAKE_FRAME_SIZE)))
+    // Read whole, then refused for what it is (not a READY), not for its size.
+    expect(fits.state.error?.code).toBe('UNEXPECTED_COMMAND')
+    const over = harness({ maxMessageSize: MIB16 })
+    over.connection.receive(concat(clientGreeting(1), command(MAX_HANDSHAKE_FRAME_SIZE + 1)))
+    expect(over.state.error?.code).toBe('FRAME_TOO_LARGE')
+  })
+
+  it('allows messages up to the message limit once READY, even in the read that carried READY', () => {
+    const { connection, messages, state } = harness({ maxMessageSize: 64 * 1024 })
+    const large = new Uint8Array(40 * 1024).fill(9)
+    connection.receive(concat(clientGreeting(1), ready('PUSH'), encodeFrame(large)))
+    expect(state.error).toBeUndefined()
+    expect(messages).toEqual([[large]])
+  })
+
+  it('keeps the handshake limit for the ZMTP 2.0 identity frame, then the message limit', () => {
+    const written: Uint8Array[] = []
+    const closed: Array<ZmtpError | undefined> = []
+    const make = () =>
+      new ZmtpConnection(
+        { write: (bytes) => written.push(bytes), close: () => undefined },
+        { onMessage: () => undefined, onClose: (error) => closed.push(error) },
+        {
+          mechanism: new NullServerMechanism('PULL'),
+          socketType: 'PULL',
+          peerSocketTypes: ['PUSH'],
+          maxMessageSize: MIB16,
+          allowZmtp2: true,
+        },
+      )
+    const zmtp2Greeting = Uint8Array.of(0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 8)
+    const identity = make()
+    // RFC 15: a long identity frame of 16 MiB announced right after the greeting.
+    identity.receive(concat(zmtp2Greeting, Uint8Array.of(0x02), longCommandHeader(MIB16).slice(1)))
+    expect(closed.at(-1)?.code).toBe('FRAME_TOO_LARGE')
+    // An empty identity, then a 20 KiB message: past the identity, the message limit applies.
+    const after = make()
+    after.receive(
+      concat(zmtp2Greeting, Uint8Array.of(0x00, 0x00), encodeFrame(new Uint8Array(20_000))),
+    )
+    expect(after.state).toBe(ConnectionState.READY)
   })
 })
 
@@ -211,6 +331,17 @@ describe('ZmtpConnection after the handshake', () => {
     expect(messages).toHaveLength(0)
   })
 
+  it('applies a lowered message limit to the next message of an open connection', () => {
+    const { connection, state, messages } = readyHarness({ maxMessageSize: 1000 })
+    connection.receive(encodeFrame(new Uint8Array(600)))
+    connection.setMaxMessageSize(500)
+    connection.receive(encodeFrame(new Uint8Array(500)))
+    expect(messages.map((message) => message[0]?.length)).toEqual([600, 500])
+    connection.receive(encodeFrame(new Uint8Array(501)))
+    expect(state.error?.code).toBe('FRAME_TOO_LARGE')
+    expect(messages).toHaveLength(2)
+  })
+
   it('delivers a whole message that arrived just before a malformed frame, then closes', () => {
     const { connection, messages, state } = readyHarness()
     connection.receive(concat(encodeFrame(ascii('good')), Uint8Array.of(0x08, 0x00)))
@@ -242,5 +373,56 @@ describe('ZmtpConnection after the handshake', () => {
         },
       ),
     )
+  })
+})
+
+describe('ZmtpConnection and the handlers it calls', () => {
+  function withHandlers(events: { onReady?: () => void; onMessage?: () => void }) {
+    const state = { error: undefined as ZmtpError | undefined, closed: false }
+    const connection = new ZmtpConnection(
+      { write: () => undefined, close: () => (state.closed = true) },
+      {
+        onReady: events.onReady ?? (() => undefined),
+        onMessage: events.onMessage ?? (() => undefined),
+        onClose: (error) => (state.error = error),
+      },
+      {
+        mechanism: new NullServerMechanism('PULL'),
+        socketType: 'PULL',
+        peerSocketTypes: ['PUSH'],
+        maxMessageSize: 1024,
+      },
+    )
+    connection.start()
+    return { connection, state }
+  }
+
+  it('reports an onMessage handler that throws as INTERNAL_ERROR, with the exception as cause', () => {
+    const bug = new TypeError('relay exploded')
+    const { connection, state } = withHandlers({
+      onMessage: () => {
+        throw bug
+      },
+    })
+    connection.receive(concat(clientGreeting(1), ready('PUSH'), encodeFrame(ascii('m'))))
+    expect(state.error?.code).toBe('INTERNAL_ERROR')
+    expect(state.error?.cause).toBe(bug)
+    expect(state.closed).toBe(true)
+  })
+
+  it('reports an onReady handler that throws as INTERNAL_ERROR', () => {
+    const { connection, state } = withHandlers({
+      onReady: () => {
+        throw new Error('metrics exploded')
+      },
+    })
+    connection.receive(concat(clientGreeting(1), ready('PUSH')))
+    expect(state.error?.code).toBe('INTERNAL_ERROR')
+  })
+
+  it('still reports malformed input from the peer as the peer’s fault', () => {
+    const { connection, state } = withHandlers({})
+    connection.receive(concat(clientGreeting(1), ready('PUSH'), Uint8Array.of(0x08, 0x00)))
+    expect(state.error?.code).toBe('MALFORMED_FRAME')
   })
 })

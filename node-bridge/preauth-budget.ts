@@ -1,0 +1,51 @@
+// The octets that connections not yet READY may hold, all listeners of the process together: one
+// budget, so that many unauthenticated peers cannot add up to more memory than the operator chose.
+
+/** Default budget: 16 MiB, room for 2,000 connections each holding a whole 8 KiB handshake frame. */
+export const DEFAULT_PREAUTH_BUDGET_BYTES = 16 * 1024 * 1024
+
+/**
+ * A counter of octets reserved against a limit. Connections reserve what they hold before their
+ * handshake is done (the greeting buffer, a partial frame) and release it once READY or closed.
+ */
+export class PreauthBudget {
+  readonly limit: number
+  #used = 0
+  #peak = 0
+
+  /**
+   * @param limitBytes the most octets reserved at once (default {@link DEFAULT_PREAUTH_BUDGET_BYTES})
+   * @throws {RangeError} if limitBytes is not a positive safe integer
+   */
+  constructor(limitBytes: number = DEFAULT_PREAUTH_BUDGET_BYTES) {
+    if (!Number.isSafeInteger(limitBytes) || limitBytes <= 0) {
+      throw new RangeError(
+        `the budget must be a positive whole number of octets, got ${limitBytes}`,
+      )
+    }
+    this.limit = limitBytes
+  }
+
+  /** Octets reserved now. */
+  get used(): number {
+    return this.#used
+  }
+
+  /** The most octets ever reserved at once. */
+  get peak(): number {
+    return this.#peak
+  }
+
+  /** Reserves `octets` if they fit under the limit; false (and nothing reserved) if not. */
+  tryReserve(octets: number): boolean {
+    if (this.#used + octets > this.limit) return false
+    this.#used += octets
+    if (this.#used > this.#peak) this.#peak = this.#used
+    return true
+  }
+
+  /** Gives back octets reserved earlier. */
+  release(octets: number): void {
+    this.#used = Math.max(0, this.#used - octets)
+  }
+}

@@ -1,0 +1,72 @@
+// Refused connections in the log without flooding it: the first refusal of each reason in an
+// interval as its own line, then one summary line for the interval, with the counts per reason
+// and the addresses refused most. A flood of refusals costs a few lines, not one per connection.
+import { hostKey } from './connection-limits'
+import type { Logger } from './log'
+
+/** Default length of a summary interval, ms. */
+export const DEFAULT_REFUSAL_LOG_INTERVAL_MS = 10_000
+/** Addresses named in a summary. */
+const TOP_ADDRESSES = 5
+/** Addresses counted in one interval; refusals from more are counted under `other`. */
+const MAX_COUNTED_ADDRESSES = 1024
+
+export class RefusalLog {
+  readonly #logger: Logger
+  readonly #intervalMs: number
+  #byReason = new Map<string, number>()
+  #byAddress = new Map<string, number>()
+  #other = 0
+  #suppressed = 0
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(logger: Logger, intervalMs: number = DEFAULT_REFUSAL_LOG_INTERVAL_MS) {
+    this.#logger = logger
+    this.#intervalMs = intervalMs
+  }
+
+  /** One connection from `address` (`peer`: as logs show it) refused for `code`. */
+  refused(code: string, peer: string, address: string): void {
+    const seen = this.#byReason.get(code) ?? 0
+    this.#byReason.set(code, seen + 1)
+    const key = hostKey(address)
+    const count = this.#byAddress.get(key)
+    if (count !== undefined) this.#byAddress.set(key, count + 1)
+    else if (this.#byAddress.size < MAX_COUNTED_ADDRESSES) this.#byAddress.set(key, 1)
+    else this.#other++
+    if (seen === 0) {
+      this.#logger.warn({ peer, code }, 'connection refused')
+    } else {
+      this.#suppressed++
+    }
+    if (!this.#timer) {
+      this.#timer = setTimeout(() => this.flush(), this.#intervalMs)
+      this.#timer.unref()
+    }
+  }
+
+  /** Ends the interval: logs its summary if any refusal went without a line of its own. */
+  flush(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (this.#suppressed > 0) {
+      const top = [...this.#byAddress]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, TOP_ADDRESSES)
+        .map(([address, count]) => ({ address, count }))
+      this.#logger.warn(
+        {
+          intervalMs: this.#intervalMs,
+          refused: Object.fromEntries(this.#byReason),
+          top,
+          ...(this.#other > 0 ? { otherAddresses: this.#other } : {}),
+        },
+        'connections refused',
+      )
+    }
+    this.#byReason = new Map()
+    this.#byAddress = new Map()
+    this.#other = 0
+    this.#suppressed = 0
+  }
+}
