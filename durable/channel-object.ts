@@ -7,6 +7,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import { batchLimits } from './batch-policy'
 import {
+  epochZeroRefusal,
   knownBridges,
   lastBatchSeq,
   lastBatchSeqs,
@@ -153,6 +154,13 @@ export class ChannelObject extends DurableObject<Env> {
     if ('error' in session) {
       return Response.json(
         { error: { code: 'invalid_session', message: session.error } },
+        { status: 400 },
+      )
+    }
+    const epochZero = epochZeroRefusal(this.ctx.storage.sql, session)
+    if (epochZero) {
+      return Response.json(
+        { error: { code: 'invalid_session', message: epochZero } },
         { status: 400 },
       )
     }
@@ -456,6 +464,12 @@ export class ChannelObject extends DurableObject<Env> {
       ws.serializeAttachment({ ...result.state, connectedAt: state.connectedAt })
     }
     ws.send(result.reply)
+    if (result.close) {
+      try {
+        ws.close(1007, 'unreadable relay frame')
+      } catch {}
+      return
+    }
     if (!result.stored) return
     this.#announce()
     // After the transaction: woken readers see the batch (their replies, like the ACK, leave

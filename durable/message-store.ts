@@ -230,7 +230,7 @@ export class MessageStore {
       const verdict = checkBatch(batch, batchLimits(config), now)
       if (verdict?.verdict === 'rejected') {
         addCounter(sql, Counter.MESSAGES_REJECTED, batch.messages.length)
-        recordBatch(sql, session, batch.batchSeq, now)
+        recordBatch(sql, session, batch.batchSeq, now, last === undefined)
         return { status: 'rejected', reason: verdict.reason }
       }
       if (verdict?.verdict === 'invalid') {
@@ -263,7 +263,7 @@ export class MessageStore {
       addCounter(sql, Counter.LOG_BYTES, bytes)
       addCounter(sql, Counter.MESSAGES_STORED, count)
       addCounter(sql, Counter.BATCHES_STORED, 1)
-      recordBatch(sql, session, batch.batchSeq, now)
+      recordBatch(sql, session, batch.batchSeq, now, last === undefined)
       return { status: 'stored', firstSeq, lastSeq }
     })
   }

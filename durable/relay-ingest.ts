@@ -36,6 +36,11 @@ export interface IngestResult {
   state: IngestSocketState
   /** True when new messages were stored (not for a duplicate or a refusal). */
   stored?: boolean
+  /**
+   * Close the socket after the reply (RFC 6455 1007, invalid payload): a frame that could not be
+   * read names no batch, so nothing after it on this socket can be taken in order.
+   */
+  close?: boolean
 }
 
 // JavaScript dates cover ±8.64e15 ms; a receive time outside cannot be shown as ISO 8601.
@@ -62,7 +67,8 @@ function malformedMessage(batch: RelayBatch): string | undefined {
  * Handles one WebSocket message from a bridge.
  *
  * - Text, undecodable bytes, or a frame other than BATCH → NACK MALFORMED_FRAME (a frame of
- *   another protocol version → NACK UNSUPPORTED_VERSION, as docs/relay-protocol.md says).
+ *   another protocol version → NACK UNSUPPORTED_VERSION, as docs/relay-protocol.md says), and
+ *   the socket is closed: such a frame names no batch to hold the later ones behind.
  * - A batch at or below its session's last stored batchSeq → ACK DUPLICATE (0, 0).
  * - Otherwise the batch is stored in one transaction → ACK STORED with its first/last seq, or
  *   ACK REJECTED for one message that no batch could carry (see MessageStore.storeBatch).
@@ -77,14 +83,15 @@ export function ingestRelayMessage(
   state: IngestSocketState,
 ): IngestResult {
   if (typeof data === 'string') {
-    return { reply: nack(0, NackCode.MALFORMED_FRAME, 'relay frames are binary'), state }
+    const reply = nack(0, NackCode.MALFORMED_FRAME, 'relay frames are binary')
+    return { reply, state, close: true }
   }
   let batch: RelayBatch
   try {
     const frame = decodeRelayFrame(new Uint8Array(data))
     if (frame.kind !== 'batch') {
       const reply = nack(0, NackCode.MALFORMED_FRAME, `expected a BATCH, got ${frame.kind}`)
-      return { reply, state }
+      return { reply, state, close: true }
     }
     batch = frame
   } catch (error) {
@@ -93,12 +100,7 @@ export function ingestRelayMessage(
       error.code === RelayProtocolErrorCode.UNSUPPORTED_VERSION
         ? NackCode.UNSUPPORTED_VERSION
         : NackCode.MALFORMED_FRAME
-    return { reply: nack(0, code, error.message), state }
-  }
-
-  const malformed = malformedMessage(batch)
-  if (malformed) {
-    return { reply: nack(batch.batchSeq, NackCode.MALFORMED_FRAME, malformed), state }
+    return { reply: nack(0, code, error.message), state, close: true }
   }
 
   const { refused } = state
@@ -106,10 +108,14 @@ export function ingestRelayMessage(
     const reason = `batch ${refused} was not stored; resend from it`
     return { reply: nack(batch.batchSeq, NackCode.OUT_OF_ORDER, reason), state }
   }
+  // Every refusal of a batch holds the later ones on this socket, whatever its code.
   const refuse = (code: NackCode, reason: string): IngestResult => ({
     reply: nack(batch.batchSeq, code, reason),
     state: refused === undefined ? { ...state, refused: batch.batchSeq } : state,
   })
+
+  const malformed = malformedMessage(batch)
+  if (malformed) return refuse(NackCode.MALFORMED_FRAME, malformed)
 
   let outcome: StoreOutcome
   try {

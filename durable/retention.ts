@@ -108,6 +108,24 @@ export function makeRoom(
   let excessMessages = maxMessages > 0 ? (current.messages ?? 0) + incoming.count - maxMessages : 0
   let excessBytes = maxBytes > 0 ? (current.bytes ?? 0) + incoming.bytes - maxBytes : 0
   if (excessMessages <= 0 && excessBytes <= 0) return { ok: true }
+  if (overflowPolicy === 'block') {
+    // From the counters, before any scan: a full channel refuses every retry of a bridge, and
+    // a scan of a log with nothing acked would read every row each time.
+    const counters = sql
+      .exec<{ queued: number | null; dead: number | null }>(
+        `SELECT (SELECT value FROM counters WHERE name = 'queue_messages') AS queued,
+                (SELECT value FROM counters WHERE name = 'dead_letter_messages') AS dead`,
+      )
+      .one()
+    const acked = (current.messages ?? 0) - (counters.queued ?? 0) - (counters.dead ?? 0)
+    if (acked < Math.max(1, excessMessages)) {
+      addCounter(sql, Counter.BATCHES_REFUSED, 1)
+      return {
+        ok: false,
+        reason: 'the channel is full of messages not acked yet (overflow policy block)',
+      }
+    }
+  }
 
   const candidates =
     overflowPolicy === 'drop-oldest'

@@ -1033,6 +1033,15 @@ export function parseConfig(
       `must be at least --reconnect-initial (${config.reconnectInitialMs} ms), got ${config.reconnectMaxMs}`,
     )
   }
+  // A message travels alone in a batch at worst: with its framing (4 octets a frame, its peer's
+  // address and key) it must fit one WebSocket message, or no split could ever send it.
+  const worstMessage = config.maxMessageSize + 4 * config.maxFramesPerMessage + 512
+  if (worstMessage > MAX_BATCH_BYTES_LIMIT) {
+    throw new ConfigError(
+      raw('maxMessageSize')?.source ?? SETTINGS.maxMessageSize.flag,
+      `a message of ${config.maxMessageSize} octets in ${config.maxFramesPerMessage} frames would not fit the Worker's 32 MiB WebSocket limit; lower --max-message-size or --max-frames`,
+    )
+  }
   if (curve) config.curve = curve
   const metricsPort = raw('metricsPort')
   if (metricsPort) {

@@ -54,6 +54,11 @@ const RELAY_COUNTERS: ReadonlyArray<[string, string, (counters: RelayCounters) =
     (c) => c.rejected,
   ],
   [
+    'zmq_edge_receive_times_clamped_total',
+    'Receive times ahead of the channel\'s clock (this clock jumped back) set to now when sent',
+    (c) => c.clampedTimes,
+  ],
+  [
     'zmq_edge_relay_unexpected_duplicates_total',
     'DUPLICATE answers to batches this process sent once: another process in its session',
     (c) => c.unexpectedDuplicates,

@@ -91,15 +91,18 @@ export interface RelayCounters {
   /** Messages the channel rejected for good (ACK REJECTED: over its limits on their own). */
   rejected: number
   /**
-   * DUPLICATE answers to a batch this process sent for the first time: another process writes
-   * in this session. Should stay 0; each is logged as an error.
+   * DUPLICATE answers to a batch this process had no reason to think stored (never sent on a
+   * socket that died before its reply, not read back from a spool): another process writes in
+   * this session. Should stay 0; each is logged as an error.
    */
   unexpectedDuplicates: number
+  /** Receive times found ahead of the channel's clock (a clock that jumped back) and set to now. */
+  clampedTimes: number
 }
 
 /** Why the channel refuses to store, while it does: shown in logs, metrics and /readyz. */
 export interface RelayBlock {
-  /** The NACK code's name, e.g. CHANNEL_FULL. */
+  /** The NACK code's name, e.g. CHANNEL_FULL, or MESSAGE_TOO_BIG for a WebSocket close 1009. */
   code: string
   reason: string
   /** When the first refusal in a row came (ms since the epoch). */
@@ -119,8 +122,11 @@ interface PendingBatch {
   sent: boolean
   /** Times this process sent it, over every socket. */
   sends: number
-  /** Read back from the spool: an earlier run may have sent it. */
-  recovered: boolean
+  /**
+   * It may be stored: read back from the spool (an earlier run may have sent it), or sent on a
+   * socket that ended before its reply came.
+   */
+  maybeStored: boolean
 }
 
 /** Where the current socket stands. */
@@ -135,12 +141,20 @@ type SocketPhase =
 
 /** RFC 6455 close code: the message was too big for the receiver. */
 const CLOSE_MESSAGE_TOO_BIG = 1009
+/** RFC 6455 close code: the other end broke the protocol. */
+const CLOSE_PROTOCOL_ERROR = 1002
 /** Relay frame header plus batch header. */
 const BATCH_OVERHEAD = BATCH_HEADER_SIZE
-/** How often, at most, a refusal that goes on is logged again. */
+/** How often, at most, a refusal or a clamped receive time that goes on is logged again. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000
 /** A bridge clock this far from the Worker's is worth a warning. */
 const CLOCK_WARNING_MS = 10_000
+/**
+ * A WebSocket ping this often; a socket with no pong by the next one is dead (a half-open TCP
+ * connection would otherwise hold batches until TCP gives up). Durable Objects answer pings
+ * without waking (Cloudflare, "WebSockets" best practices).
+ */
+const KEEPALIVE_MS = 30_000
 const textDecoder = new TextDecoder()
 
 export class RelayClient {
@@ -152,10 +166,15 @@ export class RelayClient {
   #phase: SocketPhase = 'connecting'
   #stopped = false
   #nextBatchSeq = 1
+  /** The highest batch acknowledged (everything up to it is stored or used up). */
+  #lastAckedSeq = 0
   /** Largest batch to send, octets; lowered when the Worker answers 1009. */
   #maxBatchBytes: number
   /** What the channel announced on the current connection (until then, no limit of its own). */
   #limits: RelayWelcome | undefined
+  /** The Worker's clock minus ours, from the last WELCOME. */
+  #clockOffsetMs = 0
+  #clampLoggedAt = 0
   #open: RelayMessage[] = []
   #openBytes = 0
   /** Id of the first message of `#open`; ids count every message ever received, from 1. */
@@ -163,12 +182,15 @@ export class RelayClient {
   #flushTimer: NodeJS.Timeout | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
   #reconnectAttempt = 0
-  /** The last socket was closed because a newer one of this bridge id replaced it. */
-  #replaced = false
+  /** Resets the reconnect backoff once a socket has lasted; cleared when it ends. */
+  #stableTimer: NodeJS.Timeout | undefined
+  #keepaliveTimer: NodeJS.Timeout | undefined
   /** Sealed batches in order: the first `maxInFlightBatches` may be on the wire. */
   #batches: PendingBatch[] = []
   /** Batches sent on the current socket whose reply has not come. */
   #outstanding = 0
+  /** After a refusal, one batch at a time until one is acknowledged again. */
+  #probing = false
   /** The first refusal in a row and what came of it; cleared when a batch is stored again. */
   #block: (RelayBlock & { batchSeq: number; nackCode: number; loggedAt: number }) | undefined
   #resendTimer: NodeJS.Timeout | undefined
@@ -192,6 +214,7 @@ export class RelayClient {
     refusals: 0,
     rejected: 0,
     unexpectedDuplicates: 0,
+    clampedTimes: 0,
   }
 
   constructor(options: RelayClientOptions) {
@@ -214,7 +237,7 @@ export class RelayClient {
     return this.#session.bridgeId
   }
 
-  /** The epoch of this relay's batch numbering (see RelaySession). */
+  /** The epoch of this relay's batch numbering (see RelaySession); never logged. */
   get epoch(): number {
     return this.#session.epoch
   }
@@ -223,6 +246,7 @@ export class RelayClient {
   #recover(spool: RelaySpool): void {
     const { recovered } = spool
     this.#nextBatchSeq = recovered.nextBatchSeq
+    this.#lastAckedSeq = (recovered.batches[0]?.batchSeq ?? recovered.nextBatchSeq) - 1
     for (const batch of recovered.batches) {
       let size = BATCH_OVERHEAD
       for (const message of batch.messages) size += encodedMessageSize(message)
@@ -233,7 +257,7 @@ export class RelayClient {
         size,
         sent: false,
         sends: 0,
-        recovered: true,
+        maybeStored: true,
       })
       this.#pendingMessages += batch.messages.length
       this.#pendingBytes += size - BATCH_OVERHEAD
@@ -304,14 +328,24 @@ export class RelayClient {
     const size = encodedMessageSize(message)
     this.#pendingMessages++
     this.#pendingBytes += size
-    // A message that would take the open batch past the limits goes into the next one.
+    // A message that would take the open batch past the limits goes into the next one; one
+    // over the channel's message limit (queued before it was known) goes alone, so the
+    // channel's refusal of it concerns it only.
     const limits = this.#batchLimits()
-    if (this.#open.length > 0 && this.#openBytes + size + BATCH_OVERHEAD > limits.bytes) {
+    const alone = size > (this.#limits?.maxMessageBytes ?? Infinity)
+    if (
+      this.#open.length > 0 &&
+      (alone || this.#openBytes + size + BATCH_OVERHEAD > limits.bytes)
+    ) {
       this.#seal()
     }
     this.#open.push(message)
     this.#openBytes += size
-    if (this.#open.length >= limits.messages || this.#openBytes + BATCH_OVERHEAD >= limits.bytes) {
+    if (
+      alone ||
+      this.#open.length >= limits.messages ||
+      this.#openBytes + BATCH_OVERHEAD >= limits.bytes
+    ) {
       this.#seal()
     } else if (!this.#flushTimer) {
       this.#flushTimer = setTimeout(() => this.#seal(), this.#options.flushDelayMs)
@@ -337,6 +371,8 @@ export class RelayClient {
     clearTimeout(this.#flushTimer)
     clearTimeout(this.#reconnectTimer)
     clearTimeout(this.#resendTimer)
+    clearTimeout(this.#stableTimer)
+    clearInterval(this.#keepaliveTimer)
     this.#spool?.flush()
     this.#socket?.close(1000, 'bridge stopping')
   }
@@ -377,7 +413,7 @@ export class RelayClient {
       size: this.#openBytes + BATCH_OVERHEAD,
       sent: false,
       sends: 0,
-      recovered: false,
+      maybeStored: false,
     }
     this.#batches.push(batch)
     this.#spool?.seal(batch.seq, batch.firstId, messages.length)
@@ -387,17 +423,19 @@ export class RelayClient {
     this.#pump()
   }
 
-  /** Sends unsent batches while the in-flight window has room. */
+  /** Sends unsent batches while the in-flight window has room (one while probing). */
   #pump(): void {
     const socket = this.#socket
     if (this.#phase !== 'streaming' || !socket) return
-    const window = Math.min(this.#batches.length, this.#options.maxInFlightBatches)
+    const size = this.#probing ? 1 : this.#options.maxInFlightBatches
+    const window = Math.min(this.#batches.length, size)
     // A batch may be stored as soon as it is sent: its SEAL (and messages) must be on disk
     // first, or a restart could number other messages with a stored batch's number.
     this.#spool?.flush()
     for (let index = 0; index < window; index++) {
       const batch = this.#batches[index] as PendingBatch
       if (batch.sent) continue
+      this.#clampReceiveTimes(batch)
       batch.sent = true
       if (batch.sends > 0) this.counters.resent++
       batch.sends++
@@ -405,6 +443,35 @@ export class RelayClient {
       this.counters.batchesSent++
       // Encoded when sent, not kept: an unacknowledged batch holds only its messages.
       socket.send(encodeBatch({ batchSeq: batch.seq, messages: batch.messages }))
+    }
+  }
+
+  /**
+   * A receive time ahead of the channel's clock by more than half its tolerance (this bridge's
+   * clock was ahead, then stepped back) becomes now on the channel's clock: refused, it would
+   * hold the batch and all after it until real time caught up with it.
+   */
+  #clampReceiveTimes(batch: PendingBatch): void {
+    const limits = this.#limits
+    if (!limits) return
+    const channelNow = Date.now() + this.#clockOffsetMs
+    const latest = channelNow + limits.maxClockSkewMs / 2
+    let clamped = 0
+    for (const message of batch.messages) {
+      if (message.receivedAt > latest) {
+        message.receivedAt = channelNow
+        clamped++
+      }
+    }
+    if (clamped === 0) return
+    this.counters.clampedTimes += clamped
+    const now = Date.now()
+    if (now - this.#clampLoggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+      this.#clampLoggedAt = now
+      this.#options.logger.error(
+        { clamped: this.counters.clampedTimes, batchSeq: batch.seq },
+        "messages received in the future of the channel's clock (this clock jumped back?): their receive time is set to now",
+      )
     }
   }
 
@@ -433,12 +500,27 @@ export class RelayClient {
     }
 
     socket.on('open', () => {
-      if (this.#socket !== socket) return
+      if (this.#socket !== socket || this.#stopped) return
       this.#phase = 'welcoming'
       logger.info({ url: this.#url }, 'relay connected')
+      let answered = true
+      socket.on('pong', () => {
+        answered = true
+      })
+      this.#keepaliveTimer = setInterval(() => {
+        if (!answered) {
+          logger.warn('relay socket silent for a ping interval: reconnecting')
+          socket.terminate()
+          return
+        }
+        answered = false
+        socket.ping()
+      }, KEEPALIVE_MS)
+      this.#keepaliveTimer.unref()
     })
     socket.on('message', (data: Buffer, isBinary: boolean) => {
-      if (this.#socket !== socket) return
+      // A reply that arrives while stopping changes nothing: the spool may be closed already.
+      if (this.#socket !== socket || this.#stopped) return
       if (!isBinary) {
         logger.warn({ text: data.toString().slice(0, 200) }, 'relay sent text; ignored')
         return
@@ -471,14 +553,19 @@ export class RelayClient {
     this.#socket = undefined
     this.#phase = 'connecting'
     this.#outstanding = 0
+    this.#probing = false
     clearTimeout(this.#resendTimer)
     this.#resendTimer = undefined
+    clearTimeout(this.#stableTimer)
+    clearInterval(this.#keepaliveTimer)
     if (code === CLOSE_MESSAGE_TOO_BIG && !this.#stopped) this.#splitAfterTooBig()
-    // Whatever was on the wire goes again on the next socket.
-    for (const batch of this.#batches) batch.sent = false
+    // Whatever was on the wire goes again on the next socket; with no reply, it may be stored.
+    for (const batch of this.#batches) {
+      if (batch.sent) batch.maybeStored = true
+      batch.sent = false
+    }
     if (this.#stopped) return
-    this.#replaced = code === CLOSE_REPLACED
-    if (this.#replaced) {
+    if (code === CLOSE_REPLACED) {
       this.#options.logger.warn(
         { bridgeId: this.#session.bridgeId, reason },
         'the Worker closed this relay for a newer connection with the same bridge id (is another bridge running with this id?)',
@@ -509,14 +596,26 @@ export class RelayClient {
    * the limit: larger than every batch before it. The largest batch sent is therefore that one
    * or a later one, and none from it on was read: those are split to half its size and numbered
    * again from it. Earlier batches, maybe stored without their ACK, keep their numbers (one of
-   * them too large still is the largest next time).
+   * them too large still is the largest next time). A largest batch of one message cannot be
+   * split: that message is larger than the path to the Worker carries, and the relay is blocked
+   * on it (logged, in /readyz) until the limit changes; it is not dropped.
    */
   #splitAfterTooBig(): void {
     const sent = this.#batches.filter((batch) => batch.sent)
     const largest = Math.max(0, ...sent.map((batch) => batch.size))
     if (largest === 0) return
-    const limit = Math.max(1, Math.floor(largest / 2))
     const first = this.#batches.findIndex((batch) => batch.sent && batch.size === largest)
+    const culprit = this.#batches[first] as PendingBatch
+    if (culprit.messages.length === 1) {
+      this.#noteRefusal(
+        'MESSAGE_TOO_BIG',
+        `a message of ${largest} octets is larger than the Worker, or a proxy before it, takes in one WebSocket message (close 1009)`,
+        culprit.seq,
+        0,
+      )
+      return
+    }
+    const limit = Math.max(1, Math.floor(largest / 2))
     this.#maxBatchBytes = Math.min(this.#maxBatchBytes, limit)
     this.#splitFrom(first, { bytes: limit, messages: Infinity })
     this.#options.logger.warn(
@@ -526,42 +625,55 @@ export class RelayClient {
   }
 
   /**
-   * Splits the batches from index `first` on (none of them stored) into batches within
-   * `limit`, numbered again from the first of them; the spool records the new numbering (its
-   * first SEAL replaces the old batches from there).
+   * Splits batches from index `first` on (none of them stored) within `limit`, and numbers
+   * them again from the first of them. With `onlyFirst`, the batch at `first` is split and the
+   * later ones keep their messages, only their numbers follow on. The spool records the new
+   * numbering (its first SEAL replaces the old batches from there).
    */
-  #splitFrom(first: number, limit: { bytes: number; messages: number }): void {
+  #splitFrom(first: number, limit: { bytes: number; messages: number }, onlyFirst = false): void {
     const rest = this.#batches.splice(first)
     if (rest.length === 0) return
     let seq = (rest[0] as PendingBatch).seq
     let id = (rest[0] as PendingBatch).firstId
-    const messages = rest.flatMap((batch) => batch.messages)
-    const split: PendingBatch[] = []
-    let current: PendingBatch | undefined
-    for (const message of messages) {
-      const size = encodedMessageSize(message)
-      if (
-        !current ||
-        (current.messages.length > 0 &&
-          (current.size + size > limit.bytes || current.messages.length >= limit.messages))
-      ) {
-        current = {
-          seq: seq++,
-          firstId: id,
-          messages: [],
-          size: BATCH_OVERHEAD,
-          sent: false,
-          sends: 0,
-          recovered: false,
-        }
-        split.push(current)
+    const renumbered: PendingBatch[] = []
+    const open = (): PendingBatch => {
+      const batch: PendingBatch = {
+        seq: seq++,
+        firstId: id,
+        messages: [],
+        size: BATCH_OVERHEAD,
+        sent: false,
+        sends: 0,
+        maybeStored: false,
       }
-      current.messages.push(message)
-      current.size += size
-      id++
+      renumbered.push(batch)
+      return batch
     }
-    this.#batches.push(...split)
-    for (const batch of split) this.#spool?.seal(batch.seq, batch.firstId, batch.messages.length)
+    // Split as one run of messages, or (`onlyFirst`) the first batch alone, the others whole.
+    const runs = onlyFirst
+      ? rest.map((batch) => batch.messages)
+      : [rest.flatMap((batch) => batch.messages)]
+    const whole = { bytes: Infinity, messages: Infinity }
+    for (const [index, messages] of runs.entries()) {
+      const bound = index === 0 ? limit : whole
+      let current = open()
+      for (const message of messages) {
+        const size = encodedMessageSize(message)
+        if (
+          current.messages.length > 0 &&
+          (current.size + size > bound.bytes || current.messages.length >= bound.messages)
+        ) {
+          current = open()
+        }
+        current.messages.push(message)
+        current.size += size
+        id++
+      }
+    }
+    this.#batches.push(...renumbered)
+    for (const batch of renumbered) {
+      this.#spool?.seal(batch.seq, batch.firstId, batch.messages.length)
+    }
     this.#nextBatchSeq = seq
     this.counters.splits++
   }
@@ -585,11 +697,30 @@ export class RelayClient {
         return
       case 'ack':
         this.#outstanding = Math.max(0, this.#outstanding - 1)
+        if (this.#phase === 'refused') {
+          // After a refusal the object refuses every later batch on the socket until the refused
+          // one comes again: an ACK now breaks the protocol, and trusting it could drop a batch.
+          logger.error(
+            { batchSeq: frame.batchSeq, refused: this.#block?.batchSeq },
+            'the channel acknowledged a batch after refusing an earlier one: reconnecting',
+          )
+          this.#socket?.close(CLOSE_PROTOCOL_ERROR, 'ack after a refusal')
+          return
+        }
         this.#onAck(frame.batchSeq, frame.status)
         return
       default:
         logger.error({ kind: frame.kind }, 'relay sent a frame a bridge does not take')
     }
+  }
+
+  /** The highest batch number the channel may have stored of this session. */
+  #highestMaybeStored(): number {
+    let highest = this.#lastAckedSeq
+    for (const batch of this.#batches) {
+      if (batch.maybeStored || batch.sent) highest = Math.max(highest, batch.seq)
+    }
+    return highest
   }
 
   #onWelcome(welcome: RelayWelcome): void {
@@ -598,40 +729,50 @@ export class RelayClient {
       logger.error('relay sent a second WELCOME; ignored')
       return
     }
-    const skewMs = Date.now() - welcome.now
+    this.#clockOffsetMs = welcome.now - Date.now()
+    const skewMs = -this.#clockOffsetMs
     if (Math.abs(skewMs) > CLOCK_WARNING_MS) {
       const level = skewMs > welcome.maxClockSkewMs ? 'error' : 'warn'
       logger[level](
         { skewMs, maxClockSkewMs: welcome.maxClockSkewMs },
-        `this bridge's clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the Worker's` +
-          (level === 'error' ? '; the channel refuses messages received in its future' : ''),
+        `this bridge's clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the Worker's`,
       )
     }
-    // Every number the session has stored was sent by this process (or the run its spool
-    // continues): a higher one means another process writes under this bridge id and epoch.
-    const highestOurs = this.#nextBatchSeq - 1
-    if (welcome.lastBatchSeq > highestOurs) {
+    const highest = this.#highestMaybeStored()
+    if (welcome.lastBatchSeq > highest) {
+      // Every number the session has stored could only come from this process (or the run its
+      // spool continues): a higher one means another process writes under this id and epoch.
       logger.error(
         {
           bridgeId: this.#session.bridgeId,
           lastBatchSeq: welcome.lastBatchSeq,
-          highestSent: highestOurs,
+          highestSent: highest,
         },
         'the channel has batches of this session that this process never sent: another process uses this bridge id and epoch (a copied spool?)',
       )
+    } else if (welcome.lastBatchSeq > this.#lastAckedSeq) {
+      // Stored on a socket that died before the ACK came: acknowledged now, never renumbered.
+      this.#onAck(welcome.lastBatchSeq, AckStatus.DUPLICATE, true)
     }
     this.#limits = welcome
     this.#options.onLimits?.(welcome)
-    if (!this.#replaced) this.#reconnectAttempt = 0
+    // The backoff starts over once a socket has lasted, not at once: a socket closed right
+    // after its WELCOME (replaced by another bridge with this id, 1009) must not reconnect fast.
+    clearTimeout(this.#stableTimer)
+    this.#stableTimer = setTimeout(() => {
+      this.#reconnectAttempt = 0
+    }, this.#options.reconnectMaxMs)
+    this.#stableTimer.unref()
     this.#phase = 'streaming'
-    // Messages in the open batch may now be over the limits: sealed as they are, a batch too
-    // large for the channel is split when it says so.
     this.#pump()
   }
 
-  #onAck(batchSeq: number, status: AckStatus): void {
+  /**
+   * Everything up to `batchSeq` is stored (or used up, for REJECTED). `fromWelcome`: learnt from
+   * a WELCOME, not from an answer to a send of this socket.
+   */
+  #onAck(batchSeq: number, status: AckStatus, fromWelcome = false): void {
     const { logger } = this.#options
-    // Acks arrive in order; anything at or below the acked seq is stored.
     let ackedSeq = 0
     while (this.#batches.length > 0 && (this.#batches[0] as PendingBatch).seq <= batchSeq) {
       const batch = this.#batches.shift() as PendingBatch
@@ -656,19 +797,25 @@ export class RelayClient {
         continue
       }
       this.counters.acked += batch.messages.length
-      if (batch.seq === batchSeq && status === AckStatus.DUPLICATE) {
+      if (batch.seq === batchSeq && status === AckStatus.DUPLICATE && !fromWelcome) {
         this.counters.duplicates++
-        if (batch.sends === 1 && !batch.recovered) {
+        if (!batch.maybeStored) {
           this.counters.unexpectedDuplicates++
           logger.error(
-            { batchSeq, bridgeId: this.#session.bridgeId, epoch: this.#session.epoch },
-            'the channel says a batch sent once, by this process only, was stored before: another process writes under this bridge id and epoch',
+            { batchSeq, bridgeId: this.#session.bridgeId },
+            'the channel says a batch that only this process sent, and was answered each time, was stored before: another process writes under this bridge id and epoch',
           )
         }
       }
     }
-    if (ackedSeq > 0) this.#spool?.ack(ackedSeq)
-    if (this.#block && batchSeq >= this.#block.batchSeq) this.#unblock()
+    if (ackedSeq > 0) {
+      this.#lastAckedSeq = Math.max(this.#lastAckedSeq, ackedSeq)
+      this.#spool?.ack(ackedSeq)
+    }
+    if (!fromWelcome) {
+      this.#probing = false
+      if (this.#block && batchSeq >= this.#block.batchSeq) this.#unblock()
+    }
     this.#pump()
     this.#checkPressure()
     if (this.#pendingMessages === 0) {
@@ -691,65 +838,58 @@ export class RelayClient {
     }
     if (this.#phase !== 'streaming') return
     this.#phase = 'refused'
-    this.counters.refusals++
     for (const batch of this.#batches) batch.sent = false
+    this.#noteRefusal(nackCodeName(nack.code), nack.reason, nack.batchSeq, nack.code)
+    this.#resumeWhenAnswered()
+  }
+
+  /** Counts and logs a refusal: the first of a row at once, then once a minute. */
+  #noteRefusal(code: string, reason: string, batchSeq: number, nackCode: number): void {
+    this.counters.refusals++
     const now = Date.now()
-    const code = nackCodeName(nack.code)
     const { logger } = this.#options
-    if (!this.#block) {
-      this.#block = {
-        code,
-        reason: nack.reason,
-        since: now,
-        refusals: 1,
-        batchSeq: nack.batchSeq,
-        nackCode: nack.code,
-        loggedAt: now,
-      }
+    const block = this.#block
+    if (!block) {
+      this.#block = { code, reason, since: now, refusals: 1, batchSeq, nackCode, loggedAt: now }
       logger.error(
-        {
-          code,
-          reason: nack.reason,
-          batchSeq: nack.batchSeq,
-          unacknowledged: this.#pendingMessages,
-        },
-        nack.code === NackCode.BATCH_TOO_LARGE
+        { code, reason, batchSeq, unacknowledged: this.#pendingMessages },
+        nackCode === NackCode.BATCH_TOO_LARGE
           ? 'the channel refused a batch as too large: splitting it'
           : 'the channel refused a batch; it stays queued and is sent again after a backoff',
       )
-    } else {
-      const block = this.#block
-      block.refusals++
-      block.code = code
-      block.reason = nack.reason
-      block.batchSeq = nack.batchSeq
-      block.nackCode = nack.code
-      if (now - block.loggedAt >= REFUSAL_LOG_INTERVAL_MS) {
-        block.loggedAt = now
-        logger.error(
-          { code, reason: nack.reason, refusals: block.refusals, sinceMs: now - block.since },
-          'the channel still refuses batches',
-        )
-      }
+      return
     }
-    this.#resumeWhenAnswered()
+    block.refusals++
+    block.code = code
+    block.reason = reason
+    block.batchSeq = batchSeq
+    block.nackCode = nackCode
+    if (now - block.loggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+      block.loggedAt = now
+      logger.error(
+        { code, reason, refusals: block.refusals, sinceMs: now - block.since },
+        'the channel still refuses batches',
+      )
+    }
   }
 
   /** Once no reply is outstanding, splits or waits, then streams again from the first batch. */
   #resumeWhenAnswered(): void {
     const block = this.#block
     if (this.#outstanding > 0 || !block || this.#resendTimer) return
-    if (block.nackCode === NackCode.BATCH_TOO_LARGE) {
-      const first = this.#batches.findIndex((batch) => batch.seq === block.batchSeq)
-      const refused = this.#batches[first]
-      if (refused) {
-        // Half the refused batch each time, down to one message (which the object rejects or
-        // stores): a few round trips, whatever the limit.
-        this.#splitFrom(first, {
+    const first = this.#batches.findIndex((batch) => batch.seq === block.batchSeq)
+    const refused = this.#batches[first]
+    if (block.nackCode === NackCode.BATCH_TOO_LARGE && refused && refused.messages.length > 1) {
+      // Half the refused batch, the later ones as they are: a few round trips, whatever the
+      // limit, down to one message (which the object stores or rejects).
+      this.#splitFrom(
+        first,
+        {
           bytes: Math.max(1, Math.floor(refused.size / 2)),
           messages: Math.max(1, Math.floor(refused.messages.length / 2)),
-        })
-      }
+        },
+        true,
+      )
       this.#resume()
       return
     }
@@ -758,10 +898,12 @@ export class RelayClient {
     this.#resendTimer = setTimeout(() => this.#resume(), delay)
   }
 
+  /** Streams again after a refusal, one batch at a time until one is acknowledged. */
   #resume(): void {
     this.#resendTimer = undefined
     if (this.#phase !== 'refused') return
     this.#phase = 'streaming'
+    this.#probing = true
     this.#pump()
   }
 

@@ -265,7 +265,16 @@ export class Spool implements RelaySpool {
       )
     }
     this.bridgeId = bridgeId
-    this.epoch = replayed?.epoch ?? newEpoch()
+    // Epoch 0 (a spool written before epochs) is guessable: leave it as soon as no batch the
+    // spool holds was numbered in it. Numbers go on; the channel takes a new session from any.
+    const movesOn = replayed?.epoch === 0 && replayed.recovered.batches.length === 0
+    this.epoch = replayed && !movesOn ? replayed.epoch : newEpoch()
+    if (movesOn) {
+      this.#logger.info(
+        { dir: this.dir },
+        'spool written before epochs: its numbering moves to a random epoch of its own',
+      )
+    }
     this.#state = replayed?.state ?? new SpoolState()
     this.recovered = replayed?.recovered ?? {
       nextMessageId: 1,
@@ -285,7 +294,6 @@ export class Spool implements RelaySpool {
         {
           dir: this.dir,
           bridgeId,
-          epoch: this.epoch,
           batches: this.recovered.batches.length,
           messages,
           nextBatchSeq: this.recovered.nextBatchSeq,
@@ -439,7 +447,11 @@ export class Spool implements RelaySpool {
       } else if (first.bridgeId !== bridgeId) {
         throw inconsistent(`${path} belongs to bridge "${first.bridgeId}", not "${bridgeId}"`)
       } else if (first.epoch !== epoch) {
-        throw inconsistent(`${path} numbers batches in epoch ${first.epoch}, not ${epoch}`)
+        // The one change allowed: from epoch 0 to a random one, with no batch held over.
+        if (epoch !== 0 || first.seals.length > 0) {
+          throw inconsistent(`${path} numbers batches in epoch ${first.epoch}, not ${epoch}`)
+        }
+        epoch = first.epoch
       }
       this.#segments.push({ number, path, firstMessageId: first.nextMessageId })
       for (const record of scan.records) {

@@ -363,4 +363,24 @@ describe('parseConfig', () => {
       )
     })
   })
+
+  it("refuses a --max-message-size that could not fit the Worker's 32 MiB WebSocket limit", () => {
+    expect(() =>
+      parseConfig({ ingestToken: 't', maxMessageSize: String(32 * 1024 * 1024) }, {}),
+    ).toThrowError(expect.objectContaining({ setting: '--max-message-size' }))
+    expect(() =>
+      parseConfig(
+        {
+          ingestToken: 't',
+          maxMessageSize: String(31 * 1024 * 1024),
+          maxFramesPerMessage: '1000000',
+        },
+        {},
+      ),
+    ).toThrow(/32 MiB/)
+    expect(
+      parseConfig({ ingestToken: 't', maxMessageSize: String(31 * 1024 * 1024) }, {})
+        .maxMessageSize,
+    ).toBe(31 * 1024 * 1024)
+  })
 })

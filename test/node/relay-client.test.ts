@@ -218,7 +218,100 @@ describe('RelayClient', () => {
     expect(clone.client.counters.unexpectedDuplicates).toBe(1)
     expect(clone.logs.lines.filter((line) => line.level === 50).map((line) => line.msg)).toEqual([
       'the channel has batches of this session that this process never sent: another process uses this bridge id and epoch (a copied spool?)',
-      'the channel says a batch sent once, by this process only, was stored before: another process writes under this bridge id and epoch',
+      'the channel says a batch that only this process sent, and was answered each time, was stored before: another process writes under this bridge id and epoch',
     ])
+  })
+
+  it('resends only the refused batch while refused, not its whole window', async () => {
+    const receiver = await startReceiver()
+    let refusals = 0
+    receiver.verdict = (batch) =>
+      batch.batchSeq === 1 && refusals++ < 5 ? { nack: NackCode.CHANNEL_FULL } : undefined
+    const { client } = relay(receiver.url, { maxBatchMessages: 1, reconnectMaxMs: 80 })
+    for (let index = 0; index < 30; index++) client.enqueue(message(String(index)))
+    client.start()
+    await waitFor(() => client.unacknowledged === 0, { what: 'everything stored' })
+    expect(receiver.stored).toEqual(Array.from({ length: 30 }, (_, index) => String(index)))
+    // The first refusal finds 15 batches behind it on the wire; the four retries send one each.
+    const outOfOrder = receiver.replies.filter((reply) => reply === String(NackCode.OUT_OF_ORDER))
+    expect(outOfOrder).toHaveLength(15)
+  })
+
+  it('splits only the batch refused as too large: the batches behind it stay whole', async () => {
+    const receiver = await startReceiver()
+    const huge = (batch: { messages: RelayMessage[] }) =>
+      batch.messages.some((item) => Buffer.from(item.frames[0] ?? []).toString() === 'huge')
+    receiver.verdict = (batch) =>
+      !huge(batch)
+        ? undefined
+        : batch.messages.length > 1
+          ? { nack: NackCode.BATCH_TOO_LARGE }
+          : { ack: AckStatus.REJECTED }
+    const { client } = relay(receiver.url)
+    client.enqueue(message('huge'))
+    for (let index = 0; index < 4999; index++) client.enqueue(message(String(index)))
+    client.start()
+    await waitFor(() => client.unacknowledged === 0, { timeoutMs: 20_000, what: 'all answered' })
+    expect(receiver.stored).toHaveLength(4999)
+    // 1,000 halved about ten times down to the one message (a few pieces each time), plus the
+    // four batches behind: a few dozen batches, not 4,999.
+    expect(receiver.replies.filter((reply) => reply === 'stored').length).toBeLessThan(40)
+  })
+
+  it('blocks on a single message larger than the path carries (1009), backing off, losing nothing', async () => {
+    const receiver = await startReceiver(8 * 1024)
+    const { client, logs } = relay(receiver.url, { reconnectInitialMs: 20, reconnectMaxMs: 1000 })
+    client.enqueue(message('big', 16 * 1024))
+    await new Promise((resolve) => setTimeout(resolve, 20)) // its own batch
+    client.enqueue(message('small'))
+    client.start()
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    expect(client.blocked).toMatchObject({ code: 'MESSAGE_TOO_BIG' })
+    expect(client.unacknowledged).toBe(2)
+    expect(receiver.stored).toEqual([])
+    // Backing off from 20 ms to 1 s, not reconnecting every few milliseconds.
+    expect(receiver.connections).toBeLessThan(15)
+    expect(logs.lines.filter((line) => line.level === 50)).toHaveLength(1)
+  })
+
+  it('reconnects, dropping nothing, when a channel acknowledges a batch after refusing one', async () => {
+    const receiver = await startReceiver()
+    receiver.forgetRefusals = true
+    let refused = false
+    receiver.verdict = (batch) => {
+      if (batch.batchSeq !== 1 || refused) return undefined
+      refused = true
+      return { nack: NackCode.STORAGE_FAILED }
+    }
+    const { client, logs } = relay(receiver.url, { maxBatchMessages: 1 })
+    for (let index = 0; index < 3; index++) client.enqueue(message(String(index)))
+    client.start()
+    await waitFor(
+      () =>
+        logs.lines.some((line) =>
+          String(line.msg).startsWith('the channel acknowledged a batch after refusing'),
+        ),
+      { what: 'the broken ACK seen' },
+    )
+    // Batch 1 was not taken for stored by that ACK of batch 2.
+    expect(client.counters.acked).toBe(0)
+    await waitFor(() => receiver.connections >= 2, { what: 'a reconnect' })
+  })
+
+  it("sets a receive time ahead of the channel's clock to now, once told the clock", async () => {
+    const receiver = await startReceiver()
+    const times: number[] = []
+    receiver.verdict = (batch) => {
+      for (const item of batch.messages) times.push(item.receivedAt)
+      return undefined
+    }
+    const { client, logs } = relay(receiver.url)
+    client.enqueue({ ...message('from the future'), receivedAt: Date.now() + 3_600_000 })
+    client.enqueue({ ...message('now'), receivedAt: Date.now() })
+    client.start()
+    await waitFor(() => client.unacknowledged === 0, { what: 'stored' })
+    expect(Math.max(...times)).toBeLessThanOrEqual(Date.now())
+    expect(client.counters.clampedTimes).toBe(1)
+    expect(logs.lines.filter((line) => line.level === 50)).toHaveLength(1)
   })
 })

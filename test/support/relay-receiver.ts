@@ -37,6 +37,11 @@ export interface RelayReceiver {
   connections: number
   /** What the next WELCOMEs announce. */
   limits: Omit<RelayWelcome, 'kind' | 'lastBatchSeq' | 'now'>
+  /**
+   * Behave as a broken object would: after a refusal, take later batches anyway (so a client
+   * can be tested against an ACK that follows a NACK).
+   */
+  forgetRefusals: boolean
   /** Decides a batch's fate before it is stored (default: store it). */
   verdict: (batch: RelayBatch) => ReceiverVerdict
   /** Batches answered, by their reply: 'stored', 'duplicate', 'rejected', or a NACK code. */
@@ -73,6 +78,7 @@ export async function startRelayReceiver(
       maxBatchMessages: 0,
       maxClockSkewMs: 300_000,
     },
+    forgetRefusals: false,
     verdict: () => undefined,
     replies: [],
     lastBatchSeqs: lastSeqs,
@@ -125,7 +131,7 @@ export async function startRelayReceiver(
       }
       const verdict = receiver.verdict(frame)
       if (verdict && 'nack' in verdict) {
-        refused ??= batchSeq
+        if (!receiver.forgetRefusals) refused ??= batchSeq
         nack(verdict.nack, verdict.reason ?? 'refused by the test')
         return
       }

@@ -2,7 +2,7 @@
 // NACKs, deduplication, chunked storage of large messages, and the bytes read back over HTTP.
 
 import { runInDurableObject } from 'cloudflare:test'
-import { env } from 'cloudflare:workers'
+import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
@@ -21,6 +21,8 @@ import {
   expectBytes,
   fromBase64,
   ingestBatch,
+  ingestHeaders,
+  ORIGIN,
   openIngest,
   pattern,
   readPage,
@@ -303,6 +305,55 @@ describe('deduplication per bridge session', () => {
     upgraded.sendBatch(42, [relayMessage([utf8('new')])])
     expect(await upgraded.next()).toEqual(stored(42, 1, 1))
   })
+
+  it('refuses epoch 0 to a bridge id it has no version 1 numbering of (anyone could guess it)', async () => {
+    const channel = uniqueChannel()
+    const response = await exports.default.fetch(`${ORIGIN}/v1/channels/${channel}/ingest`, {
+      headers: ingestHeaders({ bridgeId: 'new-bridge', epoch: 0 }),
+    })
+    expect(response.status).toBe(400)
+    expect(await response.json()).toEqual({
+      error: { code: 'invalid_session', message: expect.stringMatching(/epoch 0/) },
+    })
+  })
+
+  it('closes epoch 0 for a bridge id once it numbers in an epoch of its own', async () => {
+    const channel = uniqueChannel()
+    await openIngest(channel)
+    await runInDurableObject(stubOf(channel), (_instance, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO bridge_sessions VALUES ('old-bridge', 0, 41, ?)",
+        Date.now(),
+      )
+    })
+    // The upgraded bridge's spool moved on to a random epoch and stored there.
+    const moved = await openIngest(channel, { bridgeId: 'old-bridge', epoch: 12345 })
+    moved.sendBatch(42, [relayMessage([utf8('new epoch')])])
+    expect(await moved.next()).toEqual(stored(42, 1, 1))
+    const forged = await exports.default.fetch(`${ORIGIN}/v1/channels/${channel}/ingest`, {
+      headers: ingestHeaders({ bridgeId: 'old-bridge', epoch: 0 }),
+    })
+    expect(forged.status).toBe(400)
+  })
+
+  it('keeps at most 16 sessions per bridge id, the most recent', async () => {
+    const channel = uniqueChannel()
+    for (let epoch = 1; epoch <= 20; epoch++) {
+      expect(
+        await ingestBatch(channel, [relayMessage([utf8(`run ${epoch}`)])], {
+          bridgeId: 'b',
+          epoch,
+        }),
+      ).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
+    }
+    const epochs = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.sql
+        .exec('SELECT epoch FROM bridge_sessions ORDER BY epoch')
+        .toArray()
+        .map((row) => row.epoch),
+    )
+    expect(epochs).toEqual(Array.from({ length: 16 }, (_, index) => index + 5))
+  })
 })
 
 describe('what a channel accepts from a bridge', () => {
@@ -417,53 +468,72 @@ describe('what a channel accepts from a bridge', () => {
 })
 
 describe('frames that are refused', () => {
-  it('answers garbage with NACK MALFORMED_FRAME and keeps the socket usable', async () => {
+  it.each([
+    [
+      'garbage',
+      Uint8Array.of(0xde, 0xad, 0xbe, 0xef, 0x00),
+      NackCode.MALFORMED_FRAME,
+      /^unknown frame kind 222$/,
+    ],
+    [
+      'a batch cut short',
+      (() => {
+        const whole = encodeBatch({ batchSeq: 1, messages: [relayMessage([utf8('x')])] })
+        return whole.subarray(0, whole.length - 1)
+      })(),
+      NackCode.MALFORMED_FRAME,
+      /^frame ends inside/,
+    ],
+    ['text', 'hello', NackCode.MALFORMED_FRAME, /^relay frames are binary$/],
+    [
+      'an ACK frame',
+      encodeAck({ batchSeq: 1, status: AckStatus.STORED, firstSeq: 1, lastSeq: 1 }),
+      NackCode.MALFORMED_FRAME,
+      /^expected a BATCH, got ack$/,
+    ],
+    [
+      'a frame of protocol version 1',
+      (() => {
+        const older = encodeBatch({ batchSeq: 1, messages: [relayMessage([utf8('x')])] })
+        older[1] = 1 // version
+        return older
+      })(),
+      NackCode.UNSUPPORTED_VERSION,
+      /^relay protocol version 1; this end speaks 2$/,
+    ],
+  ])(
+    'answers %s with a NACK of no batch, then closes the socket (1007)',
+    async (_, frame, code, reason) => {
+      const channel = uniqueChannel()
+      const relay = await openIngest(channel)
+      relay.send(frame)
+      const reply = await relay.next()
+      expect(reply).toMatchObject({ kind: 'nack', batchSeq: 0, code })
+      expect(reply.kind === 'nack' && reply.reason).toMatch(reason)
+      // Nothing after an unreadable frame could be taken in order on that socket.
+      await vi.waitFor(() => expect(relay.closeCode).toBe(1007))
+      const again = await openIngest(channel)
+      again.sendBatch(1, [relayMessage([utf8('x')])])
+      expect(await again.next()).toEqual(stored(1, 1, 1))
+      expect((await readPage(channel)).messages).toHaveLength(1)
+    },
+  )
+
+  it('holds later batches behind one refused as malformed, even in a session it does not know', async () => {
+    // Batch 1 of a new session refused; batch 2 must not start the session past it.
     const channel = uniqueChannel()
     const relay = await openIngest(channel)
-    relay.send(Uint8Array.of(0xde, 0xad, 0xbe, 0xef, 0x00))
-    expect(await relay.next()).toEqual({
+    relay.sendBatch(1, [relayMessage([utf8('x')], { receivedAt: -9e15 })])
+    expect(await relay.next()).toMatchObject({
       kind: 'nack',
-      batchSeq: 0,
+      batchSeq: 1,
       code: NackCode.MALFORMED_FRAME,
-      reason: 'unknown frame kind 222',
     })
-    // A batch cut short.
-    const whole = encodeBatch({ batchSeq: 1, messages: [relayMessage([utf8('x')])] })
-    relay.send(whole.subarray(0, whole.length - 1))
-    const truncated = await relay.next()
-    expect(truncated).toMatchObject({ kind: 'nack', batchSeq: 0, code: NackCode.MALFORMED_FRAME })
-    expect(truncated.kind === 'nack' && truncated.reason).toMatch(/^frame ends inside/)
-
-    relay.send(whole)
-    expect(await relay.next()).toEqual(stored(1, 1, 1))
-    expect((await readPage(channel)).messages).toHaveLength(1)
-  })
-
-  it('answers text, an ACK frame and another protocol version with a NACK', async () => {
-    const channel = uniqueChannel()
-    const relay = await openIngest(channel)
-    relay.send('hello')
-    expect(await relay.next()).toEqual({
+    relay.sendBatch(2, [relayMessage([utf8('second')])])
+    expect(await relay.next()).toMatchObject({
       kind: 'nack',
-      batchSeq: 0,
-      code: NackCode.MALFORMED_FRAME,
-      reason: 'relay frames are binary',
-    })
-    relay.send(encodeAck({ batchSeq: 1, status: AckStatus.STORED, firstSeq: 1, lastSeq: 1 }))
-    expect(await relay.next()).toEqual({
-      kind: 'nack',
-      batchSeq: 0,
-      code: NackCode.MALFORMED_FRAME,
-      reason: 'expected a BATCH, got ack',
-    })
-    const older = encodeBatch({ batchSeq: 1, messages: [relayMessage([utf8('x')])] })
-    older[1] = 1 // version
-    relay.send(older)
-    expect(await relay.next()).toEqual({
-      kind: 'nack',
-      batchSeq: 0,
-      code: NackCode.UNSUPPORTED_VERSION,
-      reason: 'relay protocol version 1; this end speaks 2',
+      batchSeq: 2,
+      code: NackCode.OUT_OF_ORDER,
     })
     expect((await readPage(channel)).messages).toEqual([])
   })
