@@ -55,7 +55,7 @@ const RELAY_COUNTERS: ReadonlyArray<[string, string, (counters: RelayCounters) =
   ],
   [
     'zmq_edge_receive_times_clamped_total',
-    'Receive times ahead of the channel\'s clock (this clock jumped back) set to now when sent',
+    "Receive times ahead of the channel's clock (this clock jumped back) set to now when sent",
     (c) => c.clampedTimes,
   ],
   [
