@@ -137,6 +137,8 @@ export class PullSocket {
   readonly #heartbeatTimer: NodeJS.Timeout
   readonly #limits: ConnectionLimits
   readonly #refusalLog: RefusalLog
+  /** Failed handshakes, likewise: a flood of garbage must not become a flood of log lines. */
+  readonly #failureLog: RefusalLog
   readonly #sweepTimer: NodeJS.Timeout
   #paused = false
   #closed = false
@@ -160,6 +162,10 @@ export class PullSocket {
       handshakeBackoffMaxMs: options.handshakeBackoffMaxMs ?? 0,
     })
     this.#refusalLog = new RefusalLog(options.logger, options.refusalLogIntervalMs)
+    this.#failureLog = new RefusalLog(options.logger, options.refusalLogIntervalMs, {
+      line: 'handshake failed',
+      summary: 'handshakes failed',
+    })
     this.#sweepTimer = setInterval(() => this.#limits.sweep(), 10_000).unref()
     // Often enough for the shortest of the intervals, at most every 250 ms (peers' PING TTLs).
     const periods = [
@@ -195,6 +201,11 @@ export class PullSocket {
     for (const { connection } of this.#connections.values()) {
       connection.setMaxMessageSize(this.#maxMessageSize)
     }
+  }
+
+  /** Logs a failed handshake, sampled (see {@link RefusalLog}). */
+  handshakeFailed(code: string, peer: string, host: string, message: string): void {
+    this.#failureLog.refused(code, peer, host, { err: message })
   }
 
   /** Open connections, handshaking or ready. */
@@ -319,6 +330,7 @@ export class PullSocket {
     clearInterval(this.#sweepTimer)
     clearInterval(this.#heartbeatTimer)
     this.#refusalLog.flush()
+    this.#failureLog.flush()
     for (const socket of this.#connections.keys()) socket.destroy()
     if (!this.#server.listening) return Promise.resolve()
     return new Promise((resolve) => this.#server.close(() => resolve()))
@@ -664,9 +676,18 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       )
       return
     }
+    if (!this.peer) {
+      this.#owner.handshakeFailed(
+        error.code,
+        this.#peerAddress,
+        this.#admission?.host ?? this.#peerAddress,
+        error.message,
+      )
+      return
+    }
     this.#log.warn(
       { code: error.code, err: error.message, action: error.action },
-      this.peer ? 'connection closed by the bridge' : 'handshake failed',
+      'connection closed by the bridge',
     )
   }
 

@@ -1,6 +1,6 @@
-// Refused connections in the log without flooding it: the first refusal of each reason in an
-// interval as its own line, then one summary line for the interval, with the counts per reason
-// and the addresses refused most. A flood of refusals costs a few lines, not one per connection.
+// Refused connections (and failed handshakes) in the log without flooding it: the first of each
+// reason in an interval as its own line, then one summary line for the interval, with the counts
+// per reason and the addresses seen most. A flood costs a few lines, not one per connection.
 import { hostKey } from './connection-limits'
 import type { Logger } from './log'
 
@@ -11,22 +11,42 @@ const TOP_ADDRESSES = 5
 /** Addresses counted in one interval; refusals from more are counted under `other`. */
 const MAX_COUNTED_ADDRESSES = 1024
 
+/** The lines a {@link RefusalLog} writes: one event, and the summary of an interval. */
+export interface RefusalLogLines {
+  line: string
+  summary: string
+}
+
+const CONNECTIONS_REFUSED: RefusalLogLines = {
+  line: 'connection refused',
+  summary: 'connections refused',
+}
+
 export class RefusalLog {
   readonly #logger: Logger
   readonly #intervalMs: number
+  readonly #lines: RefusalLogLines
   #byReason = new Map<string, number>()
   #byAddress = new Map<string, number>()
   #other = 0
   #suppressed = 0
   #timer: NodeJS.Timeout | undefined
 
-  constructor(logger: Logger, intervalMs: number = DEFAULT_REFUSAL_LOG_INTERVAL_MS) {
+  constructor(
+    logger: Logger,
+    intervalMs: number = DEFAULT_REFUSAL_LOG_INTERVAL_MS,
+    lines: RefusalLogLines = CONNECTIONS_REFUSED,
+  ) {
     this.#logger = logger
     this.#intervalMs = intervalMs
+    this.#lines = lines
   }
 
-  /** One connection from `address` (`peer`: as logs show it) refused for `code`. */
-  refused(code: string, peer: string, address: string): void {
+  /**
+   * One connection from `address` (`peer`: as logs show it) refused (or failed) for `code`;
+   * `details` go on its own line, when it gets one.
+   */
+  refused(code: string, peer: string, address: string, details: object = {}): void {
     const seen = this.#byReason.get(code) ?? 0
     this.#byReason.set(code, seen + 1)
     const key = hostKey(address)
@@ -35,7 +55,7 @@ export class RefusalLog {
     else if (this.#byAddress.size < MAX_COUNTED_ADDRESSES) this.#byAddress.set(key, 1)
     else this.#other++
     if (seen === 0) {
-      this.#logger.warn({ peer, code }, 'connection refused')
+      this.#logger.warn({ peer, code, ...details }, this.#lines.line)
     } else {
       this.#suppressed++
     }
@@ -61,7 +81,7 @@ export class RefusalLog {
           top,
           ...(this.#other > 0 ? { otherAddresses: this.#other } : {}),
         },
-        'connections refused',
+        this.#lines.summary,
       )
     }
     this.#byReason = new Map()

@@ -225,6 +225,26 @@ describe('PullSocket limits over TCP', () => {
     expect(logs.lines.filter((line) => line.msg === 'connections refused')).toHaveLength(1)
   })
 
+  it('logs failed handshakes as the first of each code, then one summary per interval', async () => {
+    const { port, logs } = await listen({ refusalLogIntervalMs: 300 })
+    // Twenty peers that speak no ZMTP at all: each fails its handshake.
+    const peers = await Promise.all(Array.from({ length: 20 }, () => rawConnection(port)))
+    for (const { socket } of peers) {
+      socket.resume() // read, so the bridge's close is seen
+      socket.write('GET / HTTP/1.1\r\n\r\n')
+    }
+    await Promise.all(peers.map(({ closed }) => closed))
+    const summary = await waitFor(() => logs.lines.find((line) => line.msg === 'handshakes failed'))
+    expect(logs.lines.filter((line) => line.msg === 'handshake failed')).toEqual([
+      expect.objectContaining({ code: 'UNSUPPORTED_VERSION', err: 'peer does not speak ZMTP 3.x' }),
+    ])
+    expect(summary).toMatchObject({
+      level: 40,
+      refused: { UNSUPPORTED_VERSION: 20 },
+      top: [{ address: '127.0.0.1', count: 20 }],
+    })
+  })
+
   it('refuses new connections from a host over its handshake rate', async () => {
     const { port } = await listen({ handshakesPerSecondPerIp: 2 })
     const attempts = await Promise.all(Array.from({ length: 8 }, () => rawConnection(port)))
