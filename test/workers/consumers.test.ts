@@ -9,6 +9,7 @@ import openapi from '../../docs/openapi.json'
 import { migrate } from '../../durable/schema'
 import { app } from '../../worker/app'
 import { MAX_DRAIN_BYTES } from '../../worker/body-limit'
+import { ErrorCode } from '../../worker/errors'
 import type { ApiInlineMessage, ApiLeasedMessage } from '../../worker/present'
 import {
   closeAllIngest,
@@ -582,5 +583,10 @@ describe('GET /v1/openapi.json', () => {
       Object.keys(methods).map((method) => `${method} ${path}`),
     )
     expect([...new Set(routes)].sort()).toEqual(documented.sort())
+  })
+
+  it('lists every error code the API returns, and no other', () => {
+    const schema = openapi.components.schemas.Error.properties.error.properties.code
+    expect([...schema.enum].sort()).toEqual(Object.values(ErrorCode).sort())
   })
 })
