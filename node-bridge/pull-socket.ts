@@ -147,6 +147,8 @@ export class PullSocket {
   readonly #reconnectTimers = new Set<NodeJS.Timeout>()
   /** Connections refused before any ZMTP, by reason. */
   readonly refused = { TOO_MANY_CONNECTIONS: 0, TOO_MANY_HANDSHAKES: 0, HANDSHAKE_BACKOFF: 0 }
+  /** Connections closed before their handshake completed, by error code (the log samples them). */
+  readonly failed = new Map<string, number>()
   #maxMessageSize: number
   /** Octets held by connections that are not READY (see PullSocketOptions.preauthBudget). */
   readonly preauthBudget: PreauthBudget
@@ -205,6 +207,7 @@ export class PullSocket {
 
   /** Logs a failed handshake, sampled (see {@link RefusalLog}). */
   handshakeFailed(code: string, peer: string, host: string, message: string): void {
+    this.failed.set(code, (this.failed.get(code) ?? 0) + 1)
     this.#failureLog.refused(code, peer, host, { err: message })
   }
 

@@ -86,7 +86,12 @@ async function listen(
     received,
     logs,
     pongs,
-    codes: (code) => logs.lines.filter((line) => line.code === code).length,
+    // Failed handshakes are counted by the socket (its log samples them); later closes are logged.
+    codes: (code) =>
+      (pull.failed.get(code) ?? 0) +
+      logs.lines.filter(
+        (line) => line.code === code && line.msg === 'connection closed by the bridge',
+      ).length,
   }
 }
 
