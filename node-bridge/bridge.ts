@@ -169,6 +169,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
 
   // One budget for every listener: unauthenticated peers cannot add up to more than this.
   const preauthBudget = new PreauthBudget(config.preauthBudgetBytes)
+  const partialMessageBudget = new PreauthBudget(config.partialMessageBudgetBytes)
   const createPull = (listener: ListenerConfig, dialled: boolean) => {
     const relay = relays.get(listener.channel) as RelayClient
     const createMechanism =
@@ -185,6 +186,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       preauthBudget,
+      partialMessageBudget,
       handshakesPerSecondPerIp:
         listener.mechanism === 'CURVE' ? config.curveHandshakeRate : config.nullConnectionRate,
       handshakeBackoffMaxMs: config.handshakeBackoffMs,

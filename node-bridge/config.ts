@@ -18,7 +18,10 @@ import {
 } from 'yaml'
 import type { Mechanism } from '../durable/relay-protocol'
 import { derivePublicKey, parseCurveKey } from './keys'
-import { DEFAULT_PREAUTH_BUDGET_BYTES } from './preauth-budget'
+import {
+  DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
+  DEFAULT_PREAUTH_BUDGET_BYTES,
+} from './preauth-budget'
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -126,6 +129,8 @@ export interface BridgeConfig {
   maxConnectionsPerIp: number
   /** Octets that connections not yet READY may hold, all listeners together. */
   preauthBudgetBytes: number
+  /** Octets of messages under way on ready connections, all listeners together. */
+  partialMessageBudgetBytes: number
   /** New connections a second per IP on CURVE listeners; 0: no limit. */
   curveHandshakeRate: number
   /** New connections a second per IP on NULL listeners; 0: no limit. */
@@ -314,6 +319,11 @@ export const SETTINGS = {
     flag: '--preauth-budget',
     env: 'ZMQ_EDGE_PREAUTH_BUDGET',
     description: `octets that connections still in their handshake may hold, all listeners together; past it a connection is closed (default ${DEFAULT_PREAUTH_BUDGET_BYTES})`,
+  },
+  partialMessageBudgetBytes: {
+    flag: '--partial-message-budget',
+    env: 'ZMQ_EDGE_PARTIAL_MESSAGE_BUDGET',
+    description: `octets of messages not yet whole that ready connections may hold, all listeners together; past it a connection is closed (default ${DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES})`,
   },
   curveHandshakeRate: {
     flag: '--curve-handshake-rate',
@@ -994,6 +1004,11 @@ export function parseConfig(
       'preauthBudgetBytes',
       positiveInteger,
       () => DEFAULT_PREAUTH_BUDGET_BYTES,
+    ),
+    partialMessageBudgetBytes: one(
+      'partialMessageBudgetBytes',
+      positiveInteger,
+      () => DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
     ),
     curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
     nullConnectionRate: one('nullConnectionRate', wholeNumber, () => DEFAULT_NULL_CONNECTION_RATE),

@@ -1,6 +1,6 @@
 // Admission control for a listener: connections in total and per IP (an IPv6 /64 counting as one
-// address), and new connections per second per IP, so one host cannot exhaust the bridge's
-// sockets or its CPU.
+// address), new connections per second per IP, and a backoff for an address whose handshakes
+// fail, so one host cannot exhaust the bridge's sockets or its CPU.
 
 const IPV4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i
 const IPV4_TAIL = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
@@ -20,6 +20,17 @@ export function hostKey(address: string): string {
   if (mapped) return mapped[1] as string
   const groups = ipv6Groups(host)
   return groups ? `${groups.slice(0, 4).join(':')}::/64` : host
+}
+
+/**
+ * The one address a backoff is kept for: the address itself (an IPv4-mapped one as IPv4, no
+ * zone), not its /64. A backoff refuses everyone under its key, so it must be the offender's
+ * own: a /64 or a NAT shared with others would let one failing client lock all of them out.
+ */
+export function exactAddress(address: string): string {
+  const zone = address.indexOf('%')
+  const host = (zone >= 0 ? address.slice(0, zone) : address).toLowerCase()
+  return IPV4_MAPPED.exec(host)?.[1] ?? host
 }
 
 /** The eight 16-bit groups of an IPv6 address, without leading zeros; undefined if malformed. */
@@ -71,16 +82,21 @@ interface HostState {
   connections: number
   tokens: number
   refilledAt: number
+}
+
+interface Backoff {
   /** Failed handshakes since the last success (or since the address was forgotten). */
   failures: number
   /** New connections are refused until then (the clock of `now`). */
-  backoffUntil: number
+  until: number
 }
 
 export class ConnectionLimits {
   readonly #options: ConnectionLimitsOptions
   readonly #now: () => number
   readonly #hosts = new Map<string, HostState>()
+  /** By {@link exactAddress}, in the order last failed (a Map keeps insertion order). */
+  readonly #backoffs = new Map<string, Backoff>()
   #connections = 0
 
   constructor(options: ConnectionLimitsOptions) {
@@ -88,9 +104,9 @@ export class ConnectionLimits {
     this.#now = options.now ?? (() => performance.now())
   }
 
-  /** Hosts with state (open connections, a bucket not yet full, or a backoff). */
+  /** Addresses with state (open connections, a bucket not yet full, or a backoff). */
   get trackedHosts(): number {
-    return this.#hosts.size
+    return this.#hosts.size + this.#backoffs.size
   }
 
   /**
@@ -98,13 +114,18 @@ export class ConnectionLimits {
    * when an admitted one ends. Addresses are counted by {@link hostKey}.
    */
   admit(address: string): Refusal | undefined {
-    const host = hostKey(address)
-    const { maxConnections, maxConnectionsPerIp, handshakesPerSecondPerIp: rate } = this.#options
-    const state = this.#hosts.get(host) ?? this.#newState()
     // Checked first and costing nothing else: a client that keeps failing (a libzmq CURVE
     // client with a wrong server key retries every 100-200 ms, for ever) is turned away at
     // accept, with no handshake to pay for.
-    if (state.backoffUntil > this.#now()) return 'HANDSHAKE_BACKOFF'
+    const backoff = this.#backoffs.get(exactAddress(address))
+    if (backoff && backoff.until > this.#now()) return 'HANDSHAKE_BACKOFF'
+    const host = hostKey(address)
+    const { maxConnections, maxConnectionsPerIp, handshakesPerSecondPerIp: rate } = this.#options
+    let state = this.#hosts.get(host)
+    if (!state) {
+      this.#makeRoom(this.#hosts, (entry) => entry.connections === 0)
+      state = this.#newState()
+    }
     if (this.#connections >= maxConnections || state.connections >= maxConnectionsPerIp) {
       this.#forgetIfIdle(host, state)
       return 'TOO_MANY_CONNECTIONS'
@@ -126,30 +147,29 @@ export class ConnectionLimits {
   }
 
   /**
-   * A connection from `address` failed its handshake: refuse its next ones for a while (when
-   * the backoff is on), twice as long as after its previous failure, at most the maximum.
+   * A connection from `address` failed its handshake: refuse that address's next ones for a
+   * while (when the backoff is on), twice as long as after its previous failure, at most the
+   * maximum.
    */
   handshakeFailed(address: string): void {
     const maxMs = this.#options.handshakeBackoffMaxMs ?? 0
     if (maxMs <= 0) return
-    const host = hostKey(address)
-    let state = this.#hosts.get(host)
-    if (!state) {
-      this.#makeRoom()
-      state = this.#newState()
-      this.#hosts.set(host, state)
+    const key = exactAddress(address)
+    const now = this.#now()
+    const backoff = this.#backoffs.get(key) ?? { failures: 0, until: 0 }
+    if (!this.#backoffs.has(key)) {
+      this.#makeRoom(this.#backoffs, (entry) => entry.until + maxMs <= now)
     }
-    const waitMs = Math.min(HANDSHAKE_BACKOFF_INITIAL_MS * 2 ** state.failures, maxMs)
-    state.failures++
-    state.backoffUntil = this.#now() + waitMs
+    backoff.until = now + Math.min(HANDSHAKE_BACKOFF_INITIAL_MS * 2 ** backoff.failures, maxMs)
+    backoff.failures++
+    // Moved to the end: the oldest failures are the first forgotten.
+    this.#backoffs.delete(key)
+    this.#backoffs.set(key, backoff)
   }
 
-  /** A connection from `address` completed its handshake: its backoff starts over. */
+  /** A connection from `address` completed its handshake: that address's backoff starts over. */
   handshakeSucceeded(address: string): void {
-    const state = this.#hosts.get(hostKey(address))
-    if (!state) return
-    state.failures = 0
-    state.backoffUntil = 0
+    this.#backoffs.delete(exactAddress(address))
   }
 
   release(address: string): void {
@@ -161,45 +181,49 @@ export class ConnectionLimits {
     this.#forgetIfIdle(host, state)
   }
 
-  /** Forgets hosts with no connection whose bucket has refilled; call it now and then. */
+  /**
+   * Forgets hosts with no connection whose bucket has refilled, and backoffs over for longer
+   * than the longest backoff; call it now and then.
+   */
   sweep(): void {
     for (const [host, state] of this.#hosts) this.#forgetIfIdle(host, state)
+    const now = this.#now()
+    const maxMs = this.#options.handshakeBackoffMaxMs ?? 0
+    for (const [key, backoff] of this.#backoffs) {
+      if (backoff.until + maxMs <= now) this.#backoffs.delete(key)
+    }
   }
 
   #newState(): HostState {
     const rate = this.#options.handshakesPerSecondPerIp
-    return {
-      connections: 0,
-      tokens: 2 * rate,
-      refilledAt: this.#now(),
-      failures: 0,
-      backoffUntil: 0,
-    }
-  }
-
-  /** Forgets the oldest idle hosts when the map is full. */
-  #makeRoom(): void {
-    if (this.#hosts.size < MAX_TRACKED_HOSTS) return
-    let budget = 16
-    for (const [host, state] of this.#hosts) {
-      if (state.connections > 0) continue
-      this.#hosts.delete(host)
-      if (--budget === 0) break
-    }
+    return { connections: 0, tokens: 2 * rate, refilledAt: this.#now() }
   }
 
   /**
-   * A host is remembered only while it holds connections, its bucket is refilling, or it failed
-   * a handshake less than the longest backoff after its last one ended.
+   * Keeps `map` under MAX_TRACKED_HOSTS entries before one is added: forgets some that
+   * `forgettable` allows, oldest first, else the oldest whatever they hold (a backoff forgotten
+   * early only lets an offender retry sooner), so a spray from many addresses (IPv6 /64s are
+   * plentiful) cannot grow it without bound.
    */
+  #makeRoom<T>(map: Map<string, T>, forgettable: (entry: T) => boolean): void {
+    if (map.size < MAX_TRACKED_HOSTS) return
+    let budget = 16
+    for (const [key, entry] of map) {
+      if (!forgettable(entry)) continue
+      map.delete(key)
+      if (--budget === 0) return
+    }
+    if (map !== (this.#hosts as Map<string, unknown>)) {
+      for (const key of map.keys()) {
+        map.delete(key)
+        if (--budget === 0) return
+      }
+    }
+  }
+
+  /** A host is remembered only while it holds connections or its bucket is refilling. */
   #forgetIfIdle(host: string, state: HostState): void {
     if (state.connections > 0) return
-    if (
-      state.failures > 0 &&
-      this.#now() < state.backoffUntil + (this.#options.handshakeBackoffMaxMs ?? 0)
-    ) {
-      return
-    }
     const rate = this.#options.handshakesPerSecondPerIp
     const refilled =
       rate === 0 || state.tokens + ((this.#now() - state.refilledAt) / 1000) * rate >= 2 * rate

@@ -5,6 +5,15 @@
 export const DEFAULT_PREAUTH_BUDGET_BYTES = 16 * 1024 * 1024
 
 /**
+ * Default budget of messages under way on ready connections, all listeners together: 256 MiB,
+ * 16 messages of the largest size at once. A NULL peer is ready at once and a CURVE peer of a
+ * listener without an allow-list as soon as it knows the public key: READY is not
+ * authentication there, and 100 connections an IP each holding most of a 16 MiB message must
+ * not add up to more than this.
+ */
+export const DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES = 256 * 1024 * 1024
+
+/**
  * A counter of octets reserved against a limit. Connections reserve what they hold before their
  * handshake is done (the greeting buffer, a partial frame) and release it once READY or closed.
  */

@@ -5,7 +5,7 @@ import type { Mechanism } from '../durable/relay-protocol'
 import { z85Encode } from '../durable/z85'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
-import { PreauthBudget } from './preauth-budget'
+import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget } from './preauth-budget'
 import { RefusalLog } from './refusal-log'
 import {
   type ConnectionEvents,
@@ -50,6 +50,12 @@ export interface PullSocketOptions {
    * socket's own, of DEFAULT_PREAUTH_BUDGET_BYTES.
    */
   preauthBudget?: PreauthBudget
+  /**
+   * What ready connections may hold of messages not yet whole, shared by every listener; a
+   * connection that would take it past its limit is closed (MESSAGE_BUDGET_EXCEEDED). Default:
+   * one of {@link DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES} for this socket alone.
+   */
+  partialMessageBudget?: PreauthBudget
   /**
    * After a failed handshake, refuse new connections from that address (an IPv6 /64) for 1 s,
    * doubling with each further failure up to this many ms; a success starts it over. 0, the
@@ -152,11 +158,17 @@ export class PullSocket {
   #maxMessageSize: number
   /** Octets held by connections that are not READY (see PullSocketOptions.preauthBudget). */
   readonly preauthBudget: PreauthBudget
+  /** Octets of messages under way on ready connections (see the option of the same name). */
+  readonly partialMessageBudget: PreauthBudget
+  /** When reading was last paused (ms), so silence timers can skip the pause. */
+  #pausedAt = 0
 
   constructor(options: PullSocketOptions) {
     this.#options = options
     this.#maxMessageSize = options.maxMessageSize
     this.preauthBudget = options.preauthBudget ?? new PreauthBudget()
+    this.partialMessageBudget =
+      options.partialMessageBudget ?? new PreauthBudget(DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES)
     this.#limits = new ConnectionLimits({
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -179,7 +191,12 @@ export class PullSocket {
       () => this.#heartbeat(),
       Math.max(20, Math.min(250, ...periods.map((ms) => ms / 4))),
     ).unref()
-    this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
+    // A paused socket still reads until its buffer holds highWaterMark octets (64 KiB from Node
+    // 22): 16 KiB keeps what 10,000 paused peers can park in Node's buffers small.
+    this.#server = createServer(
+      { noDelay: true, highWaterMark: SOCKET_HIGH_WATER_MARK },
+      (socket) => this.#accept(socket),
+    )
   }
 
   /** The largest message, all frames together, that connections now accept. */
@@ -282,12 +299,21 @@ export class PullSocket {
     if (paused === this.#paused) return
     this.#paused = paused
     const now = Date.now()
+    // Silence while we were not reading is ours, not the peer's: the timers skip the pause
+    // (moved on by its length, not started over, so a relay going on and off at its
+    // high-water mark does not keep dead peers alive).
+    const pausedMs = paused ? 0 : now - this.#pausedAt
+    if (paused) this.#pausedAt = now
     for (const [socket, entry] of this.#connections) {
-      if (paused) socket.pause()
-      else if (!entry.writeBlocked && !entry.closing) socket.resume()
-      // Silence while we were not reading is ours, not the peer's.
-      entry.lastDataAt = now
-      entry.unansweredSince = 0
+      // Peers still in their handshake are read on: the pre-handshake budget bounds them, and
+      // a handshake left unread would time out and be blamed on the peer.
+      if (paused) {
+        if (entry.peer) socket.pause()
+      } else {
+        if (!entry.writeBlocked && !entry.closing) socket.resume()
+        entry.lastDataAt += pausedMs
+        if (entry.unansweredSince > 0) entry.unansweredSince += pausedMs
+      }
     }
   }
 
@@ -396,7 +422,6 @@ export class PullSocket {
   #attach(socket: Socket, onFailure?: (error: ZmtpError) => void, admission?: Admission): void {
     const entry = new InboundConnection(socket, this.#options, this, onFailure, admission)
     this.#connections.set(socket, entry)
-    if (this.#paused) socket.pause()
     socket.once('close', () => {
       this.#connections.delete(socket)
       entry.transportClosed()
@@ -422,6 +447,9 @@ const NOT_THE_PEERS_FAULT = new Set<string>([
 
 /** How long a connection closed for silence is still read for what its peer sent, ms. */
 const SILENT_CLOSE_GRACE_MS = 2000
+
+/** Node's read buffer per socket (see the server's creation). */
+const SOCKET_HIGH_WATER_MARK = 16 * 1024
 
 /** Reads smaller than this are kept whole, whatever share of them messages use. */
 const SPARSE_READ_MIN_BYTES = 16 * 1024
@@ -484,6 +512,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   #closeReason = 'peer closed'
   /** Octets reserved in the pre-handshake budget for this connection. */
   #preauthHeld = 0
+  /** What this connection has reserved of the partial-message budget. */
+  #partialHeld = 0
   /** Messages delivered while one read is parsed, and their octets (see releaseSparseReads). */
   #delivered: InboundMessage[] = []
   #deliveredBytes = 0
@@ -522,12 +552,14 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       )
     }, timeoutMs)
     this.#handshakeTimer.unref()
-    this.#log.info('connection accepted')
+    // Debug: a flood of connections must not be a flood of lines (the handshake is logged).
+    this.#log.debug('connection accepted')
     // Plain Uint8Array views: frames handed on are platform-neutral, not Buffers.
     this.#socket.on('data', (chunk: Buffer) => {
       this.lastDataAt = Date.now()
       this.connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
       if (this.#preauthHeld > 0 || this.connection.handshaking) this.#accountPreauth()
+      else this.#accountPartial()
       // Per read, not per message: one comparison, and the slow path only for sparse reads.
       if (this.#delivered.length > 0) {
         if (isSparse(chunk.buffer, this.#deliveredBytes)) releaseSparseReads(this.#delivered)
@@ -571,12 +603,39 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#preauthHeld = 0
   }
 
+  /** The same for a message under way on a ready connection, against its own budget. */
+  #accountPartial(): void {
+    const held =
+      this.connection.state === ConnectionState.CLOSED ? 0 : this.connection.partialMessageBytes
+    if (held === this.#partialHeld) return
+    const budget = this.#owner.partialMessageBudget
+    if (held > this.#partialHeld && !budget.tryReserve(held - this.#partialHeld)) {
+      this.connection.fail(
+        new ZmtpError(
+          ZmtpErrorCode.MESSAGE_BUDGET_EXCEEDED,
+          `messages under way hold ${budget.used} of ${budget.limit} octets; this connection would add ${held - this.#partialHeld}`,
+        ),
+      )
+      this.#releasePartial()
+      return
+    }
+    if (held < this.#partialHeld) budget.release(this.#partialHeld - held)
+    this.#partialHeld = held
+  }
+
+  #releasePartial(): void {
+    this.#owner.partialMessageBudget.release(this.#partialHeld)
+    this.#partialHeld = 0
+  }
+
   /** The TCP connection has closed. */
   transportClosed(): void {
     this.connection.transportClosed()
     this.#releasePreauth()
+    this.#releasePartial()
     if (this.peer) this.#options.onEvent?.({ type: 'closed', mechanism: this.peer.mechanism })
-    this.#log.info(
+    // Info for peers that were ready; debug for the rest (a flood is summarised elsewhere).
+    this.#log[this.peer ? 'info' : 'debug'](
       {
         reason: this.#closeReason,
         handshake: this.peer !== undefined,
@@ -588,7 +647,13 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   // --- ConnectionTransport
 
+  get backedUp(): boolean {
+    return this.writeBlocked
+  }
+
   write(bytes: Uint8Array): void {
+    // After our FIN (a silent peer's grace, or a close) nothing more may be written.
+    if (this.#socket.writableEnded) return
     // A peer that sends PINGs and never reads our PONGs would grow this buffer without end:
     // stop reading it until what we wrote has drained.
     if (!this.#socket.write(bytes) && !this.writeBlocked) {
@@ -618,7 +683,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   close(): void {
     const socket = this.#socket
-    // Whatever the peer still sends is dropped: do not read it (each read is a 64 KiB buffer).
+    // Whatever the peer still sends is not read: at most the socket's small read buffer
+    // (SOCKET_HIGH_WATER_MARK) and one read wait in Node until it is destroyed.
     this.closing = true
     socket.pause()
     socket.end()
@@ -632,6 +698,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#clearHandshakeTimer()
     if (!this.connection.handshaking) this.#releasePreauth()
     this.peer = ready
+    // Ready peers are the ones a full relay stops reading.
+    if (this.#owner.paused) this.#socket.pause()
     this.#admission?.limits.handshakeSucceeded(this.#admission.host)
     this.#options.onEvent?.({ type: 'ready', mechanism: ready.mechanism })
     this.#log.info(

@@ -729,6 +729,14 @@ export class RelayClient {
       logger.error('relay sent a second WELCOME; ignored')
       return
     }
+    if (welcome.maxMessageBytes < 1 || welcome.maxBatchBytes <= BATCH_OVERHEAD) {
+      logger.error(
+        { maxMessageBytes: welcome.maxMessageBytes, maxBatchBytes: welcome.maxBatchBytes },
+        'the channel announced limits no message fits: reconnecting',
+      )
+      this.#socket?.close(CLOSE_PROTOCOL_ERROR, 'impossible limits')
+      return
+    }
     this.#clockOffsetMs = welcome.now - Date.now()
     const skewMs = -this.#clockOffsetMs
     if (Math.abs(skewMs) > CLOCK_WARNING_MS) {

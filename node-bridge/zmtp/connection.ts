@@ -23,6 +23,8 @@ import type { HandshakeStep, PeerIdentity, ServerMechanism } from './mechanism'
 /** Where a connection writes; the socket layer adapts a TCP socket (or a test pipe) to it. */
 export interface ConnectionTransport {
   write(bytes: Uint8Array): void
+  /** True while earlier writes wait for the peer to read them (optional; false if absent). */
+  readonly backedUp?: boolean
   /** Ends the connection after pending writes are flushed. */
   close(): void
 }
@@ -86,6 +88,8 @@ export const MAX_HANDSHAKE_FRAME_SIZE = 8 * 1024
 const MIN_FRAME_LIMIT = 1024
 
 const NO_GREETING = new Uint8Array(0)
+/** What each frame of a message under way costs beyond its octets (its view object), roughly. */
+const PART_OVERHEAD = 64
 const NO_BYTES = new Uint8Array(0)
 
 /** A handler of the owner's threw: whatever it threw, that is our fault, not the peer's. */
@@ -125,9 +129,12 @@ export class ZmtpConnection {
     this.#decoder = new FrameDecoder({ maxFrameSize: this.#handshakeFrameLimit() })
   }
 
-  /** Before READY: what the handshake needs, and never more than a message could be. */
+  /**
+   * Before READY: what the handshake needs. Not tied to the message limit: handshake frames
+   * are commands, not messages, and a channel's small limit must not refuse a READY's metadata.
+   */
   #handshakeFrameLimit(): number {
-    return Math.min(MAX_HANDSHAKE_FRAME_SIZE, this.#messageFrameLimit())
+    return MAX_HANDSHAKE_FRAME_SIZE
   }
 
   /**
@@ -163,6 +170,15 @@ export class ZmtpConnection {
   }
 
   /**
+   * Octets a ready connection holds for a message not yet whole: the frames received so far (and
+   * a little for each) and the decoder's partial frame. 0 before READY (see preauthBytes).
+   */
+  get partialMessageBytes(): number {
+    if (this.#state !== ConnectionState.READY || this.#skipIdentityFrame) return 0
+    return this.#decoder.retainedBytes + this.#partsSize + PART_OVERHEAD * this.#parts.length
+  }
+
+  /**
    * RFC 37: the TTL of the peer's last PING, in ms (0: none). With no traffic from the peer for
    * that long, it may be considered dead.
    */
@@ -182,7 +198,8 @@ export class ZmtpConnection {
       throw new RangeError(`the message limit must be a positive whole number, got ${octets}`)
     }
     this.#maxMessageSize = octets
-    this.#decoder.maxFrameSize = this.#inHandshake()
+    // The greeting counts as handshake: its limit must stay until READY.
+    this.#decoder.maxFrameSize = this.handshaking
       ? this.#handshakeFrameLimit()
       : this.#messageFrameLimit()
   }
@@ -258,6 +275,10 @@ export class ZmtpConnection {
 
   #closeWith(error: ZmtpError): void {
     this.#state = ConnectionState.CLOSED
+    // What the peer sent of a frame or a message is not kept while the socket winds down.
+    this.#decoder.release()
+    this.#parts = []
+    this.#partsSize = 0
     this.#transport.close()
     this.#events.onClose?.(error)
   }
@@ -462,6 +483,9 @@ export class ZmtpConnection {
         // RFC 37: answer with PONG echoing the context.
         const { context, ttlDeciseconds } = decodePing(command.data)
         this.#peerTtlMs = ttlDeciseconds * 100
+        // Not while our writes to the peer are backed up: a read full of PINGs must not become
+        // thousands of PONGs queued for a peer that does not read them.
+        if (this.#transport.backedUp) return
         this.#transport.write(
           this.#options.mechanism.encodeFrame(encodePongBody(context), { command: true }),
         )

@@ -329,8 +329,9 @@ export class CurveServerMechanism implements ServerMechanism {
     try {
       allowed = this.#authorize(clientKey.slice())
     } catch (cause) {
-      // Our fault, not the client's: close without ERROR so it comes back later.
-      throw new ZmtpError(ZmtpErrorCode.AUTHENTICATION_FAILED, 'the CURVE authorizer failed', {
+      // Our fault, not the client's: close without ERROR so it comes back later, and say so
+      // as a bug of ours (no backoff for the client, the stack in the log).
+      throw new ZmtpError(ZmtpErrorCode.INTERNAL_ERROR, 'the CURVE authorizer failed', {
         cause,
       })
     }

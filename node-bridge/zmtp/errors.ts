@@ -27,6 +27,8 @@ export const ZmtpErrorCode = {
   AUTHENTICATION_FAILED: 'AUTHENTICATION_FAILED',
   TOO_MANY_FRAMES: 'TOO_MANY_FRAMES',
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
+  /** Partial messages of ready connections, all together, would pass the process's budget. */
+  MESSAGE_BUDGET_EXCEEDED: 'MESSAGE_BUDGET_EXCEEDED',
   /** A peer that cannot be PINGed (ZMTP 3.0 or 2.0, or heartbeats off) sent nothing for too long. */
   IDLE_TIMEOUT: 'IDLE_TIMEOUT',
   /**

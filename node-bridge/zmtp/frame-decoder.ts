@@ -240,6 +240,11 @@ export class FrameDecoder {
     return pos
   }
 
+  /** Drops a partial frame's buffer: the connection is closed and will not push again. */
+  release(): void {
+    this.#body = null
+  }
+
   #readLongSize(): number {
     const high = this.#sizeHigh
     const low = this.#sizeLow

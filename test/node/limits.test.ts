@@ -106,10 +106,16 @@ describe('ConnectionLimits backoff after failed handshakes', () => {
     expect(limits.admit('10.0.0.1')).toBeUndefined()
   })
 
-  it('backs off a whole IPv6 /64, and not at all when the maximum is 0', () => {
+  it("backs off the failing address only, not its /64 or a NAT's others, and not at all when the maximum is 0", () => {
     const { limits } = clocked()
     limits.handshakeFailed('2001:db8:1:2::a')
-    expect(limits.admit('2001:db8:1:2::b')).toBe('HANDSHAKE_BACKOFF')
+    expect(limits.admit('2001:db8:1:2::a')).toBe('HANDSHAKE_BACKOFF')
+    expect(limits.admit('2001:db8:1:2::b')).toBeUndefined()
+    limits.handshakeFailed('::ffff:10.0.0.9')
+    expect(limits.admit('10.0.0.9')).toBe('HANDSHAKE_BACKOFF')
+    // Another client's success does not lift the offender's backoff.
+    limits.handshakeSucceeded('2001:db8:1:2::b')
+    expect(limits.admit('2001:db8:1:2::a')).toBe('HANDSHAKE_BACKOFF')
     const off = clocked(0).limits
     off.handshakeFailed('10.0.0.1')
     expect(off.admit('10.0.0.1')).toBeUndefined()
@@ -120,6 +126,11 @@ describe('ConnectionLimits backoff after failed handshakes', () => {
     limits.handshakeFailed('10.0.0.1')
     limits.handshakeFailed('10.0.0.1')
     expect(limits.trackedHosts).toBe(1)
+    // Many addresses failing once each: the map stays bounded.
+    for (let index = 0; index < 70_000; index++)
+      limits.handshakeFailed(`2001:db8::${index.toString(16)}`)
+    expect(limits.trackedHosts).toBeLessThanOrEqual(65_536)
+    clock.now += 1
     clock.now += 2000 + 4000
     limits.sweep()
     expect(limits.trackedHosts).toBe(0)

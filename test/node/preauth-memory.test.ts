@@ -5,6 +5,7 @@ import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PreauthBudget } from '../../node-bridge/preauth-budget'
 import type { PullSocket } from '../../node-bridge/pull-socket'
+import { encodeReady } from '../../node-bridge/zmtp/command'
 import { encodeGreeting } from '../../node-bridge/zmtp/greeting'
 import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
@@ -18,6 +19,32 @@ afterEach(async () => {
 })
 
 const GREETING = encodeGreeting({ mechanism: 'NULL', asServer: false })
+
+/** NULL READY with Socket-Type PUSH. */
+const READY_PUSH = encodeReady([['Socket-Type', 'PUSH']])
+
+/** A long message frame header (flags 0x02) announcing `size` octets. */
+function longMessageHeader(size: number): Uint8Array {
+  const header = new Uint8Array(9)
+  header[0] = 0x02
+  new DataView(header.buffer).setBigUint64(1, BigInt(size))
+  return header
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
+
+/** Connections closed (after READY) for the partial-message budget, from the log. */
+function closedByBudget(harness: { logs: { lines: Array<Record<string, unknown>> } }): number {
+  return harness.logs.lines.filter((line) => line.code === 'MESSAGE_BUDGET_EXCEEDED').length
+}
 
 /** A long command frame header (flags 0x06) announcing `size` octets. */
 function longCommandHeader(size: number): Uint8Array {
@@ -77,6 +104,29 @@ describe('memory before authentication', () => {
     )
     expect(peak).toBeLessThan(8 * 1024 * 1024)
     expect(harness.pull.failed.get('FRAME_TOO_LARGE')).toBe(20)
+  })
+
+  it('bounds what ready connections hold of messages not yet whole (NULL is ready at once)', async () => {
+    const partialMessageBudget = new PreauthBudget(3 * 1024 * 1024)
+    const harness = await listenPull({ maxMessageSize: 16 * 1024 * 1024, partialMessageBudget })
+    pulls.push(harness.pull)
+    // Each peer completes a NULL handshake, then feeds 1 MiB of a 16 MiB message and stops.
+    const started = Array.from({ length: 5 }, async () => {
+      const peer = await rawConnection(harness.port)
+      await write(peer.socket, concatBytes(GREETING, READY_PUSH))
+      await write(peer.socket, longMessageHeader(16 * 1024 * 1024))
+      await write(peer.socket, new Uint8Array(1024 * 1024))
+      return peer
+    })
+    await Promise.all(started)
+    await waitFor(() => closedByBudget(harness) > 0, {
+      what: 'a connection closed for the budget',
+    })
+    expect(closedByBudget(harness)).toBeGreaterThanOrEqual(1)
+    expect(partialMessageBudget.peak).toBeLessThanOrEqual(partialMessageBudget.limit)
+    for (const socket of sockets) socket.destroy()
+    await waitFor(() => harness.pull.connectionCount === 0)
+    expect(partialMessageBudget.used).toBe(0)
   })
 
   it('closes connections that would take the budget past its limit with PREAUTH_BUDGET_EXCEEDED', async () => {

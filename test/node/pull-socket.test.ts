@@ -78,3 +78,20 @@ describe('PullSocket.setMaxMessageSize', () => {
     expect(() => server.setMaxMessageSize(1.5)).toThrow(RangeError)
   })
 })
+
+describe('a paused socket (the relay is full)', () => {
+  it('still completes handshakes (not blamed on the peer), and reads ready peers once resumed', async () => {
+    const { port, pull: socket, received, logs } = await listen({ handshakeTimeoutMs: 1000 })
+    socket.setPaused(true)
+    const sender = push(port)
+    await sender.send('while paused')
+    await waitFor(() => logs.lines.find((line) => line.msg === 'handshake succeeded'), {
+      what: 'the handshake, though reading is paused',
+    })
+    // Past the handshake timeout: nothing failed.
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    expect(socket.failed.size).toBe(0)
+    socket.setPaused(false)
+    await waitFor(() => received.length === 1, { what: 'the message after resuming' })
+  })
+})

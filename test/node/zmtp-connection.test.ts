@@ -2,6 +2,7 @@
 // 3.0 and 3.1 peers, socket-type check, messages, commands after the handshake, failures.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { encodeReady } from '../../node-bridge/zmtp/command'
 import {
   ConnectionState,
   MAX_HANDSHAKE_FRAME_SIZE,
@@ -227,6 +228,27 @@ describe('ZmtpConnection before READY: memory before authentication', () => {
     connection.receive(concat(clientGreeting(1), longCommandHeader(MIB16)))
     expect(state.error?.code).toBe('FRAME_TOO_LARGE')
     expect(state.closed).toBe(true)
+  })
+
+  it('keeps the handshake limit when the message limit changes during the greeting', () => {
+    // The relay's WELCOME lowers (or restores) every connection's message limit at any moment.
+    const { connection, state } = harness({ maxMessageSize: MIB16 })
+    const greeting = clientGreeting(1)
+    connection.receive(greeting.subarray(0, 10))
+    connection.setMaxMessageSize(MIB16)
+    connection.receive(concat(greeting.subarray(10), longCommandHeader(MIB16)))
+    expect(state.error?.code).toBe('FRAME_TOO_LARGE')
+  })
+
+  it('keeps an 8 KiB handshake limit under a smaller message limit (a READY is no message)', () => {
+    const { connection, state } = harness({ maxMessageSize: 100 })
+    const metadata: [string, string][] = [
+      ['Socket-Type', 'PUSH'],
+      ['X-Label', 'x'.repeat(900)],
+    ]
+    connection.receive(concat(clientGreeting(1), encodeReady(metadata)))
+    expect(state.error).toBeUndefined()
+    expect(connection.state).toBe(ConnectionState.READY)
   })
 
   it('takes a handshake frame of exactly MAX_HANDSHAKE_FRAME_SIZE octets, not one more', () => {
