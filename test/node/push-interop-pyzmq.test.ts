@@ -26,7 +26,8 @@ interface PythonPull {
 
 async function pythonPull(count: number, curveSecretKey?: string): Promise<PythonPull> {
   const args = ['test/peers/pyzmq_pull.py', 'tcp://127.0.0.1:0', '--count', String(count)]
-  if (curveSecretKey) args.push('--curve-secret-key', curveSecretKey)
+  // One argument with '=': a Z85 key may start with '-', which argparse would take for an option.
+  if (curveSecretKey) args.push(`--curve-secret-key=${curveSecretKey}`)
   const child = spawn('/usr/bin/python3', args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
