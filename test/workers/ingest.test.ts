@@ -6,7 +6,7 @@ import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
-import { BODY_CHUNK_SIZE } from '../../durable/message-store'
+import { BODY_CHUNK_SIZE, MessageStore } from '../../durable/message-store'
 import {
   AckStatus,
   CLOSE_REPLACED,
@@ -611,5 +611,57 @@ describe('channels', () => {
     const bluePage = await readPage(blue)
     expect(redPage.messages.map((message) => atob(message.frames[0] ?? ''))).toEqual(['for red'])
     expect(bluePage.messages.map((message) => atob(message.frames[0] ?? ''))).toEqual(['for blue'])
+  })
+})
+
+describe('what a batch costs in billed rows (Cloudflare bills rows read and written)', () => {
+  it('writes about three rows a message, and refuses a full channel without a scan', async () => {
+    const channel = uniqueChannel('rows')
+    await openIngest(channel)
+    const costs = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
+      const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = []
+      const exec = state.storage.sql.exec.bind(state.storage.sql)
+      vi.spyOn(state.storage.sql, 'exec').mockImplementation((query, ...bindings) => {
+        const cursor = exec(query, ...bindings)
+        cursors.push(cursor)
+        return cursor
+      })
+      const store = new MessageStore(state.storage, () => instance.config)
+      const session = { bridgeId: 'rows', epoch: 9 }
+      const batch = (batchSeq: number, count: number) => ({
+        batchSeq,
+        messages: Array.from({ length: count }, (_, index) => relayMessage([utf8(`m${index}`)])),
+      })
+      const cost = (run: () => unknown) => {
+        cursors.length = 0
+        const outcome = run() as { status: string }
+        return {
+          status: outcome.status,
+          read: cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0),
+          written: cursors.reduce((sum, cursor) => sum + cursor.rowsWritten, 0),
+        }
+      }
+      const first = cost(() => store.storeBatch(session, batch(1, 100)))
+      const next = cost(() => store.storeBatch(session, batch(2, 100)))
+      const duplicate = cost(() => store.storeBatch(session, batch(2, 100)))
+      // A channel of 1,000 messages not acked, at its limit: the refusal reads the counters only.
+      cost(() => store.storeBatch(session, batch(3, 800)))
+      instance.config = {
+        ...instance.config,
+        retention: { ...instance.config.retention, maxMessages: 1000 },
+      }
+      const full = cost(() => store.storeBatch(session, batch(4, 10)))
+      return { first, next, duplicate, full }
+    })
+    console.log(`rows per batch of 100 messages: ${JSON.stringify(costs)}`)
+    expect(costs.next).toMatchObject({ status: 'stored' })
+    // Per message: its row, its queue row and the AUTOINCREMENT counter (sqlite_sequence); per
+    // batch a handful more (counters, the session). Segments (issue 14) are what lowers this.
+    expect(costs.next.written).toBeLessThanOrEqual(3 * 100 + 10)
+    expect(costs.next.read).toBeLessThanOrEqual(4 * 100 + 20)
+    expect(costs.duplicate).toMatchObject({ status: 'duplicate' })
+    expect(costs.duplicate.written).toBeLessThanOrEqual(2)
+    expect(costs.full).toMatchObject({ status: 'full' })
+    expect(costs.full.read).toBeLessThan(20)
   })
 })
