@@ -58,3 +58,32 @@ export class PreauthBudget {
     this.#used = Math.max(0, this.#used - octets)
   }
 }
+
+/** What one connection holds against a budget: brought to a new amount, or given back whole. */
+export class Reservation {
+  readonly budget: PreauthBudget
+  #held = 0
+
+  constructor(budget: PreauthBudget) {
+    this.budget = budget
+  }
+
+  get held(): number {
+    return this.#held
+  }
+
+  /**
+   * Reserves or gives back the difference to `octets`.
+   * @returns false, with nothing changed, when the increase does not fit the budget.
+   */
+  update(octets: number): boolean {
+    if (octets > this.#held && !this.budget.tryReserve(octets - this.#held)) return false
+    if (octets < this.#held) this.budget.release(this.#held - octets)
+    this.#held = octets
+    return true
+  }
+
+  release(): void {
+    this.update(0)
+  }
+}

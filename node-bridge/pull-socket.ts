@@ -5,7 +5,7 @@ import type { Mechanism } from '../durable/relay-protocol'
 import { z85Encode } from '../durable/z85'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
-import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget } from './preauth-budget'
+import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget, Reservation } from './preauth-budget'
 import { RefusalLog } from './refusal-log'
 import {
   type ConnectionEvents,
@@ -511,9 +511,9 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   #handshakeTimer: NodeJS.Timeout | undefined
   #closeReason = 'peer closed'
   /** Octets reserved in the pre-handshake budget for this connection. */
-  #preauthHeld = 0
-  /** What this connection has reserved of the partial-message budget. */
-  #partialHeld = 0
+  /** What this connection holds of the pre-handshake and partial-message budgets. */
+  readonly #preauth: Reservation
+  readonly #partial: Reservation
   /** Messages delivered while one read is parsed, and their octets (see releaseSparseReads). */
   #delivered: InboundMessage[] = []
   #deliveredBytes = 0
@@ -528,6 +528,8 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#socket = socket
     this.#options = options
     this.#owner = owner
+    this.#preauth = new Reservation(owner.preauthBudget)
+    this.#partial = new Reservation(owner.partialMessageBudget)
     this.#onFailure = onFailure
     this.#admission = admission
     this.#peerAddress = formatAddress(socket)
@@ -558,7 +560,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#socket.on('data', (chunk: Buffer) => {
       this.lastDataAt = Date.now()
       this.connection.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-      if (this.#preauthHeld > 0 || this.connection.handshaking) this.#accountPreauth()
+      if (this.#preauth.held > 0 || this.connection.handshaking) this.#accountPreauth()
       else this.#accountPartial()
       // Per read, not per message: one comparison, and the slow path only for sparse reads.
       if (this.#delivered.length > 0) {
@@ -579,60 +581,40 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
    * budget counts never passes its limit, and what is held passes it by at most that much.
    */
   #accountPreauth(): void {
-    if (this.connection.state === ConnectionState.CLOSED) {
-      this.#releasePreauth()
-      return
-    }
-    const held = this.connection.preauthBytes
-    const budget = this.#owner.preauthBudget
-    if (held > this.#preauthHeld && !budget.tryReserve(held - this.#preauthHeld)) {
-      this.connection.fail(
-        new ZmtpError(
-          ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
-          `connections before their handshake hold ${budget.used} of ${budget.limit} octets; this one would add ${held - this.#preauthHeld}`,
-        ),
-      )
-      return
-    }
-    if (held < this.#preauthHeld) budget.release(this.#preauthHeld - held)
-    this.#preauthHeld = held
-  }
-
-  #releasePreauth(): void {
-    this.#owner.preauthBudget.release(this.#preauthHeld)
-    this.#preauthHeld = 0
+    const held = this.connection.state === ConnectionState.CLOSED ? 0 : this.connection.preauthBytes
+    this.#account(
+      this.#preauth,
+      held,
+      ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
+      'connections before their handshake',
+    )
   }
 
   /** The same for a message under way on a ready connection, against its own budget. */
   #accountPartial(): void {
     const held =
       this.connection.state === ConnectionState.CLOSED ? 0 : this.connection.partialMessageBytes
-    if (held === this.#partialHeld) return
-    const budget = this.#owner.partialMessageBudget
-    if (held > this.#partialHeld && !budget.tryReserve(held - this.#partialHeld)) {
-      this.connection.fail(
-        new ZmtpError(
-          ZmtpErrorCode.MESSAGE_BUDGET_EXCEEDED,
-          `messages under way hold ${budget.used} of ${budget.limit} octets; this connection would add ${held - this.#partialHeld}`,
-        ),
-      )
-      this.#releasePartial()
-      return
-    }
-    if (held < this.#partialHeld) budget.release(this.#partialHeld - held)
-    this.#partialHeld = held
+    this.#account(this.#partial, held, ZmtpErrorCode.MESSAGE_BUDGET_EXCEEDED, 'messages under way')
   }
 
-  #releasePartial(): void {
-    this.#owner.partialMessageBudget.release(this.#partialHeld)
-    this.#partialHeld = 0
+  /** Brings `reservation` to `held`; closes the connection (and gives it all back) if it cannot. */
+  #account(reservation: Reservation, held: number, code: ZmtpErrorCode, what: string): void {
+    if (reservation.update(held)) return
+    const { budget } = reservation
+    this.connection.fail(
+      new ZmtpError(
+        code,
+        `${what} hold ${budget.used} of ${budget.limit} octets; this connection would add ${held - reservation.held}`,
+      ),
+    )
+    reservation.release()
   }
 
   /** The TCP connection has closed. */
   transportClosed(): void {
     this.connection.transportClosed()
-    this.#releasePreauth()
-    this.#releasePartial()
+    this.#preauth.release()
+    this.#partial.release()
     if (this.peer) this.#options.onEvent?.({ type: 'closed', mechanism: this.peer.mechanism })
     // Info for peers that were ready; debug for the rest (a flood is summarised elsewhere).
     this.#log[this.peer ? 'info' : 'debug'](
@@ -696,7 +678,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   onReady(ready: ReadyPeer): void {
     this.#clearHandshakeTimer()
-    if (!this.connection.handshaking) this.#releasePreauth()
+    if (!this.connection.handshaking) this.#preauth.release()
     this.peer = ready
     // Ready peers are the ones a full relay stops reading.
     if (this.#owner.paused) this.#socket.pause()
@@ -729,7 +711,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   onClose(error?: ZmtpError): void {
     this.#clearHandshakeTimer()
-    this.#releasePreauth()
+    this.#preauth.release()
     if (!error) return
     this.#onFailure?.(error)
     this.#closeReason = error.code

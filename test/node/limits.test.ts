@@ -1,6 +1,6 @@
 // Limits that keep one host from exhausting the bridge: connections in total and per IP,
 // handshakes a second per IP, frames per message. A violation closes that connection only.
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { z85Decode } from '../../durable/z85'
@@ -9,7 +9,7 @@ import type { PullSocket, PullSocketOptions } from '../../node-bridge/pull-socke
 import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
 import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
-import { listenPull } from '../support/pull-harness'
+import { listenPull, rawConnection as rawPeer } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
 describe('ConnectionLimits', () => {
@@ -191,15 +191,7 @@ describe('PullSocket limits over TCP', () => {
     return harness
   }
 
-  function rawConnection(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => resolve({ socket, closed }))
-      const closed = new Promise<void>((done) => socket.once('close', () => done()))
-      socket.on('error', () => undefined)
-      socket.once('error', reject)
-      sockets.push(socket)
-    })
-  }
+  const rawConnection = (port: number) => rawPeer(port, sockets)
 
   it('refuses a connection over the per-IP limit and admits one when a place frees', async () => {
     const { port, logs } = await listen({ maxConnectionsPerIp: 3 })

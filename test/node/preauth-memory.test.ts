@@ -1,13 +1,14 @@
 // Memory held for peers that have not authenticated is bounded by design: a handshake frame may
 // be at most MAX_HANDSHAKE_FRAME_SIZE octets (refused from its header), and what connections
 // not yet READY hold together is counted against one PreauthBudget shared by every listener.
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PreauthBudget } from '../../node-bridge/preauth-budget'
 import type { PullSocket } from '../../node-bridge/pull-socket'
 import { encodeReady } from '../../node-bridge/zmtp/command'
 import { encodeGreeting } from '../../node-bridge/zmtp/greeting'
-import { listenPull } from '../support/pull-harness'
+import { concatBytes } from '../support/curve-client'
+import { listenPull, rawConnection as rawPeer } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
 const pulls: PullSocket[] = []
@@ -31,16 +32,6 @@ function longMessageHeader(size: number): Uint8Array {
   return header
 }
 
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
-
 /** Connections closed (after READY) for the partial-message budget, from the log. */
 function closedByBudget(harness: { logs: { lines: Array<Record<string, unknown>> } }): number {
   return harness.logs.lines.filter((line) => line.code === 'MESSAGE_BUDGET_EXCEEDED').length
@@ -54,15 +45,8 @@ function longCommandHeader(size: number): Uint8Array {
   return header
 }
 
-function rawConnection(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => resolve({ socket, closed }))
-    const closed = new Promise<void>((done) => socket.once('close', () => done()))
-    socket.on('error', () => undefined)
-    socket.once('error', reject)
-    socket.resume() // read the bridge's greeting, so its close is seen
-    sockets.push(socket)
-  })
+function rawConnection(port: number) {
+  return rawPeer(port, sockets, { read: true })
 }
 
 function write(socket: Socket, bytes: Uint8Array): Promise<void> {

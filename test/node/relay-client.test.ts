@@ -6,7 +6,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { AckStatus, NackCode, type RelayMessage } from '../../durable/relay-protocol'
 import { RelayClient, type RelayClientOptions } from '../../node-bridge/relay/relay-client'
 import { createMemoryLogger } from '../support/memory-logger'
-import { type RelayReceiver, startRelayReceiver } from '../support/relay-receiver'
+import {
+  type ReceiverVerdict,
+  type RelayReceiver,
+  startRelayReceiver,
+} from '../support/relay-receiver'
 import { waitFor } from '../support/wait'
 
 async function startReceiver(maxPayload = 0): Promise<RelayReceiver> {
@@ -22,6 +26,20 @@ function message(text: string, padding = 0): RelayMessage {
     peerAddress: '127.0.0.1:1',
     frames: [new TextEncoder().encode(text), new Uint8Array(padding)],
   }
+}
+
+/**
+ * A channel whose limit only the message "huge" passes: a batch holding it among others is
+ * too large (split it), the message alone is rejected for good.
+ */
+function overLimitIfHuge(batch: { messages: RelayMessage[] }): ReceiverVerdict {
+  const huge = batch.messages.some(
+    (item) => Buffer.from(item.frames[0] ?? []).toString() === 'huge',
+  )
+  if (!huge) return undefined
+  return batch.messages.length > 1
+    ? { nack: NackCode.BATCH_TOO_LARGE, reason: 'one is over the limit' }
+    : { ack: AckStatus.REJECTED }
 }
 
 const clients: RelayClient[] = []
@@ -149,14 +167,7 @@ describe('RelayClient', () => {
 
   it('drops a message the channel rejects for good, says which, and goes on', async () => {
     const receiver = await startReceiver()
-    const huge = (batch: { messages: RelayMessage[] }) =>
-      batch.messages.some((item) => Buffer.from(item.frames[0] ?? []).toString() === 'huge')
-    receiver.verdict = (batch) =>
-      !huge(batch)
-        ? undefined
-        : batch.messages.length > 1
-          ? { nack: NackCode.BATCH_TOO_LARGE, reason: 'one is over the limit' }
-          : { ack: AckStatus.REJECTED }
+    receiver.verdict = overLimitIfHuge
     const { client, logs } = relay(receiver.url)
     for (const text of ['a', 'b', 'huge', 'c', 'd']) client.enqueue(message(text))
     client.start()
@@ -239,14 +250,7 @@ describe('RelayClient', () => {
 
   it('splits only the batch refused as too large: the batches behind it stay whole', async () => {
     const receiver = await startReceiver()
-    const huge = (batch: { messages: RelayMessage[] }) =>
-      batch.messages.some((item) => Buffer.from(item.frames[0] ?? []).toString() === 'huge')
-    receiver.verdict = (batch) =>
-      !huge(batch)
-        ? undefined
-        : batch.messages.length > 1
-          ? { nack: NackCode.BATCH_TOO_LARGE }
-          : { ack: AckStatus.REJECTED }
+    receiver.verdict = overLimitIfHuge
     const { client } = relay(receiver.url)
     client.enqueue(message('huge'))
     for (let index = 0; index < 4999; index++) client.enqueue(message(String(index)))

@@ -1,4 +1,6 @@
-// A PullSocket on a free loopback port that collects what it receives and logs in memory.
+// A PullSocket on a free loopback port that collects what it receives and logs in memory, and
+// raw TCP peers for it.
+import { connect, type Socket } from 'node:net'
 import {
   type InboundMessage,
   PullSocket,
@@ -33,4 +35,23 @@ export async function listenPull(options: Partial<PullSocketOptions> = {}): Prom
   const { port } = await pull.listen()
   const count = (msg: string) => logs.lines.filter((line) => line.msg === msg).length
   return { pull, port, received, logs, count }
+}
+
+/**
+ * A raw TCP connection to `port`, added to `sockets` (to destroy after the test); `read` takes
+ * in what the bridge sends, so that its close is seen.
+ */
+export function rawConnection(
+  port: number,
+  sockets: { push(socket: Socket): unknown },
+  { read = false } = {},
+): Promise<{ socket: Socket; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve({ socket, closed }))
+    const closed = new Promise<void>((done) => socket.once('close', () => done()))
+    socket.on('error', () => undefined)
+    socket.once('error', reject)
+    if (read) socket.resume()
+    sockets.push(socket)
+  })
 }

@@ -3,7 +3,7 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { expect } from 'vitest'
+import { expect, vi } from 'vitest'
 import {
   BRIDGE_ID_HEADER,
   decodeRelayFrame,
@@ -235,4 +235,29 @@ export async function expectQueueCountersExact(channel: string): Promise<void> {
     }
   })
   expect(counts.counters).toEqual(counts.rows)
+}
+
+/**
+ * Counts the rows every SQL statement of `storage` reads and writes from now on (what Cloudflare
+ * bills), for code run inside the object (`runInDurableObject`).
+ */
+export function countRows(storage: DurableObjectStorage): {
+  reset(): void
+  read(): number
+  written(): number
+} {
+  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = []
+  const exec = storage.sql.exec.bind(storage.sql)
+  vi.spyOn(storage.sql, 'exec').mockImplementation((query, ...bindings) => {
+    const cursor = exec(query, ...bindings)
+    cursors.push(cursor)
+    return cursor
+  })
+  return {
+    reset: () => {
+      cursors.length = 0
+    },
+    read: () => cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0),
+    written: () => cursors.reduce((sum, cursor) => sum + cursor.rowsWritten, 0),
+  }
 }

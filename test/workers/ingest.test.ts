@@ -18,6 +18,7 @@ import {
 import { migrate } from '../../durable/schema'
 import {
   closeAllIngest,
+  countRows,
   expectBytes,
   fromBase64,
   ingestBatch,
@@ -619,13 +620,7 @@ describe('what a batch costs in billed rows (Cloudflare bills rows read and writ
     const channel = uniqueChannel('rows')
     await openIngest(channel)
     const costs = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
-      const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = []
-      const exec = state.storage.sql.exec.bind(state.storage.sql)
-      vi.spyOn(state.storage.sql, 'exec').mockImplementation((query, ...bindings) => {
-        const cursor = exec(query, ...bindings)
-        cursors.push(cursor)
-        return cursor
-      })
+      const rows = countRows(state.storage)
       const store = new MessageStore(state.storage, () => instance.config)
       const session = { bridgeId: 'rows', epoch: 9 }
       const batch = (batchSeq: number, count: number) => ({
@@ -633,13 +628,9 @@ describe('what a batch costs in billed rows (Cloudflare bills rows read and writ
         messages: Array.from({ length: count }, (_, index) => relayMessage([utf8(`m${index}`)])),
       })
       const cost = (run: () => unknown) => {
-        cursors.length = 0
+        rows.reset()
         const outcome = run() as { status: string }
-        return {
-          status: outcome.status,
-          read: cursors.reduce((sum, cursor) => sum + cursor.rowsRead, 0),
-          written: cursors.reduce((sum, cursor) => sum + cursor.rowsWritten, 0),
-        }
+        return { status: outcome.status, read: rows.read(), written: rows.written() }
       }
       const first = cost(() => store.storeBatch(session, batch(1, 100)))
       const next = cost(() => store.storeBatch(session, batch(2, 100)))
