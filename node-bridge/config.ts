@@ -16,7 +16,7 @@ import {
   type Node,
   parseDocument,
 } from 'yaml'
-import type { Mechanism } from '../durable/relay-protocol'
+import { BRIDGE_ID_PATTERN, type Mechanism } from '../durable/relay-protocol'
 import { derivePublicKey, parseCurveKey } from './keys'
 import {
   DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
@@ -547,7 +547,7 @@ function parseToken(raw: string, name: string): string {
 }
 
 function parseBridgeId(raw: string, name: string): string {
-  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(raw)) {
+  if (!BRIDGE_ID_PATTERN.test(raw)) {
     throw new ConfigError(name, `expected 1-128 characters of A-Z a-z 0-9 . _ : -, got "${raw}"`)
   }
   return raw
