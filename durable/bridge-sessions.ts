@@ -3,6 +3,7 @@
 // Synchronous SQL, run inside the caller's transaction.
 
 import type { RelaySession } from './relay-protocol'
+import type { Sql } from './row-meter'
 
 /**
  * Sessions with no batch for this long are forgotten. Each bridge start without a spool is a new
@@ -26,7 +27,7 @@ export const MAX_SESSIONS = 10_000
  * bridge id that has not moved on to an epoch of its own (a spool moves as soon as nothing it
  * holds was numbered in epoch 0). Anyone else could guess it, unlike a random epoch.
  */
-export function epochZeroRefusal(sql: SqlStorage, session: RelaySession): string | undefined {
+export function epochZeroRefusal(sql: Sql, session: RelaySession): string | undefined {
   if (session.epoch !== 0) return undefined
   const rows = sql
     .exec<{ epoch: number }>(
@@ -42,7 +43,7 @@ export function epochZeroRefusal(sql: SqlStorage, session: RelaySession): string
 }
 
 /** The highest batch stored in `session`, or undefined when the object does not know it. */
-export function lastBatchSeq(sql: SqlStorage, session: RelaySession): number | undefined {
+export function lastBatchSeq(sql: Sql, session: RelaySession): number | undefined {
   return sql
     .exec<{ last_batch_seq: number }>(
       'SELECT last_batch_seq FROM bridge_sessions WHERE bridge_id = ? AND epoch = ?',
@@ -58,7 +59,7 @@ export function lastBatchSeq(sql: SqlStorage, session: RelaySession): number | u
  * {@link MAX_SESSIONS} in all, the least recently used going first.
  */
 export function recordBatch(
-  sql: SqlStorage,
+  sql: Sql,
   session: RelaySession,
   batchSeq: number,
   now: number,
@@ -78,7 +79,7 @@ export function recordBatch(
 
 /** The highest batch stored per session, for these sessions (those unknown are left out). */
 export function lastBatchSeqs(
-  sql: SqlStorage,
+  sql: Sql,
   sessions: readonly RelaySession[],
 ): Map<string, number> {
   const found = new Map<string, number>()
@@ -98,21 +99,21 @@ export function sessionKey(bridgeId: string, epoch: number): string {
 }
 
 /** How many distinct bridge ids have stored a batch here (within {@link SESSION_IDLE_MS}). */
-export function knownBridges(sql: SqlStorage): number {
+export function knownBridges(sql: Sql): number {
   return sql
     .exec<{ count: number }>('SELECT COUNT(DISTINCT bridge_id) AS count FROM bridge_sessions')
     .one().count
 }
 
 /** Forgets sessions idle past {@link SESSION_IDLE_MS}. @returns how many. */
-export function pruneSessions(sql: SqlStorage, now: number): number {
+export function pruneSessions(sql: Sql, now: number): number {
   return sql
     .exec('DELETE FROM bridge_sessions WHERE updated_at < ? RETURNING epoch', now - SESSION_IDLE_MS)
     .toArray().length
 }
 
 /** Deletes the oldest sessions beyond the caps, before `session` is added. */
-function makeRoomForSession(sql: SqlStorage, session: RelaySession): void {
+function makeRoomForSession(sql: Sql, session: RelaySession): void {
   // A range of the primary key: cheap, whatever the table's size.
   sql.exec(
     `DELETE FROM bridge_sessions WHERE bridge_id = ? AND epoch IN (

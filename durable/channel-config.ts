@@ -33,8 +33,18 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
  */
 export const MAX_MAX_MESSAGE_BYTES = 31 * 1024 * 1024
 
+/**
+ * How long a consumer group may go without a pull, ack or extend before it is inactive: 1 day.
+ * An inactive group is reported as such and no longer holds retention back under `block`, so a
+ * group nobody reads any more cannot stall ingest for good (as JetStream's `inactive_threshold`
+ * retires a consumer). Its messages are kept while the limits allow.
+ */
+export const DEFAULT_GROUP_INACTIVE_SECONDS = 24 * 60 * 60
+
 export interface ChannelConfig {
   maxAttempts: number
+  /** GROUP_INACTIVE_SECONDS in ms; 0: groups never become inactive. */
+  groupInactiveMs: number
   /** Largest message (its frames' octets) the channel stores; announced to bridges. */
   maxMessageBytes: number
   retention: RetentionLimits
@@ -44,6 +54,7 @@ export interface ChannelConfig {
 export interface ChannelVars {
   MAX_ATTEMPTS?: string
   MAX_MESSAGE_BYTES?: string
+  GROUP_INACTIVE_SECONDS?: string
   RETENTION_MAX_MESSAGES?: string
   RETENTION_MAX_BYTES?: string
   RETENTION_MAX_AGE_SECONDS?: string
@@ -81,6 +92,13 @@ export function parseChannelConfig(vars: ChannelVars): ChannelConfig {
   }
   return {
     maxAttempts,
+    groupInactiveMs:
+      integerVar(
+        'GROUP_INACTIVE_SECONDS',
+        vars.GROUP_INACTIVE_SECONDS,
+        DEFAULT_GROUP_INACTIVE_SECONDS,
+        { min: 0, max: 365 * 24 * 60 * 60 },
+      ) * 1000,
     maxMessageBytes: integerVar(
       'MAX_MESSAGE_BYTES',
       vars.MAX_MESSAGE_BYTES,

@@ -1,37 +1,30 @@
 // The Durable Object of one channel (`idFromName(channel)`): accepts its bridges' WebSockets
-// with the Hibernation API, stores their relay batches in SQLite, and serves the Worker over
-// RPC: cursor reads and leased pulls (both may wait for the next insert), one frame of a message
-// as a stream, acks, dead letters, stats. Waiting readers are woken by the insert itself, never by polling storage. It tells the
-// channel directory (./channel-directory.ts) that the channel exists, at most once a day.
+// with the Hibernation API, stores their relay batches in SQLite as segments, and serves the
+// Worker over RPC: cursor reads and consumer groups' leased pulls (both may wait for the next
+// insert), one frame of a message as a stream, acks, dead letters, groups, stats. Waiting
+// readers are woken by the insert itself, never by polling storage. It tells the channel
+// directory (./channel-directory.ts) that the channel exists, at most once a day.
 
 import { DurableObject } from 'cloudflare:workers'
 import { batchLimits } from './batch-policy'
-import {
-  epochZeroRefusal,
-  knownBridges,
-  lastBatchSeq,
-  lastBatchSeqs,
-  pruneSessions,
-  SESSION_IDLE_MS,
-  sessionKey,
-} from './bridge-sessions'
+import { epochZeroRefusal, knownBridges, pruneSessions, SESSION_IDLE_MS, sessionKey } from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { directoryStub } from './channel-directory'
-import { type Counter, readCounters } from './counters'
+import { type Counter, GroupCounter } from './counters'
 import {
+  ConsumerGroups,
   type DeadLetter,
+  DEFAULT_GROUP,
   type ExtendOutcome,
+  type GroupInfo,
+  GroupNotFoundError,
   type LeasedMessage,
-  LeaseQueue,
-  type QueueStats,
   type SettleOutcome,
-} from './lease-queue'
-import {
-  BODY_CHUNK_SIZE,
-  MessageStore,
-  type ReadOptions,
-  type StoredMessage,
-} from './message-store'
+  TooManyGroupsError,
+} from './consumer-groups'
+import type { GroupStart } from './group-state'
+import { importLegacyConsumers } from './legacy-consumers'
+import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
 import { type BatchStore, type IngestSocketState, ingestRelayMessage } from './relay-ingest'
 import {
   CLOSE_REPLACED,
@@ -39,17 +32,21 @@ import {
   parseRelaySession,
   RELAY_SUBPROTOCOL,
 } from './relay-protocol'
-import { expireByAge, nextExpiryAt } from './retention'
+import { RowMeter } from './row-meter'
+import { SEGMENT_PIECE_BYTES } from './segment-store'
 import { migrate } from './schema'
 
 /** Requests one object holds waiting at once; more are refused (HTTP 429). */
 export const MAX_WAITERS = 1000
 
-/** The answer of a call that may wait: refused when too many are waiting already. */
-export type Waited<T> = { ok: true; value: T } | { ok: false; reason: 'too_many_waiters' }
+/** Why a call was refused: too many waiting already, or a consumer group that is not there. */
+export type Refusal = 'too_many_waiters' | 'group_not_found' | 'too_many_groups'
 
-/** Octets of a frame read from storage per pull of its stream: one body chunk's worth. */
-export const FRAME_PIECE_BYTES = BODY_CHUNK_SIZE
+/** The answer of a call that may be refused (see {@link Refusal}). */
+export type Waited<T> = { ok: true; value: T } | { ok: false; reason: Refusal }
+
+/** Octets of a frame read from storage per pull of its stream: one stored piece's worth. */
+export const FRAME_PIECE_BYTES = SEGMENT_PIECE_BYTES
 
 /** One frame of a message: its size and its octets as a stream, or why there is none. */
 export type FrameRead =
@@ -94,6 +91,26 @@ export interface BridgeConnection {
   lastBatchSeq?: number
 }
 
+/** Group `default` as today's queue routes see it (before its first pull: as it would start). */
+export interface QueueStats {
+  /** Messages not acked yet (dead letters excluded). */
+  depth: number
+  /** Messages a pull could lease now. */
+  available: number
+  /** Messages leased, the lease not expired. */
+  inFlight: number
+  /** Messages retried with a delay that has not passed. */
+  delayed: number
+  deadLetters: number
+}
+
+/** Rows Cloudflare bills: read and written by the channel's SQL, in all and per message stored. */
+export interface RowCost {
+  rowsRead: number
+  rowsWritten: number
+  perMessage: { rowsRead: number; rowsWritten: number }
+}
+
 /** Everything `GET /v1/channels/:channel` reports, in raw numbers. */
 export interface ChannelStats {
   now: number
@@ -104,15 +121,20 @@ export interface ChannelStats {
     newest?: { seq: number; receivedAt: number }
   }
   queue: QueueStats
+  groups: GroupInfo[]
   bridges: { connected: number; known: number; connections: BridgeConnection[] }
   counters: Record<Counter, number>
+  cost: RowCost
+  /** Rows of the schema before segments still to move (0 once done). */
+  migrating: boolean
   config: ChannelConfig
 }
 
 /** One channel: its messages, its leased consumers' state, and the bridges that relay to it. */
 export class ChannelObject extends DurableObject<Env> {
-  readonly #store: MessageStore
-  readonly #queue: LeaseQueue
+  // Built under blockConcurrencyWhile, once the schema is current: no event comes before.
+  #store!: MessageStore
+  #groups!: ConsumerGroups
   /**
    * The channel's settings from the wrangler vars. Not private only so that tests can give one
    * object other limits (`runInDurableObject`); nothing else writes it.
@@ -125,16 +147,41 @@ export class ChannelObject extends DurableObject<Env> {
    * a minute after a failure to tell it. 0 until checked in this lifetime.
    */
   #announceAt = 0
+  /** The alarm as this object last set or found it (null: none), so it is not read each time. */
+  #alarmAt: number | null | undefined
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     this.config = parseChannelConfig(env)
-    this.#store = new MessageStore(ctx.storage, () => this.config)
-    this.#queue = new LeaseQueue(ctx.storage, this.#store)
-    // No event reaches the object before the schema is current.
     void ctx.blockConcurrencyWhile(async () => {
       migrate(ctx.storage)
+      this.#open()
+      if (this.#store.migrating) await this.#scheduleAlarm()
     })
+  }
+
+  /**
+   * Builds the channel's modules over its storage (the object's memory of it: a test may call
+   * it again to see what a restarted object would), taking over the rows of the schema before
+   * segments if there are any.
+   */
+  #open(): void {
+    const meter = new RowMeter(this.ctx.storage.sql)
+    const store = new MessageStore(this.ctx.storage, () => this.config, meter)
+    const groups = new ConsumerGroups(meter.sql, store, () => this.config)
+    store.groups = () => groups.floor(Date.now())
+    this.ctx.storage.transactionSync(() => {
+      const now = Date.now()
+      if (importLegacyConsumers(meter.sql, groups, store.state, now)) store.flushNow(now)
+    })
+    this.#store = store
+    this.#groups = groups
+    this.#alarmAt = undefined
+  }
+
+  /** Test hook: forgets everything held in memory, as an object evicted and started again. */
+  restartForTests(): void {
+    this.#open()
   }
 
   /**
@@ -157,7 +204,7 @@ export class ChannelObject extends DurableObject<Env> {
         { status: 400 },
       )
     }
-    const epochZero = epochZeroRefusal(this.ctx.storage.sql, session)
+    const epochZero = epochZeroRefusal(this.#store.sql, session)
     if (epochZero) {
       return Response.json(
         { error: { code: 'invalid_session', message: epochZero } },
@@ -181,7 +228,7 @@ export class ChannelObject extends DurableObject<Env> {
     server.serializeAttachment({ session, connectedAt: now } satisfies BridgeSocketState)
     server.send(
       encodeWelcome({
-        lastBatchSeq: lastBatchSeq(this.ctx.storage.sql, session) ?? 0,
+        lastBatchSeq: this.#store.state.lastBatchSeq(session) ?? 0,
         ...batchLimits(this.config),
         now,
       }),
@@ -199,10 +246,10 @@ export class ChannelObject extends DurableObject<Env> {
    * bridge start without a spool is a session, and their rows should not pile up.
    */
   #pruneSessions(now: number): void {
-    const { kv, sql } = this.ctx.storage
+    const { kv } = this.ctx.storage
     const prunedAt = kv.get<number>(SESSIONS_PRUNED_KEY)
     if (prunedAt !== undefined && now - prunedAt < SESSION_IDLE_MS / 30) return
-    pruneSessions(sql, now)
+    pruneSessions(this.#store.sql, now)
     kv.put(SESSIONS_PRUNED_KEY, now)
   }
 
@@ -312,84 +359,188 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * RPC: leases up to `batchSize` available messages for `visibilityTimeoutMs`. With none
-   * available and `waitMs` > 0, waits for an insert, a retry, a redrive or a lease to expire.
+   * Runs a call on a consumer group, turning a group that is not there (or one too many) into
+   * a refusal the Worker maps to its HTTP error.
+   */
+  #onGroup<T>(call: () => T): Waited<T> {
+    try {
+      return { ok: true, value: call() }
+    } catch (error) {
+      if (error instanceof GroupNotFoundError) return { ok: false, reason: 'group_not_found' }
+      if (error instanceof TooManyGroupsError) return { ok: false, reason: 'too_many_groups' }
+      throw error
+    }
+  }
+
+  /** Runs `write` in one transaction and marks the rows it cost for the next state write. */
+  #write<T>(write: () => T): T {
+    const result = this.ctx.storage.transactionSync(write)
+    this.#store.state.touched()
+    return result
+  }
+
+  /**
+   * RPC: leases up to `batchSize` available messages of consumer group `group` (default
+   * `default`, created at its first pull) for `visibilityTimeoutMs`. With none available and
+   * `waitMs` > 0, waits for an insert, a retry, a redrive or a lease to expire.
    */
   async pull(options: {
+    group?: string
     batchSize: number
     visibilityTimeoutMs: number
     maxBytes: number
     waitMs: number
   }): Promise<Waited<LeasedMessage[]>> {
-    const { maxAttempts } = this.config
+    const { group = DEFAULT_GROUP, ...pull } = options
     const deadline = Date.now() + options.waitMs
     for (;;) {
       const now = Date.now()
-      const messages = this.#queue.pull({ ...options, maxAttempts, now })
-      if (messages.length > 0) await this.#scheduleAlarm()
+      const result = this.#onGroup(() =>
+        this.#write(() => this.#groups.pull(group, { ...pull, now })),
+      )
+      if (!result.ok) return result
+      if (result.value.length > 0) await this.#scheduleAlarm()
       const left = deadline - now
-      if (messages.length > 0 || left <= 0) return { ok: true, value: messages }
+      if (result.value.length > 0 || left <= 0) return result
       // A lease that expires or a delay that ends within the wait makes a message available.
-      const next = this.#queue.nextAvailableAt(now)
+      const next = this.#groups.nextChangeAt(group, now)
       const waiting = this.#waitForChange(Math.min(left, next === undefined ? left : next - now))
       if (!waiting) return { ok: false, reason: 'too_many_waiters' }
       await waiting
     }
   }
 
-  /** RPC: acks and retries (see {@link LeaseQueue.settle}). */
+  /** RPC: acks and retries of group `group` (default `default`; see ConsumerGroups.settle). */
   async settle(options: {
+    group?: string
     acks: string[]
     retries: { leaseId: string; delayMs: number }[]
-  }): Promise<SettleOutcome> {
-    const outcome = this.#queue.settle({
-      ...options,
-      maxAttempts: this.config.maxAttempts,
-      now: Date.now(),
-    })
-    if (outcome.retried > 0) this.#wake()
+  }): Promise<Waited<SettleOutcome>> {
+    const { group = DEFAULT_GROUP, ...settle } = options
+    const outcome = this.#onGroup(() =>
+      this.#write(() => this.#groups.settle(group, settle, Date.now())),
+    )
+    if (outcome.ok && outcome.value.retried > 0) this.#wake()
+    if (outcome.ok && outcome.value.deadLettered + outcome.value.retried > 0) {
+      await this.#scheduleAlarm()
+    }
     return outcome
   }
 
-  /** RPC: extends unexpired leases to `visibilityTimeoutMs` from now. */
-  async extendLeases(leaseIds: string[], visibilityTimeoutMs: number): Promise<ExtendOutcome> {
-    const outcome = this.#queue.extend(leaseIds, visibilityTimeoutMs, Date.now())
-    if (outcome.extended > 0) await this.#scheduleAlarm()
+  /** RPC: extends unexpired leases of group `group` to `visibilityTimeoutMs` from now. */
+  async extendLeases(
+    leaseIds: string[],
+    visibilityTimeoutMs: number,
+    group = DEFAULT_GROUP,
+  ): Promise<Waited<ExtendOutcome>> {
+    const outcome = this.#onGroup(() =>
+      this.#write(() => this.#groups.extend(group, leaseIds, visibilityTimeoutMs, Date.now())),
+    )
+    if (outcome.ok && outcome.value.extended > 0) await this.#scheduleAlarm()
     return outcome
   }
 
-  /** RPC: dead letters after `after`, in seq order. */
-  deadLetters(options: ReadOptions): DeadLetter[] {
-    this.#queue.sweep(Date.now(), this.config.maxAttempts)
-    return this.#queue.deadLetters(options)
+  /** RPC: dead letters of group `group` after `after`, in seq order. */
+  deadLetters(options: ReadOptions & { group?: string }): Waited<DeadLetter[]> {
+    const { group = DEFAULT_GROUP, ...read } = options
+    return this.#onGroup(() =>
+      this.#write(() => this.#groups.deadLetters(group, read, Date.now())),
+    )
   }
 
-  /** RPC: sends dead letters (those in `seqs`, or all) back to the queue, attempts reset. */
-  redrive(seqs?: number[]): number[] {
-    const moved = this.#queue.redrive(seqs)
-    if (moved.length > 0) this.#wake()
+  /** RPC: sends dead letters of group `group` (those in `seqs`, or all) back, attempts reset. */
+  redrive(seqs?: number[], group = DEFAULT_GROUP): Waited<number[]> {
+    const moved = this.#onGroup(() =>
+      this.#write(() => this.#groups.redrive(group, seqs, Date.now())),
+    )
+    if (moved.ok && moved.value.length > 0) this.#wake()
     return moved
+  }
+
+  /**
+   * RPC: creates consumer group `name` at `start`, or leaves an existing one as it is.
+   * @returns whether it was created, and its numbers.
+   */
+  putGroup(name: string, start: GroupStart): Waited<{ created: boolean; group: GroupInfo }> {
+    return this.#onGroup(() =>
+      this.#write(() => {
+        const now = Date.now()
+        const { created } = this.#groups.create(name, start, now)
+        return { created, group: this.#groups.info(name, now) as GroupInfo }
+      }),
+    )
+  }
+
+  /** RPC: deletes consumer group `name` with its leases and dead letters. */
+  deleteGroup(name: string): Waited<null> {
+    const deleted = this.#write(() => this.#groups.delete(name))
+    return deleted ? { ok: true, value: null } : { ok: false, reason: 'group_not_found' }
+  }
+
+  /** RPC: every consumer group with its lag. */
+  listGroups(): GroupInfo[] {
+    const now = Date.now()
+    this.#write(() => this.#groups.sweep(now))
+    return this.#groups.list(now)
+  }
+
+  /** RPC: one consumer group with its lag. */
+  group(name: string): Waited<GroupInfo> {
+    const now = Date.now()
+    this.#write(() => this.#groups.sweep(now))
+    const info = this.#groups.info(name, now)
+    return info ? { ok: true, value: info } : { ok: false, reason: 'group_not_found' }
   }
 
   /** RPC: the channel's numbers. */
   stats(): ChannelStats {
     const now = Date.now()
-    this.#queue.sweep(now, this.config.maxAttempts)
-    const counters = readCounters(this.ctx.storage.sql)
+    this.#write(() => this.#groups.sweep(now))
+    const store = this.#store
+    const groups = this.#groups.list(now)
+    const counters = { ...store.state.counters } as Record<Counter, number>
+    for (const name of Object.values(GroupCounter)) counters[name] = 0
+    const sum = (name: GroupCounter, value: number) => {
+      counters[name] += value
+    }
+    for (const group of groups) {
+      sum(GroupCounter.LEASED, group.counters.leased)
+      sum(GroupCounter.REDELIVERED, group.counters.redelivered)
+      sum(GroupCounter.ACKED, group.counters.acked)
+      sum(GroupCounter.RETRIED, group.counters.retried)
+      sum(GroupCounter.DEAD_LETTERED, group.counters.deadLettered)
+      sum(GroupCounter.REDRIVEN, group.counters.redriven)
+    }
+    const queueGroup = groups.find((group) => group.name === DEFAULT_GROUP)
+    const messages = store.messageCount
+    const queue: QueueStats = queueGroup
+      ? {
+          depth: queueGroup.lag,
+          available: queueGroup.available,
+          inFlight: queueGroup.inFlight,
+          delayed: queueGroup.delayed,
+          deadLetters: queueGroup.deadLetters,
+        }
+      : { depth: messages, available: messages, inFlight: 0, delayed: 0, deadLetters: 0 }
+    const rows = store.meter.totals()
+    const stored = Math.max(1, counters.messages_stored)
+    store.state.touched()
     return {
       now,
-      log: {
-        messages: counters.log_messages,
-        bytes: counters.log_bytes,
-        ...this.#store.bounds(),
-      },
-      queue: this.#queue.stats(now),
+      log: { messages, bytes: store.byteCount, ...store.bounds() },
+      queue,
+      groups,
       bridges: {
         connected: this.ctx.getWebSockets().length,
-        known: knownBridges(this.ctx.storage.sql),
+        known: knownBridges(store.sql),
         connections: this.#connections(),
       },
       counters,
+      cost: {
+        ...rows,
+        perMessage: { rowsRead: rows.rowsRead / stored, rowsWritten: rows.rowsWritten / stored },
+      },
+      migrating: store.migrating,
       config: this.config,
     }
   }
@@ -400,10 +551,7 @@ export class ChannelObject extends DurableObject<Env> {
       .getWebSockets()
       .map((ws) => ws.deserializeAttachment() as BridgeSocketState | null)
       .filter((state): state is BridgeSocketState => Boolean(state?.session) && !state?.replaced)
-    const lastSeqs = lastBatchSeqs(
-      this.ctx.storage.sql,
-      sockets.map((socket) => socket.session),
-    )
+    const lastSeqs = this.#store.state.lastBatchSeqs(sockets.map((socket) => socket.session))
     return sockets
       .map(({ session, connectedAt }) => {
         const connection: BridgeConnection = { bridgeId: session.bridgeId, connectedAt }
@@ -415,29 +563,41 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * Sets the alarm for the earliest lease that is its message's last attempt, so the message
-   * becomes a dead letter on time even when nobody pulls, or for the moment the oldest message
-   * passes the retention age, whichever is first. Earlier leases expire lazily: a pull simply
-   * finds them available.
+   * Sets the alarm for the earliest of: a lease that is its message's last attempt (so the
+   * message becomes a dead letter on time even when nobody pulls), the oldest segment passing the
+   * retention age, the channel's state falling due to be written, and, while rows of the old
+   * schema are left, now. Earlier leases expire lazily: a pull simply finds them available.
    */
   async #scheduleAlarm(): Promise<void> {
     const times = [
-      this.#queue.nextDeadLetterAt(this.config.maxAttempts),
-      nextExpiryAt(this.ctx.storage.sql, this.config.retention),
+      this.#groups.nextDeadAt(),
+      this.#store.nextExpiryAt(),
+      this.#store.state.dueAt(),
+      this.#store.migrating ? Date.now() : undefined,
     ].filter((time) => time !== undefined)
     if (times.length === 0) return
     const at = Math.min(...times)
-    const current = await this.ctx.storage.getAlarm()
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at)
+    if (this.#alarmAt === undefined) this.#alarmAt = await this.ctx.storage.getAlarm()
+    if (this.#alarmAt === null || this.#alarmAt > at) {
+      await this.ctx.storage.setAlarm(at)
+      this.#alarmAt = at
+    }
   }
 
-  /** Deletes messages past the retention age, dead-letters what expired, sets the next alarm. */
+  /**
+   * Deletes segments past the retention age, moves a slice of old rows into segments while any
+   * are left, dead-letters what expired, writes the state if due, sets the next alarm.
+   */
   override async alarm(): Promise<void> {
+    this.#alarmAt = null
     const now = Date.now()
-    this.ctx.storage.transactionSync(() =>
-      expireByAge(this.ctx.storage.sql, this.config.retention, now),
-    )
-    this.#queue.sweep(now, this.config.maxAttempts)
+    this.#store.expire(now)
+    if (this.#store.migrating) {
+      this.#store.migrateSlice(now)
+      this.#wake()
+    }
+    this.#write(() => this.#groups.sweep(now))
+    this.#store.flushIfDue(now)
     await this.#scheduleAlarm()
   }
 
@@ -458,6 +618,7 @@ export class ChannelObject extends DurableObject<Env> {
     const store: BatchStore = {
       storeBatch: (session, batch) => this.#store.storeBatch(session, batch),
     }
+    this.#store.state.touched()
     const result = ingestRelayMessage(store, message, state)
     // Rewritten only when something changed: a refusal, its resolution.
     if (result.state !== state) {

@@ -1,30 +1,20 @@
-// The channel's running counters in SQLite (table `counters`): totals kept up to date in the
-// same transactions that change what they count, so stats and retention never scan messages.
+// The channel's counters by name, and where each comes from: the channel's own state
+// (./channel-state.ts: batches and events), its consumer groups (summed over the groups), or
+// the log's two ends (./segment-store.ts). Nothing here is a row per event.
 
-/** Every counter, by its row name. The first four are gauges (log, queue, dead letters); the rest only grow. */
-export const Counter = {
-  /** Messages in the log now. */
-  LOG_MESSAGES: 'log_messages',
-  /** Frame octets in the log now. */
-  LOG_BYTES: 'log_bytes',
-  /** Rows in `queue` now (not acked, not dead letters): stats read it instead of counting. */
-  QUEUE_MESSAGES: 'queue_messages',
-  /** Rows in `dead_letters` now. */
-  DEAD_LETTER_MESSAGES: 'dead_letter_messages',
+/** Counters of the channel itself, kept by ./channel-state.ts. */
+export const BatchCounter = {
   MESSAGES_STORED: 'messages_stored',
   BATCHES_STORED: 'batches_stored',
+} as const
+export type BatchCounter = (typeof BatchCounter)[keyof typeof BatchCounter]
+
+/** Counters of events no segment records; persisted at most a minute late. */
+export const EventCounter = {
   BATCHES_DUPLICATE: 'batches_duplicate',
-  /** Deliveries to leased consumers, redeliveries included. */
-  LEASED: 'leased',
-  /** Deliveries of a message whose previous lease expired without an ack. */
-  REDELIVERED: 'redelivered',
-  ACKED: 'acked',
-  RETRIED: 'retried',
-  DEAD_LETTERED: 'dead_lettered',
-  REDRIVEN: 'redriven',
-  /** Retention: messages not yet acked (queued or dead letters) deleted by drop-oldest. */
+  /** Retention: messages no group had acked (or in a group's dead letters) deleted. */
   DROPPED: 'dropped',
-  /** Retention: acked messages deleted to make room for a batch. */
+  /** Retention: messages every group had acked, deleted to make room for a batch. */
   TRIMMED: 'trimmed',
   /** Retention: messages deleted for their age, acked or not. */
   EXPIRED: 'expired',
@@ -35,27 +25,31 @@ export const Counter = {
   /** Batches refused with NACK INVALID_MESSAGE (a field the object does not trust). */
   BATCHES_INVALID: 'batches_invalid',
 } as const
-export type Counter = (typeof Counter)[keyof typeof Counter]
+export type EventCounter = (typeof EventCounter)[keyof typeof EventCounter]
 
-/** Adds `delta` to a counter (creating it at 0). Call inside the transaction that counts. */
-export function addCounter(sql: SqlStorage, name: Counter, delta: number): void {
-  if (delta === 0) return
-  sql.exec(
-    `INSERT INTO counters (name, value) VALUES (?, ?)
-     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
-    name,
-    delta,
-  )
-}
+/** Counters of consumer groups: a channel reports their sum over its groups. */
+export const GroupCounter = {
+  /** Deliveries to leased consumers, redeliveries included. */
+  LEASED: 'leased',
+  /** Deliveries of a message whose previous lease expired without an ack. */
+  REDELIVERED: 'redelivered',
+  ACKED: 'acked',
+  RETRIED: 'retried',
+  DEAD_LETTERED: 'dead_lettered',
+  REDRIVEN: 'redriven',
+} as const
+export type GroupCounter = (typeof GroupCounter)[keyof typeof GroupCounter]
 
-/** Every counter's value; those never touched are 0. */
-export function readCounters(sql: SqlStorage): Record<Counter, number> {
-  const values = Object.fromEntries(Object.values(Counter).map((name) => [name, 0])) as Record<
-    Counter,
-    number
-  >
-  for (const row of sql.exec<{ name: string; value: number }>('SELECT name, value FROM counters')) {
-    if (row.name in values) values[row.name as Counter] = row.value
-  }
-  return values
+/** Every counter a channel reports. */
+export type Counter = BatchCounter | EventCounter | GroupCounter
+
+export const BatchCounters = {
+  /** Every channel-state counter at 0. */
+  zero(): Record<BatchCounter | EventCounter, number> {
+    const names = [...Object.values(BatchCounter), ...Object.values(EventCounter)]
+    return Object.fromEntries(names.map((name) => [name, 0])) as Record<
+      BatchCounter | EventCounter,
+      number
+    >
+  },
 }

@@ -1,143 +1,45 @@
-// The channel's messages in SQLite: stores a relay batch in one transaction, deduplicated per
-// bridge, and reads pages of messages back with their frames byte for byte, or, for a message
-// over LARGE_MESSAGE_BYTES, only its sizes (its frames are then read a piece at a time). Only
-// synchronous SQL, and every cursor is consumed before returning, so no await can split a read
-// or a write.
+// The channel's log: stores a relay batch as segments in one transaction, deduplicated per
+// bridge session, applies retention, and reads messages back byte for byte (a message over
+// LARGE_MESSAGE_BYTES by its sizes only). Rows of the schema before segments are read in place
+// until ./legacy-log.ts has moved them. Only synchronous SQL, so no await splits a read or a
+// write.
 
 import { batchLimits, checkBatch } from './batch-policy'
-import { lastBatchSeq, recordBatch } from './bridge-sessions'
+import { recordBatch } from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
-import { addCounter, Counter } from './counters'
+import { ChannelState } from './channel-state'
+import { EventCounter } from './counters'
+import { type LegacyFrameLocation, LegacyLog } from './legacy-log'
+import type { RelayBatch, RelaySession } from './relay-protocol'
 import {
-  bodyLength,
-  decodeBody,
-  encodeBody,
-  frameOffset,
-  frameSizesOf,
-  joinChunks,
-  splitChunks,
-} from './message-body'
-import type { Mechanism, RelayBatch, RelayMessage, RelaySession } from './relay-protocol'
-import { expireByAge, makeRoom } from './retention'
+  type Dropped,
+  expireByAge,
+  type GroupFloor,
+  type HeadRun,
+  makeRoom,
+  nextExpiryAt,
+  type RetainedLog,
+} from './retention'
+import { RowMeter, type Sql } from './row-meter'
+import {
+  type FrameLocation,
+  type LogEnd,
+  type ReadOptions,
+  SegmentStore,
+  type StoredMessage,
+} from './segment-store'
 
-/**
- * Largest piece of a message body kept in one SQLite value. A value holds about 2 MB at most
- * (2.1 MiB gives SQLITE_TOOBIG locally), so a body over this size continues in message_chunks.
- */
-export const BODY_CHUNK_SIZE = 1024 * 1024
-
-/**
- * Frame octets (all frames together) above which a message is large: reads list it by its
- * sizes, without its frames, and never load its body; its frames are fetched one at a time
- * (`GET /v1/channels/:channel/messages/:seq/frames/:index`). 8 MiB, the read page cap, so a
- * message whose frames a page carries always fits one.
- */
-export const LARGE_MESSAGE_BYTES = 8 * 1024 * 1024
-
-/**
- * What one frame of a large message weighs against a page's `maxBytes`: its entry in the
- * listing's frame sizes (at most 10 digits and a comma), with room to spare. A large message
- * weighs no frame octets, so without this a page of them would have no cap.
- */
-export const LISTED_FRAME_BYTES = 16
-
-/** What every stored message has, whatever its size. */
-interface MessageHead {
-  seq: number
-  /** Milliseconds since the Unix epoch when the bridge received the message. */
-  receivedAt: number
-  mechanism: Mechanism
-  peerAddress: string
-  /** The CURVE client's long-term public key, 32 octets, when the bridge sent one. */
-  publicKey?: Uint8Array
-  /** The frames' octets, all together (without the stored length prefixes). */
-  size: number
-}
-
-/** A message read with its frames. */
-export interface InlineMessage extends MessageHead {
-  frames: Uint8Array[]
-}
-
-/**
- * A message over {@link LARGE_MESSAGE_BYTES}, read without its frames: only their sizes.
- * {@link MessageStore.locateFrame} and {@link MessageStore.readFrameRange} read one frame.
- */
-export interface LargeMessage extends MessageHead {
-  frames: null
-  /** Each frame's octets, in order (as many as the message has frames). */
-  frameSizes: number[]
-}
-
-/** One stored message as the Durable Object returns it over RPC: raw bytes, no formatting. */
-export type StoredMessage = InlineMessage | LargeMessage
-
-/** Which messages to read: those after `after`, in seq order. */
-export interface ReadOptions {
-  /** Return messages with a seq greater than this. */
-  after: number
-  /** At most this many messages (≥ 1). */
-  limit: number
-  /**
-   * Stop before a message would take the page over this many octets (see {@link listedBytes});
-   * the first message is always returned, however large, so a reader can always make progress.
-   */
-  maxBytes: number
-}
-
-/** A stored row's size and frame count, as a page's cap counts them. */
-export interface SizedRow extends Record<string, SqlStorageValue> {
-  size: number
-  frame_count: number
-}
-
-/**
- * What a message weighs against a page's `maxBytes`: its frame octets, or for a large message
- * (which is listed without them) {@link LISTED_FRAME_BYTES} per frame.
- */
-export function listedBytes(row: SizedRow): number {
-  return row.size > LARGE_MESSAGE_BYTES ? row.frame_count * LISTED_FRAME_BYTES : row.size
-}
-
-/**
- * The longest prefix of `rows` whose weights ({@link listedBytes}) add up to at most
- * `maxBytes`; the first row always, however large, so a reader can always make progress.
- */
-export function fitPage<Row extends SizedRow>(rows: readonly Row[], maxBytes: number): Row[] {
-  let total = 0
-  let count = 0
-  for (const row of rows) {
-    const weight = listedBytes(row)
-    if (count > 0 && total + weight > maxBytes) break
-    total += weight
-    count++
-  }
-  return rows.slice(0, count)
-}
-
-/** Where one frame of a stored message lies, for {@link MessageStore.readFrameRange}. */
-export interface FrameLocation {
-  seq: number
-  /** The frame's octets. */
-  size: number
-  /** Where its octets start in the message's body. */
-  offset: number
-  /** The octets of each of the body's chunks (the last may be shorter). */
-  chunkSize: number
-}
-
-/** Frame `index` of message `seq`: where it lies, or why there is none. */
-export type FrameLookup =
-  | ({ status: 'found' } & FrameLocation)
-  | { status: 'message_not_found' }
-  | { status: 'frame_not_found'; frameCount: number }
-
-/** One end of the log. */
-export interface LogEnd {
-  seq: number
-  /** Milliseconds since the epoch when the bridge received it. */
-  receivedAt: number
-}
+export {
+  fitPage,
+  type InlineMessage,
+  LARGE_MESSAGE_BYTES,
+  type LargeMessage,
+  LISTED_FRAME_BYTES,
+  type LogEnd,
+  listedBytes,
+  type ReadOptions,
+  type StoredMessage,
+} from './segment-store'
 
 /**
  * What became of a batch: stored under these seqs; stored before by an earlier copy; rejected
@@ -154,69 +56,89 @@ export type StoreOutcome =
   | { status: 'too_large'; reason: string }
   | { status: 'invalid'; reason: string }
 
-interface MessageRow extends Record<string, SqlStorageValue> {
-  seq: number
-  received_at: number
-  mechanism: string
-  peer_address: string
-  public_key: ArrayBuffer | null
-  frame_count: number
-  size: number
-  /** The first chunk of the body; null for a large message, whose body is not read. */
-  body: ArrayBuffer | null
-  /** The first chunk's octets, which every chunk but the last has. */
-  chunk_size: number
-}
+/** Where a frame lies: in a segment, or in a row of the old schema. */
+export type AnyFrameLocation = FrameLocation | LegacyFrameLocation
 
-interface ChunkRow extends Record<string, SqlStorageValue> {
-  seq: number
-  data: ArrayBuffer
-}
+/** Frame `index` of message `seq`: where it lies, or why there is none. */
+export type FrameLookup =
+  | ({ status: 'found' } & AnyFrameLocation)
+  | { status: 'message_not_found' }
+  | { status: 'frame_not_found'; frameCount: number }
 
-/**
- * Frame sizes of large messages kept in memory, counted in sizes (a number each): enough for
- * hundreds of messages of a few frames, and at most about 0.5 MB. A body never changes and seqs
- * are never reused, so what is kept never goes stale.
- */
-const CACHED_FRAME_SIZES = 65_536
+/** Nothing protects messages from retention: a channel without consumer groups. */
+const NO_GROUPS: GroupFloor = { protectedFrom: undefined, notDone: () => 0 }
 
-/** SQL access to one channel's messages. The schema is `./schema.ts`; migrate first. */
+/** One channel's log. The schema is `./schema.ts`; migrate first. */
 export class MessageStore {
   readonly #storage: DurableObjectStorage
   readonly #config: () => ChannelConfig
-  /** Frame sizes of the large messages read lately, by seq, least recently used first. */
-  readonly #frameSizes = new Map<number, number[]>()
-  /** How many sizes {@link #frameSizes} holds in all. */
-  #cachedSizes = 0
+  readonly #meter: RowMeter
+  readonly #sql: Sql
+  readonly #segments: SegmentStore
+  readonly #state: ChannelState
+  #legacy: LegacyLog | undefined
+  /** What the consumer groups protect (set by the channel once its groups are loaded). */
+  groups: () => GroupFloor = () => NO_GROUPS
 
-  /** @param config the channel's current configuration (limits, retention), read at each batch. */
+  /**
+   * @param config the channel's current configuration (limits, retention), read at each batch.
+   * @param meter counts the rows of every statement (one per object; a new one by default).
+   */
   constructor(
     storage: DurableObjectStorage,
     config: () => ChannelConfig = () => parseChannelConfig({}),
+    meter = new RowMeter(storage.sql),
   ) {
     this.#storage = storage
     this.#config = config
+    this.#meter = meter
+    this.#sql = meter.sql
+    const now = Date.now()
+    this.#meter.restore(ChannelState.persistedRows(this.#sql))
+    this.#state = new ChannelState(this.#sql, () => this.#meter.totals(), now)
+    this.#segments = new SegmentStore(this.#sql)
+    this.#legacy = LegacyLog.open(this.#sql, storage.kv)
+    if (this.#legacy) this.#state.reserveThrough(this.#legacy.maxSeq)
   }
 
+  /** The row meter every statement of the channel runs through. */
+  get meter(): RowMeter {
+    return this.#meter
+  }
+
+  get state(): ChannelState {
+    return this.#state
+  }
+
+  /** Whether rows of the old schema are left to move into segments. */
+  get migrating(): boolean {
+    return this.#legacy !== undefined
+  }
+
+  #writeSession = (now: number) => (session: RelaySession, batchSeq: number, isNew: boolean) =>
+    recordBatch(this.#sql, session, batchSeq, now, isNew)
+
   /**
-   * Stores every message of `batch` in one transaction, together with its session's new last
-   * batch number. In order:
+   * Stores every message of `batch` in one transaction. In order:
    * - a batch at or below the session's last one is a resend: `duplicate`, not stored again;
    * - in a session the object knows, only the next number is taken (`out_of_order` otherwise:
    *   numbers never jump, so a forged or confused number cannot make later batches look stored);
    *   a session it does not know may start anywhere (a spool that resumes);
    * - the batch must pass the channel's limits and checks (./batch-policy.ts): one message over
    *   them on its own is `rejected`, its number used up; a larger batch is `too_large`;
-   * - messages past the age limit leave the log, then room is made under the count and byte
+   * - segments past the age limit leave the log, then room is made under the count and byte
    *   limits (./retention.ts); a batch there is no room for is refused whole (`full`).
+   * A stored batch writes its segment (two or more for a batch over SEGMENT_TARGET_BYTES) and,
+   * once per session and at most once a minute, the channel's state: nothing per message.
    * @throws the SQLite error when storage fails; nothing of the batch is then stored.
    */
   storeBatch(session: RelaySession, batch: RelayBatch): StoreOutcome {
-    const { sql } = this.#storage
-    return this.#storage.transactionSync((): StoreOutcome => {
-      const last = lastBatchSeq(sql, session)
+    const state = this.#state
+    const now = Date.now()
+    return this.#transaction(now, (): StoreOutcome => {
+      const last = state.lastBatchSeq(session)
       if (last !== undefined && batch.batchSeq <= last) {
-        addCounter(sql, Counter.BATCHES_DUPLICATE, 1)
+        state.count(EventCounter.BATCHES_DUPLICATE, 1)
         return { status: 'duplicate' }
       }
       if (last !== undefined && batch.batchSeq !== last + 1) {
@@ -226,275 +148,290 @@ export class MessageStore {
         }
       }
       const config = this.#config()
-      const now = Date.now()
       const verdict = checkBatch(batch, batchLimits(config), now)
       if (verdict?.verdict === 'rejected') {
-        addCounter(sql, Counter.MESSAGES_REJECTED, batch.messages.length)
-        recordBatch(sql, session, batch.batchSeq, now, last === undefined)
+        state.count(EventCounter.MESSAGES_REJECTED, batch.messages.length)
+        state.batchUsedUp(session, batch.batchSeq, now, this.#writeSession(now))
         return { status: 'rejected', reason: verdict.reason }
       }
       if (verdict?.verdict === 'invalid') {
-        addCounter(sql, Counter.BATCHES_INVALID, 1)
+        state.count(EventCounter.BATCHES_INVALID, 1)
         return { status: 'invalid', reason: verdict.reason }
       }
       if (verdict?.verdict === 'too_large') return { status: 'too_large', reason: verdict.reason }
-      const limits = config.retention
-      expireByAge(sql, limits, now)
-      let batchBytes = 0
-      for (const message of batch.messages) {
-        for (const frame of message.frames) batchBytes += frame.length
-      }
-      const room = makeRoom(sql, limits, { count: batch.messages.length, bytes: batchBytes })
-      if (!room.ok) return { status: 'full', reason: room.reason }
-      let firstSeq = 0
-      let lastSeq = 0
+      this.#expire(now)
       let bytes = 0
       for (const message of batch.messages) {
-        const stored = this.#insert(message, now)
-        lastSeq = stored.seq
-        bytes += stored.size
-        if (firstSeq === 0) firstSeq = lastSeq
+        for (const frame of message.frames) bytes += frame.length
       }
-      // Every new message is also waiting for a leased consumer.
-      sql.exec('INSERT INTO queue (seq) SELECT seq FROM messages WHERE seq >= ?', firstSeq)
-      const count = batch.messages.length
-      addCounter(sql, Counter.QUEUE_MESSAGES, count)
-      addCounter(sql, Counter.LOG_MESSAGES, count)
-      addCounter(sql, Counter.LOG_BYTES, bytes)
-      addCounter(sql, Counter.MESSAGES_STORED, count)
-      addCounter(sql, Counter.BATCHES_STORED, 1)
-      recordBatch(sql, session, batch.batchSeq, now, last === undefined)
-      return { status: 'stored', firstSeq, lastSeq }
+      const room = makeRoom(
+        this.#retained(now),
+        config.retention,
+        { count: batch.messages.length, bytes },
+        this.groups(),
+      )
+      if (!room.ok) {
+        state.count(EventCounter.BATCHES_REFUSED, 1)
+        return { status: 'full', reason: room.reason }
+      }
+      this.#countDropped(room)
+      const firstSeq = state.lastSeq + 1
+      const written = this.#segments.append(
+        batch.messages,
+        firstSeq,
+        now,
+        { ...session, batchSeq: batch.batchSeq },
+        this.#totalsBefore(),
+      )
+      written.forEach((segment, index) => {
+        const summary = {
+          firstSeq: segment.firstSeq,
+          lastSeq: segment.lastSeq,
+          count: segment.count,
+          storedAt: now,
+        }
+        const isLast = index === written.length - 1
+        state.segmentStored(
+          isLast ? { ...summary, session, batchSeq: batch.batchSeq } : summary,
+          this.#writeSession(now),
+        )
+      })
+      return { status: 'stored', firstSeq, lastSeq: firstSeq + batch.messages.length - 1 }
     })
   }
 
-  #insert(message: RelayMessage, now: number): { seq: number; size: number } {
-    const { sql } = this.#storage
-    let size = 0
-    for (const frame of message.frames) size += frame.length
-    const [head, ...rest] = splitChunks(encodeBody(message.frames), BODY_CHUNK_SIZE)
-    const { seq } = sql
-      .exec<{ seq: number }>(
-        `INSERT INTO messages
-           (received_at, stored_at, mechanism, peer_address, public_key, frame_count, size, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-        Math.floor(message.receivedAt),
-        now,
-        message.mechanism,
-        message.peerAddress,
-        message.publicKey ?? null,
-        message.frames.length,
-        size,
-        head,
-      )
-      .one()
-    // Chunk 0 is messages.body; the overflow is numbered from 1.
-    rest.forEach((chunk, index) => {
-      sql.exec(
-        'INSERT INTO message_chunks (seq, idx, data) VALUES (?, ?, ?)',
-        seq,
-        index + 1,
-        chunk,
-      )
+  /**
+   * Runs `write` in one transaction, then writes the channel's state in it too if it is due
+   * (./channel-state.ts).
+   */
+  #transaction<T>(now: number, write: () => T): T {
+    return this.#storage.transactionSync(() => {
+      const result = write()
+      if (this.#state.due(now)) this.#state.flush(now, this.#writeSession(now))
+      return result
     })
-    return { seq, size }
+  }
+
+  /** The running totals a new segment continues from. */
+  #totalsBefore(): { messages: number; bytes: number } {
+    const tail = this.#segments.tail
+    const legacy = this.#legacy
+    // Segments made of old rows sit below the old rows left; new ones continue after them all.
+    if (legacy && (!tail || tail.lastSeq < legacy.maxSeq)) return legacy.progress.total
+    return { messages: tail?.logMessages ?? 0, bytes: tail?.logBytes ?? 0 }
+  }
+
+  #countDropped(dropped: Dropped): void {
+    this.#state.count(EventCounter.EXPIRED, dropped.expired)
+    this.#state.count(EventCounter.TRIMMED, dropped.trimmed)
+    this.#state.count(EventCounter.DROPPED, dropped.dropped)
+  }
+
+  /** Deletes what is past the retention age; run in a transaction. */
+  #expire(now: number): void {
+    const expired = expireByAge(this.#retained(now), this.#config().retention, now)
+    this.#state.count(EventCounter.EXPIRED, expired)
+  }
+
+  /** Deletes messages past the retention age (the alarm's work). */
+  expire(now: number): void {
+    this.#transaction(now, () => this.#expire(now))
+  }
+
+  /** When the head of the log passes the retention age, if ever. */
+  nextExpiryAt(): number | undefined {
+    return nextExpiryAt(this.#retained(Date.now()), this.#config().retention)
+  }
+
+  /** The log as retention sees it: old rows and segments, oldest first. */
+  #retained(now: number): RetainedLog {
+    const segments = this.#segments
+    const legacyIsHead = () => {
+      const legacy = this.#legacy
+      return legacy !== undefined && (!segments.head || legacy.minSeq < segments.head.firstSeq)
+    }
+    return {
+      messageCount: this.messageCount,
+      byteCount: this.byteCount,
+      head: (): HeadRun | undefined => {
+        if (legacyIsHead()) return this.#legacy?.head()
+        return segments.head
+      },
+      dropHead: () => {
+        if (legacyIsHead()) {
+          if (this.#legacy && !this.#legacy.dropHead()) this.#legacy = undefined
+          return
+        }
+        const head = segments.head
+        // Its summary is the only record of the batches in it until the state is written.
+        if (head && this.#state.unflushed(head.firstSeq)) {
+          this.#state.flush(now, this.#writeSession(now))
+        }
+        segments.dropOldest()
+      },
+      before: (seq: number) => {
+        const legacy = this.#legacy
+        if (!legacy) return segments.freedBefore(seq)
+        // While old rows are left, only what lies below them (old rows moved into segments)
+        // is counted: enough to decide, and no scan of the old rows.
+        if (legacyIsHead()) return { messages: 0, bytes: 0 }
+        return segments.freedBefore(Math.min(seq, legacy.minSeq))
+      },
+    }
+  }
+
+  /** Messages in the log. */
+  get messageCount(): number {
+    const legacy = this.#legacy
+    if (!legacy) return this.#segments.messageCount
+    const head = this.#segments.head
+    // Segments below the old rows count them in their running totals.
+    if (head && head.firstSeq < legacy.minSeq) return this.#segments.messageCount
+    return legacy.messageCount + this.#segments.messageCount
+  }
+
+  /** Frame octets in the log. */
+  get byteCount(): number {
+    const legacy = this.#legacy
+    if (!legacy) return this.#segments.byteCount
+    const head = this.#segments.head
+    if (head && head.firstSeq < legacy.minSeq) return this.#segments.byteCount
+    return legacy.byteCount + this.#segments.byteCount
+  }
+
+  /** The lowest seq in the log, or the next seq to be given when it is empty. */
+  get oldestSeq(): number {
+    const head = this.#segments.head?.firstSeq ?? Number.POSITIVE_INFINITY
+    const legacy = this.#legacy?.minSeq ?? Number.POSITIVE_INFINITY
+    const oldest = Math.min(head, legacy)
+    return Number.isFinite(oldest) ? oldest : this.#state.lastSeq + 1
+  }
+
+  /** The highest seq given (the newest message, unless retention has emptied the log). */
+  get newestSeq(): number {
+    return this.#state.lastSeq
+  }
+
+  /**
+   * Frame octets of the log from the segment holding `seq` on (the whole log while rows of the
+   * old schema are left).
+   */
+  bytesFrom(seq: number): number {
+    if (this.#legacy) return this.byteCount
+    return this.#segments.byteCount - this.#segments.freedBefore(seq).bytes
+  }
+
+  /** When message `seq` was stored (ms), if it is in the log. */
+  storedAtOf(seq: number): number | undefined {
+    const legacy = this.#legacy
+    if (legacy && seq >= legacy.minSeq && seq <= legacy.maxSeq) return legacy.storedAtOf(seq)
+    const segment = this.#segments.atOrBefore(seq)
+    return segment && segment.lastSeq >= seq ? segment.storedAt : undefined
   }
 
   /** The oldest and newest message in the log (seq and receive time), when there is one. */
   bounds(): { oldest?: LogEnd; newest?: LogEnd } {
-    const { sql } = this.#storage
-    const end = (order: 'ASC' | 'DESC') =>
-      sql
-        .exec<{ seq: number; received_at: number }>(
-          `SELECT seq, received_at FROM messages ORDER BY seq ${order} LIMIT 1`,
-        )
-        .toArray()
-        .map((row) => ({ seq: row.seq, receivedAt: row.received_at }))[0]
-    const oldest = end('ASC')
-    const newest = end('DESC')
-    return oldest && newest ? { oldest, newest } : {}
+    if (this.messageCount === 0) return {}
+    const oldest = this.read({ after: this.oldestSeq - 1, limit: 1, maxBytes: 0 })[0]
+    const newest =
+      this.#segments.tail && this.#segments.tail.lastSeq === this.#state.lastSeq
+        ? this.#segments.bounds().newest
+        : this.readSeqs([this.#state.lastSeq])[0]
+    if (!oldest || !newest) return {}
+    return {
+      oldest: { seq: oldest.seq, receivedAt: oldest.receivedAt },
+      newest: { seq: newest.seq, receivedAt: newest.receivedAt },
+    }
   }
 
   /**
    * Reads the messages after `options.after`, in seq order, within `limit` and `maxBytes`.
-   * Large messages (over {@link LARGE_MESSAGE_BYTES}) come without their frames.
-   * @throws RangeError when a stored body is corrupt.
+   * Large messages (over LARGE_MESSAGE_BYTES) come without their frames. While old rows are
+   * left, a page holds messages of one kind of storage only (it may be shorter than `limit`).
+   * @throws RangeError when stored data is corrupt.
    */
   read(options: ReadOptions): StoredMessage[] {
-    const { sql } = this.#storage
-    const { after, limit, maxBytes } = options
-    // Sizes first, so the bodies read are only those the page can hold.
-    const sizes = sql
-      .exec<{ seq: number } & SizedRow>(
-        'SELECT seq, size, frame_count FROM messages WHERE seq > ? ORDER BY seq LIMIT ?',
-        after,
-        limit,
-      )
-      .toArray()
-    const page = fitPage(sizes, maxBytes)
-    const through = page.at(-1)?.seq
-    if (through === undefined) return []
-    return this.#messages('seq > ? AND seq <= ?', after, through)
+    const legacy = this.#legacy
+    if (!legacy || options.after >= legacy.maxSeq) return this.#segments.read(options)
+    if (options.after + 1 < legacy.minSeq) {
+      const below = this.#segments.read({ ...options, through: legacy.minSeq - 1 })
+      if (below.length > 0) return below
+    }
+    const old = legacy.read(Math.max(options.after, legacy.minSeq - 1), options.limit, options.maxBytes)
+    if (old.length > 0) return old
+    return this.#segments.read({ ...options, after: Math.max(options.after, legacy.maxSeq) })
   }
 
   /**
    * Reads the messages with these seqs, in seq order; seqs not stored are left out. Large
    * messages come without their frames.
-   * @throws RangeError when a stored body is corrupt.
+   * @throws RangeError when stored data is corrupt.
    */
   readSeqs(seqs: readonly number[]): StoredMessage[] {
-    if (seqs.length === 0) return []
-    // One bound JSON array instead of one parameter per seq (a statement takes at most 100).
-    return this.#messages('seq IN (SELECT value FROM json_each(?))', JSON.stringify(seqs))
+    const legacy = this.#legacy
+    if (!legacy) return this.#segments.readSeqs(seqs)
+    const old = seqs.filter((seq) => seq >= legacy.minSeq && seq <= legacy.maxSeq)
+    const rest = seqs.filter((seq) => seq < legacy.minSeq || seq > legacy.maxSeq)
+    return [...legacy.readSeqs(old), ...this.#segments.readSeqs(rest)].sort(
+      (a, b) => a.seq - b.seq,
+    )
   }
 
   /**
-   * Where frame `index` of message `seq` lies, reading only the length prefixes before it.
-   * @throws RangeError when the stored body is corrupt.
+   * Where frame `index` of message `seq` lies, reading only what precedes it.
+   * @throws RangeError when stored data is corrupt.
    */
   locateFrame(seq: number, index: number): FrameLookup {
-    const row = this.#storage.sql
-      .exec<{ size: number; frame_count: number; chunk_size: number }>(
-        'SELECT size, frame_count, length(body) AS chunk_size FROM messages WHERE seq = ?',
-        seq,
-      )
-      .toArray()[0]
-    if (!row) return { status: 'message_not_found' }
-    if (index >= row.frame_count) return { status: 'frame_not_found', frameCount: row.frame_count }
-    const chunkSize = Math.max(1, row.chunk_size)
-    const frameSizes = this.#frameSizesOf(seq, chunkSize, row.size, row.frame_count)
-    return {
-      status: 'found',
-      seq,
-      size: frameSizes[index] as number,
-      offset: frameOffset(frameSizes, index),
-      chunkSize,
+    const legacy = this.#legacy
+    if (legacy && seq >= legacy.minSeq && seq <= legacy.maxSeq) {
+      const found = legacy.locateFrame(seq, index)
+      if (found === undefined) return { status: 'message_not_found' }
+      if ('frameCount' in found) return { status: 'frame_not_found', ...found }
+      return { status: 'found', ...found }
     }
+    return this.#segments.locateFrame(seq, index)
   }
 
   /**
-   * Octets `[from, from + length)` of a frame {@link locateFrame} found, read from the chunks
-   * they lie in and nothing else.
+   * Octets `[from, from + length)` of a frame {@link locateFrame} found.
    * @throws RangeError when the message is gone (retention removed it) or the range is out of
    * the frame.
    */
-  readFrameRange(frame: FrameLocation, from: number, length: number): Uint8Array {
-    if (from < 0 || length < 0 || from + length > frame.size) {
-      throw new RangeError(`octets ${from}+${length} are not in a frame of ${frame.size}`)
+  readFrameRange(frame: AnyFrameLocation, from: number, length: number): Uint8Array {
+    if ('legacySeq' in frame) {
+      if (!this.#legacy) throw new RangeError(`message ${frame.legacySeq} has moved`)
+      return this.#legacy.readFrameRange(frame, from, length)
     }
-    return this.#readBody(frame.seq, frame.chunkSize, frame.offset + from, length)
+    return this.#segments.readFrameRange(frame, from, length)
   }
 
   /**
-   * The body octets `[offset, offset + length)` of message `seq`, each piece cut out of its
-   * chunk by SQLite (`substr` on a BLOB counts octets), so only the range reaches JavaScript.
+   * Moves one slice of old rows into segments (the alarm's work while {@link migrating}).
+   * @returns whether rows are left to move.
    */
-  #readBody(seq: number, chunkSize: number, offset: number, length: number): Uint8Array {
-    const { sql } = this.#storage
-    const pieces: Uint8Array[] = []
-    for (let done = 0; done < length; ) {
-      const at = offset + done
-      const idx = Math.floor(at / chunkSize)
-      const start = at - idx * chunkSize
-      const count = Math.min(length - done, chunkSize - start)
-      // Chunk 0 is messages.body; the overflow is numbered from 1. substr counts from 1.
-      const row = (
-        idx === 0
-          ? sql.exec<{ data: ArrayBuffer | null }>(
-              'SELECT substr(body, ?, ?) AS data FROM messages WHERE seq = ?',
-              start + 1,
-              count,
-              seq,
-            )
-          : sql.exec<{ data: ArrayBuffer | null }>(
-              'SELECT substr(data, ?, ?) AS data FROM message_chunks WHERE seq = ? AND idx = ?',
-              start + 1,
-              count,
-              seq,
-              idx,
-            )
-      ).toArray()[0]
-      if (!row?.data || row.data.byteLength !== count) {
-        throw new RangeError(`message ${seq} has no body octets ${at} to ${at + count}`)
-      }
-      pieces.push(new Uint8Array(row.data))
-      done += count
-    }
-    return pieces.length === 0 ? new Uint8Array(0) : joinChunks(pieces)
-  }
-
-  /** The frame sizes of message `seq`, from its length prefixes (remembered for the next read). */
-  #frameSizesOf(seq: number, chunkSize: number, size: number, frameCount: number): number[] {
-    const cached = this.#frameSizes.get(seq)
-    if (cached) {
-      // Most recently used last.
-      this.#frameSizes.delete(seq)
-      this.#frameSizes.set(seq, cached)
-      return cached
-    }
-    const sizes = frameSizesOf(
-      (offset, length) => this.#readBody(seq, chunkSize, offset, length),
-      bodyLength(size, frameCount),
-      frameCount,
-    )
-    this.#frameSizes.set(seq, sizes)
-    this.#cachedSizes += sizes.length
-    for (const [oldest, evicted] of this.#frameSizes) {
-      if (this.#cachedSizes <= CACHED_FRAME_SIZES) break
-      this.#frameSizes.delete(oldest)
-      this.#cachedSizes -= evicted.length
-    }
-    return sizes
-  }
-
-  #messages(where: string, ...bindings: SqlStorageValue[]): StoredMessage[] {
-    const { sql } = this.#storage
-    // CASE: SQLite reads the body column only for the messages that are not large.
-    const rows = sql
-      .exec<MessageRow>(
-        `SELECT seq, received_at, mechanism, peer_address, public_key, frame_count, size,
-           CASE WHEN size <= ? THEN body END AS body, length(body) AS chunk_size
-         FROM messages WHERE ${where} ORDER BY seq`,
-        LARGE_MESSAGE_BYTES,
-        ...bindings,
-      )
-      .toArray()
-    // The overflow chunks of the bodies read, in one query.
-    const overflowing = rows.flatMap((row) =>
-      row.body !== null && row.chunk_size < bodyLength(row.size, row.frame_count) ? [row.seq] : [],
-    )
-    const overflow = new Map<number, Uint8Array[]>()
-    if (overflowing.length > 0) {
-      const chunks = sql
-        .exec<ChunkRow>(
-          `SELECT seq, data FROM message_chunks
-           WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq, idx`,
-          JSON.stringify(overflowing),
-        )
-        .toArray()
-      for (const chunk of chunks) {
-        const list = overflow.get(chunk.seq) ?? []
-        list.push(new Uint8Array(chunk.data))
-        overflow.set(chunk.seq, list)
-      }
-    }
-
-    return rows.map((row): StoredMessage => {
-      const head: MessageHead = {
-        seq: row.seq,
-        receivedAt: row.received_at,
-        mechanism: row.mechanism as Mechanism,
-        peerAddress: row.peer_address,
-        size: row.size,
-      }
-      if (row.public_key) head.publicKey = new Uint8Array(row.public_key)
-      if (row.body === null) {
-        const chunkSize = Math.max(1, row.chunk_size)
-        const frameSizes = this.#frameSizesOf(row.seq, chunkSize, row.size, row.frame_count)
-        return { ...head, frames: null, frameSizes }
-      }
-      const body = joinChunks([new Uint8Array(row.body), ...(overflow.get(row.seq) ?? [])])
-      return { ...head, frames: decodeBody(body, row.frame_count) }
+  migrateSlice(now: number): boolean {
+    const legacy = this.#legacy
+    if (!legacy) return false
+    return this.#transaction(now, () => {
+      const left = legacy.moveSlice(this.#segments)
+      if (!left) this.#legacy = undefined
+      return left
     })
+  }
+
+  /** Writes the channel's state now (run inside a transaction). */
+  flushNow(now: number): void {
+    this.#state.flush(now, this.#writeSession(now))
+  }
+
+  /** Writes the channel's state now if it is due (the alarm's work). */
+  flushIfDue(now: number): void {
+    if (!this.#state.due(now)) return
+    this.#storage.transactionSync(() => this.#state.flush(now, this.#writeSession(now)))
+  }
+
+  /** SQL for the channel's other modules, counted by the same meter. */
+  get sql(): Sql {
+    return this.#sql
   }
 }

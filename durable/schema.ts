@@ -135,6 +135,65 @@ export const MIGRATIONS: readonly Migration[] = [
       'DROP TABLE bridges',
     ],
   },
+  {
+    version: 7,
+    description: 'segments: a row per stored batch, not per message; consumer groups in one row each',
+    statements: [
+      // A run of consecutive messages (a relay batch, or a part of one) in one value, encoded by
+      // ./segment-codec.ts: Cloudflare bills per row, so a row per message made a message cost
+      // more than the row it is in. `first_seq` is the rowid: no index to write. `count` and
+      // `bytes`: its messages and their frame octets; `log_messages` and `log_bytes`: the same
+      // for the log up to and including it, so the log's size is two rows, whatever its length
+      // (seqs alone would not do: rows of versions 1 to 6 may have gaps in them);
+      // `length`: the encoded octets, of which
+      // `data` holds at most SEGMENT_PIECE_BYTES, the rest in segment_pieces. The batch's session
+      // and number rebuild the deduplication state that is written to bridge_sessions lazily.
+      `CREATE TABLE segments (
+        first_seq INTEGER PRIMARY KEY,
+        last_seq INTEGER NOT NULL,
+        stored_at INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        log_messages INTEGER NOT NULL,
+        log_bytes INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        bridge_id TEXT,
+        epoch INTEGER,
+        batch_seq INTEGER,
+        data BLOB NOT NULL
+      )`,
+      `CREATE TABLE segment_pieces (
+        first_seq INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (first_seq, idx)
+      ) WITHOUT ROWID`,
+      // The channel's running totals and where they were last written (./channel-state.ts):
+      // one row, rewritten at most once a minute, not at each batch.
+      `CREATE TABLE channel_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        data TEXT NOT NULL
+      )`,
+      // A consumer group's whole state (./group-state.ts), rewritten once per pull, ack or extend.
+      // (A rowid table: its state may be large, and an update leaves the name's index alone.)
+      `CREATE TABLE consumer_groups (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+      )`,
+      // Messages whose every attempt in a group failed: a row each, the rare path.
+      `CREATE TABLE group_dead_letters (
+        group_name TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        dead_at INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (group_name, seq)
+      ) WITHOUT ROWID`,
+      // The per-message tables of versions 1 to 6 (messages, message_chunks, queue,
+      // dead_letters, counters) stay until ./legacy-log.ts has moved their rows, a slice per
+      // alarm; it drops them.
+    ],
+  },
 ]
 
 /** The version the code expects: the last migration's. */

@@ -11,6 +11,7 @@ import { validator } from 'hono/validator'
 import openapi from '../docs/openapi.json'
 import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
+import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
 import type { StoredMessage } from '../durable/message-store'
 import {
   parseRelaySession,
@@ -24,6 +25,7 @@ import { ApiError, ErrorCode, errorBody } from './errors'
 import {
   type FrameEncoding,
   toApiDeadLetter,
+  toApiGroup,
   toApiLeasedMessage,
   toApiMessage,
   toApiStats,
@@ -36,6 +38,8 @@ import {
   parseEventCursor,
   parseExtendBody,
   parseFrameRef,
+  parseGroup,
+  parseGroupBody,
   parseListQuery,
   parsePullBody,
   parseReadQuery,
@@ -92,12 +96,30 @@ function jsonBody<T>(parse: (value: unknown) => T) {
   ] as const
 }
 
-/** The value of a call that may wait, or 429 when the channel has too many waiting already. */
-function unwrap<T>(result: Waited<T>): T {
+/**
+ * The value of a call the channel may refuse: 429 when it has too many waiting already, 404 for a
+ * consumer group that does not exist, 409 for one group too many.
+ */
+function unwrap<T>(result: Waited<T>, group?: string): T {
   if (result.ok) return result.value
-  throw new ApiError(429, ErrorCode.TOO_MANY_WAITERS, 'too many requests wait on this channel', {
-    headers: { 'Retry-After': '1' },
-  })
+  switch (result.reason) {
+    case 'group_not_found':
+      throw new ApiError(
+        404,
+        ErrorCode.GROUP_NOT_FOUND,
+        `no consumer group ${group}; create it with PUT (only "default" is created by a pull)`,
+      )
+    case 'too_many_groups':
+      throw new ApiError(
+        409,
+        ErrorCode.TOO_MANY_GROUPS,
+        `a channel holds at most ${MAX_GROUPS} consumer groups`,
+      )
+    default:
+      throw new ApiError(429, ErrorCode.TOO_MANY_WAITERS, 'too many requests wait on this channel', {
+        headers: { 'Retry-After': '1' },
+      })
+  }
 }
 
 function channelStub(env: Env, channel: string) {
@@ -306,59 +328,118 @@ channels.get('/:channel/events', reader, async (c) => {
   })
 })
 
-channels.post('/:channel/pull', reader, ...jsonBody(parsePullBody), async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
-  const body = c.req.valid('json')
-  const encoding = parseEncoding(c.req.query('encoding'))
-  const leased = unwrap(
-    await channelStub(c.env, channel).pull({ ...body, maxBytes: MAX_PAGE_FRAME_BYTES }),
+/**
+ * The leased-consumer routes of a group, under `prefix`: `/:channel/groups/:group` for a named
+ * group, and `/:channel` for group `default` (the routes from before groups).
+ */
+function consumerRoutes(
+  prefix: string,
+  groupOf: (param: (name: string) => string | undefined) => string,
+) {
+  channels.post(`${prefix}/pull`, reader, ...jsonBody(parsePullBody), async (c) => {
+    const channel = parseChannel(c.req.param('channel') ?? '')
+    const group = groupOf((name) => c.req.param(name))
+    const body = c.req.valid('json')
+    const encoding = parseEncoding(c.req.query('encoding'))
+    const leased = unwrap(
+      await channelStub(c.env, channel).pull({ ...body, group, maxBytes: MAX_PAGE_FRAME_BYTES }),
+      group,
+    )
+    return c.json({
+      channel,
+      group,
+      messages: leased.map((message) => toApiLeasedMessage(channel, message, encoding)),
+    })
+  })
+
+  channels.post(`${prefix}/ack`, reader, ...jsonBody(parseAckBody), async (c) => {
+    const channel = parseChannel(c.req.param('channel') ?? '')
+    const group = groupOf((name) => c.req.param(name))
+    const body = c.req.valid('json')
+    const outcome = unwrap(await channelStub(c.env, channel).settle({ ...body, group }), group)
+    return c.json({ channel, group, ...outcome })
+  })
+
+  channels.post(`${prefix}/leases/extend`, reader, ...jsonBody(parseExtendBody), async (c) => {
+    const channel = parseChannel(c.req.param('channel') ?? '')
+    const group = groupOf((name) => c.req.param(name))
+    const { leaseIds, visibilityTimeoutMs } = c.req.valid('json')
+    const outcome = unwrap(
+      await channelStub(c.env, channel).extendLeases(leaseIds, visibilityTimeoutMs, group),
+      group,
+    )
+    return c.json({ channel, group, ...outcome })
+  })
+
+  channels.get(`${prefix}/dead-letters`, reader, async (c) => {
+    const channel = parseChannel(c.req.param('channel') ?? '')
+    const group = groupOf((name) => c.req.param(name))
+    const { after, limit } = parseReadQuery(c.req.query())
+    const encoding = parseEncoding(c.req.query('encoding'))
+    const dead = unwrap(
+      await channelStub(c.env, channel).deadLetters({
+        group,
+        after,
+        limit,
+        maxBytes: MAX_PAGE_FRAME_BYTES,
+      }),
+      group,
+    )
+    const next = dead.at(-1)?.seq ?? after
+    return c.json({
+      channel,
+      group,
+      messages: dead.map((message) => toApiDeadLetter(channel, message, encoding)),
+      next,
+    })
+  })
+
+  channels.post(
+    `${prefix}/dead-letters/redrive`,
+    reader,
+    ...jsonBody(parseRedriveBody),
+    async (c) => {
+      const channel = parseChannel(c.req.param('channel') ?? '')
+      const group = groupOf((name) => c.req.param(name))
+      const moved = unwrap(
+        await channelStub(c.env, channel).redrive(c.req.valid('json').seqs, group),
+        group,
+      )
+      return c.json({ channel, group, redriven: moved.length })
+    },
   )
-  return c.json({
-    channel,
-    messages: leased.map((message) => toApiLeasedMessage(channel, message, encoding)),
-  })
-})
+}
 
-channels.post('/:channel/ack', reader, ...jsonBody(parseAckBody), async (c) => {
+consumerRoutes('/:channel', () => DEFAULT_GROUP)
+consumerRoutes('/:channel/groups/:group', (param) => parseGroup(param('group') ?? ''))
+
+channels.get('/:channel/groups', reader, async (c) => {
   const channel = parseChannel(c.req.param('channel'))
-  const outcome = await channelStub(c.env, channel).settle(c.req.valid('json'))
-  return c.json({ channel, ...outcome })
+  const groups = await channelStub(c.env, channel).listGroups()
+  return c.json({ channel, groups: groups.map(toApiGroup) })
 })
 
-channels.post('/:channel/leases/extend', reader, ...jsonBody(parseExtendBody), async (c) => {
+channels.get('/:channel/groups/:group', reader, async (c) => {
   const channel = parseChannel(c.req.param('channel'))
-  const { leaseIds, visibilityTimeoutMs } = c.req.valid('json')
-  const outcome = await channelStub(c.env, channel).extendLeases(leaseIds, visibilityTimeoutMs)
-  return c.json({ channel, ...outcome })
+  const group = parseGroup(c.req.param('group'))
+  const info = unwrap(await channelStub(c.env, channel).group(group), group)
+  return c.json({ channel, group: toApiGroup(info) })
 })
 
-channels.get('/:channel/dead-letters', reader, async (c) => {
+channels.put('/:channel/groups/:group', reader, ...jsonBody(parseGroupBody), async (c) => {
   const channel = parseChannel(c.req.param('channel'))
-  const { after, limit } = parseReadQuery(c.req.query())
-  const encoding = parseEncoding(c.req.query('encoding'))
-  const dead = await channelStub(c.env, channel).deadLetters({
-    after,
-    limit,
-    maxBytes: MAX_PAGE_FRAME_BYTES,
-  })
-  const next = dead.at(-1)?.seq ?? after
-  return c.json({
-    channel,
-    messages: dead.map((message) => toApiDeadLetter(channel, message, encoding)),
-    next,
-  })
+  const group = parseGroup(c.req.param('group'))
+  const { start } = c.req.valid('json')
+  const put = unwrap(await channelStub(c.env, channel).putGroup(group, start), group)
+  return c.json({ channel, created: put.created, group: toApiGroup(put.group) }, put.created ? 201 : 200)
 })
 
-channels.post(
-  '/:channel/dead-letters/redrive',
-  reader,
-  ...jsonBody(parseRedriveBody),
-  async (c) => {
-    const channel = parseChannel(c.req.param('channel'))
-    const moved = await channelStub(c.env, channel).redrive(c.req.valid('json').seqs)
-    return c.json({ channel, redriven: moved.length })
-  },
-)
+channels.delete('/:channel/groups/:group', reader, async (c) => {
+  const channel = parseChannel(c.req.param('channel'))
+  const group = parseGroup(c.req.param('group'))
+  unwrap(await channelStub(c.env, channel).deleteGroup(group), group)
+  return c.body(null, 204)
+})
 
 // Checked here, before the channel's object is called (and billed): the upgrade, the relay
 // protocol version (as a WebSocket subprotocol) and the session headers.

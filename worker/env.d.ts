@@ -21,6 +21,8 @@ declare namespace Cloudflare {
     RETENTION_MAX_AGE_SECONDS?: string
     /** `block` (default: NACK CHANNEL_FULL, nothing lost) or `drop-oldest`. */
     OVERFLOW_POLICY?: string
+    /** Idle time after which a consumer group stops holding retention back (default 1 day). */
+    GROUP_INACTIVE_SECONDS?: string
   }
 
   interface GlobalProps {

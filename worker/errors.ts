@@ -6,6 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 /** Every error code the HTTP API returns. Stable: clients switch on them. */
 export const ErrorCode = {
   INVALID_CHANNEL: 'invalid_channel',
+  INVALID_GROUP: 'invalid_group',
   INVALID_QUERY: 'invalid_query',
   INVALID_PATH: 'invalid_path',
   INVALID_BODY: 'invalid_body',
@@ -16,6 +17,10 @@ export const ErrorCode = {
   NOT_FOUND: 'not_found',
   MESSAGE_NOT_FOUND: 'message_not_found',
   FRAME_NOT_FOUND: 'frame_not_found',
+  /** A consumer group that does not exist (only `default` is created by its first pull). */
+  GROUP_NOT_FOUND: 'group_not_found',
+  /** A channel holds at most MAX_GROUPS consumer groups. */
+  TOO_MANY_GROUPS: 'too_many_groups',
   UPGRADE_REQUIRED: 'upgrade_required',
   /** An ingest upgrade without the relay subprotocol this Worker speaks (an older bridge). */
   UNSUPPORTED_RELAY_VERSION: 'unsupported_relay_version',

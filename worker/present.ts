@@ -3,7 +3,7 @@
 // frames; the receive time in ISO 8601, a CURVE client's public key in Z85.
 
 import type { ChannelStats } from '../durable/channel-object'
-import type { DeadLetter, LeasedMessage } from '../durable/lease-queue'
+import type { DeadLetter, GroupInfo, LeasedMessage } from '../durable/consumer-groups'
 import type { StoredMessage } from '../durable/message-store'
 import { z85Encode } from '../durable/z85'
 import { toBase64 } from './base64'
@@ -149,6 +149,32 @@ export function toApiDeadLetter(
   }
 }
 
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** One consumer group in the API: its position, lag and counters. */
+export function toApiGroup(group: GroupInfo) {
+  return {
+    name: group.name,
+    createdAt: iso(group.createdAt),
+    activeAt: iso(group.activeAt),
+    inactive: group.inactive,
+    committedOffset: group.committedOffset,
+    lag: {
+      messages: group.lag,
+      bytes: group.lagBytes,
+      oldestUnacked:
+        group.oldestUnacked === undefined
+          ? null
+          : { seq: group.oldestUnacked.seq, storedAt: iso(group.oldestUnacked.storedAt) },
+    },
+    available: group.available,
+    inFlight: group.inFlight,
+    delayed: group.delayed,
+    deadLetters: group.deadLetters,
+    counters: group.counters,
+  }
+}
+
 /** The JSON of `GET /v1/channels/:channel`. */
 export function toApiStats(channel: string, stats: ChannelStats) {
   const end = (at: { seq: number; receivedAt: number } | undefined) =>
@@ -169,6 +195,7 @@ export function toApiStats(channel: string, stats: ChannelStats) {
       newest: end(stats.log.newest),
     },
     queue: stats.queue,
+    groups: stats.groups.map(toApiGroup),
     bridges: {
       connected: stats.bridges.connected,
       known: stats.bridges.known,
@@ -198,6 +225,8 @@ export function toApiStats(channel: string, stats: ChannelStats) {
       batchesInvalid: counters.batches_invalid,
       messagesRejected: counters.messages_rejected,
     },
+    cost: stats.cost,
+    migrating: stats.migrating,
     config: stats.config,
   }
 }

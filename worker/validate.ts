@@ -32,6 +32,21 @@ export function parseChannel(name: string): string {
 }
 
 /**
+ * @returns the consumer group name as given: the channel-name rule.
+ * @throws ApiError 400 invalid_group otherwise.
+ */
+export function parseGroup(name: string): string {
+  if (!CHANNEL_NAME.test(name) || ONLY_DOTS.test(name)) {
+    throw new ApiError(
+      400,
+      ErrorCode.INVALID_GROUP,
+      'group names are 1 to 64 characters of A-Z a-z 0-9 . _ -, not only dots',
+    )
+  }
+  return name
+}
+
+/**
  * Reads the seq (an integer ≥ 1) and the frame index (an integer ≥ 0) of a frame's path,
  * `/v1/channels/:channel/messages/:seq/frames/:index`.
  * @throws ApiError 400 invalid_path when either is anything else.
@@ -319,4 +334,24 @@ export function parseRedriveBody(value: unknown): { seqs?: number[] } {
   })
   if (seqs.length === 0) throw invalidBody('seqs is empty; send {} to redrive every dead letter')
   return { seqs }
+}
+
+/** Where a new consumer group starts: before the oldest message, after the newest, or after a seq. */
+export type GroupStart = 'earliest' | 'latest' | { afterSeq: number }
+
+/**
+ * `{"start"?: "earliest" (the default) | "latest" | {"afterSeq": n ≥ 0}}`
+ * @throws ApiError 400 invalid_body for anything else.
+ */
+export function parseGroupBody(value: unknown): { start: GroupStart } {
+  const body = object(value, ['start'])
+  const start = body.start ?? 'earliest'
+  if (start === 'earliest' || start === 'latest') return { start }
+  if (typeof start === 'object' && start !== null && !Array.isArray(start)) {
+    const position = object(start, ['afterSeq'], 'start')
+    return {
+      start: { afterSeq: integerField(position, 'afterSeq', { min: 0, max: Number.MAX_SAFE_INTEGER }) },
+    }
+  }
+  throw invalidBody('start must be "earliest", "latest" or {"afterSeq": n}')
 }

@@ -1,0 +1,621 @@
+// The channel's log in SQLite as segments: a row holds a run of consecutive messages (a relay
+// batch, or a part of one), encoded by ./segment-codec.ts. Seqs stay per message and the log is
+// always one contiguous range of them (retention drops whole segments from its head), so the
+// log's size and ends come from its first and last rows. Synchronous SQL only; every cursor is
+// consumed (or left) before the method returns.
+
+import { joinChunks, splitChunks } from './message-body'
+import type { Mechanism, RelayMessage } from './relay-protocol'
+import type { Sql } from './row-meter'
+import {
+  decodeSegment,
+  encodeSegment,
+  type SegmentMessage,
+  type SegmentMessageLayout,
+  scanSegment,
+} from './segment-codec'
+
+/**
+ * Largest value written to one SQLite column: a value holds about 2 MB at most (2.1 MiB gives
+ * SQLITE_TOOBIG locally). A segment longer than this continues in segment_pieces.
+ */
+export const SEGMENT_PIECE_BYTES = 1024 * 1024
+
+/**
+ * Frame octets beyond which a segment takes no more messages: segments of small messages stay
+ * within one value, and a message alone over it gets a segment (in pieces) of its own.
+ */
+export const SEGMENT_TARGET_BYTES = 512 * 1024
+
+/**
+ * Frame octets (all frames together) above which a message is large: reads list it by its
+ * sizes, without its frames, and never load its body; its frames are fetched one at a time
+ * (`GET /v1/channels/:channel/messages/:seq/frames/:index`). 8 MiB, the read page cap, so a
+ * message whose frames a page carries always fits one.
+ */
+export const LARGE_MESSAGE_BYTES = 8 * 1024 * 1024
+
+/**
+ * What one frame of a large message weighs against a page's `maxBytes`: its entry in the
+ * listing's frame sizes (at most 10 digits and a comma), with room to spare. A large message
+ * weighs no frame octets, so without this a page of them would have no cap.
+ */
+export const LISTED_FRAME_BYTES = 16
+
+/** What every stored message has, whatever its size. */
+interface MessageHead {
+  seq: number
+  /** Milliseconds since the Unix epoch when the bridge received the message. */
+  receivedAt: number
+  mechanism: Mechanism
+  peerAddress: string
+  /** The CURVE client's long-term public key, 32 octets, when the bridge sent one. */
+  publicKey?: Uint8Array
+  /** The frames' octets, all together. */
+  size: number
+}
+
+/** A message read with its frames. */
+export interface InlineMessage extends MessageHead {
+  frames: Uint8Array[]
+}
+
+/** A message over {@link LARGE_MESSAGE_BYTES}, read without its frames: only their sizes. */
+export interface LargeMessage extends MessageHead {
+  frames: null
+  /** Each frame's octets, in order (as many as the message has frames). */
+  frameSizes: number[]
+}
+
+/** One stored message as the Durable Object returns it over RPC: raw bytes, no formatting. */
+export type StoredMessage = InlineMessage | LargeMessage
+
+/** Which messages to read: those after `after`, in seq order. */
+export interface ReadOptions {
+  /** Return messages with a seq greater than this. */
+  after: number
+  /** At most this many messages (≥ 1). */
+  limit: number
+  /**
+   * Stop before a message would take the page over this many octets (see {@link listedBytes});
+   * the first message is always returned, however large, so a reader can always make progress.
+   */
+  maxBytes: number
+}
+
+/**
+ * What a message weighs against a page's `maxBytes`: its frame octets, or for a large message
+ * (listed without them) {@link LISTED_FRAME_BYTES} per frame.
+ */
+export function listedBytes(message: StoredMessage): number {
+  return message.frames === null ? message.frameSizes.length * LISTED_FRAME_BYTES : message.size
+}
+
+/**
+ * The longest prefix of `messages` whose weights ({@link listedBytes}) add up to at most
+ * `maxBytes`; the first always, however large, so a reader can always make progress.
+ */
+export function fitPage<Message extends StoredMessage>(
+  messages: readonly Message[],
+  maxBytes: number,
+): Message[] {
+  let total = 0
+  let count = 0
+  for (const message of messages) {
+    const weight = listedBytes(message)
+    if (count > 0 && total + weight > maxBytes) break
+    total += weight
+    count++
+  }
+  return count === messages.length ? (messages as Message[]) : messages.slice(0, count)
+}
+
+/** Where one frame of a stored message lies, for {@link SegmentStore.readFrameRange}. */
+export interface FrameLocation {
+  /** The segment holding it. */
+  firstSeq: number
+  /** The frame's octets. */
+  size: number
+  /** Where its octets start in the encoded segment. */
+  offset: number
+}
+
+/** Frame `index` of message `seq`: where it lies, or why there is none. */
+export type FrameLookup =
+  | ({ status: 'found' } & FrameLocation)
+  | { status: 'message_not_found' }
+  | { status: 'frame_not_found'; frameCount: number }
+
+/** One end of the log. */
+export interface LogEnd {
+  seq: number
+  /** Milliseconds since the epoch when the bridge received it. */
+  receivedAt: number
+}
+
+/** A segment's row, without its data. */
+export interface SegmentInfo {
+  firstSeq: number
+  lastSeq: number
+  storedAt: number
+  /** Its messages (seqs `firstSeq` to `lastSeq`, all of them but in segments of older rows). */
+  count: number
+  /** Frame octets of its messages. */
+  bytes: number
+  /** Messages of the log through this segment, counted from the first segment ever. */
+  logMessages: number
+  /** Frame octets of the log through this segment, counted from the first segment ever. */
+  logBytes: number
+  /** Octets of the encoded segment. */
+  length: number
+}
+
+/** What a batch's last segment records: the session and number that stored it. */
+export interface SegmentOrigin {
+  bridgeId: string
+  epoch: number
+  batchSeq: number
+}
+
+interface SegmentRow extends Record<string, SqlStorageValue> {
+  first_seq: number
+  last_seq: number
+  stored_at: number
+  count: number
+  bytes: number
+  log_messages: number
+  log_bytes: number
+  length: number
+}
+
+interface SegmentDataRow extends SegmentRow {
+  /** The whole encoded segment when it fits one piece; null otherwise (read by piece). */
+  data: ArrayBuffer | null
+}
+
+const INFO_COLUMNS =
+  'first_seq, last_seq, stored_at, count, bytes, log_messages, log_bytes, length'
+/** The data only of a segment that is one piece: the others are read a piece at a time. */
+const DATA_COLUMNS = `${INFO_COLUMNS}, CASE WHEN length <= ${SEGMENT_PIECE_BYTES} THEN data END AS data`
+
+function infoOf(row: SegmentRow): SegmentInfo {
+  return {
+    firstSeq: row.first_seq,
+    lastSeq: row.last_seq,
+    storedAt: row.stored_at,
+    count: row.count,
+    bytes: row.bytes,
+    logMessages: row.log_messages,
+    logBytes: row.log_bytes,
+    length: row.length,
+  }
+}
+
+function frameBytes(message: RelayMessage): number {
+  let size = 0
+  for (const frame of message.frames) size += frame.length
+  return size
+}
+
+/**
+ * Frame sizes of large messages kept in memory, counted in sizes (a number each): enough for
+ * hundreds of messages of a few frames, and at most about 0.5 MB. A segment never changes and
+ * seqs are never reused, so what is kept never goes stale.
+ */
+const CACHED_FRAME_SIZES = 65_536
+
+/** SQL access to one channel's segments. The schema is `./schema.ts`; migrate first. */
+export class SegmentStore {
+  readonly #sql: Sql
+  /** The oldest and newest segments, when there are any: the log's ends, without a query. */
+  #head: SegmentInfo | undefined
+  #tail: SegmentInfo | undefined
+  /** Receive times of the log's ends, read when first asked. */
+  #ends: { oldest?: LogEnd; newest?: LogEnd } | undefined
+  /** Layouts of the large messages read lately, by seq, least recently used first. */
+  readonly #layouts = new Map<number, SegmentMessageLayout>()
+  #cachedSizes = 0
+
+  constructor(sql: Sql) {
+    this.#sql = sql
+    this.#head = this.#end('ASC')
+    this.#tail = this.#end('DESC')
+  }
+
+  #end(order: 'ASC' | 'DESC'): SegmentInfo | undefined {
+    const row = this.#sql
+      .exec<SegmentRow>(`SELECT ${INFO_COLUMNS} FROM segments ORDER BY first_seq ${order} LIMIT 1`)
+      .toArray()[0]
+    return row ? infoOf(row) : undefined
+  }
+
+  /** The oldest segment, if any. */
+  get head(): SegmentInfo | undefined {
+    return this.#head
+  }
+
+  /** The newest segment, if any. */
+  get tail(): SegmentInfo | undefined {
+    return this.#tail
+  }
+
+  /** Messages in the segments. */
+  get messageCount(): number {
+    return this.#head && this.#tail
+      ? this.#tail.logMessages - this.#head.logMessages + this.#head.count
+      : 0
+  }
+
+  /** Frame octets in the segments. */
+  get byteCount(): number {
+    return this.#head && this.#tail
+      ? this.#tail.logBytes - this.#head.logBytes + this.#head.bytes
+      : 0
+  }
+
+  /**
+   * Stores `messages` as the seqs from `firstSeq` on, in as few segments as fit (one, unless
+   * the batch holds more than {@link SEGMENT_TARGET_BYTES} of frames). The last segment records
+   * `origin`. Run inside the caller's transaction.
+   * @param before the log's running totals before these (the previous segment's `logMessages`
+   * and `logBytes`); by default the newest segment's.
+   * @returns the segments written, oldest first.
+   */
+  append(
+    messages: readonly RelayMessage[],
+    firstSeq: number,
+    storedAt: number,
+    origin?: SegmentOrigin,
+    before = { messages: this.#tail?.logMessages ?? 0, bytes: this.#tail?.logBytes ?? 0 },
+  ): SegmentInfo[] {
+    const written: SegmentInfo[] = []
+    let start = 0
+    let seq = firstSeq
+    let logMessages = before.messages
+    let logBytes = before.bytes
+    while (start < messages.length) {
+      let end = start
+      let bytes = 0
+      do {
+        bytes += frameBytes(messages[end] as RelayMessage)
+        end++
+      } while (
+        end < messages.length &&
+        bytes + frameBytes(messages[end] as RelayMessage) <= SEGMENT_TARGET_BYTES
+      )
+      const part = start === 0 && end === messages.length ? messages : messages.slice(start, end)
+      const encoded = encodeSegment(part)
+      const last = end === messages.length
+      logBytes += bytes
+      logMessages += part.length
+      const info: SegmentInfo = {
+        firstSeq: seq,
+        lastSeq: seq + part.length - 1,
+        storedAt,
+        count: part.length,
+        bytes,
+        logMessages,
+        logBytes,
+        length: encoded.length,
+      }
+      this.#write(info, encoded, last ? origin : undefined)
+      written.push(info)
+      seq += part.length
+      start = end
+    }
+    return written
+  }
+
+  #write(info: SegmentInfo, encoded: Uint8Array, origin: SegmentOrigin | undefined): void {
+    const pieces =
+      encoded.length <= SEGMENT_PIECE_BYTES ? [encoded] : splitChunks(encoded, SEGMENT_PIECE_BYTES)
+    this.#sql.exec(
+      `INSERT INTO segments
+         (first_seq, last_seq, stored_at, count, bytes, log_messages, log_bytes, length,
+          bridge_id, epoch, batch_seq, data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      info.firstSeq,
+      info.lastSeq,
+      info.storedAt,
+      info.count,
+      info.bytes,
+      info.logMessages,
+      info.logBytes,
+      info.length,
+      origin?.bridgeId ?? null,
+      origin?.epoch ?? null,
+      origin?.batchSeq ?? null,
+      pieces[0] as Uint8Array,
+    )
+    for (let idx = 1; idx < pieces.length; idx++) {
+      this.#sql.exec(
+        'INSERT INTO segment_pieces (first_seq, idx, data) VALUES (?, ?, ?)',
+        info.firstSeq,
+        idx,
+        pieces[idx] as Uint8Array,
+      )
+    }
+    if (!this.#tail || info.firstSeq > this.#tail.firstSeq) this.#tail = info
+    if (!this.#head || info.firstSeq < this.#head.firstSeq) this.#head = info
+    this.#ends = undefined
+  }
+
+  /**
+   * Deletes the oldest segment (and its pieces). Run inside the caller's transaction.
+   * @returns what it held, or undefined when there is none.
+   */
+  dropOldest(): SegmentInfo | undefined {
+    const head = this.#head
+    if (!head) return undefined
+    this.#sql.exec('DELETE FROM segments WHERE first_seq = ?', head.firstSeq)
+    if (head.length > SEGMENT_PIECE_BYTES) {
+      this.#sql.exec('DELETE FROM segment_pieces WHERE first_seq = ?', head.firstSeq)
+    }
+    this.#head = this.#end('ASC')
+    if (!this.#head) this.#tail = undefined
+    this.#ends = undefined
+    return head
+  }
+
+  /** The segment holding `seq`, or else the last one before it, if any (one indexed read). */
+  atOrBefore(seq: number): SegmentInfo | undefined {
+    const row = this.#sql
+      .exec<SegmentRow>(
+        `SELECT ${INFO_COLUMNS} FROM segments
+         WHERE first_seq = (SELECT MAX(first_seq) FROM segments WHERE first_seq <= ?)`,
+        seq,
+      )
+      .toArray()[0]
+    return row ? infoOf(row) : undefined
+  }
+
+  /**
+   * Messages and frame octets of the whole segments before the one holding `seq` (or before
+   * `seq`, when no segment holds it): what dropping the head up to it frees.
+   */
+  freedBefore(seq: number): { messages: number; bytes: number } {
+    const head = this.#head
+    if (!head || seq <= head.firstSeq) return { messages: 0, bytes: 0 }
+    const segment = this.atOrBefore(seq)
+    if (!segment) return { messages: 0, bytes: 0 }
+    const holds = segment.lastSeq >= seq
+    const messages = holds ? segment.logMessages - segment.count : segment.logMessages
+    const bytes = holds ? segment.logBytes - segment.bytes : segment.logBytes
+    return {
+      messages: messages - (head.logMessages - head.count),
+      bytes: bytes - (head.logBytes - head.bytes),
+    }
+  }
+
+  /** The oldest and newest message (seq and receive time), when there is one. */
+  bounds(): { oldest?: LogEnd; newest?: LogEnd } {
+    if (!this.#head || !this.#tail) return {}
+    if (this.#ends) return this.#ends
+    const oldest = this.#readRange(this.#head.firstSeq, this.#head.firstSeq, 1, Infinity)[0]
+    const newest = this.#readRange(this.#tail.lastSeq, this.#tail.lastSeq, 1, Infinity)[0]
+    this.#ends =
+      oldest && newest
+        ? {
+            oldest: { seq: oldest.seq, receivedAt: oldest.receivedAt },
+            newest: { seq: newest.seq, receivedAt: newest.receivedAt },
+          }
+        : {}
+    return this.#ends
+  }
+
+  /**
+   * Reads the messages after `options.after` (through `through`, when given), in seq order,
+   * within `limit` and `maxBytes`. Large messages come without their frames.
+   * @throws RangeError when a stored segment is corrupt.
+   */
+  read(options: ReadOptions & { through?: number }): StoredMessage[] {
+    const { after, limit, maxBytes, through = Number.MAX_SAFE_INTEGER } = options
+    return this.#readRange(after + 1, through, limit, maxBytes)
+  }
+
+  /** Messages from seq `from` to `through`, at most `limit`, within `maxBytes`. */
+  #readRange(from: number, through: number, limit: number, maxBytes: number): StoredMessage[] {
+    const out: StoredMessage[] = []
+    if (from > through) return out
+    let total = 0
+    // The segment holding `from`, then the ones after it, stepped only as far as the page goes.
+    const cursor = this.#sql.exec<SegmentDataRow>(
+      `SELECT ${DATA_COLUMNS} FROM segments
+       WHERE first_seq >= COALESCE((SELECT MAX(first_seq) FROM segments WHERE first_seq <= ?), 0)
+         AND first_seq <= ?
+       ORDER BY first_seq`,
+      from,
+      through,
+    )
+    for (const row of cursor) {
+      if (row.last_seq < from) continue
+      const skip = Math.max(0, from - row.first_seq)
+      const count = Math.min(row.last_seq, through) - row.first_seq + 1 - skip
+      const messages = this.#messagesOf(row, skip, Math.min(count, limit - out.length))
+      for (const message of messages) {
+        const weight = listedBytes(message)
+        if (out.length > 0 && total + weight > maxBytes) return out
+        total += weight
+        out.push(message)
+      }
+      if (out.length >= limit || row.last_seq >= through) break
+    }
+    return out
+  }
+
+  /**
+   * Reads the messages with these seqs, in seq order; seqs not stored are left out. Large
+   * messages come without their frames.
+   * @throws RangeError when a stored segment is corrupt.
+   */
+  readSeqs(seqs: readonly number[]): StoredMessage[] {
+    const sorted = [...new Set(seqs)].sort((a, b) => a - b)
+    const out: StoredMessage[] = []
+    let index = 0
+    while (index < sorted.length) {
+      const seq = sorted[index] as number
+      const row = this.#segmentOf(seq)
+      if (!row) {
+        index++
+        continue
+      }
+      // Every wanted seq in this segment, decoded from the first to the last of them.
+      let end = index
+      while (end < sorted.length && (sorted[end] as number) <= row.last_seq) end++
+      const wanted = new Set(sorted.slice(index, end))
+      const lastWanted = sorted[end - 1] as number
+      const messages = this.#messagesOf(row, seq - row.first_seq, lastWanted - seq + 1)
+      for (const message of messages) if (wanted.has(message.seq)) out.push(message)
+      index = end
+    }
+    return out
+  }
+
+  /** The row of the segment holding `seq`, or undefined when no segment does. */
+  #segmentOf(seq: number): SegmentDataRow | undefined {
+    const row = this.#sql
+      .exec<SegmentDataRow>(
+        `SELECT ${DATA_COLUMNS} FROM segments
+         WHERE first_seq = (SELECT MAX(first_seq) FROM segments WHERE first_seq <= ?)`,
+        seq,
+      )
+      .toArray()[0]
+    return row && row.last_seq >= seq ? row : undefined
+  }
+
+  /** The messages `skip` to `skip + count - 1` of a segment's row. */
+  #messagesOf(row: SegmentDataRow, skip: number, count: number): StoredMessage[] {
+    if (count <= 0) return []
+    if (row.data !== null) {
+      const decoded = decodeSegment(new Uint8Array(row.data), { from: skip, count })
+      return decoded.map((message, index) => inline(row.first_seq + skip + index, message))
+    }
+    // A segment in pieces holds one message (over SEGMENT_TARGET_BYTES on its own).
+    if (row.bytes > LARGE_MESSAGE_BYTES) {
+      const layout = this.#layoutOf(row)
+      const { framesOffset: _, ...head } = layout
+      return [{ ...head, seq: row.first_seq, frames: null }]
+    }
+    const whole = this.#readSegment(row.first_seq, 0, row.length)
+    const decoded = decodeSegment(whole, { from: skip, count })
+    return decoded.map((message, index) => inline(row.first_seq + skip + index, message))
+  }
+
+  /** The layout of the one message of a segment in pieces (remembered for the next read). */
+  #layoutOf(row: SegmentRow): SegmentMessageLayout {
+    const cached = this.#layouts.get(row.first_seq)
+    if (cached) {
+      // Most recently used last.
+      this.#layouts.delete(row.first_seq)
+      this.#layouts.set(row.first_seq, cached)
+      return cached
+    }
+    const layouts = scanSegment(
+      (offset, length) => this.#readSegment(row.first_seq, offset, length),
+      row.length,
+    )
+    const layout = layouts[0]
+    if (layouts.length !== 1 || !layout) {
+      throw new RangeError(`segment ${row.first_seq} in pieces holds ${layouts.length} messages`)
+    }
+    this.#layouts.set(row.first_seq, layout)
+    this.#cachedSizes += layout.frameSizes.length
+    for (const [oldest, evicted] of this.#layouts) {
+      if (this.#cachedSizes <= CACHED_FRAME_SIZES) break
+      this.#layouts.delete(oldest)
+      this.#cachedSizes -= evicted.frameSizes.length
+    }
+    return layout
+  }
+
+  /**
+   * Octets `[offset, offset + length)` of segment `firstSeq`, each part cut out of its piece by
+   * SQLite (`substr` on a BLOB counts octets), so only the range reaches JavaScript.
+   * @throws RangeError when the segment is gone (retention) or shorter than asked.
+   */
+  #readSegment(firstSeq: number, offset: number, length: number): Uint8Array {
+    const parts: Uint8Array[] = []
+    for (let done = 0; done < length; ) {
+      const at = offset + done
+      const idx = Math.floor(at / SEGMENT_PIECE_BYTES)
+      const start = at - idx * SEGMENT_PIECE_BYTES
+      const count = Math.min(length - done, SEGMENT_PIECE_BYTES - start)
+      // Piece 0 is segments.data; the rest are numbered from 1. substr counts from 1.
+      const row = (
+        idx === 0
+          ? this.#sql.exec<{ data: ArrayBuffer | null }>(
+              'SELECT substr(data, ?, ?) AS data FROM segments WHERE first_seq = ?',
+              start + 1,
+              count,
+              firstSeq,
+            )
+          : this.#sql.exec<{ data: ArrayBuffer | null }>(
+              'SELECT substr(data, ?, ?) AS data FROM segment_pieces WHERE first_seq = ? AND idx = ?',
+              start + 1,
+              count,
+              firstSeq,
+              idx,
+            )
+      ).toArray()[0]
+      if (!row?.data || row.data.byteLength !== count) {
+        throw new RangeError(`segment ${firstSeq} has no octets ${at} to ${at + count}`)
+      }
+      parts.push(new Uint8Array(row.data))
+      done += count
+    }
+    return parts.length === 1 ? (parts[0] as Uint8Array) : joinChunks(parts)
+  }
+
+  /**
+   * Where frame `index` of message `seq` lies, reading the segment's head, not its frames'
+   * octets (for a segment in pieces).
+   * @throws RangeError when the stored segment is corrupt.
+   */
+  locateFrame(seq: number, index: number): FrameLookup {
+    const row = this.#segmentOf(seq)
+    if (!row) return { status: 'message_not_found' }
+    const layout =
+      row.data === null
+        ? this.#layoutOf(row)
+        : scanSegment(
+            (offset, length) =>
+              new Uint8Array(row.data as ArrayBuffer, offset, Math.max(0, length)),
+            row.length,
+          )[seq - row.first_seq]
+    if (!layout) return { status: 'message_not_found' }
+    const { frameSizes } = layout
+    if (index >= frameSizes.length) {
+      return { status: 'frame_not_found', frameCount: frameSizes.length }
+    }
+    let offset = layout.framesOffset
+    for (let before = 0; before < index; before++) offset += frameSizes[before] as number
+    return { status: 'found', firstSeq: row.first_seq, size: frameSizes[index] as number, offset }
+  }
+
+  /**
+   * Octets `[from, from + length)` of a frame {@link locateFrame} found, read from the pieces
+   * they lie in and nothing else.
+   * @throws RangeError when the segment is gone (retention removed it) or the range is out of
+   * the frame.
+   */
+  readFrameRange(frame: FrameLocation, from: number, length: number): Uint8Array {
+    if (from < 0 || length < 0 || from + length > frame.size) {
+      throw new RangeError(`octets ${from}+${length} are not in a frame of ${frame.size}`)
+    }
+    if (length === 0) return new Uint8Array(0)
+    return this.#readSegment(frame.firstSeq, frame.offset + from, length)
+  }
+}
+
+function inline(seq: number, message: SegmentMessage): InlineMessage {
+  const stored: InlineMessage = {
+    seq,
+    receivedAt: message.receivedAt,
+    mechanism: message.mechanism,
+    peerAddress: message.peerAddress,
+    size: message.size,
+    frames: message.frames,
+  }
+  if (message.publicKey) stored.publicKey = message.publicKey
+  return stored
+}
