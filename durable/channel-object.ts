@@ -179,9 +179,14 @@ export class ChannelObject extends DurableObject<Env> {
     this.#alarmAt = undefined
   }
 
-  /** Test hook: forgets everything held in memory, as an object evicted and started again. */
-  restartForTests(): void {
+  /**
+   * Test hook: forgets everything held in memory and starts again from storage (migrations
+   * included), as an object evicted and started again would.
+   */
+  async restartForTests(): Promise<void> {
+    migrate(this.ctx.storage)
     this.#open()
+    if (this.#store.migrating) await this.#scheduleAlarm()
   }
 
   /**

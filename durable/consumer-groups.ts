@@ -198,6 +198,14 @@ export class ConsumerGroups {
   }
 
   /**
+   * Whether `name` is group `default` before its first pull: it holds no lease nor dead letter
+   * yet, and an ack or a read of its dead letters does not create it (only a pull does).
+   */
+  #absentDefault(name: string): boolean {
+    return name === DEFAULT_GROUP && !this.#groups.has(name)
+  }
+
+  /**
    * Creates group `name` at `start`, or leaves an existing one as it is.
    * @throws TooManyGroupsError past {@link MAX_GROUPS}.
    */
@@ -374,6 +382,10 @@ export class ConsumerGroups {
     options: { acks: readonly string[]; retries: readonly { leaseId: string; delayMs: number }[] },
     now: number,
   ): SettleOutcome {
+    if (this.#absentDefault(name)) {
+      const unknown = [...options.acks, ...options.retries.map((retry) => retry.leaseId)]
+      return { acked: 0, retried: 0, deadLettered: 0, unknown }
+    }
     const entry = this.#get(name, now)
     const { maxAttempts } = this.#config()
     const state = this.#settled(name, entry, now)
@@ -419,6 +431,7 @@ export class ConsumerGroups {
     visibilityTimeoutMs: number,
     now: number,
   ): ExtendOutcome {
+    if (this.#absentDefault(name)) return { extended: 0, unknown: [...leaseIds] }
     const entry = this.#get(name, now)
     const state = this.#settled(name, entry, now)
     const unknown: string[] = []
@@ -457,6 +470,7 @@ export class ConsumerGroups {
     options: { after: number; limit: number; maxBytes: number },
     now: number,
   ): DeadLetter[] {
+    if (this.#absentDefault(name)) return []
     const entry = this.#get(name, now)
     this.#save(name, entry, { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt })
     this.#forgetGone(name, entry)
@@ -510,6 +524,7 @@ export class ConsumerGroups {
    * @throws GroupNotFoundError for a group that does not exist.
    */
   redrive(name: string, seqs: readonly number[] | undefined, now: number): number[] {
+    if (this.#absentDefault(name)) return []
     const entry = this.#get(name, now)
     const state = this.#settled(name, entry, now)
     const chosen = (

@@ -119,10 +119,19 @@ export class LegacyLog {
     return new LegacyLog(sql, kv, ends.min, ends.max, progress)
   }
 
+  /**
+   * Drops the old tables, once empty. SQLite refuses DROP TABLE while any statement is still
+   * active on the connection (SQLITE_LOCKED), and a read that stopped early leaves its cursor
+   * active until it is collected: then the empty tables stay until the object next starts.
+   */
   static #drop(sql: Sql, kv: SyncKvStorage): void {
-    sql.exec('DROP TABLE IF EXISTS message_chunks')
-    sql.exec('DROP TABLE IF EXISTS messages')
     kv.delete(LEGACY_PROGRESS_KEY)
+    try {
+      sql.exec('DROP TABLE IF EXISTS message_chunks')
+      sql.exec('DROP TABLE IF EXISTS messages')
+    } catch (error) {
+      if (!String(error).includes('SQLITE_LOCKED')) throw error
+    }
   }
 
   get minSeq(): number {

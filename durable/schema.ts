@@ -202,10 +202,11 @@ export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0
 /**
  * Brings the object's database up to {@link SCHEMA_VERSION}. Run it under
  * `blockConcurrencyWhile` in the constructor, before any request sees the storage.
+ * @param upTo the last version to apply (tests build the schema an older object had).
  * @returns the versions applied now (empty when the schema was current).
  * @throws the SQLite error of a failing statement; that migration is rolled back whole.
  */
-export function migrate(storage: DurableObjectStorage): number[] {
+export function migrate(storage: DurableObjectStorage, upTo = SCHEMA_VERSION): number[] {
   const { sql } = storage
   sql.exec(
     `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -219,7 +220,7 @@ export function migrate(storage: DurableObjectStorage): number[] {
       .one().version ?? 0
   const applied: number[] = []
   for (const migration of MIGRATIONS) {
-    if (migration.version <= current) continue
+    if (migration.version <= current || migration.version > upTo) continue
     storage.transactionSync(() => {
       for (const statement of migration.statements) sql.exec(statement)
       sql.exec(

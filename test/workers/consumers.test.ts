@@ -170,7 +170,8 @@ describe('POST /v1/channels/:channel/pull and /ack', () => {
     for (const message of first.messages) {
       expect(message).toMatchObject({
         attempts: 1,
-        leaseId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        // Opaque, per message: the pull's lease number and the seq.
+        leaseId: expect.stringMatching(new RegExp(`^\\d+\\.${message.seq}$`)),
         peer: { address: '127.0.0.1:5555', mechanism: 'NULL' },
         receivedAt: '2023-11-14T22:13:20.000Z',
       })
@@ -181,8 +182,10 @@ describe('POST /v1/channels/:channel/pull and /ack', () => {
     expect((await pull(channel)).messages).toEqual([])
 
     const leaseIds = [...first.messages, ...second.messages].map((message) => message.leaseId)
+    // One ack call spans both pulls.
     expect(await ack(channel, { acks: leaseIds })).toEqual({
       channel,
+      group: 'default',
       acked: 5,
       retried: 0,
       deadLettered: 0,
@@ -281,7 +284,7 @@ describe('POST /v1/channels/:channel/pull and /ack', () => {
       visibilityTimeoutMs: 10_000,
     })
     expect(response.status).toBe(200)
-    expect(await response.json()).toEqual({ channel, extended: 1, unknown: ['not-a-lease'] })
+    expect(await response.json()).toEqual({ channel, group: 'default', extended: 1, unknown: ['not-a-lease'] })
     await sleep(500)
     expect((await pull(channel)).messages).toEqual([])
     expect((await stats(channel)).queue).toMatchObject({ inFlight: 1, available: 0 })
@@ -315,7 +318,7 @@ describe('dead letters', () => {
 
     const redrive = await post(`/v1/channels/${channel}/dead-letters/redrive`, {})
     expect(redrive.status).toBe(200)
-    expect(await redrive.json()).toEqual({ channel, redriven: 1 })
+    expect(await redrive.json()).toEqual({ channel, group: 'default', redriven: 1 })
     const [back] = (await pull(channel)).messages
     expect(back).toMatchObject({ seq: 1, attempts: 1 })
     expect((await stats(channel)).counters).toMatchObject({ deadLettered: 1, redriven: 1 })
@@ -333,14 +336,20 @@ describe('dead letters', () => {
     const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
     // Straight from storage, so no request's lazy sweep did the work.
     const rows = await runInDurableObject(stub, (_instance, state) => ({
-      queue: state.storage.sql.exec('SELECT seq FROM queue').toArray(),
-      dead: state.storage.sql.exec('SELECT seq, attempts, reason FROM dead_letters').toArray(),
+      dead: state.storage.sql
+        .exec('SELECT group_name, seq, attempts, reason FROM group_dead_letters')
+        .toArray(),
+      state: decodeGroupState(
+        state.storage.sql.exec("SELECT state FROM consumer_groups WHERE name = 'default'").one()
+          .state as string,
+      ),
     }))
-    expect(rows).toEqual({ queue: [], dead: [{ seq: 1, attempts: 5, reason: 'expired' }] })
+    expect(rows.dead).toEqual([{ group_name: 'default', seq: 1, attempts: 5, reason: 'expired' }])
+    expect(rows.state).toMatchObject({ pending: [], leases: [] })
     await expectQueueCountersExact(channel)
 
     const bySeq = await post(`/v1/channels/${channel}/dead-letters/redrive`, { seqs: [1, 99] })
-    expect(await bySeq.json()).toEqual({ channel, redriven: 1 })
+    expect(await bySeq.json()).toEqual({ channel, group: 'default', redriven: 1 })
     expect((await pull(channel)).messages.map((message) => message.attempts)).toEqual([1])
   })
 })
@@ -403,6 +412,7 @@ describe('GET /v1/channels/:channel', () => {
     })
     expect(report.config).toEqual({
       maxAttempts: 5,
+      groupInactiveMs: 86_400_000,
       maxMessageBytes: 16 * 1024 * 1024,
       retention: {
         maxMessages: 1_000_000,
