@@ -78,10 +78,7 @@ export function recordBatch(
 }
 
 /** The highest batch stored per session, for these sessions (those unknown are left out). */
-export function lastBatchSeqs(
-  sql: Sql,
-  sessions: readonly RelaySession[],
-): Map<string, number> {
+export function lastBatchSeqs(sql: Sql, sessions: readonly RelaySession[]): Map<string, number> {
   const found = new Map<string, number>()
   if (sessions.length === 0) return found
   const rows = sql.exec<{ bridge_id: string; epoch: number; last_batch_seq: number }>(

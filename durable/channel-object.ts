@@ -7,14 +7,19 @@
 
 import { DurableObject } from 'cloudflare:workers'
 import { batchLimits } from './batch-policy'
-import { epochZeroRefusal, knownBridges, pruneSessions, SESSION_IDLE_MS, sessionKey } from './bridge-sessions'
+import {
+  epochZeroRefusal,
+  knownBridges,
+  pruneSessions,
+  SESSION_IDLE_MS,
+  sessionKey,
+} from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { directoryStub } from './channel-directory'
-import { type Counter, GroupCounter } from './counters'
 import {
   ConsumerGroups,
-  type DeadLetter,
   DEFAULT_GROUP,
+  type DeadLetter,
   type ExtendOutcome,
   type GroupInfo,
   GroupNotFoundError,
@@ -22,6 +27,7 @@ import {
   type SettleOutcome,
   TooManyGroupsError,
 } from './consumer-groups'
+import { type Counter, GroupCounter } from './counters'
 import type { GroupStart } from './group-state'
 import { importLegacyConsumers } from './legacy-consumers'
 import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
@@ -33,8 +39,8 @@ import {
   RELAY_SUBPROTOCOL,
 } from './relay-protocol'
 import { RowMeter } from './row-meter'
-import { SEGMENT_PIECE_BYTES } from './segment-store'
 import { migrate } from './schema'
+import { SEGMENT_PIECE_BYTES } from './segment-store'
 
 /** Requests one object holds waiting at once; more are refused (HTTP 429). */
 export const MAX_WAITERS = 1000
@@ -377,11 +383,20 @@ export class ChannelObject extends DurableObject<Env> {
     }
   }
 
-  /** Runs `write` in one transaction and marks the rows it cost for the next state write. */
+  /**
+   * Runs `write` in one transaction and marks the rows it cost for the next state write. When it
+   * fails, SQLite rolls back and the modules' memory of the storage (ends of the log, counters,
+   * group states) is built again from it, so nothing in memory is left of what did not happen.
+   */
   #write<T>(write: () => T): T {
-    const result = this.ctx.storage.transactionSync(write)
-    this.#store.state.touched()
-    return result
+    try {
+      const result = this.ctx.storage.transactionSync(write)
+      this.#store.state.touched()
+      return result
+    } catch (error) {
+      this.#open()
+      throw error
+    }
   }
 
   /**
@@ -448,9 +463,7 @@ export class ChannelObject extends DurableObject<Env> {
   /** RPC: dead letters of group `group` after `after`, in seq order. */
   deadLetters(options: ReadOptions & { group?: string }): Waited<DeadLetter[]> {
     const { group = DEFAULT_GROUP, ...read } = options
-    return this.#onGroup(() =>
-      this.#write(() => this.#groups.deadLetters(group, read, Date.now())),
-    )
+    return this.#onGroup(() => this.#write(() => this.#groups.deadLetters(group, read, Date.now())))
   }
 
   /** RPC: sends dead letters of group `group` (those in `seqs`, or all) back, attempts reset. */
@@ -621,7 +634,15 @@ export class ChannelObject extends DurableObject<Env> {
       return
     }
     const store: BatchStore = {
-      storeBatch: (session, batch) => this.#store.storeBatch(session, batch),
+      storeBatch: (session, batch) => {
+        try {
+          return this.#store.storeBatch(session, batch)
+        } catch (error) {
+          // Rolled back: forget what memory held of it (see #write).
+          this.#open()
+          throw error
+        }
+      },
     }
     this.#store.state.touched()
     const result = ingestRelayMessage(store, message, state)

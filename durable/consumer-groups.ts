@@ -16,7 +16,6 @@ import {
   dropBelow,
   encodeGroupState,
   extend,
-  formatLeaseId,
   type GroupCounters,
   type GroupStart,
   type GroupState,
@@ -280,7 +279,9 @@ export class ConsumerGroups {
     entry.state = state
     const recent = state.activeAt - entry.writtenActiveAt < ACTIVE_WRITE_INTERVAL_MS
     // Compared with the activity time of the row, so that alone is no change while recent.
-    const compared = encodeGroupState(recent ? { ...state, activeAt: entry.writtenActiveAt } : state)
+    const compared = encodeGroupState(
+      recent ? { ...state, activeAt: entry.writtenActiveAt } : state,
+    )
     if (compared === entry.written) return
     const text = recent ? encodeGroupState(state) : compared
     this.#sql.exec('UPDATE consumer_groups SET state = ? WHERE name = ?', text, name)
@@ -328,8 +329,7 @@ export class ConsumerGroups {
     let state = this.#settled(name, entry, now)
     for (;;) {
       const log = this.#log()
-      const offered = candidates(state, { now, maxAttempts, log, max: options.batchSize })
-        .available
+      const offered = candidates(state, { now, maxAttempts, log, max: options.batchSize }).available
       const found = new Map(
         this.#store.readSeqs(offered.map((candidate) => candidate.seq)).map((m) => [m.seq, m]),
       )
@@ -362,7 +362,9 @@ export class ConsumerGroups {
         const message = found.get(delivery.seq)
         if (!message) return []
         const leaseExpiresAt = leased.expiresAt
-        return [{ ...message, leaseId: delivery.leaseId, attempts: delivery.attempts, leaseExpiresAt }]
+        return [
+          { ...message, leaseId: delivery.leaseId, attempts: delivery.attempts, leaseExpiresAt },
+        ]
       })
       // Only gaps: the messages after them are next.
       if (messages.length > 0 || gaps.length === 0) {
@@ -456,7 +458,10 @@ export class ConsumerGroups {
    */
   sweep(now: number): void {
     for (const [name, entry] of this.#groups) {
-      this.#save(name, entry, { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt })
+      this.#save(name, entry, {
+        ...this.#settled(name, entry, now),
+        activeAt: entry.state.activeAt,
+      })
     }
   }
 
@@ -501,7 +506,11 @@ export class ConsumerGroups {
     const oldest = this.#store.oldestSeq
     if (entry.lowestDead === undefined || entry.lowestDead >= oldest) return
     const gone = this.#sql
-      .exec('DELETE FROM group_dead_letters WHERE group_name = ? AND seq < ? RETURNING seq', name, oldest)
+      .exec(
+        'DELETE FROM group_dead_letters WHERE group_name = ? AND seq < ? RETURNING seq',
+        name,
+        oldest,
+      )
       .toArray().length
     entry.deadLetters -= gone
     entry.lowestDead = this.#lowestDead(name)

@@ -8,8 +8,8 @@
 // retention, which a channel read only by cursors must not get by surprise.
 
 import type { ChannelState } from './channel-state'
-import { EventCounter } from './counters'
 import type { ConsumerGroups } from './consumer-groups'
+import { EventCounter } from './counters'
 import type { Sql } from './row-meter'
 
 function tableExists(sql: Sql, name: string): boolean {

@@ -7,13 +7,7 @@
 // left ([minSeq, maxSeq], maybe with gaps where the old retention deleted acked messages), and
 // segments stored since the migration (above maxSeq).
 
-import {
-  bodyLength,
-  decodeBody,
-  frameOffset,
-  frameSizesOf,
-  joinChunks,
-} from './message-body'
+import { bodyLength, decodeBody, frameOffset, frameSizesOf, joinChunks } from './message-body'
 import type { Mechanism, RelayMessage } from './relay-protocol'
 import type { Sql } from './row-meter'
 import {
@@ -244,13 +238,7 @@ export class LegacyLog {
         runBytes += row.size
         end++
       }
-      segments.append(
-        messages.slice(start, end),
-        first.seq,
-        first.stored_at,
-        undefined,
-        done,
-      )
+      segments.append(messages.slice(start, end), first.seq, first.stored_at, undefined, done)
       done = { messages: done.messages + end - start, bytes: done.bytes + runBytes }
       start = end
     }
@@ -339,7 +327,11 @@ export class LegacyLog {
   readSeqs(seqs: readonly number[]): StoredMessage[] {
     if (seqs.length === 0) return []
     return this.#stored(
-      this.#rows('seq IN (SELECT value FROM json_each(?)) ORDER BY seq', false, JSON.stringify(seqs)),
+      this.#rows(
+        'seq IN (SELECT value FROM json_each(?)) ORDER BY seq',
+        false,
+        JSON.stringify(seqs),
+      ),
     )
   }
 

@@ -227,18 +227,22 @@ export class MessageStore {
     this.#state.count(EventCounter.DROPPED, dropped.dropped)
   }
 
-  /** Deletes what is past the retention age; run in a transaction. */
-  #expire(now: number): void {
+  /** Deletes what is past the retention age; run in a transaction. @returns how many. */
+  #expire(now: number): number {
     const expired = expireByAge(this.#retained(now), this.#config().retention, now)
     this.#state.count(EventCounter.EXPIRED, expired)
+    return expired
   }
 
-  /** Deletes messages past the retention age (the alarm's work). */
-  expire(now: number): void {
-    this.#transaction(now, () => this.#expire(now))
+  /**
+   * Deletes messages past the retention age (the alarm's work).
+   * @returns how many.
+   */
+  expire(now: number): number {
+    return this.#transaction(now, () => this.#expire(now))
   }
 
-  /** When the head of the log passes the retention age, if ever. */
+  /** When the oldest segment passes the retention age, if ever. */
   nextExpiryAt(): number | undefined {
     return nextExpiryAt(this.#retained(Date.now()), this.#config().retention)
   }
@@ -357,7 +361,11 @@ export class MessageStore {
       const below = this.#segments.read({ ...options, through: legacy.minSeq - 1 })
       if (below.length > 0) return below
     }
-    const old = legacy.read(Math.max(options.after, legacy.minSeq - 1), options.limit, options.maxBytes)
+    const old = legacy.read(
+      Math.max(options.after, legacy.minSeq - 1),
+      options.limit,
+      options.maxBytes,
+    )
     if (old.length > 0) return old
     return this.#segments.read({ ...options, after: Math.max(options.after, legacy.maxSeq) })
   }
@@ -372,9 +380,7 @@ export class MessageStore {
     if (!legacy) return this.#segments.readSeqs(seqs)
     const old = seqs.filter((seq) => seq >= legacy.minSeq && seq <= legacy.maxSeq)
     const rest = seqs.filter((seq) => seq < legacy.minSeq || seq > legacy.maxSeq)
-    return [...legacy.readSeqs(old), ...this.#segments.readSeqs(rest)].sort(
-      (a, b) => a.seq - b.seq,
-    )
+    return [...legacy.readSeqs(old), ...this.#segments.readSeqs(rest)].sort((a, b) => a.seq - b.seq)
   }
 
   /**

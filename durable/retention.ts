@@ -117,7 +117,8 @@ export function makeRoom(
     if (free.messages < excessMessages || free.bytes < excessBytes) {
       return {
         ok: false,
-        reason: 'the channel is full of messages a consumer group has not acked (overflow policy block)',
+        reason:
+          'the channel is full of messages a consumer group has not acked (overflow policy block)',
       }
     }
   }

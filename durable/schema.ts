@@ -137,7 +137,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
-    description: 'segments: a row per stored batch, not per message; consumer groups in one row each',
+    description:
+      'segments: a row per stored batch, not per message; consumer groups in one row each',
     statements: [
       // A run of consecutive messages (a relay batch, or a part of one) in one value, encoded by
       // ./segment-codec.ts: Cloudflare bills per row, so a row per message made a message cost

@@ -173,8 +173,7 @@ interface SegmentDataRow extends SegmentRow {
   data: ArrayBuffer | null
 }
 
-const INFO_COLUMNS =
-  'first_seq, last_seq, stored_at, count, bytes, log_messages, log_bytes, length'
+const INFO_COLUMNS = 'first_seq, last_seq, stored_at, count, bytes, log_messages, log_bytes, length'
 /** The data only of a segment that is one piece: the others are read a piece at a time. */
 const DATA_COLUMNS = `${INFO_COLUMNS}, CASE WHEN length <= ${SEGMENT_PIECE_BYTES} THEN data END AS data`
 

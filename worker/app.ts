@@ -116,9 +116,14 @@ function unwrap<T>(result: Waited<T>, group?: string): T {
         `a channel holds at most ${MAX_GROUPS} consumer groups`,
       )
     default:
-      throw new ApiError(429, ErrorCode.TOO_MANY_WAITERS, 'too many requests wait on this channel', {
-        headers: { 'Retry-After': '1' },
-      })
+      throw new ApiError(
+        429,
+        ErrorCode.TOO_MANY_WAITERS,
+        'too many requests wait on this channel',
+        {
+          headers: { 'Retry-After': '1' },
+        },
+      )
   }
 }
 
@@ -431,7 +436,10 @@ channels.put('/:channel/groups/:group', reader, ...jsonBody(parseGroupBody), asy
   const group = parseGroup(c.req.param('group'))
   const { start } = c.req.valid('json')
   const put = unwrap(await channelStub(c.env, channel).putGroup(group, start), group)
-  return c.json({ channel, created: put.created, group: toApiGroup(put.group) }, put.created ? 201 : 200)
+  return c.json(
+    { channel, created: put.created, group: toApiGroup(put.group) },
+    put.created ? 201 : 200,
+  )
 })
 
 channels.delete('/:channel/groups/:group', reader, async (c) => {

@@ -350,7 +350,9 @@ export function parseGroupBody(value: unknown): { start: GroupStart } {
   if (typeof start === 'object' && start !== null && !Array.isArray(start)) {
     const position = object(start, ['afterSeq'], 'start')
     return {
-      start: { afterSeq: integerField(position, 'afterSeq', { min: 0, max: Number.MAX_SAFE_INTEGER }) },
+      start: {
+        afterSeq: integerField(position, 'afterSeq', { min: 0, max: Number.MAX_SAFE_INTEGER }),
+      },
     }
   }
   throw invalidBody('start must be "earliest", "latest" or {"afterSeq": n}')

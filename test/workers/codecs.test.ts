@@ -13,7 +13,12 @@ import {
   joinChunks,
   splitChunks,
 } from '../../durable/message-body'
-import { fitPage, LARGE_MESSAGE_BYTES, LISTED_FRAME_BYTES } from '../../durable/message-store'
+import {
+  fitPage,
+  LARGE_MESSAGE_BYTES,
+  LISTED_FRAME_BYTES,
+  type StoredMessage,
+} from '../../durable/message-store'
 import { decodeRelayFrame, encodeBatch, encodeNack, NackCode } from '../../durable/relay-protocol'
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../durable/schema'
 import { z85Encode } from '../../durable/z85'
@@ -151,7 +156,14 @@ describe('frameSizesOf', () => {
 })
 
 describe('fitPage', () => {
-  const row = (size: number, frameCount = 1) => ({ size, frame_count: frameCount })
+  /** A stored message of `size` frame octets in `frameCount` frames, as reads list it. */
+  const row = (size: number, frameCount = 1): StoredMessage => {
+    const head = { seq: 1, receivedAt: 0, mechanism: 'NULL' as const, peerAddress: 'p', size }
+    if (size > LARGE_MESSAGE_BYTES) {
+      return { ...head, frames: null, frameSizes: Array.from({ length: frameCount }, () => 1) }
+    }
+    return { ...head, frames: Array.from({ length: frameCount }, () => new Uint8Array(0)) }
+  }
 
   it('counts frame octets, and a large message as LISTED_FRAME_BYTES per frame', () => {
     const large = row(LARGE_MESSAGE_BYTES + 1, 3)
@@ -226,31 +238,31 @@ describe('schema migrations', () => {
     expect(result.again).toEqual([])
     expect(result.versions).toEqual(MIGRATIONS.map(({ version }) => ({ version })))
     expect(result.versions.at(-1)).toEqual({ version: SCHEMA_VERSION })
-    expect(result.tables).toEqual(
-      expect.arrayContaining([
-        'bridge_sessions',
-        'counters',
-        'dead_letters',
-        'message_chunks',
-        'messages',
-        'queue',
-        'schema_migrations',
-      ]),
-    )
+    // The per-message tables of versions 1 to 6 are dropped once migration 7 emptied them.
+    expect(result.tables).toEqual([
+      'bridge_sessions',
+      'channel_state',
+      'consumer_groups',
+      'group_dead_letters',
+      'schema_migrations',
+      'segment_pieces',
+      'segments',
+    ])
   })
 
-  it('let queue stats read only rows not yet visible, through an index', async () => {
+  it('find the segment holding a seq by the primary key, not a scan', async () => {
     const stub = env.CHANNEL.get(env.CHANNEL.idFromName('query-plans'))
     const plan = await runInDurableObject(stub, (_instance, state) =>
       state.storage.sql
         .exec(
-          `EXPLAIN QUERY PLAN SELECT COALESCE(SUM(lease_id IS NOT NULL), 0) FROM queue
-           WHERE visible_at > 0 AND visible_at > ?`,
-          Date.now(),
+          `EXPLAIN QUERY PLAN SELECT first_seq FROM segments
+           WHERE first_seq = (SELECT MAX(first_seq) FROM segments WHERE first_seq <= ?)`,
+          5,
         )
         .toArray()
         .map((row) => String(row.detail)),
     )
-    expect(plan.join('\n')).toMatch(/SEARCH queue USING INDEX queue_by_visible_at/)
+    expect(plan.join('\n')).not.toMatch(/SCAN segments/)
+    expect(plan.join('\n')).toMatch(/SEARCH segments USING INTEGER PRIMARY KEY/)
   })
 })

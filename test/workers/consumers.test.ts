@@ -6,7 +6,7 @@ import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
 import openapi from '../../docs/openapi.json'
-import { migrate } from '../../durable/schema'
+import { decodeGroupState } from '../../durable/group-state'
 import { app } from '../../worker/app'
 import { MAX_DRAIN_BYTES } from '../../worker/body-limit'
 import { ErrorCode } from '../../worker/errors'
@@ -284,7 +284,12 @@ describe('POST /v1/channels/:channel/pull and /ack', () => {
       visibilityTimeoutMs: 10_000,
     })
     expect(response.status).toBe(200)
-    expect(await response.json()).toEqual({ channel, group: 'default', extended: 1, unknown: ['not-a-lease'] })
+    expect(await response.json()).toEqual({
+      channel,
+      group: 'default',
+      extended: 1,
+      unknown: ['not-a-lease'],
+    })
     await sleep(500)
     expect((await pull(channel)).messages).toEqual([])
     expect((await stats(channel)).queue).toMatchObject({ inFlight: 1, available: 0 })
@@ -539,40 +544,6 @@ describe('request validation on the consumer routes', () => {
   it('checks the channel name on every consumer route', async () => {
     await expectError(await get('/v1/channels/a:b', READ_TOKEN), 400, 'invalid_channel')
     await expectError(await post('/v1/channels/a:b/pull', {}), 400, 'invalid_channel')
-  })
-})
-
-describe('schema migration 2', () => {
-  it('puts messages stored before it into the queue and counts the log', async () => {
-    const channel = uniqueChannel('migrate')
-    await fill(channel, 3)
-    const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
-    const result = await runInDurableObject(stub, (_instance, state) => {
-      const { sql } = state.storage
-      // Back to version 1, as an object deployed before this change would be.
-      sql.exec('DROP TABLE queue')
-      sql.exec('DROP TABLE dead_letters')
-      sql.exec('DROP TABLE counters')
-      sql.exec('ALTER TABLE messages DROP COLUMN stored_at')
-      sql.exec('DROP TABLE bridge_sessions')
-      sql.exec('CREATE TABLE bridges (bridge_id TEXT PRIMARY KEY, last_batch_seq INTEGER NOT NULL)')
-      sql.exec('DELETE FROM schema_migrations WHERE version >= 2')
-      return {
-        applied: migrate(state.storage),
-        queue: sql.exec('SELECT seq, attempts, lease_id FROM queue ORDER BY seq').toArray(),
-        counters: sql.exec('SELECT name, value FROM counters ORDER BY name').toArray(),
-      }
-    })
-    expect(result.applied).toEqual([2, 3, 4, 5, 6])
-    expect(result.queue).toEqual([1, 2, 3].map((seq) => ({ seq, attempts: 0, lease_id: null })))
-    expect(result.counters).toEqual([
-      { name: 'dead_letter_messages', value: 0 },
-      { name: 'log_bytes', value: 6 },
-      { name: 'log_messages', value: 3 },
-      { name: 'queue_messages', value: 3 },
-    ])
-    await expectQueueCountersExact(channel)
-    expect(texts((await pull(channel, { batchSize: 5 })).messages)).toEqual(['m1', 'm2', 'm3'])
   })
 })
 

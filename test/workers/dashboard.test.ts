@@ -189,10 +189,12 @@ describe('GET /v1/channels', () => {
       { bridgeId: 'bridge-b', connectedAt: expect.any(String), lastBatchSeq: null },
     ])
 
-    // The same stats as the channel's own route (but for the ages, which go on).
+    // The same stats as the channel's own route (but for the ages and the rows read, which go
+    // on).
     const own = (await (await get(`/v1/channels/${busy}`, READ_TOKEN)).json()) as ListedChannel
-    const { log, ...rest } = a
+    const { log, cost, ...rest } = a as ListedChannel & { cost: unknown }
     expect(own).toMatchObject({ ...rest, log: { messages: log.messages, bytes: log.bytes } })
+    expect(cost).toMatchObject({ rowsRead: expect.any(Number), rowsWritten: expect.any(Number) })
   })
 
   it('shows a bridge gone once its socket closes, and the channel still listed', async () => {

@@ -4,6 +4,7 @@
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { expect, vi } from 'vitest'
+import { decodeGroupState } from '../../durable/group-state'
 import {
   BRIDGE_ID_HEADER,
   decodeRelayFrame,
@@ -15,7 +16,6 @@ import {
   type RelaySession,
   type RelayWelcome,
 } from '../../durable/relay-protocol'
-import { decodeGroupState } from '../../durable/group-state'
 import type { ApiInlineMessage, ApiMessage } from '../../worker/present'
 
 export const READ_TOKEN = 'test-read-token'
@@ -226,17 +226,16 @@ export async function expectQueueCountersExact(channel: string): Promise<void> {
     const { sql } = state.storage
     return {
       deadLetters: Number(
-        sql
-          .exec("SELECT COUNT(*) AS n FROM group_dead_letters WHERE group_name = 'default'")
-          .one().n,
+        sql.exec("SELECT COUNT(*) AS n FROM group_dead_letters WHERE group_name = 'default'").one()
+          .n,
       ),
       state: sql.exec("SELECT state FROM consumer_groups WHERE name = 'default'").toArray()[0]
         ?.state as string | undefined,
     }
   })
-  const report = (await (
-    await get(`/v1/channels/${channel}`, READ_TOKEN)
-  ).json()) as { queue: { deadLetters: number } }
+  const report = (await (await get(`/v1/channels/${channel}`, READ_TOKEN)).json()) as {
+    queue: { deadLetters: number }
+  }
   expect(report.queue.deadLetters).toBe(rows.deadLetters)
   if (rows.state !== undefined) expect(() => decodeGroupState(rows.state as string)).not.toThrow()
 }

@@ -6,7 +6,7 @@ import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
-import { BODY_CHUNK_SIZE, MessageStore } from '../../durable/message-store'
+import { MessageStore } from '../../durable/message-store'
 import {
   AckStatus,
   CLOSE_REPLACED,
@@ -16,6 +16,7 @@ import {
   type RelayFrame,
 } from '../../durable/relay-protocol'
 import { migrate } from '../../durable/schema'
+import { SEGMENT_PIECE_BYTES } from '../../durable/segment-store'
 import {
   closeAllIngest,
   countRows,
@@ -101,30 +102,34 @@ describe('a batch sent over the ingest WebSocket', () => {
     })
   })
 
-  it('keeps a large body in 1 MiB chunks and joins them again', async () => {
+  it('keeps a large message in a segment of its own, in 1 MiB pieces, and joins them again', async () => {
     const channel = uniqueChannel()
     const frame = pattern(3 * MiB, 7)
     expect(await ingestBatch(channel, [relayMessage([frame])])).toEqual(stored(1, 1, 1))
 
     const rows = await runInDurableObject(stubOf(channel), (_instance, state) => ({
-      message: state.storage.sql
-        .exec<{ size: number; frame_count: number; head: number }>(
-          'SELECT size, frame_count, length(body) AS head FROM messages',
+      segment: state.storage.sql
+        .exec<{ first_seq: number; last_seq: number; bytes: number; length: number; head: number }>(
+          'SELECT first_seq, last_seq, bytes, length, length(data) AS head FROM segments',
         )
         .one(),
-      chunks: state.storage.sql
+      pieces: state.storage.sql
         .exec<{ idx: number; bytes: number }>(
-          'SELECT idx, length(data) AS bytes FROM message_chunks ORDER BY idx',
+          'SELECT idx, length(data) AS bytes FROM segment_pieces ORDER BY idx',
         )
         .toArray(),
     }))
-    // 4 octets of length prefix + 3 MiB: 1 MiB in the row, then 1 MiB, 1 MiB and 4 octets.
-    expect(rows.message).toEqual({ size: 3 * MiB, frame_count: 1, head: BODY_CHUNK_SIZE })
-    expect(rows.chunks).toEqual([
-      { idx: 1, bytes: MiB },
-      { idx: 2, bytes: MiB },
-      { idx: 3, bytes: 4 },
+    // The segment's header and the message's head, then 3 MiB of frame: 1 MiB in the row, then
+    // 1 MiB, 1 MiB and what is left.
+    expect(rows.segment).toMatchObject({ first_seq: 1, last_seq: 1, bytes: 3 * MiB })
+    expect(rows.segment.head).toBe(SEGMENT_PIECE_BYTES)
+    expect(rows.pieces.map((piece) => piece.idx)).toEqual([1, 2, 3])
+    expect(rows.pieces.map((piece) => piece.bytes)).toEqual([
+      MiB,
+      MiB,
+      rows.segment.length - 3 * MiB,
     ])
+    expect(rows.segment.length - 3 * MiB).toBeLessThan(64)
     const [message] = (await readPage(channel)).messages
     expectBytes(fromBase64(message?.frames[0] ?? ''), frame)
   })
@@ -233,15 +238,18 @@ describe('deduplication per bridge session', () => {
       'run2-1',
       'run2-2',
     ])
-    const sessions = await runInDurableObject(stubOf(channel), (_instance, state) =>
-      state.storage.sql
-        .exec('SELECT bridge_id, epoch, last_batch_seq FROM bridge_sessions ORDER BY epoch')
-        .toArray(),
+    // The numbering is kept in memory and rebuilt from the segments after a restart (a batch
+    // writes its segment, not its session's row): each session resumes where it was.
+    await runInDurableObject(stubOf(channel), (instance: ChannelObject) =>
+      instance.restartForTests(),
     )
-    expect(sessions).toEqual([
-      { bridge_id: 'edge-vm-1', epoch: 111, last_batch_seq: 3 },
-      { bridge_id: 'edge-vm-1', epoch: 222, last_batch_seq: 2 },
-    ])
+    const resumed1 = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 111 })
+    expect(resumed1.welcome.lastBatchSeq).toBe(3)
+    resumed1.sendBatch(3, [relayMessage([utf8('run1-3 again')])])
+    expect(await resumed1.next()).toEqual(duplicate(3))
+    const resumed2 = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 222 })
+    expect(resumed2.welcome.lastBatchSeq).toBe(2)
+    expect((await readPage(channel)).messages).toHaveLength(5)
   })
 
   it('gives a forged session its own numbering: a huge batchSeq makes nothing a duplicate', async () => {
@@ -288,12 +296,19 @@ describe('deduplication per bridge session', () => {
       sql.exec('DROP TABLE bridge_sessions')
       sql.exec('CREATE TABLE bridges (bridge_id TEXT PRIMARY KEY, last_batch_seq INTEGER NOT NULL)')
       sql.exec("INSERT INTO bridges VALUES ('old-bridge', 41)")
-      sql.exec('DELETE FROM schema_migrations WHERE version = 6')
-      expect(migrate(state.storage)).toEqual([6])
+      for (const table of ['segments', 'segment_pieces', 'channel_state', 'consumer_groups']) {
+        sql.exec(`DROP TABLE ${table}`)
+      }
+      sql.exec('DROP TABLE group_dead_letters')
+      sql.exec('DELETE FROM schema_migrations WHERE version >= 6')
+      expect(migrate(state.storage)).toEqual([6, 7])
       return sql
         .exec('SELECT bridge_id, epoch, last_batch_seq, updated_at FROM bridge_sessions')
         .toArray()
     })
+    await runInDurableObject(stubOf(channel), (instance: ChannelObject) =>
+      instance.restartForTests(),
+    )
     expect(sessions).toEqual([
       { bridge_id: 'old-bridge', epoch: 0, last_batch_seq: 41, updated_at: expect.any(Number) },
     ])
@@ -559,16 +574,16 @@ describe('a storage failure', () => {
     relay.sendBatch(1, [relayMessage([utf8('warm-up')])])
     expect(await relay.next()).toEqual(stored(1, 1, 1))
 
-    // Break chunk storage: the message row goes in, its overflow cannot.
+    // Break piece storage: the segment's row goes in, the rest of a 2 MiB message cannot.
     const stub = stubOf(channel)
     await runInDurableObject(stub, (_instance, state) => {
-      state.storage.sql.exec('ALTER TABLE message_chunks RENAME TO chunks_away')
+      state.storage.sql.exec('ALTER TABLE segment_pieces RENAME TO pieces_away')
     })
     const big = [relayMessage([utf8('small')]), relayMessage([pattern(2 * MiB, 3)])]
     relay.sendBatch(2, big)
     const refused = await relay.next()
     expect(refused).toMatchObject({ kind: 'nack', batchSeq: 2, code: NackCode.STORAGE_FAILED })
-    expect(refused.kind === 'nack' && refused.reason).toMatch(/message_chunks/)
+    expect(refused.kind === 'nack' && refused.reason).toMatch(/segment_pieces/)
     expect(log).toHaveBeenCalledWith('relay batch not stored', expect.anything())
 
     // Storing batch 3 now would make the resent batch 2 a "duplicate" and lose it.
@@ -583,13 +598,13 @@ describe('a storage failure', () => {
     const afterFailure = await runInDurableObject(stub, (_instance, state) => {
       const counts = state.storage.sql
         .exec(
-          'SELECT (SELECT COUNT(*) FROM messages) AS messages, (SELECT last_batch_seq FROM bridge_sessions) AS last',
+          'SELECT (SELECT COUNT(*) FROM segments) AS segments, (SELECT last_batch_seq FROM bridge_sessions) AS last',
         )
         .one()
-      state.storage.sql.exec('ALTER TABLE chunks_away RENAME TO message_chunks')
+      state.storage.sql.exec('ALTER TABLE pieces_away RENAME TO segment_pieces')
       return counts
     })
-    expect(afterFailure).toEqual({ messages: 1, last: 1 })
+    expect(afterFailure).toEqual({ segments: 1, last: 1 })
 
     relay.sendBatch(2, big)
     expect(await relay.next()).toEqual(stored(2, 2, 3))
@@ -616,7 +631,7 @@ describe('channels', () => {
 })
 
 describe('what a batch costs in billed rows (Cloudflare bills rows read and written)', () => {
-  it('writes about three rows a message, and refuses a full channel without a scan', async () => {
+  it('writes one row a batch, and refuses a full channel in a few reads', async () => {
     const channel = uniqueChannel('rows')
     await openIngest(channel)
     const costs = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
@@ -635,24 +650,30 @@ describe('what a batch costs in billed rows (Cloudflare bills rows read and writ
       const first = cost(() => store.storeBatch(session, batch(1, 100)))
       const next = cost(() => store.storeBatch(session, batch(2, 100)))
       const duplicate = cost(() => store.storeBatch(session, batch(2, 100)))
-      // A channel of 1,000 messages not acked, at its limit: the refusal reads the counters only.
+      // A channel of 1,000 messages a consumer group has not acked, at its limit.
       cost(() => store.storeBatch(session, batch(3, 800)))
+      store.groups = () => ({ protectedFrom: 1, notDone: (from, through) => through - from + 1 })
       instance.config = {
         ...instance.config,
         retention: { ...instance.config.retention, maxMessages: 1000 },
       }
       const full = cost(() => store.storeBatch(session, batch(4, 10)))
-      return { first, next, duplicate, full }
+      // Without a group, the channel is a log that drops its oldest segment instead.
+      store.groups = () => ({ protectedFrom: undefined, notDone: () => 0 })
+      const dropping = cost(() => store.storeBatch(session, batch(4, 10)))
+      return { first, next, duplicate, full, dropping }
     })
     console.log(`rows per batch of 100 messages: ${JSON.stringify(costs)}`)
-    expect(costs.next).toMatchObject({ status: 'stored' })
-    // Per message: its row, its queue row and the AUTOINCREMENT counter (sqlite_sequence); per
-    // batch a handful more (counters, the session). Segments (issue 14) are what lowers this.
-    expect(costs.next.written).toBeLessThanOrEqual(3 * 100 + 10)
-    expect(costs.next.read).toBeLessThanOrEqual(4 * 100 + 20)
-    expect(costs.duplicate).toMatchObject({ status: 'duplicate' })
-    expect(costs.duplicate.written).toBeLessThanOrEqual(2)
-    expect(costs.full).toMatchObject({ status: 'full' })
-    expect(costs.full.read).toBeLessThan(20)
+    // A session's first batch writes its row too; later ones only their segment.
+    expect(costs.first).toMatchObject({ status: 'stored', written: 2 })
+    expect(costs.next).toMatchObject({ status: 'stored', written: 1 })
+    expect(costs.next.read).toBeLessThanOrEqual(1)
+    expect(costs.duplicate).toEqual({ status: 'duplicate', read: 0, written: 0 })
+    expect(costs.full).toMatchObject({ status: 'full', written: 0 })
+    expect(costs.full.read).toBeLessThanOrEqual(2)
+    // Its segment, the oldest one's deletion, and the state written before a segment it has
+    // not written yet goes (then the session, whose number only that segment held).
+    expect(costs.dropping).toMatchObject({ status: 'stored' })
+    expect(costs.dropping.written).toBeLessThanOrEqual(4)
   })
 })

@@ -146,13 +146,14 @@ describe('a message over LARGE_MESSAGE_BYTES', () => {
     ])
   })
 
-  it('is listed without reading its body: its overflow chunks may even be gone', async () => {
+  it('is listed without reading its body: the pieces after its first may even be gone', async () => {
     const channel = uniqueChannel('large-unread')
     await ingestBatch(channel, [relayMessage([pattern(9 * MiB, 7)])])
     const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
-    // Only the first chunk and the length prefix in it stay: a read that touched the rest fails.
+    // Only the first piece, with the segment's head and the frame sizes in it, stays: a read
+    // that touched the rest fails.
     await runInDurableObject(stub, (_instance, state) => {
-      state.storage.sql.exec('DELETE FROM message_chunks WHERE seq = 1')
+      state.storage.sql.exec('DELETE FROM segment_pieces WHERE first_seq = 1')
     })
     const response = await get(`/v1/channels/${channel}/messages`, READ_TOKEN)
     const page = JSON.parse(await smallText(response)) as { messages: ApiMessage[] }

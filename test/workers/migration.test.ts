@@ -178,7 +178,9 @@ describe('migration 7: rows of the schema before segments', () => {
       const page = await readPage(channel, `?after=${after}&limit=5`)
       for (const message of page.messages) {
         const seq = message.seq
-        expect(atob(message.frames[0] ?? '')).toBe(seq > OLD_MESSAGES ? `new-${seq - OLD_MESSAGES}` : oldText(seq))
+        expect(atob(message.frames[0] ?? '')).toBe(
+          seq > OLD_MESSAGES ? `new-${seq - OLD_MESSAGES}` : oldText(seq),
+        )
       }
       seen++
       if (!report.migrating) break
@@ -226,11 +228,14 @@ describe('migration 7: rows of the schema before segments', () => {
     expect(after).toBe(OLD_MESSAGES + 2)
 
     const report = await stats(channel)
-    expect(report.log).toMatchObject({ messages: OLD_MESSAGES + 1, bytes: (OLD_MESSAGES - 1) * 7 + 10 })
+    expect(report.log).toMatchObject({
+      messages: OLD_MESSAGES + 1,
+      bytes: (OLD_MESSAGES - 1) * 7 + 10,
+    })
     // The group goes on where it was: the next pull is after what was pulled before.
-    const next = (await (
-      await post(`/v1/channels/${channel}/pull`, { batchSize: 1 })
-    ).json()) as { messages: { seq: number }[] }
+    const next = (await (await post(`/v1/channels/${channel}/pull`, { batchSize: 1 })).json()) as {
+      messages: { seq: number }[]
+    }
     expect(next.messages.map((message) => message.seq)).toEqual([LEASED_SEQ + 101])
     await expectQueueCountersExact(channel)
   })

@@ -1,14 +1,15 @@
-// Retention inside workerd: limits by count, bytes and age; `block` NACKing CHANNEL_FULL over
-// the real WebSocket (nothing lost, acked messages trimmed to make room); `drop-oldest`
-// deleting the oldest messages with their queue and dead-letter rows, counted in stats.
+// Retention inside workerd: limits by count, bytes and age, a whole segment (a stored batch) at
+// a time; `block` NACKing CHANNEL_FULL over the real WebSocket while an active consumer group
+// has not acked (nothing lost, segments every group acked trimmed to make room); a channel
+// without groups, and `drop-oldest`, dropping the oldest segments, counted in stats.
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { parseChannelConfig, type RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
+import { MessageStore } from '../../durable/message-store'
 import { AckStatus, NackCode } from '../../durable/relay-protocol'
-import { expireByAge, nextExpiryAt } from '../../durable/retention'
 import {
   closeAllIngest,
   expectQueueCountersExact,
@@ -86,35 +87,43 @@ describe('retention settings', () => {
   })
 })
 
+/** Creates consumer group `default` (from the earliest message) with an empty pull. */
+async function startGroup(channel: string) {
+  expect((await post(`/v1/channels/${channel}/pull`, {})).status).toBe(200)
+}
+
 describe('overflow policy block', () => {
-  it('NACKs CHANNEL_FULL back to the bridge, loses nothing, and takes the batch once acked messages make room', async () => {
+  it('NACKs CHANNEL_FULL back to the bridge while a group has not acked, loses nothing, and takes the batch once acked segments make room', async () => {
     const channel = uniqueChannel('block')
     await limit(channel, { maxMessages: 3, overflowPolicy: 'block' })
+    await startGroup(channel)
     const relay = await openIngest(channel)
-    relay.sendBatch(1, batch('a', 'b', 'c'))
-    expect(await relay.next()).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
+    for (const [index, name] of ['a', 'b', 'c'].entries()) {
+      relay.sendBatch(index + 1, batch(name))
+      expect(await relay.next()).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
+    }
 
-    relay.sendBatch(2, batch('d', 'e'))
+    relay.sendBatch(4, batch('d', 'e'))
     expect(await relay.next()).toMatchObject({
       kind: 'nack',
-      batchSeq: 2,
+      batchSeq: 4,
       code: NackCode.CHANNEL_FULL,
     })
     // Later batches of that bridge on the socket wait for the refused one.
-    relay.sendBatch(3, batch('f'))
+    relay.sendBatch(5, batch('f'))
     expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.OUT_OF_ORDER })
     expect(texts((await readPage(channel)).messages)).toEqual(['a', 'b', 'c'])
 
-    // A leased consumer acks two: they may now leave the log to make room.
+    // The group acks two: their segments may now leave the log to make room.
     await pullAndAck(channel, 2)
     const resend = await openIngest(channel)
-    resend.sendBatch(2, batch('d', 'e'))
+    resend.sendBatch(4, batch('d', 'e'))
     expect(await resend.next()).toMatchObject({
       kind: 'ack',
       status: AckStatus.STORED,
       firstSeq: 4,
     })
-    resend.sendBatch(3, batch('f'))
+    resend.sendBatch(5, batch('f'))
     expect(await resend.next()).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
 
     // Cursor readers see the log from its new head; seqs are never reused.
@@ -126,9 +135,27 @@ describe('overflow policy block', () => {
     expect(report.queue.depth).toBe(3)
   })
 
+  it('keeps a segment a group has acked only in part: segments leave whole', async () => {
+    const channel = uniqueChannel('block')
+    await limit(channel, { maxMessages: 3, overflowPolicy: 'block' })
+    await startGroup(channel)
+    const relay = await openIngest(channel)
+    relay.sendBatch(1, batch('a', 'b', 'c'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    await pullAndAck(channel, 2)
+    relay.sendBatch(2, batch('d'))
+    expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
+    await pullAndAck(channel, 1)
+    const resend = await openIngest(channel)
+    resend.sendBatch(2, batch('d'))
+    expect(await resend.next()).toMatchObject({ kind: 'ack', firstSeq: 4 })
+    expect(texts((await readPage(channel)).messages)).toEqual(['d'])
+  })
+
   it('refuses by bytes; a batch larger than the limits itself is split, a message rejected', async () => {
     const channel = uniqueChannel('block')
     await limit(channel, { maxBytes: 10, overflowPolicy: 'block' })
+    await startGroup(channel)
     const relay = await openIngest(channel)
     relay.sendBatch(1, batch('12345678'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
@@ -145,31 +172,90 @@ describe('overflow policy block', () => {
     expect(await other.next()).toMatchObject({ kind: 'ack', status: AckStatus.REJECTED })
     expect((await stats(channel)).log).toMatchObject({ messages: 1, bytes: 8 })
   })
+
+  it('makes a channel read by cursors only a log that drops its oldest segments', async () => {
+    const channel = uniqueChannel('log')
+    await limit(channel, { maxMessages: 1000, overflowPolicy: 'block' })
+    const relay = await openIngest(channel)
+    for (let batchSeq = 1; batchSeq <= 30; batchSeq++) {
+      const names = Array.from(
+        { length: 100 },
+        (_, index) => `m${(batchSeq - 1) * 100 + index + 1}`,
+      )
+      relay.sendBatch(batchSeq, batch(...names))
+      expect(await relay.next()).toMatchObject({ kind: 'ack', status: AckStatus.STORED })
+    }
+    const report = await stats(channel)
+    expect(report.log).toMatchObject({
+      messages: 1000,
+      oldest: { seq: 2001 },
+      newest: { seq: 3000 },
+    })
+    expect(report.counters).toMatchObject({ trimmed: 2000, dropped: 0, batchesRefused: 0 })
+    expect(report.groups).toEqual([])
+  })
+
+  it('stops holding back for a group idle past GROUP_INACTIVE_SECONDS, and reports it inactive', async () => {
+    const channel = uniqueChannel('idle')
+    await limit(channel, { maxMessages: 2, overflowPolicy: 'block' })
+    await startGroup(channel)
+    const relay = await openIngest(channel)
+    relay.sendBatch(1, batch('a', 'b'))
+    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    relay.sendBatch(2, batch('c'))
+    expect(await relay.next()).toMatchObject({ kind: 'nack', code: NackCode.CHANNEL_FULL })
+    await runInDurableObject(stubOf(channel), (instance: ChannelObject) => {
+      instance.config = { ...instance.config, groupInactiveMs: 1 }
+    })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const resend = await openIngest(channel)
+    resend.sendBatch(2, batch('c'))
+    expect(await resend.next()).toMatchObject({ kind: 'ack', firstSeq: 3 })
+    const report = await stats(channel)
+    expect(report.groups).toMatchObject([{ name: 'default', inactive: true }])
+    // Its unacked messages left the log: counted as dropped, and it goes on from the oldest.
+    expect(report.counters).toMatchObject({ dropped: 2 })
+    await runInDurableObject(stubOf(channel), (instance: ChannelObject) => {
+      instance.config = { ...instance.config, groupInactiveMs: 60_000 }
+    })
+    const pulled = (await (await post(`/v1/channels/${channel}/pull`, {})).json()) as {
+      messages: { seq: number }[]
+    }
+    expect(pulled.messages.map((message) => message.seq)).toEqual([3])
+    expect((await stats(channel)).groups).toMatchObject([
+      { inactive: false, counters: { dropped: 2 } },
+    ])
+  })
 })
 
 describe('overflow policy drop-oldest', () => {
-  it('deletes the oldest messages with their queue and dead-letter rows, and counts them', async () => {
+  it('deletes the oldest segments whatever groups have acked, and counts them', async () => {
     const channel = uniqueChannel('drop')
     await limit(channel, { maxMessages: 4, overflowPolicy: 'drop-oldest' })
+    await startGroup(channel)
     const relay = await openIngest(channel)
-    relay.sendBatch(1, batch('a', 'b', 'c', 'd'))
-    expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    for (const [index, name] of ['a', 'b', 'c', 'd'].entries()) {
+      relay.sendBatch(index + 1, batch(name))
+      expect(await relay.next()).toMatchObject({ kind: 'ack' })
+    }
     await pullAndAck(channel, 1) // a is acked
-    relay.sendBatch(2, batch('e', 'f', 'g'))
+    relay.sendBatch(5, batch('e', 'f', 'g'))
     expect(await relay.next()).toMatchObject({ kind: 'ack', firstSeq: 5, lastSeq: 7 })
     expect(texts((await readPage(channel)).messages)).toEqual(['d', 'e', 'f', 'g'])
     const report = await stats(channel)
     expect(report.counters).toMatchObject({ trimmed: 1, dropped: 2, batchesRefused: 0 })
     expect(report.log).toMatchObject({ messages: 4, bytes: 4 })
     expect(report.queue.depth).toBe(4)
-    const rows = await runInDurableObject(stubOf(channel), (_instance, state) =>
-      state.storage.sql.exec('SELECT seq FROM queue ORDER BY seq').toArray(),
-    )
-    expect(rows).toEqual([{ seq: 4 }, { seq: 5 }, { seq: 6 }, { seq: 7 }])
+    const pulled = (await (
+      await post(`/v1/channels/${channel}/pull`, { batchSize: 10 })
+    ).json()) as {
+      messages: { seq: number }[]
+    }
+    expect(pulled.messages.map((message) => message.seq)).toEqual([4, 5, 6, 7])
     await expectQueueCountersExact(channel)
   })
 
-  it('drops by bytes, large chunked bodies included', async () => {
+  it('drops by bytes, large messages in pieces included', async () => {
     const channel = uniqueChannel('drop')
     const MiB = 1024 * 1024
     await limit(channel, { maxBytes: 5 * MiB, overflowPolicy: 'drop-oldest' })
@@ -179,10 +265,10 @@ describe('overflow policy drop-oldest', () => {
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     relay.sendBatch(2, [big()])
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
-    const chunks = await runInDurableObject(stubOf(channel), (_instance, state) =>
-      state.storage.sql.exec('SELECT DISTINCT seq FROM message_chunks').toArray(),
+    const pieces = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.sql.exec('SELECT DISTINCT first_seq FROM segment_pieces').toArray(),
     )
-    expect(chunks).toEqual([{ seq: 2 }])
+    expect(pieces).toEqual([{ first_seq: 2 }])
     expect((await stats(channel)).log).toMatchObject({ messages: 1, bytes: 3 * MiB })
   })
 })
@@ -218,13 +304,9 @@ describe('retention by age', () => {
     relay.sendBatch(1, batch('x'))
     expect(await relay.next()).toMatchObject({ kind: 'ack' })
     const result = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
-      const { sql } = state.storage
-      const at = nextExpiryAt(sql, instance.config.retention) ?? 0
-      return {
-        before: expireByAge(sql, instance.config.retention, at - 1),
-        at: expireByAge(sql, instance.config.retention, at),
-        next: nextExpiryAt(sql, instance.config.retention),
-      }
+      const store = new MessageStore(state.storage, () => instance.config)
+      const at = store.nextExpiryAt() ?? 0
+      return { before: store.expire(at - 1), at: store.expire(at), next: store.nextExpiryAt() }
     })
     expect(result).toEqual({ before: 0, at: 1, next: undefined })
   })
