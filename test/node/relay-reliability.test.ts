@@ -235,6 +235,14 @@ describe('a channel that refuses batches', () => {
       vars: { RETENTION_MAX_MESSAGES: '100', OVERFLOW_POLICY: 'block' },
     })
     const channel = `full-${Date.now()}`
+    // A consumer group (default, created by a first pull) that has acked nothing: under `block`
+    // its messages are kept, and the channel fills. (A channel without groups drops its oldest.)
+    const created = await fetch(`${worker.httpUrl}/v1/channels/${channel}/pull`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_READ_TOKEN}`, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(created.status).toBe(200)
     bridge = await startBridgeProcess(
       bridgeArgs(port, channel, ['--metrics-port', '0', '--batch-messages', '20']),
     )

@@ -99,7 +99,14 @@ describe('a kept-alive connection after an early answer to a chunked body', () =
       const next = await request(agent, { method: 'POST', path, token: TEST_READ_TOKEN, json: ack })
       expect({ status: next.status, body: JSON.parse(next.body.toString()) }).toEqual({
         status: 200,
-        body: { channel: 'keep-alive', acked: 0, retried: 0, deadLettered: 0, unknown: ack.acks },
+        body: {
+          channel: 'keep-alive',
+          group: 'default',
+          acked: 0,
+          retried: 0,
+          deadLettered: 0,
+          unknown: ack.acks,
+        },
       })
       expect(next.localPort).toBe(refused.localPort)
     } finally {

@@ -42,7 +42,14 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('ingest' as const),
       session: fc.nat(1),
-      offset: fc.constantFrom(-2 as const, -1 as const, 0 as const, 0 as const, 1 as const, 2 as const),
+      offset: fc.constantFrom(
+        -2 as const,
+        -1 as const,
+        0 as const,
+        0 as const,
+        1 as const,
+        2 as const,
+      ),
       size: fc.integer({ min: 1, max: 6 }),
     }),
   },
@@ -63,7 +70,10 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       visibility: fc.integer({ min: 1, max: 50 }),
     }),
   },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('ack' as const), group: fc.nat(1), pick }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('ack' as const), group: fc.nat(1), pick }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -85,9 +95,19 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('redrive' as const), group: fc.nat(1) }) },
   {
     weight: 1,
-    arbitrary: fc.record({ kind: fc.constant('create' as const), group: fc.nat(1), latest: fc.boolean() }),
+    arbitrary: fc.record({
+      kind: fc.constant('create' as const),
+      group: fc.nat(1),
+      latest: fc.boolean(),
+    }),
   },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 40 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('tick' as const),
+      ms: fc.integer({ min: 1, max: 40 }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
 )
 
@@ -110,7 +130,10 @@ class Model {
   readonly sessions = new Map<number, number>()
   readonly groups = new Map<GroupName, Map<number, Delivery>>()
 
-  constructor(readonly maxMessages: number, readonly policy: 'block' | 'drop-oldest') {}
+  constructor(
+    readonly maxMessages: number,
+    readonly policy: 'block' | 'drop-oldest',
+  ) {}
 
   get oldest(): number {
     return this.segments[0]?.first ?? this.lastSeq + 1
@@ -241,7 +264,8 @@ describe('a channel against a reference model', () => {
             }
             const tx = <T>(run: () => T) => state.storage.transactionSync(run)
             const ids = (group: GroupName, picks: number[]) =>
-              picks.map((index) => issued[group][index % Math.max(1, issued[group].length)])
+              picks
+                .map((index) => issued[group][index % Math.max(1, issued[group].length)])
                 .filter((entry): entry is { id: string; seq: number } => entry !== undefined)
 
             for (const step of ops) {
@@ -250,7 +274,10 @@ describe('a channel against a reference model', () => {
                   const session = SESSIONS[step.session] as RelaySession
                   const last = model.sessions.get(step.session) ?? 0
                   const batchSeq = Math.max(1, last + 1 + step.offset)
-                  const texts = Array.from({ length: step.size }, (_, i) => `${session.bridgeId}:${batchSeq}:${i}:${now}`)
+                  const texts = Array.from(
+                    { length: step.size },
+                    (_, i) => `${session.bridgeId}:${batchSeq}:${i}:${now}`,
+                  )
                   const expected = model.ingest(step.session, batchSeq, texts)
                   const outcome = store.storeBatch(session, {
                     batchSeq,
@@ -263,7 +290,11 @@ describe('a channel against a reference model', () => {
                   break
                 }
                 case 'read': {
-                  const page = store.read({ after: step.after, limit: step.limit, maxBytes: 1 << 20 })
+                  const page = store.read({
+                    after: step.after,
+                    limit: step.limit,
+                    maxBytes: 1 << 20,
+                  })
                   const expected = [...model.log.keys()]
                     .filter((seq) => seq > step.after)
                     .sort((a, b) => a - b)
@@ -283,7 +314,9 @@ describe('a channel against a reference model', () => {
                 case 'pull': {
                   const name = GROUPS[step.group] as GroupName
                   if (name !== 'default' && !model.groups.has(name)) {
-                    expect(() => groups.pull(name, { batchSize: 1, visibilityTimeoutMs: 1, maxBytes: 1, now })).toThrow(/no consumer group/)
+                    expect(() =>
+                      groups.pull(name, { batchSize: 1, visibilityTimeoutMs: 1, maxBytes: 1, now }),
+                    ).toThrow(/no consumer group/)
                     break
                   }
                   model.addGroup(name, false)
@@ -303,7 +336,9 @@ describe('a channel against a reference model', () => {
                     const delivery = group.get(message.seq) as Delivery
                     delivery.attempts++
                     expect(message.attempts).toBe(delivery.attempts)
-                    expect(new TextDecoder().decode(message.frames?.[0])).toBe(model.log.get(message.seq))
+                    expect(new TextDecoder().decode(message.frames?.[0])).toBe(
+                      model.log.get(message.seq),
+                    )
                     delivery.status = 'leased'
                     delivery.lease = message.leaseId
                     delivery.expiresAt = now + step.visibility
@@ -345,7 +380,10 @@ describe('a channel against a reference model', () => {
                         ? { acks: chosen.map((entry) => entry.id), retries: [] }
                         : {
                             acks: [],
-                            retries: chosen.map((entry) => ({ leaseId: entry.id, delayMs: step.delay })),
+                            retries: chosen.map((entry) => ({
+                              leaseId: entry.id,
+                              delayMs: step.delay,
+                            })),
                           },
                       now,
                     ),
@@ -372,7 +410,14 @@ describe('a channel against a reference model', () => {
                       extended++
                     } else unknown.push(id)
                   }
-                  const outcome = tx(() => groups.extend(name, chosen.map((entry) => entry.id), step.visibility, now))
+                  const outcome = tx(() =>
+                    groups.extend(
+                      name,
+                      chosen.map((entry) => entry.id),
+                      step.visibility,
+                      now,
+                    ),
+                  )
                   expect(outcome).toEqual({ extended, unknown })
                   break
                 }
@@ -385,7 +430,9 @@ describe('a channel against a reference model', () => {
                     .filter(([, d]) => d.status === 'dead')
                     .map(([seq]) => seq)
                     .sort((a, b) => a - b)
-                  const letters = tx(() => groups.deadLetters(name, { after: 0, limit: 1000, maxBytes: 1 << 20 }, now))
+                  const letters = tx(() =>
+                    groups.deadLetters(name, { after: 0, limit: 1000, maxBytes: 1 << 20 }, now),
+                  )
                   expect(letters.map((letter) => letter.seq)).toEqual(expected)
                   expect(tx(() => groups.redrive(name, undefined, now))).toEqual(expected)
                   for (const seq of expected) {
