@@ -131,6 +131,8 @@ export interface ChannelStats {
   bridges: { connected: number; known: number; connections: BridgeConnection[] }
   counters: Record<Counter, number>
   cost: RowCost
+  /** Octets of the channel's SQLite database (every table): what Cloudflare bills as storage. */
+  storageBytes: number
   /** Rows of the schema before segments still to move (0 once done). */
   migrating: boolean
   config: ChannelConfig
@@ -558,6 +560,7 @@ export class ChannelObject extends DurableObject<Env> {
         ...rows,
         perMessage: { rowsRead: rows.rowsRead / stored, rowsWritten: rows.rowsWritten / stored },
       },
+      storageBytes: this.ctx.storage.sql.databaseSize,
       migrating: store.migrating,
       config: this.config,
     }

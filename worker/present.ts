@@ -226,6 +226,7 @@ export function toApiStats(channel: string, stats: ChannelStats) {
       messagesRejected: counters.messages_rejected,
     },
     cost: stats.cost,
+    storageBytes: stats.storageBytes,
     migrating: stats.migrating,
     config: stats.config,
   }
