@@ -30,7 +30,13 @@ import {
 import { type Counter, GroupCounter } from './counters'
 import type { GroupStart } from './group-state'
 import { importLegacyConsumers } from './legacy-consumers'
-import { MessageStore, type ReadOptions, type StoredMessage } from './message-store'
+import {
+  type MessagePage,
+  MessageStore,
+  pageMessages,
+  type ReadOptions,
+  type StoredMessage,
+} from './message-store'
 import { type BatchStore, type IngestSocketState, ingestRelayMessage } from './relay-ingest'
 import {
   CLOSE_REPLACED,
@@ -325,15 +331,26 @@ export class ChannelObject extends DurableObject<Env> {
    * @throws RangeError for options out of range.
    */
   async readMessages(options: ReadOptions & { waitMs?: number }): Promise<Waited<StoredMessage[]>> {
+    const page = await this.readPage(options)
+    return page.ok ? { ok: true, value: pageMessages(page.value) } : page
+  }
+
+  /**
+   * RPC: {@link readMessages} as stored (see `MessagePage`): the Worker decodes the segments it
+   * gets with `pageMessages`, so a page of thousands of messages crosses as a few buffers.
+   * @throws RangeError for options out of range.
+   */
+  async readPage(options: ReadOptions & { waitMs?: number }): Promise<Waited<MessagePage>> {
     const { after, limit, maxBytes, waitMs = 0 } = options
     if (!Number.isSafeInteger(after) || after < 0) throw new RangeError(`bad after: ${after}`)
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`bad limit: ${limit}`)
     if (!(maxBytes >= 0)) throw new RangeError(`bad maxBytes: ${maxBytes}`)
     const deadline = Date.now() + waitMs
     for (;;) {
-      const messages = this.#store.read({ after, limit, maxBytes })
+      const page = this.#store.readPage({ after, limit, maxBytes })
+      this.#store.state.touched()
       const left = deadline - Date.now()
-      if (messages.length > 0 || left <= 0) return { ok: true, value: messages }
+      if (page.count > 0 || left <= 0) return { ok: true, value: page }
       const waiting = this.#waitForChange(left)
       if (!waiting) return { ok: false, reason: 'too_many_waiters' }
       await waiting

@@ -24,6 +24,7 @@ import { RowMeter, type Sql } from './row-meter'
 import {
   type FrameLocation,
   type LogEnd,
+  type MessagePage,
   type ReadOptions,
   SegmentStore,
   type StoredMessage,
@@ -37,6 +38,8 @@ export {
   LISTED_FRAME_BYTES,
   type LogEnd,
   listedBytes,
+  type MessagePage,
+  pageMessages,
   type ReadOptions,
   type StoredMessage,
 } from './segment-store'
@@ -368,6 +371,17 @@ export class MessageStore {
     )
     if (old.length > 0) return old
     return this.#segments.read({ ...options, after: Math.max(options.after, legacy.maxSeq) })
+  }
+
+  /**
+   * {@link read} as a page of parts (see `MessagePage` in ./segment-store.ts), for the Worker to
+   * decode: a few segment buffers cross RPC faster than thousands of message objects.
+   * @throws RangeError when stored data is corrupt.
+   */
+  readPage(options: ReadOptions): MessagePage {
+    if (!this.#legacy) return this.#segments.readPage(options)
+    const messages = this.read(options)
+    return { parts: [{ messages }], count: messages.length }
   }
 
   /**

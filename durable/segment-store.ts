@@ -70,6 +70,54 @@ export interface LargeMessage extends MessageHead {
 /** One stored message as the Durable Object returns it over RPC: raw bytes, no formatting. */
 export type StoredMessage = InlineMessage | LargeMessage
 
+/** Some of a segment's messages, as its encoded octets (./segment-codec.ts). */
+export interface SegmentPart {
+  segment: Uint8Array
+  /** The seq of the segment's first message. */
+  firstSeq: number
+  /** Its messages `from` to `from + count - 1` are in the page. */
+  from: number
+  count: number
+}
+
+/** A page of messages in seq order, in parts: runs of a segment, or messages. */
+export interface MessagePage {
+  parts: (SegmentPart | { messages: StoredMessage[] })[]
+  /** Messages in all the parts. */
+  count: number
+}
+
+/**
+ * The messages of a page, in order. Runs in the Worker as well as the object: segments are
+ * decoded where they are formatted.
+ * @throws RangeError when a segment is corrupt.
+ */
+export function pageMessages(page: MessagePage): StoredMessage[] {
+  const out: StoredMessage[] = []
+  for (const part of page.parts) {
+    if ('messages' in part) {
+      for (const message of part.messages) out.push(message)
+      continue
+    }
+    const decoded = decodeSegment(part.segment, { from: part.from, count: part.count })
+    const first = part.firstSeq + part.from
+    decoded.forEach((message, index) => {
+      out.push(inline(first + index, message))
+    })
+  }
+  return out
+}
+
+/** A message whose frames own their octets (not views of a segment sent whole with it). */
+function detached(message: StoredMessage): StoredMessage {
+  const copy: StoredMessage =
+    message.frames === null
+      ? { ...message }
+      : { ...message, frames: message.frames.map((f) => f.slice()) }
+  if (message.publicKey) copy.publicKey = message.publicKey.slice()
+  return copy
+}
+
 /** Which messages to read: those after `after`, in seq order. */
 export interface ReadOptions {
   /** Return messages with a seq greater than this. */
@@ -390,8 +438,9 @@ export class SegmentStore {
   bounds(): { oldest?: LogEnd; newest?: LogEnd } {
     if (!this.#head || !this.#tail) return {}
     if (this.#ends) return this.#ends
-    const oldest = this.#readRange(this.#head.firstSeq, this.#head.firstSeq, 1, Infinity)[0]
-    const newest = this.#readRange(this.#tail.lastSeq, this.#tail.lastSeq, 1, Infinity)[0]
+    const end = (seq: number) => pageMessages(this.#readRange(seq, seq, 1, Infinity))[0]
+    const oldest = end(this.#head.firstSeq)
+    const newest = end(this.#tail.lastSeq)
     this.#ends =
       oldest && newest
         ? {
@@ -408,14 +457,23 @@ export class SegmentStore {
    * @throws RangeError when a stored segment is corrupt.
    */
   read(options: ReadOptions & { through?: number }): StoredMessage[] {
+    return pageMessages(this.readPage(options))
+  }
+
+  /**
+   * {@link read} as stored: runs of a segment's messages as the segment's own octets (what a page
+   * of small messages mostly is: a few buffers to pass on, not thousands of objects), the rest
+   * as messages.
+   */
+  readPage(options: ReadOptions & { through?: number }): MessagePage {
     const { after, limit, maxBytes, through = Number.MAX_SAFE_INTEGER } = options
     return this.#readRange(after + 1, through, limit, maxBytes)
   }
 
   /** Messages from seq `from` to `through`, at most `limit`, within `maxBytes`. */
-  #readRange(from: number, through: number, limit: number, maxBytes: number): StoredMessage[] {
-    const out: StoredMessage[] = []
-    if (from > through) return out
+  #readRange(from: number, through: number, limit: number, maxBytes: number): MessagePage {
+    const page: MessagePage = { parts: [], count: 0 }
+    if (from > through) return page
     let total = 0
     // The segment holding `from`, then the ones after it, stepped only as far as the page goes.
     const cursor = this.#sql.exec<SegmentDataRow>(
@@ -430,16 +488,38 @@ export class SegmentStore {
       if (row.last_seq < from) continue
       const skip = Math.max(0, from - row.first_seq)
       const count = Math.min(row.last_seq, through) - row.first_seq + 1 - skip
-      const messages = this.#messagesOf(row, skip, Math.min(count, limit - out.length))
+      const messages = this.#messagesOf(row, skip, Math.min(count, limit - page.count))
+      let taken = 0
+      let full = false
+      let takenBytes = 0
       for (const message of messages) {
         const weight = listedBytes(message)
-        if (out.length > 0 && total + weight > maxBytes) return out
+        if (page.count + taken > 0 && total + weight > maxBytes) {
+          full = true
+          break
+        }
         total += weight
-        out.push(message)
+        takenBytes += message.size
+        taken++
       }
-      if (out.length >= limit || row.last_seq >= through) break
+      if (taken > 0) {
+        // A segment's octets go whole: passed on when most of them are wanted, else the copies
+        // of the few messages wanted, so a page never carries much it does not show.
+        if (row.data !== null && takenBytes * 4 >= row.length) {
+          page.parts.push({
+            segment: new Uint8Array(row.data),
+            firstSeq: row.first_seq,
+            from: skip,
+            count: taken,
+          })
+        } else {
+          page.parts.push({ messages: messages.slice(0, taken).map(detached) })
+        }
+        page.count += taken
+      }
+      if (full || page.count >= limit || row.last_seq >= through) break
     }
-    return out
+    return page
   }
 
   /**

@@ -12,7 +12,7 @@ import openapi from '../docs/openapi.json'
 import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
-import type { StoredMessage } from '../durable/message-store'
+import { pageMessages, type StoredMessage } from '../durable/message-store'
 import {
   parseRelaySession,
   RELAY_PROTOCOL_VERSION,
@@ -32,6 +32,7 @@ import {
 } from './present'
 import {
   MAX_LIMIT,
+  MAX_READ_LIMIT,
   parseAckBody,
   parseChannel,
   parseEncoding,
@@ -201,16 +202,18 @@ function ndjsonStream(
 
 channels.get('/:channel/messages', reader, async (c) => {
   const channel = parseChannel(c.req.param('channel'))
-  const { after, limit } = parseReadQuery(c.req.query())
+  const { after, limit } = parseReadQuery(c.req.query(), MAX_READ_LIMIT)
   const waitMs = parseWait(c.req.query('wait'))
   const encoding = parseEncoding(c.req.query('encoding'))
-  const stored = unwrap(
-    await channelStub(c.env, channel).readMessages({
-      after,
-      limit,
-      maxBytes: MAX_PAGE_FRAME_BYTES,
-      waitMs,
-    }),
+  const stored = pageMessages(
+    unwrap(
+      await channelStub(c.env, channel).readPage({
+        after,
+        limit,
+        maxBytes: MAX_PAGE_FRAME_BYTES,
+        waitMs,
+      }),
+    ),
   )
   // `next` is the `after` of the following call: the last seq returned, else `after` itself.
   const next = stored.at(-1)?.seq ?? after
@@ -295,16 +298,17 @@ channels.get('/:channel/events', reader, async (c) => {
       },
       async pull(controller) {
         for (;;) {
-          const result = await stub.readMessages({
+          const result = await stub.readPage({
             after: cursor,
             limit: MAX_LIMIT,
             maxBytes: MAX_PAGE_FRAME_BYTES,
             waitMs: EVENT_STREAM.keepAliveMs,
           })
           if (cancelled) return
-          if (result.ok && result.value.length > 0) {
-            cursor = result.value.at(-1)?.seq ?? cursor
-            controller.enqueue(encoder.encode(sseEvents(channel, result.value, encoding)))
+          if (result.ok && result.value.count > 0) {
+            const messages = pageMessages(result.value)
+            cursor = messages.at(-1)?.seq ?? cursor
+            controller.enqueue(encoder.encode(sseEvents(channel, messages, encoding)))
             return
           }
           if (!result.ok) {

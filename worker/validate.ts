@@ -12,8 +12,13 @@ const ONLY_DOTS = /^\.+$/
 
 /** `limit` when the query has none. */
 export const DEFAULT_LIMIT = 100
-/** Largest `limit` accepted. */
+/** Largest `limit` accepted (dead letters, the event stream's pages). */
 export const MAX_LIMIT = 1000
+/**
+ * Largest `limit` of a messages read: a page is bounded by its frame octets (8 MiB) anyway,
+ * and small messages read fastest in large pages.
+ */
+export const MAX_READ_LIMIT = 10_000
 
 /**
  * @returns the channel name as given.
@@ -74,16 +79,19 @@ function integer(value: string, name: string): number {
 /**
  * Reads `after` (default 0) and `limit` (default {@link DEFAULT_LIMIT}) of a messages query.
  * @throws ApiError 400 invalid_query when `after` is not an integer ≥ 0 or `limit` is not an
- * integer from 1 to {@link MAX_LIMIT}.
+ * integer from 1 to `maxLimit` (default {@link MAX_LIMIT}).
  */
-export function parseReadQuery(query: Record<string, string | undefined>): {
+export function parseReadQuery(
+  query: Record<string, string | undefined>,
+  maxLimit = MAX_LIMIT,
+): {
   after: number
   limit: number
 } {
   const after = query.after === undefined ? 0 : integer(query.after, 'after')
   const limit = query.limit === undefined ? DEFAULT_LIMIT : integer(query.limit, 'limit')
-  if (limit < 1 || limit > MAX_LIMIT) {
-    throw new ApiError(400, ErrorCode.INVALID_QUERY, `limit must be from 1 to ${MAX_LIMIT}`)
+  if (limit < 1 || limit > maxLimit) {
+    throw new ApiError(400, ErrorCode.INVALID_QUERY, `limit must be from 1 to ${maxLimit}`)
   }
   return { after, limit }
 }

@@ -163,9 +163,9 @@ describe('GET /v1/channels/:channel/events', () => {
         get: (id: DurableObjectId) => {
           const stub = env.CHANNEL.get(id)
           return {
-            readMessages: (options: Parameters<typeof stub.readMessages>[0]) => {
+            readPage: (options: Parameters<typeof stub.readPage>[0]) => {
               reads++
-              return stub.readMessages(options)
+              return stub.readPage(options)
             },
           }
         },

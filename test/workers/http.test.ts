@@ -248,9 +248,28 @@ describe('channel names', () => {
 })
 
 describe('GET /v1/channels/:channel/messages', () => {
+  it('reads up to 10,000 messages a page, across segments and from the middle of one', async () => {
+    const channel = uniqueChannel('big-page')
+    for (let batchSeq = 1; batchSeq <= 3; batchSeq++) {
+      const messages = Array.from({ length: 1000 }, (_, index) =>
+        relayMessage([utf8(`${batchSeq}-${index}`)]),
+      )
+      expect(await ingestBatch(channel, messages, { batchSeq })).toMatchObject({ kind: 'ack' })
+    }
+    const all = await readPage(channel, '?limit=10000')
+    expect(all.messages).toHaveLength(3000)
+    expect(all.next).toBe(3000)
+    const middle = await readPage(channel, '?after=1500&limit=1001')
+    expect(middle.messages.map((message) => message.seq)).toEqual(
+      Array.from({ length: 1001 }, (_, index) => 1501 + index),
+    )
+    expect(atob(middle.messages[0]?.frames[0] ?? '')).toBe('2-500')
+    expect(atob(middle.messages.at(-1)?.frames[0] ?? '')).toBe('3-500')
+  })
+
   it.each([
     '?limit=0',
-    '?limit=1001',
+    '?limit=10001',
     '?limit=1.5',
     '?limit=ten',
     '?limit=',
