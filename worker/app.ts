@@ -22,12 +22,12 @@ import { requireBearer } from './auth'
 import { bodyLimit } from './body-limit'
 import { dashboardResponse } from './dashboard/response'
 import { ApiError, ErrorCode, errorBody } from './errors'
+import { MessageJsonWriter } from './message-json'
 import {
   type FrameEncoding,
   toApiDeadLetter,
   toApiGroup,
   toApiLeasedMessage,
-  toApiMessage,
   toApiStats,
 } from './present'
 import {
@@ -173,9 +173,12 @@ function wantsNdjson(accept: string | undefined): boolean {
     .some((part) => part.split(';')[0]?.trim().toLowerCase() === NDJSON_MEDIA_TYPE)
 }
 
+/** Octets of NDJSON formatted per chunk of the stream: a chunk a message made pages slow. */
+const NDJSON_CHUNK_BYTES = 64 * 1024
+
 /**
- * A body of one JSON message per line, each formatted only when the client reads on, so a
- * large page is never held as one big JSON string.
+ * A body of one JSON message per line, formatted a chunk of lines at a time as the client reads
+ * on, so a large page is never held as one big JSON string.
  */
 function ndjsonStream(
   channel: string,
@@ -183,17 +186,20 @@ function ndjsonStream(
   encoding: FrameEncoding,
 ): ReadableStream {
   const encoder = new TextEncoder()
+  const writer = new MessageJsonWriter(channel, encoding)
   let index = 0
   return new ReadableStream(
     {
       pull(controller) {
-        const message = messages[index++]
-        if (message === undefined) {
+        if (index >= messages.length) {
           controller.close()
           return
         }
-        const line = JSON.stringify(toApiMessage(channel, message, encoding))
-        controller.enqueue(encoder.encode(`${line}\n`))
+        let chunk = ''
+        while (index < messages.length && chunk.length < NDJSON_CHUNK_BYTES) {
+          chunk += `${writer.write(messages[index++] as StoredMessage)}\n`
+        }
+        controller.enqueue(encoder.encode(chunk))
       },
     },
     { highWaterMark: 0 },
@@ -226,11 +232,13 @@ channels.get('/:channel/messages', reader, async (c) => {
       },
     })
   }
-  c.header('Vary', 'Accept')
-  return c.json({
-    channel,
-    messages: stored.map((message) => toApiMessage(channel, message, encoding)),
-    next,
+  // The body written as text: the same JSON as c.json of the objects, a few times faster.
+  const writer = new MessageJsonWriter(channel, encoding)
+  const body = `{"channel":${JSON.stringify(channel)},"messages":[${stored
+    .map((message) => writer.write(message))
+    .join(',')}],"next":${next}}`
+  return new Response(body, {
+    headers: { 'Content-Type': 'application/json', Vary: 'Accept' },
   })
 })
 
@@ -272,12 +280,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** One Server-Sent Event per message: `id: <seq>`, `event: message`, `data: <its JSON>`. */
 function sseEvents(channel: string, messages: StoredMessage[], encoding: FrameEncoding): string {
-  // JSON.stringify never writes a line break, so `data` is one line.
+  // JSON never holds a raw line break, so `data` is one line.
+  const writer = new MessageJsonWriter(channel, encoding)
   return messages
-    .map((message) => {
-      const data = JSON.stringify(toApiMessage(channel, message, encoding))
-      return `id: ${message.seq}\nevent: message\ndata: ${data}\n\n`
-    })
+    .map((message) => `id: ${message.seq}\nevent: message\ndata: ${writer.write(message)}\n\n`)
     .join('')
 }
 

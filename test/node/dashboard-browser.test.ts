@@ -153,6 +153,22 @@ describe('the dashboard in Chromium', () => {
     const bridge = page.locator(`#bridges li[data-bridge-id="${BRIDGE_ID}"]`)
     expect(await bridge.locator('code').textContent()).toBe(BRIDGE_ID)
     expect(await bridge.textContent()).toMatch(/connected \d{4}-\d\d-\d\d .*last batch #\d+/)
+
+    // No consumer group yet; what the channel costs in billed rows, from its stats.
+    expect(await page.locator('#groups').textContent()).toMatch(/none/)
+    expect(await page.locator('#cost').textContent()).toMatch(
+      /^SQLite rows billed: [\d,]+ read, [\d,]+ written \(\d+\.\d{3} written a message stored\); database [\d,]+ bytes\.$/,
+    )
+    // A first pull creates group "default": the next poll lists it with what it holds.
+    const pulled = await fetch(`${worker.httpUrl}/v1/channels/${channel}/pull`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_READ_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ batchSize: 2 }),
+    })
+    expect(pulled.status).toBe(200)
+    const group = page.locator('#groups li[data-group="default"]')
+    await group.waitFor({ timeout: 15_000 })
+    expect(await group.textContent()).toMatch(/^default — [\d,]+ behind, 2 leased, 0 dead letters/)
   })
 
   it('keeps a screenshot of the dashboard', async () => {

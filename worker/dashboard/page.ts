@@ -59,6 +59,9 @@ const MARKUP = `
       <h2 id="channel-title"></h2>
       <h3>Bridges connected</h3>
       <ul id="bridges" class="bridges"></ul>
+      <h3>Consumer groups</h3>
+      <ul id="groups" class="bridges"></ul>
+      <p id="cost" class="note"></p>
       <h3>Recent messages</h3>
       <p id="messages-note" class="note"></p>
       <div class="scroll">

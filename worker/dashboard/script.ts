@@ -40,6 +40,8 @@ export const DASHBOARD_SCRIPT = String.raw`
     channel: byId('channel'),
     channelTitle: byId('channel-title'),
     bridges: byId('bridges'),
+    groups: byId('groups'),
+    cost: byId('cost'),
     messagesNote: byId('messages-note'),
     messagesBody: byId('messages-body'),
   }
@@ -459,6 +461,8 @@ export const DASHBOARD_SCRIPT = String.raw`
       return
     }
     renderBridges(entry.bridges)
+    renderGroups(entry.groups || [])
+    renderCost(entry)
     const newest = entry.log.newest ? entry.log.newest.seq : 0
     if (newest === shownNewest) return
     // One read at a time: a newer message is read by the poll after this read is done.
@@ -487,6 +491,44 @@ export const DASHBOARD_SCRIPT = String.raw`
         return item
       }),
     )
+  }
+
+  function renderGroups(groups) {
+    if (groups.length === 0) {
+      ui.groups.replaceChildren(element('li', 'none (a first pull creates "default")', 'muted'))
+      return
+    }
+    ui.groups.replaceChildren(
+      ...groups.map((group) => {
+        const item = element('li', null, 'bridge')
+        item.dataset.group = group.name
+        item.append(element('code', group.name))
+        const details = [
+          formatCount(group.lag.messages) + ' behind',
+          formatCount(group.inFlight) + ' leased',
+          formatCount(group.deadLetters) + ' dead letters',
+        ]
+        if (group.lag.oldestUnacked) {
+          details.push('oldest not acked stored ' + formatTime(group.lag.oldestUnacked.storedAt))
+        }
+        if (group.inactive) details.push('inactive since ' + formatTime(group.activeAt))
+        item.append(element('span', ' — ' + details.join(', '), 'muted'))
+        return item
+      }),
+    )
+  }
+
+  // What Cloudflare bills the channel for: SQLite rows read and written, and storage.
+  function renderCost(entry) {
+    const cost = entry.cost
+    if (!cost) {
+      ui.cost.textContent = ''
+      return
+    }
+    ui.cost.textContent =
+      'SQLite rows billed: ' + formatCount(cost.rowsRead) + ' read, ' +
+      formatCount(cost.rowsWritten) + ' written (' + cost.perMessage.rowsWritten.toFixed(3) +
+      ' written a message stored); database ' + formatCount(entry.storageBytes) + ' bytes.'
   }
 
   // Reads the RECENT messages up to newest (seqs are consecutive): after=newest-RECENT and

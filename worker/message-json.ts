@@ -1,0 +1,86 @@
+// The JSON text of stored messages, written directly: the same text as
+// `JSON.stringify(toApiMessage(...))` (./present.ts), without building an object per message
+// first. Reads of thousands of small messages spend most of their time here, so what repeats
+// from one message to the next (the peer, the time) is written once and reused.
+
+import type { StoredMessage } from '../durable/message-store'
+import { z85Encode } from '../durable/z85'
+import { toBase64 } from './base64'
+import { type FrameEncoding, toApiMessage } from './present'
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** Writes messages of one channel as JSON, remembering what repeats between them. */
+export class MessageJsonWriter {
+  readonly #channel: string
+  readonly #encoding: FrameEncoding
+  /** The `"peer":{…}` text by address, mechanism and key. */
+  readonly #peers = new Map<string, string>()
+  /** Z85 of the keys seen (a segment's messages share their peer's key array). */
+  readonly #keys = new WeakMap<Uint8Array, string>()
+  #lastTime = Number.NaN
+  #lastTimeJson = ''
+
+  constructor(channel: string, encoding: FrameEncoding) {
+    this.#channel = channel
+    this.#encoding = encoding
+  }
+
+  /** The JSON text of one message: what `JSON.stringify(toApiMessage(…))` gives. */
+  write(message: StoredMessage): string {
+    if (message.frames === null) {
+      return JSON.stringify(toApiMessage(this.#channel, message, this.#encoding))
+    }
+    let frames: string
+    if (this.#encoding === 'base64') {
+      frames = '['
+      for (let index = 0; index < message.frames.length; index++) {
+        if (index > 0) frames += ','
+        // Base64 needs no escaping in JSON.
+        frames += `"${toBase64(message.frames[index] as Uint8Array)}"`
+      }
+      frames = `"frames":${frames}]`
+    } else {
+      const texts: string[] = []
+      const binary: number[] = []
+      message.frames.forEach((frame, index) => {
+        try {
+          texts.push(strictUtf8.decode(frame))
+        } catch {
+          binary.push(index)
+          texts.push(toBase64(frame))
+        }
+      })
+      frames = `"frames":${JSON.stringify(texts)},"binaryFrames":${JSON.stringify(binary)}`
+    }
+    return `{"seq":${message.seq},"receivedAt":${this.#time(message.receivedAt)},${frames},${this.#peer(message)}}`
+  }
+
+  #time(ms: number): string {
+    if (ms !== this.#lastTime) {
+      this.#lastTime = ms
+      this.#lastTimeJson = `"${new Date(ms).toISOString()}"`
+    }
+    return this.#lastTimeJson
+  }
+
+  #peer(message: StoredMessage): string {
+    let key = ''
+    if (message.publicKey) {
+      key = this.#keys.get(message.publicKey) ?? z85Encode(message.publicKey)
+      this.#keys.set(message.publicKey, key)
+    }
+    const id = `${message.mechanism}\u0000${key}\u0000${message.peerAddress}`
+    let json = this.#peers.get(id)
+    if (json === undefined) {
+      const peer: Record<string, string> = {
+        address: message.peerAddress,
+        mechanism: message.mechanism,
+      }
+      if (key) peer.publicKey = key
+      json = `"peer":${JSON.stringify(peer)}`
+      this.#peers.set(id, json)
+    }
+    return json
+  }
+}
