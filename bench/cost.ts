@@ -35,11 +35,15 @@ const MESSAGE_BYTES = 100
 const WINDOW = 64
 /** Retention's message limit while ingest is measured: the log is full, each batch drops one. */
 const RETENTION_LIMIT = 20_000 / scale
-/** Messages measured per batch size, once the log is full (fewer for batches of 1: slow). */
+/**
+ * Messages measured per batch size, once the log is full: 10,000, and a whole log's worth for the
+ * larger batches, so the window holds about one of the state writes retention forces (see
+ * docs/performance.md, "What a message costs").
+ */
 const INGEST_MEASURED: Record<number, number> = {
-  1: 4_000 / scale,
+  1: 10_000 / scale,
   10: 10_000 / scale,
-  100: 10_000 / scale,
+  100: 20_000 / scale,
   1000: 20_000 / scale,
 }
 const STORED_MESSAGES = 50_000 / scale
@@ -146,7 +150,7 @@ function messages(count: number): RelayMessage[] {
 
 interface Stats {
   log: { messages: number }
-  counters: Record<string, number>
+  counters: { messagesStored: number; dropped: number; trimmed: number; expired: number }
   cost: { rowsRead: number; rowsWritten: number }
   storageBytes: number
 }
@@ -205,34 +209,39 @@ async function measure(
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
-/** CPU seconds used so far by the workerd processes below this one (wrangler dev's runtime). */
+/**
+ * CPU seconds used so far by the workerd that runs the Worker and the Durable Object: the one below
+ * this process started with an inspector (wrangler dev runs a second workerd, its proxy, without).
+ * All of them when none has one.
+ */
 function workerdCpuSeconds(): number {
   const parents = new Map<number, number>()
-  const stat = new Map<number, string[]>()
+  const workerds: { pid: number; ticks: number; inspected: boolean }[] = []
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
       const text = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      // Fields after the command, which is in parentheses and may hold spaces.
+      // The fields after the command, which is in parentheses and may hold spaces.
       const close = text.lastIndexOf(')')
-      const command = text.slice(text.indexOf('(') + 1, close)
       const fields = text.slice(close + 2).split(' ')
       parents.set(Number(entry), Number(fields[1]))
-      stat.set(Number(entry), [command, ...fields])
+      if (text.slice(text.indexOf('(') + 1, close) !== 'workerd') continue
+      const commandLine = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      // utime and stime: fields 14 and 15 of /proc/PID/stat (the state, field 3, is fields[0]).
+      const ticks = Number(fields[11]) + Number(fields[12])
+      workerds.push({ pid: Number(entry), ticks, inspected: commandLine.includes('--inspector') })
     } catch {}
   }
-  let ticks = 0
-  for (const [pid, fields] of stat) {
-    if (fields[0] !== 'workerd') continue
+  const mine = workerds.filter(({ pid }) => {
     for (let up = parents.get(pid); up !== undefined && up > 1; up = parents.get(up)) {
-      if (up === process.pid) {
-        // utime and stime: fields 14 and 15 of /proc/PID/stat (12 and 13 after the command).
-        ticks += Number(fields[12]) + Number(fields[13])
-        break
-      }
+      if (up === process.pid) return true
     }
-  }
-  return ticks / CLOCK_TICKS
+    return false
+  })
+  const runtime = mine.some((workerd) => workerd.inspected)
+    ? mine.filter((workerd) => workerd.inspected)
+    : mine
+  return runtime.reduce((sum, workerd) => sum + workerd.ticks, 0) / CLOCK_TICKS
 }
 
 // --- 1: ingest in steady state ----------------------------------------------------------------------
@@ -255,15 +264,21 @@ async function ingestSteadyState(worker: WranglerDev, batchSize: number): Promis
     await relay.send(RETENTION_LIMIT / batchSize, batchSize)
     const measured = INGEST_MEASURED[batchSize] as number
     const started = performance.now()
-    log(`batch ${batchSize}: ${RETENTION_LIMIT} messages filled in ${((started - filled) / 1000).toFixed(1)} s`)
+    log(
+      `batch ${batchSize}: ${RETENTION_LIMIT} messages filled in ${((started - filled) / 1000).toFixed(1)} s`,
+    )
     const result = await measure(worker, channel, () => relay.send(measured / batchSize, batchSize))
     const seconds = (performance.now() - started) / 1000
     const stored = result.after.counters.messagesStored - result.before.counters.messagesStored
-    if (stored !== measured) throw new Error(`batch ${batchSize}: ${stored} stored, not ${measured}`)
+    if (stored !== measured) {
+      throw new Error(`batch ${batchSize}: ${stored} stored, not ${measured}`)
+    }
     const gone = (s: Stats) => s.counters.dropped + s.counters.trimmed + s.counters.expired
     const dropped = gone(result.after) - gone(result.before)
     if (result.after.log.messages !== RETENTION_LIMIT) {
-      throw new Error(`batch ${batchSize}: the log holds ${result.after.log.messages}, not ${RETENTION_LIMIT}`)
+      throw new Error(
+        `batch ${batchSize}: the log holds ${result.after.log.messages}, not ${RETENTION_LIMIT}`,
+      )
     }
     const ingest = {
       batchSize,
@@ -288,6 +303,8 @@ async function ingestSteadyState(worker: WranglerDev, batchSize: number): Promis
 async function storageAndReads(worker: WranglerDev) {
   const channel = `cost-store-${run}`
   const relay = await Relay.open(worker, channel)
+  // The object exists (the socket made it), its schema in place, nothing stored yet.
+  const empty = await stats(worker, channel)
   await relay.send(STORED_MESSAGES / 100, 100)
   relay.close()
   const stored = await stats(worker, channel)
@@ -297,9 +314,12 @@ async function storageAndReads(worker: WranglerDev) {
   const storage = {
     messages: stored.log.messages,
     storageBytes: stored.storageBytes,
+    emptyBytes: empty.storageBytes,
     bytesPerMessage: stored.storageBytes / stored.log.messages,
   }
-  log(`storage: ${storage.storageBytes} B for ${storage.messages} messages`)
+  log(
+    `storage: ${storage.storageBytes} B for ${storage.messages} messages (${storage.emptyBytes} B before the first)`,
+  )
 
   let read = 0
   const reads = await measure(worker, channel, async () => {
@@ -314,7 +334,9 @@ async function storageAndReads(worker: WranglerDev) {
       after = page.next
     }
   })
-  if (read !== STORED_MESSAGES) throw new Error(`cursor reads: read ${read}, not ${STORED_MESSAGES}`)
+  if (read !== STORED_MESSAGES) {
+    throw new Error(`cursor reads: read ${read}, not ${STORED_MESSAGES}`)
+  }
   log(`cursor reads: ${read} messages, ${reads.rowsRead} rows read, ${reads.rowsWritten} written`)
   return {
     storage,
@@ -427,7 +449,8 @@ const ingest: IngestResult[] = []
     vars: { RETENTION_MAX_MESSAGES: String(RETENTION_LIMIT) },
   })
   try {
-    for (const batchSize of [1, 10, 100, 1000]) ingest.push(await ingestSteadyState(worker, batchSize))
+    for (const batchSize of [1, 10, 100, 1000])
+      ingest.push(await ingestSteadyState(worker, batchSize))
   } finally {
     await worker.stop()
   }

@@ -6,6 +6,7 @@
 // then HTTP: reading 1,000 messages in one GET, and how soon a parked long poll wakes.
 // Run: npx tsx bench/e2e.ts [COUNT] [LATENCY_SECONDS]
 import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import * as zmq from 'zeromq'
@@ -45,7 +46,31 @@ async function logMessages(channel: string): Promise<number> {
   return body.log.messages
 }
 
+/** CPU time (ms) of every workerd process on the machine: the Worker and its Durable Objects. */
+function workerdCpuMs(): number {
+  let ticks = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const close = stat.lastIndexOf(')')
+      if (!stat.slice(0, close).endsWith('(workerd')) continue
+      const fields = stat.slice(close + 2).split(' ')
+      // utime and stime, fields 14 and 15 of proc(5), counted from after the name.
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return (ticks * 1000) / 100
+}
+
+/** CPU per message (µs) of the bridge (this process) and of workerd during the throughput run. */
+const cpu = { bridgeUs: Number.NaN, workerdUs: Number.NaN }
+
 async function throughput(): Promise<number> {
+  const bridgeBefore = process.cpuUsage()
+  const workerdBefore = workerdCpuMs()
   const started = performance.now()
   const sender = spawn(SENDER, [`tcp://127.0.0.1:${rateListener}`, String(count), '100'], {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -57,6 +82,9 @@ async function throughput(): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   const elapsed = (performance.now() - started) / 1000
+  const bridgeUsed = process.cpuUsage(bridgeBefore)
+  cpu.bridgeUs = (bridgeUsed.user + bridgeUsed.system) / count
+  cpu.workerdUs = ((workerdCpuMs() - workerdBefore) * 1000) / count
   if (sender.exitCode === null) sender.kill()
   return count / elapsed
 }
@@ -155,7 +183,37 @@ async function http(rounds = Math.min(20, Math.floor(count / 1000))) {
     read1000: summary(read1000),
     stats: summary(stats),
     wake: summary(wake),
+    drain: await drain(1),
+    drainParallel: await drain(4),
   }
+}
+
+/**
+ * Readers draining the throughput channel from the start in NDJSON pages of up to 10,000 (the
+ * `Zmq-Edge-Next` header is the cursor), each reading every message: msg/s for all together.
+ */
+async function drain(readers: number): Promise<{ msgPerSec: number; readers: number }> {
+  const started = performance.now()
+  const counts = await Promise.all(
+    Array.from({ length: readers }, async () => {
+      let after = 0
+      let read = 0
+      for (;;) {
+        const response = await fetch(
+          `${worker.httpUrl}/v1/channels/${throughputChannel}/messages?after=${after}&limit=10000`,
+          { headers: { ...auth, accept: 'application/x-ndjson' } },
+        )
+        const text = await response.text()
+        const lines = text.length === 0 ? 0 : text.split('\n').length - 1
+        if (lines === 0) return read
+        read += lines
+        after = Number(response.headers.get('zmq-edge-next'))
+      }
+    }),
+  )
+  const total = counts.reduce((sum, count) => sum + count, 0)
+  if (counts.some((read) => read < count)) throw new Error(`a reader read ${counts} of ${count}`)
+  return { msgPerSec: total / ((performance.now() - started) / 1000), readers }
 }
 
 try {
@@ -163,7 +221,9 @@ try {
   const latencyResult = await latency()
   const msgPerSec = await throughput()
   const httpResult = await http()
-  process.stdout.write(`${JSON.stringify({ msgPerSec, ...latencyResult, http: httpResult })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ msgPerSec, cpu, ...latencyResult, http: httpResult })}\n`,
+  )
 } finally {
   await bridge.stop(2000)
   await worker.stop()

@@ -13,9 +13,10 @@ export const FLUSH_INTERVAL_MS = 60_000
 
 /**
  * Segments stored after the last write beyond which the state is written anyway: they are what
- * an object waking up reads to rebuild it, so this bounds that read.
+ * an object waking up reads to rebuild it (small columns, no data), so this bounds that read.
+ * At a minute's worth of batches, only a channel taking over 1,600 batches a second reaches it.
  */
-export const MAX_UNFLUSHED_SEGMENTS = 1000
+export const MAX_UNFLUSHED_SEGMENTS = 100_000
 
 /** What the `channel_state` row holds (JSON). */
 interface PersistedState {
@@ -292,8 +293,28 @@ export class ChannelState {
     this.#dirty = false
   }
 
-  /** Whether a segment starting at `firstSeq` is counted only in memory so far. */
-  unflushed(firstSeq: number): boolean {
-    return firstSeq > this.#flushedThrough
+  /**
+   * Before retention deletes a segment the state has not been written since: what only that
+   * segment records must be written first. That is its session's number when it holds the
+   * session's last batch (later batches are in later segments, which stay), or everything when
+   * it is the last segment of all (the highest seq given). Its counts are in memory; a crash
+   * before the next write would lose them, not any message.
+   */
+  beforeDrop(
+    segment: { firstSeq: number; lastSeq: number; origin?: RelaySession & { batchSeq: number } },
+    now: number,
+    writeSession: (session: RelaySession, batchSeq: number, isNew: boolean) => void,
+  ): void {
+    if (segment.firstSeq <= this.#flushedThrough) return
+    if (segment.lastSeq >= this.#lastSeq) {
+      this.flush(now, writeSession)
+      return
+    }
+    const origin = segment.origin
+    if (!origin) return
+    const entry = this.#sessions.get(key(origin.bridgeId, origin.epoch))
+    if (!entry || entry.last !== origin.batchSeq || entry.persisted === entry.last) return
+    writeSession(entry.session, entry.last, entry.persisted === undefined)
+    entry.persisted = entry.last
   }
 }

@@ -270,10 +270,7 @@ export class MessageStore {
           return
         }
         const head = segments.head
-        // Its summary is the only record of the batches in it until the state is written.
-        if (head && this.#state.unflushed(head.firstSeq)) {
-          this.#state.flush(now, this.#writeSession(now))
-        }
+        if (head) this.#state.beforeDrop(head, now, this.#writeSession(now))
         segments.dropOldest()
       },
       before: (seq: number) => {

@@ -196,6 +196,8 @@ export interface SegmentInfo {
   logBytes: number
   /** Octets of the encoded segment. */
   length: number
+  /** The batch that stored it, on a batch's last segment. */
+  origin?: SegmentOrigin
 }
 
 /** What a batch's last segment records: the session and number that stored it. */
@@ -214,6 +216,9 @@ interface SegmentRow extends Record<string, SqlStorageValue> {
   log_messages: number
   log_bytes: number
   length: number
+  bridge_id: string | null
+  epoch: number | null
+  batch_seq: number | null
 }
 
 interface SegmentDataRow extends SegmentRow {
@@ -226,6 +231,14 @@ const INFO_COLUMNS = 'first_seq, last_seq, stored_at, count, bytes, log_messages
 const DATA_COLUMNS = `${INFO_COLUMNS}, CASE WHEN length <= ${SEGMENT_PIECE_BYTES} THEN data END AS data`
 
 function infoOf(row: SegmentRow): SegmentInfo {
+  const info = infoColumns(row)
+  if (row.bridge_id !== null && row.epoch !== null && row.batch_seq !== null) {
+    info.origin = { bridgeId: row.bridge_id, epoch: row.epoch, batchSeq: row.batch_seq }
+  }
+  return info
+}
+
+function infoColumns(row: SegmentRow): SegmentInfo {
   return {
     firstSeq: row.first_seq,
     lastSeq: row.last_seq,
@@ -345,7 +358,8 @@ export class SegmentStore {
         logBytes,
         length: encoded.length,
       }
-      this.#write(info, encoded, last ? origin : undefined)
+      if (last && origin) info.origin = origin
+      this.#write(info, encoded, info.origin)
       written.push(info)
       seq += part.length
       start = end
@@ -488,7 +502,23 @@ export class SegmentStore {
       if (row.last_seq < from) continue
       const skip = Math.max(0, from - row.first_seq)
       const count = Math.min(row.last_seq, through) - row.first_seq + 1 - skip
-      const messages = this.#messagesOf(row, skip, Math.min(count, limit - page.count))
+      const wanted = Math.min(count, limit - page.count)
+      // A segment in one value holds messages that are not large, each weighing its frame
+      // octets: when all of them fit (and are most of it), the page takes them undecoded.
+      const most = wanted * 4 >= row.last_seq - row.first_seq + 1 || row.length <= 64 * 1024
+      if (row.data !== null && most && total + row.bytes <= maxBytes) {
+        total += row.bytes
+        page.parts.push({
+          segment: new Uint8Array(row.data),
+          firstSeq: row.first_seq,
+          from: skip,
+          count: wanted,
+        })
+        page.count += wanted
+        if (page.count >= limit || row.last_seq >= through) break
+        continue
+      }
+      const messages = this.#messagesOf(row, skip, wanted)
       let taken = 0
       let full = false
       let takenBytes = 0
