@@ -359,7 +359,7 @@ describe('a channel against a reference model', () => {
                   const unknown: string[] = []
                   for (const { id, seq } of chosen) {
                     const delivery = group.get(seq)
-                    if (!delivery || delivery.status !== 'leased' || delivery.lease !== id) {
+                    if (delivery?.status !== 'leased' || delivery.lease !== id) {
                       unknown.push(id)
                     } else if (step.kind === 'ack') {
                       delivery.status = 'done'
