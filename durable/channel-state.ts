@@ -62,6 +62,8 @@ export class ChannelState {
   #unflushedSegments = 0
   #flushedAt = 0
   #dirty = false
+  /** The billed rows as last recorded: in the state's row, or a newer segment's. */
+  #recoveredRows: RowCounts = { rowsRead: 0, rowsWritten: 0 }
 
   /**
    * Reads the persisted state and the segments stored after it.
@@ -91,9 +93,11 @@ export class ChannelState {
       bridge_id: string | null
       epoch: number | null
       batch_seq: number | null
+      rows_read: number | null
+      rows_written: number | null
     }>(
-      `SELECT first_seq, last_seq, stored_at, bridge_id, epoch, batch_seq FROM segments
-       WHERE first_seq > ? ORDER BY first_seq`,
+      `SELECT first_seq, last_seq, stored_at, bridge_id, epoch, batch_seq, rows_read, rows_written
+       FROM segments WHERE first_seq > ? ORDER BY first_seq`,
       this.#flushedThrough,
     )) {
       const summary: SegmentSummary = {
@@ -107,17 +111,20 @@ export class ChannelState {
         summary.batchSeq = segment.batch_seq
       }
       this.#countSegment(summary)
+      if (segment.rows_read !== null && segment.rows_written !== null) {
+        this.#recoveredRows = { rowsRead: segment.rows_read, rowsWritten: segment.rows_written }
+      }
+    }
+    if (persisted && persisted.rows.rowsWritten > this.#recoveredRows.rowsWritten) {
+      this.#recoveredRows = persisted.rows
     }
     this.#dirty = this.#unflushedSegments > 0
     return
   }
 
   /** The rows metered before this object started, to start the meter from. */
-  static persistedRows(sql: Sql): RowCounts {
-    const row = sql
-      .exec<{ data: string }>('SELECT data FROM channel_state WHERE id = 1')
-      .toArray()[0]
-    return row ? (JSON.parse(row.data) as PersistedState).rows : { rowsRead: 0, rowsWritten: 0 }
+  get recoveredRows(): RowCounts {
+    return this.#recoveredRows
   }
 
   /** The highest seq ever given; the next message gets the one after. */

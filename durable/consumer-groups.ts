@@ -327,7 +327,8 @@ export class ConsumerGroups {
     const entry = this.#get(name, now, true)
     const { maxAttempts } = this.#config()
     let state = this.#settled(name, entry, now)
-    for (;;) {
+    for (let round = 0; ; round++) {
+      if (round > 1000) throw new Error(`pull of group ${name} found nothing but gaps`)
       const log = this.#log()
       const offered = candidates(state, { now, maxAttempts, log, max: options.batchSize }).available
       const found = new Map(

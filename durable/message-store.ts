@@ -97,8 +97,8 @@ export class MessageStore {
     this.#meter = meter
     this.#sql = meter.sql
     const now = Date.now()
-    this.#meter.restore(ChannelState.persistedRows(this.#sql))
     this.#state = new ChannelState(this.#sql, () => this.#meter.totals(), now)
+    this.#meter.restore(this.#state.recoveredRows)
     this.#segments = new SegmentStore(this.#sql)
     this.#legacy = LegacyLog.open(this.#sql, storage.kv)
     if (this.#legacy) this.#state.reserveThrough(this.#legacy.maxSeq)
@@ -183,7 +183,7 @@ export class MessageStore {
         batch.messages,
         firstSeq,
         now,
-        { ...session, batchSeq: batch.batchSeq },
+        { ...session, batchSeq: batch.batchSeq, rows: this.#meter.totals() },
         this.#totalsBefore(),
       )
       written.forEach((segment, index) => {

@@ -148,7 +148,9 @@ export const MIGRATIONS: readonly Migration[] = [
       // (seqs alone would not do: rows of versions 1 to 6 may have gaps in them);
       // `length`: the encoded octets, of which
       // `data` holds at most SEGMENT_PIECE_BYTES, the rest in segment_pieces. The batch's session
-      // and number rebuild the deduplication state that is written to bridge_sessions lazily.
+      // and number rebuild the deduplication state that is written to bridge_sessions lazily;
+      // `rows_read` and `rows_written`, the channel's billed rows so far, what its row meter
+      // would otherwise lose when the object is evicted between two writes of its state.
       `CREATE TABLE segments (
         first_seq INTEGER PRIMARY KEY,
         last_seq INTEGER NOT NULL,
@@ -161,6 +163,8 @@ export const MIGRATIONS: readonly Migration[] = [
         bridge_id TEXT,
         epoch INTEGER,
         batch_seq INTEGER,
+        rows_read INTEGER,
+        rows_written INTEGER,
         data BLOB NOT NULL
       )`,
       `CREATE TABLE segment_pieces (

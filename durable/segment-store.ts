@@ -205,6 +205,8 @@ export interface SegmentOrigin {
   bridgeId: string
   epoch: number
   batchSeq: number
+  /** The channel's billed rows so far (see ./row-meter.ts). */
+  rows?: { rowsRead: number; rowsWritten: number }
 }
 
 interface SegmentRow extends Record<string, SqlStorageValue> {
@@ -226,13 +228,14 @@ interface SegmentDataRow extends SegmentRow {
   data: ArrayBuffer | null
 }
 
-const INFO_COLUMNS = 'first_seq, last_seq, stored_at, count, bytes, log_messages, log_bytes, length'
+const INFO_COLUMNS =
+  'first_seq, last_seq, stored_at, count, bytes, log_messages, log_bytes, length, bridge_id, epoch, batch_seq'
 /** The data only of a segment that is one piece: the others are read a piece at a time. */
 const DATA_COLUMNS = `${INFO_COLUMNS}, CASE WHEN length <= ${SEGMENT_PIECE_BYTES} THEN data END AS data`
 
 function infoOf(row: SegmentRow): SegmentInfo {
   const info = infoColumns(row)
-  if (row.bridge_id !== null && row.epoch !== null && row.batch_seq !== null) {
+  if (typeof row.bridge_id === 'string' && row.epoch != null && row.batch_seq != null) {
     info.origin = { bridgeId: row.bridge_id, epoch: row.epoch, batchSeq: row.batch_seq }
   }
   return info
@@ -373,8 +376,8 @@ export class SegmentStore {
     this.#sql.exec(
       `INSERT INTO segments
          (first_seq, last_seq, stored_at, count, bytes, log_messages, log_bytes, length,
-          bridge_id, epoch, batch_seq, data)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          bridge_id, epoch, batch_seq, rows_read, rows_written, data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       info.firstSeq,
       info.lastSeq,
       info.storedAt,
@@ -386,6 +389,8 @@ export class SegmentStore {
       origin?.bridgeId ?? null,
       origin?.epoch ?? null,
       origin?.batchSeq ?? null,
+      origin?.rows?.rowsRead ?? null,
+      origin?.rows?.rowsWritten ?? null,
       pieces[0] as Uint8Array,
     )
     for (let idx = 1; idx < pieces.length; idx++) {

@@ -630,6 +630,42 @@ describe('channels', () => {
   })
 })
 
+describe('deduplication state written lazily', () => {
+  it('keeps a session whose last segment retention dropped: a restarted object still knows its number', async () => {
+    const channel = uniqueChannel('lazy')
+    await openIngest(channel)
+    const statuses = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
+      instance.config = {
+        ...instance.config,
+        retention: { ...instance.config.retention, maxMessages: 7, overflowPolicy: 'drop-oldest' },
+      }
+      const open = () => new MessageStore(state.storage, () => instance.config)
+      const batch = (batchSeq: number, count: number) => ({
+        batchSeq,
+        messages: Array.from({ length: count }, () => relayMessage([utf8('x')])),
+      })
+      const quiet = { bridgeId: 'quiet', epoch: 1 }
+      const busy = { bridgeId: 'busy', epoch: 2 }
+      let store = open()
+      const seen = [
+        store.storeBatch(quiet, batch(1, 1)).status,
+        // Batch 2's number is only in memory and in its segment...
+        store.storeBatch(quiet, batch(2, 1)).status,
+        store.storeBatch(busy, batch(1, 2)).status,
+        // ...which this batch's room deletes.
+        store.storeBatch(busy, batch(2, 5)).status,
+      ]
+      store = open()
+      seen.push(
+        store.storeBatch(quiet, batch(2, 1)).status,
+        store.storeBatch(busy, batch(2, 1)).status,
+      )
+      return seen
+    })
+    expect(statuses).toEqual(['stored', 'stored', 'stored', 'stored', 'duplicate', 'duplicate'])
+  })
+})
+
 describe('what a batch costs in billed rows (Cloudflare bills rows read and written)', () => {
   it('writes one row a batch, and refuses a full channel in a few reads', async () => {
     const channel = uniqueChannel('rows')

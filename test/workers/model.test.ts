@@ -455,7 +455,7 @@ describe('a channel against a reference model', () => {
           })
         },
       ),
-      { numRuns: 150 },
+      { numRuns: 400 },
     )
   }, 120_000)
 })
