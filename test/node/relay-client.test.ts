@@ -4,7 +4,11 @@
 // socket with a backoff, pressure on and off, in-order acks, reconnect with backoff, epochs.
 import { afterEach, describe, expect, it } from 'vitest'
 import { AckStatus, NackCode, type RelayMessage } from '../../durable/relay-protocol'
-import { RelayClient, type RelayClientOptions } from '../../node-bridge/relay/relay-client'
+import {
+  cleartextSeenByNobody,
+  RelayClient,
+  type RelayClientOptions,
+} from '../../node-bridge/relay/relay-client'
 import { createMemoryLogger } from '../support/memory-logger'
 import {
   type ReceiverVerdict,
@@ -317,5 +321,19 @@ describe('RelayClient', () => {
     expect(Math.max(...times)).toBeLessThanOrEqual(Date.now())
     expect(client.counters.clampedTimes).toBe(1)
     expect(logs.lines.filter((line) => line.level === 50)).toHaveLength(1)
+  })
+})
+
+describe('WebSocket masking', () => {
+  it('is skipped (all-zero key) only where no intermediary can read the relay: TLS or loopback', () => {
+    expect(cleartextSeenByNobody('wss://zmq-edge.example.workers.dev/v1/channels/a/ingest')).toBe(
+      true,
+    )
+    expect(cleartextSeenByNobody('ws://127.0.0.1:8787/v1/channels/a/ingest')).toBe(true)
+    expect(cleartextSeenByNobody('ws://[::1]:8787/x')).toBe(true)
+    expect(cleartextSeenByNobody('ws://localhost:8787/x')).toBe(true)
+    expect(cleartextSeenByNobody('ws://10.0.0.5:8787/x')).toBe(false)
+    expect(cleartextSeenByNobody('ws://127.0.0.1.example.com/x')).toBe(false)
+    expect(cleartextSeenByNobody('ws://worker.example.com/x')).toBe(false)
   })
 })
