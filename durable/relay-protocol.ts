@@ -198,7 +198,7 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
  * TextEncoder call per message was a tenth of the bridge's CPU.
  */
 let lastString = ''
-let lastBytes = new Uint8Array(0)
+let lastBytes: Uint8Array = new Uint8Array(0)
 
 function utf8Bytes(value: string): Uint8Array {
   if (value !== lastString) {

@@ -3,7 +3,8 @@
 // first. Reads of thousands of small messages spend most of their time here, so what repeats
 // from one message to the next (the peer, the time) is written once and reused.
 
-import type { StoredMessage } from '../durable/message-store'
+import type { MessagePage, StoredMessage } from '../durable/message-store'
+import { decodeSegment, type SegmentMessage } from '../durable/segment-codec'
 import { z85Encode } from '../durable/z85'
 import { toBase64 } from './base64'
 import { type FrameEncoding, toApiMessage } from './present'
@@ -26,11 +27,38 @@ export class MessageJsonWriter {
     this.#encoding = encoding
   }
 
+  /**
+   * Each message of a page as `[seq, its JSON text]`, in order, decoding its segments as it goes
+   * (no message object is built for a message of a segment).
+   * @throws RangeError when a segment is corrupt.
+   */
+  *page(page: MessagePage): Generator<[number, string]> {
+    for (const part of page.parts) {
+      if ('messages' in part) {
+        for (const message of part.messages) yield [message.seq, this.write(message)]
+        continue
+      }
+      const first = part.firstSeq + part.from
+      const decoded = decodeSegment(part.segment, { from: part.from, count: part.count })
+      for (let index = 0; index < decoded.length; index++) {
+        const seq = first + index
+        yield [seq, this.#inline(seq, decoded[index] as SegmentMessage)]
+      }
+    }
+  }
+
   /** The JSON text of one message: what `JSON.stringify(toApiMessage(…))` gives. */
   write(message: StoredMessage): string {
     if (message.frames === null) {
       return JSON.stringify(toApiMessage(this.#channel, message, this.#encoding))
     }
+    return this.#inline(message.seq, message)
+  }
+
+  #inline(
+    seq: number,
+    message: SegmentMessage | (StoredMessage & { frames: Uint8Array[] }),
+  ): string {
     let frames: string
     if (this.#encoding === 'base64') {
       frames = '['
@@ -53,7 +81,7 @@ export class MessageJsonWriter {
       })
       frames = `"frames":${JSON.stringify(texts)},"binaryFrames":${JSON.stringify(binary)}`
     }
-    return `{"seq":${message.seq},"receivedAt":${this.#time(message.receivedAt)},${frames},${this.#peer(message)}}`
+    return `{"seq":${seq},"receivedAt":${this.#time(message.receivedAt)},${frames},${this.#peer(message)}}`
   }
 
   #time(ms: number): string {
@@ -64,7 +92,7 @@ export class MessageJsonWriter {
     return this.#lastTimeJson
   }
 
-  #peer(message: StoredMessage): string {
+  #peer(message: { mechanism: string; peerAddress: string; publicKey?: Uint8Array }): string {
     let key = ''
     if (message.publicKey) {
       key = this.#keys.get(message.publicKey) ?? z85Encode(message.publicKey)

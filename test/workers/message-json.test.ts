@@ -3,6 +3,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { StoredMessage } from '../../durable/message-store'
+import { encodeSegment } from '../../durable/segment-codec'
 import { MessageJsonWriter } from '../../worker/message-json'
 import { toApiMessage } from '../../worker/present'
 
@@ -64,6 +65,29 @@ describe('MessageJsonWriter', () => {
         },
       ),
       { numRuns: 300 },
+    )
+  })
+
+  it('writes a page of segments (decoded as it goes) as it writes those messages', () => {
+    fc.assert(
+      fc.property(messages, fc.nat(5), (list, from) => {
+        if (list.length === 0) return
+        const start = Math.min(from, list.length - 1)
+        const segment = encodeSegment(
+          list.map((message) => ({ ...message, frames: message.frames ?? [] })),
+        )
+        const page = {
+          parts: [{ segment, firstSeq: 1, from: start, count: list.length - start }],
+          count: list.length - start,
+        }
+        const lines = [...new MessageJsonWriter('c', 'utf8').page(page)]
+        expect(lines).toEqual(
+          list
+            .slice(start)
+            .map((message) => [message.seq, JSON.stringify(toApiMessage('c', message, 'utf8'))]),
+        )
+      }),
+      { numRuns: 200 },
     )
   })
 
