@@ -629,13 +629,19 @@ export class ChannelObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.#alarmAt = null
     const now = Date.now()
-    this.#store.expire(now)
-    if (this.#store.migrating) {
-      this.#store.migrateSlice(now)
-      this.#wake()
+    try {
+      this.#store.expire(now)
+      if (this.#store.migrating) {
+        this.#store.migrateSlice(now)
+        this.#wake()
+      }
+      this.#write(() => this.#groups.sweep(now))
+      this.#store.flushIfDue(now)
+    } catch (error) {
+      // Rolled back: memory is built again from storage (see #write); the alarm is retried.
+      this.#open()
+      throw error
     }
-    this.#write(() => this.#groups.sweep(now))
-    this.#store.flushIfDue(now)
     await this.#scheduleAlarm()
   }
 

@@ -26,6 +26,8 @@ interface PersistedState {
   lastSeq: number
   counters: Partial<Record<BatchCounter | EventCounter, number>>
   rows: RowCounts
+  /** When it was written (ms): an object that wakes after it counts the minute from then. */
+  flushedAt?: number
 }
 
 interface SessionEntry {
@@ -69,7 +71,7 @@ export class ChannelState {
    * Reads the persisted state and the segments stored after it.
    * @param rows the rows metered so far (persisted with the rest).
    */
-  constructor(sql: Sql, rows: () => RowCounts, now: number) {
+  constructor(sql: Sql, rows: () => RowCounts) {
     this.#sql = sql
     this.#rows = rows
     this.#counters = BatchCounters.zero()
@@ -84,7 +86,9 @@ export class ChannelState {
       this.#flushedThrough = persisted.flushedThrough
       this.#lastSeq = persisted.lastSeq
     }
-    this.#flushedAt = now
+    // From the last write, not from this start: an object evicted within a minute of each start
+    // (hibernation) would otherwise never find the state due.
+    this.#flushedAt = persisted?.flushedAt ?? 0
     // Batches stored since: their segments say what they added.
     for (const segment of sql.exec<{
       first_seq: number
@@ -289,6 +293,7 @@ export class ChannelState {
       lastSeq: this.#lastSeq,
       counters: this.#counters,
       rows: this.#rows(),
+      flushedAt: now,
     }
     this.#sql.exec(
       `INSERT INTO channel_state (id, data) VALUES (1, ?)

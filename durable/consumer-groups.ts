@@ -30,7 +30,7 @@ import {
   redrive,
   settle,
 } from './group-state'
-import { fitPage, type MessageStore, type StoredMessage } from './message-store'
+import type { MessageStore, StoredMessage } from './message-store'
 import type { GroupFloor } from './retention'
 import type { Sql } from './row-meter'
 
@@ -331,18 +331,16 @@ export class ConsumerGroups {
       if (round > 1000) throw new Error(`pull of group ${name} found nothing but gaps`)
       const log = this.#log()
       const offered = candidates(state, { now, maxAttempts, log, max: options.batchSize }).available
-      const found = new Map(
-        this.#store.readSeqs(offered.map((candidate) => candidate.seq)).map((m) => [m.seq, m]),
-      )
-      // A seq in the range but not stored is a gap the schema before segments left (its
-      // retention deleted acked messages anywhere): leased with the rest, then acked at once.
-      const fitted = fitPage(
-        offered.flatMap((candidate) => found.get(candidate.seq) ?? []),
+      // Fitted by size first: only the bodies the batch carries are read.
+      const seqs = this.#store.fitSeqs(
+        offered.map((candidate) => candidate.seq),
         options.maxBytes,
       )
-      const through = fitted.at(-1)?.seq ?? offered.at(-1)?.seq ?? 0
+      const found = new Map(this.#store.readSeqs(seqs).map((m) => [m.seq, m]))
+      // A seq in the range but not stored is a gap the schema before segments left (its
+      // retention deleted acked messages anywhere): leased with the rest, then acked at once.
       const leased = lease(state, {
-        seqs: offered.filter((c) => c.seq <= through).map((c) => c.seq),
+        seqs,
         now,
         visibilityTimeoutMs: options.visibilityTimeoutMs,
         maxAttempts,
@@ -463,6 +461,7 @@ export class ConsumerGroups {
         ...this.#settled(name, entry, now),
         activeAt: entry.state.activeAt,
       })
+      this.#forgetGone(name, entry)
     }
   }
 
@@ -490,7 +489,11 @@ export class ConsumerGroups {
       )
       .toArray()
     const byseq = new Map(rows.map((row) => [row.seq, row]))
-    const messages = fitPage(this.#store.readSeqs(rows.map((row) => row.seq)), options.maxBytes)
+    const seqs = this.#store.fitSeqs(
+      rows.map((row) => row.seq),
+      options.maxBytes,
+    )
+    const messages = this.#store.readSeqs(seqs)
     return messages.map((message) => {
       const row = byseq.get(message.seq) as (typeof rows)[number]
       return {
@@ -585,7 +588,12 @@ export class ConsumerGroups {
         let lowest: number | undefined
         for (const entry of groups) {
           const lag = groupLag(entry.state, log, now)
-          for (const seq of [lag.committedOffset + 1, entry.lowestDead]) {
+          // A dead letter whose message retention deleted (by age) protects nothing.
+          const dead =
+            entry.lowestDead !== undefined && entry.lowestDead >= log.oldest
+              ? entry.lowestDead
+              : undefined
+          for (const seq of [lag.committedOffset + 1, dead]) {
             if (seq !== undefined && (lowest === undefined || seq < lowest)) lowest = seq
           }
         }

@@ -118,6 +118,19 @@ export class LegacyLog {
    * active on the connection (SQLITE_LOCKED), and a read that stopped early leaves its cursor
    * active until it is collected: then the empty tables stay until the object next starts.
    */
+  /**
+   * The highest seq the old schema ever gave: `AUTOINCREMENT` kept it in sqlite_sequence, and it
+   * outlives the rows (an old log emptied by retention still gave those seqs to readers).
+   */
+  static highestSeq(sql: Sql): number {
+    if (!tableExists(sql, 'sqlite_sequence')) return 0
+    return (
+      sql
+        .exec<{ seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")
+        .toArray()[0]?.seq ?? 0
+    )
+  }
+
   static #drop(sql: Sql, kv: SyncKvStorage): void {
     kv.delete(LEGACY_PROGRESS_KEY)
     try {
@@ -321,6 +334,19 @@ export class LegacyLog {
       count++
     }
     return messages.slice(0, count)
+  }
+
+  /** What each old row of these seqs weighs against a page's cap, its body not read. */
+  weights(seqs: readonly number[]): Map<number, number> {
+    const out = new Map<number, number>()
+    if (seqs.length === 0) return out
+    for (const row of this.#sql.exec<{ seq: number; size: number; frame_count: number }>(
+      'SELECT seq, size, frame_count FROM messages WHERE seq IN (SELECT value FROM json_each(?))',
+      JSON.stringify(seqs),
+    )) {
+      out.set(row.seq, row.size > LARGE_MESSAGE_BYTES ? row.frame_count * 16 : row.size)
+    }
+    return out
   }
 
   /** Old rows with these seqs, in seq order. */

@@ -97,11 +97,17 @@ export class MessageStore {
     this.#meter = meter
     this.#sql = meter.sql
     const now = Date.now()
-    this.#state = new ChannelState(this.#sql, () => this.#meter.totals(), now)
+    this.#state = new ChannelState(this.#sql, () => this.#meter.totals())
     this.#meter.restore(this.#state.recoveredRows)
     this.#segments = new SegmentStore(this.#sql)
+    // Seqs go on after every one the old schema gave, even where its rows are gone already.
+    const oldHighest = Math.max(LegacyLog.highestSeq(this.#sql), 0)
     this.#legacy = LegacyLog.open(this.#sql, storage.kv)
-    if (this.#legacy) this.#state.reserveThrough(this.#legacy.maxSeq)
+    const reserved = Math.max(oldHighest, this.#legacy?.maxSeq ?? 0)
+    if (reserved > this.#state.lastSeq) {
+      this.#state.reserveThrough(reserved)
+      storage.transactionSync(() => this.#state.flush(now, this.#writeSession(now)))
+    }
   }
 
   /** The row meter every statement of the channel runs through. */
@@ -392,6 +398,39 @@ export class MessageStore {
     const old = seqs.filter((seq) => seq >= legacy.minSeq && seq <= legacy.maxSeq)
     const rest = seqs.filter((seq) => seq < legacy.minSeq || seq > legacy.maxSeq)
     return [...legacy.readSeqs(old), ...this.#segments.readSeqs(rest)].sort((a, b) => a.seq - b.seq)
+  }
+
+  /**
+   * What each of these seqs weighs against a page's cap (`listedBytes`), reading no large body;
+   * seqs not stored are left out.
+   */
+  weights(seqs: readonly number[]): Map<number, number> {
+    const legacy = this.#legacy
+    if (!legacy) return this.#segments.weights(seqs)
+    const old = seqs.filter((seq) => seq >= legacy.minSeq && seq <= legacy.maxSeq)
+    const rest = seqs.filter((seq) => seq < legacy.minSeq || seq > legacy.maxSeq)
+    return new Map([...legacy.weights(old), ...this.#segments.weights(rest)])
+  }
+
+  /**
+   * The longest prefix of `seqs` (in order) whose stored messages fit `maxBytes` (the first
+   * always), with the seqs not stored among them: what a pull or a dead-letter page may read.
+   */
+  fitSeqs(seqs: readonly number[], maxBytes: number): number[] {
+    const weights = this.weights(seqs)
+    let total = 0
+    let taken = 0
+    let fitted = 0
+    for (const seq of seqs) {
+      const weight = weights.get(seq)
+      if (weight !== undefined) {
+        if (fitted > 0 && total + weight > maxBytes) break
+        total += weight
+        fitted++
+      }
+      taken++
+    }
+    return seqs.slice(0, taken)
   }
 
   /**

@@ -43,8 +43,10 @@ export interface IngestResult {
   close?: boolean
 }
 
-// JavaScript dates cover ±8.64e15 ms; a receive time outside cannot be shown as ISO 8601.
-const MAX_TIME_MS = 8.64e15
+// Receive times are kept to ±2^51 ms (about 71,000 years either side of 1970): segments store
+// each as a difference from the one before, within ±2^52 (./segment-codec.ts), and JavaScript
+// dates (±8.64e15 ms) show them all as ISO 8601.
+const MAX_TIME_MS = 2 ** 51
 
 /** The NACK for each refusal a store may answer. */
 const NACK_OF = {

@@ -261,6 +261,15 @@ function frameBytes(message: RelayMessage): number {
 }
 
 /**
+ * At least what a message takes in a segment: its frames and their lengths, its time and
+ * peer index, and its peer's entry (if new), so segments are cut by what they hold, not by
+ * frame octets alone (thousands of empty frames are octets too).
+ */
+function encodedBound(message: RelayMessage): number {
+  return frameBytes(message) + 5 * message.frames.length + 24 + message.peerAddress.length * 3 + 34
+}
+
+/**
  * Frame sizes of large messages kept in memory, counted in sizes (a number each): enough for
  * hundreds of messages of a few frames, and at most about 0.5 MB. A segment never changes and
  * seqs are never reused, so what is kept never goes stale.
@@ -339,12 +348,14 @@ export class SegmentStore {
     while (start < messages.length) {
       let end = start
       let bytes = 0
+      let bound = 0
       do {
         bytes += frameBytes(messages[end] as RelayMessage)
+        bound += encodedBound(messages[end] as RelayMessage)
         end++
       } while (
         end < messages.length &&
-        bytes + frameBytes(messages[end] as RelayMessage) <= SEGMENT_TARGET_BYTES
+        bound + encodedBound(messages[end] as RelayMessage) <= SEGMENT_TARGET_BYTES
       )
       const part = start === 0 && end === messages.length ? messages : messages.slice(start, end)
       const encoded = encodeSegment(part)
@@ -580,6 +591,47 @@ export class SegmentStore {
       const lastWanted = sorted[end - 1] as number
       const messages = this.#messagesOf(row, seq - row.first_seq, lastWanted - seq + 1)
       for (const message of messages) if (wanted.has(message.seq)) out.push(message)
+      index = end
+    }
+    return out
+  }
+
+  /**
+   * What each of these seqs weighs against a page's cap (see {@link listedBytes}), without
+   * reading a message in pieces: so a pull fits its batch before it reads any large body.
+   * Seqs not stored are left out.
+   */
+  weights(seqs: readonly number[]): Map<number, number> {
+    const sorted = [...new Set(seqs)].sort((a, b) => a - b)
+    const out = new Map<number, number>()
+    let index = 0
+    while (index < sorted.length) {
+      const seq = sorted[index] as number
+      const row = this.#segmentOf(seq)
+      if (!row) {
+        index++
+        continue
+      }
+      let end = index
+      while (end < sorted.length && (sorted[end] as number) <= row.last_seq) end++
+      if (row.data === null) {
+        // In pieces: one message, weighed by the row (and its layout, when large).
+        out.set(
+          row.first_seq,
+          row.bytes > LARGE_MESSAGE_BYTES
+            ? this.#layoutOf(row).frameSizes.length * LISTED_FRAME_BYTES
+            : row.bytes,
+        )
+      } else {
+        const last = sorted[end - 1] as number
+        const decoded = decodeSegment(new Uint8Array(row.data), {
+          from: seq - row.first_seq,
+          count: last - seq + 1,
+        })
+        decoded.forEach((message, offset) => {
+          out.set(seq + offset, message.size)
+        })
+      }
       index = end
     }
     return out

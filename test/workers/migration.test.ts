@@ -207,8 +207,9 @@ describe('migration 7: rows of the schema before segments', () => {
       }
     })
     expect(done).toMatchObject({ old: 0, tables: [] })
-    // 5,000 old rows a slice, split where the gap is: about 41 segments, not 200,000 rows.
-    expect(done.segments).toBeLessThan(50)
+    // 5,000 old rows a slice, two segments each (cut at 512 KiB as they would take at most),
+    // split where the gap is: about 80 segments, not 200,000 rows.
+    expect(done.segments).toBeLessThan(100)
 
     // Every message, read from the start in pages: exactly the old ones (but the gap) and the
     // new ones, in order.
@@ -238,5 +239,31 @@ describe('migration 7: rows of the schema before segments', () => {
     }
     expect(next.messages.map((message) => message.seq)).toEqual([LEASED_SEQ + 101])
     await expectQueueCountersExact(channel)
+  })
+
+  it('gives new messages seqs after every one the old schema gave, even when its log was emptied', async () => {
+    const channel = uniqueChannel('migrate-empty')
+    expect(await ingestBatch(channel, [relayMessage([utf8('x')])])).toMatchObject({ kind: 'ack' })
+    const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+    await runInDurableObject(stub, async (instance: ChannelObject, state) => {
+      writeOldSchema(state, Date.now())
+      // Retention had deleted every row; AUTOINCREMENT still remembers the seqs it gave.
+      state.storage.sql.exec('DELETE FROM messages')
+      state.storage.sql.exec('DELETE FROM queue')
+      state.storage.sql.exec('DELETE FROM dead_letters')
+      await instance.restartForTests()
+    })
+    expect(
+      await ingestBatch(channel, [relayMessage([utf8('after')])], { bridgeId: 'new', epoch: 5 }),
+    ).toMatchObject({ kind: 'ack', firstSeq: OLD_MESSAGES + 1 })
+    // And after another restart, with the old tables gone.
+    await runInDurableObject(stub, (instance: ChannelObject) => instance.restartForTests())
+    expect(
+      await ingestBatch(channel, [relayMessage([utf8('later')])], {
+        bridgeId: 'new',
+        epoch: 5,
+        batchSeq: 2,
+      }),
+    ).toMatchObject({ kind: 'ack', firstSeq: OLD_MESSAGES + 2 })
   })
 })
