@@ -518,7 +518,7 @@ async function endToEnd(): Promise<void> {
     return
   }
   // At least 10 s at the 250,000 msg/s target (a tenth with --quick).
-  const count = 3_000_000 / scale
+  const count = 4_000_000 / scale
   console.error(`end to end: ${fmt(count)} × 100 B, then 1,000 msg/s for 5 s (one run)`)
   const child = spawn(TSX, [join(BENCH, 'e2e.ts'), String(count), '5'], {
     cwd: ROOT,
