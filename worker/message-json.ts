@@ -19,6 +19,9 @@ export class MessageJsonWriter {
   readonly #peers = new Map<string, string>()
   /** Z85 of the keys seen (a segment's messages share their peer's key array). */
   readonly #keys = new WeakMap<Uint8Array, string>()
+  #lastPeer:
+    | { address: string; mechanism: string; publicKey: Uint8Array | undefined; json: string }
+    | undefined
   #lastTime = Number.NaN
   #lastTimeJson = ''
 
@@ -93,6 +96,27 @@ export class MessageJsonWriter {
   }
 
   #peer(message: { mechanism: string; peerAddress: string; publicKey?: Uint8Array }): string {
+    // Most messages come from the peer of the message before.
+    const last = this.#lastPeer
+    if (
+      last !== undefined &&
+      last.address === message.peerAddress &&
+      last.mechanism === message.mechanism &&
+      last.publicKey === message.publicKey
+    ) {
+      return last.json
+    }
+    const json = this.#peerJson(message)
+    this.#lastPeer = {
+      address: message.peerAddress,
+      mechanism: message.mechanism,
+      publicKey: message.publicKey,
+      json,
+    }
+    return json
+  }
+
+  #peerJson(message: { mechanism: string; peerAddress: string; publicKey?: Uint8Array }): string {
     let key = ''
     if (message.publicKey) {
       key = this.#keys.get(message.publicKey) ?? z85Encode(message.publicKey)
