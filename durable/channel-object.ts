@@ -23,6 +23,7 @@ import {
   type ExtendOutcome,
   type GroupInfo,
   GroupNotFoundError,
+  GroupStateFullError,
   type LeasedMessage,
   type SettleOutcome,
   TooManyGroupsError,
@@ -52,7 +53,7 @@ import { SEGMENT_PIECE_BYTES } from './segment-store'
 export const MAX_WAITERS = 1000
 
 /** Why a call was refused: too many waiting already, or a consumer group that is not there. */
-export type Refusal = 'too_many_waiters' | 'group_not_found' | 'too_many_groups'
+export type Refusal = 'too_many_waiters' | 'group_not_found' | 'too_many_groups' | 'group_full'
 
 /** The answer of a call that may be refused (see {@link Refusal}). */
 export type Waited<T> = { ok: true; value: T } | { ok: false; reason: Refusal }
@@ -398,6 +399,7 @@ export class ChannelObject extends DurableObject<Env> {
     } catch (error) {
       if (error instanceof GroupNotFoundError) return { ok: false, reason: 'group_not_found' }
       if (error instanceof TooManyGroupsError) return { ok: false, reason: 'too_many_groups' }
+      if (error instanceof GroupStateFullError) return { ok: false, reason: 'group_full' }
       throw error
     }
   }

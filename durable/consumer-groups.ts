@@ -128,6 +128,23 @@ export class GroupNotFoundError extends Error {
   readonly code = 'group_not_found'
 }
 
+/**
+ * Octets of a group's JSON state past which a call that could grow it (a pull, a retry, an
+ * extend, a redrive) is refused: half of what one SQLite value holds (about 2 MB). Runs keep a
+ * group's state small (a few runs per pull); only many different retry delays or partial
+ * extends over many messages make it this large.
+ */
+export const MAX_GROUP_STATE_BYTES = 1024 * 1024
+
+/** The cap for a pull: below SQLite's value limit with room to spare. */
+const PULL_STATE_BYTES = 1.5 * 1024 * 1024
+
+/** Refuses a call that would grow a group's state past {@link MAX_GROUP_STATE_BYTES}. */
+export class GroupStateFullError extends Error {
+  override readonly name = 'GroupStateFullError'
+  readonly code = 'group_full'
+}
+
 /** Refuses a group beyond {@link MAX_GROUPS}. */
 export class TooManyGroupsError extends Error {
   override readonly name = 'TooManyGroupsError'
@@ -275,7 +292,7 @@ export class ConsumerGroups {
    * Writes the group's row if its state changed: not for a change of its activity time alone,
    * unless the row's is {@link ACTIVE_WRITE_INTERVAL_MS} old.
    */
-  #save(name: string, entry: Entry, state: GroupState): void {
+  #save(name: string, entry: Entry, state: GroupState, cap = MAX_GROUP_STATE_BYTES): void {
     entry.state = state
     const recent = state.activeAt - entry.writtenActiveAt < ACTIVE_WRITE_INTERVAL_MS
     // Compared with the activity time of the row, so that alone is no change while recent.
@@ -284,6 +301,13 @@ export class ConsumerGroups {
     )
     if (compared === entry.written) return
     const text = recent ? encodeGroupState(state) : compared
+    // Past the cap, a call that grew the state is refused: a row over SQLite's value limit could
+    // never be written again, and the group would be stuck.
+    if (text.length > cap && text.length > entry.written.length) {
+      throw new GroupStateFullError(
+        `group ${name} tracks too many runs of messages (${text.length} octets of state): ack some, or let leases expire`,
+      )
+    }
     this.#sql.exec('UPDATE consumer_groups SET state = ? WHERE name = ?', text, name)
     entry.written = text
     entry.writtenActiveAt = state.activeAt
@@ -367,7 +391,9 @@ export class ConsumerGroups {
       })
       // Only gaps: the messages after them are next.
       if (messages.length > 0 || gaps.length === 0) {
-        this.#save(name, entry, state)
+        // Up to a higher cap: a pull of messages already tracked (retried, expired) is how a
+        // full group gets them acked and shrinks.
+        this.#save(name, entry, state, PULL_STATE_BYTES)
         return messages
       }
     }
@@ -413,7 +439,8 @@ export class ConsumerGroups {
     for (const index of result.unknownAcks) unknown.push(ackIds[index] as string)
     for (const index of result.unknownRetries) unknown.push(retryIds[index] as string)
     this.#bury(name, entry, result.deadLettered, now)
-    this.#save(name, entry, result.state)
+    // Acks only shrink what the group tracks; retries may add runs (one per delay).
+    this.#save(name, entry, result.state, retries.length === 0 ? Infinity : MAX_GROUP_STATE_BYTES)
     return {
       acked: result.acked,
       retried: result.retried,
@@ -457,10 +484,12 @@ export class ConsumerGroups {
    */
   sweep(now: number): void {
     for (const [name, entry] of this.#groups) {
-      this.#save(name, entry, {
-        ...this.#settled(name, entry, now),
-        activeAt: entry.state.activeAt,
-      })
+      this.#save(
+        name,
+        entry,
+        { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt },
+        Infinity,
+      )
       this.#forgetGone(name, entry)
     }
   }
@@ -477,7 +506,12 @@ export class ConsumerGroups {
   ): DeadLetter[] {
     if (this.#absentDefault(name)) return []
     const entry = this.#get(name, now)
-    this.#save(name, entry, { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt })
+    this.#save(
+      name,
+      entry,
+      { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt },
+      Infinity,
+    )
     this.#forgetGone(name, entry)
     const rows = this.#sql
       .exec<{ seq: number; attempts: number; dead_at: number; reason: string }>(

@@ -110,6 +110,12 @@ function unwrap<T>(result: Waited<T>, group?: string): T {
         ErrorCode.GROUP_NOT_FOUND,
         `no consumer group ${group}; create it with PUT (only "default" is created by a pull)`,
       )
+    case 'group_full':
+      throw new ApiError(
+        409,
+        ErrorCode.GROUP_FULL,
+        `consumer group ${group} tracks as much as it can: ack leases, or let them expire`,
+      )
     case 'too_many_groups':
       throw new ApiError(
         409,

@@ -19,6 +19,8 @@ export const ErrorCode = {
   FRAME_NOT_FOUND: 'frame_not_found',
   /** A consumer group that does not exist (only `default` is created by its first pull). */
   GROUP_NOT_FOUND: 'group_not_found',
+  /** A consumer group's state is at its cap: ack, or let leases expire, then retry. */
+  GROUP_FULL: 'group_full',
   /** A channel holds at most MAX_GROUPS consumer groups. */
   TOO_MANY_GROUPS: 'too_many_groups',
   UPGRADE_REQUIRED: 'upgrade_required',

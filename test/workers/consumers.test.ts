@@ -359,6 +359,54 @@ describe('dead letters', () => {
   })
 })
 
+describe('a group at its state cap', () => {
+  it('refuses retries that would grow it (409 group_full), still takes acks, and loses nothing', async () => {
+    const channel = uniqueChannel('full-group')
+    for (let batchSeq = 1; batchSeq <= 40; batchSeq++) {
+      const messages = Array.from({ length: 1000 }, (_, index) =>
+        relayMessage([utf8(`${batchSeq}-${index}`)]),
+      )
+      expect(await ingestBatch(channel, messages, { batchSeq })).toMatchObject({ kind: 'ack' })
+    }
+    // First every message tracked in a few runs: each pull's 1000 retried with one delay.
+    for (let round = 0; round < 40; round++) {
+      const pulled = await pull(channel, { batchSize: 1000, visibilityTimeoutMs: 3_600_000 })
+      expect(pulled.messages).toHaveLength(1000)
+      const retries = pulled.messages.map((message) => ({
+        leaseId: message.leaseId,
+        delayMs: 3000,
+      }))
+      expect((await post(`/v1/channels/${channel}/ack`, { retries })).status).toBe(200)
+    }
+    await sleep(3100)
+    // Then retried again with alternating delays: a run per message, ~30 octets of state each.
+    let refused: Response | undefined
+    let leaseIds: string[] = []
+    for (let round = 0; round < 40 && !refused; round++) {
+      const pulled = await pull(channel, { batchSize: 1000, visibilityTimeoutMs: 3_600_000 })
+      leaseIds = pulled.messages.map((message) => message.leaseId)
+      expect(leaseIds).toHaveLength(1000)
+      const response = await post(`/v1/channels/${channel}/ack`, {
+        retries: leaseIds.map((leaseId, index) => ({
+          leaseId,
+          delayMs: 3_600_000 + (index % 2) * 1000,
+        })),
+      })
+      if (response.status === 409) refused = response
+      else expect(response.status).toBe(200)
+    }
+    if (!refused) throw new Error('the state never reached its cap')
+    expect(await refused.json()).toEqual({
+      error: { code: 'group_full', message: expect.stringMatching(/ack leases/) },
+    })
+    // The refused call changed nothing: those leases are still current, and acks go through.
+    expect(await ack(channel, { acks: leaseIds })).toMatchObject({ acked: 1000, unknown: [] })
+    const report = await stats(channel)
+    expect(report.groups[0].lag.messages).toBe(40_000 - 1000)
+    expect(texts((await readPage(channel, '?after=39999')).messages)).toEqual(['40-999'])
+  }, 60_000)
+})
+
 describe('GET /v1/channels/:channel', () => {
   it('reports the log, the queue, connected bridges and counters', async () => {
     const channel = uniqueChannel('stats')
