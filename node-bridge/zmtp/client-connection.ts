@@ -54,7 +54,7 @@ const DEFAULT_MAX_FRAME_SIZE = 64 * 1024
 /**
  * The client end of ZMTP 3.1 (RFC 37) for a sending socket. Sends signature and major version
  * first and the rest of the greeting once the server's major version is known, as libzmq does
- * (PEERS.md: libzmq servers wait for it).
+ * (libzmq servers wait for it: src/zmtp_engine.cpp, `receive_greeting`).
  */
 export class ClientConnection {
   readonly #transport: ConnectionTransport

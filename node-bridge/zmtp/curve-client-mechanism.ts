@@ -1,7 +1,8 @@
 // The CURVE security mechanism, client side (RFC 25 ZMTP-CURVE, RFC 26 CurveZMQ), as a handshake
 // state machine without I/O: (HELLO) EXPECT_WELCOME → (INITIATE) EXPECT_READY → READY.
-// Layouts and interop facts: ANCHORS.md §CurveZMQ over ZMTP (nonces HELLO 1, INITIATE 2,
-// MESSAGE 3…; MESSAGE in ordinary frames; boxed flags 0x01 MORE, 0x02 COMMAND; vouch = C′ + S).
+// Layouts as libzmq writes them (src/curve_client.cpp, src/curve_mechanism_base.cpp): nonces
+// HELLO 1, INITIATE 2, MESSAGE 3…; MESSAGE in ordinary frames; boxed flags 0x01 MORE, 0x02
+// COMMAND (msg_t::command in src/msg.hpp); vouch = C′ + S (RFC 26 §INITIATE).
 import { isLowOrderPoint } from '../keys'
 import type { ClientMechanism } from './client-mechanism'
 import { type Command, decodeErrorReason, encodeCommand } from './command'

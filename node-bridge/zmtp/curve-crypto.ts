@@ -2,7 +2,7 @@
 // behind one interface so tests can pin keys and nonces. Three backends, fastest first:
 // - `sodium`: libsodium through sodium-native (prebuilt binaries shipped in its npm package);
 //   opens 100-byte boxes ~5× and 10 KiB boxes ~12× faster than tweetnacl (docs/performance.md);
-// - `hybrid`: X25519 in node:crypto (about 15× faster than tweetnacl, ANCHORS.md), boxes in
+// - `hybrid`: X25519 in node:crypto (about 15× faster than tweetnacl: bench/curve-handshake.ts), boxes in
 //   tweetnacl, for a platform sodium-native has no binary for;
 // - `tweetnacl`: pure JavaScript, the reference the others are tested against.
 // HSalsa20 (one block per key pair) always comes from tweetnacl: sodium-native does not export it.

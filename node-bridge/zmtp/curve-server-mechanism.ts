@@ -1,6 +1,7 @@
 // The CURVE security mechanism, server side (RFC 25 ZMTP-CURVE, RFC 26 CurveZMQ), as a handshake
 // state machine without I/O: EXPECT_HELLO → (WELCOME) EXPECT_INITIATE → (READY) READY.
-// Layouts and interop errata: ANCHORS.md §CurveZMQ over ZMTP.
+// Layouts as libzmq reads them (src/curve_server.cpp, src/curve_mechanism_base.cpp), where they
+// differ from RFC 26's prose (noted where they do).
 
 import { isLowOrderPoint } from '../keys'
 import { type Command, encodeCommand } from './command'
@@ -65,7 +66,9 @@ const _ascii = (text: string) => new TextEncoder().encode(text)
 // Offsets are in the command *data*, after the name: the body minus 1 + name length octets.
 // HELLO body 200 = 6 (`\x05HELLO`) + 194.
 const HELLO_DATA_SIZE = 194
-const HELLO_CLIENT_KEY = 2 + 72 // version 2, padding 72 (ANCHORS erratum: 72, not 70)
+// Version 2, padding 72: RFC 26's prose says 70, its grammar `72%x00` and the 200-octet total say
+// 72, and libzmq reads C′ at offset 80 (src/curve_server.cpp).
+const HELLO_CLIENT_KEY = 2 + 72
 const HELLO_SHORT_NONCE = HELLO_CLIENT_KEY + CURVE_KEY_SIZE // 106
 const HELLO_BOX = HELLO_SHORT_NONCE + SHORT_NONCE_SIZE // 114
 /** HELLO signature box: 64 zero octets. */

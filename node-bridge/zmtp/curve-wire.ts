@@ -18,7 +18,10 @@ export const MESSAGE_PREFIX = ascii('\x07MESSAGE')
 
 export const SHORT_NONCE_SIZE = 8
 export const LONG_NONCE_SIZE = 16
-/** The flags octet inside a MESSAGE box: MORE, and COMMAND (libzmq's 0x02, ANCHORS erratum 3). */
+/**
+ * The flags octet inside a MESSAGE box: MORE, and COMMAND as libzmq, JeroMQ and NetMQ set it
+ * (0x02: `msg_t::command` in libzmq src/msg.hpp), though RFC 26 calls bits 1–7 reserved.
+ */
 export const PAYLOAD_MORE = 0x01
 export const PAYLOAD_COMMAND = 0x02
 

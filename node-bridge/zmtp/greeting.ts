@@ -50,7 +50,7 @@ function checkOctet(value: number, what: string): void {
 
 /**
  * Bytes 0..10: signature + major version; sent first because libzmq waits for them before
- * sending the rest (PEERS.md).
+ * sending the rest (libzmq src/zmtp_engine.cpp, `receive_greeting`).
  * @param major version-major, default 3
  * @returns 11 octets: `FF 00*8 7F <major>`
  * @throws {RangeError} if `major` is not an octet
@@ -132,7 +132,8 @@ export function decodeGreeting(bytes: Uint8Array): Greeting {
       `greeting needs ${GREETING_SIZE} octets, got ${bytes.length}`,
     )
   }
-  // RFC 23: signature = %xFF padding %x7F; padding MUST NOT be validated (PEERS.md: test bit 0 only).
+  // RFC 23: signature = %xFF padding %x7F; padding is not checked: libzmq sends a non-zero one
+  // and tests only bit 0 of byte 9 (src/zmtp_engine.cpp, `receive_greeting`).
   if (bytes[0] !== 0xff || ((bytes[SIGNATURE_SIZE - 1] ?? 0) & 1) === 0) {
     throw new ZmtpError(ZmtpErrorCode.MALFORMED_GREETING, 'greeting signature is not FF … 7F')
   }

@@ -1,5 +1,5 @@
-// The PushSocket's socket semantics against raw TCP servers and our PullSocket: PEERS.md's
-// behaviour oracle (which server behaviours make libzmq give up and which make it retry),
+// The PushSocket's socket semantics against raw TCP servers and our PullSocket: a behaviour
+// oracle taken from libzmq (which server behaviours make it give up and which make it retry),
 // heartbeats, the high-water mark, the reconnect policy, round-robin, linger.
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -90,7 +90,7 @@ function greetThen(
 
 const readyPull = encodeReady([['Socket-Type', 'PULL']])
 
-describe('the behaviour oracle: when a PUSH client gives up and when it retries (PEERS.md)', () => {
+describe('the behaviour oracle: when a PUSH client gives up and when it retries, as libzmq', () => {
   it.each([
     [
       'READY with Socket-Type PUB',

@@ -88,7 +88,7 @@ const vectors: GreetingVector[] = [
     canonical: true,
   },
   {
-    title: "libzmq's signature with non-zero padding (PEERS.md)",
+    title: "libzmq's signature with non-zero padding (src/zmtp_engine.cpp)",
     wire: bytes(
       0xff, // signature start
       [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], // padding ...
@@ -244,7 +244,7 @@ describe('greeting errors', () => {
     expect(decodeGreeting(patched(12, 0, 0, 0, 0)).mechanism).toBe('')
   })
 
-  it('checks only bit 0 of byte 9, as libzmq does (PEERS.md)', () => {
+  it('checks only bit 0 of byte 9, as libzmq does (src/zmtp_engine.cpp)', () => {
     for (const octet of [0x01, 0x7f, 0x81, 0xff]) {
       expect(decodeGreeting(patched(9, octet)).mechanism).toBe('NULL')
       expect(classifyGreetingPrefix(patched(9, octet).subarray(0, 11))).toBe('zmtp3')
