@@ -344,7 +344,10 @@ export class LegacyLog {
       'SELECT seq, size, frame_count FROM messages WHERE seq IN (SELECT value FROM json_each(?))',
       JSON.stringify(seqs),
     )) {
-      out.set(row.seq, row.size > LARGE_MESSAGE_BYTES ? row.frame_count * 16 : row.size)
+      out.set(
+        row.seq,
+        row.size > LARGE_MESSAGE_BYTES ? row.frame_count * 16 : row.size + row.frame_count,
+      )
     }
     return out
   }

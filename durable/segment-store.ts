@@ -132,11 +132,15 @@ export interface ReadOptions {
 }
 
 /**
- * What a message weighs against a page's `maxBytes`: its frame octets, or for a large message
- * (listed without them) {@link LISTED_FRAME_BYTES} per frame.
+ * What a message weighs against a page's `maxBytes`: its frame octets and one per frame (so
+ * thousands of empty frames weigh something too: each is at least `""` in the JSON), or for a
+ * large message (listed without them) {@link LISTED_FRAME_BYTES} per frame. A segment's
+ * encoded length is at least the weight of its messages (each frame has a length octet).
  */
 export function listedBytes(message: StoredMessage): number {
-  return message.frames === null ? message.frameSizes.length * LISTED_FRAME_BYTES : message.size
+  return message.frames === null
+    ? message.frameSizes.length * LISTED_FRAME_BYTES
+    : message.size + message.frames.length
 }
 
 /**
@@ -522,8 +526,8 @@ export class SegmentStore {
       // A segment in one value holds messages that are not large, each weighing its frame
       // octets: when all of them fit (and are most of it), the page takes them undecoded.
       const most = wanted * 4 >= row.last_seq - row.first_seq + 1 || row.length <= 64 * 1024
-      if (row.data !== null && most && total + row.bytes <= maxBytes) {
-        total += row.bytes
+      if (row.data !== null && most && total + row.length <= maxBytes) {
+        total += row.length
         page.parts.push({
           segment: new Uint8Array(row.data),
           firstSeq: row.first_seq,
@@ -616,11 +620,12 @@ export class SegmentStore {
       while (end < sorted.length && (sorted[end] as number) <= row.last_seq) end++
       if (row.data === null) {
         // In pieces: one message, weighed by the row (and its layout, when large).
+        // (Not large: its encoded length bounds its frames and their count.)
         out.set(
           row.first_seq,
           row.bytes > LARGE_MESSAGE_BYTES
             ? this.#layoutOf(row).frameSizes.length * LISTED_FRAME_BYTES
-            : row.bytes,
+            : row.length,
         )
       } else {
         const last = sorted[end - 1] as number
@@ -629,7 +634,7 @@ export class SegmentStore {
           count: last - seq + 1,
         })
         decoded.forEach((message, offset) => {
-          out.set(seq + offset, message.size)
+          out.set(seq + offset, message.size + message.frames.length)
         })
       }
       index = end

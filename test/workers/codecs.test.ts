@@ -165,14 +165,18 @@ describe('fitPage', () => {
     return { ...head, frames: Array.from({ length: frameCount }, () => new Uint8Array(0)) }
   }
 
-  it('counts frame octets, and a large message as LISTED_FRAME_BYTES per frame', () => {
+  it('counts frame octets and one a frame, and a large message as LISTED_FRAME_BYTES per frame', () => {
     const large = row(LARGE_MESSAGE_BYTES + 1, 3)
     const listed = 3 * LISTED_FRAME_BYTES
-    expect(fitPage([row(10), large, row(5)], 10 + listed + 5)).toHaveLength(3)
-    expect(fitPage([row(10), large, row(5)], 10 + listed + 4)).toHaveLength(2)
-    expect(fitPage([row(10), large], 10 + listed - 1)).toHaveLength(1)
+    expect(fitPage([row(10), large, row(5)], 11 + listed + 6)).toHaveLength(3)
+    expect(fitPage([row(10), large, row(5)], 11 + listed + 5)).toHaveLength(2)
+    expect(fitPage([row(10), large], 11 + listed - 1)).toHaveLength(1)
     // Exactly LARGE_MESSAGE_BYTES is not large: its frames count.
     expect(fitPage([row(1), row(LARGE_MESSAGE_BYTES)], LARGE_MESSAGE_BYTES)).toHaveLength(1)
+    // Empty frames weigh too: 1,000 messages of 10,000 empty frames are not one page of 8 MiB.
+    const frames = Array.from({ length: 10_000 }, () => new Uint8Array(0))
+    const empty = Array.from({ length: 1000 }, () => ({ ...row(0), frames }))
+    expect(fitPage(empty, 8 * 1024 * 1024)).toHaveLength(838)
   })
 
   it('always returns the first row, however heavy', () => {
