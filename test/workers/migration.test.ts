@@ -266,4 +266,40 @@ describe('migration 7: rows of the schema before segments', () => {
       }),
     ).toMatchObject({ kind: 'ack', firstSeq: OLD_MESSAGES + 2 })
   })
+
+  it('passes over a long run of gaps the old retention left, a few pulls at a time', async () => {
+    const channel = uniqueChannel('migrate-gaps')
+    expect(await ingestBatch(channel, [relayMessage([utf8('x')])])).toMatchObject({ kind: 'ack' })
+    const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+    await runInDurableObject(stub, async (instance: ChannelObject, state) => {
+      writeOldSchema(state, Date.now())
+      // The old `block` trimmed acked rows anywhere: 1 to 150,000 are gone but for 1 and 2.
+      state.storage.sql.exec('DELETE FROM messages WHERE seq > 2 AND seq < ?', GAP_SEQ)
+      state.storage.sql.exec('DELETE FROM queue')
+      state.storage.sql.exec('DELETE FROM dead_letters')
+      await instance.restartForTests()
+    })
+    // A new group from the earliest: seqs 3 to 149,999 are gaps, passed over 100 rounds a pull.
+    const put = await exports.default.fetch(`${ORIGIN}/v1/channels/${channel}/groups/late`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${READ_TOKEN}`, 'Content-Type': 'application/json' },
+      body: '{}',
+    })
+    expect(put.status).toBe(201)
+    const seqs: number[] = []
+    let pulls = 0
+    while (seqs.length < 3 && pulls < 50) {
+      pulls++
+      const response = await post(`/v1/channels/${channel}/groups/late/pull`, { batchSize: 1000 })
+      expect(response.status).toBe(200)
+      const body = (await response.json()) as { messages: { seq: number }[] }
+      seqs.push(...body.messages.map((message) => message.seq))
+    }
+    expect(seqs.slice(0, 3)).toEqual([1, 2, GAP_SEQ + 1])
+    expect(seqs.slice(2)).toEqual(
+      Array.from({ length: seqs.length - 2 }, (_, i) => GAP_SEQ + 1 + i),
+    )
+    // 149,997 gap seqs at 1,000 a round and 100 rounds a pull: two pulls came back empty-handed.
+    expect(pulls).toBeGreaterThan(2)
+  })
 })
