@@ -157,6 +157,26 @@ export class TooManyGroupsError extends Error {
   readonly code = 'too_many_groups'
 }
 
+/**
+ * The lease ids that parse, with their text and their index in `ids` (entry for entry); the
+ * others go to `unknown`, in order.
+ */
+function parseRefs(
+  ids: readonly string[],
+  unknown: string[],
+): { refs: LeaseRef[]; ids: string[]; at: number[] } {
+  const parsed: { refs: LeaseRef[]; ids: string[]; at: number[] } = { refs: [], ids: [], at: [] }
+  ids.forEach((id, index) => {
+    const ref = parseLeaseId(id)
+    if (ref) {
+      parsed.refs.push(ref)
+      parsed.ids.push(id)
+      parsed.at.push(index)
+    } else unknown.push(id)
+  })
+  return parsed
+}
+
 /** A random lease number base (below 2^48, so ids stay short). */
 function randomLeaseBase(): number {
   const words = crypto.getRandomValues(new Uint32Array(2))
@@ -427,27 +447,18 @@ export class ConsumerGroups {
     const { maxAttempts } = this.#config()
     const state = this.#settled(name, entry, now)
     const unknown: string[] = []
-    const acks: LeaseRef[] = []
-    const ackIds: string[] = []
-    for (const id of options.acks) {
-      const ref = parseLeaseId(id)
-      if (ref) {
-        acks.push(ref)
-        ackIds.push(id)
-      } else unknown.push(id)
-    }
-    const retries: (LeaseRef & { delayMs: number })[] = []
-    const retryIds: string[] = []
-    for (const retry of options.retries) {
-      const ref = parseLeaseId(retry.leaseId)
-      if (ref) {
-        retries.push({ ...ref, delayMs: retry.delayMs })
-        retryIds.push(retry.leaseId)
-      } else unknown.push(retry.leaseId)
-    }
-    const result = settle(state, { acks, retries, now, maxAttempts })
-    for (const index of result.unknownAcks) unknown.push(ackIds[index] as string)
-    for (const index of result.unknownRetries) unknown.push(retryIds[index] as string)
+    const acks = parseRefs(options.acks, unknown)
+    const retried = parseRefs(
+      options.retries.map((retry) => retry.leaseId),
+      unknown,
+    )
+    const retries = retried.refs.map((ref, index) => ({
+      ...ref,
+      delayMs: (options.retries[retried.at[index] as number] as { delayMs: number }).delayMs,
+    }))
+    const result = settle(state, { acks: acks.refs, retries, now, maxAttempts })
+    for (const index of result.unknownAcks) unknown.push(acks.ids[index] as string)
+    for (const index of result.unknownRetries) unknown.push(retried.ids[index] as string)
     this.#bury(name, entry, result.deadLettered, now)
     // Acks only shrink what the group tracks; retries may add runs (one per delay).
     this.#save(name, entry, result.state, retries.length === 0 ? Infinity : MAX_GROUP_STATE_BYTES)
@@ -473,17 +484,9 @@ export class ConsumerGroups {
     const entry = this.#get(name, now)
     const state = this.#settled(name, entry, now)
     const unknown: string[] = []
-    const items: LeaseRef[] = []
-    const ids: string[] = []
-    for (const id of leaseIds) {
-      const ref = parseLeaseId(id)
-      if (ref) {
-        items.push(ref)
-        ids.push(id)
-      } else unknown.push(id)
-    }
-    const result = extend(state, { items, visibilityTimeoutMs, now })
-    for (const index of result.unknown) unknown.push(ids[index] as string)
+    const items = parseRefs(leaseIds, unknown)
+    const result = extend(state, { items: items.refs, visibilityTimeoutMs, now })
+    for (const index of result.unknown) unknown.push(items.ids[index] as string)
     this.#save(name, entry, result.state)
     return { extended: result.extended, unknown }
   }

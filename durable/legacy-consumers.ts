@@ -10,18 +10,8 @@
 import type { ChannelState } from './channel-state'
 import type { ConsumerGroups } from './consumer-groups'
 import { EventCounter } from './counters'
+import { tableExists } from './legacy-log'
 import type { Sql } from './row-meter'
-
-function tableExists(sql: Sql, name: string): boolean {
-  return (
-    sql
-      .exec<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
-        name,
-      )
-      .one().n > 0
-  )
-}
 
 /**
  * Moves the old queue, dead letters and counters over, then drops their tables; nothing when

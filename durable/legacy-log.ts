@@ -58,7 +58,8 @@ export interface LegacyFrameLocation {
   chunkSize: number
 }
 
-function tableExists(sql: Sql, name: string): boolean {
+/** Whether the object's database has a table of this name. */
+export function tableExists(sql: Sql, name: string): boolean {
   return (
     sql
       .exec<{ n: number }>(
