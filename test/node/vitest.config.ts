@@ -7,6 +7,7 @@ export default defineConfig({
     root: new URL('../..', import.meta.url).pathname,
     include: ['test/node/**/*.test.ts'],
     environment: 'node',
+    setupFiles: ['test/support/fresh-connections.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

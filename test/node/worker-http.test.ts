@@ -1,8 +1,10 @@
 // The Worker over real HTTP/1.1 under `wrangler dev`, as clients see it: a kept-alive connection
 // stays usable after the Worker answers a chunked body early (413 once part of it is read, 401
-// before any), and a large message's frame comes with its Content-Length, byte for byte.
+// before any), a large message's frame comes with its Content-Length, byte for byte, and a
+// connection the server closed while idle is not reused.
 
 import http from 'node:http'
+import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { feedMessage, RelayFeeder } from '../support/relay-feeder'
 import {
@@ -176,5 +178,32 @@ describe('a large message over HTTP', () => {
     } finally {
       agent.destroy()
     }
+  })
+})
+
+describe('an idle connection', () => {
+  it('is closed by the server after 5 s; a fetch after a busy 5 s still gets its answer', async () => {
+    // The cause of a flaky end-to-end read (test/support/fresh-connections.ts): workerd drops a
+    // kept-alive connection idle for 5 s, and a client busy past that must not reuse it.
+    const { hostname, port } = new URL(worker.httpUrl)
+    const socket = net.connect(Number(port), hostname)
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())))
+    socket.write(`GET /v1/health HTTP/1.1\r\nhost: ${hostname}\r\n\r\n`)
+    await new Promise((resolve) => socket.once('data', resolve))
+    const answeredAt = Date.now()
+
+    const health = async () => {
+      const response = await fetch(`${worker.httpUrl}/v1/health`)
+      return { status: response.status, body: await response.json() }
+    }
+    expect(await health()).toMatchObject({ status: 200, body: { status: 'ok' } })
+    const busyUntil = Date.now() + 5_300
+    while (Date.now() < busyUntil) {
+      // the event loop is held, as by a bridge relaying thousands of messages
+    }
+    expect(await health()).toMatchObject({ status: 200, body: { status: 'ok' } })
+    const idleFor = (await closed) - answeredAt
+    expect(idleFor).toBeGreaterThanOrEqual(4_900)
+    expect(idleFor).toBeLessThan(8_000)
   })
 })
