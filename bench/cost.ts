@@ -21,7 +21,7 @@ import {
   newEpoch,
   RELAY_SUBPROTOCOL,
   type RelayMessage,
-} from '../durable/relay-protocol'
+} from '../shared/relay-protocol'
 import {
   startWranglerDev,
   TEST_INGEST_TOKEN,

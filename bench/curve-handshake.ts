@@ -3,11 +3,11 @@
 // Run: npx tsx bench/curve-handshake.ts [handshakes]
 // Only the server's work is timed; the test client (tweetnacl) runs outside the clock.
 import nacl from 'tweetnacl'
-import { decodeCommand } from '../node-bridge/zmtp/command'
-import { CookieKeyring } from '../node-bridge/zmtp/curve-cookie'
-import { type CurveCrypto, createCurveCrypto } from '../node-bridge/zmtp/curve-crypto'
-import { CurveServerMechanism } from '../node-bridge/zmtp/curve-server-mechanism'
-import { FrameDecoder } from '../node-bridge/zmtp/frame-decoder'
+import { decodeCommand } from '../node-bridge/zmtp/codec/command'
+import { FrameDecoder } from '../node-bridge/zmtp/codec/frame-decoder'
+import { CookieKeyring } from '../node-bridge/zmtp/mechanisms/curve-cookie'
+import { type CurveCrypto, createCurveCrypto } from '../node-bridge/zmtp/mechanisms/curve-crypto'
+import { CurveServerMechanism } from '../node-bridge/zmtp/mechanisms/curve-server-mechanism'
 import { CurveTestClient } from '../test/support/curve-client'
 
 const rounds = Number(process.argv[2] ?? 1000)

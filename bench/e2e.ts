@@ -10,8 +10,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import * as zmq from 'zeromq'
-import { startBridge } from '../node-bridge/bridge'
-import { parseConfig } from '../node-bridge/config'
+import { startBridge } from '../node-bridge/bridge/bridge'
+import { parseConfig } from '../node-bridge/cli/config/parse-config'
 import { startWranglerDev, TEST_INGEST_TOKEN, TEST_READ_TOKEN } from '../test/support/wrangler-dev'
 
 const count = Number(process.argv[2] ?? 200_000)

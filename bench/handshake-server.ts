@@ -12,11 +12,11 @@
 // `{"error":…}` with what did arrive and exits 1.
 // Run: npx tsx bench/handshake-server.ts pullsocket|zeromq COUNT SERVER_SECRET_KEY_Z85 [TIMEOUT_MS]
 import { pino } from 'pino'
-import { z85Decode } from '../durable/z85'
-import { PullSocket } from '../node-bridge/pull-socket'
-import { CookieKeyring } from '../node-bridge/zmtp/curve-cookie'
-import { createCurveCrypto } from '../node-bridge/zmtp/curve-crypto'
-import { CurveServerMechanism } from '../node-bridge/zmtp/curve-server-mechanism'
+import { PullSocket } from '../node-bridge/bridge/pull-socket'
+import { CookieKeyring } from '../node-bridge/zmtp/mechanisms/curve-cookie'
+import { createCurveCrypto } from '../node-bridge/zmtp/mechanisms/curve-crypto'
+import { CurveServerMechanism } from '../node-bridge/zmtp/mechanisms/curve-server-mechanism'
+import { z85Decode } from '../shared/z85'
 
 const [kind, countArg, secretZ85, timeoutArg] = process.argv.slice(2)
 const count = Number(countArg)

@@ -3,8 +3,8 @@
 // PUSH, until the server's READY has arrived), prints `{"ready":COUNT}` and then holds them idle
 // until killed. Run: npx tsx bench/idle-clients.ts PORT COUNT
 import { connect, type Socket } from 'node:net'
-import { encodeReady } from '../node-bridge/zmtp/command'
-import { encodeGreeting } from '../node-bridge/zmtp/greeting'
+import { encodeReady } from '../node-bridge/zmtp/codec/command'
+import { encodeGreeting } from '../node-bridge/zmtp/codec/greeting'
 
 const port = Number(process.argv[2])
 const count = Number(process.argv[3] ?? 10_000)

@@ -3,8 +3,8 @@
 // the client process (bench/idle-clients.ts) holds its connections open.
 // Messages: → {port}; ← 'measure' → {rss, heapUsed, external, arrayBuffers, connections}.
 import { pino } from 'pino'
-import { PullSocket } from '../node-bridge/pull-socket'
-import { NullServerMechanism } from '../node-bridge/zmtp/null-mechanism'
+import { PullSocket } from '../node-bridge/bridge/pull-socket'
+import { NullServerMechanism } from '../node-bridge/zmtp/mechanisms/null-mechanism'
 
 const maxConnections = Number(process.argv[2] ?? 10_000) + 100
 

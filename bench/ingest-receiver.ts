@@ -3,12 +3,12 @@
 // message to the last), then exits.
 // Run: npx tsx bench/ingest-receiver.ts pullsocket|zeromq COUNT [SERVER_SECRET_KEY_Z85]
 import { pino } from 'pino'
-import { z85Decode } from '../durable/z85'
-import { PullSocket } from '../node-bridge/pull-socket'
-import { CookieKeyring } from '../node-bridge/zmtp/curve-cookie'
-import { createCurveCrypto } from '../node-bridge/zmtp/curve-crypto'
-import { CurveServerMechanism } from '../node-bridge/zmtp/curve-server-mechanism'
-import { NullServerMechanism } from '../node-bridge/zmtp/null-mechanism'
+import { PullSocket } from '../node-bridge/bridge/pull-socket'
+import { CookieKeyring } from '../node-bridge/zmtp/mechanisms/curve-cookie'
+import { createCurveCrypto } from '../node-bridge/zmtp/mechanisms/curve-crypto'
+import { CurveServerMechanism } from '../node-bridge/zmtp/mechanisms/curve-server-mechanism'
+import { NullServerMechanism } from '../node-bridge/zmtp/mechanisms/null-mechanism'
+import { z85Decode } from '../shared/z85'
 
 const [kind, countArg, secretZ85] = process.argv.slice(2)
 const count = Number(countArg)

@@ -19,8 +19,8 @@ import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { parseArgs } from 'node:util'
 import * as zmq from 'zeromq'
-import { encodeReady } from '../node-bridge/zmtp/command'
-import { encodeGreeting } from '../node-bridge/zmtp/greeting'
+import { encodeReady } from '../node-bridge/zmtp/codec/command'
+import { encodeGreeting } from '../node-bridge/zmtp/codec/greeting'
 import { freePort, readChannel } from '../test/support/channel-reader'
 import { startWranglerDev, TEST_INGEST_TOKEN } from '../test/support/wrangler-dev'
 
@@ -62,7 +62,7 @@ const bridge: ChildProcess = spawn(
   [
     '--import',
     'tsx',
-    'node-bridge/cli.ts',
+    'node-bridge/cli/cli.ts',
     'bridge',
     '--bind',
     `tcp://127.0.0.1:${port}`,

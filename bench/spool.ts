@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import type { RelayMessage } from '../durable/relay-protocol'
-import { Spool } from '../node-bridge/relay/spool'
+import { Spool } from '../node-bridge/bridge/relay/spool'
+import type { RelayMessage } from '../shared/relay-protocol'
 
 const seconds = Number(process.argv[2] ?? 2)
 const BATCH = 1000

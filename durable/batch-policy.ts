@@ -1,8 +1,8 @@
 // What a channel accepts from its bridges, in one place: the limits it announces in WELCOME and
 // the checks every batch passes before it is stored. Pure functions, no storage.
 
+import type { RelayBatch, RelayMessage, RelayWelcome } from '../shared/relay-protocol'
 import type { ChannelConfig } from './channel-config'
-import type { RelayBatch, RelayMessage, RelayWelcome } from './relay-protocol'
 
 /**
  * Largest WebSocket message a Worker or Durable Object receives: 32 MiB; a larger one closes the

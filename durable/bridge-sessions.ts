@@ -2,7 +2,7 @@
 // ./relay-protocol.ts), the highest batch stored, written in the transaction that stores it.
 // Synchronous SQL, run inside the caller's transaction.
 
-import type { RelaySession } from './relay-protocol'
+import type { RelaySession } from '../shared/relay-protocol'
 import type { Sql } from './row-meter'
 
 /**

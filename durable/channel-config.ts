@@ -52,12 +52,17 @@ export interface ChannelConfig {
 
 /** The vars the config is built from (strings, as wrangler vars are). */
 export interface ChannelVars {
+  /** Deliveries to leased consumers before a dead letter (default 5). */
   MAX_ATTEMPTS?: string
+  /** Largest message a channel stores, frame octets (default 16 MiB). */
   MAX_MESSAGE_BYTES?: string
+  /** Idle time after which a consumer group stops holding retention back (default 1 day). */
   GROUP_INACTIVE_SECONDS?: string
+  /** Retention (0 = no limit): messages, frame bytes and age per channel. */
   RETENTION_MAX_MESSAGES?: string
   RETENTION_MAX_BYTES?: string
   RETENTION_MAX_AGE_SECONDS?: string
+  /** `block` (default: NACK CHANNEL_FULL, nothing lost) or `drop-oldest`. */
   OVERFLOW_POLICY?: string
 }
 

@@ -6,6 +6,12 @@
 // directory (./channel-directory.ts) that the channel exists, at most once a day.
 
 import { DurableObject } from 'cloudflare:workers'
+import {
+  CLOSE_REPLACED,
+  encodeWelcome,
+  parseRelaySession,
+  RELAY_SUBPROTOCOL,
+} from '../shared/relay-protocol'
 import { batchLimits } from './batch-policy'
 import {
   epochZeroRefusal,
@@ -39,12 +45,6 @@ import {
   type StoredMessage,
 } from './message-store'
 import { type BatchStore, type IngestSocketState, ingestRelayMessage } from './relay-ingest'
-import {
-  CLOSE_REPLACED,
-  encodeWelcome,
-  parseRelaySession,
-  RELAY_SUBPROTOCOL,
-} from './relay-protocol'
 import { RowMeter } from './row-meter'
 import { migrate } from './schema'
 import { SEGMENT_PIECE_BYTES } from './segment-store'

@@ -4,8 +4,8 @@
 // carries its session and batch number), so a crash loses nothing that matters; the counters of
 // other events (refusals, rows read) persist at most a minute late.
 
+import type { RelaySession } from '../shared/relay-protocol'
 import { type BatchCounter, BatchCounters, type EventCounter } from './counters'
-import type { RelaySession } from './relay-protocol'
 import type { RowCounts, Sql } from './row-meter'
 
 /** Longest time the persisted totals lag the ones in memory while the object runs. */

@@ -7,8 +7,8 @@
 // left ([minSeq, maxSeq], maybe with gaps where the old retention deleted acked messages), and
 // segments stored since the migration (above maxSeq).
 
+import type { Mechanism, RelayMessage } from '../shared/relay-protocol'
 import { bodyLength, decodeBody, frameOffset, frameSizesOf, joinChunks } from './message-body'
-import type { Mechanism, RelayMessage } from './relay-protocol'
 import type { Sql } from './row-meter'
 import {
   LARGE_MESSAGE_BYTES,

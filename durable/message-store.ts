@@ -4,13 +4,13 @@
 // until ./legacy-log.ts has moved them. Only synchronous SQL, so no await splits a read or a
 // write.
 
+import type { RelayBatch, RelaySession } from '../shared/relay-protocol'
 import { batchLimits, checkBatch } from './batch-policy'
 import { recordBatch } from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { ChannelState } from './channel-state'
 import { EventCounter } from './counters'
 import { type LegacyFrameLocation, LegacyLog } from './legacy-log'
-import type { RelayBatch, RelaySession } from './relay-protocol'
 import {
   type Dropped,
   expireByAge,

@@ -2,7 +2,6 @@
 // relay frame, store a batch, and reply with exactly one ACK or NACK (docs/relay-protocol.md).
 // No socket here: the caller sends the reply and keeps the per-socket state.
 
-import type { StoreOutcome } from './message-store'
 import {
   AckStatus,
   decodeRelayFrame,
@@ -13,7 +12,8 @@ import {
   RelayProtocolError,
   RelayProtocolErrorCode,
   type RelaySession,
-} from './relay-protocol'
+} from '../shared/relay-protocol'
+import type { StoreOutcome } from './message-store'
 
 /** Where batches go; `MessageStore` in production. */
 export interface BatchStore {

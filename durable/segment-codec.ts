@@ -2,7 +2,7 @@
 // varint times as deltas, each message's frame lengths before its frame octets). Pure functions
 // over Uint8Array, for Node and workerd.
 
-import { MECHANISM_CODES, type Mechanism, type RelayMessage } from './relay-protocol'
+import { MECHANISM_CODES, type Mechanism, type RelayMessage } from '../shared/relay-protocol'
 
 /**
  * The segment format this module writes and reads. Layout:

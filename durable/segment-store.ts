@@ -4,8 +4,8 @@
 // log's size and ends come from its first and last rows. Synchronous SQL only; every cursor is
 // consumed (or left) before the method returns.
 
+import type { Mechanism, RelayMessage } from '../shared/relay-protocol'
 import { joinChunks, splitChunks } from './message-body'
-import type { Mechanism, RelayMessage } from './relay-protocol'
 import type { Sql } from './row-meter'
 import {
   decodeSegment,

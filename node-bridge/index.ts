@@ -1,6 +1,14 @@
 // Library entry point: the PUSH socket and what its users need (keys, errors, events).
-export { formatKey, generateKeyPair, KeyFormatError, parseCurveKey } from './keys'
-export { parseTcpEndpoint, type TcpEndpoint } from './push/endpoint'
+
+export type { ReadyPeer } from './zmtp/connection'
+export { parseTcpEndpoint, type TcpEndpoint } from './zmtp/endpoint'
+export { ZmtpError, ZmtpErrorCode } from './zmtp/errors'
+export {
+  formatKey,
+  generateKeyPair,
+  KeyFormatError,
+  parseCurveKey,
+} from './zmtp/mechanisms/curve-keys'
 export {
   type CurveKeyInput,
   DEFAULT_HANDSHAKE_IVL_MS,
@@ -11,7 +19,7 @@ export {
   DEFAULT_SEND_HWM,
   type PushCurveOptions,
   type PushSocketOptions,
-} from './push/options'
+} from './zmtp/sockets/push-options'
 export {
   EndpointState,
   type EndpointStatus,
@@ -20,6 +28,4 @@ export {
   type PushSocketEvents,
   type PushSocketStats,
   SocketClosedError,
-} from './push/push-socket'
-export type { ReadyPeer } from './zmtp/connection'
-export { ZmtpError, ZmtpErrorCode } from './zmtp/errors'
+} from './zmtp/sockets/push-socket'

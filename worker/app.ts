@@ -17,7 +17,7 @@ import {
   parseRelaySession,
   RELAY_PROTOCOL_VERSION,
   RELAY_SUBPROTOCOL,
-} from '../durable/relay-protocol'
+} from '../shared/relay-protocol'
 import { requireBearer } from './auth'
 import { bodyLimit } from './body-limit'
 import { dashboardResponse } from './dashboard/response'

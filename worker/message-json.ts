@@ -5,7 +5,7 @@
 
 import type { MessagePage, StoredMessage } from '../durable/message-store'
 import { decodeSegment, type SegmentMessage } from '../durable/segment-codec'
-import { z85Encode } from '../durable/z85'
+import { z85Encode } from '../shared/z85'
 import { toBase64 } from './base64'
 import { type FrameEncoding, toApiMessage } from './present'
 

@@ -5,7 +5,7 @@
 import type { ChannelStats } from '../durable/channel-object'
 import type { DeadLetter, GroupInfo, LeasedMessage } from '../durable/consumer-groups'
 import type { StoredMessage } from '../durable/message-store'
-import { z85Encode } from '../durable/z85'
+import { z85Encode } from '../shared/z85'
 import { toBase64 } from './base64'
 
 /** How frames are written: `base64` (the default) or `utf8` (strings, base64 where invalid). */

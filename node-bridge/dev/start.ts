@@ -93,7 +93,7 @@ const bridgeEnv = devBridgeEnv(args, process.env, {
   workerUrl: `ws://127.0.0.1:${WORKER_PORT}`,
   ingestToken: vars.INGEST_TOKEN,
 })
-launch('bridge', ['--import', 'tsx', 'node-bridge/cli.ts', 'bridge', ...args], bridgeEnv)
+launch('bridge', ['--import', 'tsx', 'node-bridge/cli/cli.ts', 'bridge', ...args], bridgeEnv)
 
 const channel = process.env.ZMQ_EDGE_CHANNEL ?? 'default'
 log('gateway running; Ctrl-C stops it')

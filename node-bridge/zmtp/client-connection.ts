@@ -1,17 +1,15 @@
 // One ZMTP 3.x connection, client side, as an explicit state machine over a byte transport:
 // greeting → security handshake → socket-type check → messages out, PINGs answered. No sockets
 // or timers here: the socket layer feeds bytes in and writes what comes out.
-import type { ClientMechanism } from './client-mechanism'
+
 import {
   decodeCommand,
   decodeErrorReason,
   decodePing,
   encodeCommandBody,
   PING_CONTEXT_MAX,
-} from './command'
-import type { ConnectionTransport, ReadyPeer } from './connection'
-import { ZmtpError, ZmtpErrorCode } from './errors'
-import { type Frame, FrameDecoder } from './frame-decoder'
+} from './codec/command'
+import { type Frame, FrameDecoder } from './codec/frame-decoder'
 import {
   classifyGreetingPrefix,
   decodeGreeting,
@@ -19,8 +17,11 @@ import {
   encodeGreetingStart,
   GREETING_SIZE,
   GREETING_START_SIZE,
-} from './greeting'
-import type { HandshakeStep } from './mechanism'
+} from './codec/greeting'
+import type { ConnectionTransport, ReadyPeer } from './connection'
+import { ZmtpError, ZmtpErrorCode } from './errors'
+import type { ClientMechanism } from './mechanisms/client-mechanism'
+import type { HandshakeStep } from './mechanisms/mechanism'
 
 export interface ClientConnectionEvents {
   onReady?(peer: ReadyPeer): void

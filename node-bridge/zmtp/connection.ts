@@ -7,9 +7,8 @@ import {
   encodeCommandBody,
   encodeError,
   encodePongBody,
-} from './command'
-import { ZmtpError, ZmtpErrorCode } from './errors'
-import { type Frame, FrameDecoder } from './frame-decoder'
+} from './codec/command'
+import { type Frame, FrameDecoder } from './codec/frame-decoder'
 import {
   classifyGreetingPrefix,
   decodeGreeting,
@@ -17,8 +16,9 @@ import {
   encodeGreetingStart,
   GREETING_SIZE,
   SIGNATURE_SIZE,
-} from './greeting'
-import type { HandshakeStep, PeerIdentity, ServerMechanism } from './mechanism'
+} from './codec/greeting'
+import { ZmtpError, ZmtpErrorCode } from './errors'
+import type { HandshakeStep, PeerIdentity, ServerMechanism } from './mechanisms/mechanism'
 
 /** Where a connection writes; the socket layer adapts a TCP socket (or a test pipe) to it. */
 export interface ConnectionTransport {

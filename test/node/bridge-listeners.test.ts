@@ -2,8 +2,9 @@
 // budget), per-mechanism limits, and what it warns about at start.
 import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type RunningBridge, startBridge } from '../../node-bridge/bridge'
-import { parseConfig, type RawSettings } from '../../node-bridge/config'
+import { type RunningBridge, startBridge } from '../../node-bridge/bridge/bridge'
+import { parseConfig } from '../../node-bridge/cli/config/parse-config'
+import type { RawSettings } from '../../node-bridge/cli/config/settings'
 import { createMemoryLogger } from '../support/memory-logger'
 import { waitFor } from '../support/wait'
 

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { z85Decode, z85Encode } from '../../durable/z85'
-import { derivePublicKey } from '../../node-bridge/keys'
+import { derivePublicKey } from '../../node-bridge/zmtp/mechanisms/curve-keys'
+import { z85Decode, z85Encode } from '../../shared/z85'
 
 const bin = new URL('../../node-bridge/bin/zmq-edge.mjs', import.meta.url).pathname
 const run = promisify(execFile)

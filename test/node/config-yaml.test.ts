@@ -1,14 +1,10 @@
 // YAML config files: the same settings and checks as JSON, YAML's surprises reported clearly.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { z85Decode } from '../../durable/z85'
-import {
-  configFormatOf,
-  parseConfig,
-  readConfigFile,
-  SETTINGS,
-  type SettingName,
-} from '../../node-bridge/config'
+import { configFormatOf, readConfigFile } from '../../node-bridge/cli/config/config-file'
+import { parseConfig } from '../../node-bridge/cli/config/parse-config'
+import { SETTINGS, type SettingName } from '../../node-bridge/cli/config/settings'
+import { z85Decode } from '../../shared/z85'
 import { configErrorOf } from '../support/config-assert'
 
 const PATH = '/etc/zmq-edge/bridge.yaml'

@@ -1,13 +1,13 @@
 // Bridge configuration: defaults, precedence of flags over variables, errors that name the setting.
 import { describe, expect, it } from 'vitest'
-import { z85Decode, z85Encode } from '../../durable/z85'
-import { startBridge } from '../../node-bridge/bridge'
+import { startBridge } from '../../node-bridge/bridge/bridge'
 import {
   ConfigWarningCode,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  parseConfig,
-  readConfigFile,
-} from '../../node-bridge/config'
+} from '../../node-bridge/bridge/bridge-config'
+import { readConfigFile } from '../../node-bridge/cli/config/config-file'
+import { parseConfig } from '../../node-bridge/cli/config/parse-config'
+import { z85Decode, z85Encode } from '../../shared/z85'
 import { configErrorOf } from '../support/config-assert'
 import { createMemoryLogger } from '../support/memory-logger'
 

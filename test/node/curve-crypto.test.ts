@@ -3,9 +3,9 @@
 import fc from 'fast-check'
 import nacl from 'tweetnacl'
 import { describe, expect, it } from 'vitest'
-import { isLowOrderPoint } from '../../node-bridge/keys'
-import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
-import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
+import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
+import { createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
+import { isLowOrderPoint } from '../../node-bridge/zmtp/mechanisms/curve-keys'
 
 const hex = (value: string) => Uint8Array.from(Buffer.from(value, 'hex'))
 const P = 2n ** 255n - 19n

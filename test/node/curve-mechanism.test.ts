@@ -3,13 +3,13 @@
 import fc from 'fast-check'
 import nacl from 'tweetnacl'
 import { describe, expect, it } from 'vitest'
+import { encodeFrame } from '../../node-bridge/zmtp/codec/frame'
+import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/codec/frame-decoder'
 import { ConnectionState, type ReadyPeer, ZmtpConnection } from '../../node-bridge/zmtp/connection'
-import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
-import { type CurveCrypto, createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
-import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
 import type { ZmtpError } from '../../node-bridge/zmtp/errors'
-import { encodeFrame } from '../../node-bridge/zmtp/frame'
-import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/frame-decoder'
+import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
+import { type CurveCrypto, createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
+import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
 import {
   CurveTestClient,
   concatBytes,

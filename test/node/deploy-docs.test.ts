@@ -7,7 +7,7 @@ import {
   DEFAULT_HWM_BYTES,
   DEFAULT_MAX_BATCH_BYTES,
   DEFAULT_MAX_IN_FLIGHT_BATCHES,
-} from '../../node-bridge/config'
+} from '../../node-bridge/bridge/bridge-config'
 
 const root = new URL('../..', import.meta.url).pathname
 const read = (path: string) => readFileSync(`${root}${path}`, 'utf8')

@@ -1,6 +1,7 @@
 // `npm start`: the bridge it launches listens on loopback unless the developer says otherwise.
 import { describe, expect, it } from 'vitest'
-import { parseConfig, readConfigFile } from '../../node-bridge/config'
+import { readConfigFile } from '../../node-bridge/cli/config/config-file'
+import { parseConfig } from '../../node-bridge/cli/config/parse-config'
 import { DEV_BIND, devBridgeEnv } from '../../node-bridge/dev/dev-env'
 
 const launch = { workerUrl: 'ws://127.0.0.1:8787', ingestToken: 'dev-ingest-token' }

@@ -3,8 +3,8 @@
 import { connect, type Socket } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import { type InboundMessage, PullSocket } from '../../node-bridge/pull-socket'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { type InboundMessage, PullSocket } from '../../node-bridge/bridge/pull-socket'
+import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { createMemoryLogger } from '../support/memory-logger'
 import { waitFor } from '../support/wait'
 

@@ -3,9 +3,9 @@
 
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import { parseConfig } from '../../node-bridge/config'
-import { type InboundMessage, PullSocket } from '../../node-bridge/pull-socket'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { type InboundMessage, PullSocket } from '../../node-bridge/bridge/pull-socket'
+import { parseConfig } from '../../node-bridge/cli/config/parse-config'
+import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { createMemoryLogger } from '../support/memory-logger'
 import { waitFor } from '../support/wait'
 

@@ -8,7 +8,7 @@ import {
   isLowOrderPoint,
   KeyFormatError,
   parseCurveKey,
-} from '../../node-bridge/keys'
+} from '../../node-bridge/zmtp/mechanisms/curve-keys'
 
 const hex = (value: string) => Uint8Array.from(Buffer.from(value, 'hex'))
 

@@ -3,9 +3,9 @@
 // stay alive for their sake, while reads that messages fill stay shared.
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { encodeReady } from '../../node-bridge/zmtp/command'
-import { encodeFrame, encodeFrameHeader } from '../../node-bridge/zmtp/frame'
-import { encodeGreeting } from '../../node-bridge/zmtp/greeting'
+import { encodeReady } from '../../node-bridge/zmtp/codec/command'
+import { encodeFrame, encodeFrameHeader } from '../../node-bridge/zmtp/codec/frame'
+import { encodeGreeting } from '../../node-bridge/zmtp/codec/greeting'
 import { listenPull, type PullHarness } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 

@@ -2,7 +2,7 @@
 // reported as ours, and a message limit lowered while connections are open.
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import type { PullSocket, PullSocketOptions } from '../../node-bridge/pull-socket'
+import type { PullSocket, PullSocketOptions } from '../../node-bridge/bridge/pull-socket'
 import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 

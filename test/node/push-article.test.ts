@@ -5,15 +5,15 @@
 // mid-stream and comes back, the client reconnects and continues.
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import { formatKey, parseCurveKey } from '../../node-bridge/keys'
+import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
+import { createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
+import { formatKey, parseCurveKey } from '../../node-bridge/zmtp/mechanisms/curve-keys'
+import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
 import {
   EndpointState,
   PushSocket,
   type PushSocketOptions,
-} from '../../node-bridge/push/push-socket'
-import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
-import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
-import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
+} from '../../node-bridge/zmtp/sockets/push-socket'
 import { freePort } from '../support/channel-reader'
 import { listenPull } from '../support/pull-harness'
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy'

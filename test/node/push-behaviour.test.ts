@@ -3,17 +3,17 @@
 // heartbeats, the high-water mark, the reconnect policy, round-robin, linger.
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { parseCurveKey } from '../../node-bridge/keys'
+import { encodeError, encodePing, encodeReady } from '../../node-bridge/zmtp/codec/command'
+import { encodeGreeting } from '../../node-bridge/zmtp/codec/greeting'
+import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
+import { createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
+import { parseCurveKey } from '../../node-bridge/zmtp/mechanisms/curve-keys'
+import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
 import {
   EndpointState,
   PushSocket,
   type PushSocketOptions,
-} from '../../node-bridge/push/push-socket'
-import { encodeError, encodePing, encodeReady } from '../../node-bridge/zmtp/command'
-import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
-import { createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
-import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
-import { encodeGreeting } from '../../node-bridge/zmtp/greeting'
+} from '../../node-bridge/zmtp/sockets/push-socket'
 import { freePort } from '../support/channel-reader'
 import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'

@@ -4,8 +4,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import { z85Decode } from '../../durable/z85'
-import { PushSocket } from '../../node-bridge/push/push-socket'
+import { PushSocket } from '../../node-bridge/zmtp/sockets/push-socket'
+import { z85Decode } from '../../shared/z85'
 import { waitFor } from '../support/wait'
 
 const root = new URL('../..', import.meta.url).pathname

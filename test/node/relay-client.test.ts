@@ -3,12 +3,12 @@
 // rejections on demand. Split on 1009 and on BATCH_TOO_LARGE, refusals handled on the same
 // socket with a backoff, pressure on and off, in-order acks, reconnect with backoff, epochs.
 import { afterEach, describe, expect, it } from 'vitest'
-import { AckStatus, NackCode, type RelayMessage } from '../../durable/relay-protocol'
 import {
   cleartextSeenByNobody,
   RelayClient,
   type RelayClientOptions,
-} from '../../node-bridge/relay/relay-client'
+} from '../../node-bridge/bridge/relay/relay-client'
+import { AckStatus, NackCode, type RelayMessage } from '../../shared/relay-protocol'
 import { createMemoryLogger } from '../support/memory-logger'
 import {
   type ReceiverVerdict,

@@ -20,7 +20,7 @@ import {
   parseRelaySession,
   type RelayBatch,
   RelayProtocolError,
-} from '../../durable/relay-protocol'
+} from '../../shared/relay-protocol'
 
 const bytes = (...values: number[]) => new Uint8Array(values)
 const ascii = (text: string) => new TextEncoder().encode(text)

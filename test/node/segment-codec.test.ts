@@ -2,7 +2,6 @@
 // of large segments a window at a time, round trips, and typed errors for corrupt storage.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { RelayMessage } from '../../durable/relay-protocol'
 import {
   decodeSegment,
   encodedSegmentSize,
@@ -17,6 +16,7 @@ import {
   scanSegment,
   segmentMessageCount,
 } from '../../durable/segment-codec'
+import type { RelayMessage } from '../../shared/relay-protocol'
 
 const bytes = (...values: number[]) => new Uint8Array(values)
 const ascii = (text: string) => new TextEncoder().encode(text)

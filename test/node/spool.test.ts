@@ -19,20 +19,26 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as zlib from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { RelayMessage } from '../../durable/relay-protocol'
-import { startBridge } from '../../node-bridge/bridge'
-import { ConfigError, parseConfig } from '../../node-bridge/config'
-import { crc32, crc32Table } from '../../node-bridge/relay/crc32'
-import { RelayClient } from '../../node-bridge/relay/relay-client'
-import { Spool, SpoolError, SpoolErrorCode, type SpoolOptions } from '../../node-bridge/relay/spool'
-import { SpoolLock } from '../../node-bridge/relay/spool-lock'
+import { startBridge } from '../../node-bridge/bridge/bridge'
+import { ConfigError } from '../../node-bridge/bridge/bridge-config'
+import { crc32, crc32Table } from '../../node-bridge/bridge/relay/crc32'
+import { RelayClient } from '../../node-bridge/bridge/relay/relay-client'
+import {
+  Spool,
+  SpoolError,
+  SpoolErrorCode,
+  type SpoolOptions,
+} from '../../node-bridge/bridge/relay/spool'
+import { SpoolLock } from '../../node-bridge/bridge/relay/spool-lock'
 import {
   encodeAckRecord,
   encodeHeaderRecord,
   encodeMessageRecord,
   encodeSealRecord,
   scanSegment,
-} from '../../node-bridge/relay/spool-record'
+} from '../../node-bridge/bridge/relay/spool-record'
+import { parseConfig } from '../../node-bridge/cli/config/parse-config'
+import type { RelayMessage } from '../../shared/relay-protocol'
 import { createMemoryLogger } from '../support/memory-logger'
 import { type RelayReceiver, startRelayReceiver } from '../support/relay-receiver'
 import { waitFor } from '../support/wait'

@@ -2,7 +2,7 @@
 import fc from 'fast-check'
 import nacl from 'tweetnacl'
 import { describe, expect, it } from 'vitest'
-import { z85Decode, z85Encode } from '../../durable/z85'
+import { z85Decode, z85Encode } from '../../shared/z85'
 
 const hex = (value: string) => Uint8Array.from(Buffer.from(value, 'hex'))
 

@@ -12,22 +12,22 @@ import {
   encodePing,
   encodePong,
   encodeReady,
-} from '../../node-bridge/zmtp/command'
-import { ZmtpError, ZmtpErrorCode } from '../../node-bridge/zmtp/errors'
+} from '../../node-bridge/zmtp/codec/command'
 import {
   encodeFrame,
   encodeFrameHeader,
   FrameFlag,
   frameHeaderSize,
   writeFrame,
-} from '../../node-bridge/zmtp/frame'
-import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/frame-decoder'
+} from '../../node-bridge/zmtp/codec/frame'
+import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/codec/frame-decoder'
 import {
   decodeMetadata,
   encodeMetadata,
   METADATA_TOTAL_LIMIT,
   METADATA_VALUE_LIMIT,
-} from '../../node-bridge/zmtp/metadata'
+} from '../../node-bridge/zmtp/codec/metadata'
+import { ZmtpError, ZmtpErrorCode } from '../../node-bridge/zmtp/errors'
 import { codeOf } from '../support/zmtp-assert'
 
 // ---------------------------------------------------------------------------------------------

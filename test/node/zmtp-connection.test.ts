@@ -2,7 +2,8 @@
 // 3.0 and 3.1 peers, socket-type check, messages, commands after the handshake, failures.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeReady } from '../../node-bridge/zmtp/command'
+import { encodeReady } from '../../node-bridge/zmtp/codec/command'
+import { encodeFrame } from '../../node-bridge/zmtp/codec/frame'
 import {
   ConnectionState,
   MAX_HANDSHAKE_FRAME_SIZE,
@@ -10,8 +11,7 @@ import {
   ZmtpConnection,
 } from '../../node-bridge/zmtp/connection'
 import type { ZmtpError } from '../../node-bridge/zmtp/errors'
-import { encodeFrame } from '../../node-bridge/zmtp/frame'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
 const concat = (...parts: Uint8Array[]) => {

@@ -1,7 +1,6 @@
 // Annotated greeting vectors (RFC 23/37): decode, encode, round trip, early version detection.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ZmtpError, ZmtpErrorCode } from '../../node-bridge/zmtp/errors'
 import {
   classifyGreetingPrefix,
   decodeGreeting,
@@ -11,7 +10,8 @@ import {
   GREETING_SIZE,
   type Greeting,
   SIGNATURE_SIZE,
-} from '../../node-bridge/zmtp/greeting'
+} from '../../node-bridge/zmtp/codec/greeting'
+import { ZmtpError, ZmtpErrorCode } from '../../node-bridge/zmtp/errors'
 import { codeOf } from '../support/zmtp-assert'
 
 type Part = number | string | Uint8Array | readonly number[]

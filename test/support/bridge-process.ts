@@ -20,7 +20,7 @@ export interface BridgeProcess {
 export async function startBridgeProcess(args: string[]): Promise<BridgeProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'node-bridge/cli.ts', 'bridge', '--stats-interval', '0', ...args],
+    ['--import', 'tsx', 'node-bridge/cli/cli.ts', 'bridge', '--stats-interval', '0', ...args],
     { cwd: root, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const lines: Array<Record<string, unknown>> = []

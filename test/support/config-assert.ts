@@ -1,5 +1,5 @@
 // Runs a configuration step that must fail, and returns its ConfigError.
-import { ConfigError } from '../../node-bridge/config'
+import { ConfigError } from '../../node-bridge/bridge/bridge-config'
 
 export function configErrorOf(action: () => unknown): ConfigError {
   try {

@@ -2,8 +2,8 @@
 // INITIATE and MESSAGE commands with pinned keys and nonces, reads WELCOME, READY and server
 // MESSAGEs, and can break any field on request. Independent of the server code under test.
 import nacl from 'tweetnacl'
-import { encodeFrame } from '../../node-bridge/zmtp/frame'
-import { decodeMetadata, encodeMetadata } from '../../node-bridge/zmtp/metadata'
+import { encodeFrame } from '../../node-bridge/zmtp/codec/frame'
+import { decodeMetadata, encodeMetadata } from '../../node-bridge/zmtp/codec/metadata'
 
 export interface KeyPair {
   publicKey: Uint8Array

@@ -3,11 +3,11 @@
 // run outside vitest too.
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { DEFAULT_MAX_FRAMES_PER_MESSAGE } from '../../node-bridge/pull-socket'
+import { DEFAULT_MAX_FRAMES_PER_MESSAGE } from '../../node-bridge/bridge/pull-socket'
+import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/codec/frame-decoder'
 import { ConnectionState, type ReadyPeer, ZmtpConnection } from '../../node-bridge/zmtp/connection'
 import { ZmtpError, ZmtpErrorCode } from '../../node-bridge/zmtp/errors'
-import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/frame-decoder'
-import type { ServerMechanism } from '../../node-bridge/zmtp/mechanism'
+import type { ServerMechanism } from '../../node-bridge/zmtp/mechanisms/mechanism'
 import { concatBytes } from './curve-client'
 import {
   type BuiltStream,

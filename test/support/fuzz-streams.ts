@@ -3,10 +3,10 @@
 // Built byte by byte from the RFCs (CURVE through the test client), not with the codec under test.
 import fc from 'fast-check'
 import nacl from 'tweetnacl'
-import { CookieKeyring } from '../../node-bridge/zmtp/curve-cookie'
-import { type CurveCrypto, createCurveCrypto } from '../../node-bridge/zmtp/curve-crypto'
-import { CurveServerMechanism } from '../../node-bridge/zmtp/curve-server-mechanism'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
+import { type CurveCrypto, createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
+import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
+import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { CurveTestClient, concatBytes } from './curve-client'
 
 const ascii = (text: string) => new TextEncoder().encode(text)

@@ -1,7 +1,7 @@
 // A pino logger that keeps its JSON lines in memory, so tests can assert on log events.
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import type { Logger } from '../../node-bridge/log'
+import type { Logger } from '../../node-bridge/bridge/log'
 
 export interface MemoryLogger {
   logger: Logger

@@ -5,8 +5,8 @@ import {
   type InboundMessage,
   PullSocket,
   type PullSocketOptions,
-} from '../../node-bridge/pull-socket'
-import { NullServerMechanism } from '../../node-bridge/zmtp/null-mechanism'
+} from '../../node-bridge/bridge/pull-socket'
+import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { createMemoryLogger, type MemoryLogger } from './memory-logger'
 
 export interface PullHarness {

@@ -11,7 +11,7 @@ import {
   RELAY_SUBPROTOCOL,
   type RelayFrame,
   type RelayMessage,
-} from '../../durable/relay-protocol'
+} from '../../shared/relay-protocol'
 
 /** A NULL message from 127.0.0.1:5555 received now, with these frames (strings as UTF-8). */
 export function feedMessage(

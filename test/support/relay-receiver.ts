@@ -16,7 +16,7 @@ import {
   RELAY_SUBPROTOCOL,
   type RelayBatch,
   type RelayWelcome,
-} from '../../durable/relay-protocol'
+} from '../../shared/relay-protocol'
 
 /** What the receiver does with one batch, instead of storing it. */
 export type ReceiverVerdict =

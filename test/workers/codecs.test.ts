@@ -19,9 +19,9 @@ import {
   LISTED_FRAME_BYTES,
   type StoredMessage,
 } from '../../durable/message-store'
-import { decodeRelayFrame, encodeBatch, encodeNack, NackCode } from '../../durable/relay-protocol'
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../durable/schema'
-import { z85Encode } from '../../durable/z85'
+import { decodeRelayFrame, encodeBatch, encodeNack, NackCode } from '../../shared/relay-protocol'
+import { z85Encode } from '../../shared/z85'
 import { toBase64 } from '../../worker/base64'
 import { expectBytes, fromBase64, pattern } from './helpers'
 

@@ -15,7 +15,7 @@ import {
   type RelayMessage,
   type RelaySession,
   type RelayWelcome,
-} from '../../durable/relay-protocol'
+} from '../../shared/relay-protocol'
 import type { ApiInlineMessage, ApiMessage } from '../../worker/present'
 
 export const READ_TOKEN = 'test-read-token'

@@ -3,7 +3,7 @@
 
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { BRIDGE_ID_HEADER, EPOCH_HEADER } from '../../durable/relay-protocol'
+import { BRIDGE_ID_HEADER, EPOCH_HEADER } from '../../shared/relay-protocol'
 import { app } from '../../worker/app'
 import { bearerToken, tokensEqual } from '../../worker/auth'
 import { ApiError } from '../../worker/errors'

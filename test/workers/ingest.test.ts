@@ -7,6 +7,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
 import { MessageStore } from '../../durable/message-store'
+import { migrate } from '../../durable/schema'
+import { SEGMENT_PIECE_BYTES } from '../../durable/segment-store'
 import {
   AckStatus,
   CLOSE_REPLACED,
@@ -14,9 +16,7 @@ import {
   encodeBatch,
   NackCode,
   type RelayFrame,
-} from '../../durable/relay-protocol'
-import { migrate } from '../../durable/schema'
-import { SEGMENT_PIECE_BYTES } from '../../durable/segment-store'
+} from '../../shared/relay-protocol'
 import {
   closeAllIngest,
   countRows,

@@ -11,8 +11,8 @@ import { describe, expect, it } from 'vitest'
 import { type ChannelConfig, parseChannelConfig } from '../../durable/channel-config'
 import { ConsumerGroups } from '../../durable/consumer-groups'
 import { MessageStore } from '../../durable/message-store'
-import type { RelaySession } from '../../durable/relay-protocol'
 import { RowMeter } from '../../durable/row-meter'
+import type { RelaySession } from '../../shared/relay-protocol'
 import { relayMessage, uniqueChannel, utf8 } from './helpers'
 
 const MAX_ATTEMPTS = 3

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { parseChannelConfig, type RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
 import { MessageStore } from '../../durable/message-store'
-import { AckStatus, NackCode } from '../../durable/relay-protocol'
+import { AckStatus, NackCode } from '../../shared/relay-protocol'
 import {
   closeAllIngest,
   expectQueueCountersExact,

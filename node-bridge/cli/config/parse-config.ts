@@ -1,0 +1,326 @@
+// Assembly: the bridge's configuration from flags, environment variables and a config file, in
+// that order of precedence, built and validated once. Nothing else in the bridge reads
+// process.env.
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import {
+  type BridgeConfig,
+  ConfigError,
+  type ConfigWarning,
+  ConfigWarningCode,
+  type CurveConfig,
+  DEFAULT_BIND,
+  DEFAULT_CHANNEL,
+  DEFAULT_CURVE_HANDSHAKE_RATE,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_FLUSH_DELAY_MS,
+  DEFAULT_HANDSHAKE_BACKOFF_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_IVL_MS,
+  DEFAULT_HWM_BYTES,
+  DEFAULT_HWM_MESSAGES,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_MAX_BATCH_BYTES,
+  DEFAULT_MAX_BATCH_MESSAGES,
+  DEFAULT_MAX_IN_FLIGHT_BATCHES,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_METRICS_HOST,
+  DEFAULT_NULL_CONNECTION_RATE,
+  DEFAULT_RECONNECT_INITIAL_MS,
+  DEFAULT_RECONNECT_MAX_MS,
+  DEFAULT_SPOOL_SEGMENT_BYTES,
+  DEFAULT_STATS_INTERVAL_MS,
+  DEFAULT_WORKER_URL,
+  HEARTBEAT_TIMEOUT_IVLS,
+  type ListenerConfig,
+  MAX_BATCH_BYTES_LIMIT,
+} from '../../bridge/bridge-config'
+import {
+  DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
+  DEFAULT_PREAUTH_BUDGET_BYTES,
+} from '../../bridge/preauth-budget'
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_MAX_FRAMES_PER_MESSAGE,
+} from '../../bridge/pull-socket'
+import { derivePublicKey, parseCurveKey } from '../../zmtp/mechanisms/curve-keys'
+import type { FileSettings } from './config-file'
+import { type RawSettings, SETTINGS, type SettingInfo, type SettingName } from './settings'
+import {
+  batchBytes,
+  parseBind,
+  parseBoolean,
+  parseBridgeId,
+  parseChannel,
+  parseDirectory,
+  parseHost,
+  parseListener,
+  parseLogLevel,
+  parsePort,
+  parseSwitch,
+  parseToken,
+  parseWorkerUrl,
+  positiveInteger,
+  refuseInsecureWorkerUrl,
+  wholeNumber,
+} from './values'
+export interface ParseConfigOptions {
+  /** Reads a key file; tests replace it. */
+  readTextFile?: (path: string) => string
+  /** Settings from a config file (see {@link readConfigFile}); flags and variables win. */
+  file?: FileSettings
+}
+
+/**
+ * Builds the bridge configuration from flags (keyed by setting name) and the environment.
+ * @throws ConfigError naming the flag or variable of the first bad or missing setting.
+ */
+export function parseConfig(
+  flags: RawSettings,
+  env: Record<string, string | undefined>,
+  options: ParseConfigOptions = {},
+): BridgeConfig {
+  const readTextFile = options.readTextFile ?? ((path: string) => readFileSync(path, 'utf8'))
+
+  /** The raw value and the name of where it came from, or undefined. */
+  const raw = (key: SettingName): { values: string[]; source: string } | undefined => {
+    const setting: SettingInfo = SETTINGS[key]
+    const fromFlag = flags[key]
+    if (fromFlag !== undefined) {
+      return { values: Array.isArray(fromFlag) ? fromFlag : [fromFlag], source: setting.flag }
+    }
+    const fromEnv = env[setting.env]
+    if (fromEnv === undefined || fromEnv === '') {
+      const fromFile = options.file?.values[key]
+      if (fromFile === undefined) return undefined
+      return {
+        values: Array.isArray(fromFile) ? fromFile : [fromFile],
+        source: options.file?.sources?.[key] ?? `${options.file?.path}: ${key}`,
+      }
+    }
+    const values = setting.repeatable
+      ? fromEnv
+          .split(';')
+          .map((value) => value.trim())
+          .filter(Boolean)
+      : [fromEnv]
+    return { values, source: setting.env }
+  }
+  const one = <T>(
+    key: SettingName,
+    parse: (value: string, source: string) => T,
+    fallback?: () => T,
+  ): T => {
+    const found = raw(key)
+    if (found) return parse(found.values.at(-1) as string, found.source)
+    if (fallback) return fallback()
+    throw new ConfigError(`${SETTINGS[key].flag} / ${SETTINGS[key].env}`, 'is required')
+  }
+
+  const curve = parseCurve(
+    raw('curveSecretKey'),
+    raw('curveSecretKeyFile'),
+    raw('curveAllowFile'),
+    readTextFile,
+  )
+  const channel = one('channel', parseChannel, () => DEFAULT_CHANNEL)
+  const defaults = { channel, mechanism: curve ? ('CURVE' as const) : ('NULL' as const) }
+  const listed = raw('listener')
+  const connecting = raw('connect')
+  const connects = connecting
+    ? connecting.values.map((value) => parseListener(value, connecting.source, defaults))
+    : []
+  let listeners: ListenerConfig[]
+  if (listed) {
+    listeners = listed.values.map((value) => parseListener(value, listed.source, defaults))
+  } else if (connecting && !raw('bind')) {
+    // Only dialling out: no port is bound unless --bind or --listener asks for one.
+    listeners = []
+  } else {
+    const endpoint = one(
+      'bind',
+      (value) => value.trim(),
+      () => DEFAULT_BIND,
+    )
+    const source = raw('bind')?.source ?? SETTINGS.bind.flag
+    listeners = [{ endpoint, bind: parseBind(endpoint, source), ...defaults }]
+  }
+  for (const listener of [...listeners, ...connects]) {
+    if (listener.mechanism === 'CURVE' && !curve) {
+      throw new ConfigError(
+        `${SETTINGS.curveSecretKey.flag} / ${SETTINGS.curveSecretKeyFile.flag}`,
+        `listener ${listener.endpoint} speaks CURVE and needs the server secret key`,
+      )
+    }
+  }
+
+  const config: BridgeConfig = {
+    listeners,
+    connects,
+    workerUrl: one('workerUrl', parseWorkerUrl, () => DEFAULT_WORKER_URL),
+    allowInsecureWorkerUrl: one('allowInsecureWorkerUrl', parseBoolean, () => false),
+    ingestToken: one('ingestToken', parseToken),
+    bridgeId: one(
+      'bridgeId',
+      parseBridgeId,
+      () => `${hostname().slice(0, 40)}-${randomBytes(6).toString('hex')}`,
+    ),
+    spoolSegmentBytes: one('spoolSegmentBytes', positiveInteger, () => DEFAULT_SPOOL_SEGMENT_BYTES),
+    spoolFsync: one('spoolFsync', parseSwitch, () => false),
+    handshakeTimeoutMs: one(
+      'handshakeTimeoutMs',
+      positiveInteger,
+      () => DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    ),
+    maxMessageSize: one('maxMessageSize', positiveInteger, () => DEFAULT_MAX_MESSAGE_SIZE),
+    maxFramesPerMessage: one(
+      'maxFramesPerMessage',
+      positiveInteger,
+      () => DEFAULT_MAX_FRAMES_PER_MESSAGE,
+    ),
+    maxConnections: one('maxConnections', positiveInteger, () => DEFAULT_MAX_CONNECTIONS),
+    maxConnectionsPerIp: one(
+      'maxConnectionsPerIp',
+      positiveInteger,
+      () => DEFAULT_MAX_CONNECTIONS_PER_IP,
+    ),
+    preauthBudgetBytes: one(
+      'preauthBudgetBytes',
+      positiveInteger,
+      () => DEFAULT_PREAUTH_BUDGET_BYTES,
+    ),
+    partialMessageBudgetBytes: one(
+      'partialMessageBudgetBytes',
+      positiveInteger,
+      () => DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
+    ),
+    curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
+    nullConnectionRate: one('nullConnectionRate', wholeNumber, () => DEFAULT_NULL_CONNECTION_RATE),
+    handshakeBackoffMs: one('handshakeBackoffMs', wholeNumber, () => DEFAULT_HANDSHAKE_BACKOFF_MS),
+    allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
+    heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => DEFAULT_HEARTBEAT_IVL_MS),
+    heartbeatTimeoutMs: 0,
+    idleTimeoutMs: one('idleTimeoutMs', wholeNumber, () => DEFAULT_IDLE_TIMEOUT_MS),
+    maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),
+    maxBatchBytes: one('maxBatchBytes', batchBytes, () => DEFAULT_MAX_BATCH_BYTES),
+    flushDelayMs: one('flushDelayMs', wholeNumber, () => DEFAULT_FLUSH_DELAY_MS),
+    maxInFlightBatches: DEFAULT_MAX_IN_FLIGHT_BATCHES,
+    hwmMessages: one('hwmMessages', positiveInteger, () => DEFAULT_HWM_MESSAGES),
+    hwmBytes: one('hwmBytes', positiveInteger, () => DEFAULT_HWM_BYTES),
+    reconnectInitialMs: one(
+      'reconnectInitialMs',
+      positiveInteger,
+      () => DEFAULT_RECONNECT_INITIAL_MS,
+    ),
+    reconnectMaxMs: one('reconnectMaxMs', positiveInteger, () => DEFAULT_RECONNECT_MAX_MS),
+    drainTimeoutMs: one('drainTimeoutMs', wholeNumber, () => DEFAULT_DRAIN_TIMEOUT_MS),
+    statsIntervalMs: one('statsIntervalMs', wholeNumber, () => DEFAULT_STATS_INTERVAL_MS),
+    logLevel: one('logLevel', parseLogLevel, () => DEFAULT_LOG_LEVEL),
+    warnings: secretFlagWarnings(flags),
+  }
+  config.heartbeatTimeoutMs = one(
+    'heartbeatTimeoutMs',
+    positiveInteger,
+    () => HEARTBEAT_TIMEOUT_IVLS * config.heartbeatIvlMs,
+  )
+  if (!config.allowInsecureWorkerUrl) {
+    refuseInsecureWorkerUrl(config.workerUrl, raw('workerUrl')?.source ?? SETTINGS.workerUrl.flag)
+  }
+  if (config.reconnectMaxMs < config.reconnectInitialMs) {
+    throw new ConfigError(
+      SETTINGS.reconnectMaxMs.flag,
+      `must be at least --reconnect-initial (${config.reconnectInitialMs} ms), got ${config.reconnectMaxMs}`,
+    )
+  }
+  // A message travels alone in a batch at worst: with its framing (4 octets a frame, its peer's
+  // address and key) it must fit one WebSocket message, or no split could ever send it.
+  const worstMessage = config.maxMessageSize + 4 * config.maxFramesPerMessage + 512
+  if (worstMessage > MAX_BATCH_BYTES_LIMIT) {
+    throw new ConfigError(
+      raw('maxMessageSize')?.source ?? SETTINGS.maxMessageSize.flag,
+      `a message of ${config.maxMessageSize} octets in ${config.maxFramesPerMessage} frames would not fit the Worker's 32 MiB WebSocket limit; lower --max-message-size or --max-frames`,
+    )
+  }
+  if (curve) config.curve = curve
+  const metricsPort = raw('metricsPort')
+  if (metricsPort) {
+    config.metrics = {
+      host: one('metricsHost', parseHost, () => DEFAULT_METRICS_HOST),
+      port: parsePort(metricsPort.values.at(-1) as string, metricsPort.source),
+    }
+  } else if (raw('metricsHost')) {
+    throw new ConfigError(
+      SETTINGS.metricsHost.flag,
+      `needs ${SETTINGS.metricsPort.flag} (or ${SETTINGS.metricsPort.env}) to be set`,
+    )
+  }
+  const bridgeIdSource = raw('bridgeId')?.source
+  if (bridgeIdSource) config.bridgeIdSource = bridgeIdSource
+  const spoolDir = raw('spoolDir')
+  if (spoolDir) config.spoolDir = parseDirectory(spoolDir.values.at(-1) as string, spoolDir.source)
+  return config
+}
+
+/**
+ * A warning for each secret given as a flag: any local user can read a process's arguments
+ * (ps(1), /proc/<pid>/cmdline in proc(5)), but not its environment or a private file.
+ */
+function secretFlagWarnings(flags: RawSettings): ConfigWarning[] {
+  const warnings: ConfigWarning[] = []
+  for (const [name, setting] of Object.entries(SETTINGS) as Array<[SettingName, SettingInfo]>) {
+    if (!setting.secret || flags[name] === undefined) continue
+    warnings.push({
+      code: ConfigWarningCode.SECRET_IN_ARGUMENTS,
+      setting: setting.flag,
+      message:
+        `${setting.flag} puts a secret in the process arguments, which other local users can read ` +
+        `(ps, /proc/<pid>/cmdline); set ${setting.env} (e.g. from a systemd EnvironmentFile) or use ${setting.secret.instead}`,
+    })
+  }
+  return warnings
+}
+
+type Raw = { values: string[]; source: string } | undefined
+
+function parseCurve(
+  key: Raw,
+  keyFile: Raw,
+  allowFile: Raw,
+  readTextFile: (path: string) => string,
+): CurveConfig | undefined {
+  if (key && keyFile) {
+    throw new ConfigError(
+      `${key.source} / ${keyFile.source}`,
+      'give the secret key or its file, not both',
+    )
+  }
+  let secretKey: Uint8Array | undefined
+  if (key) secretKey = parseCurveKey(key.values.at(-1) as string, key.source)
+  if (keyFile) {
+    const path = keyFile.values.at(-1) as string
+    let text: string
+    try {
+      text = readTextFile(path)
+    } catch (cause) {
+      throw new ConfigError(keyFile.source, `cannot read ${path}: ${(cause as Error).message}`, {
+        cause,
+      })
+    }
+    secretKey = parseCurveKey(text, `${keyFile.source} (${path})`)
+  }
+  if (!secretKey) {
+    if (allowFile) {
+      throw new ConfigError(
+        allowFile.source,
+        'an allow-list needs CURVE: set the server secret key too',
+      )
+    }
+    return undefined
+  }
+  const curve: CurveConfig = { secretKey, publicKey: derivePublicKey(secretKey) }
+  if (allowFile) curve.allowFile = allowFile.values.at(-1) as string
+  return curve
+}

@@ -1,0 +1,195 @@
+// Parsers of single setting values: each takes the text and the name of where it came from (a
+// flag, a variable, a file position) and returns the value or throws a ConfigError naming it.
+// As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
+
+import { isIPv4, isIPv6 } from 'node:net'
+import { BRIDGE_ID_PATTERN, type Mechanism } from '../../../shared/relay-protocol'
+import {
+  type BindAddress,
+  ConfigError,
+  DEFAULT_BIND,
+  DEFAULT_WORKER_URL,
+  type ListenerConfig,
+  MAX_BATCH_BYTES_LIMIT,
+} from '../../bridge/bridge-config'
+import { SETTINGS } from './settings'
+
+const CHANNEL_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const MECHANISMS: readonly Mechanism[] = ['NULL', 'CURVE']
+
+export function parseBind(raw: string, name: string): BindAddress {
+  const match = /^tcp:\/\/(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw.trim())
+  const port = match ? Number(match[2]) : Number.NaN
+  if (!match || port < 0 || port > 65535) {
+    throw new ConfigError(name, `expected tcp://HOST:PORT (e.g. ${DEFAULT_BIND}), got "${raw}"`)
+  }
+  let host = match[1] as string
+  // `*`: every interface, IPv4 and IPv6 (a dual-stack socket; IPv4 alone where IPv6 is off).
+  if (host === '*') host = '::'
+  if (host.startsWith('[')) host = host.slice(1, -1)
+  return { host, port }
+}
+
+export function parsePort(raw: string, name: string): number {
+  const port = /^\d{1,5}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN
+  if (!(port >= 0 && port <= 65535)) {
+    throw new ConfigError(name, `expected a TCP port, 0 to 65535 (e.g. 9464), got "${raw}"`)
+  }
+  return port
+}
+
+export function parseHost(raw: string, name: string): string {
+  const host = raw.trim().replace(/^\[(.*)\]$/, '$1')
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) {
+    throw new ConfigError(name, `expected a host name or IP address (e.g. 127.0.0.1), got "${raw}"`)
+  }
+  return host
+}
+
+export function parseChannel(raw: string, name: string): string {
+  if (!CHANNEL_PATTERN.test(raw)) {
+    throw new ConfigError(
+      name,
+      `expected 1-64 characters of A-Z a-z 0-9 . _ -, not only dots, got "${raw}"`,
+    )
+  }
+  return raw
+}
+
+export function parseMechanism(raw: string, name: string): Mechanism {
+  const value = raw.toUpperCase()
+  if (!(MECHANISMS as readonly string[]).includes(value)) {
+    throw new ConfigError(name, `expected mechanism=NULL or mechanism=CURVE, got "${raw}"`)
+  }
+  return value as Mechanism
+}
+
+/** `tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]` */
+export function parseListener(
+  raw: string,
+  name: string,
+  defaults: { channel: string; mechanism: Mechanism },
+): ListenerConfig {
+  const [endpoint = '', ...options] = raw.trim().split(',')
+  const listener: ListenerConfig = { endpoint, bind: parseBind(endpoint, name), ...defaults }
+  for (const option of options) {
+    const [key, value = ''] = option.split('=', 2).map((part) => part.trim())
+    if (key === 'channel') listener.channel = parseChannel(value, `${name} (${raw})`)
+    else if (key === 'mechanism') listener.mechanism = parseMechanism(value, `${name} (${raw})`)
+    else {
+      throw new ConfigError(
+        name,
+        `unknown listener option "${option}"; expected tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]`,
+      )
+    }
+  }
+  return listener
+}
+
+export function parseWorkerUrl(raw: string, name: string): string {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(
+      name,
+      `expected a ws:// or wss:// URL (e.g. ${DEFAULT_WORKER_URL}), got "${raw}"`,
+    )
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new ConfigError(name, `expected a ws:// or wss:// URL, got "${raw}"`)
+  }
+  return raw.replace(/\/+$/, '')
+}
+
+/**
+ * Refuses ws:// to anything but loopback: the token and the messages would cross the network
+ * in clear. Loopback: 127.0.0.0/8 (RFC 1122 3.2.1.3), ::1 and its IPv4-mapped 127/8 (RFC 4291
+ * 2.5.3, 2.5.5.2), and the name localhost (RFC 6761 6.3).
+ * @throws ConfigError naming `name`, the setting the URL came from.
+ */
+export function refuseInsecureWorkerUrl(workerUrl: string, name: string): void {
+  const url = new URL(workerUrl)
+  if (url.protocol !== 'ws:') return
+  // The URL parser has normalised the host: lower case, IPv4 dotted, IPv6 compressed in [].
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const loopback =
+    host === 'localhost' ||
+    (isIPv4(host) && host.startsWith('127.')) ||
+    (isIPv6(host) && (host === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)))
+  if (loopback) return
+  throw new ConfigError(
+    name,
+    `ws:// to ${url.host} would send the ingest token and every message unencrypted; use wss://, ` +
+      `or set ${SETTINGS.allowInsecureWorkerUrl.flag} (${SETTINGS.allowInsecureWorkerUrl.env}=true) ` +
+      'for a network you trust',
+  )
+}
+
+export function parseToken(raw: string, name: string): string {
+  if (!/^[\x21-\x7e]{1,512}$/.test(raw)) {
+    throw new ConfigError(name, 'expected 1-512 printable characters without spaces')
+  }
+  return raw
+}
+
+export function parseBridgeId(raw: string, name: string): string {
+  if (!BRIDGE_ID_PATTERN.test(raw)) {
+    throw new ConfigError(name, `expected 1-128 characters of A-Z a-z 0-9 . _ : -, got "${raw}"`)
+  }
+  return raw
+}
+
+export function positiveInteger(raw: string, name: string): number {
+  const value = Number(raw)
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value <= 0) {
+    throw new ConfigError(name, `expected a positive whole number, got "${raw}"`)
+  }
+  return value
+}
+
+export function parseBoolean(raw: string, name: string): boolean {
+  const value = raw.trim().toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(value)) return true
+  if (['false', '0', 'no', 'off'].includes(value)) return false
+  throw new ConfigError(name, `expected true or false, got "${raw}"`)
+}
+
+export function wholeNumber(raw: string, name: string): number {
+  const value = Number(raw)
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value)) {
+    throw new ConfigError(name, `expected a whole number (0 or more), got "${raw}"`)
+  }
+  return value
+}
+
+export function batchBytes(raw: string, name: string): number {
+  const value = positiveInteger(raw, name)
+  if (value > MAX_BATCH_BYTES_LIMIT) {
+    throw new ConfigError(
+      name,
+      `must be at most ${MAX_BATCH_BYTES_LIMIT} (the Worker's 32 MiB WebSocket limit), got ${value}`,
+    )
+  }
+  return value
+}
+
+export function parseSwitch(raw: string, name: string): boolean {
+  const value = raw.trim().toLowerCase()
+  if (['on', 'true', 'yes', '1'].includes(value)) return true
+  if (['off', 'false', 'no', '0'].includes(value)) return false
+  throw new ConfigError(name, `expected on or off, got "${raw}"`)
+}
+
+export function parseDirectory(raw: string, name: string): string {
+  if (raw.trim() === '') throw new ConfigError(name, 'expected a directory')
+  return raw
+}
+
+export function parseLogLevel(raw: string, name: string): string {
+  if (!LOG_LEVELS.includes(raw)) {
+    throw new ConfigError(name, `expected one of ${LOG_LEVELS.join(', ')}, got "${raw}"`)
+  }
+  return raw
+}

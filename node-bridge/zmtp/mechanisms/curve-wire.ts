@@ -1,0 +1,72 @@
+// CurveZMQ wire constants and helpers shared by the client and server mechanisms (RFC 26).
+
+import { ZmtpError, type ZmtpErrorCode } from '../errors'
+import { CURVE_NONCE_SIZE } from './curve-crypto'
+
+const ascii = (text: string) => new TextEncoder().encode(text)
+
+// Nonce prefixes: 16 octets before a short (8-octet) nonce, 8 before a long (16-octet) one.
+export const HELLO_NONCE = ascii('CurveZMQHELLO---')
+export const WELCOME_NONCE = ascii('WELCOME-')
+export const COOKIE_NONCE = ascii('COOKIE--')
+export const INITIATE_NONCE = ascii('CurveZMQINITIATE')
+export const VOUCH_NONCE = ascii('VOUCH---')
+export const READY_NONCE = ascii('CurveZMQREADY---')
+export const CLIENT_MESSAGE_NONCE = ascii('CurveZMQMESSAGEC')
+export const SERVER_MESSAGE_NONCE = ascii('CurveZMQMESSAGES')
+/** A MESSAGE command body starts with its name: `\x07MESSAGE`. */
+export const MESSAGE_PREFIX = ascii('\x07MESSAGE')
+
+export const SHORT_NONCE_SIZE = 8
+export const LONG_NONCE_SIZE = 16
+/**
+ * The flags octet inside a MESSAGE box: MORE, and COMMAND as libzmq, JeroMQ and NetMQ set it
+ * (0x02: `msg_t::command` in libzmq src/msg.hpp), though RFC 26 calls bits 1–7 reserved.
+ */
+export const PAYLOAD_MORE = 0x01
+export const PAYLOAD_COMMAND = 0x02
+
+const TWO_POW_32 = 2 ** 32
+
+/** A 24-octet nonce: a prefix and its short or long tail. */
+export function nonce(prefix: Uint8Array, tail: Uint8Array): Uint8Array {
+  const out = new Uint8Array(CURVE_NONCE_SIZE)
+  out.set(prefix)
+  out.set(tail, prefix.length)
+  return out
+}
+
+/** Constant-time comparison of two byte strings. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  let diff = 0
+  for (let index = 0; index < a.length; index++) diff |= (a[index] ?? 0) ^ (b[index] ?? 0)
+  return diff === 0
+}
+
+/** The 8-octet big-endian short nonce at `offset`, as [high, low] 32-bit halves. */
+export function readShortNonce(bytes: Uint8Array, offset: number): [number, number] {
+  return [readUint32(bytes, offset), readUint32(bytes, offset + 4)]
+}
+
+// Per message: plain arithmetic, no DataView allocated.
+function readUint32(bytes: Uint8Array, offset: number): number {
+  return (
+    (bytes[offset] ?? 0) * 0x1000000 +
+    (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0))
+  )
+}
+
+/** A short nonce counter as 8 big-endian octets. */
+export function shortNonceBytes(counter: number): Uint8Array {
+  const out = new Uint8Array(SHORT_NONCE_SIZE)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, Math.floor(counter / TWO_POW_32))
+  view.setUint32(4, counter >>> 0)
+  return out
+}
+
+/** Ends a handshake or message with a plain close (RFC 26: no ERROR for a bad box). */
+export function fail(code: ZmtpErrorCode, message: string): never {
+  throw new ZmtpError(code, message)
+}

@@ -1,0 +1,76 @@
+// The NULL security mechanism, server side (RFC 23 and RFC 37 §The NULL Security Mechanism).
+import { type Command, decodeErrorReason, encodeReady } from '../codec/command'
+import { encodeFrame } from '../codec/frame'
+import type { Frame } from '../codec/frame-decoder'
+import { decodeMetadata, socketTypeOf } from '../codec/metadata'
+import { ZmtpError, ZmtpErrorCode } from '../errors'
+import type { HandshakeStep, ServerMechanism } from './mechanism'
+
+// READY is the same for every connection of a socket type: encoded once, shared (never mutated).
+const readyCommands = new Map<string, Uint8Array>()
+function readyCommand(socketType: string): Uint8Array {
+  let ready = readyCommands.get(socketType)
+  if (!ready) {
+    ready = encodeReady([['Socket-Type', socketType]])
+    readyCommands.set(socketType, ready)
+  }
+  return ready
+}
+
+export class NullServerMechanism implements ServerMechanism {
+  readonly name = 'NULL'
+  readonly asServer = false
+  /** NULL frames carry themselves. */
+  readonly frameOverhead = 0
+  readonly #ready: Uint8Array
+  readonly #dialled: boolean
+  #sentReady = false
+
+  /**
+   * @param socketType our Socket-Type property, sent in READY (e.g. `PULL`).
+   * @param options.dialled we opened the TCP connection, so RFC 37 makes us the NULL client,
+   *   which speaks first.
+   */
+  constructor(socketType: string, options: { dialled?: boolean } = {}) {
+    this.#ready = readyCommand(socketType)
+    this.#dialled = options.dialled === true
+  }
+
+  start(peerMinorVersion: number): HandshakeStep {
+    // RFC 23 (3.0) is symmetric: each peer sends READY before receiving. RFC 37 (3.1) makes the
+    // server (the side that binds) answer the client's READY, so a 3.1 server waits.
+    if (peerMinorVersion === 0 || this.#dialled) {
+      this.#sentReady = true
+      return { output: [this.#ready] }
+    }
+    return { output: [] }
+  }
+
+  onCommand(command: Command): HandshakeStep {
+    if (command.name === 'ERROR') {
+      throw new ZmtpError(
+        ZmtpErrorCode.PEER_ERROR,
+        `peer sent ERROR during the NULL handshake: ${decodeErrorReason(command.data)}`,
+      )
+    }
+    if (command.name !== 'READY') {
+      throw new ZmtpError(
+        ZmtpErrorCode.UNEXPECTED_COMMAND,
+        `expected READY in the NULL handshake, got ${command.name}`,
+      )
+    }
+    const socketType = socketTypeOf(decodeMetadata(command.data))
+    const output = this.#sentReady ? [] : [this.#ready]
+    this.#sentReady = true
+    return { output, done: { socketType } }
+  }
+
+  /** NULL frames carry themselves. */
+  decodeFrame(frame: Frame): Frame {
+    return frame
+  }
+
+  encodeFrame(body: Uint8Array, options: { more?: boolean; command?: boolean }): Uint8Array {
+    return encodeFrame(body, options)
+  }
+}
