@@ -4,7 +4,7 @@
 // Messages: → {port}; ← 'measure' → {rss, heapUsed, external, arrayBuffers, connections}.
 import { pino } from 'pino'
 import { PullSocket } from '../node-bridge/bridge/pull-socket'
-import { NullServerMechanism } from '../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../node-bridge/zmtp/mechanisms/null-mechanism'
 
 const maxConnections = Number(process.argv[2] ?? 10_000) + 100
 
@@ -26,7 +26,7 @@ function measure(connections: number) {
 const pull = new PullSocket({
   host: '127.0.0.1',
   port: 0,
-  createMechanism: () => new NullServerMechanism('PULL'),
+  createMechanism: () => new NullMechanism('PULL'),
   handshakeTimeoutMs: 600_000,
   maxMessageSize: 1024 * 1024,
   maxConnections,

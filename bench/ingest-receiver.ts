@@ -7,7 +7,7 @@ import { PullSocket } from '../node-bridge/bridge/pull-socket'
 import { CookieKeyring } from '../node-bridge/zmtp/mechanisms/curve-cookie'
 import { createCurveCrypto } from '../node-bridge/zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../node-bridge/zmtp/mechanisms/curve-server-mechanism'
-import { NullServerMechanism } from '../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../node-bridge/zmtp/mechanisms/null-mechanism'
 import { z85Decode } from '../shared/z85'
 
 const [kind, countArg, secretZ85] = process.argv.slice(2)
@@ -31,7 +31,7 @@ async function pullSocket(): Promise<void> {
     createMechanism: () =>
       secretKey
         ? new CurveServerMechanism({ secretKey, socketType: 'PULL', crypto, cookieKeys })
-        : new NullServerMechanism('PULL'),
+        : new NullMechanism('PULL'),
     handshakeTimeoutMs: 10_000,
     maxMessageSize: 1024 * 1024,
     logger: pino({ level: 'silent' }),

@@ -4,12 +4,10 @@
 // (GET /v1/channels, the dashboard).
 
 import { DurableObject } from 'cloudflare:workers'
+import { isChannelName } from '../shared/channel-name'
 
 /** The name of the one directory object (`idFromName`). */
 export const DIRECTORY_NAME = 'channels'
-
-/** Longest channel name the directory accepts (the Worker allows 64). */
-const MAX_NAME_LENGTH = 64
 
 /** Most channels one {@link ChannelDirectory.list} call returns. */
 export const MAX_DIRECTORY_PAGE = 1000
@@ -76,10 +74,10 @@ export class ChannelDirectory extends DurableObject<Env> {
 
   /**
    * RPC: records that `name` exists (again). Idempotent.
-   * @throws RangeError for an empty name or one longer than 64 characters.
+   * @throws RangeError for anything but a channel name (../shared/channel-name.ts).
    */
   register(name: string): void {
-    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    if (typeof name !== 'string' || !isChannelName(name)) {
       throw new RangeError(`bad channel name: ${JSON.stringify(name)}`)
     }
     const now = Date.now()

@@ -5,56 +5,12 @@
 import type { ChannelStats } from '../durable/channel-object'
 import type { DeadLetter, GroupInfo, LeasedMessage } from '../durable/consumer-groups'
 import type { StoredMessage } from '../durable/message-store'
+import type { ApiInlineMessage, ApiMessage } from '../shared/api-types'
 import { z85Encode } from '../shared/z85'
 import { toBase64 } from './base64'
 
 /** How frames are written: `base64` (the default) or `utf8` (strings, base64 where invalid). */
 export type FrameEncoding = 'base64' | 'utf8'
-
-/** What every message in a response has. */
-interface ApiMessageHead {
-  seq: number
-  /** ISO 8601, UTC, millisecond precision. */
-  receivedAt: string
-  peer: {
-    address: string
-    mechanism: string
-    /** The CURVE client's long-term public key in Z85; only when the bridge sent one. */
-    publicKey?: string
-  }
-}
-
-/** A message of at most LARGE_MESSAGE_BYTES of frames, which come with it. */
-export interface ApiInlineMessage extends ApiMessageHead {
-  /**
-   * Each frame's octets, base64 (RFC 4648 §4); with `encoding=utf8`, the decoded text of each
-   * frame that is valid UTF-8 and base64 for those listed in {@link binaryFrames}.
-   */
-  frames: string[]
-  /**
-   * Only with `encoding=utf8`: the indexes (from 0) of the frames that are not valid UTF-8 and
-   * so are base64 in `frames`; empty when every frame is text.
-   */
-  binaryFrames?: number[]
-}
-
-/**
- * A message over LARGE_MESSAGE_BYTES of frames: listed by its sizes, its frames fetched one at a
- * time from `framesUrl + "/" + index` (so no response is far over its cap).
- */
-export interface ApiLargeMessage extends ApiMessageHead {
-  frames: null
-  /** The frames' octets, all together. */
-  size: number
-  frameCount: number
-  /** Each frame's octets, in order. */
-  frameSizes: number[]
-  /** The path of the message's frames, relative to the API's origin; frame i is at `/i` under it. */
-  framesUrl: string
-}
-
-/** One message in a `GET /v1/channels/:channel/messages` response. */
-export type ApiMessage = ApiInlineMessage | ApiLargeMessage
 
 // fatal: invalid UTF-8 throws instead of becoming U+FFFD; ignoreBOM: a leading U+FEFF is
 // kept as text, so the string encodes back to the very same octets.

@@ -1,14 +1,9 @@
 // Checks of what a client puts in the URL: the channel name, a message's seq and frame index,
 // and the read query. Each returns the typed value or throws an ApiError 400.
 
+import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../shared/channel-name'
 import { ApiError, ErrorCode } from './errors'
 import type { FrameEncoding } from './present'
-
-/** Channel names: 1 to 64 of A–Z a–z 0–9 . _ - (but not only dots: see {@link parseChannel}). */
-export const CHANNEL_NAME = /^[A-Za-z0-9._-]{1,64}$/
-
-/** Names of dots only: `.` and `..` are path segments URL parsing removes, so none is a channel. */
-const ONLY_DOTS = /^\.+$/
 
 /** `limit` when the query has none. */
 export const DEFAULT_LIMIT = 100
@@ -22,16 +17,12 @@ export const MAX_READ_LIMIT = 10_000
 
 /**
  * @returns the channel name as given.
- * @throws ApiError 400 invalid_channel when it does not match {@link CHANNEL_NAME} or is made
- * of dots only (`/v1/channels/../messages` would reach another route: URLs drop such segments).
+ * @throws ApiError 400 invalid_channel when it breaks the channel-name rule (dots only included:
+ * `/v1/channels/../messages` would reach another route, as URLs drop such segments).
  */
 export function parseChannel(name: string): string {
-  if (!CHANNEL_NAME.test(name) || ONLY_DOTS.test(name)) {
-    throw new ApiError(
-      400,
-      ErrorCode.INVALID_CHANNEL,
-      'channel names are 1 to 64 characters of A-Z a-z 0-9 . _ -, not only dots',
-    )
+  if (!isChannelName(name)) {
+    throw new ApiError(400, ErrorCode.INVALID_CHANNEL, `channel names are ${CHANNEL_NAME_RULE}`)
   }
   return name
 }
@@ -41,12 +32,8 @@ export function parseChannel(name: string): string {
  * @throws ApiError 400 invalid_group otherwise.
  */
 export function parseGroup(name: string): string {
-  if (!CHANNEL_NAME.test(name) || ONLY_DOTS.test(name)) {
-    throw new ApiError(
-      400,
-      ErrorCode.INVALID_GROUP,
-      'group names are 1 to 64 characters of A-Z a-z 0-9 . _ -, not only dots',
-    )
+  if (!isChannelName(name)) {
+    throw new ApiError(400, ErrorCode.INVALID_GROUP, `group names are ${CHANNEL_NAME_RULE}`)
   }
   return name
 }
@@ -142,11 +129,11 @@ export function parseListQuery(query: Record<string, string | undefined>): {
     throw invalidQuery(`limit must be from 1 to ${MAX_LIST_CHANNELS}`)
   }
   const prefix = query.prefix ?? ''
-  if (prefix !== '' && !CHANNEL_NAME.test(prefix)) {
+  if (!CHANNEL_NAME_PREFIX.test(prefix)) {
     throw invalidQuery('prefix must be 1 to 64 characters of A-Z a-z 0-9 . _ -')
   }
   const { after } = query
-  if (after !== undefined && !CHANNEL_NAME.test(after)) {
+  if (after !== undefined && !isChannelName(after)) {
     throw invalidQuery('after must be a channel name (the next of the previous page)')
   }
   const order = query.order ?? 'name'

@@ -7,8 +7,8 @@ import { ZmtpError, ZmtpErrorCode } from '../zmtp/errors'
 import { CookieKeyring } from '../zmtp/mechanisms/curve-cookie'
 import { createCurveCrypto } from '../zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../zmtp/mechanisms/curve-server-mechanism'
-import type { ServerMechanism } from '../zmtp/mechanisms/mechanism'
-import { NullServerMechanism } from '../zmtp/mechanisms/null-mechanism'
+import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
+import { NullMechanism } from '../zmtp/mechanisms/null-mechanism'
 import { AllowList } from './allow-list'
 import { type BridgeConfig, ConfigError, type ListenerConfig } from './bridge-config'
 import type { Logger } from './log'
@@ -134,7 +134,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
 
   let allowList: AllowList | undefined
   const curve = config.curve
-  let createCurve: (() => ServerMechanism) | undefined
+  let createCurve: (() => ZmtpMechanism) | undefined
   if (curve) {
     logger.info(
       {
@@ -175,7 +175,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     const createMechanism =
       listener.mechanism === 'CURVE' && createCurve
         ? createCurve
-        : () => new NullServerMechanism('PULL', { dialled })
+        : () => new NullMechanism('PULL', { dialled })
     const pull = new PullSocket({
       host: listener.bind.host,
       port: listener.bind.port,

@@ -11,7 +11,9 @@ import {
   ZmtpConnection,
 } from '../zmtp/connection'
 import { ZmtpError, ZmtpErrorCode } from '../zmtp/errors'
-import type { ServerMechanism } from '../zmtp/mechanisms/mechanism'
+import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
+import { ReconnectBackoff, reconnectsAfter } from '../zmtp/reconnect'
+import { PULL } from '../zmtp/sockets/socket-type'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
 import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget, Reservation } from './preauth-budget'
@@ -30,7 +32,7 @@ export interface PullSocketOptions {
   host: string
   port: number
   /** Makes the mechanism for one new connection (mechanisms hold per-connection state). */
-  createMechanism: () => ServerMechanism
+  createMechanism: () => ZmtpMechanism
   handshakeTimeoutMs: number
   maxMessageSize: number
   /** Default {@link DEFAULT_MAX_FRAMES_PER_MESSAGE}. */
@@ -109,20 +111,6 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000
  * many senders behind one NAT.
  */
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 100
-
-/** libzmq's reconnect_ivl: the wait before dialling a bound peer again, plus as much jitter. */
-const RECONNECT_IVL_MS = 100
-
-/** Failures after which a libzmq peer would not retry either: the refusal is meant for good. */
-const GIVE_UP = new Set<string>([
-  ZmtpErrorCode.PEER_ERROR,
-  ZmtpErrorCode.INVALID_SOCKET_TYPE,
-  ZmtpErrorCode.MECHANISM_MISMATCH,
-  ZmtpErrorCode.UNSUPPORTED_VERSION,
-])
-
-/** RFC 23 socket-type compatibility: a PULL talks to PUSH peers only. */
-const PULL_PEERS = ['PUSH'] as const
 
 /** The peer's `host:port`; IPv4 clients of a dual-stack socket show as plain IPv4. */
 function formatAddress(socket: Socket): string {
@@ -382,14 +370,15 @@ export class PullSocket {
   }
 
   /**
-   * Dials a PUSH peer that binds (libzmq's `zmq_connect` on a PULL), and dials again after any
-   * plain close or failure to connect, every 100 ms plus up to 100 ms of jitter (libzmq's
-   * reconnect_ivl). A refusal that a libzmq peer means for good (an ERROR command, a wrong
-   * socket type, mechanism or protocol) stops the dialling, as libzmq does.
+   * Dials a PUSH peer that binds (libzmq's `zmq_connect` on a PULL), and dials again after a
+   * plain close, a failure to connect or a timeout, every 100 ms plus up to 100 ms of jitter
+   * (libzmq's default reconnect_ivl); a protocol error (the peer's ERROR, a wrong socket type,
+   * mechanism or version, anything malformed) stops the dialling, as in libzmq (../../zmtp/reconnect.ts).
    */
   connect(host: string, port: number): void {
     const endpoint = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
     const log = this.#options.logger.child({ connect: endpoint })
+    const backoff = new ReconnectBackoff()
     const dial = () => {
       if (this.#closed) return
       const socket = connect({ host, port, noDelay: true })
@@ -403,11 +392,11 @@ export class PullSocket {
       socket.on('error', (error) => log.debug({ err: error.message }, 'connect error'))
       socket.once('close', () => {
         if (this.#closed) return
-        if (failure && GIVE_UP.has(failure.code)) {
+        if (failure && !reconnectsAfter(failure)) {
           log.error({ code: failure.code }, 'peer refused us for good; not reconnecting')
           return
         }
-        const delay = RECONNECT_IVL_MS + Math.random() * RECONNECT_IVL_MS
+        const delay = backoff.next()
         log.debug({ delayMs: Math.round(delay) }, 'reconnecting')
         const timer = setTimeout(dial, delay)
         this.#reconnectTimers.add(timer)
@@ -538,8 +527,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#mechanismName = mechanism.name === 'CURVE' ? 'CURVE' : 'NULL'
     this.connection = new ZmtpConnection(this, this, {
       mechanism,
-      socketType: 'PULL',
-      peerSocketTypes: PULL_PEERS,
+      socketType: PULL,
       maxMessageSize: owner.maxMessageSize,
       maxFramesPerMessage: options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE,
       allowZmtp2: options.allowZmtp2 === true,

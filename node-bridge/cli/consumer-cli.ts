@@ -3,6 +3,8 @@
 // Server-Sent Events (`GET /v1/channels/:channel/events`, `--sse`) and prints each message as a
 // text line or a JSON line; `stats` prints `GET /v1/channels/:channel`.
 import { EventSourceParserStream } from 'eventsource-parser/stream'
+import type { ApiMessage } from '../../shared/api-types'
+import { CHANNEL_NAME_RULE, isChannelName } from '../../shared/channel-name'
 
 export const DEFAULT_HTTP_URL = 'http://127.0.0.1:8787'
 export const DEFAULT_TAIL_WAIT_S = 30
@@ -45,22 +47,6 @@ const ABORTED = Symbol('aborted')
 /** An HTTP error answer from the Worker, which no retry fixes. */
 class HttpError extends Error {}
 
-/**
- * A message as the API returns it (see docs/openapi.json, `Message`). A large one (frames over
- * 8 MiB in all) has `frames: null`, its sizes and `framesUrl`, where its frames are fetched.
- */
-export interface ApiMessage {
-  seq: number
-  receivedAt: string
-  frames: string[] | null
-  binaryFrames?: number[]
-  size?: number
-  frameCount?: number
-  frameSizes?: number[]
-  framesUrl?: string
-  peer: { address: string; mechanism: string; publicKey?: string }
-}
-
 interface Target {
   base: string
   channel: string
@@ -82,9 +68,9 @@ function target(flags: ReaderFlags, env: ReaderIo['env']): Target {
     throw new UsageError(`--url: expected an http:// or https:// URL, got "${rawUrl}"`)
   }
   const channel = flags.channel ?? env.ZMQ_EDGE_CHANNEL ?? 'default'
-  if (!/^(?!\.+$)[A-Za-z0-9._-]{1,64}$/.test(channel)) {
+  if (!isChannelName(channel)) {
     throw new UsageError(
-      `--channel: expected 1 to 64 of A-Z a-z 0-9 . _ - (e.g. default), got "${channel}"`,
+      `--channel: expected ${CHANNEL_NAME_RULE} (e.g. default), got "${channel}"`,
     )
   }
   const token = flags.token ?? env.ZMQ_EDGE_READ_TOKEN

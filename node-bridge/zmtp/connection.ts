@@ -1,5 +1,7 @@
-// One ZMTP 3.x connection, server side, as an explicit state machine over a byte transport:
-// greeting → security handshake → socket-type check → messages. No sockets or timers here.
+// One ZMTP 3.x connection, either end, as an explicit state machine over a byte transport:
+// greeting → security handshake → socket-type check → messages. Which end is the mechanism's
+// business (NULL dialled or not, CURVE client or server); what flows after the handshake is the
+// socket type's (./sockets/socket-type.ts). No sockets or timers here.
 import {
   decodeCommand,
   decodeErrorReason,
@@ -7,6 +9,7 @@ import {
   encodeCommandBody,
   encodeError,
   encodePongBody,
+  PING_CONTEXT_MAX,
 } from './codec/command'
 import { type Frame, FrameDecoder } from './codec/frame-decoder'
 import {
@@ -18,7 +21,12 @@ import {
   SIGNATURE_SIZE,
 } from './codec/greeting'
 import { ZmtpError, ZmtpErrorCode } from './errors'
-import type { HandshakeStep, PeerIdentity, ServerMechanism } from './mechanisms/mechanism'
+import type { HandshakeStep, Mechanism, PeerIdentity } from './mechanisms/mechanism'
+import {
+  type SocketType,
+  socketTypeOfZmtp2Code,
+  ZMTP2_SOCKET_TYPE_CODES,
+} from './sockets/socket-type'
 
 /** Where a connection writes; the socket layer adapts a TCP socket (or a test pipe) to it. */
 export interface ConnectionTransport {
@@ -40,19 +48,25 @@ export interface ReadyPeer extends PeerIdentity {
 
 export interface ConnectionEvents {
   onReady?(peer: ReadyPeer): void
-  /** A whole multipart message; frame bodies may be views into received chunks. */
-  onMessage(frames: Uint8Array[]): void
+  /**
+   * A whole multipart message, for socket types that receive; frame bodies may be views into
+   * received chunks.
+   */
+  onMessage?(frames: Uint8Array[]): void
+  /** Any traffic from the peer (RFC 37: every octet is a sign of life). */
+  onActivity?(): void
   /** Called once, when the connection closes; `error` says why when it was not a clean end. */
   onClose?(error?: ZmtpError): void
 }
 
 export interface ConnectionOptions {
-  mechanism: ServerMechanism
-  /** Our socket type, e.g. `PULL`. */
-  socketType: string
-  /** Peer socket types we accept (RFC 23 compatibility table: PULL accepts PUSH). */
-  peerSocketTypes: readonly string[]
-  /** Largest message, all frames together, in octets. */
+  mechanism: Mechanism
+  /** Our socket type: its name, its peers, whether it receives or sends. */
+  socketType: SocketType
+  /**
+   * Largest message received, all frames together, in octets (for a socket type that only
+   * sends, the largest frame it reads: commands, or messages it drops).
+   */
   maxMessageSize: number
   /** Accept ZMTP 2.0 peers (RFC 15); NULL only. Default false. */
   allowZmtp2?: boolean
@@ -71,8 +85,6 @@ export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionSt
 const GREETING_START_SIZE = 11
 /** RFC 15: signature (10), revision, socket type; the identity follows as a frame. */
 const ZMTP2_GREETING_SIZE = 12
-const ZMTP2_SOCKET_TYPE_PULL = 0x07
-const ZMTP2_SOCKET_TYPE_PUSH = 0x08
 /**
  * Largest frame a peer may send before its handshake is done, in octets. The handshake needs
  * little: a NULL READY is 6 octets plus metadata (RFC 23), a CURVE HELLO exactly 200 and an
@@ -115,6 +127,7 @@ export class ZmtpConnection {
   #parts: Uint8Array[] = []
   #partsSize = 0
   #maxMessageSize: number
+  #droppedMessages = 0
 
   constructor(
     transport: ConnectionTransport,
@@ -186,6 +199,11 @@ export class ZmtpConnection {
     return this.#peerTtlMs
   }
 
+  /** Messages the peer sent to a socket type that does not receive (RFC 30: a PULL sends none). */
+  get droppedMessages(): number {
+    return this.#droppedMessages
+  }
+
   /**
    * Changes the largest message, all frames together, from the next frame on (a message under
    * way is checked against the new limit when its next frame arrives). Past the limit the
@@ -204,13 +222,56 @@ export class ZmtpConnection {
       : this.#messageFrameLimit()
   }
 
-  /** Sends a heartbeat PING (RFC 37), boxed by the mechanism; only once the handshake is done. */
-  sendPing(ttlDeciseconds = 0): void {
+  /**
+   * Sends a heartbeat PING (RFC 37) with our TTL and a context (at most 16 octets are sent),
+   * boxed by the mechanism; only once the handshake is done.
+   */
+  sendPing(ttlDeciseconds = 0, context: Uint8Array = NO_BYTES): void {
     if (this.#state !== ConnectionState.READY) return
-    const data = Uint8Array.of((ttlDeciseconds >> 8) & 0xff, ttlDeciseconds & 0xff)
-    this.#transport.write(
-      this.#options.mechanism.encodeFrame(encodeCommandBody('PING', data), { command: true }),
-    )
+    const data = new Uint8Array(2 + Math.min(context.length, PING_CONTEXT_MAX))
+    data[0] = (ttlDeciseconds >> 8) & 0xff
+    data[1] = ttlDeciseconds & 0xff
+    data.set(context.subarray(0, PING_CONTEXT_MAX), 2)
+    this.#transport.write(this.#encodeCommand(encodeCommandBody('PING', data)))
+  }
+
+  /**
+   * Encodes whole messages into one buffer, ready for one TCP write (the bundling libzmq does:
+   * queued messages leave in one segment). Only for a socket type that sends, once READY.
+   * @throws {ZmtpError} UNEXPECTED_COMMAND before READY or for a socket type that does not send
+   */
+  encodeMessages(messages: ReadonlyArray<readonly Uint8Array[]>): Uint8Array {
+    if (this.#state !== ConnectionState.READY || !this.#options.socketType.sends) {
+      throw new ZmtpError(
+        ZmtpErrorCode.UNEXPECTED_COMMAND,
+        this.#options.socketType.sends
+          ? 'cannot send before the handshake'
+          : `a ${this.#options.socketType.name} socket does not send messages`,
+      )
+    }
+    const mechanism = this.#options.mechanism
+    let size = 0
+    for (const frames of messages) {
+      for (const frame of frames) size += mechanism.encodedSize(frame.length)
+    }
+    const out = new Uint8Array(size)
+    let offset = 0
+    for (const frames of messages) {
+      const last = frames.length - 1
+      for (let index = 0; index <= last; index++) {
+        offset = mechanism.writeFrame(out, offset, frames[index] as Uint8Array, {
+          more: index < last,
+        })
+      }
+    }
+    return out
+  }
+
+  /** A command frame (PING, PONG), boxed by the mechanism. */
+  #encodeCommand(body: Uint8Array): Uint8Array {
+    const out = new Uint8Array(this.#options.mechanism.encodedSize(body.length))
+    this.#options.mechanism.writeFrame(out, 0, body, { command: true })
+    return out
   }
 
   /** Starts the greeting: signature and major version now, the rest once the peer's arrive. */
@@ -224,6 +285,7 @@ export class ZmtpConnection {
    */
   receive(chunk: Uint8Array): void {
     if (this.#state === ConnectionState.CLOSED) return
+    this.#events.onActivity?.()
     try {
       let rest = chunk
       if (this.#state === ConnectionState.GREETING) {
@@ -259,10 +321,15 @@ export class ZmtpConnection {
     return this.#state === ConnectionState.CLOSED
   }
 
-  /** Closes the connection because of `error`: with an ERROR command first when its action says so. */
+  /**
+   * Closes the connection because of `error`: with an ERROR command first when its action says
+   * so and the mechanism lets this end send one.
+   */
   fail(error: ZmtpError): void {
     if (this.#state === ConnectionState.CLOSED) return
-    if (error.action === 'error') this.#transport.write(encodeError(error.reason ?? error.code))
+    if (error.action === 'error' && this.#options.mechanism.sendsErrors) {
+      this.#transport.write(encodeError(error.reason ?? error.code))
+    }
     this.#closeWith(error)
   }
 
@@ -330,19 +397,27 @@ export class ZmtpConnection {
       // ZMTP 1.0 has no socket type at all, so a stray HTTP request would turn into messages.
       throw new ZmtpError(ZmtpErrorCode.UNSUPPORTED_VERSION, 'peer does not speak ZMTP 3.x')
     }
+    const ours = ZMTP2_SOCKET_TYPE_CODES[this.#options.socketType.name]
+    if (ours === undefined) {
+      throw new ZmtpError(
+        ZmtpErrorCode.UNSUPPORTED_VERSION,
+        `a ${this.#options.socketType.name} socket does not exist in ZMTP 2.0`,
+      )
+    }
     this.#zmtp2 = true
     this.#greetingNeed = ZMTP2_GREETING_SIZE
     // Our socket type and an empty identity, as a ZMTP 2.0 peer expects after the revision.
-    this.#transport.write(Uint8Array.of(ZMTP2_SOCKET_TYPE_PULL, 0x00, 0x00))
+    this.#transport.write(Uint8Array.of(ours, 0x00, 0x00))
   }
 
   #finishZmtp2Greeting(): void {
-    const socketType = this.#greeting[GREETING_START_SIZE] ?? -1
-    if (socketType !== ZMTP2_SOCKET_TYPE_PUSH) {
+    const code = this.#greeting[GREETING_START_SIZE] ?? -1
+    const socketType = socketTypeOfZmtp2Code(code)
+    if (socketType === undefined || !this.#options.socketType.peers.includes(socketType)) {
       // ZMTP 2.0 has no ERROR command: close.
       throw new ZmtpError(
         ZmtpErrorCode.INVALID_SOCKET_TYPE,
-        `ZMTP 2.0 peer of socket type ${socketType} cannot talk to ${this.#options.socketType}`,
+        `ZMTP 2.0 peer of socket type ${socketType ?? code} cannot talk to ${this.#options.socketType.name}`,
       )
     }
     this.#majorVersion = 2
@@ -353,7 +428,7 @@ export class ZmtpConnection {
       mechanism: this.#options.mechanism.name,
       majorVersion: 2,
       minorVersion: 0,
-      socketType: 'PUSH',
+      socketType,
     }
     this.#ready(peer)
   }
@@ -395,11 +470,11 @@ export class ZmtpConnection {
 
   #checkPeer(identity: PeerIdentity): ReadyPeer {
     const { socketType } = identity
-    if (!this.#options.peerSocketTypes.includes(socketType)) {
+    if (!this.#options.socketType.peers.includes(socketType)) {
       // RFC 23: on a socket-type mismatch, SHOULD send ERROR and disconnect.
       throw new ZmtpError(
         ZmtpErrorCode.INVALID_SOCKET_TYPE,
-        `peer socket type ${socketType || '(none)'} cannot talk to ${this.#options.socketType}`,
+        `peer socket type ${socketType || '(none)'} cannot talk to ${this.#options.socketType.name}`,
         { action: 'error', reason: 'Invalid socket type' },
       )
     }
@@ -431,7 +506,7 @@ export class ZmtpConnection {
           'reserved flag bit 2 set by a ZMTP 2.0 peer',
         )
       }
-      // The first frame is the peer's identity, which a PULL ignores.
+      // The first frame is the peer's identity, which none of our socket types uses.
       if (this.#skipIdentityFrame) {
         if (frame.more)
           throw new ZmtpError(ZmtpErrorCode.MALFORMED_FRAME, 'ZMTP 2.0 identity with MORE')
@@ -450,6 +525,11 @@ export class ZmtpConnection {
   }
 
   #onMessageFrame(frame: Frame): void {
+    if (!this.#options.socketType.receives) {
+      // Nowhere to deliver it (a PUSH): counted, not kept. The frame limit still bounds it.
+      if (!frame.more) this.#droppedMessages++
+      return
+    }
     this.#partsSize += frame.body.length
     if (this.#partsSize > this.#maxMessageSize) {
       throw new ZmtpError(
@@ -470,7 +550,7 @@ export class ZmtpConnection {
     this.#parts = []
     this.#partsSize = 0
     try {
-      this.#events.onMessage(frames)
+      this.#events.onMessage?.(frames)
     } catch (cause) {
       throw handlerFailed('onMessage', cause)
     }
@@ -486,19 +566,28 @@ export class ZmtpConnection {
         // Not while our writes to the peer are backed up: a read full of PINGs must not become
         // thousands of PONGs queued for a peer that does not read them.
         if (this.#transport.backedUp) return
-        this.#transport.write(
-          this.#options.mechanism.encodeFrame(encodePongBody(context), { command: true }),
-        )
+        this.#transport.write(this.#encodeCommand(encodePongBody(context)))
         return
       }
-      case 'ERROR':
-        throw new ZmtpError(
-          ZmtpErrorCode.PEER_ERROR,
-          `peer sent ERROR: ${decodeErrorReason(command.data)}`,
-        )
-      default:
-        // Commands a PULL socket does not use (PONG, SUBSCRIBE, CANCEL, …) are ignored.
+      case 'PONG':
+        // Its activity is what counts (onActivity).
         return
+      case 'ERROR': {
+        const reason = decodeErrorReason(command.data)
+        throw new ZmtpError(ZmtpErrorCode.PEER_ERROR, `peer sent ERROR: ${reason}`, { reason })
+      }
+      default: {
+        // The socket type's commands (SUBSCRIBE for a publisher); others are ignored, as libzmq
+        // ignores commands its socket type does not use.
+        const handle = this.#options.socketType.onCommand
+        if (!handle) return
+        try {
+          handle(command)
+        } catch (cause) {
+          if (cause instanceof ZmtpError) throw cause
+          throw handlerFailed('onCommand', cause)
+        }
+      }
     }
   }
 }

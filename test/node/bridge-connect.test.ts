@@ -6,7 +6,7 @@ import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge/bridge'
 import type { PullSocket } from '../../node-bridge/bridge/pull-socket'
 import { parseConfig } from '../../node-bridge/cli/config/parse-config'
-import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { freePort } from '../support/channel-reader'
 import { createMemoryLogger } from '../support/memory-logger'
 import { listenPull } from '../support/pull-harness'
@@ -61,7 +61,7 @@ describe('PullSocket.connect', () => {
 
 async function dialler() {
   const harness = await listenPull({
-    createMechanism: () => new NullServerMechanism('PULL', { dialled: true }),
+    createMechanism: () => new NullMechanism('PULL', { dialled: true }),
   })
   closers.push(() => (harness.pull as PullSocket).close())
   return harness

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { PullSocket } from '../../node-bridge/bridge/pull-socket'
 import { ZmtpErrorCode } from '../../node-bridge/zmtp/errors'
-import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { concatBytes } from '../support/curve-client'
 import { commandBody, frameBytes, greetingBytes, metadataBytes } from '../support/fuzz-streams'
 import { waitFor } from '../support/wait'
@@ -171,7 +171,7 @@ describe('churn: thousands of bad connections around one good libzmq PUSH', () =
     pull = new PullSocket({
       host: '127.0.0.1',
       port: 0,
-      createMechanism: () => new NullServerMechanism('PULL'),
+      createMechanism: () => new NullMechanism('PULL'),
       handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
       maxMessageSize: 1024 * 1024,
       // Every connection here comes from 127.0.0.1, including those the bridge closed, which it

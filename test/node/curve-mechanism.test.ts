@@ -10,6 +10,7 @@ import type { ZmtpError } from '../../node-bridge/zmtp/errors'
 import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
 import { type CurveCrypto, createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
+import { PULL } from '../../node-bridge/zmtp/sockets/socket-type'
 import {
   CurveTestClient,
   concatBytes,
@@ -65,7 +66,7 @@ function harness(options: HarnessOptions = {}) {
       onMessage: (frames) => messages.push(frames.map((frame) => frame.slice())),
       onClose: (error) => (state.error = error),
     },
-    { mechanism, socketType: 'PULL', peerSocketTypes: ['PUSH'], maxMessageSize: 1 << 20 },
+    { mechanism, socketType: PULL, maxMessageSize: 1 << 20 },
   )
   connection.start()
   const client =
@@ -211,8 +212,7 @@ describe('CURVE handshake', () => {
           crypto: hybrid,
           cookieKeys: new CookieKeyring(),
         }),
-        socketType: 'PULL',
-        peerSocketTypes: ['PUSH'],
+        socketType: PULL,
         maxMessageSize: 1024,
       },
     )
@@ -802,9 +802,9 @@ describe('CurveServerMechanism on its own', () => {
     const m = mechanism()
     const frame = { more: false, command: false, body: new Uint8Array(40) }
     expect(codeOf(() => m.decodeFrame(frame))).toBe('UNEXPECTED_COMMAND')
-    expect(codeOf(() => m.encodeFrame(new Uint8Array(1), { command: true }))).toBe(
-      'UNEXPECTED_COMMAND',
-    )
+    expect(
+      codeOf(() => m.writeFrame(new Uint8Array(m.encodedSize(1)), 0, new Uint8Array(1), {})),
+    ).toBe('UNEXPECTED_COMMAND')
   })
 
   it('stays failed after a failure', () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge/bridge'
 import { parseConfig } from '../../node-bridge/cli/config/parse-config'
+import type { ApiInlineMessage } from '../../shared/api-types'
 import { createMemoryLogger } from '../support/memory-logger'
 import { waitFor } from '../support/wait'
 import {
@@ -17,12 +18,8 @@ import {
   type WranglerDev,
 } from '../support/wrangler-dev'
 
-interface ApiMessage {
-  seq: number
-  receivedAt: string
-  frames: string[]
-  peer: { address: string; mechanism: string; publicKey?: string }
-}
+/** What these small messages come as: with their frames. */
+type ApiMessage = ApiInlineMessage
 
 let worker: WranglerDev
 let bridge: RunningBridge

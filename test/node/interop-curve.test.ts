@@ -65,10 +65,10 @@ async function listen(
         cookieKeys,
         ...(options.authorize ? { authorize: options.authorize } : {}),
       })
-      const encode = mechanism.encodeFrame.bind(mechanism)
-      mechanism.encodeFrame = (body, frameOptions) => {
+      const write = mechanism.writeFrame.bind(mechanism)
+      mechanism.writeFrame = (target, offset, body, frameOptions) => {
         pongs.count++
-        return encode(body, frameOptions)
+        return write(target, offset, body, frameOptions)
       }
       return mechanism
     },

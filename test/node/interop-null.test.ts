@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type InboundMessage, PullSocket } from '../../node-bridge/bridge/pull-socket'
-import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { createMemoryLogger } from '../support/memory-logger'
 import { waitFor } from '../support/wait'
 
@@ -20,7 +20,7 @@ beforeEach(async () => {
   pull = new PullSocket({
     host: '127.0.0.1',
     port: 0,
-    createMechanism: () => new NullServerMechanism('PULL'),
+    createMechanism: () => new NullMechanism('PULL'),
     handshakeTimeoutMs: 2000,
     maxMessageSize: 16 * 1024 * 1024,
     logger: logs.logger,

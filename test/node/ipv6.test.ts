@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type InboundMessage, PullSocket } from '../../node-bridge/bridge/pull-socket'
 import { parseConfig } from '../../node-bridge/cli/config/parse-config'
-import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { createMemoryLogger } from '../support/memory-logger'
 import { waitFor } from '../support/wait'
 
@@ -20,7 +20,7 @@ async function listen(bind: string) {
   const pull = new PullSocket({
     host: listener?.bind.host ?? '',
     port: listener?.bind.port ?? 0,
-    createMechanism: () => new NullServerMechanism('PULL'),
+    createMechanism: () => new NullMechanism('PULL'),
     handshakeTimeoutMs: 5000,
     maxMessageSize: 1024,
     logger: createMemoryLogger().logger,

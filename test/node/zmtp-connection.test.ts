@@ -2,7 +2,7 @@
 // 3.0 and 3.1 peers, socket-type check, messages, commands after the handshake, failures.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeReady } from '../../node-bridge/zmtp/codec/command'
+import { encodeCommandBody, encodeError, encodeReady } from '../../node-bridge/zmtp/codec/command'
 import { encodeFrame } from '../../node-bridge/zmtp/codec/frame'
 import {
   ConnectionState,
@@ -10,8 +10,10 @@ import {
   type ReadyPeer,
   ZmtpConnection,
 } from '../../node-bridge/zmtp/connection'
-import type { ZmtpError } from '../../node-bridge/zmtp/errors'
-import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { ZmtpError } from '../../node-bridge/zmtp/errors'
+import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { ReconnectBackoff, reconnectsAfter } from '../../node-bridge/zmtp/reconnect'
+import { PULL, PUSH, type SocketType } from '../../node-bridge/zmtp/sockets/socket-type'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
 const concat = (...parts: Uint8Array[]) => {
@@ -66,9 +68,8 @@ function harness(options: { maxMessageSize?: number } = {}) {
       onClose: (error) => (state.error = error),
     },
     {
-      mechanism: new NullServerMechanism('PULL'),
-      socketType: 'PULL',
-      peerSocketTypes: ['PUSH'],
+      mechanism: new NullMechanism('PULL'),
+      socketType: PULL,
       maxMessageSize: options.maxMessageSize ?? 1024,
     },
   )
@@ -281,9 +282,8 @@ describe('ZmtpConnection before READY: memory before authentication', () => {
         { write: (bytes) => written.push(bytes), close: () => undefined },
         { onMessage: () => undefined, onClose: (error) => closed.push(error) },
         {
-          mechanism: new NullServerMechanism('PULL'),
-          socketType: 'PULL',
-          peerSocketTypes: ['PUSH'],
+          mechanism: new NullMechanism('PULL'),
+          socketType: PULL,
           maxMessageSize: MIB16,
           allowZmtp2: true,
         },
@@ -409,9 +409,8 @@ describe('ZmtpConnection and the handlers it calls', () => {
         onClose: (error) => (state.error = error),
       },
       {
-        mechanism: new NullServerMechanism('PULL'),
-        socketType: 'PULL',
-        peerSocketTypes: ['PUSH'],
+        mechanism: new NullMechanism('PULL'),
+        socketType: PULL,
         maxMessageSize: 1024,
       },
     )
@@ -446,5 +445,130 @@ describe('ZmtpConnection and the handlers it calls', () => {
     const { connection, state } = withHandlers({})
     connection.receive(concat(clientGreeting(1), ready('PUSH'), Uint8Array.of(0x08, 0x00)))
     expect(state.error?.code).toBe('MALFORMED_FRAME')
+  })
+})
+
+describe('ZmtpConnection with socket types as data', () => {
+  /** A connection of `socketType`, dialled or not, ready after a NULL 3.1 handshake with `peer`. */
+  function readyConnection(
+    socketType: SocketType,
+    peer: string,
+    options: { dialled?: boolean } = {},
+  ) {
+    const written: Uint8Array[] = []
+    const messages: Uint8Array[][] = []
+    const state = { closed: false, error: undefined as ZmtpError | undefined }
+    const connection = new ZmtpConnection(
+      { write: (bytes) => written.push(bytes.slice()), close: () => (state.closed = true) },
+      {
+        onMessage: (frames) => messages.push(frames.map((frame) => frame.slice())),
+        onClose: (error) => (state.error = error),
+      },
+      {
+        mechanism: new NullMechanism(socketType.name, options),
+        socketType,
+        maxMessageSize: 1024,
+      },
+    )
+    connection.start()
+    connection.receive(clientGreeting(1))
+    connection.receive(ready(peer))
+    return { connection, written, messages, state }
+  }
+
+  it('sends as a PUSH: its READY first when dialled, then messages in one buffer', () => {
+    const { connection, written, state } = readyConnection(PUSH, 'PULL', { dialled: true })
+    expect(state.error).toBeUndefined()
+    expect(connection.state).toBe(ConnectionState.READY)
+    // Greeting start, greeting rest, then READY before the peer's (RFC 37: the client speaks first).
+    expect(written[2]).toEqual(ready('PUSH'))
+    const bytes = connection.encodeMessages([[ascii('a'), ascii('bc')], [ascii('')]])
+    expect(bytes).toEqual(
+      concat(
+        encodeFrame(ascii('a'), { more: true }),
+        encodeFrame(ascii('bc')),
+        encodeFrame(ascii('')),
+      ),
+    )
+  })
+
+  it('drops and counts what a PULL peer sends a PUSH, keeping nothing of it', () => {
+    const { connection, messages } = readyConnection(PUSH, 'PULL', { dialled: true })
+    connection.receive(concat(encodeFrame(ascii('x'), { more: true }), encodeFrame(ascii('y'))))
+    connection.receive(encodeFrame(ascii('z')))
+    expect(messages).toEqual([])
+    expect(connection.droppedMessages).toBe(2)
+    expect(connection.partialMessageBytes).toBe(0)
+  })
+
+  it('refuses to encode messages for a socket type that does not send', () => {
+    const { connection } = readyConnection(PULL, 'PUSH')
+    expect(() => connection.encodeMessages([[ascii('no')]])).toThrow(
+      expect.objectContaining({ code: 'UNEXPECTED_COMMAND' }),
+    )
+  })
+
+  it('sends ERROR and closes when the dialled end meets a peer of the wrong type (RFC 23)', () => {
+    const { written, state } = readyConnection(PUSH, 'PUB', { dialled: true })
+    expect(state.error?.code).toBe('INVALID_SOCKET_TYPE')
+    expect(state.closed).toBe(true)
+    expect(written.at(-1)).toEqual(encodeError('Invalid socket type'))
+  })
+
+  it('hands the socket type the commands it handles, and fails on what its hook throws', () => {
+    const subscriptions: string[] = []
+    const publisher: SocketType = {
+      name: 'PUB',
+      peers: ['SUB'],
+      receives: false,
+      sends: true,
+      onCommand: (command) => {
+        if (command.name === 'SUBSCRIBE') subscriptions.push(new TextDecoder().decode(command.data))
+        if (command.name === 'CANCEL') throw new Error('a bug in the hook')
+      },
+    }
+    const { connection, state } = readyConnection(publisher, 'SUB')
+    connection.receive(
+      encodeFrame(encodeCommandBody('SUBSCRIBE', ascii('topic')), { command: true }),
+    )
+    connection.receive(encodeFrame(encodeCommandBody('UNKNOWN', ascii('')), { command: true }))
+    expect(subscriptions).toEqual(['topic'])
+    expect(state.error).toBeUndefined()
+    connection.receive(encodeFrame(encodeCommandBody('CANCEL', ascii('topic')), { command: true }))
+    expect(state.error?.code).toBe('INTERNAL_ERROR')
+  })
+})
+
+describe('the reconnect policy (libzmq session_base_t::engine_error)', () => {
+  it('dials again after a plain close or a timeout, never after a protocol error', () => {
+    expect(reconnectsAfter(undefined)).toBe(true)
+    for (const code of ['HANDSHAKE_TIMEOUT', 'HEARTBEAT_TIMEOUT'] as const) {
+      expect(reconnectsAfter(new ZmtpError(code, 'timeout'))).toBe(true)
+    }
+    for (const code of [
+      'PEER_ERROR',
+      'INVALID_SOCKET_TYPE',
+      'MECHANISM_MISMATCH',
+      'UNSUPPORTED_VERSION',
+      'MALFORMED_FRAME',
+      'CRYPTOGRAPHIC',
+    ] as const) {
+      expect(reconnectsAfter(new ZmtpError(code, 'refused'))).toBe(false)
+    }
+  })
+
+  it('waits the interval plus jitter, doubling up to the maximum, and starts over after a reset', () => {
+    const backoff = new ReconnectBackoff({
+      reconnectIvl: 100,
+      reconnectIvlMax: 350,
+      random: () => 0.5,
+    })
+    expect([backoff.next(), backoff.next(), backoff.next(), backoff.next()]).toEqual([
+      150, 250, 400, 400,
+    ])
+    backoff.reset()
+    expect(backoff.next()).toBe(150)
+    const flat = new ReconnectBackoff({ random: () => 0.999 })
+    expect([flat.next(), flat.next()]).toEqual([199, 199])
   })
 })

@@ -8,7 +8,7 @@ import type { PullSocket } from '../../node-bridge/bridge/pull-socket'
 import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
 import { createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
-import type { ServerMechanism } from '../../node-bridge/zmtp/mechanisms/mechanism'
+import type { Mechanism as ZmtpMechanism } from '../../node-bridge/zmtp/mechanisms/mechanism'
 import { listenPull } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
@@ -24,7 +24,7 @@ afterEach(async () => {
   await pull?.close()
 })
 
-async function listen(options: { allowZmtp2: boolean; createMechanism?: () => ServerMechanism }) {
+async function listen(options: { allowZmtp2: boolean; createMechanism?: () => ZmtpMechanism }) {
   const harness = await listenPull(options)
   pull = harness.pull
   return harness

@@ -7,7 +7,8 @@ import { DEFAULT_MAX_FRAMES_PER_MESSAGE } from '../../node-bridge/bridge/pull-so
 import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/codec/frame-decoder'
 import { ConnectionState, type ReadyPeer, ZmtpConnection } from '../../node-bridge/zmtp/connection'
 import { ZmtpError, ZmtpErrorCode } from '../../node-bridge/zmtp/errors'
-import type { ServerMechanism } from '../../node-bridge/zmtp/mechanisms/mechanism'
+import type { Mechanism as ZmtpMechanism } from '../../node-bridge/zmtp/mechanisms/mechanism'
+import { PULL } from '../../node-bridge/zmtp/sockets/socket-type'
 import { concatBytes } from './curve-client'
 import {
   type BuiltStream,
@@ -65,7 +66,7 @@ export interface Outcome {
 }
 
 export interface RunOptions {
-  mechanism: ServerMechanism
+  mechanism: ZmtpMechanism
   maxMessageSize?: number
   /** Default: PullSocket's default. */
   maxFramesPerMessage?: number
@@ -108,8 +109,7 @@ export function runConnection(chunks: readonly Uint8Array[], options: RunOptions
     },
     {
       mechanism: options.mechanism,
-      socketType: 'PULL',
-      peerSocketTypes: ['PUSH'],
+      socketType: PULL,
       maxMessageSize: options.maxMessageSize ?? FUZZ_MAX_MESSAGE_SIZE,
       maxFramesPerMessage: options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE,
       allowZmtp2: options.allowZmtp2 === true,

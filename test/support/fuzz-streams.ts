@@ -6,7 +6,7 @@ import nacl from 'tweetnacl'
 import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
 import { type CurveCrypto, createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
-import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { CurveTestClient, concatBytes } from './curve-client'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
@@ -405,8 +405,8 @@ export function makeCurveMechanism(): CurveServerMechanism {
 }
 
 /** A NULL server; `dialled`: the bridge opened the connection (`--connect`), so it speaks first. */
-export function makeNullMechanism(dialled = false): NullServerMechanism {
-  return new NullServerMechanism('PULL', { dialled })
+export function makeNullMechanism(dialled = false): NullMechanism {
+  return new NullMechanism('PULL', { dialled })
 }
 
 interface CurveHandshake {

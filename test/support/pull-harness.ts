@@ -6,7 +6,7 @@ import {
   PullSocket,
   type PullSocketOptions,
 } from '../../node-bridge/bridge/pull-socket'
-import { NullServerMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
+import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { createMemoryLogger, type MemoryLogger } from './memory-logger'
 
 export interface PullHarness {
@@ -25,7 +25,7 @@ export async function listenPull(options: Partial<PullSocketOptions> = {}): Prom
   const pull = new PullSocket({
     host: '127.0.0.1',
     port: 0,
-    createMechanism: () => new NullServerMechanism('PULL'),
+    createMechanism: () => new NullMechanism('PULL'),
     handshakeTimeoutMs: 5000,
     maxMessageSize: 1024 * 1024,
     logger: logs.logger,

@@ -7,10 +7,11 @@ import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
 import openapi from '../../docs/openapi.json'
 import { decodeGroupState } from '../../durable/group-state'
+import type { ApiInlineMessage } from '../../shared/api-types'
 import { app } from '../../worker/app'
 import { MAX_DRAIN_BYTES } from '../../worker/body-limit'
 import { ErrorCode } from '../../worker/errors'
-import type { ApiInlineMessage, ApiLeasedMessage } from '../../worker/present'
+import type { ApiLeasedMessage } from '../../worker/present'
 import {
   closeAllIngest,
   expectQueueCountersExact,

@@ -3,8 +3,8 @@
 
 import { exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { ApiInlineMessage } from '../../shared/api-types'
 import { NDJSON_MEDIA_TYPE, NEXT_HEADER } from '../../worker/app'
-import type { ApiInlineMessage } from '../../worker/present'
 import {
   closeAllIngest,
   expectBytes,

@@ -4,8 +4,8 @@
 
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { ApiInlineMessage } from '../../shared/api-types'
 import { app, EVENT_STREAM } from '../../worker/app'
-import type { ApiInlineMessage } from '../../worker/present'
 import {
   closeAllIngest,
   get,

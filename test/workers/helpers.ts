@@ -5,6 +5,7 @@ import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { expect, vi } from 'vitest'
 import { decodeGroupState } from '../../durable/group-state'
+import type { ApiInlineMessage, ApiMessage } from '../../shared/api-types'
 import {
   BRIDGE_ID_HEADER,
   decodeRelayFrame,
@@ -16,7 +17,6 @@ import {
   type RelaySession,
   type RelayWelcome,
 } from '../../shared/relay-protocol'
-import type { ApiInlineMessage, ApiMessage } from '../../worker/present'
 
 export const READ_TOKEN = 'test-read-token'
 export const INGEST_TOKEN = 'test-ingest-token'

@@ -3,11 +3,11 @@
 
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { ApiMessage } from '../../shared/api-types'
 import { BRIDGE_ID_HEADER, EPOCH_HEADER } from '../../shared/relay-protocol'
 import { app } from '../../worker/app'
 import { bearerToken, tokensEqual } from '../../worker/auth'
 import { ApiError } from '../../worker/errors'
-import type { ApiMessage } from '../../worker/present'
 import { parseChannel } from '../../worker/validate'
 import {
   closeAllIngest,

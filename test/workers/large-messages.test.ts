@@ -7,8 +7,8 @@ import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LARGE_MESSAGE_BYTES } from '../../durable/message-store'
+import type { ApiLargeMessage, ApiMessage } from '../../shared/api-types'
 import { NDJSON_MEDIA_TYPE } from '../../worker/app'
-import type { ApiLargeMessage, ApiMessage } from '../../worker/present'
 import {
   closeAllIngest,
   expectBytes,

@@ -6,8 +6,11 @@
 // untrusted: it only ever reaches the page through textContent (and the CSP requires Trusted
 // Types, so an HTML sink would throw).
 
+import { CHANNEL_NAME_PREFIX } from '../../shared/channel-name'
+
 // String.raw: a backslash in the browser code must reach the browser as written. The code has
-// no backtick and no dollar-brace, which would end or interpolate this template.
+// no backtick, which would end this template, and one interpolation: the channel-name prefix
+// rule, from the module every side takes it from.
 export const DASHBOARD_SCRIPT = String.raw`
 'use strict'
 ;(() => {
@@ -15,7 +18,7 @@ export const DASHBOARD_SCRIPT = String.raw`
   const MAX_BACKOFF_MS = 60000
   // A Retry-After is honoured up to an hour.
   const MAX_RETRY_AFTER_MS = 3600000
-  const NAME_PREFIX = /^[A-Za-z0-9._-]{0,64}$/
+  const NAME_PREFIX = ${CHANNEL_NAME_PREFIX}
   const RECENT = 25
   const MAX_TEXT = 2000
   const MAX_HEX = 64

@@ -3,6 +3,7 @@
 // As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
 
 import { isIPv4, isIPv6 } from 'node:net'
+import { CHANNEL_NAME_RULE, isChannelName } from '../../../shared/channel-name'
 import { BRIDGE_ID_PATTERN, type Mechanism } from '../../../shared/relay-protocol'
 import {
   type BindAddress,
@@ -14,7 +15,6 @@ import {
 } from '../../bridge/bridge-config'
 import { SETTINGS } from './settings'
 
-const CHANNEL_PATTERN = /^(?!\.+$)[A-Za-z0-9._-]{1,64}$/
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 const MECHANISMS: readonly Mechanism[] = ['NULL', 'CURVE']
 
@@ -48,11 +48,8 @@ export function parseHost(raw: string, name: string): string {
 }
 
 export function parseChannel(raw: string, name: string): string {
-  if (!CHANNEL_PATTERN.test(raw)) {
-    throw new ConfigError(
-      name,
-      `expected 1-64 characters of A-Z a-z 0-9 . _ -, not only dots, got "${raw}"`,
-    )
+  if (!isChannelName(raw)) {
+    throw new ConfigError(name, `expected ${CHANNEL_NAME_RULE}, got "${raw}"`)
   }
   return raw
 }

@@ -5,11 +5,9 @@
 // COMMAND (msg_t::command in src/msg.hpp); vouch = C′ + S (RFC 26 §INITIATE).
 
 import { type Command, decodeErrorReason, encodeCommand } from '../codec/command'
-import { frameHeaderSize, writeFrameHeader } from '../codec/frame'
 import type { Frame } from '../codec/frame-decoder'
 import { decodeMetadata, encodeMetadata, socketTypeOf } from '../codec/metadata'
 import { ZmtpError, ZmtpErrorCode } from '../errors'
-import type { ClientMechanism } from './client-mechanism'
 import {
   CURVE_BOX_OVERHEAD,
   CURVE_KEY_SIZE,
@@ -24,7 +22,10 @@ import {
   HELLO_NONCE,
   INITIATE_NONCE,
   LONG_NONCE_SIZE,
+  MESSAGE_BOX,
+  MESSAGE_OVERHEAD,
   MESSAGE_PREFIX,
+  messageFrameSize,
   PAYLOAD_COMMAND,
   PAYLOAD_MORE,
   READY_NONCE,
@@ -32,8 +33,9 @@ import {
   SHORT_NONCE_SIZE,
   VOUCH_NONCE,
   WELCOME_NONCE,
+  writeMessageFrame,
 } from './curve-wire'
-import type { HandshakeStep } from './mechanism'
+import type { HandshakeStep, Mechanism } from './mechanism'
 
 /** Options of a {@link CurveClientMechanism}. */
 export interface CurveClientOptions {
@@ -70,8 +72,6 @@ const WELCOME_DATA_SIZE = LONG_NONCE_SIZE + CURVE_KEY_SIZE + COOKIE_SIZE + CURVE
 /** READY data: short nonce + box of at least the tag. */
 const READY_DATA_MIN = SHORT_NONCE_SIZE + CURVE_BOX_OVERHEAD
 /** MESSAGE body: `\x07MESSAGE` + short nonce, then the box of flags + payload. */
-const MESSAGE_BOX = MESSAGE_PREFIX.length + SHORT_NONCE_SIZE
-const MESSAGE_OVERHEAD = MESSAGE_BOX + 1 + CURVE_BOX_OVERHEAD // 33
 
 const TWO_POW_32 = 2 ** 32
 
@@ -89,8 +89,12 @@ function concat(...parts: Uint8Array[]): Uint8Array {
  * CURVE client for one connection. A server that refuses us says so with ERROR (RFC 26: the
  * client gives up); a server that cannot open our HELLO (a wrong server key) closes silently.
  */
-export class CurveClientMechanism implements ClientMechanism {
+export class CurveClientMechanism implements Mechanism {
   readonly name = 'CURVE'
+  readonly asServer = false
+  /** RFC 26: ERROR is the server's. */
+  readonly sendsErrors = false
+  readonly frameOverhead = MESSAGE_OVERHEAD
   readonly #options: CurveClientOptions
   readonly #crypto: CurveCrypto
   #state: State = State.START
@@ -308,37 +312,27 @@ export class CurveClientMechanism implements ClientMechanism {
   }
 
   encodedSize(bodyLength: number): number {
-    const wire = MESSAGE_OVERHEAD + bodyLength
-    return frameHeaderSize(wire) + wire
+    return messageFrameSize(bodyLength)
   }
 
-  /**
-   * Boxes a frame into a MESSAGE with our next short nonce, in an ordinary frame (flags 0x00,
-   * as libzmq sends it); MORE and COMMAND travel in the boxed flags octet.
-   */
+  /** Boxes a frame we send into a MESSAGE with our next short nonce. */
   writeFrame(
     target: Uint8Array,
     offset: number,
     body: Uint8Array,
     options: { more?: boolean; command?: boolean },
   ): number {
-    const sessionKey = this.#sessionKey
-    if (this.#state !== State.READY || !sessionKey) {
+    const key = this.#sessionKey
+    if (this.#state !== State.READY || !key) {
       return fail(ZmtpErrorCode.UNEXPECTED_COMMAND, 'cannot send before the CURVE handshake ended')
     }
     const shortNonce = this.#takeNonce()
     this.#messageNonce.set(shortNonce, CLIENT_MESSAGE_NONCE.length)
-    const boxLength = CURVE_BOX_OVERHEAD + 1 + body.length
-    let pos = writeFrameHeader(target, offset, MESSAGE_BOX + boxLength)
-    target.set(MESSAGE_PREFIX, pos)
-    pos += MESSAGE_PREFIX.length
-    target.set(shortNonce, pos)
-    pos += SHORT_NONCE_SIZE
-    // Sealed where it goes in the caller's buffer: tag space, flags octet, body.
-    target[pos + CURVE_BOX_OVERHEAD] =
-      (options.more ? PAYLOAD_MORE : 0) | (options.command ? PAYLOAD_COMMAND : 0)
-    target.set(body, pos + CURVE_BOX_OVERHEAD + 1)
-    this.#crypto.sealInPlace(target.subarray(pos, pos + boxLength), this.#messageNonce, sessionKey)
-    return pos + boxLength
+    return writeMessageFrame(target, offset, body, options, {
+      shortNonce,
+      messageNonce: this.#messageNonce,
+      key,
+      crypto: this.#crypto,
+    })
   }
 }

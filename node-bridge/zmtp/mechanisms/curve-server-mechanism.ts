@@ -4,7 +4,6 @@
 // differ from RFC 26's prose (noted where they do).
 
 import { type Command, encodeCommand } from '../codec/command'
-import { frameHeaderSize, writeFrameHeader } from '../codec/frame'
 import type { Frame } from '../codec/frame-decoder'
 import { decodeMetadata, encodeMetadata, socketTypeOf } from '../codec/metadata'
 import { ZmtpError, ZmtpErrorCode } from '../errors'
@@ -19,7 +18,10 @@ import {
   HELLO_NONCE,
   INITIATE_NONCE,
   LONG_NONCE_SIZE,
+  MESSAGE_BOX,
+  MESSAGE_OVERHEAD,
   MESSAGE_PREFIX,
+  messageFrameSize,
   nonce,
   PAYLOAD_COMMAND,
   PAYLOAD_MORE,
@@ -30,8 +32,9 @@ import {
   shortNonceBytes,
   VOUCH_NONCE,
   WELCOME_NONCE,
+  writeMessageFrame,
 } from './curve-wire'
-import type { HandshakeStep, ServerMechanism } from './mechanism'
+import type { HandshakeStep, Mechanism } from './mechanism'
 
 /** Options of a {@link CurveServerMechanism}. */
 export interface CurveServerOptions {
@@ -84,19 +87,18 @@ const VOUCH_SIZE = LONG_NONCE_SIZE + 2 * CURVE_KEY_SIZE + CURVE_BOX_OVERHEAD
 const INITIATE_METADATA = CURVE_KEY_SIZE + VOUCH_SIZE // 128
 const INITIATE_DATA_MIN = INITIATE_BOX + INITIATE_METADATA + CURVE_BOX_OVERHEAD // 248
 // MESSAGE body >= 33: 8 (`\x07MESSAGE`) + short nonce 8 + box >= 17 (flags octet + tag).
-const MESSAGE_BOX = MESSAGE_PREFIX.length + SHORT_NONCE_SIZE // 16
-const MESSAGE_BODY_MIN = MESSAGE_BOX + 1 + CURVE_BOX_OVERHEAD // 33
 
 /**
  * CURVE server for one connection. Failures throw {@link ZmtpError}: malformed or undecryptable
  * commands close silently (the client retries, RFC 26 soft error), a refused client key sends
  * ERROR "400" (the client gives up, RFC 26 hard error).
  */
-export class CurveServerMechanism implements ServerMechanism {
+export class CurveServerMechanism implements Mechanism {
   readonly name = 'CURVE'
   readonly asServer = true
+  readonly sendsErrors = true
   /** A MESSAGE body is the payload plus 33 octets: `\x07MESSAGE`, short nonce, flags, MAC. */
-  readonly frameOverhead = MESSAGE_BODY_MIN
+  readonly frameOverhead = MESSAGE_OVERHEAD
   readonly #secretKey: Uint8Array
   readonly #publicKey: Uint8Array
   readonly #socketType: string
@@ -379,7 +381,7 @@ export class CurveServerMechanism implements ServerMechanism {
       return fail(ZmtpErrorCode.UNEXPECTED_COMMAND, 'MESSAGE before the CURVE handshake ended')
     }
     const body = frame.body
-    if (body.length < MESSAGE_BODY_MIN || !this.#isMessage(body)) {
+    if (body.length < MESSAGE_OVERHEAD || !this.#isMessage(body)) {
       return this.#failMessage(
         ZmtpErrorCode.MALFORMED_COMMAND_MESSAGE,
         'frame is not a CURVE MESSAGE command',
@@ -434,33 +436,31 @@ export class CurveServerMechanism implements ServerMechanism {
     return fail(code, message)
   }
 
+  encodedSize(bodyLength: number): number {
+    return messageFrameSize(bodyLength)
+  }
+
   /**
-   * Boxes a frame we send (a PONG) into a MESSAGE with our next short nonce, in an ordinary frame
-   * (flags 0x00) like libzmq; MORE and COMMAND travel in the boxed flags octet.
+   * Boxes a frame we send into a MESSAGE with our next short nonce.
    * @throws {ZmtpError} UNEXPECTED_COMMAND before the handshake ended
    */
-  encodeFrame(body: Uint8Array, options: { more?: boolean; command?: boolean }): Uint8Array {
-    const sessionKey = this.#sessionKey
-    if (this.#state !== State.READY || !sessionKey) {
+  writeFrame(
+    target: Uint8Array,
+    offset: number,
+    body: Uint8Array,
+    options: { more?: boolean; command?: boolean },
+  ): number {
+    const key = this.#sessionKey
+    if (this.#state !== State.READY || !key) {
       return fail(ZmtpErrorCode.UNEXPECTED_COMMAND, 'cannot send before the CURVE handshake ended')
     }
     const shortNonce = shortNonceBytes(this.#nonce++)
-    const bodyLength = MESSAGE_BODY_MIN + body.length
-    const out = new Uint8Array(frameHeaderSize(bodyLength) + bodyLength)
-    let offset = writeFrameHeader(out, 0, bodyLength)
-    out.set(MESSAGE_PREFIX, offset)
-    offset += MESSAGE_PREFIX.length
-    out.set(shortNonce, offset)
-    offset += SHORT_NONCE_SIZE
-    // The box is sealed where it goes: tag space, flags octet, body.
-    out[offset + CURVE_BOX_OVERHEAD] =
-      (options.more ? PAYLOAD_MORE : 0) | (options.command ? PAYLOAD_COMMAND : 0)
-    out.set(body, offset + CURVE_BOX_OVERHEAD + 1)
-    this.#crypto.sealInPlace(
-      out.subarray(offset),
-      nonce(SERVER_MESSAGE_NONCE, shortNonce),
-      sessionKey,
-    )
-    return out
+    const messageNonce = nonce(SERVER_MESSAGE_NONCE, shortNonce)
+    return writeMessageFrame(target, offset, body, options, {
+      shortNonce,
+      messageNonce,
+      key,
+      crypto: this.#crypto,
+    })
   }
 }

@@ -1,7 +1,8 @@
 // CurveZMQ wire constants and helpers shared by the client and server mechanisms (RFC 26).
 
+import { frameHeaderSize, writeFrameHeader } from '../codec/frame'
 import { ZmtpError, type ZmtpErrorCode } from '../errors'
-import { CURVE_NONCE_SIZE } from './curve-crypto'
+import { CURVE_BOX_OVERHEAD, CURVE_NONCE_SIZE, type CurveCrypto } from './curve-crypto'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
 
@@ -26,7 +27,44 @@ export const LONG_NONCE_SIZE = 16
 export const PAYLOAD_MORE = 0x01
 export const PAYLOAD_COMMAND = 0x02
 
+/** Where a MESSAGE body's box starts: after `\x07MESSAGE` and the short nonce (16). */
+export const MESSAGE_BOX = MESSAGE_PREFIX.length + SHORT_NONCE_SIZE
+/** A MESSAGE body is the payload plus 33 octets: `\x07MESSAGE`, short nonce, flags, MAC. */
+export const MESSAGE_OVERHEAD = MESSAGE_BOX + 1 + CURVE_BOX_OVERHEAD
+
 const TWO_POW_32 = 2 ** 32
+
+/** Wire octets of a MESSAGE frame carrying `bodyLength` octets (header included). */
+export function messageFrameSize(bodyLength: number): number {
+  const wire = MESSAGE_OVERHEAD + bodyLength
+  return frameHeaderSize(wire) + wire
+}
+
+/**
+ * Boxes a frame into a MESSAGE in an ordinary frame (flags 0x00, as libzmq sends it) at
+ * `target[offset]`, sealed where it goes; MORE and COMMAND travel in the boxed flags octet.
+ * `messageNonce` is the whole 24-octet nonce, ending in `shortNonce`. Returns the offset after it.
+ */
+export function writeMessageFrame(
+  target: Uint8Array,
+  offset: number,
+  body: Uint8Array,
+  options: { more?: boolean; command?: boolean },
+  seal: { shortNonce: Uint8Array; messageNonce: Uint8Array; key: Uint8Array; crypto: CurveCrypto },
+): number {
+  const boxLength = CURVE_BOX_OVERHEAD + 1 + body.length
+  let pos = writeFrameHeader(target, offset, MESSAGE_BOX + boxLength)
+  target.set(MESSAGE_PREFIX, pos)
+  pos += MESSAGE_PREFIX.length
+  target.set(seal.shortNonce, pos)
+  pos += SHORT_NONCE_SIZE
+  // Tag space, flags octet, body; then sealed in place.
+  target[pos + CURVE_BOX_OVERHEAD] =
+    (options.more ? PAYLOAD_MORE : 0) | (options.command ? PAYLOAD_COMMAND : 0)
+  target.set(body, pos + CURVE_BOX_OVERHEAD + 1)
+  seal.crypto.sealInPlace(target.subarray(pos, pos + boxLength), seal.messageNonce, seal.key)
+  return pos + boxLength
+}
 
 /** A 24-octet nonce: a prefix and its short or long tail. */
 export function nonce(prefix: Uint8Array, tail: Uint8Array): Uint8Array {

@@ -1,4 +1,6 @@
-// The interface every security mechanism implements: a handshake state machine without I/O.
+// The interface every security mechanism implements, client or server side: a handshake state
+// machine without I/O that, once the handshake is done, wraps every frame we send and unwraps
+// every frame we receive.
 import type { Command } from '../codec/command'
 import type { Frame } from '../codec/frame-decoder'
 
@@ -19,12 +21,19 @@ export interface HandshakeStep {
   done?: PeerIdentity
 }
 
-/** A server-side security mechanism (RFC 23 §Authentication and Confidentiality). */
-export interface ServerMechanism {
+/** A security mechanism, one side of it (RFC 23 §Authentication and Confidentiality). */
+export interface Mechanism {
   /** The 20-octet greeting name, e.g. `NULL` or `CURVE`. */
   readonly name: string
-  /** RFC 23: the as-server greeting field; 0 for NULL, 1 for CURVE servers. */
+  /** RFC 23: the as-server greeting field; 1 only for the server side of CURVE. */
   readonly asServer: boolean
+  /**
+   * Whether this side may answer a failure with an ERROR command. RFC 23 lets either NULL peer
+   * send one (a socket-type mismatch SHOULD get ERROR); RFC 26 gives ERROR to the CURVE server,
+   * and a CURVE client whose handshake is over could only send it unboxed, which the server
+   * would take for a malformed MESSAGE.
+   */
+  readonly sendsErrors: boolean
   /**
    * Octets the mechanism wraps around each message frame after the handshake: 0 for NULL, 33 for
    * CURVE (name, short nonce, flags octet, MAC). The connection refuses a wire frame larger than
@@ -40,6 +49,17 @@ export interface ServerMechanism {
    * CURVE opens a MESSAGE box, whose inner flags say MORE and COMMAND. Throws `ZmtpError`.
    */
   decodeFrame(frame: Frame): Frame
-  /** After the handshake: the wire bytes of a frame we send (a PONG); CURVE boxes it. */
-  encodeFrame(body: Uint8Array, options: { more?: boolean; command?: boolean }): Uint8Array
+  /** After the handshake: wire octets for a frame of `bodyLength` octets (header included). */
+  encodedSize(bodyLength: number): number
+  /**
+   * After the handshake: writes one frame (header and body, boxed by CURVE) into `target` at
+   * `offset`; returns the offset after it. `target` must have {@link encodedSize} octets free.
+   * @throws {ZmtpError} UNEXPECTED_COMMAND before the handshake ended
+   */
+  writeFrame(
+    target: Uint8Array,
+    offset: number,
+    body: Uint8Array,
+    options: { more?: boolean; command?: boolean },
+  ): number
 }

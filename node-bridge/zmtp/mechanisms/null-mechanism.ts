@@ -1,10 +1,10 @@
-// The NULL security mechanism, server side (RFC 23 and RFC 37 §The NULL Security Mechanism).
+// The NULL security mechanism, either side (RFC 23 and RFC 37 §The NULL Security Mechanism).
 import { type Command, decodeErrorReason, encodeReady } from '../codec/command'
-import { encodeFrame } from '../codec/frame'
+import { frameHeaderSize, writeFrame } from '../codec/frame'
 import type { Frame } from '../codec/frame-decoder'
 import { decodeMetadata, socketTypeOf } from '../codec/metadata'
 import { ZmtpError, ZmtpErrorCode } from '../errors'
-import type { HandshakeStep, ServerMechanism } from './mechanism'
+import type { HandshakeStep, Mechanism } from './mechanism'
 
 // READY is the same for every connection of a socket type: encoded once, shared (never mutated).
 const readyCommands = new Map<string, Uint8Array>()
@@ -17,9 +17,10 @@ function readyCommand(socketType: string): Uint8Array {
   return ready
 }
 
-export class NullServerMechanism implements ServerMechanism {
+export class NullMechanism implements Mechanism {
   readonly name = 'NULL'
   readonly asServer = false
+  readonly sendsErrors = true
   /** NULL frames carry themselves. */
   readonly frameOverhead = 0
   readonly #ready: Uint8Array
@@ -48,9 +49,12 @@ export class NullServerMechanism implements ServerMechanism {
 
   onCommand(command: Command): HandshakeStep {
     if (command.name === 'ERROR') {
+      // RFC 23: the peer refused us; ZeroMQ peers do not come back with the same credentials.
+      const reason = decodeErrorReason(command.data)
       throw new ZmtpError(
         ZmtpErrorCode.PEER_ERROR,
-        `peer sent ERROR during the NULL handshake: ${decodeErrorReason(command.data)}`,
+        `peer sent ERROR during the NULL handshake: ${reason}`,
+        { reason },
       )
     }
     if (command.name !== 'READY') {
@@ -70,7 +74,16 @@ export class NullServerMechanism implements ServerMechanism {
     return frame
   }
 
-  encodeFrame(body: Uint8Array, options: { more?: boolean; command?: boolean }): Uint8Array {
-    return encodeFrame(body, options)
+  encodedSize(bodyLength: number): number {
+    return frameHeaderSize(bodyLength) + bodyLength
+  }
+
+  writeFrame(
+    target: Uint8Array,
+    offset: number,
+    body: Uint8Array,
+    options: { more?: boolean; command?: boolean },
+  ): number {
+    return writeFrame(target, offset, body, options)
   }
 }

@@ -3,14 +3,15 @@
 // possible, round-robins messages over ready peers, reconnects like libzmq, and lingers on close.
 import { EventEmitter } from 'node:events'
 import { connect, type Socket } from 'node:net'
-import { ClientConnection } from '../client-connection'
-import type { ReadyPeer } from '../connection'
+import { type ReadyPeer, ZmtpConnection } from '../connection'
 import { parseTcpEndpoint, type TcpEndpoint } from '../endpoint'
 import { ZmtpError, ZmtpErrorCode } from '../errors'
-import type { ClientMechanism } from '../mechanisms/client-mechanism'
 import { CurveClientMechanism } from '../mechanisms/curve-client-mechanism'
-import { NullClientMechanism } from '../mechanisms/null-client-mechanism'
+import type { Mechanism } from '../mechanisms/mechanism'
+import { NullMechanism } from '../mechanisms/null-mechanism'
+import { ReconnectBackoff, reconnectsAfter } from '../reconnect'
 import { type PushSocketOptions, parsePushOptions, type ResolvedPushOptions } from './push-options'
+import { PUSH } from './socket-type'
 
 export type { PushSocketOptions } from './push-options'
 
@@ -78,11 +79,8 @@ export class SocketClosedError extends Error {
   readonly code = 'SOCKET_CLOSED'
 }
 
-/** Errors after which libzmq reconnects: timeouts (a dead peer), as opposed to refusals. */
-const RETRYABLE: ReadonlySet<string> = new Set([
-  ZmtpErrorCode.HANDSHAKE_TIMEOUT,
-  ZmtpErrorCode.HEARTBEAT_TIMEOUT,
-])
+/** Largest frame read from a PULL peer: commands only (RFC 30: a PULL sends no messages). */
+const MAX_FRAME_FROM_PULL = 64 * 1024
 
 const textEncoder = new TextEncoder()
 
@@ -90,12 +88,11 @@ interface Endpoint {
   address: TcpEndpoint
   state: EndpointState
   socket?: Socket
-  connection?: ClientConnection
+  connection?: ZmtpConnection
   /** The error that ended the current connection, if the connection layer saw one. */
   closeError?: ZmtpError
   lastError?: ZmtpError
-  /** libzmq `_current_reconnect_ivl`: the base delay of the next reconnect. */
-  currentIvl: number
+  backoff: ReconnectBackoff
   reconnectTimer?: NodeJS.Timeout
   handshakeTimer?: NodeJS.Timeout
   heartbeatTimer?: NodeJS.Timeout
@@ -194,7 +191,7 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
     const entry: Endpoint = {
       address,
       state: EndpointState.CONNECTING,
-      currentIvl: this.#options.reconnectIvl,
+      backoff: new ReconnectBackoff(this.#options),
       lastActivity: 0,
       pingSentAt: 0,
       pending: 0,
@@ -394,9 +391,9 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
     })
   }
 
-  #mechanism(): ClientMechanism {
+  #mechanism(): Mechanism {
     const { curve, crypto } = this.#options
-    if (!curve) return new NullClientMechanism('PUSH')
+    if (!curve) return new NullMechanism(PUSH.name, { dialled: true })
     return new CurveClientMechanism({
       serverPublicKey: curve.serverKey,
       keyPair: { publicKey: curve.publicKey, secretKey: curve.secretKey },
@@ -411,12 +408,11 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
     entry.closeError = undefined
     const socket = connect({ host: entry.address.host, port: entry.address.port, noDelay: true })
     entry.socket = socket
-    const connection = new ClientConnection(
+    const connection = new ZmtpConnection(
       {
         write: (bytes) => {
           socket.write(bytes)
         },
-        // A client never sends ERROR (RFC 26): a refusal or violation ends the TCP connection.
         close: () => {
           socket.destroy()
         },
@@ -430,7 +426,7 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
           if (error) entry.closeError = error
         },
       },
-      { mechanism: this.#mechanism(), socketType: 'PUSH', peerSocketTypes: ['PULL'] },
+      { mechanism: this.#mechanism(), socketType: PUSH, maxMessageSize: MAX_FRAME_FROM_PULL },
     )
     entry.connection = connection
     socket.on('connect', () => {
@@ -465,7 +461,7 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
     entry.state = EndpointState.READY
     entry.handshakes++
     // A completed handshake ends the backoff (the next failure starts again at reconnectIvl).
-    entry.currentIvl = this.#options.reconnectIvl
+    entry.backoff.reset()
     entry.pingSentAt = 0
     this.#ready.push(entry)
     this.#startHeartbeat(entry)
@@ -525,14 +521,14 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
     if (wasConnected) this.emit('disconnect', entry.address.endpoint, error)
     if (entry.state === EndpointState.CLOSED || !this.#endpoints.has(entry.address.endpoint)) {
       entry.state = EndpointState.CLOSED
-    } else if (error && !RETRYABLE.has(error.code)) {
+    } else if (error && !reconnectsAfter(error)) {
       // libzmq: a protocol error or the server's ERROR ends the session; no reconnect.
       entry.state = EndpointState.FAILED
       this.emit('failed', entry.address.endpoint, error)
     } else if (this.#options.reconnectIvl < 0) {
       entry.state = EndpointState.CLOSED
     } else {
-      const delay = this.#nextDelay(entry)
+      const delay = entry.backoff.next()
       entry.state = EndpointState.WAITING
       entry.reconnectTimer = setTimeout(() => {
         entry.reconnectTimer = undefined
@@ -541,19 +537,6 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
       this.emit('retry', entry.address.endpoint, delay)
     }
     this.#notify()
-  }
-
-  /**
-   * libzmq `get_new_reconnect_ivl`: the current interval plus a random 0..reconnect_ivl jitter;
-   * then, if reconnect_ivl_max exceeds reconnect_ivl, the interval doubles up to the maximum.
-   */
-  #nextDelay(entry: Endpoint): number {
-    const { reconnectIvl, reconnectIvlMax, random } = this.#options
-    const delay = entry.currentIvl + Math.floor(random() * reconnectIvl)
-    if (reconnectIvlMax > reconnectIvl) {
-      entry.currentIvl = Math.min(entry.currentIvl * 2, reconnectIvlMax)
-    }
-    return delay
   }
 
   /** Closes an endpoint's connection (gracefully when `graceful`); resolves once it is closed. */

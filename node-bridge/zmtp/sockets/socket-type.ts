@@ -1,0 +1,46 @@
+// Socket types as data: what one socket type needs of a connection (its name, the peers it may
+// talk to, whether it delivers or sends messages, the commands it handles). The connection
+// (../connection.ts) is the same for all of them; a new socket type is a description here, not
+// a fork of the connection.
+import type { Command } from '../codec/command'
+
+/** A socket type as the connection uses it. */
+export interface SocketType {
+  /** The Socket-Type property we announce (RFC 23), e.g. `PULL`. */
+  readonly name: string
+  /** Peer socket types we accept (RFC 23 §Socket Compatibility; RFC 15 has the same table). */
+  readonly peers: readonly string[]
+  /** Messages from the peer are delivered; when false they are counted and dropped. */
+  readonly receives: boolean
+  /** We send messages to the peer (the connection encodes them). */
+  readonly sends: boolean
+  /**
+   * Commands after the handshake besides PING, PONG and ERROR, which the connection handles
+   * (SUBSCRIBE and CANCEL for a publisher, RFC 29); others are ignored, as libzmq ignores them.
+   */
+  readonly onCommand?: (command: Command) => void
+}
+
+/** RFC 15 (ZMTP 2.0): the socket type is one octet in the greeting. */
+export const ZMTP2_SOCKET_TYPE_CODES: Readonly<Record<string, number>> = {
+  PAIR: 0x00,
+  PUB: 0x01,
+  SUB: 0x02,
+  REQ: 0x03,
+  REP: 0x04,
+  DEALER: 0x05,
+  ROUTER: 0x06,
+  PULL: 0x07,
+  PUSH: 0x08,
+}
+
+/** RFC 30: a PULL receives from PUSH peers, and sends nothing. */
+export const PULL: SocketType = { name: 'PULL', peers: ['PUSH'], receives: true, sends: false }
+
+/** RFC 30: a PUSH sends to PULL peers; a PULL never sends, so anything received is dropped. */
+export const PUSH: SocketType = { name: 'PUSH', peers: ['PULL'], receives: false, sends: true }
+
+/** The peer's socket type by its RFC 15 octet, or undefined for an unknown octet. */
+export function socketTypeOfZmtp2Code(code: number): string | undefined {
+  return Object.entries(ZMTP2_SOCKET_TYPE_CODES).find(([, value]) => value === code)?.[0]
+}
