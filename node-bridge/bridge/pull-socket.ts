@@ -10,7 +10,7 @@ import {
   type ReadyPeer,
   ZmtpConnection,
 } from '../zmtp/connection'
-import { ZmtpError, ZmtpErrorCode } from '../zmtp/errors'
+import { LOCAL_FAILURES, ZmtpError, ZmtpErrorCode } from '../zmtp/errors'
 import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
 import { ReconnectBackoff, reconnectsAfter } from '../zmtp/reconnect'
 import { PULL } from '../zmtp/sockets/socket-type'
@@ -111,6 +111,12 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000
  * many senders behind one NAT.
  */
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 100
+
+/** What a connection we dialled tells the dialler: how it failed, and that it became ready. */
+interface DialHooks {
+  onFailure(error: ZmtpError): void
+  onReady(): void
+}
 
 /** The peer's `host:port`; IPv4 clients of a dual-stack socket show as plain IPv4. */
 function formatAddress(socket: Socket): string {
@@ -385,15 +391,22 @@ export class PullSocket {
       let failure: ZmtpError | undefined
       socket.once('connect', () => {
         log.info('connected')
-        this.#attach(socket, (error) => {
-          failure = error
+        this.#attach(socket, {
+          onFailure: (error) => {
+            failure = error
+          },
+          // A completed handshake starts the backoff over, as libzmq.
+          onReady: () => backoff.reset(),
         })
       })
       socket.on('error', (error) => log.debug({ err: error.message }, 'connect error'))
       socket.once('close', () => {
         if (this.#closed) return
         if (failure && !reconnectsAfter(failure)) {
-          log.error({ code: failure.code }, 'peer refused us for good; not reconnecting')
+          log.error(
+            { code: failure.code },
+            'the peer refused us or broke the protocol; not reconnecting',
+          )
           return
         }
         const delay = backoff.next()
@@ -408,8 +421,8 @@ export class PullSocket {
     dial()
   }
 
-  #attach(socket: Socket, onFailure?: (error: ZmtpError) => void, admission?: Admission): void {
-    const entry = new InboundConnection(socket, this.#options, this, onFailure, admission)
+  #attach(socket: Socket, dial?: DialHooks, admission?: Admission): void {
+    const entry = new InboundConnection(socket, this.#options, this, dial, admission)
     this.#connections.set(socket, entry)
     socket.once('close', () => {
       this.#connections.delete(socket)
@@ -429,11 +442,6 @@ interface Admission {
  * Handshake failures that are not the peer's doing, and so do not back its address off: a bug
  * of ours, or a budget other peers may have filled.
  */
-const NOT_THE_PEERS_FAULT = new Set<string>([
-  ZmtpErrorCode.INTERNAL_ERROR,
-  ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
-])
-
 /** How long a connection closed for silence is still read for what its peer sent, ms. */
 const SILENT_CLOSE_GRACE_MS = 2000
 
@@ -491,7 +499,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   readonly #socket: Socket
   readonly #options: PullSocketOptions
   readonly #owner: PullSocket
-  readonly #onFailure: ((error: ZmtpError) => void) | undefined
+  readonly #dial: DialHooks | undefined
   readonly #admission: Admission | undefined
   readonly #peerAddress: string
   readonly #log: Logger
@@ -511,7 +519,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     socket: Socket,
     options: PullSocketOptions,
     owner: PullSocket,
-    onFailure: ((error: ZmtpError) => void) | undefined,
+    dial: DialHooks | undefined,
     admission: Admission | undefined,
   ) {
     this.#socket = socket
@@ -519,7 +527,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#owner = owner
     this.#preauth = new Reservation(owner.preauthBudget)
     this.#partial = new Reservation(owner.partialMessageBudget)
-    this.#onFailure = onFailure
+    this.#dial = dial
     this.#admission = admission
     this.#peerAddress = formatAddress(socket)
     this.#log = options.logger.child({ peer: this.#peerAddress })
@@ -671,6 +679,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     // Ready peers are the ones a full relay stops reading.
     if (this.#owner.paused) this.#socket.pause()
     this.#admission?.limits.handshakeSucceeded(this.#admission.host)
+    this.#dial?.onReady()
     this.#options.onEvent?.({ type: 'ready', mechanism: ready.mechanism })
     this.#log.info(
       {
@@ -701,11 +710,11 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#clearHandshakeTimer()
     this.#preauth.release()
     if (!error) return
-    this.#onFailure?.(error)
+    this.#dial?.onFailure(error)
     this.#closeReason = error.code
     if (!this.peer) {
       this.#options.onEvent?.({ type: 'handshake-failed', code: error.code })
-      if (this.#admission && !NOT_THE_PEERS_FAULT.has(error.code)) {
+      if (this.#admission && !LOCAL_FAILURES.has(error.code)) {
         this.#admission.limits.handshakeFailed(this.#admission.host)
       }
     }

@@ -1,22 +1,17 @@
 // The `zmq-edge` command line: `bridge` runs the gateway's bridge, `keygen` makes CURVE keys,
 // `send` is a PUSH client, `tail` and `stats` read a channel through the Worker's HTTP API.
-import { Command, CommanderError, Option } from 'commander'
+import { Command, CommanderError } from 'commander'
 import { startBridge } from '../bridge/bridge'
 import { ConfigError } from '../bridge/bridge-config'
 import { createLogger } from '../bridge/log'
 import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
 import { readConfigFile } from './config/config-file'
 import { parseConfig } from './config/parse-config'
-import { type RawSettings, SETTINGS, type SettingName } from './config/settings'
-import {
-  DEFAULT_HTTP_URL,
-  type ReaderFlags,
-  runStats,
-  runTail,
-  type TailFlags,
-} from './consumer-cli'
+import { addSettingOptions, flagValues } from './config/setting'
+import { SETTINGS } from './config/settings'
+import { READER_SETTINGS, runStats, runTail, TAIL_SETTINGS } from './consumer-cli'
 import { keygen } from './keygen'
-import { runSend, type SendFlags } from './send'
+import { runSend, SEND_SETTINGS } from './send'
 
 const program = new Command('zmq-edge')
   .description('Bring ZeroMQ PUSH traffic to Cloudflare: the bridge and its tools')
@@ -36,24 +31,9 @@ const bridge = program
       '(hwmMessages: 50000); repeatable ones take a list. docs/zmq-edge.example.yaml shows\n' +
       'every setting with its default.',
   )
-for (const setting of Object.values(SETTINGS)) {
-  const value = 'boolean' in setting ? '' : 'repeatable' in setting ? ' <spec>' : ' <value>'
-  const option = new Option(`${setting.flag}${value}`, `${setting.description} [${setting.env}]`)
-  if ('repeatable' in setting && setting.repeatable) {
-    option.argParser((item: string, previous: string[] | undefined) => [...(previous ?? []), item])
-  }
-  bridge.addOption(option)
-}
-bridge.action(async (options: Record<string, string | string[] | boolean | undefined>) => {
-  const flags: RawSettings = {}
-  for (const [name, setting] of Object.entries(SETTINGS) as Array<
-    [SettingName, { flag: string }]
-  >) {
-    const key = new Option(`${setting.flag} <value>`).attributeName()
-    const value = options[key] as string | string[] | boolean | undefined
-    if (value === true) flags[name] = 'true'
-    else if (value !== undefined && value !== false) flags[name] = value
-  }
+addSettingOptions(bridge, SETTINGS)
+bridge.action(async (options: Record<string, unknown>) => {
+  const flags = flagValues(SETTINGS, options)
   // Precedence: flags, then environment variables, then the config file.
   const configPath = (options.config as string | undefined) ?? process.env.ZMQ_EDGE_CONFIG
   const file = configPath ? readConfigFile(configPath) : undefined
@@ -87,97 +67,60 @@ program
     process.stdout.write(keygen(options))
   })
 
-program
+const send = program
   .command('send')
   .description(
     'send messages as a ZeroMQ PUSH client (NULL or CURVE); lines of stdin when none given',
   )
   .argument('[message...]', 'messages to send ({n} becomes the sequence number)')
-  .requiredOption(
-    '--connect <endpoint>',
-    'a PULL server, tcp://HOST:PORT; repeat for several (round-robin)',
-    (item: string, previous: string[] | undefined) => [...(previous ?? []), item],
-  )
-  .option('--count <n>', 'send the messages this many times (default 1)')
-  .option('--interval <ms>', 'pause between messages (default 0)')
-  .option('--separator <text>', 'split each message into frames (multipart) at this text')
-  .option('--curve-server-key <key>', "the server's CURVE public key (Z85, base64 or hex)")
-  .option(
-    '--curve-secret-key <key>',
-    'our CURVE secret key (default: a fresh key pair); other local users can read it in ps: prefer the file',
-  )
-  .option(
-    '--curve-secret-key-file <path>',
-    'a file holding our CURVE secret key (Z85, base64 or hex)',
-  )
-  .option('--linger <ms>', 'how long to wait for a peer at the end; -1 forever (default 10000)')
-  .option('--hwm <n>', 'messages queued before sending waits (default 1000)')
-  .option('--reconnect-ivl <ms>', 'reconnect interval, plus jitter; -1 never (default 100)')
-  .option('--reconnect-ivl-max <ms>', 'back off, doubling up to this (default 0: no backoff)')
-  .option('--progress-interval <ms>', 'progress line on stderr this often; 0 none (default 1000)')
-  .action(async (messages: string[], options: SendFlags) => {
+addSettingOptions(send, SEND_SETTINGS).action(
+  async (messages: string[], options: Record<string, unknown>) => {
     const abort = new AbortController()
     process.once('SIGINT', () => abort.abort())
-    const code = await runSend(messages, options, {
+    const code = await runSend(messages, flagValues(SEND_SETTINGS, options), {
       stdin: process.stdin,
       stderr: process.stderr,
       signal: abort.signal,
     })
     process.exit(code)
-  })
-
-/** Options of the commands that read a channel through the Worker's HTTP API. */
-function readerCommand(name: string, description: string): Command {
-  return program
-    .command(name)
-    .description(description)
-    .option('--url <url>', `the Worker's base URL [ZMQ_EDGE_URL] (default ${DEFAULT_HTTP_URL})`)
-    .option('--channel <name>', 'the channel [ZMQ_EDGE_CHANNEL] (default default)')
-    .option('--token <token>', 'the read token [ZMQ_EDGE_READ_TOKEN]')
-    .option('--json', 'print JSON instead of text')
-}
-
-readerCommand(
-  'tail',
-  'follow a channel by long poll (or SSE), one line per message (frames joined by " | "); Ctrl-C stops',
-)
-  .option('--sse', 'follow the Server-Sent Events stream instead of long-polling')
-  .option(
-    '--after <seq>',
-    'start after this sequence number; 0 from the start (default: the newest)',
-  )
-  .option(
-    '--encoding <encoding>',
-    'utf8: text frames as text, the others base64 marked "base64:"; base64: every frame (default utf8)',
-  )
-  .option('--wait <seconds>', 'long-poll wait per request, 0 to 30 (default 30)')
-  .action(async (options: TailFlags) => {
-    const abort = new AbortController()
-    process.once('SIGINT', () => abort.abort())
-    process.once('SIGTERM', () => abort.abort())
-    // A closed pipe (`| head`) ends the command quietly.
-    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE') process.exit(0)
-    })
-    const code = await runTail(options, {
-      stdout: process.stdout,
-      stderr: process.stderr,
-      env: process.env,
-      signal: abort.signal,
-    })
-    process.exit(code)
-  })
-
-readerCommand('stats', "print a channel's log, queue, bridges and counters").action(
-  async (options: ReaderFlags) => {
-    const code = await runStats(options, {
-      stdout: process.stdout,
-      stderr: process.stderr,
-      env: process.env,
-    })
-    process.exit(code)
   },
 )
+
+addSettingOptions(
+  program
+    .command('tail')
+    .description(
+      'follow a channel by long poll (or SSE), one line per message (frames joined by " | "); Ctrl-C stops',
+    ),
+  TAIL_SETTINGS,
+).action(async (options: Record<string, unknown>) => {
+  const abort = new AbortController()
+  process.once('SIGINT', () => abort.abort())
+  process.once('SIGTERM', () => abort.abort())
+  // A closed pipe (`| head`) ends the command quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0)
+  })
+  const code = await runTail(flagValues(TAIL_SETTINGS, options), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: abort.signal,
+  })
+  process.exit(code)
+})
+
+addSettingOptions(
+  program.command('stats').description("print a channel's log, queue, bridges and counters"),
+  READER_SETTINGS,
+).action(async (options: Record<string, unknown>) => {
+  const code = await runStats(flagValues(READER_SETTINGS, options), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+  })
+  process.exit(code)
+})
 
 program.exitOverride()
 try {

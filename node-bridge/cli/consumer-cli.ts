@@ -4,28 +4,69 @@
 // text line or a JSON line; `stats` prints `GET /v1/channels/:channel`.
 import { EventSourceParserStream } from 'eventsource-parser/stream'
 import type { ApiMessage } from '../../shared/api-types'
-import { CHANNEL_NAME_RULE, isChannelName } from '../../shared/channel-name'
+import { ConfigError } from '../bridge/bridge-config'
+import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
+import { numberUpTo, oneOf, parseBoolean, parseChannel, parseHttpUrl } from './config/values'
 
 export const DEFAULT_HTTP_URL = 'http://127.0.0.1:8787'
 export const DEFAULT_TAIL_WAIT_S = 30
 /** Marks a frame that is not valid UTF-8 in text lines. */
 export const BINARY_MARK = 'base64:'
 
-/** Options shared by both commands, as commander hands them over (strings). */
-export interface ReaderFlags {
-  url?: string
-  channel?: string
-  token?: string
-  json?: boolean
-}
+/** The settings of every command that reads a channel through the Worker's HTTP API. */
+export const READER_SETTINGS = {
+  url: {
+    flag: '--url',
+    env: 'ZMQ_EDGE_URL',
+    valueName: '<url>',
+    description: `the Worker's base URL (default ${DEFAULT_HTTP_URL})`,
+  },
+  channel: {
+    flag: '--channel',
+    env: 'ZMQ_EDGE_CHANNEL',
+    valueName: '<name>',
+    description: 'the channel (default default)',
+  },
+  token: {
+    flag: '--token',
+    env: 'ZMQ_EDGE_READ_TOKEN',
+    valueName: '<token>',
+    description: 'the read token',
+    secret: { instead: 'the variable' },
+  },
+  json: { flag: '--json', boolean: true, description: 'print JSON instead of text' },
+} as const satisfies Record<string, SettingInfo>
 
-export interface TailFlags extends ReaderFlags {
-  /** Follow the Server-Sent Events stream instead of long-polling. */
-  sse?: boolean
-  after?: string
-  encoding?: string
-  wait?: string
-}
+/** The settings of `tail`: the reader's, and how to follow. */
+export const TAIL_SETTINGS = {
+  ...READER_SETTINGS,
+  sse: {
+    flag: '--sse',
+    boolean: true,
+    description: 'follow the Server-Sent Events stream instead of long-polling',
+  },
+  after: {
+    flag: '--after',
+    valueName: '<seq>',
+    description: 'start after this sequence number; 0 from the start (default: the newest)',
+  },
+  encoding: {
+    flag: '--encoding',
+    valueName: '<encoding>',
+    description:
+      'utf8: text frames as text, the others base64 marked "base64:"; base64: every frame (default utf8)',
+  },
+  wait: {
+    flag: '--wait',
+    valueName: '<seconds>',
+    description: `long-poll wait per request, 0 to 30 (default ${DEFAULT_TAIL_WAIT_S})`,
+  },
+} as const satisfies Record<string, SettingInfo>
+
+/** Options of `stats`, as commander hands them over (strings), by setting name. */
+export type ReaderFlags = RawValues<typeof READER_SETTINGS>
+/** Options of `tail`, as commander hands them over (strings), by setting name. */
+export type TailFlags = RawValues<typeof TAIL_SETTINGS>
 
 /** Where the commands write; a real process passes its own streams. */
 export interface ReaderIo {
@@ -39,8 +80,6 @@ export interface ReaderIo {
 /** Exit codes: 0 done (or interrupted), 1 the Worker refused or failed, 2 usage. */
 export const ReaderExit = { OK: 0, FAILED: 1, USAGE: 2 } as const
 
-class UsageError extends Error {}
-
 /** Ctrl-C while a request or a wait was pending. */
 const ABORTED = Symbol('aborted')
 
@@ -53,40 +92,17 @@ interface Target {
   token: string
 }
 
-function target(flags: ReaderFlags, env: ReaderIo['env']): Target {
-  const rawUrl = flags.url ?? env.ZMQ_EDGE_URL ?? DEFAULT_HTTP_URL
-  let url: URL
-  try {
-    url = new URL(rawUrl)
-  } catch {
-    throw new UsageError(`--url: expected an http:// or https:// URL, got "${rawUrl}"`)
+function target(settings: SettingSources<typeof READER_SETTINGS>): Target {
+  return {
+    base: settings.one('url', parseHttpUrl, () => DEFAULT_HTTP_URL),
+    channel: settings.one('channel', parseChannel, () => 'default'),
+    token: settings.one('token', (raw) => raw),
   }
-  // The bridge's ws:// Worker URL works too.
-  if (url.protocol === 'ws:') url.protocol = 'http:'
-  else if (url.protocol === 'wss:') url.protocol = 'https:'
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--url: expected an http:// or https:// URL, got "${rawUrl}"`)
-  }
-  const channel = flags.channel ?? env.ZMQ_EDGE_CHANNEL ?? 'default'
-  if (!isChannelName(channel)) {
-    throw new UsageError(
-      `--channel: expected ${CHANNEL_NAME_RULE} (e.g. default), got "${channel}"`,
-    )
-  }
-  const token = flags.token ?? env.ZMQ_EDGE_READ_TOKEN
-  if (!token) {
-    throw new UsageError('--token: the read token is required (or set ZMQ_EDGE_READ_TOKEN)')
-  }
-  return { base: url.href.replace(/\/+$/, ''), channel, token }
 }
 
-function wholeNumber(flag: string, text: string | undefined, max: number): number | undefined {
-  if (text === undefined) return undefined
-  const value = Number(text)
-  if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(value <= max)) {
-    throw new UsageError(`${flag}: expected a number from 0 to ${max}, got "${text}"`)
-  }
-  return value
+/** Whether `--json` (or its variable) is set. */
+function jsonOutput(settings: SettingSources<typeof READER_SETTINGS>): boolean {
+  return settings.one('json', parseBoolean, () => false)
 }
 
 async function getJson(url: string, token: string, signal?: AbortSignal): Promise<Response> {
@@ -146,19 +162,27 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
   let after: number | undefined
   let wait: number
   let encoding: string
+  let json: boolean
+  let sse: boolean
   try {
-    where = target(flags, io.env)
-    after = wholeNumber('--after', flags.after, Number.MAX_SAFE_INTEGER)
-    if (after !== undefined && !Number.isInteger(after)) {
-      throw new UsageError(`--after: expected a sequence number, got "${flags.after}"`)
-    }
-    wait = wholeNumber('--wait', flags.wait, 30) ?? DEFAULT_TAIL_WAIT_S
-    encoding = flags.encoding ?? 'utf8'
-    if (encoding !== 'utf8' && encoding !== 'base64') {
-      throw new UsageError(`--encoding: expected utf8 or base64, got "${encoding}"`)
-    }
+    const settings = new SettingSources(TAIL_SETTINGS, flags, io.env)
+    where = target(settings)
+    json = jsonOutput(settings)
+    sse = settings.one('sse', parseBoolean, () => false)
+    after = settings.one(
+      'after',
+      (raw, source) => {
+        const seq = numberUpTo(Number.MAX_SAFE_INTEGER)(raw, source)
+        if (!Number.isInteger(seq))
+          throw new ConfigError(source, `expected a sequence number, got "${raw}"`)
+        return seq
+      },
+      () => undefined,
+    )
+    wait = settings.one('wait', numberUpTo(30), () => DEFAULT_TAIL_WAIT_S)
+    encoding = settings.one('encoding', oneOf(['utf8', 'base64']), () => 'utf8')
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
+    if (!(error instanceof ConfigError)) throw error
     io.stderr.write(`zmq-edge tail: ${error.message}\n`)
     return ReaderExit.USAGE
   }
@@ -237,9 +261,9 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
       }
     }
     const print = (message: ApiMessage) =>
-      flags.json ? `${JSON.stringify(message)}\n` : `${formatMessageLine(message, base)}\n`
+      json ? `${JSON.stringify(message)}\n` : `${formatMessageLine(message, base)}\n`
     for (;;) {
-      if (flags.sse) {
+      if (sse) {
         // One stream for as long as it lasts; reconnect after the last message printed.
         const query = new URLSearchParams({ after: String(after), encoding })
         const response = await request(`${channelUrl}/events?${query}`, 'text/event-stream', false)
@@ -384,10 +408,13 @@ export function formatStats(stats: ChannelStats): string {
 /** Prints a channel's stats once. */
 export async function runStats(flags: ReaderFlags, io: ReaderIo): Promise<number> {
   let where: Target
+  let json: boolean
   try {
-    where = target(flags, io.env)
+    const settings = new SettingSources(READER_SETTINGS, flags, io.env)
+    where = target(settings)
+    json = jsonOutput(settings)
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
+    if (!(error instanceof ConfigError)) throw error
     io.stderr.write(`zmq-edge stats: ${error.message}\n`)
     return ReaderExit.USAGE
   }
@@ -399,7 +426,7 @@ export async function runStats(flags: ReaderFlags, io: ReaderIo): Promise<number
     )
     if (!response.ok) throw new HttpError(await describeError(response))
     const stats = (await response.json()) as ChannelStats
-    io.stdout.write(flags.json ? `${JSON.stringify(stats, null, 2)}\n` : formatStats(stats))
+    io.stdout.write(json ? `${JSON.stringify(stats, null, 2)}\n` : formatStats(stats))
     return ReaderExit.OK
   } catch (error) {
     if (io.signal?.aborted) return ReaderExit.OK

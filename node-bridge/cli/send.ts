@@ -3,29 +3,87 @@
 // peer before the linger ran out.
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
+import { ConfigError } from '../bridge/bridge-config'
 import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
+import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../zmtp/reconnect'
+import { DEFAULT_SEND_HWM } from '../zmtp/sockets/push-options'
 import { PushSocket, type PushSocketOptions } from '../zmtp/sockets/push-socket'
+import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
+import { integerAtLeast } from './config/values'
 
 /** Defaults of the `send` command. */
 export const DEFAULT_SEND_LINGER_MS = 10_000
 export const DEFAULT_SEND_PROGRESS_MS = 1000
 
-/** The command's options as commander hands them over (strings). */
-export interface SendFlags {
-  connect: string[]
-  count?: string
-  interval?: string
-  separator?: string
-  curveServerKey?: string
-  curveSecretKey?: string
-  /** A file holding the secret key: unlike the flag, not visible to other users in `ps`. */
-  curveSecretKeyFile?: string
-  linger?: string
-  hwm?: string
-  reconnectIvl?: string
-  reconnectIvlMax?: string
-  progressInterval?: string
-}
+/** The settings of `send`: flags only (a sender is a one-off command, not a service). */
+export const SEND_SETTINGS = {
+  connect: {
+    flag: '--connect',
+    valueName: '<endpoint>',
+    repeatable: true,
+    description: 'a PULL server, tcp://HOST:PORT; repeat for several (round-robin)',
+  },
+  count: {
+    flag: '--count',
+    valueName: '<n>',
+    description: 'send the messages this many times (default 1)',
+  },
+  interval: {
+    flag: '--interval',
+    valueName: '<ms>',
+    description: 'pause between messages (default 0)',
+  },
+  separator: {
+    flag: '--separator',
+    valueName: '<text>',
+    description: 'split each message into frames (multipart) at this text',
+  },
+  curveServerKey: {
+    flag: '--curve-server-key',
+    valueName: '<key>',
+    description: "the server's CURVE public key (Z85, base64 or hex)",
+  },
+  curveSecretKey: {
+    flag: '--curve-secret-key',
+    valueName: '<key>',
+    description:
+      'our CURVE secret key (default: a fresh key pair); other local users can read it in ps: prefer the file',
+    secret: { instead: '--curve-secret-key-file' },
+  },
+  curveSecretKeyFile: {
+    flag: '--curve-secret-key-file',
+    valueName: '<path>',
+    description: 'a file holding our CURVE secret key (Z85, base64 or hex)',
+  },
+  linger: {
+    flag: '--linger',
+    valueName: '<ms>',
+    description: `how long to wait for a peer at the end; -1 forever (default ${DEFAULT_SEND_LINGER_MS})`,
+  },
+  hwm: {
+    flag: '--hwm',
+    valueName: '<n>',
+    description: `messages queued before sending waits (default ${DEFAULT_SEND_HWM})`,
+  },
+  reconnectIvl: {
+    flag: '--reconnect-ivl',
+    valueName: '<ms>',
+    description: `reconnect interval, plus jitter; -1 never (default ${DEFAULT_RECONNECT_IVL_MS})`,
+  },
+  reconnectIvlMax: {
+    flag: '--reconnect-ivl-max',
+    valueName: '<ms>',
+    description: `back off, doubling up to this (default ${DEFAULT_RECONNECT_IVL_MAX_MS}: no backoff)`,
+  },
+  progressInterval: {
+    flag: '--progress-interval',
+    valueName: '<ms>',
+    description: `progress line on stderr this often; 0 none (default ${DEFAULT_SEND_PROGRESS_MS})`,
+  },
+} as const satisfies Record<string, SettingInfo>
+
+/** The command's options as commander hands them over (strings), by setting name. */
+export type SendFlags = RawValues<typeof SEND_SETTINGS>
 
 /** Where the command reads and writes; a real process passes its own streams. */
 export interface SendIo {
@@ -37,17 +95,6 @@ export interface SendIo {
 
 /** Exit codes: 0 all handed over, 1 some were not (or every server refused us), 2 usage. */
 export const SendExit = { OK: 0, UNSENT: 1, USAGE: 2 } as const
-
-class UsageError extends Error {}
-
-function integer(flag: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback
-  const value = Number(text)
-  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw new UsageError(`${flag}: expected an integer >= ${min}, got "${text}"`)
-  }
-  return value
-}
 
 /** The messages to send: the arguments `count` times (`{n}` is the sequence number), or stdin lines. */
 async function* messages(args: string[], count: number, stdin: NodeJS.ReadableStream) {
@@ -64,19 +111,18 @@ async function* messages(args: string[], count: number, stdin: NodeJS.ReadableSt
 }
 
 /** The client's secret key from the flag or its file, as text; undefined: a fresh pair. */
-function clientSecretKey(flags: SendFlags): string | undefined {
-  if (flags.curveSecretKeyFile === undefined) return flags.curveSecretKey
-  if (flags.curveSecretKey !== undefined) {
-    throw new UsageError(
-      '--curve-secret-key / --curve-secret-key-file: give the key or its file, not both',
-    )
+function clientSecretKey(settings: SettingSources<typeof SEND_SETTINGS>): string | undefined {
+  const key = settings.raw('curveSecretKey')
+  const file = settings.raw('curveSecretKeyFile')
+  if (!file) return key?.values.at(-1)
+  if (key) {
+    throw new ConfigError(`${key.source} / ${file.source}`, 'give the key or its file, not both')
   }
+  const path = file.values.at(-1) as string
   try {
-    return readFileSync(flags.curveSecretKeyFile, 'utf8').trim()
+    return readFileSync(path, 'utf8').trim()
   } catch (cause) {
-    throw new UsageError(
-      `--curve-secret-key-file: cannot read ${flags.curveSecretKeyFile}: ${(cause as Error).message}`,
-    )
+    throw new ConfigError(file.source, `cannot read ${path}: ${(cause as Error).message}`)
   }
 }
 
@@ -93,33 +139,51 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
   let interval: number
   let linger: number
   let progressMs: number
+  let separator: string | undefined
+  let endpoints: string[]
   try {
-    count = integer('--count', flags.count, 1, 1)
-    interval = integer('--interval', flags.interval, 0, 0)
-    linger = integer('--linger', flags.linger, DEFAULT_SEND_LINGER_MS, -1)
-    progressMs = integer('--progress-interval', flags.progressInterval, DEFAULT_SEND_PROGRESS_MS, 0)
-    const secretKey = clientSecretKey(flags)
-    if (secretKey !== undefined && flags.curveServerKey === undefined) {
-      throw new UsageError('--curve-secret-key needs --curve-server-key')
+    const settings = new SettingSources(SEND_SETTINGS, flags, {})
+    count = settings.one('count', integerAtLeast(1), () => 1)
+    interval = settings.one('interval', integerAtLeast(0), () => 0)
+    linger = settings.one('linger', integerAtLeast(-1), () => DEFAULT_SEND_LINGER_MS)
+    progressMs = settings.one('progressInterval', integerAtLeast(0), () => DEFAULT_SEND_PROGRESS_MS)
+    endpoints = settings.raw('connect')?.values ?? []
+    if (endpoints.length === 0) throw new ConfigError('--connect', 'is required')
+    const secretKey = clientSecretKey(settings)
+    const serverKey = settings.raw('curveServerKey')?.values.at(-1)
+    if (secretKey !== undefined && serverKey === undefined) {
+      throw new ConfigError('--curve-secret-key', 'needs --curve-server-key')
     }
-    if (flags.separator === '') throw new UsageError('--separator: expected a non-empty string')
+    separator = settings.one(
+      'separator',
+      (raw, source) => {
+        if (raw === '') throw new ConfigError(source, 'expected a non-empty string')
+        return raw
+      },
+      () => undefined,
+    )
     const options: PushSocketOptions = {
-      sendHighWaterMark: integer('--hwm', flags.hwm, 1000, 1),
-      reconnectIvl: integer('--reconnect-ivl', flags.reconnectIvl, 100, -1),
-      reconnectIvlMax: integer('--reconnect-ivl-max', flags.reconnectIvlMax, 0, 0),
+      sendHighWaterMark: settings.one('hwm', integerAtLeast(1), () => DEFAULT_SEND_HWM),
+      reconnectIvl: settings.one(
+        'reconnectIvl',
+        integerAtLeast(-1),
+        () => DEFAULT_RECONNECT_IVL_MS,
+      ),
+      reconnectIvlMax: settings.one(
+        'reconnectIvlMax',
+        integerAtLeast(0),
+        () => DEFAULT_RECONNECT_IVL_MAX_MS,
+      ),
       linger,
     }
-    if (flags.curveServerKey !== undefined) {
-      options.curve = {
-        serverKey: flags.curveServerKey,
-        ...(secretKey !== undefined ? { secretKey } : {}),
-      }
+    if (serverKey !== undefined) {
+      options.curve = { serverKey, ...(secretKey !== undefined ? { secretKey } : {}) }
     }
     push = new PushSocket(options)
-    for (const endpoint of flags.connect) push.connect(endpoint)
+    for (const endpoint of endpoints) push.connect(endpoint)
   } catch (error) {
     if (
-      error instanceof UsageError ||
+      error instanceof ConfigError ||
       error instanceof KeyFormatError ||
       error instanceof RangeError
     ) {
@@ -165,7 +229,7 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
   let stopped: 'refused' | 'aborted' | undefined
   try {
     for await (const text of messages(args, count, io.stdin)) {
-      const frames = flags.separator === undefined ? [text] : text.split(flags.separator)
+      const frames = separator === undefined ? [text] : text.split(separator)
       total++
       const outcome = await Promise.race([push.send(frames), allRefused, aborted])
       if (outcome === 'refused' || outcome === 'aborted') {
@@ -190,10 +254,9 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
 
   const { unsent } = await push.close(stopped ? { linger: 0 } : {})
   const { sent, messageWrites } = push.stats
-  const endpoints = flags.connect.join(', ')
   if (unsent === 0 && stopped === undefined) {
     say(
-      `${plural(sent, 'message')} handed to ${endpoints} in ${plural(messageWrites, 'TCP write')}`,
+      `${plural(sent, 'message')} handed to ${endpoints.join(', ')} in ${plural(messageWrites, 'TCP write')}`,
     )
     return SendExit.OK
   }

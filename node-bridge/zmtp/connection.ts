@@ -582,7 +582,7 @@ export class ZmtpConnection {
         const handle = this.#options.socketType.onCommand
         if (!handle) return
         try {
-          handle(command)
+          handle(command, this)
         } catch (cause) {
           if (cause instanceof ZmtpError) throw cause
           throw handlerFailed('onCommand', cause)

@@ -44,6 +44,16 @@ export const ZmtpErrorCode = {
 } as const
 export type ZmtpErrorCode = (typeof ZmtpErrorCode)[keyof typeof ZmtpErrorCode]
 
+/**
+ * Failures that are not the peer's doing: our own budgets and our own bugs. A listener does not
+ * hold them against the peer's address, and a dialling socket dials again after them.
+ */
+export const LOCAL_FAILURES: ReadonlySet<string> = new Set([
+  ZmtpErrorCode.INTERNAL_ERROR,
+  ZmtpErrorCode.PREAUTH_BUDGET_EXCEEDED,
+  ZmtpErrorCode.MESSAGE_BUDGET_EXCEEDED,
+])
+
 /** What the connection does on the wire: 'error' = send an ERROR command with `reason` then close; 'close' = plain close. */
 export type ZmtpErrorAction = 'error' | 'close'
 

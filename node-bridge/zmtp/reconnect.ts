@@ -1,25 +1,36 @@
 // The reconnect policy of a socket that dials, with libzmq's semantics, for every socket type
 // here (a PUSH dialling a PULL, the bridge's PULL dialling a PUSH that binds).
-import { type ZmtpError, ZmtpErrorCode } from './errors'
+import { LOCAL_FAILURES, type ZmtpError, ZmtpErrorCode } from './errors'
 
 /** libzmq's defaults: ZMQ_RECONNECT_IVL 100 ms, ZMQ_RECONNECT_IVL_MAX 0 (no backoff). */
 export const DEFAULT_RECONNECT_IVL_MS = 100
 export const DEFAULT_RECONNECT_IVL_MAX_MS = 0
 
-/** Failures after which libzmq dials again: timeouts (a dead or silent peer). */
-const TIMEOUTS: ReadonlySet<string> = new Set([
+/**
+ * Failures after which we dial again besides a plain close: timeouts (a dead or silent peer), as
+ * libzmq; failures of our own (LOCAL_FAILURES: a full budget, a bug), which libzmq has no
+ * equivalent of; and a message over our limits, which libzmq treats as a protocol error
+ * (EMSGSIZE) but ours can be lowered by the channel while a peer is connected, and a bound PUSH
+ * left without its PULL would queue up to its high-water mark for good.
+ */
+const REDIAL_AFTER: ReadonlySet<string> = new Set([
   ZmtpErrorCode.HANDSHAKE_TIMEOUT,
   ZmtpErrorCode.HEARTBEAT_TIMEOUT,
+  ZmtpErrorCode.IDLE_TIMEOUT,
+  ZmtpErrorCode.FRAME_TOO_LARGE,
+  ZmtpErrorCode.TOO_MANY_FRAMES,
+  ...LOCAL_FAILURES,
 ])
 
 /**
  * Whether to dial again after a connection ended with `error` (undefined: a plain close, or TCP
  * could not connect). As libzmq's `session_base_t::engine_error` (src/session_base.cpp): a
- * connection or timeout error reconnects; a protocol error (the peer's ERROR, a wrong socket
- * type, mechanism or version, anything malformed) ends the session for good.
+ * connection or timeout error reconnects; a protocol error (the peer's ERROR, a refused key, a
+ * wrong socket type, mechanism or version, anything malformed) ends the session for good. See
+ * REDIAL_AFTER for where we differ.
  */
 export function reconnectsAfter(error: ZmtpError | undefined): boolean {
-  return error === undefined || TIMEOUTS.has(error.code)
+  return error === undefined || REDIAL_AFTER.has(error.code)
 }
 
 /**

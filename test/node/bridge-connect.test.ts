@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge/bridge'
-import type { PullSocket } from '../../node-bridge/bridge/pull-socket'
+import { PreauthBudget } from '../../node-bridge/bridge/preauth-budget'
+import type { PullSocket, PullSocketOptions } from '../../node-bridge/bridge/pull-socket'
 import { parseConfig } from '../../node-bridge/cli/config/parse-config'
 import { NullMechanism } from '../../node-bridge/zmtp/mechanisms/null-mechanism'
 import { freePort } from '../support/channel-reader'
@@ -44,6 +45,41 @@ describe('PullSocket.connect', () => {
     expect(text(received[1]?.frames ?? [])).toEqual(['second'])
   })
 
+  it('dials again after a message over its limit, which the channel may have lowered', async () => {
+    const port = await freePort()
+    const { pull, received, logs } = await dialler({ maxMessageSize: 1000 })
+    pull.connect('127.0.0.1', port)
+    const push = await bindPush(port)
+    await push.send(new Uint8Array(2000))
+    await waitFor(() => logs.lines.some((line) => line.code === 'FRAME_TOO_LARGE'), {
+      what: 'the large message refused',
+    })
+    await push.send('small')
+    await waitFor(() => received.length === 1, { what: 'the next message, after a redial' })
+    expect(text(received[0]?.frames ?? [])).toEqual(['small'])
+    expect(logs.lines.filter((line) => line.msg === 'connected').length).toBeGreaterThanOrEqual(2)
+  })
+
+  it('dials again while the pre-handshake budget is full, and gets through once it is not', async () => {
+    const port = await freePort()
+    const budget = new PreauthBudget(1000)
+    // Handshakes of others (a flood on a public listener) hold all of it.
+    budget.tryReserve(1000)
+    const { pull, received, logs } = await dialler({ preauthBudget: budget })
+    pull.connect('127.0.0.1', port)
+    const push = await bindPush(port)
+    // A libzmq PUSH's send waits for a peer: it resolves once the bridge gets through.
+    const sent = push.send('through')
+    await waitFor(() => logs.lines.filter((line) => line.msg === 'connected').length >= 2, {
+      what: 'a second attempt while the budget is full',
+    })
+    expect(received).toHaveLength(0)
+    budget.release(1000)
+    await sent
+    await waitFor(() => received.length === 1, { what: 'the message once the budget has room' })
+    expect(text(received[0]?.frames ?? [])).toEqual(['through'])
+  })
+
   it('stops dialling a peer that is not a PUSH, as libzmq would', async () => {
     const port = await freePort()
     const dealer = new zmq.Dealer({ linger: 0 })
@@ -52,16 +88,17 @@ describe('PullSocket.connect', () => {
     const { pull, logs } = await dialler()
     pull.connect('127.0.0.1', port)
     await waitFor(() =>
-      logs.lines.find((line) => String(line.msg).startsWith('peer refused us for good')),
+      logs.lines.find((line) => String(line.msg).startsWith('the peer refused us')),
     )
     await new Promise((resolve) => setTimeout(resolve, 500))
     expect(logs.lines.filter((line) => line.msg === 'connected')).toHaveLength(1)
   })
 })
 
-async function dialler() {
+async function dialler(options: Partial<PullSocketOptions> = {}) {
   const harness = await listenPull({
     createMechanism: () => new NullMechanism('PULL', { dialled: true }),
+    ...options,
   })
   closers.push(() => (harness.pull as PullSocket).close())
   return harness

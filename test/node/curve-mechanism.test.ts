@@ -7,10 +7,11 @@ import { encodeFrame } from '../../node-bridge/zmtp/codec/frame'
 import { type Frame, FrameDecoder } from '../../node-bridge/zmtp/codec/frame-decoder'
 import { ConnectionState, type ReadyPeer, ZmtpConnection } from '../../node-bridge/zmtp/connection'
 import type { ZmtpError } from '../../node-bridge/zmtp/errors'
+import { CurveClientMechanism } from '../../node-bridge/zmtp/mechanisms/curve-client-mechanism'
 import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
 import { type CurveCrypto, createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
-import { PULL } from '../../node-bridge/zmtp/sockets/socket-type'
+import { PULL, PUSH } from '../../node-bridge/zmtp/sockets/socket-type'
 import {
   CurveTestClient,
   concatBytes,
@@ -836,3 +837,84 @@ function h32(prefix: Uint8Array): Uint8Array {
   out.set(prefix)
   return out
 }
+
+describe('a CURVE client and server connection back to back', () => {
+  /** A PUSH (CURVE client, dialled) and a PULL (CURVE server) exchanging bytes in memory. */
+  function curvePair() {
+    const toServer: Uint8Array[] = []
+    const toClient: Uint8Array[] = []
+    const received: string[][] = []
+    const closed: { client?: ZmtpError | 'clean'; server?: ZmtpError | 'clean' } = {}
+    const server = new ZmtpConnection(
+      { write: (bytes) => toClient.push(bytes.slice()), close: () => undefined },
+      {
+        onMessage: (frames) => received.push(frames.map(text)),
+        onClose: (error) => (closed.server = error ?? 'clean'),
+      },
+      {
+        mechanism: new CurveServerMechanism({
+          secretKey: SERVER.secretKey,
+          socketType: 'PULL',
+          crypto: hybrid,
+          cookieKeys: new CookieKeyring(),
+        }),
+        socketType: PULL,
+        maxMessageSize: 1 << 20,
+      },
+    )
+    const client = new ZmtpConnection(
+      { write: (bytes) => toServer.push(bytes.slice()), close: () => undefined },
+      { onClose: (error) => (closed.client = error ?? 'clean') },
+      {
+        mechanism: new CurveClientMechanism({
+          serverPublicKey: SERVER.publicKey,
+          keyPair: { publicKey: CLIENT.publicKey, secretKey: CLIENT.secretKey },
+          socketType: 'PUSH',
+          crypto: hybrid,
+        }),
+        socketType: PUSH,
+        maxMessageSize: 64 * 1024,
+      },
+    )
+    /** Delivers what each side wrote until neither has more to say. */
+    const pump = () => {
+      while (toServer.length > 0 || toClient.length > 0) {
+        for (const bytes of toServer.splice(0)) server.receive(bytes)
+        for (const bytes of toClient.splice(0)) client.receive(bytes)
+      }
+    }
+    server.start()
+    client.start()
+    pump()
+    return { server, client, received, closed, pump, toClient }
+  }
+
+  it('hands messages over in MESSAGE boxes, and answers PING with PONG both ways', () => {
+    const { server, client, received, closed, pump } = curvePair()
+    expect(client.state).toBe(ConnectionState.READY)
+    expect(server.state).toBe(ConnectionState.READY)
+    server.receive(client.encodeMessages([[ascii('a'), ascii('b')], [ascii('c')]]))
+    client.sendPing(0, ascii('ctx'))
+    server.sendPing(0)
+    pump()
+    expect(received).toEqual([['a', 'b'], ['c']])
+    expect(closed).toEqual({})
+  })
+
+  it('takes an unboxed ERROR from the server after the handshake, and nothing else unboxed', () => {
+    const error = curvePair()
+    error.client.receive(
+      encodeFrame(Uint8Array.of(5, ...ascii('ERROR'), 3, ...ascii('bye')), { command: true }),
+    )
+    expect((error.closed.client as ZmtpError).code).toBe('PEER_ERROR')
+    const ping = curvePair()
+    ping.client.receive(encodeFrame(PING_LOL, { command: true }))
+    expect((ping.closed.client as ZmtpError).code).toBe('MALFORMED_COMMAND_MESSAGE')
+    // Same length and name length as ERROR, another name.
+    const other = curvePair()
+    other.client.receive(
+      encodeFrame(Uint8Array.of(5, ...ascii('ERRAR'), 3, ...ascii('bye')), { command: true }),
+    )
+    expect((other.closed.client as ZmtpError).code).toBe('MALFORMED_COMMAND_MESSAGE')
+  })
+})

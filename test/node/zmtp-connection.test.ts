@@ -540,13 +540,23 @@ describe('ZmtpConnection with socket types as data', () => {
 })
 
 describe('the reconnect policy (libzmq session_base_t::engine_error)', () => {
-  it('dials again after a plain close or a timeout, never after a protocol error', () => {
+  it('dials again after a close, a timeout, a failure of ours or our limits, never after the peer broke the protocol', () => {
     expect(reconnectsAfter(undefined)).toBe(true)
-    for (const code of ['HANDSHAKE_TIMEOUT', 'HEARTBEAT_TIMEOUT'] as const) {
-      expect(reconnectsAfter(new ZmtpError(code, 'timeout'))).toBe(true)
+    for (const code of [
+      'HANDSHAKE_TIMEOUT',
+      'HEARTBEAT_TIMEOUT',
+      'IDLE_TIMEOUT',
+      'INTERNAL_ERROR',
+      'PREAUTH_BUDGET_EXCEEDED',
+      'MESSAGE_BUDGET_EXCEEDED',
+      'FRAME_TOO_LARGE',
+      'TOO_MANY_FRAMES',
+    ] as const) {
+      expect(reconnectsAfter(new ZmtpError(code, 'ours'))).toBe(true)
     }
     for (const code of [
       'PEER_ERROR',
+      'AUTHENTICATION_FAILED',
       'INVALID_SOCKET_TYPE',
       'MECHANISM_MISMATCH',
       'UNSUPPORTED_VERSION',

@@ -14,17 +14,10 @@ import {
 } from 'yaml'
 import { ConfigError } from '../../bridge/bridge-config'
 import { isSecretKey, SecretMask } from './secret-mask'
-import { type RawSettings, SETTINGS, type SettingInfo, type SettingName } from './settings'
+import type { FileValues, SettingInfo } from './setting'
+import { type RawSettings, SETTINGS, type SettingName } from './settings'
 /** Settings read from a config file, with where they came from. */
-export interface FileSettings {
-  path: string
-  values: RawSettings
-  /**
-   * What errors call each setting: `path: key` (JSON) or `path:line:col: key` (YAML), with the
-   * key as the file spells it. When absent, `path: name`.
-   */
-  sources?: Partial<Record<SettingName, string>>
-}
+export type FileSettings = FileValues<typeof SETTINGS>
 
 /** How a config file is read. */
 export type ConfigFormat = 'json' | 'yaml'

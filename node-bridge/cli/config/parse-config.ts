@@ -48,7 +48,8 @@ import {
 } from '../../bridge/pull-socket'
 import { derivePublicKey, parseCurveKey } from '../../zmtp/mechanisms/curve-keys'
 import type { FileSettings } from './config-file'
-import { type RawSettings, SETTINGS, type SettingInfo, type SettingName } from './settings'
+import { type SettingInfo, SettingSources } from './setting'
+import { type RawSettings, SETTINGS, type SettingName } from './settings'
 import {
   batchBytes,
   parseBind,
@@ -85,40 +86,13 @@ export function parseConfig(
 ): BridgeConfig {
   const readTextFile = options.readTextFile ?? ((path: string) => readFileSync(path, 'utf8'))
 
-  /** The raw value and the name of where it came from, or undefined. */
-  const raw = (key: SettingName): { values: string[]; source: string } | undefined => {
-    const setting: SettingInfo = SETTINGS[key]
-    const fromFlag = flags[key]
-    if (fromFlag !== undefined) {
-      return { values: Array.isArray(fromFlag) ? fromFlag : [fromFlag], source: setting.flag }
-    }
-    const fromEnv = env[setting.env]
-    if (fromEnv === undefined || fromEnv === '') {
-      const fromFile = options.file?.values[key]
-      if (fromFile === undefined) return undefined
-      return {
-        values: Array.isArray(fromFile) ? fromFile : [fromFile],
-        source: options.file?.sources?.[key] ?? `${options.file?.path}: ${key}`,
-      }
-    }
-    const values = setting.repeatable
-      ? fromEnv
-          .split(';')
-          .map((value) => value.trim())
-          .filter(Boolean)
-      : [fromEnv]
-    return { values, source: setting.env }
-  }
+  const sources = new SettingSources(SETTINGS, flags, env, options.file)
+  const raw = (key: SettingName) => sources.raw(key)
   const one = <T>(
     key: SettingName,
     parse: (value: string, source: string) => T,
     fallback?: () => T,
-  ): T => {
-    const found = raw(key)
-    if (found) return parse(found.values.at(-1) as string, found.source)
-    if (fallback) return fallback()
-    throw new ConfigError(`${SETTINGS[key].flag} / ${SETTINGS[key].env}`, 'is required')
-  }
+  ): T => sources.one(key, parse, fallback)
 
   const curve = parseCurve(
     raw('curveSecretKey'),

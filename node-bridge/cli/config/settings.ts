@@ -1,5 +1,5 @@
-// The settings table: every setting's flag, environment variable and help text. It drives the
-// flags, the variables, `--help` and the config file's keys.
+// The bridge's settings table: every setting's flag, environment variable and help text. It
+// drives the flags, the variables, `--help` and the config file's keys (./setting.ts).
 
 import {
   DEFAULT_BIND,
@@ -34,23 +34,8 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_IP,
   DEFAULT_MAX_FRAMES_PER_MESSAGE,
 } from '../../bridge/pull-socket'
+import type { RawValues, SettingInfo } from './setting'
 import { LOG_LEVELS } from './values'
-/** One setting: its flag, its environment variable, and what it means (for --help). */
-export interface SettingInfo {
-  flag: string
-  env: string
-  description: string
-  /** May be given more than once (flags) or as a list (the variable: separated by `;`). */
-  repeatable?: boolean
-  /** A switch: the flag takes no value; the variable takes true/false. */
-  boolean?: boolean
-  /**
-   * A secret: as a flag it draws a warning, naming where to put it instead (the variable, and
-   * `instead`). Config-file errors mask it either way.
-   */
-  secret?: { instead: string }
-}
-
 export const SETTINGS = {
   bind: {
     flag: '--bind',
@@ -271,4 +256,4 @@ export const SETTINGS = {
 
 export type SettingName = keyof typeof SETTINGS
 /** Raw values as given: strings, or lists of strings for repeatable settings. */
-export type RawSettings = Partial<Record<SettingName, string | string[]>>
+export type RawSettings = RawValues<typeof SETTINGS>

@@ -190,3 +190,53 @@ export function parseLogLevel(raw: string, name: string): string {
   }
   return raw
 }
+
+/** A parser of integers of at least `min` (-1 and 0 mean something for some settings). */
+export function integerAtLeast(min: number): (raw: string, name: string) => number {
+  return (raw, name) => {
+    const value = Number(raw)
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
+      throw new ConfigError(name, `expected an integer >= ${min}, got "${raw}"`)
+    }
+    return value
+  }
+}
+
+/** A parser of numbers from 0 to `max`, fractions allowed (seconds). */
+export function numberUpTo(max: number): (raw: string, name: string) => number {
+  return (raw, name) => {
+    const value = Number(raw)
+    if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !(value <= max)) {
+      throw new ConfigError(name, `expected a number from 0 to ${max}, got "${raw}"`)
+    }
+    return value
+  }
+}
+
+/** A parser of one of `choices`, as written. */
+export function oneOf<const T extends string>(
+  choices: readonly T[],
+): (raw: string, name: string) => T {
+  return (raw, name) => {
+    if (!(choices as readonly string[]).includes(raw)) {
+      throw new ConfigError(name, `expected ${choices.join(' or ')}, got "${raw}"`)
+    }
+    return raw as T
+  }
+}
+
+/** The Worker's HTTP base URL, without a trailing slash; its ws:// or wss:// URL works too. */
+export function parseHttpUrl(raw: string, name: string): string {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(name, `expected an http:// or https:// URL, got "${raw}"`)
+  }
+  if (url.protocol === 'ws:') url.protocol = 'http:'
+  else if (url.protocol === 'wss:') url.protocol = 'https:'
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(name, `expected an http:// or https:// URL, got "${raw}"`)
+  }
+  return url.href.replace(/\/+$/, '')
+}

@@ -74,6 +74,14 @@ const READY_DATA_MIN = SHORT_NONCE_SIZE + CURVE_BOX_OVERHEAD
 /** MESSAGE body: `\x07MESSAGE` + short nonce, then the box of flags + payload. */
 
 const TWO_POW_32 = 2 ** 32
+const ERROR_NAME = new TextEncoder().encode('\x05ERROR')
+
+/** An ERROR command body: its name, then a reason. */
+function isErrorCommand(body: Uint8Array): boolean {
+  return (
+    body.length > ERROR_NAME.length && ERROR_NAME.every((octet, index) => body[index] === octet)
+  )
+}
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
@@ -289,8 +297,9 @@ export class CurveClientMechanism implements Mechanism {
     }
     const body = frame.body
     if (body.length < MESSAGE_OVERHEAD || !MESSAGE_PREFIX.every((octet, i) => body[i] === octet)) {
-      // An unboxed ERROR after the handshake is still the server's last word.
-      if (frame.command && body.length > 6 && body[0] === 5) return frame
+      // An unboxed ERROR after the handshake is still the server's last word; nothing else
+      // unboxed is taken.
+      if (frame.command && isErrorCommand(body)) return frame
       return fail(ZmtpErrorCode.MALFORMED_COMMAND_MESSAGE, 'frame is not a CURVE MESSAGE')
     }
     const peerNonce = this.#readNonce(body, MESSAGE_PREFIX.length)

@@ -2,15 +2,14 @@
 
 import { type CurveCrypto, createCurveCrypto } from '../mechanisms/curve-crypto'
 import { parseCurveKey } from '../mechanisms/curve-keys'
+import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../reconnect'
+
+export { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS }
 
 /** libzmq ZMQ_SNDHWM default: 1000 messages. */
 export const DEFAULT_SEND_HWM = 1000
 /** How long `close()` waits for queued messages to be handed to a peer, ms. */
 export const DEFAULT_LINGER_MS = 30_000
-/** libzmq ZMQ_RECONNECT_IVL default: 100 ms (plus up to 100 ms of jitter). */
-export const DEFAULT_RECONNECT_IVL_MS = 100
-/** libzmq ZMQ_RECONNECT_IVL_MAX default: 0 (no backoff). */
-export const DEFAULT_RECONNECT_IVL_MAX_MS = 0
 /** libzmq ZMQ_HANDSHAKE_IVL default: 30 s. */
 export const DEFAULT_HANDSHAKE_IVL_MS = 30_000
 /** Largest single TCP write when draining a backlog (the first message always fits). */

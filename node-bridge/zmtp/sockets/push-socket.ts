@@ -413,6 +413,10 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
         write: (bytes) => {
           socket.write(bytes)
         },
+        // A PULL that PINGs and never reads gets no PONGs queued for it (RFC 37 asks for one each).
+        get backedUp() {
+          return socket.writableNeedDrain
+        },
         close: () => {
           socket.destroy()
         },

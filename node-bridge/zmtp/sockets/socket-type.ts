@@ -3,6 +3,7 @@
 // (../connection.ts) is the same for all of them; a new socket type is a description here, not
 // a fork of the connection.
 import type { Command } from '../codec/command'
+import type { ZmtpConnection } from '../connection'
 
 /** A socket type as the connection uses it. */
 export interface SocketType {
@@ -17,8 +18,10 @@ export interface SocketType {
   /**
    * Commands after the handshake besides PING, PONG and ERROR, which the connection handles
    * (SUBSCRIBE and CANCEL for a publisher, RFC 29); others are ignored, as libzmq ignores them.
+   * `connection` says which peer sent it (the socket keeps per-peer state by it). `command.data`
+   * is a view of the received read: copy what is kept. Throwing closes that connection only.
    */
-  readonly onCommand?: (command: Command) => void
+  readonly onCommand?: (command: Command, connection: ZmtpConnection) => void
 }
 
 /** RFC 15 (ZMTP 2.0): the socket type is one octet in the greeting. */
