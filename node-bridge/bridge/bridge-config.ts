@@ -1,6 +1,7 @@
 // The bridge's configuration: one typed object, its defaults, and the error and warning types
 // of building it. The command line builds it (node-bridge/cli/config/); the bridge only reads it.
 import type { Mechanism } from '../../shared/relay-protocol'
+import type { RelayClientOptions } from './relay/relay-client'
 
 export const DEFAULT_BIND = 'tcp://0.0.0.0:7777'
 export const DEFAULT_CHANNEL = 'default'
@@ -73,7 +74,20 @@ export interface CurveConfig {
   allowFile?: string
 }
 
-export interface BridgeConfig {
+/** The relay's settings, documented where the relay takes them. */
+type RelaySettings = Pick<
+  RelayClientOptions,
+  | 'maxBatchMessages'
+  | 'maxBatchBytes'
+  | 'flushDelayMs'
+  | 'maxInFlightBatches'
+  | 'hwmMessages'
+  | 'hwmBytes'
+  | 'reconnectInitialMs'
+  | 'reconnectMaxMs'
+>
+
+export interface BridgeConfig extends RelaySettings {
   listeners: ListenerConfig[]
   /** PUSH peers that bind, which the bridge dials (`--connect`), each with its channel and mechanism. */
   connects: ListenerConfig[]
@@ -113,14 +127,6 @@ export interface BridgeConfig {
   heartbeatTimeoutMs: number
   /** Close a peer we do not PING after this long without traffic, ms; 0: never. */
   idleTimeoutMs: number
-  maxBatchMessages: number
-  maxBatchBytes: number
-  flushDelayMs: number
-  maxInFlightBatches: number
-  hwmMessages: number
-  hwmBytes: number
-  reconnectInitialMs: number
-  reconnectMaxMs: number
   drainTimeoutMs: number
   statsIntervalMs: number
   logLevel: string
