@@ -19,13 +19,17 @@ export const READER_SETTINGS = {
     flag: '--url',
     env: 'ZMQ_EDGE_URL',
     valueName: '<url>',
-    description: `the Worker's base URL (default ${DEFAULT_HTTP_URL})`,
+    description: `the Worker's base URL`,
+    parse: parseHttpUrl,
+    fallback: () => DEFAULT_HTTP_URL,
   },
   channel: {
     flag: '--channel',
     env: 'ZMQ_EDGE_CHANNEL',
     valueName: '<name>',
-    description: 'the channel (default default)',
+    description: 'the channel',
+    parse: parseChannel,
+    fallback: () => 'default',
   },
   token: {
     flag: '--token',
@@ -34,7 +38,13 @@ export const READER_SETTINGS = {
     description: 'the read token',
     secret: { instead: 'the variable' },
   },
-  json: { flag: '--json', boolean: true, description: 'print JSON instead of text' },
+  json: {
+    flag: '--json',
+    boolean: true,
+    description: 'print JSON instead of text',
+    parse: parseBoolean,
+    fallback: () => false,
+  },
 } as const satisfies Record<string, SettingInfo>
 
 /** The settings of `tail`: the reader's, and how to follow. */
@@ -44,6 +54,8 @@ export const TAIL_SETTINGS = {
     flag: '--sse',
     boolean: true,
     description: 'follow the Server-Sent Events stream instead of long-polling',
+    parse: parseBoolean,
+    fallback: () => false,
   },
   after: {
     flag: '--after',
@@ -54,12 +66,16 @@ export const TAIL_SETTINGS = {
     flag: '--encoding',
     valueName: '<encoding>',
     description:
-      'utf8: text frames as text, the others base64 marked "base64:"; base64: every frame (default utf8)',
+      'utf8: text frames as text, the others base64 marked "base64:"; base64: every frame',
+    parse: oneOf(['utf8', 'base64']),
+    fallback: () => 'utf8' as const,
   },
   wait: {
     flag: '--wait',
     valueName: '<seconds>',
-    description: `long-poll wait per request, 0 to 30 (default ${DEFAULT_TAIL_WAIT_S})`,
+    description: `long-poll wait per request, 0 to 30`,
+    parse: numberUpTo(30),
+    fallback: () => DEFAULT_TAIL_WAIT_S,
   },
 } as const satisfies Record<string, SettingInfo>
 
@@ -94,15 +110,15 @@ interface Target {
 
 function target(settings: SettingSources<typeof READER_SETTINGS>): Target {
   return {
-    base: settings.one('url', parseHttpUrl, () => DEFAULT_HTTP_URL),
-    channel: settings.one('channel', parseChannel, () => 'default'),
-    token: settings.one('token', (raw) => raw),
+    base: settings.value('url'),
+    channel: settings.value('channel'),
+    token: settings.value('token'),
   }
 }
 
 /** Whether `--json` (or its variable) is set. */
 function jsonOutput(settings: SettingSources<typeof READER_SETTINGS>): boolean {
-  return settings.one('json', parseBoolean, () => false)
+  return settings.value('json')
 }
 
 async function getJson(url: string, token: string, signal?: AbortSignal): Promise<Response> {
@@ -168,7 +184,7 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
     const settings = new SettingSources(TAIL_SETTINGS, flags, io.env)
     where = target(settings)
     json = jsonOutput(settings)
-    sse = settings.one('sse', parseBoolean, () => false)
+    sse = settings.value('sse')
     after = settings.one(
       'after',
       (raw, source) => {
@@ -179,8 +195,8 @@ export async function runTail(flags: TailFlags, io: ReaderIo): Promise<number> {
       },
       () => undefined,
     )
-    wait = settings.one('wait', numberUpTo(30), () => DEFAULT_TAIL_WAIT_S)
-    encoding = settings.one('encoding', oneOf(['utf8', 'base64']), () => 'utf8')
+    wait = settings.value('wait')
+    encoding = settings.value('encoding')
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     io.stderr.write(`zmq-edge tail: ${error.message}\n`)

@@ -26,12 +26,16 @@ export const SEND_SETTINGS = {
   count: {
     flag: '--count',
     valueName: '<n>',
-    description: 'send the messages this many times (default 1)',
+    description: 'send the messages this many times',
+    parse: integerAtLeast(1),
+    fallback: () => 1,
   },
   interval: {
     flag: '--interval',
     valueName: '<ms>',
-    description: 'pause between messages (default 0)',
+    description: 'pause between messages',
+    parse: integerAtLeast(0),
+    fallback: () => 0,
   },
   separator: {
     flag: '--separator',
@@ -58,27 +62,37 @@ export const SEND_SETTINGS = {
   linger: {
     flag: '--linger',
     valueName: '<ms>',
-    description: `how long to wait for a peer at the end; -1 forever (default ${DEFAULT_SEND_LINGER_MS})`,
+    description: `how long to wait for a peer at the end; -1 forever`,
+    parse: integerAtLeast(-1),
+    fallback: () => DEFAULT_SEND_LINGER_MS,
   },
   hwm: {
     flag: '--hwm',
     valueName: '<n>',
-    description: `messages queued before sending waits (default ${DEFAULT_SEND_HWM})`,
+    description: `messages queued before sending waits`,
+    parse: integerAtLeast(1),
+    fallback: () => DEFAULT_SEND_HWM,
   },
   reconnectIvl: {
     flag: '--reconnect-ivl',
     valueName: '<ms>',
-    description: `reconnect interval, plus jitter; -1 never (default ${DEFAULT_RECONNECT_IVL_MS})`,
+    description: `reconnect interval, plus jitter; -1 never`,
+    parse: integerAtLeast(-1),
+    fallback: () => DEFAULT_RECONNECT_IVL_MS,
   },
   reconnectIvlMax: {
     flag: '--reconnect-ivl-max',
     valueName: '<ms>',
-    description: `back off, doubling up to this (default ${DEFAULT_RECONNECT_IVL_MAX_MS}: no backoff)`,
+    description: `back off, doubling up to this`,
+    parse: integerAtLeast(0),
+    fallback: () => DEFAULT_RECONNECT_IVL_MAX_MS,
   },
   progressInterval: {
     flag: '--progress-interval',
     valueName: '<ms>',
-    description: `progress line on stderr this often; 0 none (default ${DEFAULT_SEND_PROGRESS_MS})`,
+    description: `progress line on stderr this often; 0 none`,
+    parse: integerAtLeast(0),
+    fallback: () => DEFAULT_SEND_PROGRESS_MS,
   },
 } as const satisfies Record<string, SettingInfo>
 
@@ -143,10 +157,10 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
   let endpoints: string[]
   try {
     const settings = new SettingSources(SEND_SETTINGS, flags, {})
-    count = settings.one('count', integerAtLeast(1), () => 1)
-    interval = settings.one('interval', integerAtLeast(0), () => 0)
-    linger = settings.one('linger', integerAtLeast(-1), () => DEFAULT_SEND_LINGER_MS)
-    progressMs = settings.one('progressInterval', integerAtLeast(0), () => DEFAULT_SEND_PROGRESS_MS)
+    count = settings.value('count')
+    interval = settings.value('interval')
+    linger = settings.value('linger')
+    progressMs = settings.value('progressInterval')
     endpoints = settings.raw('connect')?.values ?? []
     if (endpoints.length === 0) throw new ConfigError('--connect', 'is required')
     const secretKey = clientSecretKey(settings)
@@ -163,17 +177,9 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
       () => undefined,
     )
     const options: PushSocketOptions = {
-      sendHighWaterMark: settings.one('hwm', integerAtLeast(1), () => DEFAULT_SEND_HWM),
-      reconnectIvl: settings.one(
-        'reconnectIvl',
-        integerAtLeast(-1),
-        () => DEFAULT_RECONNECT_IVL_MS,
-      ),
-      reconnectIvlMax: settings.one(
-        'reconnectIvlMax',
-        integerAtLeast(0),
-        () => DEFAULT_RECONNECT_IVL_MAX_MS,
-      ),
+      sendHighWaterMark: settings.value('hwm'),
+      reconnectIvl: settings.value('reconnectIvl'),
+      reconnectIvlMax: settings.value('reconnectIvlMax'),
       linger,
     }
     if (serverKey !== undefined) {

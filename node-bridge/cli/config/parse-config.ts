@@ -11,62 +11,24 @@ import {
   ConfigWarningCode,
   type CurveConfig,
   DEFAULT_BIND,
-  DEFAULT_CHANNEL,
-  DEFAULT_CURVE_HANDSHAKE_RATE,
-  DEFAULT_DRAIN_TIMEOUT_MS,
-  DEFAULT_FLUSH_DELAY_MS,
-  DEFAULT_HANDSHAKE_BACKOFF_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_HEARTBEAT_IVL_MS,
-  DEFAULT_HWM_BYTES,
-  DEFAULT_HWM_MESSAGES,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_LOG_LEVEL,
-  DEFAULT_MAX_BATCH_BYTES,
-  DEFAULT_MAX_BATCH_MESSAGES,
   DEFAULT_MAX_IN_FLIGHT_BATCHES,
-  DEFAULT_MAX_MESSAGE_SIZE,
-  DEFAULT_METRICS_HOST,
-  DEFAULT_NULL_CONNECTION_RATE,
-  DEFAULT_RECONNECT_INITIAL_MS,
-  DEFAULT_RECONNECT_MAX_MS,
-  DEFAULT_SPOOL_SEGMENT_BYTES,
-  DEFAULT_STATS_INTERVAL_MS,
-  DEFAULT_WORKER_URL,
   HEARTBEAT_TIMEOUT_IVLS,
   type ListenerConfig,
   MAX_BATCH_BYTES_LIMIT,
 } from '../../bridge/bridge-config'
-import {
-  DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
-  DEFAULT_PREAUTH_BUDGET_BYTES,
-} from '../../bridge/preauth-budget'
-import {
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_CONNECTIONS_PER_IP,
-  DEFAULT_MAX_FRAMES_PER_MESSAGE,
-} from '../../bridge/pull-socket'
 import { derivePublicKey, parseCurveKey } from '../../zmtp/mechanisms/curve-keys'
 import type { FileSettings } from './config-file'
 import { type SettingInfo, SettingSources } from './setting'
 import { type RawSettings, SETTINGS, type SettingName } from './settings'
 import {
-  batchBytes,
   parseBind,
-  parseBoolean,
   parseBridgeId,
-  parseChannel,
   parseDirectory,
-  parseHost,
   parseListener,
-  parseLogLevel,
   parsePort,
-  parseSwitch,
   parseToken,
-  parseWorkerUrl,
   positiveInteger,
   refuseInsecureWorkerUrl,
-  wholeNumber,
 } from './values'
 export interface ParseConfigOptions {
   /** Reads a key file; tests replace it. */
@@ -93,6 +55,7 @@ export function parseConfig(
     parse: (value: string, source: string) => T,
     fallback?: () => T,
   ): T => sources.one(key, parse, fallback)
+  const value = <Key extends SettingName>(key: Key) => sources.value(key)
 
   const curve = parseCurve(
     raw('curveSecretKey'),
@@ -100,23 +63,23 @@ export function parseConfig(
     raw('curveAllowFile'),
     readTextFile,
   )
-  const channel = one('channel', parseChannel, () => DEFAULT_CHANNEL)
+  const channel = value('channel')
   const defaults = { channel, mechanism: curve ? ('CURVE' as const) : ('NULL' as const) }
   const listed = raw('listener')
   const connecting = raw('connect')
   const connects = connecting
-    ? connecting.values.map((value) => parseListener(value, connecting.source, defaults))
+    ? connecting.values.map((spec) => parseListener(spec, connecting.source, defaults))
     : []
   let listeners: ListenerConfig[]
   if (listed) {
-    listeners = listed.values.map((value) => parseListener(value, listed.source, defaults))
+    listeners = listed.values.map((spec) => parseListener(spec, listed.source, defaults))
   } else if (connecting && !raw('bind')) {
     // Only dialling out: no port is bound unless --bind or --listener asks for one.
     listeners = []
   } else {
     const endpoint = one(
       'bind',
-      (value) => value.trim(),
+      (text) => text.trim(),
       () => DEFAULT_BIND,
     )
     const source = raw('bind')?.source ?? SETTINGS.bind.flag
@@ -134,65 +97,41 @@ export function parseConfig(
   const config: BridgeConfig = {
     listeners,
     connects,
-    workerUrl: one('workerUrl', parseWorkerUrl, () => DEFAULT_WORKER_URL),
-    allowInsecureWorkerUrl: one('allowInsecureWorkerUrl', parseBoolean, () => false),
+    workerUrl: value('workerUrl'),
+    allowInsecureWorkerUrl: value('allowInsecureWorkerUrl'),
     ingestToken: one('ingestToken', parseToken),
     bridgeId: one(
       'bridgeId',
       parseBridgeId,
       () => `${hostname().slice(0, 40)}-${randomBytes(6).toString('hex')}`,
     ),
-    spoolSegmentBytes: one('spoolSegmentBytes', positiveInteger, () => DEFAULT_SPOOL_SEGMENT_BYTES),
-    spoolFsync: one('spoolFsync', parseSwitch, () => false),
-    handshakeTimeoutMs: one(
-      'handshakeTimeoutMs',
-      positiveInteger,
-      () => DEFAULT_HANDSHAKE_TIMEOUT_MS,
-    ),
-    maxMessageSize: one('maxMessageSize', positiveInteger, () => DEFAULT_MAX_MESSAGE_SIZE),
-    maxFramesPerMessage: one(
-      'maxFramesPerMessage',
-      positiveInteger,
-      () => DEFAULT_MAX_FRAMES_PER_MESSAGE,
-    ),
-    maxConnections: one('maxConnections', positiveInteger, () => DEFAULT_MAX_CONNECTIONS),
-    maxConnectionsPerIp: one(
-      'maxConnectionsPerIp',
-      positiveInteger,
-      () => DEFAULT_MAX_CONNECTIONS_PER_IP,
-    ),
-    preauthBudgetBytes: one(
-      'preauthBudgetBytes',
-      positiveInteger,
-      () => DEFAULT_PREAUTH_BUDGET_BYTES,
-    ),
-    partialMessageBudgetBytes: one(
-      'partialMessageBudgetBytes',
-      positiveInteger,
-      () => DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
-    ),
-    curveHandshakeRate: one('curveHandshakeRate', wholeNumber, () => DEFAULT_CURVE_HANDSHAKE_RATE),
-    nullConnectionRate: one('nullConnectionRate', wholeNumber, () => DEFAULT_NULL_CONNECTION_RATE),
-    handshakeBackoffMs: one('handshakeBackoffMs', wholeNumber, () => DEFAULT_HANDSHAKE_BACKOFF_MS),
-    allowZmtp2: one('allowZmtp2', parseBoolean, () => false),
-    heartbeatIvlMs: one('heartbeatIvlMs', wholeNumber, () => DEFAULT_HEARTBEAT_IVL_MS),
+    spoolSegmentBytes: value('spoolSegmentBytes'),
+    spoolFsync: value('spoolFsync'),
+    handshakeTimeoutMs: value('handshakeTimeoutMs'),
+    maxMessageSize: value('maxMessageSize'),
+    maxFramesPerMessage: value('maxFramesPerMessage'),
+    maxConnections: value('maxConnections'),
+    maxConnectionsPerIp: value('maxConnectionsPerIp'),
+    preauthBudgetBytes: value('preauthBudgetBytes'),
+    partialMessageBudgetBytes: value('partialMessageBudgetBytes'),
+    curveHandshakeRate: value('curveHandshakeRate'),
+    nullConnectionRate: value('nullConnectionRate'),
+    handshakeBackoffMs: value('handshakeBackoffMs'),
+    allowZmtp2: value('allowZmtp2'),
+    heartbeatIvlMs: value('heartbeatIvlMs'),
     heartbeatTimeoutMs: 0,
-    idleTimeoutMs: one('idleTimeoutMs', wholeNumber, () => DEFAULT_IDLE_TIMEOUT_MS),
-    maxBatchMessages: one('maxBatchMessages', positiveInteger, () => DEFAULT_MAX_BATCH_MESSAGES),
-    maxBatchBytes: one('maxBatchBytes', batchBytes, () => DEFAULT_MAX_BATCH_BYTES),
-    flushDelayMs: one('flushDelayMs', wholeNumber, () => DEFAULT_FLUSH_DELAY_MS),
+    idleTimeoutMs: value('idleTimeoutMs'),
+    maxBatchMessages: value('maxBatchMessages'),
+    maxBatchBytes: value('maxBatchBytes'),
+    flushDelayMs: value('flushDelayMs'),
     maxInFlightBatches: DEFAULT_MAX_IN_FLIGHT_BATCHES,
-    hwmMessages: one('hwmMessages', positiveInteger, () => DEFAULT_HWM_MESSAGES),
-    hwmBytes: one('hwmBytes', positiveInteger, () => DEFAULT_HWM_BYTES),
-    reconnectInitialMs: one(
-      'reconnectInitialMs',
-      positiveInteger,
-      () => DEFAULT_RECONNECT_INITIAL_MS,
-    ),
-    reconnectMaxMs: one('reconnectMaxMs', positiveInteger, () => DEFAULT_RECONNECT_MAX_MS),
-    drainTimeoutMs: one('drainTimeoutMs', wholeNumber, () => DEFAULT_DRAIN_TIMEOUT_MS),
-    statsIntervalMs: one('statsIntervalMs', wholeNumber, () => DEFAULT_STATS_INTERVAL_MS),
-    logLevel: one('logLevel', parseLogLevel, () => DEFAULT_LOG_LEVEL),
+    hwmMessages: value('hwmMessages'),
+    hwmBytes: value('hwmBytes'),
+    reconnectInitialMs: value('reconnectInitialMs'),
+    reconnectMaxMs: value('reconnectMaxMs'),
+    drainTimeoutMs: value('drainTimeoutMs'),
+    statsIntervalMs: value('statsIntervalMs'),
+    logLevel: value('logLevel'),
     warnings: secretFlagWarnings(flags),
   }
   config.heartbeatTimeoutMs = one(
@@ -222,7 +161,7 @@ export function parseConfig(
   const metricsPort = raw('metricsPort')
   if (metricsPort) {
     config.metrics = {
-      host: one('metricsHost', parseHost, () => DEFAULT_METRICS_HOST),
+      host: value('metricsHost'),
       port: parsePort(metricsPort.values.at(-1) as string, metricsPort.source),
     }
   } else if (raw('metricsHost')) {

@@ -21,7 +21,18 @@ export interface SettingInfo {
    * `instead`). Config-file errors mask it either way.
    */
   secret?: { instead: string }
+  /** Reads the value given last; throws ConfigError naming `source`. Default: the text itself. */
+  parse?: (raw: string, source: string) => unknown
+  /** The value when nothing sets it (shown in --help); without it, the setting is required. */
+  fallback?: () => unknown
 }
+
+/** What {@link SettingSources.value} gives for a setting: what its parser returns. */
+export type SettingValue<Setting> = Setting extends {
+  parse: (raw: string, source: string) => infer Value
+}
+  ? Value
+  : string
 
 /** A command's settings by name. */
 export type SettingsTable = Readonly<Record<string, SettingInfo>>
@@ -57,7 +68,8 @@ export function addSettingOptions(command: Command, table: SettingsTable): Comma
     const value = setting.boolean
       ? ''
       : ` ${setting.valueName ?? (setting.repeatable ? '<spec>' : '<value>')}`
-    const help = setting.env ? `${setting.description} [${setting.env}]` : setting.description
+    const shown = setting.fallback && !setting.boolean ? ` (default ${setting.fallback()})` : ''
+    const help = `${setting.description}${shown}${setting.env ? ` [${setting.env}]` : ''}`
     const option = new Option(`${setting.flag}${value}`, help)
     if (setting.repeatable) {
       option.argParser((item: string, previous: string[] | undefined) => [
@@ -134,6 +146,18 @@ export class SettingSources<Table extends SettingsTable> {
   /** Where `key` came from, or its flag when nothing set it (for errors about its value). */
   source(key: keyof Table): string {
     return this.raw(key)?.source ?? (this.#table[key] as SettingInfo).flag
+  }
+
+  /**
+   * The last value given for `key`, read by the table's parser; the table's fallback when
+   * nothing sets it.
+   * @throws ConfigError from the parser, or "is required" when nothing sets it and there is no
+   *   fallback
+   */
+  value<Key extends keyof Table>(key: Key): SettingValue<Table[Key]> {
+    const setting = this.#table[key] as SettingInfo
+    const parse = setting.parse ?? ((raw: string) => raw)
+    return this.one(key, parse, setting.fallback) as SettingValue<Table[Key]>
   }
 
   /**
