@@ -5,8 +5,12 @@
 // goes to the channel's Durable Object once checked here (checking in the Worker keeps refused
 // requests from being billed as Durable Object requests).
 
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
+import { accepts } from 'hono/accepts'
+import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
+import { secureHeaders } from 'hono/secure-headers'
+import { streamSSE } from 'hono/streaming'
 import { validator } from 'hono/validator'
 import openapi from '../docs/openapi.json'
 import { directoryStub } from '../durable/channel-directory'
@@ -173,11 +177,6 @@ channels.get('/:channel', reader, async (c) => {
 })
 
 /** Whether the client asked for NDJSON (`Accept: application/x-ndjson`). */
-function wantsNdjson(accept: string | undefined): boolean {
-  return (accept ?? '')
-    .split(',')
-    .some((part) => part.split(';')[0]?.trim().toLowerCase() === NDJSON_MEDIA_TYPE)
-}
 
 /**
  * Octets of NDJSON formatted per chunk of the stream: its cost is per chunk (again at each proxy
@@ -235,7 +234,12 @@ channels.get('/:channel/messages', reader, async (c) => {
   // `next` is the `after` of the following call: the last seq returned, else `after` itself.
   const next = lastSeqOf(page) ?? after
   const lines = new MessageJsonWriter(channel, encoding).page(page)
-  if (wantsNdjson(c.req.header('Accept'))) {
+  const mediaType = accepts(c, {
+    header: 'Accept',
+    supports: ['application/json', NDJSON_MEDIA_TYPE],
+    default: 'application/json',
+  })
+  if (mediaType === NDJSON_MEDIA_TYPE) {
     return new Response(ndjsonStream(lines), {
       headers: {
         'Content-Type': `${NDJSON_MEDIA_TYPE}; charset=utf-8`,
@@ -304,54 +308,37 @@ channels.get('/:channel/events', reader, async (c) => {
   let cursor = parseEventCursor(c.req.header('Last-Event-ID'), c.req.query('after'))
   const encoding = parseEncoding(c.req.query('encoding'))
   const stub = channelStub(c.env, channel)
-  const encoder = new TextEncoder()
-  let cancelled = false
-  // Each pull waits in the object for the next insert (its waiter mechanism, as long polls
-  // do) or the keep-alive interval, whichever is first, then sends what it found.
-  const body = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        // The first chunk goes out at once, so the client sees the stream is open.
-        controller.enqueue(encoder.encode(': connected\n\n'))
-      },
-      async pull(controller) {
-        for (;;) {
-          const result = await stub.readPage({
-            after: cursor,
-            limit: MAX_LIMIT,
-            maxBytes: MAX_PAGE_FRAME_BYTES,
-            waitMs: EVENT_STREAM.keepAliveMs,
-          })
-          if (cancelled) return
-          if (result.ok && result.value.count > 0) {
-            cursor = lastSeqOf(result.value) ?? cursor
-            controller.enqueue(encoder.encode(sseEvents(channel, result.value, encoding)))
-            return
-          }
-          if (!result.ok) {
-            // Too many requests wait on the channel: try again shortly, without a busy loop.
-            await sleep(EVENT_STREAM.refusedRetryMs)
-            if (cancelled) return
-            continue
-          }
-          controller.enqueue(encoder.encode(': keep-alive\n\n'))
-          return
-        }
-      },
-      cancel() {
-        // The client went away: the pull in progress (if any) returns without writing.
-        cancelled = true
-      },
-    },
-    { highWaterMark: 0 },
-  )
-  return new Response(body, {
-    headers: {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache',
-      'X-Accel-Buffering': 'no',
-    },
+  c.header('X-Accel-Buffering', 'no')
+  const response = streamSSE(c, async (stream) => {
+    // The first chunk goes out at once, so the client sees the stream is open.
+    await stream.write(': connected\n\n')
+    // Each read waits in the object for the next insert (its waiter mechanism, as long polls
+    // do) or the keep-alive interval, whichever is first, then sends what it found: a page of
+    // events in one write, which waits while the client has not read the last one.
+    while (!stream.aborted) {
+      const result = await stub.readPage({
+        after: cursor,
+        limit: MAX_LIMIT,
+        maxBytes: MAX_PAGE_FRAME_BYTES,
+        waitMs: EVENT_STREAM.keepAliveMs,
+      })
+      if (stream.aborted) return
+      if (!result.ok) {
+        // Too many requests wait on the channel: try again shortly, without a busy loop.
+        await sleep(EVENT_STREAM.refusedRetryMs)
+        continue
+      }
+      if (result.value.count === 0) {
+        await stream.write(': keep-alive\n\n')
+        continue
+      }
+      cursor = lastSeqOf(result.value) ?? cursor
+      await stream.write(sseEvents(channel, result.value, encoding))
+    }
   })
+  // SSE is UTF-8 whatever the header says (WHATWG HTML §9.2.5); said for other readers.
+  response.headers.set('Content-Type', 'text/event-stream; charset=utf-8')
+  return response
 })
 
 /**
@@ -495,6 +482,42 @@ channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
 /** The Worker's Hono app; `app.request(url, init, env)` runs it without a server. */
 export const app = new Hono<AppEnv>()
 
+// Hono's defaults (nosniff, no referrer, HSTS, no framing…), but never over what a route set
+// (the dashboard's own), and not on a WebSocket upgrade: its 101 comes from the channel's object
+// with headers nobody may change.
+const securityHeaders = secureHeaders({ overwrite: false, xFrameOptions: 'DENY' })
+app.use(async (c, next) => {
+  if (c.req.header('Upgrade')) return next()
+  return securityHeaders(c, next)
+})
+
+/**
+ * CORS for browser clients on other origins, only those listed in CORS_ALLOWED_ORIGINS
+ * (comma-separated origins, or `*`); off when it is empty, as by default. The tokens travel in
+ * `Authorization`, never in cookies, so no credentials mode.
+ */
+function corsFor(allowed: string): MiddlewareHandler | undefined {
+  const origins = allowed
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean)
+  if (origins.length === 0) return undefined
+  return cors({
+    origin: origins.includes('*') ? '*' : origins,
+    allowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
+    allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'Last-Event-ID'],
+    exposeHeaders: [NEXT_HEADER, 'Retry-After', 'Content-Disposition'],
+    maxAge: 600,
+  })
+}
+// One middleware per setting, made once per isolate.
+let corsMiddleware: { allowed: string; handler: MiddlewareHandler | undefined } | undefined
+app.use('/v1/*', async (c, next) => {
+  const allowed = c.env.CORS_ALLOWED_ORIGINS ?? ''
+  if (corsMiddleware?.allowed !== allowed) corsMiddleware = { allowed, handler: corsFor(allowed) }
+  return corsMiddleware.handler ? corsMiddleware.handler(c, next) : next()
+})
+
 // The dashboard: a page without data; its script reads the API with the token it is given.
 app.get('/', () => dashboardResponse())
 
@@ -518,9 +541,11 @@ app.onError((error, c) => {
   if (error instanceof ApiError) {
     return c.json(errorBody(error.code, error.message), error.status, error.headers)
   }
-  // Hono's own refusals: a body that is not JSON.
-  if (error instanceof HTTPException && error.status === 400) {
-    return c.json(errorBody(ErrorCode.INVALID_BODY, error.message), 400)
+  // Hono's own refusals: bearer-auth's (their response made in our shape, ./auth.ts), or a
+  // body that is not JSON.
+  if (error instanceof HTTPException) {
+    if (error.res) return error.getResponse()
+    if (error.status === 400) return c.json(errorBody(ErrorCode.INVALID_BODY, error.message), 400)
   }
   console.error('unhandled error', {
     method: c.req.method,

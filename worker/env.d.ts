@@ -12,6 +12,8 @@ declare namespace Cloudflare {
     READ_TOKEN?: string
     /** Bearer token of bridges; the ingest route answers 503 without it. */
     INGEST_TOKEN?: string
+    /** Origins whose browser pages may call the API (comma-separated, or `*`); empty: none. */
+    CORS_ALLOWED_ORIGINS?: string
   }
 
   interface GlobalProps {

@@ -184,6 +184,11 @@ describe('Accept: application/x-ndjson', () => {
       frames: ['x', '/w=='],
       binaryFrames: [1],
     })
+    // A q of 0 refuses it (RFC 9110 §12.5.1): JSON then.
+    const refused = await get(`/v1/channels/${channel}/messages`, READ_TOKEN, {
+      Accept: 'application/x-ndjson;q=0, application/json',
+    })
+    expect(refused.headers.get('content-type')).toMatch(/^application\/json/)
     const empty = await readNdjson(channel, '?after=1')
     expect(empty.text).toBe('')
     expect(empty.response.headers.get(NEXT_HEADER)).toBe('1')

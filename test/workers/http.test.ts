@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { ApiMessage } from '../../shared/api-types'
 import { BRIDGE_ID_HEADER, EPOCH_HEADER } from '../../shared/relay-protocol'
 import { app } from '../../worker/app'
-import { bearerToken, tokensEqual } from '../../worker/auth'
+import { tokensEqual } from '../../worker/auth'
 import { ApiError } from '../../worker/errors'
 import { parseChannel } from '../../worker/validate'
 import {
@@ -154,13 +154,19 @@ describe('authorization', () => {
     })
   })
 
-  it('parses the bearer scheme case-insensitively and compares in constant time', async () => {
-    expect(bearerToken('Bearer abc')).toBe('abc')
-    expect(bearerToken('bearer abc')).toBe('abc')
-    expect(bearerToken('Bearer  abc ')).toBe('abc')
-    expect(bearerToken('Bearer a b')).toBeUndefined()
-    expect(bearerToken('Basic abc')).toBeUndefined()
-    expect(bearerToken(undefined)).toBeUndefined()
+  it('takes the bearer scheme case-insensitively and compares in constant time', async () => {
+    for (const header of [
+      `Bearer ${READ_TOKEN}`,
+      `bearer ${READ_TOKEN}`,
+      `BEARER  ${READ_TOKEN}`,
+    ]) {
+      const response = await get('/v1/channels/abc/messages', undefined, { Authorization: header })
+      expect(response.status).toBe(200)
+    }
+    const spaced = await get('/v1/channels/abc/messages', undefined, {
+      Authorization: `Bearer ${READ_TOKEN} x`,
+    })
+    await expectError(spaced, 401, 'unauthorized')
     expect(await tokensEqual('secret', 'secret')).toBe(true)
     expect(await tokensEqual('secret', 'secreT')).toBe(false)
     expect(await tokensEqual('secret', 'secret-but-longer')).toBe(false)
@@ -360,5 +366,75 @@ describe('GET /v1/channels/:channel/messages', () => {
     const frame = await get(`/v1/channels/${channel}/messages/4/frames/0`, READ_TOKEN)
     expect(frame.status).toBe(200)
     expectBytes(new Uint8Array(await frame.arrayBuffer()), nineMiB)
+  })
+})
+
+describe('CORS', () => {
+  const preflight = (origin: string, bindings: Env) =>
+    app.request(
+      `${ORIGIN}/v1/channels/abc/messages`,
+      {
+        method: 'OPTIONS',
+        headers: {
+          Origin: origin,
+          'Access-Control-Request-Method': 'GET',
+          'Access-Control-Request-Headers': 'authorization',
+        },
+      },
+      bindings,
+    )
+
+  it('is off by default: no other origin is allowed', async () => {
+    const response = await preflight('https://app.example', env)
+    expect(response.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    const read = await get('/v1/channels/abc/messages', READ_TOKEN, {
+      Origin: 'https://app.example',
+    })
+    expect(read.status).toBe(200)
+    expect(read.headers.get('Access-Control-Allow-Origin')).toBeNull()
+  })
+
+  it('allows exactly the origins CORS_ALLOWED_ORIGINS lists, with the headers clients need', async () => {
+    const bindings = { ...env, CORS_ALLOWED_ORIGINS: 'https://app.example, https://other.example' }
+    const allowed = await preflight('https://app.example', bindings)
+    expect(allowed.status).toBe(204)
+    expect(allowed.headers.get('Access-Control-Allow-Origin')).toBe('https://app.example')
+    expect(allowed.headers.get('Access-Control-Allow-Headers')?.toLowerCase()).toContain(
+      'authorization',
+    )
+    const stranger = await preflight('https://evil.example', bindings)
+    expect(stranger.headers.get('Access-Control-Allow-Origin')).toBeNull()
+    const read = await app.request(
+      `${ORIGIN}/v1/channels/abc/messages`,
+      { headers: { Origin: 'https://other.example', Authorization: `Bearer ${READ_TOKEN}` } },
+      bindings,
+    )
+    expect(read.status).toBe(200)
+    expect(read.headers.get('Access-Control-Allow-Origin')).toBe('https://other.example')
+    expect(read.headers.get('Access-Control-Expose-Headers')).toContain('Zmq-Edge-Next')
+    // Refusals carry it too, so the page can read why.
+    const refused = await app.request(
+      `${ORIGIN}/v1/channels/abc/messages`,
+      { headers: { Origin: 'https://app.example' } },
+      bindings,
+    )
+    expect(refused.status).toBe(401)
+    expect(refused.headers.get('Access-Control-Allow-Origin')).toBe('https://app.example')
+  })
+})
+
+describe('security headers', () => {
+  it('are on every answer, and never replace what a route set', async () => {
+    const health = await get('/v1/health')
+    expect(health.headers.get('X-Content-Type-Options')).toBe('nosniff')
+    expect(health.headers.get('X-Frame-Options')).toBe('DENY')
+    expect(health.headers.get('Referrer-Policy')).toBe('no-referrer')
+    expect(health.headers.get('Strict-Transport-Security')).toMatch(/^max-age=/)
+    const refused = await get('/v1/channels/abc/messages')
+    expect(refused.status).toBe(401)
+    expect(refused.headers.get('X-Content-Type-Options')).toBe('nosniff')
+    const dashboard = await get('/')
+    expect(dashboard.headers.get('Content-Security-Policy')).toContain("default-src 'none'")
+    expect(dashboard.headers.get('Cache-Control')).toBe('no-store, no-transform')
   })
 })
