@@ -8,7 +8,14 @@
 // segments stored since the migration (above maxSeq).
 
 import type { Mechanism, RelayMessage } from '../shared/relay-protocol'
-import { bodyLength, decodeBody, frameOffset, frameSizesOf, joinChunks } from './message-body'
+import {
+  bodyLength,
+  decodeBody,
+  frameOffset,
+  frameSizesOf,
+  joinChunks,
+  readPieceRange,
+} from './message-body'
 import type { Sql } from './row-meter'
 import {
   LARGE_MESSAGE_BYTES,
@@ -422,35 +429,24 @@ export class LegacyLog {
   }
 
   #readBody(seq: number, chunkSize: number, offset: number, length: number): Uint8Array {
-    const pieces: Uint8Array[] = []
-    for (let done = 0; done < length; ) {
-      const at = offset + done
-      const idx = Math.floor(at / chunkSize)
-      const start = at - idx * chunkSize
-      const count = Math.min(length - done, chunkSize - start)
-      const row = (
-        idx === 0
-          ? this.#sql.exec<{ data: ArrayBuffer | null }>(
-              'SELECT substr(body, ?, ?) AS data FROM messages WHERE seq = ?',
-              start + 1,
-              count,
-              seq,
-            )
-          : this.#sql.exec<{ data: ArrayBuffer | null }>(
-              'SELECT substr(data, ?, ?) AS data FROM message_chunks WHERE seq = ? AND idx = ?',
-              start + 1,
-              count,
-              seq,
-              idx,
-            )
-      ).toArray()[0]
-      if (!row?.data || row.data.byteLength !== count) {
-        throw new RangeError(`message ${seq} has no body octets ${at} to ${at + count}`)
-      }
-      pieces.push(new Uint8Array(row.data))
-      done += count
-    }
-    return pieces.length === 0 ? new Uint8Array(0) : joinChunks(pieces)
+    // The first chunk is messages.body; the rest are numbered from 1. substr counts from 1.
+    const piece = (idx: number, start: number, count: number) =>
+      (idx === 0
+        ? this.#sql.exec<{ data: ArrayBuffer | null }>(
+            'SELECT substr(body, ?, ?) AS data FROM messages WHERE seq = ?',
+            start + 1,
+            count,
+            seq,
+          )
+        : this.#sql.exec<{ data: ArrayBuffer | null }>(
+            'SELECT substr(data, ?, ?) AS data FROM message_chunks WHERE seq = ? AND idx = ?',
+            start + 1,
+            count,
+            seq,
+            idx,
+          )
+      ).toArray()[0]?.data
+    return readPieceRange(piece, chunkSize, offset, length, `message ${seq}`)
   }
 }
 

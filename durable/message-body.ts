@@ -134,3 +134,33 @@ export function frameOffset(frameSizes: readonly number[], index: number): numbe
   }
   return offset
 }
+
+/**
+ * Octets `[offset, offset + length)` of a body stored in pieces of `pieceBytes` octets, each part
+ * cut out of its piece by `readPiece(idx, start, count)` (SQLite's `substr` on a BLOB counts
+ * octets, so only the range reaches JavaScript).
+ * @throws RangeError naming `what` when a piece is missing or shorter than asked.
+ */
+export function readPieceRange(
+  readPiece: (idx: number, start: number, count: number) => ArrayBuffer | null | undefined,
+  pieceBytes: number,
+  offset: number,
+  length: number,
+  what: string,
+): Uint8Array {
+  const parts: Uint8Array[] = []
+  for (let done = 0; done < length; ) {
+    const at = offset + done
+    const idx = Math.floor(at / pieceBytes)
+    const start = at - idx * pieceBytes
+    const count = Math.min(length - done, pieceBytes - start)
+    const data = readPiece(idx, start, count)
+    if (!data || data.byteLength !== count) {
+      throw new RangeError(`${what} has no octets ${at} to ${at + count}`)
+    }
+    parts.push(new Uint8Array(data))
+    done += count
+  }
+  if (parts.length === 0) return new Uint8Array(0)
+  return parts.length === 1 ? (parts[0] as Uint8Array) : joinChunks(parts)
+}

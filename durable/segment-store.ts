@@ -5,7 +5,7 @@
 // consumed (or left) before the method returns.
 
 import type { Mechanism, RelayMessage } from '../shared/relay-protocol'
-import { joinChunks, splitChunks } from './message-body'
+import { readPieceRange, splitChunks } from './message-body'
 import type { Sql } from './row-meter'
 import {
   decodeSegment,
@@ -578,24 +578,17 @@ export class SegmentStore {
    * @throws RangeError when a stored segment is corrupt.
    */
   readSeqs(seqs: readonly number[]): StoredMessage[] {
-    const sorted = [...new Set(seqs)].sort((a, b) => a - b)
     const out: StoredMessage[] = []
-    let index = 0
-    while (index < sorted.length) {
-      const seq = sorted[index] as number
-      const row = this.#segmentOf(seq)
-      if (!row) {
-        index++
-        continue
-      }
-      // Every wanted seq in this segment, decoded from the first to the last of them.
-      let end = index
-      while (end < sorted.length && (sorted[end] as number) <= row.last_seq) end++
-      const wanted = new Set(sorted.slice(index, end))
-      const lastWanted = sorted[end - 1] as number
-      const messages = this.#messagesOf(row, seq - row.first_seq, lastWanted - seq + 1)
-      for (const message of messages) if (wanted.has(message.seq)) out.push(message)
-      index = end
+    for (const { row, wanted } of this.#segmentsHolding(seqs)) {
+      // Decoded from the first to the last wanted seq, the ones between left out.
+      const first = wanted[0] as number
+      const keep = new Set(wanted)
+      const messages = this.#messagesOf(
+        row,
+        first - row.first_seq,
+        (wanted.at(-1) as number) - first + 1,
+      )
+      for (const message of messages) if (keep.has(message.seq)) out.push(message)
     }
     return out
   }
@@ -606,18 +599,8 @@ export class SegmentStore {
    * Seqs not stored are left out.
    */
   weights(seqs: readonly number[]): Map<number, number> {
-    const sorted = [...new Set(seqs)].sort((a, b) => a - b)
     const out = new Map<number, number>()
-    let index = 0
-    while (index < sorted.length) {
-      const seq = sorted[index] as number
-      const row = this.#segmentOf(seq)
-      if (!row) {
-        index++
-        continue
-      }
-      let end = index
-      while (end < sorted.length && (sorted[end] as number) <= row.last_seq) end++
+    for (const { row, wanted } of this.#segmentsHolding(seqs)) {
       if (row.data === null) {
         // In pieces: one message, weighed by the row (and its layout, when large).
         // (Not large: its encoded length bounds its frames and their count.)
@@ -627,19 +610,39 @@ export class SegmentStore {
             ? this.#layoutOf(row).frameSizes.length * LISTED_FRAME_BYTES
             : row.length,
         )
-      } else {
-        const last = sorted[end - 1] as number
-        const decoded = decodeSegment(new Uint8Array(row.data), {
-          from: seq - row.first_seq,
-          count: last - seq + 1,
-        })
-        decoded.forEach((message, offset) => {
-          out.set(seq + offset, message.size + message.frames.length)
-        })
+        continue
       }
-      index = end
+      const first = wanted[0] as number
+      const decoded = decodeSegment(new Uint8Array(row.data), {
+        from: first - row.first_seq,
+        count: (wanted.at(-1) as number) - first + 1,
+      })
+      const keep = new Set(wanted)
+      decoded.forEach((message, offset) => {
+        if (keep.has(first + offset)) out.set(first + offset, message.size + message.frames.length)
+      })
     }
     return out
+  }
+
+  /**
+   * The segments holding any of `seqs`, oldest first, each with the seqs (sorted, distinct) it
+   * holds; seqs no segment holds are left out. One indexed read a segment.
+   */
+  *#segmentsHolding(seqs: readonly number[]): Generator<{ row: SegmentDataRow; wanted: number[] }> {
+    const sorted = [...new Set(seqs)].sort((a, b) => a - b)
+    let index = 0
+    while (index < sorted.length) {
+      const row = this.#segmentOf(sorted[index] as number)
+      if (!row) {
+        index++
+        continue
+      }
+      let end = index
+      while (end < sorted.length && (sorted[end] as number) <= row.last_seq) end++
+      yield { row, wanted: sorted.slice(index, end) }
+      index = end
+    }
   }
 
   /** The row of the segment holding `seq`, or undefined when no segment does. */
@@ -705,36 +708,24 @@ export class SegmentStore {
    * @throws RangeError when the segment is gone (retention) or shorter than asked.
    */
   #readSegment(firstSeq: number, offset: number, length: number): Uint8Array {
-    const parts: Uint8Array[] = []
-    for (let done = 0; done < length; ) {
-      const at = offset + done
-      const idx = Math.floor(at / SEGMENT_PIECE_BYTES)
-      const start = at - idx * SEGMENT_PIECE_BYTES
-      const count = Math.min(length - done, SEGMENT_PIECE_BYTES - start)
-      // Piece 0 is segments.data; the rest are numbered from 1. substr counts from 1.
-      const row = (
-        idx === 0
-          ? this.#sql.exec<{ data: ArrayBuffer | null }>(
-              'SELECT substr(data, ?, ?) AS data FROM segments WHERE first_seq = ?',
-              start + 1,
-              count,
-              firstSeq,
-            )
-          : this.#sql.exec<{ data: ArrayBuffer | null }>(
-              'SELECT substr(data, ?, ?) AS data FROM segment_pieces WHERE first_seq = ? AND idx = ?',
-              start + 1,
-              count,
-              firstSeq,
-              idx,
-            )
-      ).toArray()[0]
-      if (!row?.data || row.data.byteLength !== count) {
-        throw new RangeError(`segment ${firstSeq} has no octets ${at} to ${at + count}`)
-      }
-      parts.push(new Uint8Array(row.data))
-      done += count
-    }
-    return parts.length === 1 ? (parts[0] as Uint8Array) : joinChunks(parts)
+    // Piece 0 is segments.data; the rest are numbered from 1. substr counts from 1.
+    const piece = (idx: number, start: number, count: number) =>
+      (idx === 0
+        ? this.#sql.exec<{ data: ArrayBuffer | null }>(
+            'SELECT substr(data, ?, ?) AS data FROM segments WHERE first_seq = ?',
+            start + 1,
+            count,
+            firstSeq,
+          )
+        : this.#sql.exec<{ data: ArrayBuffer | null }>(
+            'SELECT substr(data, ?, ?) AS data FROM segment_pieces WHERE first_seq = ? AND idx = ?',
+            start + 1,
+            count,
+            firstSeq,
+            idx,
+          )
+      ).toArray()[0]?.data
+    return readPieceRange(piece, SEGMENT_PIECE_BYTES, offset, length, `segment ${firstSeq}`)
   }
 
   /**
