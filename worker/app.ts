@@ -5,14 +5,13 @@
 // goes to the channel's Durable Object once checked here (checking in the Worker keeps refused
 // requests from being billed as Durable Object requests).
 
-import { Hono, type MiddlewareHandler } from 'hono'
+import { OpenAPIHono, type RouteConfig, type RouteHandler } from '@hono/zod-openapi'
+import type { MiddlewareHandler } from 'hono'
 import { accepts } from 'hono/accepts'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
 import { secureHeaders } from 'hono/secure-headers'
 import { streamSSE } from 'hono/streaming'
-import { validator } from 'hono/validator'
-import openapi from '../docs/openapi.json'
 import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
@@ -22,6 +21,10 @@ import {
   RELAY_PROTOCOL_VERSION,
   RELAY_SUBPROTOCOL,
 } from '../shared/relay-protocol'
+import { openapiDocument } from './api/document'
+import { MAX_LIMIT } from './api/limits'
+import * as routes from './api/routes'
+import { parseEventCursor, validationError } from './api/validation'
 import { requireBearer } from './auth'
 import { bodyLimit } from './body-limit'
 import { dashboardResponse } from './dashboard/response'
@@ -34,23 +37,6 @@ import {
   toApiLeasedMessage,
   toApiStats,
 } from './present'
-import {
-  MAX_LIMIT,
-  MAX_READ_LIMIT,
-  parseAckBody,
-  parseChannel,
-  parseEncoding,
-  parseEventCursor,
-  parseExtendBody,
-  parseFrameRef,
-  parseGroup,
-  parseGroupBody,
-  parseListQuery,
-  parsePullBody,
-  parseReadQuery,
-  parseRedriveBody,
-  parseWait,
-} from './validate'
 
 /**
  * Most frame octets one messages response carries (base64 makes the body about 4/3 of it).
@@ -80,26 +66,23 @@ type AppEnv = { Bindings: Env }
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
 /**
- * Validates a JSON request body with `parse` (which throws ApiError 400 invalid_body), after
- * checking its size (413 payload_too_large, see ./body-limit.ts) and its Content-Type (415
- * unsupported_media_type).
+ * Before a JSON body's schema is checked: its size (413 payload_too_large, see ./body-limit.ts)
+ * and its Content-Type (415 unsupported_media_type).
  */
-function jsonBody<T>(parse: (value: unknown) => T) {
-  return [
-    bodyLimit(MAX_REQUEST_BYTES),
-    validator('json', (value, c) => {
-      const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]?.trim() ?? ''
-      if (!JSON_MEDIA_TYPE.test(mediaType)) {
-        throw new ApiError(
-          415,
-          ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-          'the body must be JSON (Content-Type: application/json)',
-        )
-      }
-      return parse(value)
-    }),
-  ] as const
-}
+const JSON_BODY: MiddlewareHandler<AppEnv>[] = [
+  bodyLimit(MAX_REQUEST_BYTES),
+  async (c, next) => {
+    const mediaType = (c.req.header('Content-Type') ?? '').split(';')[0]?.trim() ?? ''
+    if (!JSON_MEDIA_TYPE.test(mediaType)) {
+      throw new ApiError(
+        415,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        'the body must be JSON (Content-Type: application/json)',
+      )
+    }
+    await next()
+  },
+]
 
 /**
  * The value of a call the channel may refuse: 429 when it has too many waiting already, 404 for a
@@ -142,14 +125,77 @@ function channelStub(env: Env, channel: string) {
   return env.CHANNEL.get(env.CHANNEL.idFromName(channel))
 }
 
-const channels = new Hono<AppEnv>()
+/** The Worker's Hono app; `app.request(url, init, env)` runs it without a server. */
+export const app = new OpenAPIHono<AppEnv>({
+  // A request that breaks a route's schema: the API's error with the code of the part at fault.
+  defaultHook: (result) => {
+    if (!result.success) throw validationError(result.target, result.error)
+  },
+})
+
+// Hono's defaults (nosniff, no referrer, HSTS, no framing…), but never over what a route set
+// (the dashboard's own), and not on a WebSocket upgrade: its 101 comes from the channel's object
+// with headers nobody may change.
+const securityHeaders = secureHeaders({ overwrite: false, xFrameOptions: 'DENY' })
+app.use(async (c, next) => {
+  if (c.req.header('Upgrade')) return next()
+  return securityHeaders(c, next)
+})
+
+/**
+ * CORS for browser clients on other origins, only those listed in CORS_ALLOWED_ORIGINS
+ * (comma-separated origins, or `*`); off when it is empty, as by default. The tokens travel in
+ * `Authorization`, never in cookies, so no credentials mode.
+ */
+function corsFor(allowed: string): MiddlewareHandler | undefined {
+  const origins = allowed
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean)
+  if (origins.length === 0) return undefined
+  return cors({
+    origin: origins.includes('*') ? '*' : origins,
+    allowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
+    allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'Last-Event-ID'],
+    exposeHeaders: [NEXT_HEADER, 'Retry-After', 'Content-Disposition'],
+    maxAge: 600,
+  })
+}
+// One middleware per setting, made once per isolate.
+let corsMiddleware: { allowed: string; handler: MiddlewareHandler | undefined } | undefined
+app.use('/v1/*', async (c, next) => {
+  const allowed = c.env.CORS_ALLOWED_ORIGINS ?? ''
+  if (corsMiddleware?.allowed !== allowed) corsMiddleware = { allowed, handler: corsFor(allowed) }
+  return corsMiddleware.handler ? corsMiddleware.handler(c, next) : next()
+})
+
+// The dashboard: a page without data; its script reads the API with the token it is given.
+
+/** A handler of route `R`, its context typed by the route's schemas. */
+type Handler<R extends RouteConfig> = (
+  c: Parameters<RouteHandler<R, AppEnv>>[0],
+) => Response | Promise<Response>
+
+/**
+ * Registers a route of ./api/routes.ts: its parameters and body are checked by its schemas
+ * before `handler` runs (defaultHook above). Handlers build their own responses (streams, JSON
+ * written from stored segments); the schemas describe them, and tests hold real answers to them.
+ */
+function route<R extends RouteConfig>(
+  definition: R,
+  middleware: MiddlewareHandler<AppEnv>[],
+  handler: Handler<R>,
+): void {
+  app.openapi({ ...definition, middleware } as R, handler as never)
+}
+
 const reader = requireBearer('READ_TOKEN')
 
 // The channels the directory knows, each with its stats, asked of every channel's object at
 // once (at most MAX_LIST_CHANNELS a page; `next` is the `after` of the following page). A
 // channel whose object fails is listed with an error.
-channels.get('/', reader, async (c) => {
-  const query = parseListQuery(c.req.query())
+route(routes.listChannelsRoute, [reader], async (c) => {
+  const query = c.req.valid('query')
   const page = await directoryStub(c.env).list(query)
   const listed = await Promise.all(
     page.channels.map(async ({ name }) => {
@@ -170,8 +216,8 @@ channels.get('/', reader, async (c) => {
   })
 })
 
-channels.get('/:channel', reader, async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
+route(routes.channelStatsRoute, [reader], async (c) => {
+  const { channel } = c.req.valid('param')
   const stats = await channelStub(c.env, channel).stats()
   return c.json(toApiStats(channel, stats))
 })
@@ -218,11 +264,9 @@ function lastSeqOf(page: MessagePage): number | undefined {
   return part.firstSeq + part.from + part.count - 1
 }
 
-channels.get('/:channel/messages', reader, async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
-  const { after, limit } = parseReadQuery(c.req.query(), MAX_READ_LIMIT)
-  const waitMs = parseWait(c.req.query('wait'))
-  const encoding = parseEncoding(c.req.query('encoding'))
+route(routes.readMessagesRoute, [reader], async (c) => {
+  const { channel } = c.req.valid('param')
+  const { after, limit, wait: waitMs, encoding } = c.req.valid('query')
   const page = unwrap(
     await channelStub(c.env, channel).readPage({
       after,
@@ -262,9 +306,8 @@ channels.get('/:channel/messages', reader, async (c) => {
 // piece at a time; FixedLengthStream gives the response its Content-Length and fails it, rather
 // than end it short, if the stream breaks (e.g. retention removes the message meanwhile):
 // https://developers.cloudflare.com/workers/runtime-apis/streams/transformstream/#fixedlengthstream
-channels.get('/:channel/messages/:seq/frames/:index', reader, async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
-  const { seq, index } = parseFrameRef(c.req.param('seq'), c.req.param('index'))
+route(routes.readFrameRoute, [reader], async (c) => {
+  const { channel, seq, index } = c.req.valid('param')
   const frame = await channelStub(c.env, channel).readFrame(seq, index)
   if (frame.status === 'message_not_found') {
     throw new ApiError(404, ErrorCode.MESSAGE_NOT_FOUND, `channel ${channel} has no message ${seq}`)
@@ -303,10 +346,11 @@ function sseEvents(channel: string, page: MessagePage, encoding: FrameEncoding):
   return events
 }
 
-channels.get('/:channel/events', reader, async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
+route(routes.tailEventsRoute, [reader], async (c) => {
+  const { channel } = c.req.valid('param')
+  const { encoding } = c.req.valid('query')
+  // A reconnecting EventSource sends Last-Event-ID: it wins over `after`.
   let cursor = parseEventCursor(c.req.header('Last-Event-ID'), c.req.query('after'))
-  const encoding = parseEncoding(c.req.query('encoding'))
   const stub = channelStub(c.env, channel)
   c.header('X-Accel-Buffering', 'no')
   const response = streamSSE(c, async (stream) => {
@@ -341,107 +385,154 @@ channels.get('/:channel/events', reader, async (c) => {
   return response
 })
 
-/**
- * The leased-consumer routes of a group, under `prefix`: `/:channel/groups/:group` for a named
- * group, and `/:channel` for group `default` (the routes from before groups).
- */
-function consumerRoutes(
-  prefix: string,
-  groupOf: (param: (name: string) => string | undefined) => string,
+/** A consumer route's channel and group: `default` on the routes from before groups. */
+type Target = { channel: string; group: string }
+
+const target = (param: { channel: string; group?: string }): Target => ({
+  channel: param.channel,
+  group: param.group ?? DEFAULT_GROUP,
+})
+
+async function pull(
+  env: Env,
+  { channel, group }: Target,
+  body: { batchSize: number; visibilityTimeoutMs: number; wait: number },
+  encoding: FrameEncoding,
 ) {
-  channels.post(`${prefix}/pull`, reader, ...jsonBody(parsePullBody), async (c) => {
-    const channel = parseChannel(c.req.param('channel') ?? '')
-    const group = groupOf((name) => c.req.param(name))
-    const body = c.req.valid('json')
-    const encoding = parseEncoding(c.req.query('encoding'))
-    const leased = unwrap(
-      await channelStub(c.env, channel).pull({ ...body, group, maxBytes: MAX_PAGE_FRAME_BYTES }),
+  const leased = unwrap(
+    await channelStub(env, channel).pull({
+      batchSize: body.batchSize,
+      visibilityTimeoutMs: body.visibilityTimeoutMs,
+      waitMs: Math.round(body.wait * 1000),
       group,
-    )
-    return c.json({
-      channel,
-      group,
-      messages: leased.map((message) => toApiLeasedMessage(channel, message, encoding)),
-    })
-  })
-
-  channels.post(`${prefix}/ack`, reader, ...jsonBody(parseAckBody), async (c) => {
-    const channel = parseChannel(c.req.param('channel') ?? '')
-    const group = groupOf((name) => c.req.param(name))
-    const body = c.req.valid('json')
-    const outcome = unwrap(await channelStub(c.env, channel).settle({ ...body, group }), group)
-    return c.json({ channel, group, ...outcome })
-  })
-
-  channels.post(`${prefix}/leases/extend`, reader, ...jsonBody(parseExtendBody), async (c) => {
-    const channel = parseChannel(c.req.param('channel') ?? '')
-    const group = groupOf((name) => c.req.param(name))
-    const { leaseIds, visibilityTimeoutMs } = c.req.valid('json')
-    const outcome = unwrap(
-      await channelStub(c.env, channel).extendLeases(leaseIds, visibilityTimeoutMs, group),
-      group,
-    )
-    return c.json({ channel, group, ...outcome })
-  })
-
-  channels.get(`${prefix}/dead-letters`, reader, async (c) => {
-    const channel = parseChannel(c.req.param('channel') ?? '')
-    const group = groupOf((name) => c.req.param(name))
-    const { after, limit } = parseReadQuery(c.req.query())
-    const encoding = parseEncoding(c.req.query('encoding'))
-    const dead = unwrap(
-      await channelStub(c.env, channel).deadLetters({
-        group,
-        after,
-        limit,
-        maxBytes: MAX_PAGE_FRAME_BYTES,
-      }),
-      group,
-    )
-    const next = dead.at(-1)?.seq ?? after
-    return c.json({
-      channel,
-      group,
-      messages: dead.map((message) => toApiDeadLetter(channel, message, encoding)),
-      next,
-    })
-  })
-
-  channels.post(
-    `${prefix}/dead-letters/redrive`,
-    reader,
-    ...jsonBody(parseRedriveBody),
-    async (c) => {
-      const channel = parseChannel(c.req.param('channel') ?? '')
-      const group = groupOf((name) => c.req.param(name))
-      const moved = unwrap(
-        await channelStub(c.env, channel).redrive(c.req.valid('json').seqs, group),
-        group,
-      )
-      return c.json({ channel, group, redriven: moved.length })
-    },
+      maxBytes: MAX_PAGE_FRAME_BYTES,
+    }),
+    group,
   )
+  return {
+    channel,
+    group,
+    messages: leased.map((message) => toApiLeasedMessage(channel, message, encoding)),
+  }
 }
 
-consumerRoutes('/:channel', () => DEFAULT_GROUP)
-consumerRoutes('/:channel/groups/:group', (param) => parseGroup(param('group') ?? ''))
+async function ack(
+  env: Env,
+  { channel, group }: Target,
+  body: { acks?: string[]; retries?: { leaseId: string; delayMs: number }[] },
+) {
+  const outcome = unwrap(
+    await channelStub(env, channel).settle({
+      acks: body.acks ?? [],
+      retries: body.retries ?? [],
+      group,
+    }),
+    group,
+  )
+  return { channel, group, ...outcome }
+}
 
-channels.get('/:channel/groups', reader, async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
+async function extend(
+  env: Env,
+  { channel, group }: Target,
+  body: { leaseIds: string[]; visibilityTimeoutMs: number },
+) {
+  const outcome = unwrap(
+    await channelStub(env, channel).extendLeases(body.leaseIds, body.visibilityTimeoutMs, group),
+    group,
+  )
+  return { channel, group, ...outcome }
+}
+
+async function deadLetters(
+  env: Env,
+  { channel, group }: Target,
+  query: { after: number; limit: number; encoding: FrameEncoding },
+) {
+  const { after, limit, encoding } = query
+  const dead = unwrap(
+    await channelStub(env, channel).deadLetters({
+      group,
+      after,
+      limit,
+      maxBytes: MAX_PAGE_FRAME_BYTES,
+    }),
+    group,
+  )
+  return {
+    channel,
+    group,
+    messages: dead.map((message) => toApiDeadLetter(channel, message, encoding)),
+    next: dead.at(-1)?.seq ?? after,
+  }
+}
+
+async function redrive(env: Env, { channel, group }: Target, body: { seqs?: number[] }) {
+  const moved = unwrap(await channelStub(env, channel).redrive(body.seqs, group), group)
+  return { channel, group, redriven: moved.length }
+}
+
+// The leased-consumer routes: of group `default` under /:channel (the routes from before
+// groups), and of any group under /:channel/groups/:group.
+route(routes.pullRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(
+    await pull(
+      c.env,
+      target(c.req.valid('param')),
+      c.req.valid('json'),
+      c.req.valid('query').encoding,
+    ),
+  ),
+)
+route(routes.pullGroupRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(
+    await pull(
+      c.env,
+      target(c.req.valid('param')),
+      c.req.valid('json'),
+      c.req.valid('query').encoding,
+    ),
+  ),
+)
+route(routes.ackRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(await ack(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+)
+route(routes.ackGroupRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(await ack(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+)
+route(routes.extendLeasesRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(await extend(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+)
+route(routes.extendGroupLeasesRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(await extend(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+)
+route(routes.deadLettersRoute, [reader], async (c) =>
+  c.json(await deadLetters(c.env, target(c.req.valid('param')), c.req.valid('query'))),
+)
+route(routes.groupDeadLettersRoute, [reader], async (c) =>
+  c.json(await deadLetters(c.env, target(c.req.valid('param')), c.req.valid('query'))),
+)
+route(routes.redriveRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(await redrive(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+)
+route(routes.redriveGroupRoute, [reader, ...JSON_BODY], async (c) =>
+  c.json(await redrive(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+)
+
+route(routes.listGroupsRoute, [reader], async (c) => {
+  const { channel } = c.req.valid('param')
   const groups = await channelStub(c.env, channel).listGroups()
   return c.json({ channel, groups: groups.map(toApiGroup) })
 })
 
-channels.get('/:channel/groups/:group', reader, async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
-  const group = parseGroup(c.req.param('group'))
+route(routes.getGroupRoute, [reader], async (c) => {
+  const { channel, group } = c.req.valid('param')
   const info = unwrap(await channelStub(c.env, channel).group(group), group)
   return c.json({ channel, group: toApiGroup(info) })
 })
 
-channels.put('/:channel/groups/:group', reader, ...jsonBody(parseGroupBody), async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
-  const group = parseGroup(c.req.param('group'))
+route(routes.putGroupRoute, [reader, ...JSON_BODY], async (c) => {
+  const { channel, group } = c.req.valid('param')
   const { start } = c.req.valid('json')
   const put = unwrap(await channelStub(c.env, channel).putGroup(group, start), group)
   return c.json(
@@ -450,17 +541,16 @@ channels.put('/:channel/groups/:group', reader, ...jsonBody(parseGroupBody), asy
   )
 })
 
-channels.delete('/:channel/groups/:group', reader, async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
-  const group = parseGroup(c.req.param('group'))
+route(routes.deleteGroupRoute, [reader], async (c) => {
+  const { channel, group } = c.req.valid('param')
   unwrap(await channelStub(c.env, channel).deleteGroup(group), group)
   return c.body(null, 204)
 })
 
 // Checked here, before the channel's object is called (and billed): the upgrade, the relay
 // protocol version (as a WebSocket subprotocol) and the session headers.
-channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
-  const channel = parseChannel(c.req.param('channel'))
+route(routes.ingestRoute, [requireBearer('INGEST_TOKEN')], async (c) => {
+  const { channel } = c.req.valid('param')
   if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
     throw new ApiError(426, ErrorCode.UPGRADE_REQUIRED, 'this route takes a WebSocket upgrade', {
       headers: { Upgrade: 'websocket' },
@@ -479,49 +569,9 @@ channels.get('/:channel/ingest', requireBearer('INGEST_TOKEN'), async (c) => {
   return channelStub(c.env, channel).fetch(c.req.raw)
 })
 
-/** The Worker's Hono app; `app.request(url, init, env)` runs it without a server. */
-export const app = new Hono<AppEnv>()
+route(routes.dashboardRoute, [], () => dashboardResponse())
 
-// Hono's defaults (nosniff, no referrer, HSTS, no framing…), but never over what a route set
-// (the dashboard's own), and not on a WebSocket upgrade: its 101 comes from the channel's object
-// with headers nobody may change.
-const securityHeaders = secureHeaders({ overwrite: false, xFrameOptions: 'DENY' })
-app.use(async (c, next) => {
-  if (c.req.header('Upgrade')) return next()
-  return securityHeaders(c, next)
-})
-
-/**
- * CORS for browser clients on other origins, only those listed in CORS_ALLOWED_ORIGINS
- * (comma-separated origins, or `*`); off when it is empty, as by default. The tokens travel in
- * `Authorization`, never in cookies, so no credentials mode.
- */
-function corsFor(allowed: string): MiddlewareHandler | undefined {
-  const origins = allowed
-    .split(',')
-    .map((origin) => origin.trim())
-    .filter(Boolean)
-  if (origins.length === 0) return undefined
-  return cors({
-    origin: origins.includes('*') ? '*' : origins,
-    allowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
-    allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'Last-Event-ID'],
-    exposeHeaders: [NEXT_HEADER, 'Retry-After', 'Content-Disposition'],
-    maxAge: 600,
-  })
-}
-// One middleware per setting, made once per isolate.
-let corsMiddleware: { allowed: string; handler: MiddlewareHandler | undefined } | undefined
-app.use('/v1/*', async (c, next) => {
-  const allowed = c.env.CORS_ALLOWED_ORIGINS ?? ''
-  if (corsMiddleware?.allowed !== allowed) corsMiddleware = { allowed, handler: corsFor(allowed) }
-  return corsMiddleware.handler ? corsMiddleware.handler(c, next) : next()
-})
-
-// The dashboard: a page without data; its script reads the API with the token it is given.
-app.get('/', () => dashboardResponse())
-
-app.get('/v1/health', (c) =>
+route(routes.healthRoute, [], (c) =>
   c.json({
     status: 'ok',
     // Whether each route can serve; never the tokens themselves.
@@ -529,9 +579,12 @@ app.get('/v1/health', (c) =>
   }),
 )
 
-app.get('/v1/openapi.json', (c) => c.json(openapi))
-
-app.route('/v1/channels', channels)
+// Generated once per isolate, from the routes registered above.
+let document: ReturnType<typeof openapiDocument> | undefined
+route(routes.openapiRoute, [], (c) => {
+  document ??= openapiDocument(app)
+  return c.json(document)
+})
 
 app.notFound((c) =>
   c.json(errorBody(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`), 404),

@@ -5,12 +5,9 @@
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { afterEach, describe, expect, it } from 'vitest'
-import openapi from '../../docs/openapi.json'
 import { decodeGroupState } from '../../durable/group-state'
 import type { ApiInlineMessage } from '../../shared/api-types'
-import { app } from '../../worker/app'
 import { MAX_DRAIN_BYTES } from '../../worker/body-limit'
-import { ErrorCode } from '../../worker/errors'
 import type { ApiLeasedMessage } from '../../worker/present'
 import {
   closeAllIngest,
@@ -593,30 +590,5 @@ describe('request validation on the consumer routes', () => {
   it('checks the channel name on every consumer route', async () => {
     await expectError(await get('/v1/channels/a:b', READ_TOKEN), 400, 'invalid_channel')
     await expectError(await post('/v1/channels/a:b/pull', {}), 400, 'invalid_channel')
-  })
-})
-
-describe('GET /v1/openapi.json', () => {
-  it('serves docs/openapi.json, an OpenAPI 3.1 document of every route', async () => {
-    const response = await get('/v1/openapi.json')
-    expect(response.status).toBe(200)
-    const served = (await response.json()) as {
-      openapi: string
-      paths: Record<string, Record<string, unknown>>
-    }
-    expect(served).toEqual(openapi)
-    expect(served.openapi).toBe('3.1.0')
-    const routes = app.routes
-      .filter((route) => route.method !== 'ALL')
-      .map((route) => `${route.method.toLowerCase()} ${route.path.replace(/:(\w+)/g, '{$1}')}`)
-    const documented = Object.entries(served.paths).flatMap(([path, methods]) =>
-      Object.keys(methods).map((method) => `${method} ${path}`),
-    )
-    expect([...new Set(routes)].sort()).toEqual(documented.sort())
-  })
-
-  it('lists every error code the API returns, and no other', () => {
-    const schema = openapi.components.schemas.Error.properties.error.properties.code
-    expect([...schema.enum].sort()).toEqual(Object.values(ErrorCode).sort())
   })
 })

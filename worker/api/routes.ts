@@ -1,0 +1,620 @@
+// Every route of the HTTP API as an OpenAPI operation: its parameters, body and answers, made
+// of ./schemas.ts. The app (../app.ts) registers a handler for each; the document is generated
+// from them (./document.ts).
+
+import { createRoute, z } from '@hono/zod-openapi'
+import {
+  AckRequestSchema,
+  AckResponseSchema,
+  AfterQuery,
+  ChannelListSchema,
+  ChannelParam,
+  ChannelStatsSchema,
+  DeadLetterPageSchema,
+  DeadLetterQuery,
+  EncodingQuery,
+  ErrorSchema,
+  ExtendRequestSchema,
+  ExtendResponseSchema,
+  FrameIndexParam,
+  GroupListSchema,
+  GroupParam,
+  GroupRequestSchema,
+  GroupResponseSchema,
+  ListQuery,
+  MessagePageSchema,
+  PullRequestSchema,
+  PullResponseSchema,
+  PutGroupResponseSchema,
+  ReadQuery,
+  RedriveRequestSchema,
+  RedriveResponseSchema,
+  SeqParam,
+} from './schemas'
+
+/** The error answers the routes share, each the API's JSON error shape. */
+const ERROR_RESPONSES = {
+  BadRequest: {
+    description: 'invalid_channel, invalid_group, invalid_query or invalid_body',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  Unauthorized: {
+    description: 'unauthorized: the bearer token is missing or wrong',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  NotConfigured: {
+    description: "not_configured: the route's token is not set",
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  PayloadTooLarge: {
+    description: 'payload_too_large: the body is over 256 KiB',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  UnsupportedMediaType: {
+    description: 'unsupported_media_type: the body is not application/json',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  TooManyWaiters: {
+    description:
+      'too_many_waiters: 1000 requests already wait on this channel; retry after Retry-After seconds',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  GroupNotFound: {
+    description:
+      'group_not_found: the channel has no consumer group of that name (only `default` is created by itself, at its first pull)',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  TooManyGroups: {
+    description: 'too_many_groups: the channel already holds 100 consumer groups',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+  GroupFull: {
+    description:
+      "group_full: the group's state is at its cap (1 MiB of JSON: many runs of messages retried with different delays, or extended apart); this call would grow it. Ack leases, or let them expire, and try again. Acks are always taken.",
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+} as const
+
+export const dashboardRoute = createRoute({
+  method: 'get',
+  path: '/',
+  operationId: 'dashboard',
+  summary: 'The dashboard: an HTML page that signs in with the read token and watches the channels',
+  description:
+    "A self-contained page (inline style and script allowed by their hashes in a strict Content-Security-Policy, Trusted Types required). It holds no data: its script reads `GET /v1/channels?order=recent` every 5 s while the tab is visible (after a failure it waits 10, 20, 40, then 60 s, or as long as a `Retry-After` says) and a chosen channel's last 25 messages, one read at a time, with the token typed in, kept in sessionStorage and sent as `Authorization: Bearer`. Served with `Cache-Control: no-store, no-transform`.",
+  security: [],
+  responses: { 200: { description: 'OK', content: { 'text/html': { schema: z.string() } } } },
+})
+
+export const healthRoute = createRoute({
+  method: 'get',
+  path: '/v1/health',
+  operationId: 'health',
+  summary: 'Liveness, and which tokens are configured',
+  security: [],
+  responses: {
+    200: {
+      description: 'OK',
+      content: {
+        'application/json': {
+          schema: z.object({
+            status: z.unknown(),
+            configured: z.object({
+              read: z.boolean().optional(),
+              ingest: z.boolean().optional(),
+            }),
+          }),
+        },
+      },
+    },
+  },
+})
+
+export const openapiRoute = createRoute({
+  method: 'get',
+  path: '/v1/openapi.json',
+  operationId: 'openapi',
+  summary: 'This document',
+  security: [],
+  responses: {
+    200: {
+      description: 'OK',
+      content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+    },
+  },
+})
+
+export const listChannelsRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels',
+  operationId: 'listChannels',
+  summary: 'The channels, each with its stats',
+  description:
+    "Every channel that has had a bridge connect or a batch stored (a channel's object tells the channel directory about itself on its first bridge socket or batch, and again at most daily), in name order or, with `order=recent`, the most recently seen first, each with the stats of `GET /v1/channels/{channel}`, asked of the channels' objects at once. At most `limit` (up to 100) channels a page: when more follow, `truncated` is true and `next` is the `after` of the following page. A channel whose object does not answer is listed with an `error` instead of its stats. Served with `Cache-Control: no-store`.",
+  request: { query: ListQuery },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: ChannelListSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const channelStatsRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}',
+  operationId: 'channelStats',
+  summary: "A channel's log, queue, bridges and counters",
+  request: { params: z.object({ channel: ChannelParam }) },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: ChannelStatsSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const readMessagesRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/messages',
+  operationId: 'readMessages',
+  summary: 'Messages after a cursor, oldest first; optionally waits for the next one',
+  description:
+    'Returns at most `limit` messages and at most 8 MiB of frame octets. A message over 8 MiB comes without its frames (`frames: null`, see `Message`) and weighs 16 octets per frame against the cap. With nothing after `after` and `wait` > 0 the request is held until a batch is stored (the insert wakes it) or the wait ends; then `messages` is empty and `next` equals `after`. With `Accept: application/x-ndjson` the same page is streamed as one `Message` per line, formatted as the client reads, and `next` comes in the `Zmq-Edge-Next` header.',
+  request: {
+    params: z.object({ channel: ChannelParam }),
+    query: ReadQuery,
+    headers: z.object({
+      accept: z
+        .string()
+        .optional()
+        .openapi({
+          param: { in: 'header' },
+          description:
+            '`application/x-ndjson` streams the page as one JSON message per line (newline-terminated, same caps); the `next` cursor is then in the `Zmq-Edge-Next` response header. Anything else gives the JSON page.',
+        }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'OK',
+      headers: {
+        'Zmq-Edge-Next': {
+          description: 'NDJSON responses only: the `after` of the next call.',
+          schema: { type: 'integer' },
+        },
+      },
+      content: {
+        'application/json': { schema: MessagePageSchema },
+        'application/x-ndjson': {
+          schema: z.string().openapi({
+            description:
+              'One `Message` (JSON, see components/schemas/Message) per line, each line ending in \\n; empty when nothing is after the cursor.',
+          }),
+        },
+      },
+    },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+    429: ERROR_RESPONSES.TooManyWaiters,
+  },
+})
+
+export const readFrameRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/messages/{seq}/frames/{index}',
+  operationId: 'readFrame',
+  summary: 'One frame of a message, as octets',
+  description:
+    "Frame `index` (from 0) of message `seq`, byte for byte, with its Content-Length: how a large message's frames are fetched (reads list it with `frames: null` and this path, less the index, as `framesUrl`); it works for any stored message. The Durable Object reads only that frame, streamed from storage a piece at a time. If retention removes the message while the frame is being sent, the response is cut short (its length then does not match Content-Length).",
+  request: {
+    params: z.object({
+      channel: ChannelParam,
+      seq: SeqParam,
+      index: FrameIndexParam,
+    }),
+  },
+  responses: {
+    200: {
+      description: "The frame's octets.",
+      headers: {
+        'Content-Length': { description: "The frame's octets.", schema: { type: 'integer' } },
+        'Content-Disposition': {
+          description: '`attachment; filename="{channel}-{seq}-{index}.bin"`',
+          schema: { type: 'string' },
+        },
+      },
+      content: { 'application/octet-stream': { schema: z.string() } },
+    },
+    400: {
+      description:
+        'invalid_channel, or invalid_path: a seq that is not an integer >= 1 or an index that is not an integer >= 0',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
+    401: ERROR_RESPONSES.Unauthorized,
+    404: {
+      description:
+        'message_not_found: no message with that seq (never stored, or removed by retention); frame_not_found: the message has no frame with that index',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const tailEventsRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/events',
+  operationId: 'tailEvents',
+  summary:
+    'Live tail: the messages after a cursor as Server-Sent Events, then each new one as it is stored',
+  description:
+    'Streams `text/event-stream`. It opens with the comment `: connected`, then sends every message after the cursor, oldest first, and then each new message as soon as its batch is stored (the insert wakes the stream, as it wakes long polls). Each message is one event: `id: <seq>`, `event: message`, `data: <the Message as one line of JSON>`. After 15 seconds without a message the stream sends the comment `: keep-alive`. The stream ends when the client disconnects. To resume, reconnect with `Last-Event-ID: <last seq received>` (an EventSource does so by itself): it takes precedence over `after`, and only later messages are sent. Like the other readers, the tail is not affected by acks.',
+  request: {
+    params: z.object({ channel: ChannelParam }),
+    query: z.object({ after: AfterQuery, encoding: EncodingQuery }),
+    headers: z.object({
+      'last-event-id': z
+        .string()
+        .optional()
+        .openapi({
+          param: { in: 'header' },
+          description:
+            'The `id` (seq) of the last event received; the stream resumes after it. Takes precedence over `after`.',
+        }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'The event stream',
+      content: {
+        'text/event-stream': {
+          schema: z
+            .string()
+            .openapi({ description: 'Server-Sent Events; each `data` is one `Message` in JSON.' }),
+        },
+      },
+    },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const pullRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/pull',
+  operationId: 'pull',
+  summary: 'Lease available messages (competing consumers of group `default`)',
+  description:
+    'Leases up to `batchSize` available messages, oldest first, within 8 MiB of frames (a message over 8 MiB is leased without its frames, as reads list it), for `visibilityTimeoutMs`. A message is never leased to two consumers at once. With none available and `wait` > 0, waits for an insert, a retry, a redrive or an expiring lease. A message whose lease expires without an ack is delivered again with `attempts` + 1; after its `maxAttempts`-th attempt (wrangler var MAX_ATTEMPTS, default 5) it becomes a dead letter. These routes without `/groups/{group}` are consumer group `default`, created at its first pull from the earliest message in the log; before that, acks list every lease id in `unknown`, extends extend none, and it has no dead letters.',
+  request: {
+    params: z.object({ channel: ChannelParam }),
+    query: z.object({ encoding: EncodingQuery }),
+    body: { required: true, content: { 'application/json': { schema: PullRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: PullResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    429: ERROR_RESPONSES.TooManyWaiters,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const ackRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/ack',
+  operationId: 'ack',
+  summary: 'Ack leased messages, or retry them after a delay',
+  description:
+    "An ack removes the message from the queue (not from the log). A retry makes it available again after `delayMs`, or makes it a dead letter when that was its last attempt. A lease id counts while it is the message's current lease, even expired, as long as nobody has leased the message again; others are listed in `unknown`. Acks are applied before retries. One call may hold the lease ids of several pulls.",
+  request: {
+    params: z.object({ channel: ChannelParam }),
+    body: { required: true, content: { 'application/json': { schema: AckRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: AckResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const extendLeasesRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/leases/extend',
+  operationId: 'extendLeases',
+  summary: 'Extend unexpired leases',
+  description:
+    'Each unexpired lease now expires `visibilityTimeoutMs` from now (shorter than before is allowed). Expired or unknown lease ids are listed in `unknown`.',
+  request: {
+    params: z.object({ channel: ChannelParam }),
+    body: { required: true, content: { 'application/json': { schema: ExtendRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: ExtendResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const deadLettersRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/dead-letters',
+  operationId: 'deadLetters',
+  summary: 'Messages whose every attempt failed, by seq',
+  request: { params: z.object({ channel: ChannelParam }), query: DeadLetterQuery },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: DeadLetterPageSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const redriveRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/dead-letters/redrive',
+  operationId: 'redrive',
+  summary: 'Send dead letters back to the queue, attempts reset',
+  request: {
+    params: z.object({ channel: ChannelParam }),
+    body: { required: true, content: { 'application/json': { schema: RedriveRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: RedriveResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const listGroupsRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/groups',
+  operationId: 'listGroups',
+  summary: "A channel's consumer groups, with their lag",
+  request: { params: z.object({ channel: ChannelParam }) },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: GroupListSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const getGroupRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/groups/{group}',
+  operationId: 'getGroup',
+  summary: 'One consumer group: its position, lag and counters',
+  request: { params: z.object({ channel: ChannelParam, group: GroupParam }) },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: GroupResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    404: ERROR_RESPONSES.GroupNotFound,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const putGroupRoute = createRoute({
+  method: 'put',
+  path: '/v1/channels/{channel}/groups/{group}',
+  operationId: 'putGroup',
+  summary: 'Create a consumer group',
+  description:
+    'Creates the group at `start`; a group that exists is left as it is (`created: false`, `start` ignored). Each group reads the whole log on its own: its own leases, acks and dead letters. A channel holds at most 100 groups. Only `default` is created without this, at its first pull.',
+  request: {
+    params: z.object({ channel: ChannelParam, group: GroupParam }),
+    body: { required: true, content: { 'application/json': { schema: GroupRequestSchema } } },
+  },
+  responses: {
+    201: {
+      description: 'Created (`created: true`).',
+      content: { 'application/json': { schema: PutGroupResponseSchema } },
+    },
+    200: {
+      description: 'The group existed (`created: false`); left as it is.',
+      content: { 'application/json': { schema: PutGroupResponseSchema } },
+    },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    409: ERROR_RESPONSES.TooManyGroups,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const deleteGroupRoute = createRoute({
+  method: 'delete',
+  path: '/v1/channels/{channel}/groups/{group}',
+  operationId: 'deleteGroup',
+  summary: 'Delete a consumer group, with its leases and dead letters',
+  description:
+    'The log is not touched. Lease ids of the group are not accepted again, even by a group created later under the same name. `default` deleted is created again by its next pull, from the earliest message.',
+  request: { params: z.object({ channel: ChannelParam, group: GroupParam }) },
+  responses: {
+    204: { description: 'Deleted.' },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    404: ERROR_RESPONSES.GroupNotFound,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const pullGroupRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/groups/{group}/pull',
+  operationId: 'pullGroup',
+  summary: 'Lease available messages (competing consumers of one group)',
+  description:
+    'As `POST /v1/channels/{channel}/pull`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
+  request: {
+    params: z.object({ channel: ChannelParam, group: GroupParam }),
+    query: z.object({ encoding: EncodingQuery }),
+    body: { required: true, content: { 'application/json': { schema: PullRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: PullResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    404: ERROR_RESPONSES.GroupNotFound,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    429: ERROR_RESPONSES.TooManyWaiters,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const ackGroupRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/groups/{group}/ack',
+  operationId: 'ackGroup',
+  summary: 'Ack leased messages, or retry them after a delay',
+  description:
+    'As `POST /v1/channels/{channel}/ack`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
+  request: {
+    params: z.object({ channel: ChannelParam, group: GroupParam }),
+    body: { required: true, content: { 'application/json': { schema: AckRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: AckResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    404: ERROR_RESPONSES.GroupNotFound,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const extendGroupLeasesRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/groups/{group}/leases/extend',
+  operationId: 'extendGroupLeases',
+  summary: 'Extend unexpired leases',
+  description:
+    'As `POST /v1/channels/{channel}/leases/extend`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
+  request: {
+    params: z.object({ channel: ChannelParam, group: GroupParam }),
+    body: { required: true, content: { 'application/json': { schema: ExtendRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: ExtendResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    404: ERROR_RESPONSES.GroupNotFound,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const groupDeadLettersRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/groups/{group}/dead-letters',
+  operationId: 'groupDeadLetters',
+  summary: 'Messages whose every attempt failed, by seq',
+  description:
+    'As `GET /v1/channels/{channel}/dead-letters`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
+  request: {
+    params: z.object({ channel: ChannelParam, group: GroupParam }),
+    query: DeadLetterQuery,
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: DeadLetterPageSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    404: ERROR_RESPONSES.GroupNotFound,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const redriveGroupRoute = createRoute({
+  method: 'post',
+  path: '/v1/channels/{channel}/groups/{group}/dead-letters/redrive',
+  operationId: 'redriveGroup',
+  summary: 'Send dead letters back to the queue, attempts reset',
+  description:
+    'As `POST /v1/channels/{channel}/dead-letters/redrive`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
+  request: {
+    params: z.object({ channel: ChannelParam, group: GroupParam }),
+    body: { required: true, content: { 'application/json': { schema: RedriveRequestSchema } } },
+  },
+  responses: {
+    200: { description: 'OK', content: { 'application/json': { schema: RedriveResponseSchema } } },
+    400: ERROR_RESPONSES.BadRequest,
+    401: ERROR_RESPONSES.Unauthorized,
+    404: ERROR_RESPONSES.GroupNotFound,
+    503: ERROR_RESPONSES.NotConfigured,
+    413: ERROR_RESPONSES.PayloadTooLarge,
+    415: ERROR_RESPONSES.UnsupportedMediaType,
+    409: ERROR_RESPONSES.GroupFull,
+  },
+})
+
+export const ingestRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/ingest',
+  operationId: 'ingest',
+  summary: "The bridges' WebSocket (relay protocol v2, docs/relay-protocol.md)",
+  description:
+    "Authenticated with INGEST_TOKEN. The upgrade offers the subprotocol zmq-edge.relay.v2 and names the bridge's session in X-Zmq-Edge-Bridge-Id and X-Zmq-Edge-Epoch; the channel's object confirms the subprotocol and sends a WELCOME first.",
+  request: {
+    params: z.object({ channel: ChannelParam }),
+    headers: z.object({
+      'sec-websocket-protocol': z
+        .string()
+        .optional()
+        .openapi({
+          param: { in: 'header' },
+          description: 'must include zmq-edge.relay.v2',
+        }),
+      'x-zmq-edge-bridge-id': z
+        .string()
+        .optional()
+        .openapi({ param: { in: 'header' } }),
+      'x-zmq-edge-epoch': z
+        .string()
+        .optional()
+        .openapi({
+          param: { in: 'header' },
+          description:
+            "the epoch of the bridge's batch numbering, 0 to 2^53-1 (0 only for a numbering relay protocol version 1 left)",
+        }),
+    }),
+  },
+  responses: {
+    101: { description: 'Switching Protocols' },
+    426: {
+      description: 'Not a WebSocket upgrade (code upgrade_required)',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
+    400: {
+      description:
+        'invalid_channel; unsupported_relay_version (no zmq-edge.relay.v2 offered: an older bridge); invalid_session (a bad bridge id or epoch header, or epoch 0 not allowed)',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
+    401: ERROR_RESPONSES.Unauthorized,
+    503: ERROR_RESPONSES.NotConfigured,
+  },
+})
