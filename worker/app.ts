@@ -80,6 +80,13 @@ const JSON_BODY: MiddlewareHandler<AppEnv>[] = [
         'the body must be JSON (Content-Type: application/json)',
       )
     }
+    // The schema's validator reads only a plain JSON Content-Type (no `+json` suffix, no space
+    // before parameters): what passed here is JSON, so it is given as that.
+    if (mediaType !== 'application/json' || c.req.header('Content-Type') !== mediaType) {
+      const headers = new Headers(c.req.raw.headers)
+      headers.set('Content-Type', 'application/json')
+      c.req.raw = new Request(c.req.raw, { headers })
+    }
     await next()
   },
 ]
@@ -599,6 +606,9 @@ app.onError((error, c) => {
   if (error instanceof HTTPException) {
     if (error.res) return error.getResponse()
     if (error.status === 400) return c.json(errorBody(ErrorCode.INVALID_BODY, error.message), 400)
+    if (error.status === 415) {
+      return c.json(errorBody(ErrorCode.UNSUPPORTED_MEDIA_TYPE, error.message), 415)
+    }
   }
   console.error('unhandled error', {
     method: c.req.method,

@@ -74,6 +74,7 @@ async function expectError(response: Response, status: number, code: string) {
   expect(response.status).toBe(status)
   const body = (await response.json()) as { error: { code: string; message: string } }
   expect(body).toEqual({ error: { code, message: expect.any(String) } })
+  return body.error
 }
 
 const texts = (messages: { frames: string[] }[]) =>
@@ -518,6 +519,37 @@ describe('request validation on the consumer routes', () => {
       413,
       'payload_too_large',
     )
+  })
+
+  it('takes every JSON media type, parameters spaced or not, and names the fault briefly', async () => {
+    for (const type of [
+      'application/json ; charset=utf-8',
+      'application/json;',
+      'application/json; charset=utf-8;',
+      'application/vnd.acme.v2+json',
+      'APPLICATION/JSON',
+    ]) {
+      const response = await post(
+        `/v1/channels/${uniqueChannel('types')}/pull`,
+        {},
+        { 'Content-Type': type },
+      )
+      expect({ type, status: response.status }).toEqual({ type, status: 200 })
+    }
+    // Every unknown key of a large body would be quoted: the message says the start of it.
+    const keys = Object.fromEntries(Array.from({ length: 5000 }, (_, index) => [`k${index}`, 1]))
+    const error = await expectError(await post('/v1/channels/abc/pull', keys), 400, 'invalid_body')
+    expect(error.message.length).toBeLessThanOrEqual(301)
+    const start = await expectError(
+      await exports.default.fetch(`${ORIGIN}/v1/channels/abc/groups/g`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${READ_TOKEN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ start: 'middle' }),
+      }),
+      400,
+      'invalid_body',
+    )
+    expect(start.message).toContain('"earliest", "latest"')
   })
 
   /** `text` as a body without a length (chunked), 16 KiB at a time, counting what was pulled. */

@@ -593,14 +593,17 @@ export const ChannelListSchema = z
 export const GroupRequestSchema = z
   .object({
     start: z
-      .union([
-        z.enum(['earliest', 'latest']),
-        z
-          .object({
-            afterSeq: z.number().int().min(0),
-          })
-          .strict(),
-      ])
+      .union(
+        [
+          z.enum(['earliest', 'latest']),
+          z
+            .object({
+              afterSeq: z.number().int().min(0),
+            })
+            .strict(),
+        ],
+        { error: 'start must be "earliest", "latest" or {"afterSeq": n}' },
+      )
       .default('earliest')
       .openapi({
         description:

@@ -4,6 +4,9 @@
 import type { ZodError } from 'zod'
 import { ApiError, ErrorCode } from '../errors'
 
+/** Longest error message made from a request's content. */
+const MAX_MESSAGE = 300
+
 /** The error for a failed check of request part `target` (Hono's validation targets). */
 export function validationError(target: string, error: ZodError): ApiError {
   const issue = error.issues[0]
@@ -19,7 +22,13 @@ export function validationError(target: string, error: ZodError): ApiError {
         ? ErrorCode.INVALID_BODY
         : ErrorCode.INVALID_QUERY
   const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''
-  return new ApiError(400, code, `${where}${issue?.message ?? 'invalid request'}`)
+  const message = `${where}${issue?.message ?? 'invalid request'}`
+  // An issue can quote the request (every unknown key of a 256 KiB body): say the start of it.
+  return new ApiError(
+    400,
+    code,
+    message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message,
+  )
 }
 
 /**
