@@ -75,6 +75,29 @@ const ERROR_RESPONSES = {
   },
 } as const
 
+/** What every route that checks a token and its request may answer besides its own. */
+const CHECKED = {
+  400: ERROR_RESPONSES.BadRequest,
+  401: ERROR_RESPONSES.Unauthorized,
+  503: ERROR_RESPONSES.NotConfigured,
+} as const
+
+/** What a route that takes a JSON body may answer about the body itself. */
+const JSON_BODY_ERRORS = {
+  413: ERROR_RESPONSES.PayloadTooLarge,
+  415: ERROR_RESPONSES.UnsupportedMediaType,
+} as const
+
+/** A 200 with a JSON body of `schema`. */
+function ok<S extends z.ZodType>(schema: S) {
+  return { description: 'OK', content: { 'application/json': { schema } } } as const
+}
+
+/** A required JSON request body of `schema`. */
+function jsonBody<S extends z.ZodType>(schema: S) {
+  return { required: true, content: { 'application/json': { schema } } } as const
+}
+
 export const dashboardRoute = createRoute({
   method: 'get',
   path: '/',
@@ -133,10 +156,8 @@ export const listChannelsRoute = createRoute({
     "Every channel that has had a bridge connect or a batch stored (a channel's object tells the channel directory about itself on its first bridge socket or batch, and again at most daily), in name order or, with `order=recent`, the most recently seen first, each with the stats of `GET /v1/channels/{channel}`, asked of the channels' objects at once. At most `limit` (up to 100) channels a page: when more follow, `truncated` is true and `next` is the `after` of the following page. A channel whose object does not answer is listed with an `error` instead of its stats. Served with `Cache-Control: no-store`.",
   request: { query: ListQuery },
   responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: ChannelListSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
+    200: ok(ChannelListSchema),
+    ...CHECKED,
   },
 })
 
@@ -147,10 +168,8 @@ export const channelStatsRoute = createRoute({
   summary: "A channel's log, queue, bridges and counters",
   request: { params: z.object({ channel: ChannelParam }) },
   responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: ChannelStatsSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
+    200: ok(ChannelStatsSchema),
+    ...CHECKED,
   },
 })
 
@@ -194,9 +213,7 @@ export const readMessagesRoute = createRoute({
         },
       },
     },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
+    ...CHECKED,
     429: ERROR_RESPONSES.TooManyWaiters,
   },
 })
@@ -275,11 +292,71 @@ export const tailEventsRoute = createRoute({
         },
       },
     },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
+    ...CHECKED,
   },
 })
+
+const CHANNEL = z.object({ channel: ChannelParam })
+const CHANNEL_AND_GROUP = z.object({ channel: ChannelParam, group: GroupParam })
+
+// What each consumer route takes and answers, the same for group `default` (the routes from
+// before groups, under /v1/channels/{channel}) and for any group (under .../groups/{group},
+// which may also answer 404).
+
+const PULL_REQUEST = {
+  query: z.object({ encoding: EncodingQuery }),
+  body: jsonBody(PullRequestSchema),
+} as const
+
+const PULL_RESPONSES = {
+  200: ok(PullResponseSchema),
+  ...CHECKED,
+  ...JSON_BODY_ERRORS,
+  429: ERROR_RESPONSES.TooManyWaiters,
+  409: ERROR_RESPONSES.GroupFull,
+} as const
+
+const ACK_REQUEST = {
+  body: jsonBody(AckRequestSchema),
+} as const
+
+const ACK_RESPONSES = {
+  200: ok(AckResponseSchema),
+  ...CHECKED,
+  ...JSON_BODY_ERRORS,
+  409: ERROR_RESPONSES.GroupFull,
+} as const
+
+const EXTEND_REQUEST = {
+  body: jsonBody(ExtendRequestSchema),
+} as const
+
+const EXTEND_RESPONSES = {
+  200: ok(ExtendResponseSchema),
+  ...CHECKED,
+  ...JSON_BODY_ERRORS,
+  409: ERROR_RESPONSES.GroupFull,
+} as const
+
+const DEAD_LETTERS_REQUEST = {
+  query: DeadLetterQuery,
+} as const
+
+const DEAD_LETTERS_RESPONSES = {
+  200: ok(DeadLetterPageSchema),
+  ...CHECKED,
+} as const
+
+const REDRIVE_REQUEST = {
+  body: jsonBody(RedriveRequestSchema),
+} as const
+
+const REDRIVE_RESPONSES = {
+  200: ok(RedriveResponseSchema),
+  ...CHECKED,
+  ...JSON_BODY_ERRORS,
+  409: ERROR_RESPONSES.GroupFull,
+} as const
 
 export const pullRoute = createRoute({
   method: 'post',
@@ -288,21 +365,8 @@ export const pullRoute = createRoute({
   summary: 'Lease available messages (competing consumers of group `default`)',
   description:
     'Leases up to `batchSize` available messages, oldest first, within 8 MiB of frames (a message over 8 MiB is leased without its frames, as reads list it), for `visibilityTimeoutMs`. A message is never leased to two consumers at once. With none available and `wait` > 0, waits for an insert, a retry, a redrive or an expiring lease. A message whose lease expires without an ack is delivered again with `attempts` + 1; after its `maxAttempts`-th attempt (wrangler var MAX_ATTEMPTS, default 5) it becomes a dead letter. These routes without `/groups/{group}` are consumer group `default`, created at its first pull from the earliest message in the log; before that, acks list every lease id in `unknown`, extends extend none, and it has no dead letters.',
-  request: {
-    params: z.object({ channel: ChannelParam }),
-    query: z.object({ encoding: EncodingQuery }),
-    body: { required: true, content: { 'application/json': { schema: PullRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: PullResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    429: ERROR_RESPONSES.TooManyWaiters,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL, ...PULL_REQUEST },
+  responses: PULL_RESPONSES,
 })
 
 export const ackRoute = createRoute({
@@ -312,19 +376,8 @@ export const ackRoute = createRoute({
   summary: 'Ack leased messages, or retry them after a delay',
   description:
     "An ack removes the message from the queue (not from the log). A retry makes it available again after `delayMs`, or makes it a dead letter when that was its last attempt. A lease id counts while it is the message's current lease, even expired, as long as nobody has leased the message again; others are listed in `unknown`. Acks are applied before retries. One call may hold the lease ids of several pulls.",
-  request: {
-    params: z.object({ channel: ChannelParam }),
-    body: { required: true, content: { 'application/json': { schema: AckRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: AckResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL, ...ACK_REQUEST },
+  responses: ACK_RESPONSES,
 })
 
 export const extendLeasesRoute = createRoute({
@@ -334,19 +387,8 @@ export const extendLeasesRoute = createRoute({
   summary: 'Extend unexpired leases',
   description:
     'Each unexpired lease now expires `visibilityTimeoutMs` from now (shorter than before is allowed). Expired or unknown lease ids are listed in `unknown`.',
-  request: {
-    params: z.object({ channel: ChannelParam }),
-    body: { required: true, content: { 'application/json': { schema: ExtendRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: ExtendResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL, ...EXTEND_REQUEST },
+  responses: EXTEND_RESPONSES,
 })
 
 export const deadLettersRoute = createRoute({
@@ -354,13 +396,8 @@ export const deadLettersRoute = createRoute({
   path: '/v1/channels/{channel}/dead-letters',
   operationId: 'deadLetters',
   summary: 'Messages whose every attempt failed, by seq',
-  request: { params: z.object({ channel: ChannelParam }), query: DeadLetterQuery },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: DeadLetterPageSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
-  },
+  request: { params: CHANNEL, ...DEAD_LETTERS_REQUEST },
+  responses: DEAD_LETTERS_RESPONSES,
 })
 
 export const redriveRoute = createRoute({
@@ -368,19 +405,8 @@ export const redriveRoute = createRoute({
   path: '/v1/channels/{channel}/dead-letters/redrive',
   operationId: 'redrive',
   summary: 'Send dead letters back to the queue, attempts reset',
-  request: {
-    params: z.object({ channel: ChannelParam }),
-    body: { required: true, content: { 'application/json': { schema: RedriveRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: RedriveResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL, ...REDRIVE_REQUEST },
+  responses: REDRIVE_RESPONSES,
 })
 
 export const listGroupsRoute = createRoute({
@@ -390,10 +416,8 @@ export const listGroupsRoute = createRoute({
   summary: "A channel's consumer groups, with their lag",
   request: { params: z.object({ channel: ChannelParam }) },
   responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: GroupListSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    503: ERROR_RESPONSES.NotConfigured,
+    200: ok(GroupListSchema),
+    ...CHECKED,
   },
 })
 
@@ -404,7 +428,7 @@ export const getGroupRoute = createRoute({
   summary: 'One consumer group: its position, lag and counters',
   request: { params: z.object({ channel: ChannelParam, group: GroupParam }) },
   responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: GroupResponseSchema } } },
+    200: ok(GroupResponseSchema),
     400: ERROR_RESPONSES.BadRequest,
     401: ERROR_RESPONSES.Unauthorized,
     404: ERROR_RESPONSES.GroupNotFound,
@@ -421,7 +445,7 @@ export const putGroupRoute = createRoute({
     'Creates the group at `start`; a group that exists is left as it is (`created: false`, `start` ignored). Each group reads the whole log on its own: its own leases, acks and dead letters. A channel holds at most 100 groups. Only `default` is created without this, at its first pull.',
   request: {
     params: z.object({ channel: ChannelParam, group: GroupParam }),
-    body: { required: true, content: { 'application/json': { schema: GroupRequestSchema } } },
+    body: jsonBody(GroupRequestSchema),
   },
   responses: {
     201: {
@@ -435,8 +459,7 @@ export const putGroupRoute = createRoute({
     400: ERROR_RESPONSES.BadRequest,
     401: ERROR_RESPONSES.Unauthorized,
     409: ERROR_RESPONSES.TooManyGroups,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
+    ...JSON_BODY_ERRORS,
     503: ERROR_RESPONSES.NotConfigured,
   },
 })
@@ -465,22 +488,8 @@ export const pullGroupRoute = createRoute({
   summary: 'Lease available messages (competing consumers of one group)',
   description:
     'As `POST /v1/channels/{channel}/pull`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
-  request: {
-    params: z.object({ channel: ChannelParam, group: GroupParam }),
-    query: z.object({ encoding: EncodingQuery }),
-    body: { required: true, content: { 'application/json': { schema: PullRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: PullResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    404: ERROR_RESPONSES.GroupNotFound,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    429: ERROR_RESPONSES.TooManyWaiters,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL_AND_GROUP, ...PULL_REQUEST },
+  responses: { ...PULL_RESPONSES, 404: ERROR_RESPONSES.GroupNotFound },
 })
 
 export const ackGroupRoute = createRoute({
@@ -490,20 +499,8 @@ export const ackGroupRoute = createRoute({
   summary: 'Ack leased messages, or retry them after a delay',
   description:
     'As `POST /v1/channels/{channel}/ack`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
-  request: {
-    params: z.object({ channel: ChannelParam, group: GroupParam }),
-    body: { required: true, content: { 'application/json': { schema: AckRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: AckResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    404: ERROR_RESPONSES.GroupNotFound,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL_AND_GROUP, ...ACK_REQUEST },
+  responses: { ...ACK_RESPONSES, 404: ERROR_RESPONSES.GroupNotFound },
 })
 
 export const extendGroupLeasesRoute = createRoute({
@@ -513,20 +510,8 @@ export const extendGroupLeasesRoute = createRoute({
   summary: 'Extend unexpired leases',
   description:
     'As `POST /v1/channels/{channel}/leases/extend`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
-  request: {
-    params: z.object({ channel: ChannelParam, group: GroupParam }),
-    body: { required: true, content: { 'application/json': { schema: ExtendRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: ExtendResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    404: ERROR_RESPONSES.GroupNotFound,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL_AND_GROUP, ...EXTEND_REQUEST },
+  responses: { ...EXTEND_RESPONSES, 404: ERROR_RESPONSES.GroupNotFound },
 })
 
 export const groupDeadLettersRoute = createRoute({
@@ -536,17 +521,8 @@ export const groupDeadLettersRoute = createRoute({
   summary: 'Messages whose every attempt failed, by seq',
   description:
     'As `GET /v1/channels/{channel}/dead-letters`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
-  request: {
-    params: z.object({ channel: ChannelParam, group: GroupParam }),
-    query: DeadLetterQuery,
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: DeadLetterPageSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    404: ERROR_RESPONSES.GroupNotFound,
-    503: ERROR_RESPONSES.NotConfigured,
-  },
+  request: { params: CHANNEL_AND_GROUP, ...DEAD_LETTERS_REQUEST },
+  responses: { ...DEAD_LETTERS_RESPONSES, 404: ERROR_RESPONSES.GroupNotFound },
 })
 
 export const redriveGroupRoute = createRoute({
@@ -556,20 +532,8 @@ export const redriveGroupRoute = createRoute({
   summary: 'Send dead letters back to the queue, attempts reset',
   description:
     'As `POST /v1/channels/{channel}/dead-letters/redrive`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
-  request: {
-    params: z.object({ channel: ChannelParam, group: GroupParam }),
-    body: { required: true, content: { 'application/json': { schema: RedriveRequestSchema } } },
-  },
-  responses: {
-    200: { description: 'OK', content: { 'application/json': { schema: RedriveResponseSchema } } },
-    400: ERROR_RESPONSES.BadRequest,
-    401: ERROR_RESPONSES.Unauthorized,
-    404: ERROR_RESPONSES.GroupNotFound,
-    503: ERROR_RESPONSES.NotConfigured,
-    413: ERROR_RESPONSES.PayloadTooLarge,
-    415: ERROR_RESPONSES.UnsupportedMediaType,
-    409: ERROR_RESPONSES.GroupFull,
-  },
+  request: { params: CHANNEL_AND_GROUP, ...REDRIVE_REQUEST },
+  responses: { ...REDRIVE_RESPONSES, 404: ERROR_RESPONSES.GroupNotFound },
 })
 
 export const ingestRoute = createRoute({
