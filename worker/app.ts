@@ -16,13 +16,13 @@ import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
 import type { MessagePage } from '../durable/message-store'
+import { MAX_LIMIT } from '../shared/api/limits'
 import {
   parseRelaySession,
   RELAY_PROTOCOL_VERSION,
   RELAY_SUBPROTOCOL,
 } from '../shared/relay-protocol'
 import { openapiDocument } from './api/document'
-import { MAX_LIMIT } from './api/limits'
 import * as routes from './api/routes'
 import { parseEventCursor, validationError } from './api/validation'
 import { requireBearer } from './auth'

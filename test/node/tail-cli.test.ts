@@ -7,6 +7,7 @@ import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge/bridge'
 import { parseConfig } from '../../node-bridge/cli/config/parse-config'
 import { formatMessageLine, formatStats } from '../../node-bridge/cli/consumer-cli'
+import type { ApiLargeMessage } from '../../shared/api-types'
 import { createMemoryLogger } from '../support/memory-logger'
 import { startTcpProxy } from '../support/tcp-proxy'
 import { waitFor } from '../support/wait'
@@ -66,7 +67,7 @@ describe('formatting', () => {
   })
 
   it('prints a large message, listed without its frames, as its size and the URL of its frames', () => {
-    const large = {
+    const large: ApiLargeMessage = {
       seq: 43,
       receivedAt: '2026-11-27T04:41:19.456Z',
       frames: null,

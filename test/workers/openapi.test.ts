@@ -14,7 +14,7 @@ import {
   MessagePageSchema,
   PullResponseSchema,
   PutGroupResponseSchema,
-} from '../../worker/api/schemas'
+} from '../../shared/api/schemas'
 import { app } from '../../worker/app'
 import { ErrorCode } from '../../worker/errors'
 import { get, ingestBatch, ORIGIN, READ_TOKEN, relayMessage, uniqueChannel, utf8 } from './helpers'

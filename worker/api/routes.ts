@@ -30,7 +30,7 @@ import {
   RedriveRequestSchema,
   RedriveResponseSchema,
   SeqParam,
-} from './schemas'
+} from '../../shared/api/schemas'
 
 /** The error answers the routes share, each the API's JSON error shape. */
 const ERROR_RESPONSES = {

@@ -1,11 +1,12 @@
 // The HTTP API's contract as zod schemas: every route's path, query, headers, body and answers.
-// Requests are checked with them (through Hono's validator, ./validation.ts), and the OpenAPI
-// document (/v1/openapi.json, docs/openapi.json) is generated from them: one source, no drift.
+// The Worker checks requests with them (through Hono's validator, worker/api/validation.ts) and
+// generates the OpenAPI document from them (/v1/openapi.json, docs/openapi.json); clients take
+// the answers' types from them (../api-types.ts). One source, no drift.
 // The components below were first written from the hand-kept document they replace.
 
 import { z } from '@hono/zod-openapi'
-import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../../shared/channel-name'
-import { ErrorCode } from '../errors'
+import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channel-name'
+import { ErrorCode } from './error-codes'
 import {
   DEFAULT_LIMIT,
   MAX_BATCH,
