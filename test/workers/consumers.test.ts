@@ -550,6 +550,19 @@ describe('request validation on the consumer routes', () => {
       'invalid_body',
     )
     expect(start.message).toContain('"earliest", "latest"')
+    // A message of ours names its field once; zod's get the field's path in front.
+    const limit = await expectError(
+      await get('/v1/channels/abc/messages?limit=0', READ_TOKEN),
+      400,
+      'invalid_query',
+    )
+    expect(limit.message).toBe('limit must be an integer from 1 to 10000')
+    const retry = await expectError(
+      await post('/v1/channels/abc/ack', { retries: [{ leaseId: 7 }] }),
+      400,
+      'invalid_body',
+    )
+    expect(retry.message).toMatch(/^retries\.0\.leaseId: /)
   })
 
   /** `text` as a body without a length (chunked), 16 KiB at a time, counting what was pulled. */

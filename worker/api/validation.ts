@@ -21,8 +21,10 @@ export function validationError(target: string, error: ZodError): ApiError {
       : target === 'json'
         ? ErrorCode.INVALID_BODY
         : ErrorCode.INVALID_QUERY
-  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''
-  const message = `${where}${issue?.message ?? 'invalid request'}`
+  const path = issue?.path.join('.') ?? ''
+  const said = issue?.message ?? 'invalid request'
+  // Our own messages name their field already ("limit must be…"); zod's do not.
+  const message = path === '' || said.startsWith(path) ? said : `${path}: ${said}`
   // An issue can quote the request (every unknown key of a 256 KiB body): say the start of it.
   return new ApiError(
     400,
