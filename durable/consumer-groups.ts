@@ -492,18 +492,27 @@ export class ConsumerGroups {
   }
 
   /**
+   * Buries group `name`'s expired last attempts and forgets what retention deleted, without
+   * counting as the group's activity (housekeeping, not a consumer's call), and never refused
+   * for the state's size.
+   */
+  #tidy(name: string, entry: Entry, now: number): void {
+    this.#save(
+      name,
+      entry,
+      { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt },
+      Infinity,
+    )
+    this.#forgetGone(name, entry)
+  }
+
+  /**
    * Turns every expired lease member at its last attempt, in every group, into a dead letter,
    * and forgets what retention deleted (the alarm's work).
    */
   sweep(now: number): void {
     for (const [name, entry] of this.#groups) {
-      this.#save(
-        name,
-        entry,
-        { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt },
-        Infinity,
-      )
-      this.#forgetGone(name, entry)
+      this.#tidy(name, entry, now)
     }
   }
 
@@ -519,13 +528,7 @@ export class ConsumerGroups {
   ): DeadLetter[] {
     if (this.#absentDefault(name)) return []
     const entry = this.#get(name, now)
-    this.#save(
-      name,
-      entry,
-      { ...this.#settled(name, entry, now), activeAt: entry.state.activeAt },
-      Infinity,
-    )
-    this.#forgetGone(name, entry)
+    this.#tidy(name, entry, now)
     const rows = this.#sql
       .exec<{ seq: number; attempts: number; dead_at: number; reason: string }>(
         `SELECT seq, attempts, dead_at, reason FROM group_dead_letters

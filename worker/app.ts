@@ -481,50 +481,38 @@ async function redrive(env: Env, { channel, group }: Target, body: { seqs?: numb
 
 // The leased-consumer routes: of group `default` under /:channel (the routes from before
 // groups), and of any group under /:channel/groups/:group.
-route(routes.pullRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(
-    await pull(
-      c.env,
-      target(c.req.valid('param')),
-      c.req.valid('json'),
-      c.req.valid('query').encoding,
+for (const definition of [routes.pullRoute, routes.pullGroupRoute]) {
+  route(definition, [reader, ...JSON_BODY], async (c) =>
+    c.json(
+      await pull(
+        c.env,
+        target(c.req.valid('param')),
+        c.req.valid('json'),
+        c.req.valid('query').encoding,
+      ),
     ),
-  ),
-)
-route(routes.pullGroupRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(
-    await pull(
-      c.env,
-      target(c.req.valid('param')),
-      c.req.valid('json'),
-      c.req.valid('query').encoding,
-    ),
-  ),
-)
-route(routes.ackRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(await ack(c.env, target(c.req.valid('param')), c.req.valid('json'))),
-)
-route(routes.ackGroupRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(await ack(c.env, target(c.req.valid('param')), c.req.valid('json'))),
-)
-route(routes.extendLeasesRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(await extend(c.env, target(c.req.valid('param')), c.req.valid('json'))),
-)
-route(routes.extendGroupLeasesRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(await extend(c.env, target(c.req.valid('param')), c.req.valid('json'))),
-)
-route(routes.deadLettersRoute, [reader], async (c) =>
-  c.json(await deadLetters(c.env, target(c.req.valid('param')), c.req.valid('query'))),
-)
-route(routes.groupDeadLettersRoute, [reader], async (c) =>
-  c.json(await deadLetters(c.env, target(c.req.valid('param')), c.req.valid('query'))),
-)
-route(routes.redriveRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(await redrive(c.env, target(c.req.valid('param')), c.req.valid('json'))),
-)
-route(routes.redriveGroupRoute, [reader, ...JSON_BODY], async (c) =>
-  c.json(await redrive(c.env, target(c.req.valid('param')), c.req.valid('json'))),
-)
+  )
+}
+for (const definition of [routes.ackRoute, routes.ackGroupRoute]) {
+  route(definition, [reader, ...JSON_BODY], async (c) =>
+    c.json(await ack(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+  )
+}
+for (const definition of [routes.extendLeasesRoute, routes.extendGroupLeasesRoute]) {
+  route(definition, [reader, ...JSON_BODY], async (c) =>
+    c.json(await extend(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+  )
+}
+for (const definition of [routes.deadLettersRoute, routes.groupDeadLettersRoute]) {
+  route(definition, [reader], async (c) =>
+    c.json(await deadLetters(c.env, target(c.req.valid('param')), c.req.valid('query'))),
+  )
+}
+for (const definition of [routes.redriveRoute, routes.redriveGroupRoute]) {
+  route(definition, [reader, ...JSON_BODY], async (c) =>
+    c.json(await redrive(c.env, target(c.req.valid('param')), c.req.valid('json'))),
+  )
+}
 
 route(routes.listGroupsRoute, [reader], async (c) => {
   const { channel } = c.req.valid('param')
