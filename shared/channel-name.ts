@@ -14,8 +14,8 @@ const NAME = /^[A-Za-z0-9._-]{1,64}$/
 const ONLY_DOTS = /^\.+$/
 
 /**
- * What the dashboard's filter accepts: the start of a name, 0 to 64 of its characters. A
- * pattern, not a function, because the dashboard's browser script embeds its source.
+ * What the dashboard's filter accepts: the start of a name, 0 to 64 of its characters (the
+ * dashboard's browser code imports it; the list route checks its `prefix` with it).
  */
 export const CHANNEL_NAME_PREFIX = /^[A-Za-z0-9._-]{0,64}$/
 

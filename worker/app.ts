@@ -1,4 +1,4 @@
-// The Worker's HTTP API, a thin Hono router: the dashboard page, health, the OpenAPI document,
+// The Worker's HTTP API, a thin Hono router: health, the OpenAPI document,
 // the channel list, a channel's stats, cursor reads (JSON or NDJSON), one frame of a message as
 // octets, the live tail (Server-Sent Events), leased pulls, acks and dead letters, and the
 // bridges' ingest WebSocket, which
@@ -27,7 +27,6 @@ import * as routes from './api/routes'
 import { parseEventCursor, validationError } from './api/validation'
 import { requireBearer } from './auth'
 import { bodyLimit } from './body-limit'
-import { dashboardResponse } from './dashboard/response'
 import { ApiError, ErrorCode, errorBody } from './errors'
 import { MessageJsonWriter } from './message-json'
 import {
@@ -140,8 +139,8 @@ export const app = new OpenAPIHono<AppEnv>({
   },
 })
 
-// Hono's defaults (nosniff, no referrer, HSTS, no framing…), but never over what a route set
-// (the dashboard's own), and not on a WebSocket upgrade: its 101 comes from the channel's object
+// Hono's defaults (nosniff, no referrer, HSTS, no framing…), but never over what a route set,
+// and not on a WebSocket upgrade: its 101 comes from the channel's object
 // with headers nobody may change.
 const securityHeaders = secureHeaders({ overwrite: false, xFrameOptions: 'DENY' })
 app.use(async (c, next) => {
@@ -175,8 +174,6 @@ app.use('/v1/*', async (c, next) => {
   if (corsMiddleware?.allowed !== allowed) corsMiddleware = { allowed, handler: corsFor(allowed) }
   return corsMiddleware.handler ? corsMiddleware.handler(c, next) : next()
 })
-
-// The dashboard: a page without data; its script reads the API with the token it is given.
 
 /** A handler of route `R`, its context typed by the route's schemas. */
 type Handler<R extends RouteConfig> = (
@@ -564,7 +561,9 @@ route(routes.ingestRoute, [requireBearer('INGEST_TOKEN')], async (c) => {
   return channelStub(c.env, channel).fetch(c.req.raw)
 })
 
-route(routes.dashboardRoute, [], () => dashboardResponse())
+// The dashboard's page is a static asset (worker/dashboard/), served before the Worker runs;
+// only its description is the Worker's.
+app.openAPIRegistry.registerPath(routes.dashboardRoute)
 
 route(routes.healthRoute, [], (c) =>
   c.json({

@@ -1,5 +1,5 @@
-// The Worker's entry point (wrangler.toml `main`): the HTTP API (and the dashboard), the
-// channels' Durable Object class and the channel directory's.
+// The Worker's entry point (wrangler.toml `main`): the HTTP API, the channels' Durable Object
+// class and the channel directory's (the dashboard is static assets: worker/dashboard/).
 
 import { app } from './app'
 

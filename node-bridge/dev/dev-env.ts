@@ -28,7 +28,10 @@ export function ensureDevVars(root: string): Record<string, string> {
   return vars
 }
 
-/** wrangler settings for offline, quiet runs (../shared/TOOLCHAIN.md §5.2). */
+/**
+ * wrangler settings for offline, quiet runs, its files inside the project:
+ * https://developers.cloudflare.com/workers/wrangler/system-environment-variables/
+ */
 export function wranglerEnv(root: string): NodeJS.ProcessEnv {
   return {
     ...process.env,

@@ -509,6 +509,10 @@ export const ChannelStatsSchema = z
         description:
           "The SQLite rows the channel's Durable Object has read and written since it was created: what Cloudflare bills a SQLite-backed Durable Object for. Counted in memory and persisted at most a minute late.",
       }),
+    storageBytes: z.number().int().min(0).openapi({
+      description:
+        "The size of the channel's SQLite database in bytes: the stored data Cloudflare bills for.",
+    }),
     migrating: z.boolean().openapi({
       description:
         'Rows of the schema before segments are still being moved into segments (a few at a time, by the alarm).',

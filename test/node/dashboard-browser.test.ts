@@ -3,10 +3,12 @@
 // wrong token and the right one, watches the rate while messages flow, opens the channel, checks
 // text, binary and hostile messages and the connected bridge, then keeps a screenshot.
 
+import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page, Route } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ChannelStatsSchema } from '../../shared/api/schemas'
 import { launchChromium, readPng } from '../support/chromium'
 import { feedMessage, RelayFeeder, startFlow } from '../support/relay-feeder'
 import { waitFor } from '../support/wait'
@@ -65,6 +67,72 @@ const cell = (field: string) => row().locator(`td[data-field="${field}"]`)
 const number = (text: string | null) => Number((text ?? '').replace(/,/g, ''))
 /** A JavaScript expression's value in the page (as a string: this project has no DOM types). */
 const inPage = <T = unknown>(expression: string) => page.evaluate<T>(expression)
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('base64')
+}
+
+describe('the page, as wrangler serves it from the static assets', () => {
+  it('allows only its own inline script and style, by their hashes, in a strict CSP', async () => {
+    const response = await fetch(`${worker.httpUrl}/`)
+    expect(response.status).toBe(200)
+    expect(response.headers.get('Content-Type')).toBe('text/html; charset=utf-8')
+    expect(response.headers.get('X-Content-Type-Options')).toBe('nosniff')
+    expect(response.headers.get('X-Frame-Options')).toBe('DENY')
+    expect(response.headers.get('Referrer-Policy')).toBe('no-referrer')
+    expect(response.headers.get('Cache-Control')).toBe('no-store, no-transform')
+    const html = await response.text()
+    expect(html).toMatch(/^<!doctype html>/)
+    expect(html).toContain('<label for="token">Read token</label>')
+    // Were the script blocked, Enter would post a form without fields: no token in a URL.
+    expect(html).toMatch(/<form id="sign-in-form"[^>]* method="post"/)
+    expect(html).not.toMatch(/<(input|select|textarea|button)[^>]*\sname=/)
+    // Focus goes to the channels heading after sign-in.
+    expect(html).toContain('<h2 id="channels-title" tabindex="-1">')
+
+    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1])
+    const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((match) => match[1])
+    expect(scripts).toHaveLength(1)
+    expect(styles).toHaveLength(1)
+    expect(html.match(/<script/g)).toHaveLength(1)
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+stylesheet|https?:\/\//)
+    const [script = '', style = ''] = [scripts[0], styles[0]]
+    // Message content reaches the page only through textContent (and Trusted Types, below).
+    expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/)
+    // The channel-name rule came with the bundle, from shared/channel-name.ts.
+    expect(script).toContain('[A-Za-z0-9._-]{0,64}')
+
+    const csp = response.headers.get('Content-Security-Policy') ?? ''
+    const directives = Object.fromEntries(
+      csp.split(';').map((directive) => {
+        const [name, ...values] = directive.trim().split(/\s+/)
+        return [name, values.join(' ')]
+      }),
+    )
+    expect(directives).toEqual({
+      'default-src': "'none'",
+      'script-src': `'sha256-${sha256(script)}'`,
+      'style-src': `'sha256-${sha256(style)}'`,
+      'connect-src': "'self'",
+      'img-src': 'data:',
+      'base-uri': "'none'",
+      'form-action': "'none'",
+      'frame-ancestors': "'none'",
+      'require-trusted-types-for': "'script'",
+      'trusted-types': "'none'",
+    })
+  })
+
+  it('serves no build file, and leaves the API to the Worker', async () => {
+    // _headers configures the asset server; it is not served.
+    const headersFile = await fetch(`${worker.httpUrl}/_headers`)
+    expect(headersFile.status).toBe(404)
+    expect(await headersFile.json()).toMatchObject({ error: { code: 'not_found' } })
+    const health = await fetch(`${worker.httpUrl}/v1/health`)
+    expect(health.status).toBe(200)
+    expect(health.headers.get('Content-Security-Policy')).toBeNull()
+  })
+})
 
 describe('the dashboard in Chromium', () => {
   it('loads without a token and refuses a wrong one with the API’s message', async () => {
@@ -202,14 +270,24 @@ describe('the dashboard in Chromium', () => {
 })
 
 /** A channel of a mocked listing, as GET /v1/channels lists it. */
+/** A channel of a mocked listing, as the API's schema says one is (checked, so it cannot drift). */
 function listed(channel: string, newest: number, stored = newest) {
-  return {
+  return ChannelStatsSchema.parse({
     channel,
-    log: { messages: newest, bytes: newest, newest: newest ? { seq: newest, ageMs: 1000 } : null },
+    log: {
+      messages: newest,
+      bytes: newest,
+      newest: newest ? { seq: newest, receivedAt: '2026-12-01T00:00:00.000Z', ageMs: 1000 } : null,
+    },
     queue: { depth: newest, available: newest, inFlight: 0, deadLetters: 0 },
+    groups: [],
     bridges: { connected: 0, known: 0, connections: [] },
     counters: { messagesStored: stored, acked: 0 },
-  }
+    cost: { rowsRead: 3, rowsWritten: 2, perMessage: { rowsRead: 0.5, rowsWritten: 0.25 } },
+    storageBytes: 8192,
+    migrating: false,
+    config: {},
+  })
 }
 
 /**
@@ -376,6 +454,11 @@ describe('the dashboard’s polling, against a mocked API', () => {
     await view.getByRole('heading', { name: 'Channel mock-b' }).waitFor()
     const note = view.locator('#messages-note')
     expect(await note.textContent()).toBe('The channel did not answer: the channel did not answer')
+    // Nothing of mock-a stays beside mock-b's name: its cost, groups, messages, a busy table.
+    expect(await view.locator('#cost').textContent()).toBe('')
+    expect(await view.locator('#groups li').count()).toBe(0)
+    expect(await view.locator('#messages-body tr').count()).toBe(0)
+    expect(await view.locator('#messages-body').getAttribute('aria-busy')).not.toBe('true')
     // The read of mock-a fails now (if the page has not dropped it already).
     await messageCalls[2]?.route
       .fulfill({ status: 500, json: { error: { code: 'internal', message: 'boom' } } })

@@ -18,6 +18,9 @@ const LAYERS: Record<string, string[]> = {
   'node-bridge': ['node-bridge/cli', 'node-bridge/bridge', 'node-bridge/zmtp', 'shared'],
   durable: ['shared'],
   worker: ['durable', 'shared'],
+  // The dashboard's browser code (bundled into the page) and its build (Node, at deploy time).
+  'worker/dashboard/browser': ['shared'],
+  'worker/dashboard': [],
 }
 
 function readConfig(project: string): { references?: Array<{ path: string }>; include?: string[] } {

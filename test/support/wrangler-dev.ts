@@ -97,7 +97,10 @@ export async function startWranglerDev(
   }
 }
 
-/** wrangler runs workerd and esbuild below it: stop the whole process group (TOOLCHAIN §5.9). */
+/**
+ * wrangler runs workerd and esbuild below it: stop the whole process group, which `detached`
+ * made (https://nodejs.org/api/child_process.html#optionsdetached).
+ */
 function stopGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null || !child.pid) {

@@ -1,6 +1,7 @@
-// The dashboard's Worker side: the page at `/` with its Content-Security-Policy, the channel
-// directory that each channel's object tells about itself, and GET /v1/channels, which lists
-// the channels with their stats and connected bridges, fed through the real ingest path.
+// The dashboard's Worker side: the channel directory that each channel's object tells about
+// itself, and GET /v1/channels, which lists the channels with their stats and connected bridges,
+// fed through the real ingest path. (The page is a static asset, which this pool does not
+// serve: test/node/dashboard-browser.test.ts reads it from `wrangler dev`.)
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
@@ -8,8 +9,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DIRECTORY_NAME } from '../../durable/channel-directory'
 import { DIRECTORY_REFRESH_MS, DIRECTORY_TOLD_KEY } from '../../durable/channel-object'
 import { app } from '../../worker/app'
-import { DASHBOARD_SCRIPT } from '../../worker/dashboard/script'
-import { DASHBOARD_STYLE } from '../../worker/dashboard/style'
 import {
   closeAllIngest,
   countRows,
@@ -78,61 +77,9 @@ async function expectError(response: Response, status: number, code: string) {
   expect(body).toEqual({ error: { code, message: expect.any(String) } })
 }
 
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))
-  return btoa(String.fromCharCode(...new Uint8Array(digest)))
-}
-
 function directory() {
   return env.DIRECTORY.get(env.DIRECTORY.idFromName(DIRECTORY_NAME))
 }
-
-describe('GET /', () => {
-  it('serves the page without a token, with a CSP that allows only its own script and style', async () => {
-    const response = await get('/')
-    expect(response.status).toBe(200)
-    expect(response.headers.get('Content-Type')).toBe('text/html; charset=utf-8')
-    expect(response.headers.get('X-Content-Type-Options')).toBe('nosniff')
-    expect(response.headers.get('Cache-Control')).toBe('no-store, no-transform')
-    const html = await response.text()
-    expect(html).toMatch(/^<!doctype html>/)
-    expect(html).toContain('<label for="token">Read token</label>')
-    // Were the script blocked, Enter would post a form without fields: no token in a URL.
-    expect(html).toMatch(/<form id="sign-in-form"[^>]* method="post"/)
-    expect(html).not.toMatch(/<(input|select|textarea|button)[^>]*\sname=/)
-    // Focus goes to the channels heading after sign-in.
-    expect(html).toContain('<h2 id="channels-title" tabindex="-1">')
-
-    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1])
-    const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((match) => match[1])
-    expect(scripts).toEqual([DASHBOARD_SCRIPT])
-    expect(styles).toEqual([DASHBOARD_STYLE])
-    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+stylesheet|https?:\/\//)
-
-    const csp = response.headers.get('Content-Security-Policy') ?? ''
-    const directives = Object.fromEntries(
-      csp.split(';').map((directive) => {
-        const [name, ...values] = directive.trim().split(/\s+/)
-        return [name, values.join(' ')]
-      }),
-    )
-    expect(directives).toMatchObject({
-      'default-src': "'none'",
-      'script-src': `'sha256-${await sha256(DASHBOARD_SCRIPT)}'`,
-      'style-src': `'sha256-${await sha256(DASHBOARD_STYLE)}'`,
-      'connect-src': "'self'",
-      'base-uri': "'none'",
-      'form-action': "'none'",
-      'frame-ancestors': "'none'",
-      'require-trusted-types-for': "'script'",
-    })
-    expect(csp).not.toContain('unsafe')
-  })
-
-  it('puts message content in the page only through textContent', () => {
-    expect(DASHBOARD_SCRIPT).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/)
-  })
-})
 
 describe('GET /v1/channels', () => {
   it('requires the read token', async () => {

@@ -104,7 +104,7 @@ export const dashboardRoute = createRoute({
   operationId: 'dashboard',
   summary: 'The dashboard: an HTML page that signs in with the read token and watches the channels',
   description:
-    "A self-contained page (inline style and script allowed by their hashes in a strict Content-Security-Policy, Trusted Types required). It holds no data: its script reads `GET /v1/channels?order=recent` every 5 s while the tab is visible (after a failure it waits 10, 20, 40, then 60 s, or as long as a `Retry-After` says) and a chosen channel's last 25 messages, one read at a time, with the token typed in, kept in sessionStorage and sent as `Authorization: Bearer`. Served with `Cache-Control: no-store, no-transform`.",
+    "A self-contained page, served from the Worker's static assets without running the Worker (inline style and script allowed by their hashes in a strict Content-Security-Policy, Trusted Types required). It holds no data: its script reads `GET /v1/channels?order=recent` every 5 s while the tab is visible (after a failure it waits 10, 20, 40, then 60 s, or as long as a `Retry-After` says) and a chosen channel's last 25 messages, one read at a time, with the token typed in, kept in sessionStorage and sent as `Authorization: Bearer`. Served with `Cache-Control: no-store, no-transform`.",
   security: [],
   responses: { 200: { description: 'OK', content: { 'text/html': { schema: z.string() } } } },
 })

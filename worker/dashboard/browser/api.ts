@@ -1,0 +1,160 @@
+// The dashboard's requests to the Worker's API: with the read token, never cached nor with
+// cookies, and a failure as an ApiFailure (status, the API's error code, how long a Retry-After
+// asks to wait). The answers' types come from the API's schemas (type-only: no zod reaches the
+// page); the answers are not checked against them (that would need the schemas' code here).
+
+import type { z } from '@hono/zod-openapi'
+import type { ChannelListSchema, MessagePageSchema } from '../../../shared/api/schemas'
+import type { ApiMessage } from '../../../shared/api-types'
+
+/** A Retry-After is honoured up to an hour. */
+const MAX_RETRY_AFTER_MS = 3_600_000
+
+type Listing = z.infer<typeof ChannelListSchema>
+type Listed = Listing['channels'][number]
+
+/** A channel of the listing whose stats could not be read: its name and the error. */
+export type ChannelFailure = Extract<Listed, { error: unknown }>
+
+/** A channel's stats in the listing. */
+export type ChannelStats = Exclude<Listed, ChannelFailure>
+
+/** One channel of `GET /v1/channels`. */
+export type ChannelEntry = ChannelStats | ChannelFailure
+
+/** `GET /v1/channels`. */
+export type ChannelList = Omit<Listing, 'channels'> & { channels: ChannelEntry[] }
+
+/** `GET /v1/channels/:channel/messages`, its messages either inline or large. */
+export type MessagePage = Omit<z.infer<typeof MessagePageSchema>, 'messages'> & {
+  messages: ApiMessage[]
+}
+
+/** The read token when a request is made: null when signed out. */
+export type TokenSource = () => string | null
+
+/** True when the listing could not read the channel (the entry has an error, not stats). */
+export function isFailure(entry: ChannelEntry): entry is ChannelFailure {
+  return 'error' in entry && Boolean(entry.error)
+}
+
+/** A request that failed: HTTP status (0: no answer), the API's error code and message. */
+export class ApiFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** How long the answer's Retry-After asks to wait, when it has one. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message)
+  }
+}
+
+/** A Retry-After header in milliseconds (delay-seconds or an HTTP date), or undefined. */
+export function retryAfterOf(header: string | null): number | undefined {
+  const value = (header || '').trim()
+  if (value === '') return undefined
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now()
+  return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : undefined
+}
+
+/** `GET path` with the token: the JSON answer, or an ApiFailure. */
+export async function getJson<T>(
+  path: string,
+  token: string | null,
+  signal?: AbortSignal,
+): Promise<T> {
+  const authorization = bearer(token)
+  let response: Response
+  try {
+    response = await fetch(path, {
+      headers: { Authorization: authorization, Accept: 'application/json' },
+      cache: 'no-store',
+      credentials: 'omit',
+      signal,
+    })
+  } catch (error) {
+    throw new ApiFailure(0, 'network', `the Worker did not answer (${messageOf(error)})`)
+  }
+  let body: unknown = null
+  try {
+    body = await response.json()
+  } catch {
+    // Not JSON: the failure is told by its status.
+  }
+  if (!response.ok) {
+    throw failureOf(response, body, retryAfterOf(response.headers.get('Retry-After')))
+  }
+  // The answer as the API documents it: not checked (see above).
+  return body as T
+}
+
+/**
+ * `GET url` with the token, as a Blob: a frame of a large message, which the page saves as a
+ * file. A network error is thrown as it is.
+ */
+export async function getBlob(url: string, token: string | null): Promise<Blob> {
+  const authorization = bearer(token)
+  const response = await fetch(url, {
+    headers: { Authorization: authorization },
+    cache: 'no-store',
+    credentials: 'omit',
+  })
+  if (!response.ok) {
+    let body: unknown = null
+    try {
+      body = await response.json()
+    } catch {
+      // Not JSON: the failure is told by its status.
+    }
+    throw failureOf(response, body, undefined)
+  }
+  return response.blob()
+}
+
+/** An error in words, for the page: an ApiFailure with its code and HTTP status. */
+export function describe(error: unknown): string {
+  if (error instanceof ApiFailure) {
+    const status = error.status ? `, HTTP ${error.status}` : ''
+    return `${error.message} (${error.code}${status})`
+  }
+  return String(messageOf(error) || error)
+}
+
+/**
+ * The Authorization header. Requests are made only while signed in (signing out stops the polls
+ * and removes what could start one); should one be made without a token, it fails as a request.
+ */
+function bearer(token: string | null): string {
+  if (token === null) throw new ApiFailure(0, 'signed_out', 'not signed in')
+  return `Bearer ${token}`
+}
+
+/** The ApiFailure of an answer that is not ok, from the API's error body when it has one. */
+function failureOf(response: Response, body: unknown, retryAfter: number | undefined): ApiFailure {
+  const { code, message } = errorOf(body)
+  return new ApiFailure(
+    response.status,
+    String(code || `http_${response.status}`),
+    String(message || response.statusText || 'the request failed'),
+    retryAfter,
+  )
+}
+
+/** The `error` object's code and message of an API error body (anything else: neither). */
+function errorOf(body: unknown): { code?: unknown; message?: unknown } {
+  const error = typeof body === 'object' && body !== null && 'error' in body ? body.error : null
+  if (typeof error !== 'object' || error === null) return {}
+  return {
+    code: 'code' in error ? error.code : undefined,
+    message: 'message' in error ? error.message : undefined,
+  }
+}
+
+/** An error's message, when it has one. */
+function messageOf(error: unknown): unknown {
+  return typeof error === 'object' && error !== null && 'message' in error
+    ? error.message
+    : undefined
+}
