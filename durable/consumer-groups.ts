@@ -291,17 +291,8 @@ export class ConsumerGroups {
       DEFAULT_GROUP,
       written,
     )
-    for (const letter of dead) {
-      this.#sql.exec(
-        `INSERT OR IGNORE INTO group_dead_letters (group_name, seq, attempts, dead_at, reason)
-         VALUES (?, ?, ?, ?, ?)`,
-        DEFAULT_GROUP,
-        letter.seq,
-        letter.attempts,
-        letter.deadAt,
-        letter.reason,
-      )
-    }
+    // A letter already there stays as it is: importing twice changes nothing.
+    for (const letter of dead) this.#writeDeadLetter(DEFAULT_GROUP, letter, letter.deadAt, 'IGNORE')
     this.#groups.set(DEFAULT_GROUP, this.#entry(DEFAULT_GROUP, state, written))
   }
 
@@ -339,17 +330,27 @@ export class ConsumerGroups {
     entry.writtenActiveAt = state.activeAt
   }
 
+  /** A dead-letter row of group `name`; `onConflict` decides about one already there. */
+  #writeDeadLetter(
+    name: string,
+    letter: { seq: number; attempts: number; reason: string },
+    deadAt: number,
+    onConflict: 'IGNORE' | 'REPLACE',
+  ): void {
+    this.#sql.exec(
+      `INSERT OR ${onConflict} INTO group_dead_letters (group_name, seq, attempts, dead_at, reason)
+       VALUES (?, ?, ?, ?, ?)`,
+      name,
+      letter.seq,
+      letter.attempts,
+      deadAt,
+      letter.reason,
+    )
+  }
+
   #bury(name: string, entry: Entry, dead: readonly DeadEntry[], now: number): void {
     for (const letter of dead) {
-      this.#sql.exec(
-        `INSERT OR REPLACE INTO group_dead_letters (group_name, seq, attempts, dead_at, reason)
-         VALUES (?, ?, ?, ?, ?)`,
-        name,
-        letter.seq,
-        letter.attempts,
-        now,
-        letter.reason,
-      )
+      this.#writeDeadLetter(name, letter, now, 'REPLACE')
       entry.deadLetters++
       if (entry.lowestDead === undefined || letter.seq < entry.lowestDead) {
         entry.lowestDead = letter.seq

@@ -8,18 +8,12 @@
 // segments stored since the migration (above maxSeq).
 
 import type { Mechanism, RelayMessage } from '../shared/relay-protocol'
-import {
-  bodyLength,
-  decodeBody,
-  frameOffset,
-  frameSizesOf,
-  joinChunks,
-  readPieceRange,
-} from './message-body'
+import { type PieceQueries, readBodyPieces } from './body-pieces'
+import { bodyLength, decodeBody, frameOffset, frameSizesOf, joinChunks } from './message-body'
 import type { Sql } from './row-meter'
 import {
+  fitPage,
   LARGE_MESSAGE_BYTES,
-  listedBytes,
   SEGMENT_TARGET_BYTES,
   type SegmentStore,
   type StoredMessage,
@@ -78,6 +72,12 @@ export function tableExists(sql: Sql, name: string): boolean {
 }
 
 /** The old rows not moved yet, or undefined when there are none (their tables then dropped). */
+/** The old schema's bodies: chunk 0 in messages.body, chunks 1… in message_chunks. */
+const LEGACY_BODY_PIECES: PieceQueries = {
+  first: 'SELECT substr(body, ?, ?) AS data FROM messages WHERE seq = ?',
+  rest: 'SELECT substr(data, ?, ?) AS data FROM message_chunks WHERE seq = ? AND idx = ?',
+}
+
 export class LegacyLog {
   readonly #sql: Sql
   readonly #kv: SyncKvStorage
@@ -332,16 +332,7 @@ export class LegacyLog {
   /** Old rows after `after` (through maxSeq), as reads give them. */
   read(after: number, limit: number, maxBytes: number): StoredMessage[] {
     const rows = this.#rows('seq > ? ORDER BY seq LIMIT ?', false, after, limit)
-    const messages = this.#stored(rows)
-    let total = 0
-    let count = 0
-    for (const message of messages) {
-      const weight = listedBytes(message)
-      if (count > 0 && total + weight > maxBytes) break
-      total += weight
-      count++
-    }
-    return messages.slice(0, count)
+    return fitPage(this.#stored(rows), maxBytes)
   }
 
   /** What each old row of these seqs weighs against a page's cap, its body not read. */
@@ -429,24 +420,8 @@ export class LegacyLog {
   }
 
   #readBody(seq: number, chunkSize: number, offset: number, length: number): Uint8Array {
-    // The first chunk is messages.body; the rest are numbered from 1. substr counts from 1.
-    const piece = (idx: number, start: number, count: number) =>
-      (idx === 0
-        ? this.#sql.exec<{ data: ArrayBuffer | null }>(
-            'SELECT substr(body, ?, ?) AS data FROM messages WHERE seq = ?',
-            start + 1,
-            count,
-            seq,
-          )
-        : this.#sql.exec<{ data: ArrayBuffer | null }>(
-            'SELECT substr(data, ?, ?) AS data FROM message_chunks WHERE seq = ? AND idx = ?',
-            start + 1,
-            count,
-            seq,
-            idx,
-          )
-      ).toArray()[0]?.data
-    return readPieceRange(piece, chunkSize, offset, length, `message ${seq}`)
+    const range = { pieceBytes: chunkSize, offset, length }
+    return readBodyPieces(this.#sql, LEGACY_BODY_PIECES, seq, range, `message ${seq}`)
   }
 }
 

@@ -5,7 +5,8 @@
 // consumed (or left) before the method returns.
 
 import type { Mechanism, RelayMessage } from '../shared/relay-protocol'
-import { readPieceRange, splitChunks } from './message-body'
+import { type PieceQueries, readBodyPieces } from './body-pieces'
+import { splitChunks } from './message-body'
 import type { Sql } from './row-meter'
 import {
   decodeSegment,
@@ -281,6 +282,12 @@ function encodedBound(message: RelayMessage): number {
 const CACHED_FRAME_SIZES = 65_536
 
 /** SQL access to one channel's segments. The schema is `./schema.ts`; migrate first. */
+/** A segment's octets: piece 0 in segments.data, pieces 1… in segment_pieces. */
+const SEGMENT_PIECES: PieceQueries = {
+  first: 'SELECT substr(data, ?, ?) AS data FROM segments WHERE first_seq = ?',
+  rest: 'SELECT substr(data, ?, ?) AS data FROM segment_pieces WHERE first_seq = ? AND idx = ?',
+}
+
 export class SegmentStore {
   readonly #sql: Sql
   /** The oldest and newest segments, when there are any: the log's ends, without a query. */
@@ -440,14 +447,22 @@ export class SegmentStore {
 
   /** The segment holding `seq`, or else the last one before it, if any (one indexed read). */
   atOrBefore(seq: number): SegmentInfo | undefined {
-    const row = this.#sql
-      .exec<SegmentRow>(
-        `SELECT ${INFO_COLUMNS} FROM segments
+    const row = this.#rowAtOrBefore<SegmentRow>(INFO_COLUMNS, seq)
+    return row ? infoOf(row) : undefined
+  }
+
+  /** `columns` of the segment holding `seq`, or else of the last one before it. */
+  #rowAtOrBefore<Row extends Record<string, SqlStorageValue>>(
+    columns: string,
+    seq: number,
+  ): Row | undefined {
+    return this.#sql
+      .exec<Row>(
+        `SELECT ${columns} FROM segments
          WHERE first_seq = (SELECT MAX(first_seq) FROM segments WHERE first_seq <= ?)`,
         seq,
       )
       .toArray()[0]
-    return row ? infoOf(row) : undefined
   }
 
   /**
@@ -647,13 +662,7 @@ export class SegmentStore {
 
   /** The row of the segment holding `seq`, or undefined when no segment does. */
   #segmentOf(seq: number): SegmentDataRow | undefined {
-    const row = this.#sql
-      .exec<SegmentDataRow>(
-        `SELECT ${DATA_COLUMNS} FROM segments
-         WHERE first_seq = (SELECT MAX(first_seq) FROM segments WHERE first_seq <= ?)`,
-        seq,
-      )
-      .toArray()[0]
+    const row = this.#rowAtOrBefore<SegmentDataRow>(DATA_COLUMNS, seq)
     return row && row.last_seq >= seq ? row : undefined
   }
 
@@ -708,24 +717,8 @@ export class SegmentStore {
    * @throws RangeError when the segment is gone (retention) or shorter than asked.
    */
   #readSegment(firstSeq: number, offset: number, length: number): Uint8Array {
-    // Piece 0 is segments.data; the rest are numbered from 1. substr counts from 1.
-    const piece = (idx: number, start: number, count: number) =>
-      (idx === 0
-        ? this.#sql.exec<{ data: ArrayBuffer | null }>(
-            'SELECT substr(data, ?, ?) AS data FROM segments WHERE first_seq = ?',
-            start + 1,
-            count,
-            firstSeq,
-          )
-        : this.#sql.exec<{ data: ArrayBuffer | null }>(
-            'SELECT substr(data, ?, ?) AS data FROM segment_pieces WHERE first_seq = ? AND idx = ?',
-            start + 1,
-            count,
-            firstSeq,
-            idx,
-          )
-      ).toArray()[0]?.data
-    return readPieceRange(piece, SEGMENT_PIECE_BYTES, offset, length, `segment ${firstSeq}`)
+    const range = { pieceBytes: SEGMENT_PIECE_BYTES, offset, length }
+    return readBodyPieces(this.#sql, SEGMENT_PIECES, firstSeq, range, `segment ${firstSeq}`)
   }
 
   /**

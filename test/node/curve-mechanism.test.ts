@@ -917,4 +917,27 @@ describe('a CURVE client and server connection back to back', () => {
     )
     expect((other.closed.client as ZmtpError).code).toBe('MALFORMED_COMMAND_MESSAGE')
   })
+
+  it('holds the server’s MESSAGEs to the rule the server holds ours: nonces count up by one', () => {
+    /** Two PINGs the server boxed with its next two short nonces, not yet delivered. */
+    const twoPings = () => {
+      const pair = curvePair()
+      pair.server.sendPing(0)
+      pair.server.sendPing(0)
+      const [first, second] = pair.toClient.splice(0)
+      return { ...pair, first: first as Uint8Array, second: second as Uint8Array }
+    }
+    const skipped = twoPings()
+    skipped.client.receive(skipped.second)
+    expect((skipped.closed.client as ZmtpError).code).toBe('INVALID_SEQUENCE')
+    const replayed = twoPings()
+    replayed.client.receive(replayed.first)
+    expect(replayed.closed.client).toBeUndefined()
+    replayed.client.receive(replayed.first)
+    expect((replayed.closed.client as ZmtpError).code).toBe('INVALID_SEQUENCE')
+    const inOrder = twoPings()
+    inOrder.client.receive(inOrder.first)
+    inOrder.client.receive(inOrder.second)
+    expect(inOrder.closed.client).toBeUndefined()
+  })
 })

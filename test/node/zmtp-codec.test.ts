@@ -1,7 +1,9 @@
 // Annotated frame and command vectors (RFC 23/37): decode, encode, round trip, and the streaming
 // FrameDecoder fed whole, byte by byte and in random splits.
+
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { concatBytes } from '../../node-bridge/zmtp/codec/bytes'
 import {
   decodeCommand,
   decodeErrorReason,
@@ -55,16 +57,6 @@ function pattern(n: number, seed = 0): Uint8Array {
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ')
 const ascii = (b: Uint8Array) => String.fromCharCode(...b)
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let pos = 0
-  for (const p of parts) {
-    out.set(p, pos)
-    pos += p.length
-  }
-  return out
-}
 
 interface PlainFrame {
   more: boolean
@@ -237,11 +229,13 @@ const frameVectors: WireVector[] = [
     ),
     frames: [msg(bytes('abc'), true), msg(body300, true), msg(new Uint8Array(0))],
     encode: () =>
-      concat([
-        encodeFrame(bytes('abc'), { more: true }),
-        encodeFrame(body300, { more: true }),
-        encodeFrame(new Uint8Array(0)),
-      ]),
+      concatBytes(
+        ...[
+          encodeFrame(bytes('abc'), { more: true }),
+          encodeFrame(body300, { more: true }),
+          encodeFrame(new Uint8Array(0)),
+        ],
+      ),
   },
   {
     title: 'short command frame',
@@ -396,12 +390,14 @@ const frameVectors: WireVector[] = [
       cmd(bytes(0x04, 'PING', 0x00, 0x14)),
     ],
     encode: () =>
-      concat([
-        encodeReady([['Socket-Type', 'PUSH']]),
-        encodeFrame(bytes('topic'), { more: true }),
-        encodeFrame(bytes('payload')),
-        encodePing(20),
-      ]),
+      concatBytes(
+        ...[
+          encodeReady([['Socket-Type', 'PUSH']]),
+          encodeFrame(bytes('topic'), { more: true }),
+          encodeFrame(bytes('payload')),
+          encodePing(20),
+        ],
+      ),
   },
 ]
 
@@ -440,8 +436,8 @@ describe('frame vectors', () => {
 
       it('round-trips through encodeFrame', () => {
         const frames = new FrameDecoder().push(v.wire)
-        const reencoded = concat(
-          frames.map((f) => encodeFrame(f.body, { more: f.more, command: f.command })),
+        const reencoded = concatBytes(
+          ...frames.map((f) => encodeFrame(f.body, { more: f.more, command: f.command })),
         )
         if (encode) expect(hex(reencoded)).toBe(hex(v.wire))
         else expect(reencoded.length).toBeLessThan(v.wire.length) // we chose the short form
@@ -691,7 +687,7 @@ describe('FrameDecoder buffering', () => {
   })
 
   it('stops after maxFrames frames and says how much of the chunk it consumed', () => {
-    const chunk = concat([encodeFrame(bytes('a')), encodeFrame(bytes('bc')), bytes(0x00)])
+    const chunk = concatBytes(...[encodeFrame(bytes('a')), encodeFrame(bytes('bc')), bytes(0x00)])
     const decoder = new FrameDecoder()
     expect(decoder.push(chunk, 1).map((f) => ascii(f.body))).toEqual(['a'])
     expect(decoder.consumed).toBe(3)
@@ -747,7 +743,7 @@ describe('FrameDecoder properties', () => {
     fc.assert(
       fc.property(
         fc.array(arbitraryFrame, { maxLength: 20 }).chain((frames) => {
-          const wire = concat(frames.map((f) => encodeFrame(f.body, f)))
+          const wire = concatBytes(...frames.map((f) => encodeFrame(f.body, f)))
           return fc.tuple(fc.constant(frames), fc.constant(wire), splitPoints(wire.length))
         }),
         ([frames, wire, points]) => {
@@ -761,7 +757,7 @@ describe('FrameDecoder properties', () => {
     fc.assert(
       fc.property(fc.array(arbitraryFrame, { minLength: 1, maxLength: 8 }), (frames) => {
         const encoded = frames.map((f) => encodeFrame(f.body, f))
-        const wire = concat(encoded)
+        const wire = concatBytes(...encoded)
         const ends: number[] = []
         let end = 0
         for (const e of encoded) {

@@ -1,7 +1,9 @@
 // The connection state machine over an in-memory transport: greeting, NULL handshake for ZMTP
 // 3.0 and 3.1 peers, socket-type check, messages, commands after the handshake, failures.
+
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { concatBytes } from '../../node-bridge/zmtp/codec/bytes'
 import { encodeCommandBody, encodeError, encodeReady } from '../../node-bridge/zmtp/codec/command'
 import { encodeFrame } from '../../node-bridge/zmtp/codec/frame'
 import {
@@ -16,15 +18,7 @@ import { ReconnectBackoff, reconnectsAfter } from '../../node-bridge/zmtp/reconn
 import { PULL, PUSH, type SocketType } from '../../node-bridge/zmtp/sockets/socket-type'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
+const concat = concatBytes
 
 /** A client greeting: signature, version 3.minor, NULL, as-server 0, filler. */
 function clientGreeting(minor: number, mechanism = 'NULL'): Uint8Array {

@@ -1,7 +1,9 @@
 // A CurveZMQ client written from RFC 26 with tweetnacl alone, for tests: it builds HELLO,
 // INITIATE and MESSAGE commands with pinned keys and nonces, reads WELCOME, READY and server
 // MESSAGEs, and can break any field on request. Independent of the server code under test.
+
 import nacl from 'tweetnacl'
+import { concatBytes } from '../../node-bridge/zmtp/codec/bytes'
 import { encodeFrame } from '../../node-bridge/zmtp/codec/frame'
 import { decodeMetadata, encodeMetadata } from '../../node-bridge/zmtp/codec/metadata'
 
@@ -76,15 +78,7 @@ export interface MessageOptions {
 
 const ascii = (text: string) => new TextEncoder().encode(text)
 
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
+export { concatBytes }
 
 function u64(value: bigint): Uint8Array {
   const out = new Uint8Array(8)

@@ -4,37 +4,28 @@
 // differ from RFC 26's prose (noted where they do).
 
 import { type Command, encodeCommand } from '../codec/command'
-import type { Frame } from '../codec/frame-decoder'
 import { decodeMetadata, encodeMetadata, socketTypeOf } from '../codec/metadata'
 import { ZmtpError, ZmtpErrorCode } from '../errors'
 import type { CookieKeyring } from './curve-cookie'
 import { CURVE_BOX_OVERHEAD, CURVE_KEY_SIZE, type CurveCrypto } from './curve-crypto'
 import { isLowOrderPoint } from './curve-keys'
+import { CurveMechanism } from './curve-mechanism'
 import {
-  CLIENT_MESSAGE_NONCE,
   COOKIE_NONCE,
+  commandData,
   equalBytes,
   fail,
   HELLO_NONCE,
   INITIATE_NONCE,
   LONG_NONCE_SIZE,
-  MESSAGE_BOX,
-  MESSAGE_OVERHEAD,
-  MESSAGE_PREFIX,
-  messageFrameSize,
   nonce,
-  PAYLOAD_COMMAND,
-  PAYLOAD_MORE,
   READY_NONCE,
   readShortNonce,
-  SERVER_MESSAGE_NONCE,
   SHORT_NONCE_SIZE,
-  shortNonceBytes,
   VOUCH_NONCE,
   WELCOME_NONCE,
-  writeMessageFrame,
 } from './curve-wire'
-import type { HandshakeStep, Mechanism } from './mechanism'
+import type { HandshakeStep } from './mechanism'
 
 /** Options of a {@link CurveServerMechanism}. */
 export interface CurveServerOptions {
@@ -64,8 +55,6 @@ const State = {
 } as const
 type State = (typeof State)[keyof typeof State]
 
-const _ascii = (text: string) => new TextEncoder().encode(text)
-
 // Offsets are in the command *data*, after the name: the body minus 1 + name length octets.
 // HELLO body 200 = 6 (`\x05HELLO`) + 194.
 const HELLO_DATA_SIZE = 194
@@ -86,23 +75,18 @@ const VOUCH_SIZE = LONG_NONCE_SIZE + 2 * CURVE_KEY_SIZE + CURVE_BOX_OVERHEAD
 /** Inside the INITIATE box: C (32), vouch (96), then metadata. */
 const INITIATE_METADATA = CURVE_KEY_SIZE + VOUCH_SIZE // 128
 const INITIATE_DATA_MIN = INITIATE_BOX + INITIATE_METADATA + CURVE_BOX_OVERHEAD // 248
-// MESSAGE body >= 33: 8 (`\x07MESSAGE`) + short nonce 8 + box >= 17 (flags octet + tag).
 
 /**
  * CURVE server for one connection. Failures throw {@link ZmtpError}: malformed or undecryptable
  * commands close silently (the client retries, RFC 26 soft error), a refused client key sends
  * ERROR "400" (the client gives up, RFC 26 hard error).
  */
-export class CurveServerMechanism implements Mechanism {
-  readonly name = 'CURVE'
+export class CurveServerMechanism extends CurveMechanism {
   readonly asServer = true
   readonly sendsErrors = true
-  /** A MESSAGE body is the payload plus 33 octets: `\x07MESSAGE`, short nonce, flags, MAC. */
-  readonly frameOverhead = MESSAGE_OVERHEAD
   readonly #secretKey: Uint8Array
   readonly #publicKey: Uint8Array
   readonly #socketType: string
-  readonly #crypto: CurveCrypto
   readonly #cookieKeys: CookieKeyring
   readonly #authorize: ((clientPublicKey: Uint8Array) => boolean) | undefined
   #state: State = State.EXPECT_HELLO
@@ -110,17 +94,12 @@ export class CurveServerMechanism implements Mechanism {
   #clientTransient: Uint8Array | undefined
   /** s′, our transient secret key (made for WELCOME, wiped after INITIATE). */
   #transientSecret: Uint8Array | undefined
-  /** beforenm(C′, s′): every box after WELCOME. */
+  /** beforenm(C′, s′), made from INITIATE: its box, READY's, then every MESSAGE's. */
   #sessionKey: Uint8Array | undefined
-  // Last short nonce the client used, as 32-bit halves (RFC 26: strictly increasing).
-  #peerNonceHigh = 0
-  #peerNonceLow = 0
-  /** Our next short nonce: READY uses 1, our MESSAGEs continue from 2 (as libzmq). */
-  #nonce = 1
-  readonly #messageNonce = nonce(CLIENT_MESSAGE_NONCE, new Uint8Array(SHORT_NONCE_SIZE))
 
   /** @throws {RangeError} if a key is not 32 octets */
   constructor(options: CurveServerOptions) {
+    super(options.crypto, true)
     if (options.secretKey.length !== CURVE_KEY_SIZE) {
       throw new RangeError(`the CURVE secret key must be ${CURVE_KEY_SIZE} octets`)
     }
@@ -130,7 +109,6 @@ export class CurveServerMechanism implements Mechanism {
       throw new RangeError(`the CURVE public key must be ${CURVE_KEY_SIZE} octets`)
     }
     this.#socketType = options.socketType
-    this.#crypto = options.crypto
     this.#cookieKeys = options.cookieKeys
     this.#authorize = options.authorize
   }
@@ -140,35 +118,29 @@ export class CurveServerMechanism implements Mechanism {
     return { output: [] }
   }
 
-  onCommand(command: Command): HandshakeStep {
-    try {
-      switch (this.#state) {
-        case State.EXPECT_HELLO:
-          return this.#onHello(command)
-        case State.EXPECT_INITIATE:
-          return this.#onInitiate(command)
-        default:
-          return fail(
-            ZmtpErrorCode.UNEXPECTED_COMMAND,
-            `${command.name} after the CURVE handshake ended`,
-          )
-      }
-    } catch (error) {
-      this.#abandon()
-      throw error
+  protected handshake(command: Command): HandshakeStep {
+    switch (this.#state) {
+      case State.EXPECT_HELLO:
+        return this.#onHello(command)
+      case State.EXPECT_INITIATE:
+        return this.#onInitiate(command)
+      default:
+        return fail(
+          ZmtpErrorCode.UNEXPECTED_COMMAND,
+          `${command.name} after the CURVE handshake ended`,
+        )
     }
   }
 
   #onHello(command: Command): HandshakeStep {
-    if (command.name !== 'HELLO') {
-      fail(ZmtpErrorCode.UNEXPECTED_COMMAND, `expected HELLO, got ${command.name}`)
-    }
-    const data = command.data
     // Everything cheap before any public-key operation: a garbage HELLO costs no crypto.
     // RFC 26: HELLO is exactly 200 octets.
-    if (data.length !== HELLO_DATA_SIZE) {
-      fail(ZmtpErrorCode.MALFORMED_COMMAND_HELLO, `HELLO is ${data.length + 6} octets, not 200`)
-    }
+    const data = commandData(
+      command,
+      'HELLO',
+      { exactly: HELLO_DATA_SIZE },
+      ZmtpErrorCode.MALFORMED_COMMAND_HELLO,
+    )
     // RFC 26: CurveZMQ version 1.0. The padding is not checked (libzmq does not either): it only
     // has to make HELLO bigger than WELCOME.
     if (data[0] !== 1 || data[1] !== 0) {
@@ -182,10 +154,10 @@ export class CurveServerMechanism implements Mechanism {
       fail(ZmtpErrorCode.KEY_EXCHANGE, 'HELLO carries a low-order transient key')
     }
     // Box[64 × %x00](C′→S): opened with C′ and s.
-    const helloKey = this.#crypto.precompute(clientTransient, this.#secretKey)
+    const helloKey = this.crypto.precompute(clientTransient, this.#secretKey)
     if (!helloKey) fail(ZmtpErrorCode.KEY_EXCHANGE, 'HELLO transient key gives no shared secret')
     const shortNonce = data.subarray(HELLO_SHORT_NONCE, HELLO_BOX)
-    const signature = this.#crypto.open(
+    const signature = this.crypto.open(
       data.subarray(HELLO_BOX),
       nonce(HELLO_NONCE, shortNonce),
       helloKey,
@@ -198,17 +170,17 @@ export class CurveServerMechanism implements Mechanism {
       helloKey.fill(0)
       fail(ZmtpErrorCode.CRYPTOGRAPHIC, 'HELLO signature box does not open (wrong server key?)')
     }
-    ;[this.#peerNonceHigh, this.#peerNonceLow] = readShortNonce(shortNonce, 0)
+    this.acceptPeerNonce(readShortNonce(shortNonce, 0))
     this.#clientTransient = clientTransient
 
     // WELCOME: fresh S′/s′; cookie = long nonce + Box[C′ + s′](K) under the listener's key.
-    const transient = this.#crypto.generateKeyPair()
+    const transient = this.crypto.generateKeyPair()
     this.#transientSecret = transient.secretKey
-    const cookieNonce = this.#crypto.randomBytes(LONG_NONCE_SIZE)
+    const cookieNonce = this.crypto.randomBytes(LONG_NONCE_SIZE)
     const cookiePlain = new Uint8Array(2 * CURVE_KEY_SIZE)
     cookiePlain.set(clientTransient)
     cookiePlain.set(transient.secretKey, CURVE_KEY_SIZE)
-    const cookieBox = this.#crypto.seal(
+    const cookieBox = this.crypto.seal(
       cookiePlain,
       nonce(COOKIE_NONCE, cookieNonce),
       this.#cookieKeys.current(),
@@ -219,8 +191,8 @@ export class CurveServerMechanism implements Mechanism {
     welcomePlain.set(transient.publicKey)
     welcomePlain.set(cookieNonce, CURVE_KEY_SIZE)
     welcomePlain.set(cookieBox, CURVE_KEY_SIZE + LONG_NONCE_SIZE)
-    const welcomeNonce = this.#crypto.randomBytes(LONG_NONCE_SIZE)
-    const welcomeBox = this.#crypto.seal(welcomePlain, nonce(WELCOME_NONCE, welcomeNonce), helloKey)
+    const welcomeNonce = this.crypto.randomBytes(LONG_NONCE_SIZE)
+    const welcomeBox = this.crypto.seal(welcomePlain, nonce(WELCOME_NONCE, welcomeNonce), helloKey)
     helloKey.fill(0)
     const welcome = new Uint8Array(LONG_NONCE_SIZE + welcomeBox.length)
     welcome.set(welcomeNonce)
@@ -231,17 +203,13 @@ export class CurveServerMechanism implements Mechanism {
   }
 
   #onInitiate(command: Command): HandshakeStep {
-    if (command.name !== 'INITIATE') {
-      fail(ZmtpErrorCode.UNEXPECTED_COMMAND, `expected INITIATE, got ${command.name}`)
-    }
-    const data = command.data
     // RFC 26: INITIATE is at least 257 octets.
-    if (data.length < INITIATE_DATA_MIN) {
-      fail(
-        ZmtpErrorCode.MALFORMED_COMMAND_INITIATE,
-        `INITIATE is ${data.length + 9} octets, less than 257`,
-      )
-    }
+    const data = commandData(
+      command,
+      'INITIATE',
+      { atLeast: INITIATE_DATA_MIN },
+      ZmtpErrorCode.MALFORMED_COMMAND_INITIATE,
+    )
     const clientTransient = this.#clientTransient as Uint8Array
     const transientSecret = this.#transientSecret as Uint8Array
 
@@ -250,7 +218,7 @@ export class CurveServerMechanism implements Mechanism {
     const cookieBox = data.subarray(LONG_NONCE_SIZE, COOKIE_SIZE)
     let cookie: Uint8Array | null = null
     for (const key of this.#cookieKeys.accepted()) {
-      cookie = this.#crypto.open(cookieBox, cookieNonce, key)
+      cookie = this.crypto.open(cookieBox, cookieNonce, key)
       if (cookie) break
     }
     if (!cookie)
@@ -265,16 +233,16 @@ export class CurveServerMechanism implements Mechanism {
 
     // RFC 26: short nonces increase; INITIATE's must be above HELLO's.
     const shortNonce = data.subarray(INITIATE_SHORT_NONCE, INITIATE_BOX)
-    const [high, low] = readShortNonce(shortNonce, 0)
-    if (!this.#isAfterPeerNonce(high, low)) {
+    const peerNonce = readShortNonce(shortNonce, 0)
+    if (!this.followsPeerNonce(peerNonce)) {
       fail(ZmtpErrorCode.INVALID_SEQUENCE, 'INITIATE short nonce does not follow HELLO’s')
     }
 
     // Box[C + vouch + metadata](C′→S′).
-    const sessionKey = this.#crypto.precompute(clientTransient, transientSecret)
+    const sessionKey = this.crypto.precompute(clientTransient, transientSecret)
     if (!sessionKey) fail(ZmtpErrorCode.KEY_EXCHANGE, 'no shared secret with the transient key')
     this.#sessionKey = sessionKey
-    const plain = this.#crypto.open(
+    const plain = this.crypto.open(
       data.subarray(INITIATE_BOX),
       nonce(INITIATE_NONCE, shortNonce),
       sessionKey,
@@ -286,9 +254,9 @@ export class CurveServerMechanism implements Mechanism {
     }
 
     // Vouch: Box[C′ + S](C→S′), proves the holder of C made this connection to us.
-    const vouchKey = this.#crypto.precompute(clientKey, transientSecret)
+    const vouchKey = this.crypto.precompute(clientKey, transientSecret)
     if (!vouchKey) fail(ZmtpErrorCode.KEY_EXCHANGE, 'no shared secret with the long-term key')
-    const vouch = this.#crypto.open(
+    const vouch = this.crypto.open(
       plain.subarray(CURVE_KEY_SIZE + LONG_NONCE_SIZE, INITIATE_METADATA),
       nonce(VOUCH_NONCE, plain.subarray(CURVE_KEY_SIZE, CURVE_KEY_SIZE + LONG_NONCE_SIZE)),
       vouchKey,
@@ -302,15 +270,14 @@ export class CurveServerMechanism implements Mechanism {
     ) {
       fail(ZmtpErrorCode.KEY_EXCHANGE, 'INITIATE vouch is not for this connection and server')
     }
-    this.#peerNonceHigh = high
-    this.#peerNonceLow = low
+    this.acceptPeerNonce(peerNonce)
 
     const socketType = socketTypeOf(decodeMetadata(plain.subarray(INITIATE_METADATA)))
     this.#checkAuthorized(clientKey)
 
     // READY: Box[metadata](S′→C′) with our short nonce 1.
-    const readyNonce = shortNonceBytes(this.#nonce++)
-    const readyBox = this.#crypto.seal(
+    const readyNonce = this.takeNonce()
+    const readyBox = this.crypto.seal(
       encodeMetadata([['Socket-Type', this.#socketType]]),
       nonce(READY_NONCE, readyNonce),
       sessionKey,
@@ -322,6 +289,7 @@ export class CurveServerMechanism implements Mechanism {
     transientSecret.fill(0)
     this.#transientSecret = undefined
     this.#state = State.READY
+    this.establish(sessionKey)
     return {
       output: [encodeCommand('READY', ready)],
       done: { socketType, publicKey: clientKey },
@@ -349,118 +317,11 @@ export class CurveServerMechanism implements Mechanism {
     }
   }
 
-  #isNextPeerNonce(high: number, low: number): boolean {
-    const nextLow = (this.#peerNonceLow + 1) % 0x1_0000_0000
-    const nextHigh = this.#peerNonceHigh + (nextLow === 0 ? 1 : 0)
-    return high === nextHigh && low === nextLow
-  }
-
-  #isAfterPeerNonce(high: number, low: number): boolean {
-    return high > this.#peerNonceHigh || (high === this.#peerNonceHigh && low > this.#peerNonceLow)
-  }
-
-  /** A failed handshake keeps nothing. */
-  #abandon(): void {
+  protected forgetHandshake(): void {
     this.#state = State.FAILED
     this.#transientSecret?.fill(0)
     this.#transientSecret = undefined
     this.#sessionKey?.fill(0)
     this.#sessionKey = undefined
-  }
-
-  /**
-   * Opens a MESSAGE (RFC 26) that arrived in a ZMTP frame. libzmq and NetMQ send MESSAGE in
-   * ordinary frames (flags 0x00), RFC 23 says command frames: both are accepted, and the outer
-   * MORE bit is ignored (unauthenticated; the boxed flags octet is what counts, as in libzmq).
-   * RFC 26: no ERROR for a bad MESSAGE, so every failure closes.
-   * @throws {ZmtpError} MALFORMED_COMMAND_MESSAGE, INVALID_SEQUENCE, CRYPTOGRAPHIC
-   */
-  decodeFrame(frame: Frame): Frame {
-    const sessionKey = this.#sessionKey
-    if (this.#state !== State.READY || !sessionKey) {
-      return fail(ZmtpErrorCode.UNEXPECTED_COMMAND, 'MESSAGE before the CURVE handshake ended')
-    }
-    const body = frame.body
-    if (body.length < MESSAGE_OVERHEAD || !this.#isMessage(body)) {
-      return this.#failMessage(
-        ZmtpErrorCode.MALFORMED_COMMAND_MESSAGE,
-        'frame is not a CURVE MESSAGE command',
-      )
-    }
-    const [high, low] = readShortNonce(body, MESSAGE_PREFIX.length)
-    // RFC 26: clients use "correctly incrementing short nonces". libzmq only checks that they
-    // grow, which lets an attacker on the path drop whole MESSAGE frames unnoticed (and splice
-    // multipart messages); every real client counts up by one, so we require exactly that.
-    if (!this.#isNextPeerNonce(high, low)) {
-      return this.#failMessage(
-        ZmtpErrorCode.INVALID_SEQUENCE,
-        'MESSAGE short nonce is not the previous one plus one',
-      )
-    }
-    const messageNonce = this.#messageNonce
-    messageNonce.set(body.subarray(MESSAGE_PREFIX.length, MESSAGE_BOX), CLIENT_MESSAGE_NONCE.length)
-    // In place: the frame is a view of a TCP chunk this connection owns, and the plaintext can
-    // stay there as the message body (no allocation per message).
-    const plain = this.#crypto.openInPlace(body.subarray(MESSAGE_BOX), messageNonce, sessionKey)
-    if (!plain) return this.#failMessage(ZmtpErrorCode.CRYPTOGRAPHIC, 'MESSAGE box does not open')
-    this.#peerNonceHigh = high
-    this.#peerNonceLow = low
-    const flags = plain[0] ?? 0
-    // Real clients set only MORE (0x01) or COMMAND (0x02) (libzmq masks its flags with exactly
-    // these). RFC 26 says other bits MUST be zero; a command with MORE is not ZMTP either.
-    if (
-      (flags & ~(PAYLOAD_MORE | PAYLOAD_COMMAND)) !== 0 ||
-      flags === (PAYLOAD_MORE | PAYLOAD_COMMAND)
-    ) {
-      return this.#failMessage(
-        ZmtpErrorCode.MALFORMED_COMMAND_MESSAGE,
-        `MESSAGE flags 0x${flags.toString(16).padStart(2, '0')} are not MORE or COMMAND`,
-      )
-    }
-    return {
-      more: (flags & PAYLOAD_MORE) !== 0,
-      command: (flags & PAYLOAD_COMMAND) !== 0,
-      body: plain.subarray(1),
-    }
-  }
-
-  #isMessage(body: Uint8Array): boolean {
-    for (let index = 0; index < MESSAGE_PREFIX.length; index++) {
-      if (body[index] !== MESSAGE_PREFIX[index]) return false
-    }
-    return true
-  }
-
-  #failMessage(code: ZmtpErrorCode, message: string): never {
-    this.#abandon()
-    return fail(code, message)
-  }
-
-  encodedSize(bodyLength: number): number {
-    return messageFrameSize(bodyLength)
-  }
-
-  /**
-   * Boxes a frame we send into a MESSAGE with our next short nonce.
-   * @throws {ZmtpError} UNEXPECTED_COMMAND before the handshake ended
-   */
-  writeFrame(
-    target: Uint8Array,
-    offset: number,
-    body: Uint8Array,
-    options: { more?: boolean; command?: boolean },
-  ): number {
-    const key = this.#sessionKey
-    if (this.#state !== State.READY || !key) {
-      return fail(ZmtpErrorCode.UNEXPECTED_COMMAND, 'cannot send before the CURVE handshake ended')
-    }
-    const shortNonce = shortNonceBytes(this.#nonce++)
-    const messageNonce = nonce(SERVER_MESSAGE_NONCE, shortNonce)
-    return writeMessageFrame(target, offset, body, options, {
-      shortNonce,
-      messageNonce,
-      key,
-      crypto: this.#crypto,
-    })
   }
 }

@@ -1,7 +1,8 @@
 // CurveZMQ wire constants and helpers shared by the client and server mechanisms (RFC 26).
 
+import type { Command } from '../codec/command'
 import { frameHeaderSize, writeFrameHeader } from '../codec/frame'
-import { ZmtpError, type ZmtpErrorCode } from '../errors'
+import { ZmtpError, ZmtpErrorCode } from '../errors'
 import { CURVE_BOX_OVERHEAD, CURVE_NONCE_SIZE, type CurveCrypto } from './curve-crypto'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
@@ -95,13 +96,40 @@ function readUint32(bytes: Uint8Array, offset: number): number {
   )
 }
 
-/** A short nonce counter as 8 big-endian octets. */
+/** A short nonce counter as 8 big-endian octets (a counter is below 2^53: it counts frames). */
 export function shortNonceBytes(counter: number): Uint8Array {
   const out = new Uint8Array(SHORT_NONCE_SIZE)
   const view = new DataView(out.buffer)
   view.setUint32(0, Math.floor(counter / TWO_POW_32))
   view.setUint32(4, counter >>> 0)
   return out
+}
+
+/**
+ * The data of a handshake command, which must be `name` with `size` octets of data; checked
+ * before any public-key operation, so a garbage command costs no crypto. The sizes said are the
+ * whole command's, as RFC 26 gives them (HELLO 200, WELCOME 168, INITIATE 257+, READY 30+).
+ * @throws {ZmtpError} UNEXPECTED_COMMAND for another command, `malformed` for another size
+ */
+export function commandData(
+  command: Command,
+  name: string,
+  size: { exactly: number } | { atLeast: number },
+  malformed: ZmtpErrorCode = ZmtpErrorCode.MALFORMED_COMMAND,
+): Uint8Array {
+  if (command.name !== name) {
+    fail(ZmtpErrorCode.UNEXPECTED_COMMAND, `expected ${name}, got ${command.name}`)
+  }
+  const data = command.data
+  // The body: the name's length octet, the name, the data.
+  const header = 1 + name.length
+  if ('exactly' in size && data.length !== size.exactly) {
+    fail(malformed, `${name} is ${data.length + header} octets, not ${size.exactly + header}`)
+  }
+  if ('atLeast' in size && data.length < size.atLeast) {
+    fail(malformed, `${name} is ${data.length + header} octets, less than ${size.atLeast + header}`)
+  }
+  return data
 }
 
 /** Ends a handshake or message with a plain close (RFC 26: no ERROR for a bad box). */

@@ -1,0 +1,12 @@
+// Byte strings joined, for the commands and nonces the codec and the mechanisms assemble.
+
+/** `parts` in one new array, in order. */
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
