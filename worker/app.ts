@@ -139,10 +139,10 @@ export const app = new OpenAPIHono<AppEnv>({
   },
 })
 
-// Hono's defaults (nosniff, no referrer, HSTS, no framing…), but never over what a route set,
-// and not on a WebSocket upgrade: its 101 comes from the channel's object
-// with headers nobody may change.
-const securityHeaders = secureHeaders({ overwrite: false, xFrameOptions: 'DENY' })
+// Hono's defaults (nosniff, no referrer, HSTS, no framing…), but not on a WebSocket upgrade:
+// its 101 comes from the channel's object with headers nobody may change. (The dashboard's
+// page is a static asset with its own headers: worker/dashboard/build.ts.)
+const securityHeaders = secureHeaders({ xFrameOptions: 'DENY' })
 app.use(async (c, next) => {
   if (c.req.header('Upgrade')) return next()
   return securityHeaders(c, next)

@@ -90,8 +90,12 @@ describe('PullSocket.connect', () => {
     await waitFor(() =>
       logs.lines.find((line) => String(line.msg).startsWith('the peer refused us')),
     )
+    // libzmq may close before its READY says DEALER (it reads ours first, when load delays its
+    // own): a plain close, which is redialled, as libzmq redials it. The refusal ends the dialling.
+    const connected = () => logs.lines.filter((line) => line.msg === 'connected').length
+    const before = connected()
     await new Promise((resolve) => setTimeout(resolve, 500))
-    expect(logs.lines.filter((line) => line.msg === 'connected')).toHaveLength(1)
+    expect(connected()).toBe(before)
   })
 })
 

@@ -132,6 +132,21 @@ describe('the page, as wrangler serves it from the static assets', () => {
     expect(health.status).toBe(200)
     expect(health.headers.get('Content-Security-Policy')).toBeNull()
   })
+
+  it('carries every security header the Worker’s answers carry, though it never runs the Worker', async () => {
+    const [page, health] = await Promise.all([
+      fetch(`${worker.httpUrl}/`),
+      fetch(`${worker.httpUrl}/v1/health`),
+    ])
+    const notSecurity = new Set(['content-type', 'content-length', 'date', 'cache-control'])
+    const security = [...health.headers].filter(([name]) => !notSecurity.has(name))
+    expect(security.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['cross-origin-opener-policy', 'strict-transport-security']),
+    )
+    for (const [name, value] of security) {
+      expect({ name, value: page.headers.get(name) }).toEqual({ name, value })
+    }
+  })
 })
 
 describe('the dashboard in Chromium', () => {

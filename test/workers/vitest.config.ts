@@ -7,7 +7,7 @@ import { writeDashboard } from '../../worker/dashboard/build'
 // wrangler.toml's assets directory must exist for the runtime to start (`wrangler dev` and
 // `deploy` build it themselves). The pool serves no assets to the tests: the page is tested
 // under `wrangler dev` (test/node/dashboard-browser.test.ts).
-writeDashboard()
+await writeDashboard()
 
 export default defineConfig({
   plugins: [

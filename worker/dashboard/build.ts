@@ -12,10 +12,12 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { buildSync } from 'esbuild'
+import { Hono } from 'hono'
+import { secureHeaders } from 'hono/secure-headers'
 
-const source = new URL('.', import.meta.url).pathname
+const source = fileURLToPath(new URL('.', import.meta.url))
 const root = join(source, '..', '..')
 
 /** Where the assets go: wrangler.toml's `assets.directory`. */
@@ -38,14 +40,37 @@ function sha256Source(text: string): string {
   return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
 }
 
-/** Puts `content` between the one `<tag></tag>` pair of `html`, which it may not end early. */
-function inline(html: string, tag: 'script' | 'style', content: string): string {
+/**
+ * Puts `content` between the one `<tag></tag>` pair of `html`. It may not end the element early
+ * (`</script`), nor hold `<!--` or `<script`, after which the HTML parser would read past the
+ * real end tag (https://html.spec.whatwg.org/#restrictions-for-contents-of-script-elements).
+ */
+export function inline(html: string, tag: 'script' | 'style', content: string): string {
   const empty = `<${tag}></${tag}>`
   if (html.split(empty).length !== 2) throw new Error(`page.html must hold one empty ${empty}`)
-  if (content.toLowerCase().includes(`</${tag}`)) {
-    throw new Error(`the dashboard's ${tag} holds </${tag}, which would end it early`)
-  }
+  const found = [`</${tag}`, '<!--', '<script'].find((text) => content.toLowerCase().includes(text))
+  if (found) throw new Error(`the dashboard's ${tag} holds ${found}, which would end it wrongly`)
   return html.replace(empty, () => `<${tag}>${content}</${tag}>`)
+}
+
+/**
+ * The headers Hono's secure-headers middleware gives the Worker's answers (worker/app.ts: its
+ * defaults, framing denied): the page gets them too, though it never runs the Worker.
+ */
+async function workerSecurityHeaders(): Promise<[string, string][]> {
+  const app = new Hono()
+  app.use(secureHeaders({ xFrameOptions: 'DENY' }))
+  app.get('/', (c) => c.body(null, 204))
+  const response = await app.request('/')
+  return [...response.headers].map(([name, value]) => [canonicalName(name), value])
+}
+
+/** `x-frame-options` as `X-Frame-Options`, the way _headers files are written. */
+function canonicalName(name: string): string {
+  return name.replace(
+    /(^|-)([a-z])/g,
+    (_, dash: string, letter: string) => dash + letter.toUpperCase(),
+  )
 }
 
 export function dashboardCsp(script: string, style: string): string {
@@ -65,7 +90,7 @@ export function dashboardCsp(script: string, style: string): string {
 }
 
 /** The page and its headers, built in memory. */
-export function buildDashboard(): DashboardPage {
+export async function buildDashboard(): Promise<DashboardPage> {
   const bundle = buildSync({
     entryPoints: [join(source, 'browser', 'main.ts')],
     tsconfig: join(source, 'browser', 'tsconfig.json'),
@@ -80,7 +105,9 @@ export function buildDashboard(): DashboardPage {
   })
   const script = bundle.outputFiles[0]?.text
   if (script === undefined) throw new Error('esbuild wrote no bundle for the dashboard')
-  const style = readFileSync(join(source, 'style.css'), 'utf8')
+  // The HTML parser turns CRLF into LF before the browser hashes the element's text: so must we
+  // (an editor or a checkout may write CRLF).
+  const style = readFileSync(join(source, 'style.css'), 'utf8').replace(/\r\n?/g, '\n')
   const html = inline(
     inline(readFileSync(join(source, 'page.html'), 'utf8'), 'style', style),
     'script',
@@ -91,9 +118,7 @@ export function buildDashboard(): DashboardPage {
     // Every asset is the page (`/`; /index.html redirects there).
     '/*',
     `  Content-Security-Policy: ${csp}`,
-    '  X-Content-Type-Options: nosniff',
-    '  X-Frame-Options: DENY',
-    '  Referrer-Policy: no-referrer',
+    ...(await workerSecurityHeaders()).map(([name, value]) => `  ${name}: ${value}`),
     // Never cached (it changes with each deploy) nor transformed (its hashes are in the CSP).
     '  Cache-Control: no-store, no-transform',
     '',
@@ -102,8 +127,8 @@ export function buildDashboard(): DashboardPage {
 }
 
 /** Builds the page into `directory` (the assets directory by default). */
-export function writeDashboard(directory = ASSETS_DIRECTORY): DashboardPage {
-  const page = buildDashboard()
+export async function writeDashboard(directory = ASSETS_DIRECTORY): Promise<DashboardPage> {
+  const page = await buildDashboard()
   mkdirSync(directory, { recursive: true })
   writeFileSync(join(directory, 'index.html'), page.html)
   writeFileSync(join(directory, '_headers'), page.headers)
@@ -111,6 +136,6 @@ export function writeDashboard(directory = ASSETS_DIRECTORY): DashboardPage {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const page = writeDashboard()
+  const page = await writeDashboard()
   console.log(`dashboard: ${ASSETS_DIRECTORY}/index.html, ${page.html.length} characters`)
 }

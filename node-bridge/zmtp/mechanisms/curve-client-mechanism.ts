@@ -214,8 +214,9 @@ export class CurveClientMechanism extends CurveMechanism {
     if (!plain) fail(ZmtpErrorCode.CRYPTOGRAPHIC, 'READY box does not open')
     this.acceptPeerNonce(readShortNonce(data, 0))
     const socketType = socketTypeOf(decodeMetadata(plain))
-    // The transient secret lives on only inside the session key.
+    // The transient secret lives on only inside the session key (and no cache keeps c′ alive).
     this.#transient?.secretKey.fill(0)
+    this.#transient = undefined
     this.#state = State.READY
     this.establish(sessionKey)
     return { output: [], done: { socketType } }
