@@ -161,8 +161,11 @@ describe('kill -9 of the bridge', () => {
       sent = count
     })
     await waitStored(worker.httpUrl, channel, 2000)
+    // Its count is logged every 50 ms, so it may lag what is stored already: kill once the log
+    // says more was read than stored (the spool must bring those back).
+    await waitFor(() => received(first) > 2000, { timeoutMs: 30_000, what: 'over 2,000 read' })
     await first.stop('SIGKILL')
-    // Read before the kill, by the bridge's own count (a lower bound: it logs every 50 ms).
+    // Read before the kill, by the bridge's own count (a lower bound).
     const readBeforeKill = received(first)
     expect(readBeforeKill).toBeGreaterThan(2000)
     push.close()
