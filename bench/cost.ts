@@ -22,6 +22,7 @@ import {
   RELAY_SUBPROTOCOL,
   type RelayMessage,
 } from '../shared/relay-protocol'
+import { welcomed } from '../test/support/relay-feeder'
 import {
   startWranglerDev,
   TEST_INGEST_TOKEN,
@@ -92,17 +93,7 @@ class Relay {
         },
       },
     )
-    await new Promise<void>((resolve, reject) => {
-      socket.once('message', (data: Buffer) => {
-        const frame = decodeRelayFrame(new Uint8Array(data))
-        if (frame.kind === 'welcome') resolve()
-        else reject(new Error(`expected a WELCOME, got ${frame.kind}`))
-      })
-      socket.once('error', reject)
-      socket.once('unexpected-response', (_request, response) =>
-        reject(new Error(`ingest refused: HTTP ${response.statusCode}`)),
-      )
-    })
+    await welcomed(socket)
     return new Relay(socket)
   }
 

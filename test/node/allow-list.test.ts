@@ -60,27 +60,31 @@ describe('allow-list reload under a running bridge', () => {
     await bridge?.stop(100)
   })
 
-  it('disconnects and refuses a removed key, and admits an added one', async () => {
+  type KeyPair = { publicKey: string; secretKey: string }
+
+  /**
+   * A CURVE bridge whose allow-list file lists `allowed`; `connect` dials it as a libzmq PUSH
+   * with a client key pair. Nothing listens at the Worker URL: messages wait in the relay,
+   * which is all these tests need.
+   */
+  async function allowListBridge(allowed: string) {
     const server = zmq.curveKeyPair()
-    const first = zmq.curveKeyPair()
-    const second = zmq.curveKeyPair()
     const allowFile = join(mkdtempSync(join(tmpdir(), 'zmq-edge-allow-')), 'clients.txt')
-    writeFileSync(allowFile, `${first.publicKey}\n`)
+    writeFileSync(allowFile, `${allowed}\n`)
     const logs = createMemoryLogger()
     const config = parseConfig(
       {
         bind: 'tcp://127.0.0.1:0',
         curveSecretKey: server.secretKey,
         curveAllowFile: allowFile,
-        // Nothing listens there: messages wait in the relay, which is all this test needs.
         workerUrl: 'ws://127.0.0.1:9',
         ingestToken: 'unused',
       },
       {},
     )
-    bridge = await startBridge(config, logs.logger)
-    const endpoint = `tcp://127.0.0.1:${bridge.address.port}`
-    const connect = (client: { publicKey: string; secretKey: string }) => {
+    const running = await startBridge(config, logs.logger)
+    bridge = running
+    const connect = (client: KeyPair) => {
       const socket = new zmq.Push({
         linger: 0,
         curveServerKey: server.publicKey,
@@ -88,9 +92,16 @@ describe('allow-list reload under a running bridge', () => {
         curveSecretKey: client.secretKey,
       })
       sockets.push(socket)
-      socket.connect(endpoint)
+      socket.connect(`tcp://127.0.0.1:${running.address.port}`)
       return socket
     }
+    return { running, allowFile, logs, connect }
+  }
+
+  it('disconnects and refuses a removed key, and admits an added one', async () => {
+    const first = zmq.curveKeyPair()
+    const second = zmq.curveKeyPair()
+    const { allowFile, logs, connect } = await allowListBridge(first.publicKey)
     const handshakes = (key: string) =>
       logs.lines.filter((line) => line.msg === 'handshake succeeded' && line.publicKey === key)
         .length
@@ -123,39 +134,13 @@ describe('allow-list reload under a running bridge', () => {
   })
 
   it('keeps the previous list when the file stops parsing', async () => {
-    const server = zmq.curveKeyPair()
     const client = zmq.curveKeyPair()
-    const allowFile = join(mkdtempSync(join(tmpdir(), 'zmq-edge-allow-')), 'clients.txt')
-    writeFileSync(allowFile, `${client.publicKey}\n`)
-    const logs = createMemoryLogger()
-    const config = parseConfig(
-      {
-        bind: 'tcp://127.0.0.1:0',
-        curveSecretKey: server.secretKey,
-        curveAllowFile: allowFile,
-        workerUrl: 'ws://127.0.0.1:9',
-        ingestToken: 'unused',
-      },
-      {},
-    )
-    bridge = await startBridge(config, logs.logger)
+    const { running, allowFile, logs, connect } = await allowListBridge(client.publicKey)
     writeFileSync(allowFile, 'garbage that is no key\n')
     await waitFor(() => logs.lines.find((line) => line.msg?.toString().includes('not reloaded')), {
       what: 'reload failure logged',
     })
-    const socket = connect()
-    function connect() {
-      const push = new zmq.Push({
-        linger: 0,
-        curveServerKey: server.publicKey,
-        curvePublicKey: client.publicKey,
-        curveSecretKey: client.secretKey,
-      })
-      sockets.push(push)
-      push.connect(`tcp://127.0.0.1:${bridge?.address.port}`)
-      return push
-    }
-    await socket.send('still allowed')
-    await waitFor(() => bridge?.relay.counters.received === 1, { what: 'message received' })
+    await connect(client).send('still allowed')
+    await waitFor(() => running.relay.counters.received === 1, { what: 'message received' })
   })
 })

@@ -1,14 +1,13 @@
 // ZMTP 3.1 heartbeats (RFC 37) with real libzmq peers and raw sockets: we answer PINGs, honour
 // the peer's TTL, and with --heartbeat-ivl send our own PINGs to drop half-open connections.
 import { connect, type Socket } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import type { PullSocket, PullSocketOptions } from '../../node-bridge/bridge/pull-socket'
 import { CookieKeyring } from '../../node-bridge/zmtp/mechanisms/curve-cookie'
 import { createCurveCrypto } from '../../node-bridge/zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../../node-bridge/zmtp/mechanisms/curve-server-mechanism'
 import { z85Decode } from '../../shared/z85'
-import { listenPull } from '../support/pull-harness'
+import { pullPerTest } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
@@ -50,20 +49,7 @@ NULL_HANDSHAKE_30[11] = 0
 const ZMTP2_HANDSHAKE = Uint8Array.of(0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 1, 8, 0x00, 0x00)
 const PING = Buffer.from('PING')
 
-let pull: PullSocket | undefined
-const closers: Array<() => void> = []
-
-afterEach(async () => {
-  for (const close of closers.splice(0)) close()
-  await pull?.close()
-  pull = undefined
-})
-
-async function listen(options: Partial<PullSocketOptions> = {}) {
-  const harness = await listenPull(options)
-  pull = harness.pull
-  return harness
-}
+const { listen, closers } = pullPerTest()
 
 function raw(
   port: number,

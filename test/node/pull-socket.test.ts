@@ -1,25 +1,11 @@
 // PullSocket over real TCP with libzmq peers (the `zeromq` package): failures of our own code
 // reported as ours, and a message limit lowered while connections are open.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
-import type { PullSocket, PullSocketOptions } from '../../node-bridge/bridge/pull-socket'
-import { listenPull } from '../support/pull-harness'
+import { pullPerTest } from '../support/pull-harness'
 import { waitFor } from '../support/wait'
 
-let pull: PullSocket | undefined
-const closers: Array<() => void> = []
-
-afterEach(async () => {
-  for (const close of closers.splice(0)) close()
-  await pull?.close()
-  pull = undefined
-})
-
-async function listen(options: Partial<PullSocketOptions> = {}) {
-  const harness = await listenPull(options)
-  pull = harness.pull
-  return harness
-}
+const { listen, closers } = pullPerTest()
 
 function push(port: number): zmq.Push {
   const socket = new zmq.Push({ linger: 0 })

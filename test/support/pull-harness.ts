@@ -1,6 +1,7 @@
 // A PullSocket on a free loopback port that collects what it receives and logs in memory, and
 // raw TCP peers for it.
 import { connect, type Socket } from 'node:net'
+import { afterEach } from 'vitest'
 import {
   type InboundMessage,
   PullSocket,
@@ -35,6 +36,31 @@ export async function listenPull(options: Partial<PullSocketOptions> = {}): Prom
   const { port } = await pull.listen()
   const count = (msg: string) => logs.lines.filter((line) => line.msg === msg).length
   return { pull, port, received, logs, count }
+}
+
+/**
+ * For a test file: `listen` starts a harness, which is closed after each test with everything
+ * pushed onto `closers` (peers, sockets) before it.
+ */
+export function pullPerTest(): {
+  listen(options?: Partial<PullSocketOptions>): Promise<PullHarness>
+  closers: Array<() => void>
+} {
+  let pull: PullSocket | undefined
+  const closers: Array<() => void> = []
+  afterEach(async () => {
+    for (const close of closers.splice(0)) close()
+    await pull?.close()
+    pull = undefined
+  })
+  return {
+    closers,
+    listen: async (options = {}) => {
+      const harness = await listenPull(options)
+      pull = harness.pull
+      return harness
+    },
+  }
 }
 
 /**

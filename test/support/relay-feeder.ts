@@ -13,6 +13,21 @@ import {
   type RelayMessage,
 } from '../../shared/relay-protocol'
 
+/** Resolves once the ingest WebSocket's first frame, a WELCOME, arrives; rejects on a refusal. */
+export function welcomed(socket: WebSocket): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    socket.once('message', (data: Buffer) => {
+      const frame = decodeRelayFrame(new Uint8Array(data))
+      if (frame.kind === 'welcome') resolve()
+      else reject(new Error(`expected a WELCOME, got ${frame.kind}`))
+    })
+    socket.once('error', reject)
+    socket.once('unexpected-response', (_request, response) =>
+      reject(new Error(`ingest refused: HTTP ${response.statusCode}`)),
+    )
+  })
+}
+
 /** A NULL message from 127.0.0.1:5555 received now, with these frames (strings as UTF-8). */
 export function feedMessage(
   frames: (string | Uint8Array)[],
@@ -62,18 +77,7 @@ export class RelayFeeder {
       },
     )
     // The WELCOME comes first: the feeder is ready once it has.
-    const welcomed = new Promise<void>((resolve, reject) => {
-      socket.once('message', (data: Buffer) => {
-        const frame = decodeRelayFrame(new Uint8Array(data))
-        if (frame.kind === 'welcome') resolve()
-        else reject(new Error(`expected a WELCOME, got ${frame.kind}`))
-      })
-      socket.once('error', reject)
-      socket.once('unexpected-response', (_request, response) =>
-        reject(new Error(`ingest refused: HTTP ${response.statusCode}`)),
-      )
-    })
-    await welcomed
+    await welcomed(socket)
     return new RelayFeeder(socket, options.bridgeId)
   }
 

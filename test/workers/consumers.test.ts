@@ -4,13 +4,12 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { decodeGroupState } from '../../durable/group-state'
 import type { ApiInlineMessage } from '../../shared/api-types'
 import { MAX_DRAIN_BYTES } from '../../worker/body-limit'
 import type { ApiLeasedMessage } from '../../worker/present'
 import {
-  closeAllIngest,
   expectQueueCountersExact,
   get,
   ingestBatch,
@@ -22,10 +21,6 @@ import {
   uniqueChannel,
   utf8,
 } from './helpers'
-
-afterEach(() => {
-  closeAllIngest()
-})
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 

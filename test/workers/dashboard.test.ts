@@ -5,12 +5,11 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { DIRECTORY_NAME } from '../../durable/channel-directory'
 import { DIRECTORY_REFRESH_MS, DIRECTORY_TOLD_KEY } from '../../durable/channel-object'
 import { app } from '../../worker/app'
 import {
-  closeAllIngest,
   countRows,
   get,
   INGEST_TOKEN,
@@ -21,11 +20,6 @@ import {
   uniqueChannel,
   utf8,
 } from './helpers'
-
-afterEach(() => {
-  closeAllIngest()
-  vi.restoreAllMocks()
-})
 
 interface ListedChannel {
   channel: string

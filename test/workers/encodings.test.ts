@@ -2,11 +2,10 @@
 // (`Accept: application/x-ndjson`), over real WebSockets and real SQLite.
 
 import { exports } from 'cloudflare:workers'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { ApiInlineMessage } from '../../shared/api-types'
 import { NDJSON_MEDIA_TYPE, NEXT_HEADER } from '../../worker/app'
 import {
-  closeAllIngest,
   expectBytes,
   fromBase64,
   get,
@@ -19,10 +18,6 @@ import {
   uniqueChannel,
   utf8,
 } from './helpers'
-
-afterEach(() => {
-  closeAllIngest()
-})
 
 const INVALID_UTF8 = [
   new Uint8Array([0xff]),

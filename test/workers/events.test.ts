@@ -7,7 +7,6 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { ApiInlineMessage } from '../../shared/api-types'
 import { app, EVENT_STREAM } from '../../worker/app'
 import {
-  closeAllIngest,
   get,
   ingestBatch,
   ORIGIN,
@@ -19,7 +18,6 @@ import {
 } from './helpers'
 
 afterEach(() => {
-  closeAllIngest()
   EVENT_STREAM.keepAliveMs = 15_000
 })
 

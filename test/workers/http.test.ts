@@ -3,7 +3,7 @@
 
 import { env } from 'cloudflare:workers'
 import { z } from '@hono/zod-openapi'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { ZodError } from 'zod'
 import { ChannelParam } from '../../shared/api/schemas'
 import type { ApiMessage } from '../../shared/api-types'
@@ -12,7 +12,6 @@ import { validationError } from '../../worker/api/validation'
 import { app } from '../../worker/app'
 import { tokensEqual } from '../../worker/auth'
 import {
-  closeAllIngest,
   expectBytes,
   fromBase64,
   get,
@@ -30,11 +29,6 @@ import {
 } from './helpers'
 
 const MiB = 1024 * 1024
-
-afterEach(() => {
-  closeAllIngest()
-  vi.restoreAllMocks()
-})
 
 async function expectError(response: Response, status: number, code: string) {
   expect(response.status).toBe(status)

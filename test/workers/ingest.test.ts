@@ -3,7 +3,7 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
 import { MessageStore } from '../../durable/message-store'
@@ -18,7 +18,6 @@ import {
   type RelayFrame,
 } from '../../shared/relay-protocol'
 import {
-  closeAllIngest,
   countRows,
   expectBytes,
   fromBase64,
@@ -34,11 +33,6 @@ import {
 } from './helpers'
 
 const MiB = 1024 * 1024
-
-afterEach(() => {
-  closeAllIngest()
-  vi.restoreAllMocks()
-})
 
 function stubOf(channel: string) {
   return env.CHANNEL.get(env.CHANNEL.idFromName(channel))

@@ -5,12 +5,11 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LARGE_MESSAGE_BYTES } from '../../durable/message-store'
 import type { ApiLargeMessage, ApiMessage } from '../../shared/api-types'
 import { NDJSON_MEDIA_TYPE } from '../../worker/app'
 import {
-  closeAllIngest,
   expectBytes,
   get,
   ingestBatch,
@@ -23,10 +22,6 @@ import {
 } from './helpers'
 
 const MiB = 1024 * 1024
-
-afterEach(() => {
-  closeAllIngest()
-})
 
 /** The large message's frames: 5 MiB, 3 octets and 4 MiB, so frame 2 starts mid-chunk. */
 const LARGE_FRAMES = [pattern(5 * MiB, 1), utf8('mid'), pattern(4 * MiB, 2)]

@@ -3,11 +3,10 @@
 // cursor reads, pulls, acks and new batches go on, and nothing is lost or delivered twice.
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { ChannelObject } from '../../durable/channel-object'
 import { migrate } from '../../durable/schema'
 import {
-  closeAllIngest,
   expectQueueCountersExact,
   get,
   ingestBatch,
@@ -18,10 +17,6 @@ import {
   uniqueChannel,
   utf8,
 } from './helpers'
-
-afterEach(() => {
-  closeAllIngest()
-})
 
 const OLD_MESSAGES = 200_000
 /** Acked in the old queue: 1 to 1000, but for the dead letter 500. */

@@ -5,13 +5,12 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { parseChannelConfig, type RetentionLimits } from '../../durable/channel-config'
 import type { ChannelObject } from '../../durable/channel-object'
 import { MessageStore } from '../../durable/message-store'
 import { AckStatus, NackCode } from '../../shared/relay-protocol'
 import {
-  closeAllIngest,
   expectQueueCountersExact,
   get,
   ORIGIN,
@@ -22,11 +21,6 @@ import {
   uniqueChannel,
   utf8,
 } from './helpers'
-
-afterEach(() => {
-  closeAllIngest()
-  vi.restoreAllMocks()
-})
 
 const stubOf = (channel: string) => env.CHANNEL.get(env.CHANNEL.idFromName(channel))
 

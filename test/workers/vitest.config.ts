@@ -23,6 +23,7 @@ export default defineConfig({
     name: 'workers',
     root: new URL('../..', import.meta.url).pathname,
     include: ['test/workers/**/*.test.ts'],
+    setupFiles: ['test/workers/setup.ts'],
     testTimeout: 30_000,
   },
 })
