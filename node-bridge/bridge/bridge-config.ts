@@ -57,13 +57,21 @@ export interface BindAddress {
   port: number
 }
 
-/** One TCP port the bridge binds as a PULL socket, and where its messages go. */
+/** The socket types a listener can be: PULL for PUSH senders, SUB for publishers. */
+export const LISTENER_SOCKETS = ['pull', 'sub'] as const
+export type ListenerSocket = (typeof LISTENER_SOCKETS)[number]
+
+/** One TCP port the bridge binds (or dials, with `--connect`), and where its messages go. */
 export interface ListenerConfig {
   /** As written, e.g. `tcp://0.0.0.0:7777`. */
   endpoint: string
   bind: BindAddress
   channel: string
   mechanism: Mechanism
+  /** The socket type it speaks (default `pull`). */
+  socket: ListenerSocket
+  /** For `sub`: the prefixes it subscribes to; empty: everything. */
+  subscribe: Uint8Array[]
 }
 
 /** The server's long-term CURVE key pair and the optional client-key allow-list. */

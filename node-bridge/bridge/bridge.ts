@@ -1,5 +1,5 @@
-// The bridge: PULL listeners feeding one relay per channel to the Worker. Owns the lifecycle of
-// both, the CURVE key and the allow-list.
+// The bridge: listeners (PULL for PUSH senders, SUB for publishers) feeding one relay per
+// channel to the Worker. Owns the lifecycle of both, the CURVE key and the allow-list.
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { z85Encode } from '../../shared/z85'
@@ -9,6 +9,8 @@ import { createCurveCrypto } from '../zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../zmtp/mechanisms/curve-server-mechanism'
 import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
 import { NullMechanism } from '../zmtp/mechanisms/null-mechanism'
+import { PULL } from '../zmtp/sockets/socket-type'
+import { createSub } from '../zmtp/sockets/sub'
 import { AllowList } from './allow-list'
 import { type BridgeConfig, ConfigError, type ListenerConfig } from './bridge-config'
 import type { Logger } from './log'
@@ -25,7 +27,7 @@ export interface RunningListener {
   pull: PullSocket
 }
 
-/** A PULL that dials a binding PUSH peer (`--connect`). */
+/** A PULL (or SUB) that dials a binding PUSH (or PUB) peer (`--connect`). */
 export interface RunningConnector {
   config: ListenerConfig
   pull: PullSocket
@@ -134,7 +136,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
 
   let allowList: AllowList | undefined
   const curve = config.curve
-  let createCurve: (() => ZmtpMechanism) | undefined
+  let createCurve: ((socketType: string) => ZmtpMechanism) | undefined
   if (curve) {
     logger.info(
       {
@@ -156,11 +158,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     else logger.warn({ backend: crypto.backend }, 'CURVE crypto: libsodium unavailable, slower')
     const cookieKeys = new CookieKeyring({ crypto })
     const list = allowList
-    createCurve = () =>
+    createCurve = (socketType) =>
       new CurveServerMechanism({
         secretKey: curve.secretKey,
         publicKey: curve.publicKey,
-        socketType: 'PULL',
+        socketType,
         crypto,
         cookieKeys,
         ...(list ? { authorize: (key: Uint8Array) => list.has(key) } : {}),
@@ -172,14 +174,17 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const partialMessageBudget = new PreauthBudget(config.partialMessageBudgetBytes)
   const createPull = (listener: ListenerConfig, dialled: boolean) => {
     const relay = relays.get(listener.channel) as RelayClient
+    const socketType = listener.socket === 'sub' ? createSub(listener.subscribe) : PULL
+    const curveFor = createCurve
     const createMechanism =
-      listener.mechanism === 'CURVE' && createCurve
-        ? createCurve
-        : () => new NullMechanism('PULL', { dialled })
+      listener.mechanism === 'CURVE' && curveFor
+        ? () => curveFor(socketType.name)
+        : () => new NullMechanism(socketType.name, { dialled })
     const pull = new PullSocket({
       host: listener.bind.host,
       port: listener.bind.port,
       createMechanism,
+      socketType,
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       maxMessageSize: config.maxMessageSize,
       maxFramesPerMessage: config.maxFramesPerMessage,
@@ -218,6 +223,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       {
         bind: `${address.address}:${address.port}`,
         mechanism: listener.mechanism,
+        socket: listener.socket,
         channel: listener.channel,
       },
       'listening',
@@ -240,7 +246,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     pull.connect(target.bind.host, target.bind.port)
     connectors.push({ config: target, pull })
     logger.info(
-      { connect: target.endpoint, mechanism: target.mechanism, channel: target.channel },
+      {
+        connect: target.endpoint,
+        mechanism: target.mechanism,
+        socket: target.socket,
+        channel: target.channel,
+      },
       'dialling',
     )
   }

@@ -13,7 +13,7 @@ import {
 import { LOCAL_FAILURES, ZmtpError, ZmtpErrorCode } from '../zmtp/errors'
 import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
 import { ReconnectBackoff, reconnectsAfter } from '../zmtp/reconnect'
-import { PULL } from '../zmtp/sockets/socket-type'
+import { PULL, type SocketType } from '../zmtp/sockets/socket-type'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
 import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget, Reservation } from './preauth-budget'
@@ -33,6 +33,11 @@ export interface PullSocketOptions {
   port: number
   /** Makes the mechanism for one new connection (mechanisms hold per-connection state). */
   createMechanism: () => ZmtpMechanism
+  /**
+   * The socket type each connection speaks: PULL (the default) or another that receives, such
+   * as a SUB with its subscriptions (../zmtp/sockets/sub.ts).
+   */
+  socketType?: SocketType
   handshakeTimeoutMs: number
   maxMessageSize: number
   /** Default {@link DEFAULT_MAX_FRAMES_PER_MESSAGE}. */
@@ -535,7 +540,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#mechanismName = mechanism.name === 'CURVE' ? 'CURVE' : 'NULL'
     this.connection = new ZmtpConnection(this, this, {
       mechanism,
-      socketType: PULL,
+      socketType: options.socketType ?? PULL,
       maxMessageSize: owner.maxMessageSize,
       maxFramesPerMessage: options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE,
       allowZmtp2: options.allowZmtp2 === true,

@@ -249,6 +249,10 @@ export class ZmtpConnection {
           : `a ${this.#options.socketType.name} socket does not send messages`,
       )
     }
+    return this.#encodeFrames(messages)
+  }
+
+  #encodeFrames(messages: ReadonlyArray<readonly Uint8Array[]>): Uint8Array {
     const mechanism = this.#options.mechanism
     let size = 0
     for (const frames of messages) {
@@ -265,6 +269,33 @@ export class ZmtpConnection {
       }
     }
     return out
+  }
+
+  /**
+   * Sends a command (RFC 23 §Commands: SUBSCRIBE, RFC 29), boxed by the mechanism; only once
+   * the handshake is done, and never to a ZMTP 2.0 peer, which has no commands (RFC 15).
+   * @throws {ZmtpError} UNEXPECTED_COMMAND before READY or to a ZMTP 2.0 peer
+   */
+  sendCommand(name: string, data: Uint8Array): void {
+    if (this.#state !== ConnectionState.READY || this.#zmtp2) {
+      throw new ZmtpError(
+        ZmtpErrorCode.UNEXPECTED_COMMAND,
+        this.#zmtp2 ? 'a ZMTP 2.0 peer has no commands' : 'cannot send before the handshake',
+      )
+    }
+    this.#transport.write(this.#encodeCommand(encodeCommandBody(name, data)))
+  }
+
+  /**
+   * Sends one message the socket type itself makes, whether or not it sends application
+   * messages: a SUB's subscription to a peer before ZMTP 3.1 (RFC 29). Only once READY.
+   * @throws {ZmtpError} UNEXPECTED_COMMAND before READY
+   */
+  sendControlMessage(frames: readonly Uint8Array[]): void {
+    if (this.#state !== ConnectionState.READY) {
+      throw new ZmtpError(ZmtpErrorCode.UNEXPECTED_COMMAND, 'cannot send before the handshake')
+    }
+    this.#transport.write(this.#encodeFrames([frames]))
   }
 
   /** A command frame (PING, PONG), boxed by the mechanism. */
@@ -448,6 +479,13 @@ export class ZmtpConnection {
   }
 
   #ready(peer: ReadyPeer): void {
+    // The socket type's first words (a SUB's subscriptions), then the owner hears of the peer.
+    try {
+      this.#options.socketType.onReady?.(this, peer)
+    } catch (cause) {
+      if (cause instanceof ZmtpError) throw cause
+      throw handlerFailed('socket type onReady', cause)
+    }
     try {
       this.#events.onReady?.(peer)
     } catch (cause) {

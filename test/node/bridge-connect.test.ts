@@ -141,4 +141,35 @@ describe('zmq-edge bridge --connect', () => {
     const handshake = logs.lines.find((line) => line.msg === 'handshake succeeded')
     expect(handshake).toMatchObject({ mechanism: 'CURVE', publicKey: client.publicKey })
   })
+
+  it('dials a binding libzmq PUB as a SUB, subscribed to the prefix given', async () => {
+    const port = await freePort()
+    const config = parseConfig(
+      {
+        connect: [`tcp://127.0.0.1:${port},socket=sub,subscribe=keep.,channel=dialled`],
+        workerUrl: 'ws://127.0.0.1:9', // absent: messages wait in the relay, counted
+        ingestToken: 't',
+      },
+      {},
+    )
+    bridge = await startBridge(config, createMemoryLogger().logger)
+    const publisher = new zmq.Publisher({ linger: 0 })
+    closers.push(() => publisher.close())
+    await publisher.bind(`tcp://127.0.0.1:${port}`)
+    const relay = () => bridge?.relays.get('dialled')
+    // A PUB drops all before the subscription arrives (RFC 29): publish until one is kept.
+    await waitFor(
+      () => {
+        if ((relay()?.counters.received ?? 0) > 0) return true
+        void publisher.send('keep.warm-up').catch(() => {})
+        return false
+      },
+      { timeoutMs: 15_000, intervalMs: 50, what: 'a first message through the subscription' },
+    )
+    const before = relay()?.counters.received ?? 0
+    for (const topic of ['drop.1', 'keep.2', 'drop.3', 'keep.4']) await publisher.send(topic)
+    await waitFor(() => relay()?.counters.received === before + 2, { what: 'the two kept' })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(relay()?.counters.received).toBe(before + 2)
+  })
 })

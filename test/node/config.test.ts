@@ -22,6 +22,8 @@ describe('parseConfig', () => {
         bind: { host: '0.0.0.0', port: 7777 },
         channel: 'default',
         mechanism: 'NULL',
+        socket: 'pull',
+        subscribe: [],
       },
     ])
     expect(config.curve).toBeUndefined()
@@ -243,12 +245,16 @@ describe('parseConfig', () => {
         bind: { host: '0.0.0.0', port: 7777 },
         channel: 'public',
         mechanism: 'NULL',
+        socket: 'pull',
+        subscribe: [],
       },
       {
         endpoint: 'tcp://[::]:7778',
         bind: { host: '::', port: 7778 },
         channel: 'secure',
         mechanism: 'CURVE',
+        socket: 'pull',
+        subscribe: [],
       },
     ])
   })

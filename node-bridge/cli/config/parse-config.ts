@@ -83,7 +83,9 @@ export function parseConfig(
       () => DEFAULT_BIND,
     )
     const source = raw('bind')?.source ?? SETTINGS.bind.flag
-    listeners = [{ endpoint, bind: parseBind(endpoint, source), ...defaults }]
+    listeners = [
+      { endpoint, bind: parseBind(endpoint, source), ...defaults, socket: 'pull', subscribe: [] },
+    ]
   }
   for (const listener of [...listeners, ...connects]) {
     if (listener.mechanism === 'CURVE' && !curve) {

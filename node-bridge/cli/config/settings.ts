@@ -64,14 +64,14 @@ export const SETTINGS = {
     flag: '--listener',
     env: 'ZMQ_EDGE_LISTENERS',
     description:
-      'a listener, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]; repeat for several (replaces --bind)',
+      'a listener, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=P1|P2]; repeat for several (replaces --bind)',
     repeatable: true,
   },
   connect: {
     flag: '--connect',
     env: 'ZMQ_EDGE_CONNECT',
     description:
-      'dial a PUSH peer that binds, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]; repeat for several',
+      'dial a PUSH (or, with socket=sub, a PUB) peer that binds, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=P1|P2]; repeat for several',
     repeatable: true,
   },
   workerUrl: {

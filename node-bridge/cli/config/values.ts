@@ -10,7 +10,9 @@ import {
   ConfigError,
   DEFAULT_BIND,
   DEFAULT_WORKER_URL,
+  LISTENER_SOCKETS,
   type ListenerConfig,
+  type ListenerSocket,
   MAX_BATCH_BYTES_LIMIT,
 } from '../../bridge/bridge-config'
 import { SETTINGS } from './settings'
@@ -62,24 +64,75 @@ export function parseMechanism(raw: string, name: string): Mechanism {
   return value as Mechanism
 }
 
-/** `tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]` */
+export function parseListenerSocket(raw: string, name: string): ListenerSocket {
+  const value = raw.toLowerCase()
+  if (!(LISTENER_SOCKETS as readonly string[]).includes(value)) {
+    throw new ConfigError(
+      name,
+      `expected socket=${LISTENER_SOCKETS.join(' or socket=')}, got "${raw}"`,
+    )
+  }
+  return value as ListenerSocket
+}
+
+/**
+ * Subscription prefixes: separated by `|`, each percent-encoded (RFC 3986 §2.1) so that any
+ * octet can be given (`%7C` for `|`, `%2C` for `,`, `%00`…); an empty one subscribes to all.
+ */
+export function parseSubscriptions(raw: string, name: string): Uint8Array[] {
+  return raw.split('|').map((encoded) => {
+    const octets: number[] = []
+    const text = new TextEncoder()
+    for (let index = 0; index < encoded.length; index++) {
+      const char = encoded[index] as string
+      if (char !== '%') {
+        octets.push(...text.encode(char))
+        continue
+      }
+      const hex = encoded.slice(index + 1, index + 3)
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
+        throw new ConfigError(name, `subscribe: "%${hex}" is not % and two hex digits`)
+      }
+      octets.push(Number.parseInt(hex, 16))
+      index += 2
+    }
+    return Uint8Array.from(octets)
+  })
+}
+
+const LISTENER_FORM =
+  'tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=P1|P2]'
+
+/** `tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=…]` */
 export function parseListener(
   raw: string,
   name: string,
   defaults: { channel: string; mechanism: Mechanism },
 ): ListenerConfig {
   const [endpoint = '', ...options] = raw.trim().split(',')
-  const listener: ListenerConfig = { endpoint, bind: parseBind(endpoint, name), ...defaults }
+  const listener: ListenerConfig = {
+    endpoint,
+    bind: parseBind(endpoint, name),
+    ...defaults,
+    socket: 'pull',
+    subscribe: [],
+  }
+  const where = `${name} (${raw})`
+  let subscriptions: Uint8Array[] | undefined
   for (const option of options) {
     const [key, value = ''] = option.split('=', 2).map((part) => part.trim())
-    if (key === 'channel') listener.channel = parseChannel(value, `${name} (${raw})`)
-    else if (key === 'mechanism') listener.mechanism = parseMechanism(value, `${name} (${raw})`)
-    else {
-      throw new ConfigError(
-        name,
-        `unknown listener option "${option}"; expected tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE]`,
-      )
+    if (key === 'channel') listener.channel = parseChannel(value, where)
+    else if (key === 'mechanism') listener.mechanism = parseMechanism(value, where)
+    else if (key === 'socket') listener.socket = parseListenerSocket(value, where)
+    else if (key === 'subscribe') subscriptions = parseSubscriptions(value, where)
+    else
+      throw new ConfigError(name, `unknown listener option "${option}"; expected ${LISTENER_FORM}`)
+  }
+  if (subscriptions) {
+    if (listener.socket !== 'sub') {
+      throw new ConfigError(where, 'subscribe= is for socket=sub listeners only')
     }
+    listener.subscribe = subscriptions
   }
   return listener
 }

@@ -3,7 +3,7 @@
 // (../connection.ts) is the same for all of them; a new socket type is a description here, not
 // a fork of the connection.
 import type { Command } from '../codec/command'
-import type { ZmtpConnection } from '../connection'
+import type { ReadyPeer, ZmtpConnection } from '../connection'
 
 /** A socket type as the connection uses it. */
 export interface SocketType {
@@ -22,6 +22,11 @@ export interface SocketType {
    * is a view of the received read: copy what is kept. Throwing closes that connection only.
    */
   readonly onCommand?: (command: Command, connection: ZmtpConnection) => void
+  /**
+   * Once the handshake is done, before the owner hears of it: what this socket type says first
+   * (a SUB's subscriptions, RFC 29). Throwing closes that connection only.
+   */
+  readonly onReady?: (connection: ZmtpConnection, peer: ReadyPeer) => void
 }
 
 /** RFC 15 (ZMTP 2.0): the socket type is one octet in the greeting. */
