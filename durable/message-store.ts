@@ -52,7 +52,8 @@ export {
  */
 export type StoreOutcome =
   | { status: 'stored'; firstSeq: number; lastSeq: number }
-  | { status: 'duplicate' }
+  /** Stored before; with its seqs when the object still finds them (SegmentStore.seqsOfBatch). */
+  | { status: 'duplicate'; seqs?: { firstSeq: number; lastSeq: number } }
   | { status: 'rejected'; reason: string }
   | { status: 'out_of_order'; reason: string }
   | { status: 'full'; reason: string }
@@ -148,7 +149,8 @@ export class MessageStore {
       const last = state.lastBatchSeq(session)
       if (last !== undefined && batch.batchSeq <= last) {
         state.count(EventCounter.BATCHES_DUPLICATE, 1)
-        return { status: 'duplicate' }
+        const seqs = this.#segments.seqsOfBatch(session, batch.batchSeq, batch.messages.length)
+        return seqs ? { status: 'duplicate', seqs } : { status: 'duplicate' }
       }
       if (last !== undefined && batch.batchSeq !== last + 1) {
         return {

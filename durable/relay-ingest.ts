@@ -71,7 +71,8 @@ function malformedMessage(batch: RelayBatch): string | undefined {
  * - Text, undecodable bytes, or a frame other than BATCH → NACK MALFORMED_FRAME (a frame of
  *   another protocol version → NACK UNSUPPORTED_VERSION, as docs/relay-protocol.md says), and
  *   the socket is closed: such a frame names no batch to hold the later ones behind.
- * - A batch at or below its session's last stored batchSeq → ACK DUPLICATE (0, 0).
+ * - A batch at or below its session's last stored batchSeq → ACK DUPLICATE, with the seqs its
+ *   first copy was stored under while the object still finds them, else (0, 0).
  * - Otherwise the batch is stored in one transaction → ACK STORED with its first/last seq, or
  *   ACK REJECTED for one message that no batch could carry (see MessageStore.storeBatch).
  * - Any refusal (not the next number, log full, batch too large, a field not trusted, storage
@@ -152,7 +153,9 @@ export function ingestRelayMessage(
   const seqs =
     outcome.status === 'stored'
       ? { firstSeq: outcome.firstSeq, lastSeq: outcome.lastSeq }
-      : { firstSeq: 0, lastSeq: 0 }
+      : outcome.status === 'duplicate' && outcome.seqs
+        ? outcome.seqs
+        : { firstSeq: 0, lastSeq: 0 }
   if (outcome.status === 'rejected') {
     console.error('relay message rejected: over the channel limits on its own', {
       bridgeId: state.session.bridgeId,

@@ -4,7 +4,7 @@
 // log's size and ends come from its first and last rows. Synchronous SQL only; every cursor is
 // consumed (or left) before the method returns.
 
-import type { Mechanism, RelayMessage } from '../shared/relay-protocol'
+import type { Mechanism, RelayMessage, RelaySession } from '../shared/relay-protocol'
 import { type PieceQueries, readBodyPieces } from './body-pieces'
 import { splitChunks } from './message-body'
 import type { Sql } from './row-meter'
@@ -282,6 +282,13 @@ function encodedBound(message: RelayMessage): number {
 const CACHED_FRAME_SIZES = 65_536
 
 /** SQL access to one channel's segments. The schema is `./schema.ts`; migrate first. */
+/**
+ * Segments searched, newest first, for a resent batch's seqs: a bridge has at most its window of
+ * batches in flight (64 by default), each one segment or a few, so this covers every resend of
+ * a lost ACK, in at most this many rows read, and only for a resend.
+ */
+export const DUPLICATE_SEARCH_SEGMENTS = 4096
+
 /** A segment's octets: piece 0 in segments.data, pieces 1… in segment_pieces. */
 const SEGMENT_PIECES: PieceQueries = {
   first: 'SELECT substr(data, ?, ?) AS data FROM segments WHERE first_seq = ?',
@@ -443,6 +450,58 @@ export class SegmentStore {
     if (!this.#head) this.#tail = undefined
     this.#ends = undefined
     return head
+  }
+
+  /**
+   * The seqs a session's batch was stored under, for the ACK of its resend: found by the segment
+   * that records the batch (its last: ./message-store.ts writes the origin there), among the
+   * newest {@link DUPLICATE_SEARCH_SEGMENTS} segments, which hold any batch a bridge can still
+   * have in flight; then back over the batch's earlier segments (they record no origin) until
+   * they hold `count` messages, the resend's, and the segment before them ends another batch.
+   * Undefined when the segment is not among them (retention dropped it, the batch was used up)
+   * or the stored batch is not `count` long: no seqs rather than wrong ones.
+   */
+  seqsOfBatch(
+    session: RelaySession,
+    batchSeq: number,
+    count: number,
+  ): { firstSeq: number; lastSeq: number } | undefined {
+    const last = this.#sql
+      .exec<{ first_seq: number; last_seq: number; count: number }>(
+        `SELECT first_seq, last_seq, count FROM
+           (SELECT first_seq, last_seq, count, bridge_id, epoch, batch_seq FROM segments
+            ORDER BY first_seq DESC LIMIT ?)
+         WHERE bridge_id = ? AND epoch = ? AND batch_seq = ?
+         ORDER BY first_seq DESC LIMIT 1`,
+        DUPLICATE_SEARCH_SEGMENTS,
+        session.bridgeId,
+        session.epoch,
+        batchSeq,
+      )
+      .toArray()[0]
+    if (!last || last.count > count) return undefined
+    // The batch's earlier segments (at most one a message), then the one before the batch,
+    // which must end another batch: a resend shorter than the batch stored is not placed.
+    const earlier = this.#sql
+      .exec<{ first_seq: number; count: number; bridge_id: string | null }>(
+        `SELECT first_seq, count, bridge_id FROM segments WHERE first_seq < ?
+         ORDER BY first_seq DESC LIMIT ?`,
+        last.first_seq,
+        count - last.count + 1,
+      )
+      .toArray()
+    let firstSeq = last.first_seq
+    let held = last.count
+    for (const segment of earlier) {
+      if (held === count) {
+        return segment.bridge_id === null ? undefined : { firstSeq, lastSeq: last.last_seq }
+      }
+      if (segment.bridge_id !== null) return undefined
+      firstSeq = segment.first_seq
+      held += segment.count
+    }
+    // The log's first segments: the batch is all there only if they add up.
+    return held === count ? { firstSeq, lastSeq: last.last_seq } : undefined
   }
 
   /** The segment holding `seq`, or else the last one before it, if any (one indexed read). */

@@ -129,7 +129,10 @@ export interface RelayAck {
   kind: 'ack'
   batchSeq: number
   status: AckStatus
-  /** First and last channel seq assigned to the batch's messages; 0 for a duplicate. */
+  /**
+   * First and last channel seq of the batch's messages: for STORED, and for a DUPLICATE while
+   * the object still finds its first copy; 0 otherwise (REJECTED, a DUPLICATE it cannot place).
+   */
   firstSeq: number
   lastSeq: number
 }

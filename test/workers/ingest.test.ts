@@ -57,8 +57,9 @@ function stored(batchSeq: number, firstSeq: number, lastSeq: number): RelayFrame
   return { kind: 'ack', batchSeq, status: AckStatus.STORED, firstSeq, lastSeq }
 }
 
-function duplicate(batchSeq: number): RelayFrame {
-  return { kind: 'ack', batchSeq, status: AckStatus.DUPLICATE, firstSeq: 0, lastSeq: 0 }
+/** The ACK of a resend: with the seqs of the first copy, 0 when the object cannot place it. */
+function duplicate(batchSeq: number, firstSeq = 0, lastSeq = 0): RelayFrame {
+  return { kind: 'ack', batchSeq, status: AckStatus.DUPLICATE, firstSeq, lastSeq }
 }
 
 describe('a batch sent over the ingest WebSocket', () => {
@@ -172,14 +173,15 @@ describe('deduplication per bridge session', () => {
     relay.send(batch)
     expect(await relay.next()).toEqual(stored(1, 1, 2))
     relay.send(batch)
-    expect(await relay.next()).toEqual(duplicate(1))
+    // With the seqs its first copy got, as a reply to a REQ sender needs them.
+    expect(await relay.next()).toEqual(duplicate(1, 1, 2))
 
     // After a reconnect, as a bridge resends everything unacknowledged; the WELCOME says where
     // the session stands.
     const again = await openIngest(channel)
     expect(again.welcome.lastBatchSeq).toBe(1)
     again.send(batch)
-    expect(await again.next()).toEqual(duplicate(1))
+    expect(await again.next()).toEqual(duplicate(1, 1, 2))
 
     const { messages, next } = await readPage(channel)
     expect(messages.map((message) => atob(message.frames[0] ?? ''))).toEqual(['one', 'two'])
@@ -204,8 +206,39 @@ describe('deduplication per bridge session', () => {
     again.sendBatch(2, one)
     expect(await again.next()).toEqual(stored(2, 2, 2))
     again.sendBatch(1, one) // at or below the last stored: already there
-    expect(await again.next()).toEqual(duplicate(1))
+    expect(await again.next()).toEqual(duplicate(1, 1, 1))
     expect((await readPage(channel)).messages).toHaveLength(2)
+  })
+
+  it('places a resend across the segments of its first copy, and never a different batch', async () => {
+    const channel = uniqueChannel()
+    const relay = await openIngest(channel)
+    relay.sendBatch(1, [relayMessage([utf8('first')])])
+    expect(await relay.next()).toEqual(stored(1, 1, 1))
+    // Over SEGMENT_TARGET_BYTES: the batch is stored in three segments, only the last naming it.
+    const large = [
+      relayMessage([new Uint8Array(600 * 1024).fill(1)]),
+      relayMessage([new Uint8Array(600 * 1024).fill(2)]),
+      relayMessage([utf8('small')]),
+    ]
+    relay.sendBatch(2, large)
+    expect(await relay.next()).toEqual(stored(2, 2, 4))
+    const segments = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.sql
+        .exec('SELECT first_seq, batch_seq FROM segments ORDER BY first_seq')
+        .toArray(),
+    )
+    expect(segments.length).toBeGreaterThan(2)
+    expect(segments.filter((segment) => segment.batch_seq === 2)).toHaveLength(1)
+    relay.sendBatch(2, large)
+    expect(await relay.next()).toEqual(duplicate(2, 2, 4))
+    relay.sendBatch(1, [relayMessage([utf8('first')])])
+    expect(await relay.next()).toEqual(duplicate(1, 1, 1))
+    // A "resend" of another length is not the batch stored: no seqs rather than wrong ones.
+    relay.sendBatch(2, [relayMessage([utf8('forged')])])
+    expect(await relay.next()).toEqual(duplicate(2))
+    relay.sendBatch(1, [relayMessage([utf8('a')]), relayMessage([utf8('b')])])
+    expect(await relay.next()).toEqual(duplicate(1))
   })
 
   it('numbers each epoch on its own: a restart without a spool stores its batches', async () => {
@@ -240,7 +273,8 @@ describe('deduplication per bridge session', () => {
     const resumed1 = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 111 })
     expect(resumed1.welcome.lastBatchSeq).toBe(3)
     resumed1.sendBatch(3, [relayMessage([utf8('run1-3 again')])])
-    expect(await resumed1.next()).toEqual(duplicate(3))
+    // Its seqs come from SQLite (the segment that records the batch), not from memory.
+    expect(await resumed1.next()).toEqual(duplicate(3, 3, 3))
     const resumed2 = await openIngest(channel, { bridgeId: 'edge-vm-1', epoch: 222 })
     expect(resumed2.welcome.lastBatchSeq).toBe(2)
     expect((await readPage(channel)).messages).toHaveLength(5)
@@ -698,7 +732,8 @@ describe('what a batch costs in billed rows (Cloudflare bills rows read and writ
     expect(costs.first).toMatchObject({ status: 'stored', written: 2 })
     expect(costs.next).toMatchObject({ status: 'stored', written: 1 })
     expect(costs.next.read).toBeLessThanOrEqual(1)
-    expect(costs.duplicate).toEqual({ status: 'duplicate', read: 0, written: 0 })
+    // Finding its seqs: the newest segment records it, the one before ends another batch.
+    expect(costs.duplicate).toEqual({ status: 'duplicate', read: 2, written: 0 })
     expect(costs.full).toMatchObject({ status: 'full', written: 0 })
     expect(costs.full.read).toBeLessThanOrEqual(2)
     // Its segment and the oldest one's deletion: nothing else, though the state was not
