@@ -57,8 +57,11 @@ export interface BindAddress {
   port: number
 }
 
-/** The socket types a listener can be: PULL for PUSH senders, SUB for publishers. */
-export const LISTENER_SOCKETS = ['pull', 'sub'] as const
+/**
+ * The socket types a listener can be: PULL for PUSH senders, SUB for publishers, ROUTER for REQ
+ * and DEALER senders that get a reply once their message is stored.
+ */
+export const LISTENER_SOCKETS = ['pull', 'sub', 'router'] as const
 export type ListenerSocket = (typeof LISTENER_SOCKETS)[number]
 
 /** One TCP port the bridge binds (or dials, with `--connect`), and where its messages go. */

@@ -1,5 +1,5 @@
-// The bridge: listeners (PULL for PUSH senders, SUB for publishers) feeding one relay per
-// channel to the Worker. Owns the lifecycle of both, the CURVE key and the allow-list.
+// The bridge: listeners (PULL for PUSH senders, SUB for publishers, ROUTER for REQ and DEALER
+// senders, answered once stored) feeding one relay per channel to the Worker. Owns the lifecycle of both, the CURVE key and the allow-list.
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { z85Encode } from '../../shared/z85'
@@ -9,6 +9,7 @@ import { createCurveCrypto } from '../zmtp/mechanisms/curve-crypto'
 import { CurveServerMechanism } from '../zmtp/mechanisms/curve-server-mechanism'
 import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
 import { NullMechanism } from '../zmtp/mechanisms/null-mechanism'
+import { ROUTER } from '../zmtp/sockets/router'
 import { PULL } from '../zmtp/sockets/socket-type'
 import { createSub } from '../zmtp/sockets/sub'
 import { AllowList } from './allow-list'
@@ -20,6 +21,9 @@ import { PullSocket } from './pull-socket'
 import { preparePrivateDirectory } from './relay/private-directory'
 import { RelayClient } from './relay/relay-client'
 import { Spool } from './relay/spool'
+
+/** The socket type of a listener that takes no options (a SUB takes its subscriptions). */
+const SOCKET_TYPES = { pull: PULL, router: ROUTER } as const
 
 export interface RunningListener {
   config: ListenerConfig
@@ -174,7 +178,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const partialMessageBudget = new PreauthBudget(config.partialMessageBudgetBytes)
   const createPull = (listener: ListenerConfig, dialled: boolean) => {
     const relay = relays.get(listener.channel) as RelayClient
-    const socketType = listener.socket === 'sub' ? createSub(listener.subscribe) : PULL
+    const socketType =
+      listener.socket === 'sub' ? createSub(listener.subscribe) : SOCKET_TYPES[listener.socket]
     const curveFor = createCurve
     const createMechanism =
       listener.mechanism === 'CURVE' && curveFor
@@ -204,11 +209,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         [dialled ? 'connect' : 'listener']: listener.endpoint,
       }),
       onMessage: metrics
-        ? (message) => {
+        ? (message, onReceipt) => {
             metrics.onMessage(listener.channel, message)
-            relay.enqueue(message)
+            relay.enqueue(message, onReceipt)
           }
-        : (message) => relay.enqueue(message),
+        : (message, onReceipt) => relay.enqueue(message, onReceipt),
       ...(metrics ? { onEvent: metrics.onPullEvent.bind(metrics) } : {}),
     })
     pull.setPaused(relay.full)

@@ -13,11 +13,13 @@ import {
 import { LOCAL_FAILURES, ZmtpError, ZmtpErrorCode } from '../zmtp/errors'
 import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
 import { ReconnectBackoff, reconnectsAfter } from '../zmtp/reconnect'
+import { splitEnvelope } from '../zmtp/sockets/router'
 import { PULL, type SocketType } from '../zmtp/sockets/socket-type'
 import { ConnectionLimits } from './connection-limits'
 import type { Logger } from './log'
 import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget, Reservation } from './preauth-budget'
 import { RefusalLog } from './refusal-log'
+import type { MessageReceipt } from './relay/relay-client'
 
 /** A message as the PULL socket received it. */
 export interface InboundMessage {
@@ -91,7 +93,11 @@ export interface PullSocketOptions {
    */
   idleTimeoutMs?: number
   logger: Logger
-  onMessage(message: InboundMessage): void
+  /**
+   * A message received. On a socket type that replies (ROUTER), `onReceipt` is given: call it
+   * once the message's fate is known, and the peer gets its reply (../relay/relay-client.ts).
+   */
+  onMessage(message: InboundMessage, onReceipt?: (receipt: MessageReceipt) => void): void
   /** Connection lifecycle, for metrics. */
   onEvent?(event: PullSocketEvent): void
 }
@@ -121,6 +127,23 @@ export const DEFAULT_MAX_CONNECTIONS_PER_IP = 100
 interface DialHooks {
   onFailure(error: ZmtpError): void
   onReady(): void
+}
+
+/**
+ * Requests of one connection waiting for their replies, at most: past it the peer is not read
+ * until half are answered (a DEALER may have many in flight; 1,000 is libzmq's default HWM).
+ */
+export const MAX_PENDING_REPLIES = 1000
+
+const ASCII = new TextEncoder()
+
+/**
+ * The reply's answer frame: the seq in ASCII decimal, or `ERR <code>`. STORED_SEQ_UNKNOWN says
+ * the message is stored (do not send it again) though its seq could not be found.
+ */
+function answerOf(receipt: MessageReceipt): string {
+  if (receipt.status === 'stored') return String(receipt.seq)
+  return receipt.status === 'rejected' ? 'ERR REJECTED' : 'ERR STORED_SEQ_UNKNOWN'
 }
 
 /** The peer's `host:port`; IPv4 clients of a dual-stack socket show as plain IPv4. */
@@ -309,7 +332,7 @@ export class PullSocket {
       if (paused) {
         if (entry.peer) socket.pause()
       } else {
-        if (!entry.writeBlocked && !entry.closing) socket.resume()
+        if (!entry.writeBlocked && !entry.repliesBlocked && !entry.closing) socket.resume()
         entry.lastDataAt += pausedMs
         if (entry.unansweredSince > 0) entry.unansweredSince += pausedMs
       }
@@ -519,6 +542,9 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   /** Messages delivered while one read is parsed, and their octets (see releaseSparseReads). */
   #delivered: InboundMessage[] = []
   #deliveredBytes = 0
+  /** Requests whose reply waits for the channel (ROUTER): past the bound, the peer is not read. */
+  #pendingReplies = 0
+  repliesBlocked = false
 
   constructor(
     socket: Socket,
@@ -644,7 +670,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       this.#socket.pause()
       this.#socket.once('drain', () => {
         this.writeBlocked = false
-        if (!this.#owner.paused && !this.closing) this.#socket.resume()
+        if (!this.#owner.paused && !this.repliesBlocked && !this.closing) this.#socket.resume()
       })
     }
   }
@@ -698,17 +724,53 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   }
 
   onMessage(frames: Uint8Array[]): void {
+    const replies = this.#options.socketType?.sends === true
+    // A request's envelope is kept until its reply: copied out of the read it is a view of.
+    const { envelope, body } = replies
+      ? splitEnvelope(frames)
+      : { envelope: undefined, body: frames }
     const message: InboundMessage = {
-      frames,
+      frames: body,
       receivedAt: Date.now(),
       peerAddress: this.#peerAddress,
       mechanism: this.#mechanismName,
     }
     const publicKey = this.peer?.publicKey
     if (publicKey) message.publicKey = publicKey
+    if (!envelope) {
+      this.#deliver(message)
+      return
+    }
+    const kept = envelope.map((frame) => frame.slice())
+    if (body.length === 0) {
+      this.#reply(kept, 'ERR EMPTY_MESSAGE', false)
+      return
+    }
+    this.#pendingReplies++
+    if (this.#pendingReplies >= MAX_PENDING_REPLIES && !this.repliesBlocked) {
+      this.repliesBlocked = true
+      this.#socket.pause()
+    }
+    this.#deliver(message, (receipt) => this.#reply(kept, answerOf(receipt), true))
+  }
+
+  #deliver(message: InboundMessage, onReceipt?: (receipt: MessageReceipt) => void): void {
     this.#delivered.push(message)
-    for (const frame of frames) this.#deliveredBytes += frame.length
-    this.#options.onMessage(message)
+    for (const frame of message.frames) this.#deliveredBytes += frame.length
+    this.#options.onMessage(message, onReceipt)
+  }
+
+  /** Sends `envelope` and `answer` back to the peer, if it is still there to read it. */
+  #reply(envelope: Uint8Array[], answer: string, pending: boolean): void {
+    if (pending) {
+      this.#pendingReplies--
+      if (this.repliesBlocked && this.#pendingReplies <= MAX_PENDING_REPLIES / 2) {
+        this.repliesBlocked = false
+        if (!this.#owner.paused && !this.writeBlocked && !this.closing) this.#socket.resume()
+      }
+    }
+    if (this.connection.state !== ConnectionState.READY) return
+    this.write(this.connection.encodeMessages([[...envelope, ASCII.encode(answer)]]))
   }
 
   onClose(error?: ZmtpError): void {

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   cleartextSeenByNobody,
+  type MessageReceipt,
   RelayClient,
   type RelayClientOptions,
 } from '../../node-bridge/bridge/relay/relay-client'
@@ -335,5 +336,68 @@ describe('WebSocket masking', () => {
     expect(cleartextSeenByNobody('ws://10.0.0.5:8787/x')).toBe(false)
     expect(cleartextSeenByNobody('ws://127.0.0.1.example.com/x')).toBe(false)
     expect(cleartextSeenByNobody('ws://worker.example.com/x')).toBe(false)
+  })
+})
+
+describe('RelayClient receipts (a REQ or DEALER sender waiting for its reply)', () => {
+  /** Enqueues `count` messages, each with a receipt; returns the receipts by message index. */
+  function send(client: RelayClient, from: number, count: number) {
+    const receipts = new Map<number, MessageReceipt[]>()
+    for (let index = from; index < from + count; index++) {
+      client.enqueue(message(String(index)), (receipt) => {
+        receipts.set(index, [...(receipts.get(index) ?? []), receipt])
+      })
+    }
+    return receipts
+  }
+
+  it('tells each message its seq once its batch is acknowledged, not before', async () => {
+    const receiver = await startReceiver()
+    receiver.dropAcks = true
+    const { client } = relay(receiver.url, { maxBatchMessages: 7 })
+    client.start()
+    const receipts = send(client, 0, 30)
+    await waitFor(() => receiver.stored.length === 30, { what: 'stored, unacknowledged' })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(receipts.size).toBe(0)
+    receiver.dropAcks = false
+    // The socket ends: the new one's WELCOME says every batch is stored, but their senders
+    // wait, so they go again and their DUPLICATEs bring the seqs.
+    receiver.disconnect()
+    await waitFor(() => receipts.size === 30, { timeoutMs: 10_000, what: 'every receipt' })
+    for (const [index, told] of receipts) {
+      expect({ index, told }).toEqual({ index, told: [{ status: 'stored', seq: index + 1 }] })
+    }
+    // Stored once: the resends were DUPLICATEs.
+    expect(receiver.stored).toHaveLength(30)
+    expect(receiver.duplicates).toBeGreaterThan(0)
+  })
+
+  it('takes batches nobody waits for as acknowledged from the WELCOME, without a resend', async () => {
+    const receiver = await startReceiver()
+    receiver.dropAcks = true
+    const { client } = relay(receiver.url, { maxBatchMessages: 7 })
+    client.start()
+    for (let index = 0; index < 30; index++) client.enqueue(message(String(index)))
+    await waitFor(() => receiver.stored.length === 30, { what: 'stored, unacknowledged' })
+    receiver.dropAcks = false
+    receiver.disconnect()
+    await waitFor(() => client.unacknowledged === 0, { what: 'acknowledged by the WELCOME' })
+    expect(receiver.duplicates).toBe(0)
+  })
+
+  it('says rejected for a message the channel rejects, and stored for the others', async () => {
+    const receiver = await startReceiver()
+    receiver.verdict = overLimitIfHuge
+    const { client } = relay(receiver.url)
+    client.start()
+    const receipts = new Map<string, MessageReceipt>()
+    for (const text of ['a', 'huge', 'b']) {
+      client.enqueue(message(text), (receipt) => receipts.set(text, receipt))
+    }
+    await waitFor(() => receipts.size === 3, { what: 'three receipts' })
+    expect(receipts.get('huge')).toEqual({ status: 'rejected' })
+    expect(receipts.get('a')).toEqual({ status: 'stored', seq: 1 })
+    expect(receipts.get('b')).toEqual({ status: 'stored', seq: 2 })
   })
 })

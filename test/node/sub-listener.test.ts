@@ -242,9 +242,13 @@ describe('listener options', () => {
 
   it('refuses another socket, a prefix without a SUB, and a broken percent escape', () => {
     expect(() => parse('tcp://127.0.0.1:7777,socket=dealer')).toThrow(
-      /expected socket=pull or socket=sub, got "dealer"/,
+      /expected socket=pull or socket=sub or socket=router, got "dealer"/,
     )
     expect(() => parse('tcp://127.0.0.1:7777,subscribe=a')).toThrow(/socket=sub listeners only/)
+    expect(parse('tcp://127.0.0.1:7777,socket=router')).toMatchObject({ socket: 'router' })
+    expect(() => parse('tcp://127.0.0.1:7777,socket=router,subscribe=a')).toThrow(
+      /socket=sub listeners only/,
+    )
     expect(() => parse('tcp://127.0.0.1:7777,socket=sub,subscribe=%G1')).toThrow(
       /"%G1" is not % and two hex digits/,
     )

@@ -1,7 +1,8 @@
 // A relay endpoint in Node for tests of the bridge's RelayClient where the real Worker cannot
 // stage the case: a proxy's smaller WebSocket limit (1009), acks lost mid-flight, refusals on
 // demand. It speaks relay protocol v2 with the real codec and stores like the Durable Object:
-// once per (bridge id, epoch, batchSeq), the next number only, WELCOME first on each socket.
+// once per (bridge id, epoch, batchSeq), the next number only, WELCOME first on each socket, a
+// DUPLICATE with the seqs its first copy got.
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
@@ -48,6 +49,8 @@ export interface RelayReceiver {
   replies: string[]
   /** The last batch stored per session, keyed `epoch/bridgeId`. */
   lastBatchSeqs: Map<string, number>
+  /** Ends every bridge socket, as a Worker that restarts does; the bridges reconnect. */
+  disconnect(): void
   close(): Promise<void>
 }
 
@@ -65,6 +68,8 @@ export async function startRelayReceiver(
   })
   await new Promise((resolve) => server.once('listening', resolve))
   const lastSeqs = new Map<string, number>()
+  /** Where each stored batch went, keyed `epoch/bridgeId/batchSeq`: a DUPLICATE says so too. */
+  const batchSeqs = new Map<string, { firstSeq: number; lastSeq: number }>()
   const receiver: RelayReceiver = {
     url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
     stored: [],
@@ -82,6 +87,9 @@ export async function startRelayReceiver(
     verdict: () => undefined,
     replies: [],
     lastBatchSeqs: lastSeqs,
+    disconnect: () => {
+      for (const client of server.clients) client.terminate()
+    },
     close: () =>
       new Promise((resolve) => {
         for (const client of server.clients) client.terminate()
@@ -116,7 +124,8 @@ export async function startRelayReceiver(
         receiver.duplicates++
         receiver.replies.push('duplicate')
         if (!receiver.dropAcks) {
-          socket.send(encodeAck({ batchSeq, status: AckStatus.DUPLICATE, firstSeq: 0, lastSeq: 0 }))
+          const seqs = batchSeqs.get(`${key}/${batchSeq}`) ?? { firstSeq: 0, lastSeq: 0 }
+          socket.send(encodeAck({ batchSeq, status: AckStatus.DUPLICATE, ...seqs }))
         }
         return
       }
@@ -144,6 +153,7 @@ export async function startRelayReceiver(
       }
       const first = receiver.stored.length + 1
       for (const message of frame.messages) receiver.stored.push(text(message.frames[0]))
+      batchSeqs.set(`${key}/${batchSeq}`, { firstSeq: first, lastSeq: receiver.stored.length })
       receiver.replies.push('stored')
       if (receiver.dropAcks) return
       socket.send(

@@ -111,6 +111,16 @@ export interface RelayBlock {
   refusals: number
 }
 
+/**
+ * What became of one message, for a sender that waits for it (a REQ or DEALER peer, RFC 28):
+ * stored under `seq`; stored before, its seq no longer known (a resend the channel could not
+ * place); or rejected, never stored (over the channel's limits on its own).
+ */
+export type MessageReceipt =
+  | { status: 'stored'; seq: number }
+  | { status: 'stored-seq-unknown' }
+  | { status: 'rejected' }
+
 interface PendingBatch {
   seq: number
   /** Id of the first message; the others follow one by one (the spool records ranges). */
@@ -193,6 +203,12 @@ export class RelayClient {
   #clampLoggedAt = 0
   #open: RelayMessage[] = []
   #openBytes = 0
+  /**
+   * Who waits for each message's fate, by the message itself (splitting a batch moves messages,
+   * not receipts); and how many wait, so a bridge without waiters skips the looking.
+   */
+  readonly #receipts = new WeakMap<RelayMessage, (receipt: MessageReceipt) => void>()
+  #waiting = 0
   /** Id of the first message of `#open`; ids count every message ever received, from 1. */
   #openFirstId = 1
   #flushTimer: NodeJS.Timeout | undefined
@@ -322,8 +338,16 @@ export class RelayClient {
     this.#connect()
   }
 
-  /** Queues one message for the next batch. Never drops: the caller stops reading when full. */
-  enqueue(message: RelayMessage): void {
+  /**
+   * Queues one message for the next batch. Never drops: the caller stops reading when full.
+   * `onReceipt` is told what became of it once the channel answered: after the ACK of the batch
+   * holding it, never before, once. It is not kept across a restart of this process.
+   */
+  enqueue(message: RelayMessage, onReceipt?: (receipt: MessageReceipt) => void): void {
+    if (onReceipt) {
+      this.#receipts.set(message, onReceipt)
+      this.#waiting++
+    }
     this.#spool?.append(this.#openFirstId + this.#open.length, message)
     this.counters.received++
     this.#add(message)
@@ -724,7 +748,7 @@ export class RelayClient {
           this.#socket?.close(CLOSE_PROTOCOL_ERROR, 'ack after a refusal')
           return
         }
-        this.#onAck(frame.batchSeq, frame.status)
+        this.#onAck(frame.batchSeq, frame.status, false, frame)
         return
       default:
         logger.error({ kind: frame.kind }, 'relay sent a frame a bridge does not take')
@@ -776,8 +800,11 @@ export class RelayClient {
         'the channel has batches of this session that this process never sent: another process uses this bridge id and epoch (a copied spool?)',
       )
     } else if (welcome.lastBatchSeq > this.#lastAckedSeq) {
-      // Stored on a socket that died before the ACK came: acknowledged now, never renumbered.
-      this.#onAck(welcome.lastBatchSeq, AckStatus.DUPLICATE, true)
+      // Stored on a socket that died before the ACK came: acknowledged now, never renumbered;
+      // but a batch a sender waits on goes again, for the seqs its DUPLICATE brings.
+      const waited = this.#batches.find((batch) => this.#hasWaiters(batch))
+      const through = Math.min(welcome.lastBatchSeq, (waited?.seq ?? Infinity) - 1)
+      if (through > this.#lastAckedSeq) this.#onAck(through, AckStatus.DUPLICATE, true)
     }
     this.#limits = welcome
     this.#options.onLimits?.(welcome)
@@ -796,12 +823,20 @@ export class RelayClient {
    * Everything up to `batchSeq` is stored (or used up, for REJECTED). `fromWelcome`: learnt from
    * a WELCOME, not from an answer to a send of this socket.
    */
-  #onAck(batchSeq: number, status: AckStatus, fromWelcome = false): void {
+  #onAck(
+    batchSeq: number,
+    status: AckStatus,
+    fromWelcome = false,
+    seqs: { firstSeq: number; lastSeq: number } = { firstSeq: 0, lastSeq: 0 },
+  ): void {
     const { logger } = this.#options
     let ackedSeq = 0
     while (this.#batches.length > 0 && (this.#batches[0] as PendingBatch).seq <= batchSeq) {
       const batch = this.#batches.shift() as PendingBatch
       ackedSeq = batch.seq
+      if (this.#waiting > 0) {
+        this.#tellReceipts(batch, batch.seq === batchSeq ? status : AckStatus.DUPLICATE, seqs)
+      }
       this.counters.batchesAcked++
       this.#pendingMessages -= batch.messages.length
       this.#pendingBytes -= batch.size - BATCH_OVERHEAD
@@ -848,6 +883,39 @@ export class RelayClient {
       this.#idleWaiters = []
       for (const wake of waiters) wake()
     }
+  }
+
+  #hasWaiters(batch: PendingBatch): boolean {
+    return this.#waiting > 0 && batch.messages.some((message) => this.#receipts.has(message))
+  }
+
+  /**
+   * Tells each waiting sender of `batch` what became of its message: the ACK's seqs are the
+   * batch's (consecutive) when it answers this very batch with some, else the seq is unknown.
+   */
+  #tellReceipts(
+    batch: PendingBatch,
+    status: AckStatus,
+    seqs: { firstSeq: number; lastSeq: number },
+  ): void {
+    const placed = seqs.firstSeq > 0 && seqs.lastSeq - seqs.firstSeq + 1 === batch.messages.length
+    batch.messages.forEach((message, index) => {
+      const tell = this.#receipts.get(message)
+      if (!tell) return
+      this.#receipts.delete(message)
+      this.#waiting--
+      const receipt: MessageReceipt =
+        status === AckStatus.REJECTED
+          ? { status: 'rejected' }
+          : placed
+            ? { status: 'stored', seq: seqs.firstSeq + index }
+            : { status: 'stored-seq-unknown' }
+      try {
+        tell(receipt)
+      } catch (error) {
+        this.#options.logger.error({ err: String(error) }, 'a receipt handler failed')
+      }
+    })
   }
 
   /**

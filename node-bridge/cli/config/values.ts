@@ -101,7 +101,7 @@ export function parseSubscriptions(raw: string, name: string): Uint8Array[] {
 }
 
 const LISTENER_FORM =
-  'tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=P1|P2]'
+  'tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub|router][,subscribe=P1|P2]'
 
 /** `tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=…]` */
 export function parseListener(

@@ -1,0 +1,209 @@
+// A ROUTER listener (RFC 28): REQ and DEALER senders get one reply per message, the seq it was
+// stored under, and only once the Durable Object has acknowledged the batch holding it. pyzmq
+// (Debian) and npm `zeromq` peers, the bridge as a process and the Worker under `wrangler dev`.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import * as zmq from 'zeromq'
+import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
+import { freePort } from '../support/channel-reader'
+import { waitFor } from '../support/wait'
+import {
+  startWranglerDev,
+  TEST_INGEST_TOKEN,
+  TEST_READ_TOKEN,
+  type WranglerDev,
+} from '../support/wrangler-dev'
+
+const root = new URL('../..', import.meta.url).pathname
+const children: ChildProcess[] = []
+const closers: Array<() => void> = []
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill()
+  for (const close of closers.splice(0)) close()
+})
+
+let worker: WranglerDev
+beforeAll(async () => {
+  worker = await startWranglerDev({ port: await freePort() })
+}, 90_000)
+afterAll(async () => {
+  await worker?.stop()
+})
+
+async function routerBridge(channel: string, workerPort = worker.port): Promise<BridgeProcess> {
+  const bridge = await startBridgeProcess([
+    '--listener',
+    `tcp://127.0.0.1:0,socket=router,channel=${channel}`,
+    '--worker-url',
+    `ws://127.0.0.1:${workerPort}`,
+    '--ingest-token',
+    TEST_INGEST_TOKEN,
+    '--batch-delay',
+    '5',
+  ])
+  closers.push(() => void bridge.stop())
+  return bridge
+}
+
+/** The channel's messages by seq, each as its frames in UTF-8. */
+async function storedBySeq(channel: string): Promise<Map<number, string[]>> {
+  const response = await fetch(
+    `${worker.httpUrl}/v1/channels/${channel}/messages?after=0&limit=1000&encoding=utf8`,
+    { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
+  )
+  const body = (await response.json()) as { messages: Array<{ seq: number; frames: string[] }> }
+  return new Map(body.messages.map((message) => [message.seq, message.frames]))
+}
+
+/** Runs test/peers/pyzmq_req.py; resolves with its replies' last frames, in order. */
+async function pythonSender(
+  endpoint: string,
+  args: string[],
+): Promise<{ replies: string[]; frames: number[]; code: number | null }> {
+  const child = spawn('/usr/bin/python3', ['test/peers/pyzmq_req.py', endpoint, ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  children.push(child)
+  const replies: string[] = []
+  const frames: number[] = []
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    const entry = JSON.parse(line) as { reply?: string; frames?: number }
+    if (entry.reply !== undefined) {
+      replies.push(entry.reply)
+      frames.push(entry.frames ?? 0)
+    }
+  })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  return { replies, frames, code }
+}
+
+describe('a ROUTER listener', () => {
+  it('answers a pyzmq REQ with the seq of each message, as GET /messages shows it', async () => {
+    const channel = `router-req-${Date.now()}`
+    const bridge = await routerBridge(channel)
+    const sent = await pythonSender(`tcp://127.0.0.1:${bridge.port}`, ['--count', '5'])
+    expect(sent.code).toBe(0)
+    expect(sent.replies).toHaveLength(5)
+    const seqs = sent.replies.map(Number)
+    expect(seqs.every((seq) => Number.isSafeInteger(seq) && seq > 0)).toBe(true)
+    // A REQ strips the delimiter: the reply it hands over is the answer alone.
+    expect(sent.frames).toEqual([1, 1, 1, 1, 1])
+    const stored = await storedBySeq(channel)
+    // The envelope (REQ's empty delimiter) is not stored: the body is.
+    expect(seqs.map((seq) => stored.get(seq))).toEqual(
+      Array.from({ length: 5 }, (_, index) => ['msg', String(index)]),
+    )
+  }, 60_000)
+
+  it('answers a DEALER with many in flight once each, with or without the delimiter', async () => {
+    const channel = `router-dealer-${Date.now()}`
+    const bridge = await routerBridge(channel)
+    const endpoint = `tcp://127.0.0.1:${bridge.port}`
+    const framed = await pythonSender(endpoint, ['--socket', 'dealer', '--count', '200'])
+    expect(framed.code).toBe(0)
+    // The envelope comes back: the empty delimiter, then the seq.
+    expect(new Set(framed.frames)).toEqual(new Set([2]))
+    const bare = await pythonSender(endpoint, [
+      '--socket',
+      'dealer',
+      '--no-delimiter',
+      '--count',
+      '50',
+    ])
+    expect(bare.code).toBe(0)
+    expect(new Set(bare.frames)).toEqual(new Set([1]))
+    const seqs = [...framed.replies, ...bare.replies].map(Number)
+    expect(new Set(seqs).size).toBe(250)
+    const stored = await storedBySeq(channel)
+    expect(stored.size).toBe(250)
+    for (const [index, seq] of framed.replies.map(Number).entries()) {
+      expect(stored.get(seq)).toEqual(['msg', String(index)])
+    }
+    for (const [index, seq] of bare.replies.map(Number).entries()) {
+      expect(stored.get(seq)).toEqual(['msg', String(index)])
+    }
+  }, 60_000)
+
+  it('answers an npm zeromq Dealer, and says ERR for a request with no body', async () => {
+    const channel = `router-zeromq-${Date.now()}`
+    const bridge = await routerBridge(channel)
+    const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: 20_000 })
+    closers.push(() => dealer.close())
+    dealer.connect(`tcp://127.0.0.1:${bridge.port}`)
+    await dealer.send(['', 'hello'])
+    const [delimiter, seq] = await dealer.receive()
+    expect(delimiter?.length).toBe(0)
+    const stored = await storedBySeq(channel)
+    expect(stored.get(Number(seq?.toString()))).toEqual(['hello'])
+    await dealer.send([''])
+    const [, refused] = await dealer.receive()
+    expect(refused?.toString()).toBe('ERR EMPTY_MESSAGE')
+  }, 60_000)
+
+  it('answers every message stored across a Worker killed mid-stream, once, with its seq', async () => {
+    // A Worker of its own, to kill: batches in flight may be stored without their ACK.
+    const port = await freePort()
+    let own = await startWranglerDev({ port })
+    closers.push(() => void own.stop())
+    const channel = `router-kill-${Date.now()}`
+    const bridge = await routerBridge(channel, port)
+    const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: 60_000 })
+    closers.push(() => dealer.close())
+    dealer.connect(`tcp://127.0.0.1:${bridge.port}`)
+    const total = 400
+    const replies = new Map<string, string>()
+    const duplicates: string[] = []
+    const receiving = (async () => {
+      while (replies.size + duplicates.length < total) {
+        const [id, delimiter, seq] = await dealer.receive()
+        expect(delimiter?.length).toBe(0)
+        const key = id?.toString() ?? ''
+        if (replies.has(key)) duplicates.push(key)
+        else replies.set(key, seq?.toString() ?? '')
+      }
+    })()
+    // The id travels in the envelope (before the delimiter) and comes back with the reply.
+    for (let index = 0; index < total; index++) {
+      await dealer.send([`id-${index}`, '', 'payload', String(index)])
+      if (index === 150) {
+        await own.stop({ keepState: true, signal: 'SIGKILL' })
+        own = await startWranglerDev({ port, persistDir: own.persistDir })
+      }
+      if (index % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    await receiving
+    expect(duplicates).toEqual([])
+    expect(replies.size).toBe(total)
+    const response = await fetch(
+      `${own.httpUrl}/v1/channels/${channel}/messages?after=0&limit=1000&encoding=utf8`,
+      { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
+    )
+    const body = (await response.json()) as { messages: Array<{ seq: number; frames: string[] }> }
+    // Every message stored once (the bridge resent what it had no ACK for, deduplicated), and
+    // each reply names the seq of its own message.
+    expect(body.messages).toHaveLength(total)
+    const bySeq = new Map(body.messages.map((message) => [message.seq, message.frames]))
+    for (const [id, seq] of replies) {
+      expect({ id, frames: bySeq.get(Number(seq)) }).toEqual({
+        id,
+        frames: ['payload', id.slice('id-'.length)],
+      })
+    }
+  }, 180_000)
+
+  it('never answers before the message is stored', async () => {
+    const channel = `router-wait-${Date.now()}`
+    // No Worker at this port: the batch waits in the relay, and the REQ for its reply.
+    const bridge = await routerBridge(channel, await freePort())
+    const request = new zmq.Request({ linger: 0, receiveTimeout: 1500 })
+    closers.push(() => request.close())
+    request.connect(`tcp://127.0.0.1:${bridge.port}`)
+    await request.send('waits')
+    await expect(request.receive()).rejects.toThrow()
+    await waitFor(() => bridge.lines.some((line) => line.msg === 'handshake succeeded'), {
+      what: 'the REQ connected',
+    })
+  }, 60_000)
+})
