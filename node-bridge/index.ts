@@ -1,4 +1,5 @@
-// Library entry point: the PUSH socket and what its users need (keys, errors, events).
+// Library entry point: the PUSH, DEALER and REQ sockets and what their users need (keys, errors,
+// events).
 
 export type { ReadyPeer } from './zmtp/connection'
 export { parseTcpEndpoint, type TcpEndpoint } from './zmtp/endpoint'
@@ -9,6 +10,14 @@ export {
   KeyFormatError,
   parseCurveKey,
 } from './zmtp/mechanisms/curve-keys'
+export {
+  DEFAULT_REPLY_TIMEOUT_MS,
+  DealerSocket,
+  ReplyError,
+  ReplyTimeoutError,
+  ReqSocket,
+  type RequestSocketOptions,
+} from './zmtp/sockets/dealer-socket'
 export {
   type CurveKeyInput,
   DEFAULT_HANDSHAKE_IVL_MS,

@@ -79,6 +79,7 @@ addSettingOptions(send, SEND_SETTINGS).action(
     process.once('SIGINT', () => abort.abort())
     const code = await runSend(messages, flagValues(SEND_SETTINGS, options), {
       stdin: process.stdin,
+      stdout: process.stdout,
       stderr: process.stderr,
       signal: abort.signal,
     })

@@ -1,11 +1,14 @@
 // `zmq-edge send`: a PUSH client on the command line. Sends its arguments (or the lines of stdin)
 // to one or more PULL servers, NULL or CURVE, and exits 0 only if every message was handed to a
-// peer before the linger ran out.
+// peer before the linger ran out. With `--socket req` or `dealer` it sends to a bridge's ROUTER
+// listener instead, prints the seq each message was stored under, and exits 0 only if every
+// message got one.
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { ConfigError } from '../bridge/bridge-config'
 import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
 import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../zmtp/reconnect'
+import { DealerSocket, ReqSocket } from '../zmtp/sockets/dealer-socket'
 import { DEFAULT_SEND_HWM } from '../zmtp/sockets/push-options'
 import { PushSocket, type PushSocketOptions } from '../zmtp/sockets/push-socket'
 import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
@@ -22,6 +25,20 @@ export const SEND_SETTINGS = {
     valueName: '<endpoint>',
     repeatable: true,
     description: 'a PULL server, tcp://HOST:PORT; repeat for several (round-robin)',
+  },
+  socket: {
+    flag: '--socket',
+    valueName: '<type>',
+    description:
+      'push; or req or dealer, to a bridge listener with socket=router: prints each seq once stored',
+    parse: (raw: string, source: string) => {
+      const value = raw.toLowerCase()
+      if (value !== 'push' && value !== 'req' && value !== 'dealer') {
+        throw new ConfigError(source, `expected push, req or dealer, got "${raw}"`)
+      }
+      return value
+    },
+    fallback: () => 'push' as const,
   },
   count: {
     flag: '--count',
@@ -103,11 +120,16 @@ export type SendFlags = RawValues<typeof SEND_SETTINGS>
 export interface SendIo {
   stdin: NodeJS.ReadableStream
   stderr: { write(text: string): unknown }
+  /** Where `--socket req|dealer` prints the seqs, one line each, in the order sent. */
+  stdout?: { write(text: string): unknown }
   /** Stops sending (SIGINT); what is queued gets no linger. */
   signal?: AbortSignal
 }
 
-/** Exit codes: 0 all handed over, 1 some were not (or every server refused us), 2 usage. */
+/**
+ * Exit codes: 0 all handed over (req, dealer: all stored, each seq printed), 1 some were not (or
+ * every server refused us), 2 usage.
+ */
 export const SendExit = { OK: 0, UNSENT: 1, USAGE: 2 } as const
 
 /** The messages to send: the arguments `count` times (`{n}` is the sequence number), or stdin lines. */
@@ -148,7 +170,8 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
  */
 export async function runSend(args: string[], flags: SendFlags, io: SendIo): Promise<number> {
   const say = (text: string) => io.stderr.write(`zmq-edge send: ${text}\n`)
-  let push: PushSocket
+  let push: PushSocket | ReqSocket | DealerSocket
+  let kind: 'push' | 'req' | 'dealer'
   let count: number
   let interval: number
   let linger: number
@@ -157,6 +180,7 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
   let endpoints: string[]
   try {
     const settings = new SettingSources(SEND_SETTINGS, flags, {})
+    kind = settings.value('socket')
     count = settings.value('count')
     interval = settings.value('interval')
     linger = settings.value('linger')
@@ -185,7 +209,12 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
     if (serverKey !== undefined) {
       options.curve = { serverKey, ...(secretKey !== undefined ? { secretKey } : {}) }
     }
-    push = new PushSocket(options)
+    push =
+      kind === 'req'
+        ? new ReqSocket(options)
+        : kind === 'dealer'
+          ? new DealerSocket(options)
+          : new PushSocket(options)
     for (const endpoint of endpoints) push.connect(endpoint)
   } catch (error) {
     if (
@@ -233,11 +262,35 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
   progress?.unref()
 
   let stopped: 'refused' | 'aborted' | undefined
+  // The replies of a REQ or DEALER, in the order sent: printed as they come, in that order.
+  const replies: Array<Promise<string>> = []
+  let printed = Promise.resolve()
+  let answered = 0
+  const request = (sent: Promise<number>) => {
+    const line = sent.then(
+      (seq) => {
+        answered++
+        return String(seq)
+      },
+      (error: Error) => {
+        say(`message ${replies.length + 1}: ${error.message}`)
+        return ''
+      },
+    )
+    replies.push(line)
+    printed = printed.then(async () => {
+      const text = await line
+      if (text) io.stdout?.write(`${text}\n`)
+    })
+    // The queue is the socket's: a DEALER goes on sending, a REQ waits its turn inside send().
+    return kind === 'req' ? line : Promise.resolve()
+  }
   try {
     for await (const text of messages(args, count, io.stdin)) {
       const frames = separator === undefined ? [text] : text.split(separator)
       total++
-      const outcome = await Promise.race([push.send(frames), allRefused, aborted])
+      const sending = push instanceof PushSocket ? push.send(frames) : request(push.send(frames))
+      const outcome = await Promise.race([sending, allRefused, aborted])
       if (outcome === 'refused' || outcome === 'aborted') {
         stopped = outcome
         break
@@ -258,8 +311,22 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
     clearInterval(progress)
   }
 
+  if (!(push instanceof PushSocket) && stopped === undefined) {
+    // Every reply (or its timeout) before closing: closing drops the ones still awaited.
+    await Promise.race([Promise.all(replies), allRefused, aborted])
+    await printed
+  }
   const { unsent } = await push.close(stopped ? { linger: 0 } : {})
   const { sent, messageWrites } = push.stats
+  if (!(push instanceof PushSocket)) {
+    await printed
+    if (answered === total && stopped === undefined) {
+      say(`${plural(answered, 'message')} stored, each seq on stdout`)
+      return SendExit.OK
+    }
+    say(`${total - answered} of ${plural(total, 'message')} not known to be stored`)
+    return SendExit.UNSENT
+  }
   if (unsent === 0 && stopped === undefined) {
     say(
       `${plural(sent, 'message')} handed to ${endpoints.join(', ')} in ${plural(messageWrites, 'TCP write')}`,

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
+import { DealerSocket, ReplyError, ReqSocket } from '../../node-bridge/zmtp/sockets/dealer-socket'
 import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
 import { freePort } from '../support/channel-reader'
 import { waitFor } from '../support/wait'
@@ -205,5 +206,104 @@ describe('a ROUTER listener', () => {
     await waitFor(() => bridge.lines.some((line) => line.msg === 'handshake succeeded'), {
       what: 'the REQ connected',
     })
+  }, 60_000)
+})
+
+describe('DealerSocket, ReqSocket and zmq-edge send --socket', () => {
+  it('resolve each send with the seq its message was stored under', async () => {
+    const channel = `router-lib-${Date.now()}`
+    const bridge = await routerBridge(channel)
+    const endpoint = `tcp://127.0.0.1:${bridge.port}`
+    const dealer = new DealerSocket({ replyTimeoutMs: 20_000 })
+    closers.push(() => void dealer.close({ linger: 0 }))
+    dealer.connect(endpoint)
+    // Many in flight at once: each promise gets its own message's seq.
+    const dealt = await Promise.all(
+      Array.from({ length: 100 }, (_, index) => dealer.send(['dealer', String(index)])),
+    )
+    const req = new ReqSocket({ replyTimeoutMs: 20_000 })
+    closers.push(() => void req.close({ linger: 0 }))
+    req.connect(endpoint)
+    const requested = await Promise.all([req.send('one'), req.send(['two', '2'])])
+    const stored = await storedBySeq(channel)
+    expect(dealt.map((seq) => stored.get(seq))).toEqual(
+      Array.from({ length: 100 }, (_, index) => ['dealer', String(index)]),
+    )
+    expect(requested.map((seq) => stored.get(seq))).toEqual([['one'], ['two', '2']])
+    expect(() => dealer.trySend('x')).toThrow(/send\(\)/)
+  }, 60_000)
+
+  it('rejects with the bridge’s ERR, and with a timeout while nothing is stored', async () => {
+    const bridge = await routerBridge(`router-lib-err-${Date.now()}`, await freePort())
+    const req = new ReqSocket({ replyTimeoutMs: 500 })
+    closers.push(() => void req.close({ linger: 0 }))
+    req.connect(`tcp://127.0.0.1:${bridge.port}`)
+    await expect(req.send('waits')).rejects.toThrow(/no reply within 500 ms/)
+
+    // A libzmq ROUTER standing in for a bridge that answers ERR.
+    const router = new zmq.Router({ linger: 0 })
+    closers.push(() => router.close())
+    const port = await freePort()
+    await router.bind(`tcp://127.0.0.1:${port}`)
+    void (async () => {
+      for await (const [identity, id, delimiter] of router) {
+        await router.send([identity as Buffer, id as Buffer, delimiter as Buffer, 'ERR REJECTED'])
+      }
+    })().catch(() => undefined)
+    const dealer = new DealerSocket({ replyTimeoutMs: 5000 })
+    closers.push(() => void dealer.close({ linger: 0 }))
+    dealer.connect(`tcp://127.0.0.1:${port}`)
+    const refused = await dealer.send('too big').catch((error: unknown) => error)
+    expect(refused).toBeInstanceOf(ReplyError)
+    expect((refused as ReplyError).code).toBe('REJECTED')
+  }, 60_000)
+
+  it('zmq-edge send --socket req prints the seq of each message', async () => {
+    const channel = `router-cli-${Date.now()}`
+    const bridge = await routerBridge(channel)
+    for (const socket of ['req', 'dealer']) {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'node-bridge/cli/cli.ts',
+          'send',
+          '--socket',
+          socket,
+          '--connect',
+          `tcp://127.0.0.1:${bridge.port}`,
+          '--separator',
+          '|',
+          '--progress-interval',
+          '0',
+          `${socket}|a`,
+          `${socket}|b`,
+          `${socket}|c`,
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      children.push(child)
+      let stdout = ''
+      let stderr = ''
+      child.stdout?.on('data', (data: Buffer) => {
+        stdout += data.toString()
+      })
+      child.stderr?.on('data', (data: Buffer) => {
+        stderr += data.toString()
+      })
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+      expect({ code, stderr }).toEqual({
+        code: 0,
+        stderr: expect.stringContaining('3 messages stored'),
+      })
+      const seqs = stdout.trim().split('\n').map(Number)
+      const stored = await storedBySeq(channel)
+      expect(seqs.map((seq) => stored.get(seq))).toEqual([
+        [socket, 'a'],
+        [socket, 'b'],
+        [socket, 'c'],
+      ])
+    }
   }, 60_000)
 })

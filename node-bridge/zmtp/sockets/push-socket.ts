@@ -11,7 +11,7 @@ import type { Mechanism } from '../mechanisms/mechanism'
 import { NullMechanism } from '../mechanisms/null-mechanism'
 import { ReconnectBackoff, reconnectsAfter } from '../reconnect'
 import { type PushSocketOptions, parsePushOptions, type ResolvedPushOptions } from './push-options'
-import { PUSH } from './socket-type'
+import { PUSH, type SocketType } from './socket-type'
 
 export type { PushSocketOptions } from './push-options'
 
@@ -79,8 +79,11 @@ export class SocketClosedError extends Error {
   readonly code = 'SOCKET_CLOSED'
 }
 
-/** Largest frame read from a PULL peer: commands only (RFC 30: a PULL sends no messages). */
-const MAX_FRAME_FROM_PULL = 64 * 1024
+/**
+ * Largest frame read from a peer: a PULL sends commands only (RFC 30), a ROUTER's replies are an
+ * envelope and a short answer.
+ */
+const MAX_FRAME_FROM_PEER = 64 * 1024
 
 const textEncoder = new TextEncoder()
 
@@ -124,15 +127,11 @@ function messageSize(frames: readonly Uint8Array[]): number {
 }
 
 /**
- * A ZeroMQ PUSH socket (RFC 30) speaking ZMTP 3.1 over TCP, with the NULL or CURVE client
- * mechanism.
- *
- * Queueing differs from libzmq in one way: the queue belongs to the socket, not to each
- * endpoint, so a message waits for whichever peer is ready first instead of being parked on an
- * endpoint that is down (libzmq with ZMQ_IMMEDIATE=0 parks it). Message buffers are queued as
- * they are: do not change them after `send()`.
+ * What a sending socket is: ZMTP 3.1 over TCP with the NULL or CURVE client mechanism, a queue
+ * up to a high-water mark, round robin over ready peers, reconnects like libzmq, linger on close.
+ * {@link PushSocket} is it as is; the request sockets (./dealer-socket.ts) add the replies.
  */
-export class PushSocket extends EventEmitter<PushSocketEvents> {
+export abstract class SendingSocket extends EventEmitter<PushSocketEvents> {
   readonly #options: ResolvedPushOptions
   readonly #endpoints = new Map<string, Endpoint>()
   readonly #ready: Endpoint[] = []
@@ -230,7 +229,7 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
    * Resolves once queued, not once delivered; `close()` says what was delivered.
    * @throws {SocketClosedError} after close, or if close drops it while it waits
    */
-  send(message: OutgoingMessage): Promise<void> {
+  protected queueMessage(message: OutgoingMessage): Promise<void> {
     if (this.#closed) return Promise.reject(new SocketClosedError('the socket is closed'))
     let frames: Uint8Array[]
     try {
@@ -391,13 +390,25 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
     })
   }
 
+  /**
+   * The socket type on the wire: PUSH here; a DEALER or REQ (./dealer-socket.ts) sends the same
+   * way and also reads its peers' replies.
+   */
+  protected socketType(): SocketType {
+    return PUSH
+  }
+
+  /** A whole message from a peer (none for PUSH: a PULL sends nothing, RFC 30). */
+  protected onPeerMessage(_frames: Uint8Array[]): void {}
+
   #mechanism(): Mechanism {
     const { curve, crypto } = this.#options
-    if (!curve) return new NullMechanism(PUSH.name, { dialled: true })
+    const socketType = this.socketType().name
+    if (!curve) return new NullMechanism(socketType, { dialled: true })
     return new CurveClientMechanism({
       serverPublicKey: curve.serverKey,
       keyPair: { publicKey: curve.publicKey, secretKey: curve.secretKey },
-      socketType: 'PUSH',
+      socketType,
       crypto,
     })
   }
@@ -426,11 +437,16 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
           entry.lastActivity = Date.now()
         },
         onReady: (peer) => this.#onReady(entry, peer),
+        onMessage: (frames) => this.onPeerMessage(frames),
         onClose: (error) => {
           if (error) entry.closeError = error
         },
       },
-      { mechanism: this.#mechanism(), socketType: PUSH, maxMessageSize: MAX_FRAME_FROM_PULL },
+      {
+        mechanism: this.#mechanism(),
+        socketType: this.socketType(),
+        maxMessageSize: MAX_FRAME_FROM_PEER,
+      },
     )
     entry.connection = connection
     socket.on('connect', () => {
@@ -561,5 +577,25 @@ export class PushSocket extends EventEmitter<PushSocketEvents> {
       socket.end()
       setTimeout(() => socket.destroy(), 1000).unref()
     })
+  }
+}
+
+/**
+ * A ZeroMQ PUSH socket (RFC 30) speaking ZMTP 3.1 over TCP, with the NULL or CURVE client
+ * mechanism.
+ *
+ * Queueing differs from libzmq in one way: the queue belongs to the socket, not to each
+ * endpoint, so a message waits for whichever peer is ready first instead of being parked on an
+ * endpoint that is down (libzmq with ZMQ_IMMEDIATE=0 parks it). Message buffers are queued as
+ * they are: do not change them after `send()`.
+ */
+export class PushSocket extends SendingSocket {
+  /**
+   * Queues a message, waiting for room below the high-water mark first (libzmq's blocking send).
+   * Resolves once queued, not once delivered; `close()` says what was delivered.
+   * @throws {SocketClosedError} after close, or if close drops it while it waits
+   */
+  send(message: OutgoingMessage): Promise<void> {
+    return this.queueMessage(message)
   }
 }

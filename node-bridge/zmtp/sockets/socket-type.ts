@@ -48,6 +48,22 @@ export const PULL: SocketType = { name: 'PULL', peers: ['PUSH'], receives: true,
 /** RFC 30: a PUSH sends to PULL peers; a PULL never sends, so anything received is dropped. */
 export const PUSH: SocketType = { name: 'PUSH', peers: ['PULL'], receives: false, sends: true }
 
+/** RFC 28: a DEALER sends round-robin to ROUTER, REP or DEALER peers and reads their replies. */
+export const DEALER: SocketType = {
+  name: 'DEALER',
+  peers: ['ROUTER', 'REP', 'DEALER'],
+  receives: true,
+  sends: true,
+}
+
+/** RFC 28: a REQ sends a request to a REP or ROUTER peer and reads its reply. */
+export const REQ: SocketType = {
+  name: 'REQ',
+  peers: ['REP', 'ROUTER'],
+  receives: true,
+  sends: true,
+}
+
 /** The peer's socket type by its RFC 15 octet, or undefined for an unknown octet. */
 export function socketTypeOfZmtp2Code(code: number): string | undefined {
   return Object.entries(ZMTP2_SOCKET_TYPE_CODES).find(([, value]) => value === code)?.[0]

@@ -1,0 +1,179 @@
+// DEALER and REQ sockets for zmq-edge's ROUTER listeners: they send as PushSocket does
+// (queue, high-water mark, round robin, reconnect), and each `send()` resolves with the seq the
+// channel stored the message under, from the bridge's reply, or rejects with the bridge's
+// `ERR <code>`. A DEALER puts a request id before the empty delimiter (the envelope, which the
+// bridge sends back unchanged, RFC 28) and may have many requests in flight; a REQ has one at a
+// time, as RFC 28 says, and needs no id.
+
+import type { PushSocketOptions } from './push-options'
+import { type OutgoingMessage, SendingSocket, SocketClosedError } from './push-socket'
+import { DEALER, REQ, type SocketType } from './socket-type'
+
+/** How long a request waits for its reply by default, ms. */
+export const DEFAULT_REPLY_TIMEOUT_MS = 60_000
+
+export interface RequestSocketOptions extends PushSocketOptions {
+  /**
+   * How long a request waits for its reply, ms (0: forever). Past it `send()` rejects with a
+   * {@link ReplyTimeoutError}: the message may still be stored (do not assume it was not).
+   */
+  replyTimeoutMs?: number
+}
+
+/** The bridge answered `ERR <code>`: the message was not stored (but see STORED_SEQ_UNKNOWN). */
+export class ReplyError extends Error {
+  readonly code: string
+  constructor(code: string) {
+    super(`the bridge answered ERR ${code}`)
+    this.name = 'ReplyError'
+    this.code = code
+  }
+}
+
+/** No reply within `replyTimeoutMs`: the message may or may not be stored. */
+export class ReplyTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`no reply within ${ms} ms: the message may or may not be stored`)
+    this.name = 'ReplyTimeoutError'
+  }
+}
+
+interface PendingRequest {
+  resolve(seq: number): void
+  reject(error: Error): void
+  timer: NodeJS.Timeout | undefined
+}
+
+const EMPTY = new Uint8Array(0)
+const text = new TextDecoder()
+
+/** A request's frames as bytes (what PushSocket queues). */
+function framesOf(message: OutgoingMessage): Array<Uint8Array | string> {
+  return typeof message === 'string' || message instanceof Uint8Array ? [message] : [...message]
+}
+
+/** What `send()` of a request socket does: shared by DEALER (ids) and REQ (one at a time). */
+abstract class RequestSocket extends SendingSocket {
+  readonly #replyTimeoutMs: number
+  protected readonly pending = new Map<string, PendingRequest>()
+
+  constructor(options: RequestSocketOptions = {}) {
+    const { replyTimeoutMs, ...push } = options
+    super(push)
+    this.#replyTimeoutMs = replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS
+  }
+
+  /** Waits for the reply to the request `key` (a DEALER's id; '' for a REQ). */
+  protected awaitReply(key: string): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const ms = this.#replyTimeoutMs
+      const timer =
+        ms > 0
+          ? setTimeout(() => {
+              this.pending.delete(key)
+              reject(new ReplyTimeoutError(ms))
+            }, ms)
+          : undefined
+      this.pending.set(key, { resolve, reject, timer })
+    })
+  }
+
+  /** Settles the request `key` with the answer frame: a seq, or `ERR <code>`. */
+  protected settle(key: string, answer: Uint8Array | undefined): void {
+    const request = this.pending.get(key)
+    if (!request) return // a reply after its timeout, or to another client's id
+    this.pending.delete(key)
+    clearTimeout(request.timer)
+    const value = text.decode(answer ?? EMPTY)
+    const seq = /^[1-9][0-9]*$/.test(value) ? Number(value) : undefined
+    if (seq !== undefined && Number.isSafeInteger(seq)) request.resolve(seq)
+    else request.reject(new ReplyError(value.startsWith('ERR ') ? value.slice(4) : value))
+  }
+
+  override async close(options: { linger?: number } = {}): Promise<{ unsent: number }> {
+    const closed = await super.close(options)
+    const error = new SocketClosedError('the socket closed before the reply came')
+    for (const request of this.pending.values()) {
+      clearTimeout(request.timer)
+      request.reject(error)
+    }
+    this.pending.clear()
+    return closed
+  }
+
+  /** Not for requests: use `send()`, whose promise carries the reply. */
+  override trySend(_message: OutgoingMessage): boolean {
+    throw new TypeError('a request socket sends with send(), which resolves with the seq')
+  }
+}
+
+/**
+ * A DEALER (RFC 28) for a zmq-edge ROUTER listener: many requests in flight, each `send()`
+ * resolving with its message's seq once the channel has stored it.
+ */
+export class DealerSocket extends RequestSocket {
+  #nextId = 1
+
+  protected override socketType(): SocketType {
+    return DEALER
+  }
+
+  /**
+   * Sends one message and resolves with the seq it was stored under.
+   * @throws {ReplyError} the bridge answered ERR; {@link ReplyTimeoutError}; {@link SocketClosedError}
+   */
+  async send(message: OutgoingMessage): Promise<number> {
+    const id = `r${this.#nextId++}`
+    const reply = this.awaitReply(id)
+    try {
+      await this.queueMessage([id, EMPTY, ...framesOf(message)])
+    } catch (error) {
+      this.pending.delete(id)
+      throw error
+    }
+    return reply
+  }
+
+  protected override onPeerMessage(frames: Uint8Array[]): void {
+    // [id, '', answer]: the envelope we sent, then the bridge's answer.
+    if (frames.length !== 3 || frames[1]?.length !== 0) return
+    this.settle(text.decode(frames[0]), frames[2])
+  }
+}
+
+/**
+ * A REQ (RFC 28) for a zmq-edge ROUTER listener: one request at a time (a `send()` waits for
+ * the one before it), each resolving with its message's seq.
+ */
+export class ReqSocket extends RequestSocket {
+  #last: Promise<unknown> = Promise.resolve()
+
+  protected override socketType(): SocketType {
+    return REQ
+  }
+
+  /**
+   * Sends one message once the request before it has its reply; resolves with its seq.
+   * @throws {ReplyError} the bridge answered ERR; {@link ReplyTimeoutError}; {@link SocketClosedError}
+   */
+  send(message: OutgoingMessage): Promise<number> {
+    const turn = this.#last.then(async () => {
+      const reply = this.awaitReply('')
+      try {
+        await this.queueMessage([EMPTY, ...framesOf(message)])
+      } catch (error) {
+        this.pending.delete('')
+        throw error
+      }
+      return reply
+    })
+    this.#last = turn.catch(() => undefined)
+    return turn
+  }
+
+  protected override onPeerMessage(frames: Uint8Array[]): void {
+    // ['', answer]: RFC 28's delimiter, then the bridge's answer.
+    if (frames.length !== 2 || frames[0]?.length !== 0) return
+    this.settle('', frames[1])
+  }
+}
