@@ -75,6 +75,8 @@ export interface ListenerConfig {
   socket: ListenerSocket
   /** For `sub`: the prefixes it subscribes to; empty: everything. */
   subscribe: Uint8Array[]
+  /** For `router`: its Identity, by which ROUTER peers address it (`routingId=`). */
+  routingId?: Uint8Array
 }
 
 /** The server's long-term CURVE key pair and the optional client-key allow-list. */

@@ -140,7 +140,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
 
   let allowList: AllowList | undefined
   const curve = config.curve
-  let createCurve: ((socketType: string) => ZmtpMechanism) | undefined
+  let createCurve: ((socketType: string, identity?: Uint8Array) => ZmtpMechanism) | undefined
   if (curve) {
     logger.info(
       {
@@ -162,11 +162,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     else logger.warn({ backend: crypto.backend }, 'CURVE crypto: libsodium unavailable, slower')
     const cookieKeys = new CookieKeyring({ crypto })
     const list = allowList
-    createCurve = (socketType) =>
+    createCurve = (socketType, identity) =>
       new CurveServerMechanism({
         secretKey: curve.secretKey,
         publicKey: curve.publicKey,
         socketType,
+        ...(identity ? { identity } : {}),
         crypto,
         cookieKeys,
         ...(list ? { authorize: (key: Uint8Array) => list.has(key) } : {}),
@@ -181,10 +182,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     const socketType =
       listener.socket === 'sub' ? createSub(listener.subscribe) : SOCKET_TYPES[listener.socket]
     const curveFor = createCurve
+    const identity = listener.routingId
     const createMechanism =
       listener.mechanism === 'CURVE' && curveFor
-        ? () => curveFor(socketType.name)
-        : () => new NullMechanism(socketType.name, { dialled })
+        ? () => curveFor(socketType.name, identity)
+        : () => new NullMechanism(socketType.name, { dialled, ...(identity ? { identity } : {}) })
     const pull = new PullSocket({
       host: listener.bind.host,
       port: listener.bind.port,

@@ -194,6 +194,39 @@ describe('a ROUTER listener', () => {
     }
   }, 180_000)
 
+  it('is addressed by a libzmq ROUTER through its routingId', async () => {
+    const channel = `router-id-${Date.now()}`
+    const bridge = await startBridgeProcess([
+      '--listener',
+      `tcp://127.0.0.1:0,socket=router,routingId=edge%2F1,channel=${channel}`,
+      '--worker-url',
+      `ws://127.0.0.1:${worker.port}`,
+      '--ingest-token',
+      TEST_INGEST_TOKEN,
+    ])
+    closers.push(() => void bridge.stop())
+    const router = new zmq.Router({ linger: 0, mandatory: true, receiveTimeout: 20_000 })
+    closers.push(() => router.close())
+    router.connect(`tcp://127.0.0.1:${bridge.port}`)
+    // Mandatory: a send to an id not connected yet fails (EHOSTUNREACH) instead of vanishing.
+    await waitFor(
+      async () => {
+        try {
+          await router.send(['edge/1', '', 'routed'])
+          return true
+        } catch {
+          return false
+        }
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: 'the bridge known as edge/1' },
+    )
+    const [id, delimiter, seq] = await router.receive()
+    expect(id?.toString()).toBe('edge/1')
+    expect(delimiter?.length).toBe(0)
+    const stored = await storedBySeq(channel)
+    expect(stored.get(Number(seq?.toString()))).toEqual(['routed'])
+  }, 60_000)
+
   it('never answers before the message is stored', async () => {
     const channel = `router-wait-${Date.now()}`
     // No Worker at this port: the batch waits in the relay, and the REQ for its reply.

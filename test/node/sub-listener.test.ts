@@ -246,6 +246,15 @@ describe('listener options', () => {
     )
     expect(() => parse('tcp://127.0.0.1:7777,subscribe=a')).toThrow(/socket=sub listeners only/)
     expect(parse('tcp://127.0.0.1:7777,socket=router')).toMatchObject({ socket: 'router' })
+    expect(parse('tcp://127.0.0.1:7777,socket=router,routingId=a%7Cb')?.routingId).toEqual(
+      bytes('a|b'),
+    )
+    expect(() => parse('tcp://127.0.0.1:7777,routingId=a')).toThrow(/socket=router listeners only/)
+    for (const bad of ['', '%00x', 'x'.repeat(256)]) {
+      expect(() => parse(`tcp://127.0.0.1:7777,socket=router,routingId=${bad}`)).toThrow(
+        /1 to 255 octets, the first not zero/,
+      )
+    }
     expect(() => parse('tcp://127.0.0.1:7777,socket=router,subscribe=a')).toThrow(
       /socket=sub listeners only/,
     )

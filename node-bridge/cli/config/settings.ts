@@ -64,7 +64,7 @@ export const SETTINGS = {
     flag: '--listener',
     env: 'ZMQ_EDGE_LISTENERS',
     description:
-      'a listener, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub|router][,subscribe=P1|P2]; repeat for several (replaces --bind)',
+      'a listener, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub|router][,subscribe=P1|P2][,routingId=ID]; repeat for several (replaces --bind)',
     repeatable: true,
   },
   connect: {

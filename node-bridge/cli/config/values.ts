@@ -101,7 +101,19 @@ export function parseSubscriptions(raw: string, name: string): Uint8Array[] {
 }
 
 const LISTENER_FORM =
-  'tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub|router][,subscribe=P1|P2]'
+  'tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub|router][,subscribe=P1|P2][,routingId=ID]'
+
+/**
+ * A ROUTER listener's Identity: percent-encoded like a prefix, 1 to 255 octets (RFC 23), not
+ * starting with a zero octet (libzmq keeps those for the routing ids it makes itself).
+ */
+export function parseRoutingId(raw: string, name: string): Uint8Array {
+  const [id] = parseSubscriptions(raw.replaceAll('|', '%7C'), name)
+  if (!id || id.length === 0 || id.length > 255 || id[0] === 0) {
+    throw new ConfigError(name, 'routingId: expected 1 to 255 octets, the first not zero')
+  }
+  return id
+}
 
 /** `tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=…]` */
 export function parseListener(
@@ -125,8 +137,12 @@ export function parseListener(
     else if (key === 'mechanism') listener.mechanism = parseMechanism(value, where)
     else if (key === 'socket') listener.socket = parseListenerSocket(value, where)
     else if (key === 'subscribe') subscriptions = parseSubscriptions(value, where)
+    else if (key === 'routingId') listener.routingId = parseRoutingId(value, where)
     else
       throw new ConfigError(name, `unknown listener option "${option}"; expected ${LISTENER_FORM}`)
+  }
+  if (listener.routingId && listener.socket !== 'router') {
+    throw new ConfigError(where, 'routingId= is for socket=router listeners only')
   }
   if (subscriptions) {
     if (listener.socket !== 'sub') {

@@ -149,3 +149,19 @@ export function encodeMetadata(
   }
   return out
 }
+
+/**
+ * What our READY (or INITIATE) says of us: the Socket-Type, and the Identity a ROUTER peer
+ * addresses us by when we have one (RFC 23 §Connection Metadata; libzmq sends it when set).
+ */
+export function readyProperties(
+  socketType: string,
+  identity?: Uint8Array,
+): Array<[string, Uint8Array | string]> {
+  return identity && identity.length > 0
+    ? [
+        ['Socket-Type', socketType],
+        ['Identity', identity],
+      ]
+    : [['Socket-Type', socketType]]
+}

@@ -4,7 +4,7 @@
 // differ from RFC 26's prose (noted where they do).
 
 import { type Command, encodeCommand } from '../codec/command'
-import { decodeMetadata, encodeMetadata, socketTypeOf } from '../codec/metadata'
+import { decodeMetadata, encodeMetadata, readyProperties, socketTypeOf } from '../codec/metadata'
 import { ZmtpError, ZmtpErrorCode } from '../errors'
 import type { CookieKeyring } from './curve-cookie'
 import { CURVE_BOX_OVERHEAD, CURVE_KEY_SIZE, type CurveCrypto } from './curve-crypto'
@@ -35,6 +35,8 @@ export interface CurveServerOptions {
   publicKey?: Uint8Array
   /** Our Socket-Type property, sent in READY (e.g. `PULL`). */
   socketType: string
+  /** Our Identity property, sent in READY: how a ROUTER peer addresses us. */
+  identity?: Uint8Array
   /** The primitives; share one instance per listener. */
   crypto: CurveCrypto
   /** The listener's cookie keys; share one keyring per listener. */
@@ -87,6 +89,7 @@ export class CurveServerMechanism extends CurveMechanism {
   readonly #secretKey: Uint8Array
   readonly #publicKey: Uint8Array
   readonly #socketType: string
+  readonly #identity: Uint8Array | undefined
   readonly #cookieKeys: CookieKeyring
   readonly #authorize: ((clientPublicKey: Uint8Array) => boolean) | undefined
   #state: State = State.EXPECT_HELLO
@@ -109,6 +112,7 @@ export class CurveServerMechanism extends CurveMechanism {
       throw new RangeError(`the CURVE public key must be ${CURVE_KEY_SIZE} octets`)
     }
     this.#socketType = options.socketType
+    this.#identity = options.identity
     this.#cookieKeys = options.cookieKeys
     this.#authorize = options.authorize
   }
@@ -278,7 +282,7 @@ export class CurveServerMechanism extends CurveMechanism {
     // READY: Box[metadata](S′→C′) with our short nonce 1.
     const readyNonce = this.takeNonce()
     const readyBox = this.crypto.seal(
-      encodeMetadata([['Socket-Type', this.#socketType]]),
+      encodeMetadata(readyProperties(this.#socketType, this.#identity)),
       nonce(READY_NONCE, readyNonce),
       sessionKey,
     )

@@ -2,17 +2,19 @@
 import { type Command, decodeErrorReason, encodeReady } from '../codec/command'
 import { frameHeaderSize, writeFrame } from '../codec/frame'
 import type { Frame } from '../codec/frame-decoder'
-import { decodeMetadata, socketTypeOf } from '../codec/metadata'
+import { decodeMetadata, readyProperties, socketTypeOf } from '../codec/metadata'
 import { ZmtpError, ZmtpErrorCode } from '../errors'
 import type { HandshakeStep, Mechanism } from './mechanism'
 
-// READY is the same for every connection of a socket type: encoded once, shared (never mutated).
+// READY is the same for every connection of a socket type (and identity): encoded once, shared
+// (never mutated).
 const readyCommands = new Map<string, Uint8Array>()
-function readyCommand(socketType: string): Uint8Array {
-  let ready = readyCommands.get(socketType)
+function readyCommand(socketType: string, identity: Uint8Array | undefined): Uint8Array {
+  const key = identity ? `${socketType}/${identity.join(',')}` : socketType
+  let ready = readyCommands.get(key)
   if (!ready) {
-    ready = encodeReady([['Socket-Type', socketType]])
-    readyCommands.set(socketType, ready)
+    ready = encodeReady(readyProperties(socketType, identity))
+    readyCommands.set(key, ready)
   }
   return ready
 }
@@ -31,9 +33,10 @@ export class NullMechanism implements Mechanism {
    * @param socketType our Socket-Type property, sent in READY (e.g. `PULL`).
    * @param options.dialled we opened the TCP connection, so RFC 37 makes us the NULL client,
    *   which speaks first.
+   * @param options.identity our Identity property (RFC 23), by which a ROUTER peer addresses us.
    */
-  constructor(socketType: string, options: { dialled?: boolean } = {}) {
-    this.#ready = readyCommand(socketType)
+  constructor(socketType: string, options: { dialled?: boolean; identity?: Uint8Array } = {}) {
+    this.#ready = readyCommand(socketType, options.identity)
     this.#dialled = options.dialled === true
   }
 
