@@ -135,6 +135,13 @@ interface DialHooks {
  */
 export const MAX_PENDING_REPLIES = 1000
 
+/**
+ * Largest request envelope, all its frames, octets: routing ids are at most 255 octets (RFC 23),
+ * a few of them from proxies on the way, and a request id of the sender's own. A larger one is
+ * answered ERR ENVELOPE_TOO_LARGE (with no envelope) and not stored.
+ */
+export const MAX_ENVELOPE_BYTES = 1024
+
 const ASCII = new TextEncoder()
 
 /**
@@ -739,6 +746,13 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     if (publicKey) message.publicKey = publicKey
     if (!envelope) {
       this.#deliver(message)
+      return
+    }
+    let envelopeBytes = 0
+    for (const frame of envelope) envelopeBytes += frame.length
+    if (envelopeBytes > MAX_ENVELOPE_BYTES) {
+      // Kept until the reply: a large one held by many requests would be memory nobody counts.
+      this.#reply([], 'ERR ENVELOPE_TOO_LARGE', false)
       return
     }
     const kept = envelope.map((frame) => frame.slice())

@@ -141,6 +141,11 @@ describe('a ROUTER listener', () => {
     await dealer.send([''])
     const [, refused] = await dealer.receive()
     expect(refused?.toString()).toBe('ERR EMPTY_MESSAGE')
+    // An envelope over 1 KiB is not kept for a reply: refused, answered without it.
+    await dealer.send([Buffer.alloc(1025, 7), '', 'not stored'])
+    const [tooLarge] = await dealer.receive()
+    expect(tooLarge?.toString()).toBe('ERR ENVELOPE_TOO_LARGE')
+    expect([...(await storedBySeq(channel)).values()]).toEqual([['hello']])
   }, 60_000)
 
   it('answers every message stored across a Worker killed mid-stream, once, with its seq', async () => {
