@@ -281,11 +281,11 @@ function encodedBound(message: RelayMessage): number {
  */
 const CACHED_FRAME_SIZES = 65_536
 
-/** SQL access to one channel's segments. The schema is `./schema.ts`; migrate first. */
 /**
  * Segments searched, newest first, for a resent batch's seqs: a bridge has at most its window of
- * batches in flight (64 by default), each one segment or a few, so this covers every resend of
- * a lost ACK, in at most this many rows read, and only for a resend.
+ * batches in flight (16 by default), each one segment or a few, and other bridges' batches come
+ * between, so this covers the resends of lost ACKs. Rows read are the segments stepped back
+ * from the newest, at most this many, and only for a resend.
  */
 export const DUPLICATE_SEARCH_SEGMENTS = 4096
 
@@ -295,6 +295,7 @@ const SEGMENT_PIECES: PieceQueries = {
   rest: 'SELECT substr(data, ?, ?) AS data FROM segment_pieces WHERE first_seq = ? AND idx = ?',
 }
 
+/** SQL access to one channel's segments. The schema is `./schema.ts`; migrate first. */
 export class SegmentStore {
   readonly #sql: Sql
   /** The oldest and newest segments, when there are any: the log's ends, without a query. */
@@ -466,42 +467,44 @@ export class SegmentStore {
     batchSeq: number,
     count: number,
   ): { firstSeq: number; lastSeq: number } | undefined {
-    const last = this.#sql
-      .exec<{ first_seq: number; last_seq: number; count: number }>(
-        `SELECT first_seq, last_seq, count FROM
-           (SELECT first_seq, last_seq, count, bridge_id, epoch, batch_seq FROM segments
-            ORDER BY first_seq DESC LIMIT ?)
-         WHERE bridge_id = ? AND epoch = ? AND batch_seq = ?
-         ORDER BY first_seq DESC LIMIT 1`,
-        DUPLICATE_SEARCH_SEGMENTS,
-        session.bridgeId,
-        session.epoch,
-        batchSeq,
-      )
-      .toArray()[0]
-    if (!last || last.count > count) return undefined
-    // The batch's earlier segments (at most one a message), then the one before the batch,
-    // which must end another batch: a resend shorter than the batch stored is not placed.
-    const earlier = this.#sql
-      .exec<{ first_seq: number; count: number; bridge_id: string | null }>(
-        `SELECT first_seq, count, bridge_id FROM segments WHERE first_seq < ?
-         ORDER BY first_seq DESC LIMIT ?`,
-        last.first_seq,
-        count - last.count + 1,
-      )
-      .toArray()
-    let firstSeq = last.first_seq
-    let held = last.count
-    for (const segment of earlier) {
-      if (held === count) {
-        return segment.bridge_id === null ? undefined : { firstSeq, lastSeq: last.last_seq }
+    // One cursor, newest first, stepped only as far as needed: rows read are the segments
+    // stepped (a resend of the newest batch: its segment and the one before).
+    const segments = this.#sql.exec<{
+      first_seq: number
+      last_seq: number
+      count: number
+      bridge_id: string | null
+      epoch: number | null
+      batch_seq: number | null
+    }>(
+      `SELECT first_seq, last_seq, count, bridge_id, epoch, batch_seq FROM segments
+       ORDER BY first_seq DESC`,
+    )
+    let stepped = 0
+    let lastSeq: number | undefined
+    let firstSeq = 0
+    let held = 0
+    for (const segment of segments) {
+      if (lastSeq === undefined) {
+        if (++stepped > DUPLICATE_SEARCH_SEGMENTS) return undefined
+        const names =
+          segment.bridge_id === session.bridgeId &&
+          segment.epoch === session.epoch &&
+          segment.batch_seq === batchSeq
+        if (!names) continue
+        lastSeq = segment.last_seq
+      } else if (held === count) {
+        // The segment before the batch must end another batch.
+        return segment.bridge_id === null ? undefined : { firstSeq, lastSeq }
+      } else if (segment.bridge_id !== null) {
+        return undefined
       }
-      if (segment.bridge_id !== null) return undefined
       firstSeq = segment.first_seq
       held += segment.count
+      if (held > count) return undefined
     }
     // The log's first segments: the batch is all there only if they add up.
-    return held === count ? { firstSeq, lastSeq: last.last_seq } : undefined
+    return lastSeq !== undefined && held === count ? { firstSeq, lastSeq } : undefined
   }
 
   /** The segment holding `seq`, or else the last one before it, if any (one indexed read). */

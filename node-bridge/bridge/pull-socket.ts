@@ -137,20 +137,22 @@ export const MAX_PENDING_REPLIES = 1000
 
 /**
  * Largest request envelope, all its frames, octets: routing ids are at most 255 octets (RFC 23),
- * a few of them from proxies on the way, and a request id of the sender's own. A larger one is
- * answered ERR ENVELOPE_TOO_LARGE (with no envelope) and not stored.
+ * a few of them from proxies on the way, and a request id of the sender's own. A larger one
+ * (or one of more frames) is answered ERR ENVELOPE_TOO_LARGE, with no envelope, and not stored.
  */
 export const MAX_ENVELOPE_BYTES = 1024
+/** And at most this many frames, the delimiter included: each is an object kept until then. */
+export const MAX_ENVELOPE_FRAMES = 16
 
 const ASCII = new TextEncoder()
 
 /**
- * The reply's answer frame: the seq in ASCII decimal, or `ERR <code>`. STORED_SEQ_UNKNOWN says
- * the message is stored (do not send it again) though its seq could not be found.
+ * The reply's answer frame: the seq in ASCII decimal, or `ERR <code>`. SEQ_UNKNOWN: the channel
+ * had taken the batch before (a resend) but could not say under which seqs (see MessageReceipt).
  */
 function answerOf(receipt: MessageReceipt): string {
   if (receipt.status === 'stored') return String(receipt.seq)
-  return receipt.status === 'rejected' ? 'ERR REJECTED' : 'ERR STORED_SEQ_UNKNOWN'
+  return receipt.status === 'rejected' ? 'ERR REJECTED' : 'ERR SEQ_UNKNOWN'
 }
 
 /** The peer's `host:port`; IPv4 clients of a dual-stack socket show as plain IPv4. */
@@ -292,6 +294,12 @@ export class PullSocket {
     for (const entry of this.#connections.values()) {
       const { peer } = entry
       if (!peer || entry.closing || entry.ending) continue
+      if (entry.repliesBlocked) {
+        // Not read because its replies wait on the channel: its silence is ours, not the peer's.
+        entry.lastDataAt = now
+        if (entry.unansweredSince > 0) entry.unansweredSince = now
+        continue
+      }
       const silentMs = now - entry.lastDataAt
       const { peerTtlMs } = entry.connection
       if (entry.unansweredSince > 0 && entry.lastDataAt >= entry.unansweredSince) {
@@ -750,7 +758,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     }
     let envelopeBytes = 0
     for (const frame of envelope) envelopeBytes += frame.length
-    if (envelopeBytes > MAX_ENVELOPE_BYTES) {
+    if (envelopeBytes > MAX_ENVELOPE_BYTES || envelope.length > MAX_ENVELOPE_FRAMES) {
       // Kept until the reply: a large one held by many requests would be memory nobody counts.
       this.#reply([], 'ERR ENVELOPE_TOO_LARGE', false)
       return

@@ -173,6 +173,7 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
   let push: PushSocket | ReqSocket | DealerSocket
   let kind: 'push' | 'req' | 'dealer'
   let count: number
+  let hwm: number
   let interval: number
   let linger: number
   let progressMs: number
@@ -200,8 +201,9 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
       },
       () => undefined,
     )
+    hwm = settings.value('hwm')
     const options: PushSocketOptions = {
-      sendHighWaterMark: settings.value('hwm'),
+      sendHighWaterMark: hwm,
       reconnectIvl: settings.value('reconnectIvl'),
       reconnectIvlMax: settings.value('reconnectIvlMax'),
       linger,
@@ -266,14 +268,15 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
   const replies: Array<Promise<string>> = []
   let printed = Promise.resolve()
   let answered = 0
-  const request = (sent: Promise<number>) => {
+  const request = async (sent: Promise<number>) => {
+    const number = replies.length + 1
     const line = sent.then(
       (seq) => {
         answered++
         return String(seq)
       },
       (error: Error) => {
-        say(`message ${replies.length + 1}: ${error.message}`)
+        say(`message ${number}: ${error.message}`)
         return ''
       },
     )
@@ -282,8 +285,10 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
       const text = await line
       if (text) io.stdout?.write(`${text}\n`)
     })
-    // The queue is the socket's: a DEALER goes on sending, a REQ waits its turn inside send().
-    return kind === 'req' ? line : Promise.resolve()
+    // A REQ waits for each reply; a DEALER goes on, with at most --hwm replies awaited (their
+    // timers run from when they were queued, so an unbounded queue would time them out).
+    if (kind === 'req') await line
+    else if (replies.length > hwm) await replies[replies.length - 1 - hwm]
   }
   try {
     for await (const text of messages(args, count, io.stdin)) {

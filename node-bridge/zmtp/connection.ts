@@ -199,7 +199,10 @@ export class ZmtpConnection {
     return this.#peerTtlMs
   }
 
-  /** Messages the peer sent to a socket type that does not receive (RFC 30: a PULL sends none). */
+  /**
+   * Messages the peer sent that were not delivered: to a socket type that does not receive
+   * (RFC 30: a PULL sends none), or that it does not admit (a SUB's subscriptions).
+   */
   get droppedMessages(): number {
     return this.#droppedMessages
   }
@@ -587,6 +590,12 @@ export class ZmtpConnection {
     const frames = this.#parts
     this.#parts = []
     this.#partsSize = 0
+    const admits = this.#options.socketType.admits
+    if (admits && !admits(frames)) {
+      // Not what the socket asked for (a SUB's filter): counted, not delivered.
+      this.#droppedMessages++
+      return
+    }
     try {
       this.#events.onMessage?.(frames)
     } catch (cause) {

@@ -217,6 +217,33 @@ describe('a SUB listener with a ZMTP 3.0 publisher', () => {
     await waitFor(() => harness.received.length === 1, { what: 'the raw message' })
     expect(harness.received[0]?.frames.map(text)).toEqual(['hello'])
   })
+
+  it('drops what a publisher sends beyond its subscriptions, as libzmq’s SUB does', async () => {
+    const harness = await listen({
+      socketType: createSub([bytes('keep.')]),
+      createMechanism: () => new NullMechanism('SUB'),
+    })
+    const socket = connect(harness.port, '127.0.0.1')
+    closers.push(() => socket.destroy())
+    let heard = 0
+    socket.on('data', (chunk: Buffer) => {
+      heard += chunk.length
+    })
+    socket.write(encodeGreeting({ major: 3, minor: 0, mechanism: 'NULL', asServer: false }))
+    socket.write(encodeReady([['Socket-Type', 'PUB']]))
+    // Its greeting, READY and subscription: the handshake is done.
+    await waitFor(() => heard > GREETING_SIZE, { what: 'the SUB’s READY' })
+    // A publisher that ignores the subscription: only the matching messages are delivered.
+    for (const topic of ['drop.1', 'keep.2', 'kee', 'keep.3']) {
+      socket.write(Uint8Array.of(0x00, topic.length, ...bytes(topic)))
+    }
+    await waitFor(() => harness.received.length === 2, { what: 'the two kept' })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(harness.received.map((message) => message.frames.map(text))).toEqual([
+      ['keep.2'],
+      ['keep.3'],
+    ])
+  })
 })
 
 describe('listener options', () => {

@@ -740,4 +740,36 @@ describe('what a batch costs in billed rows (Cloudflare bills rows read and writ
     // written since that segment was stored (later segments record its session's numbers).
     expect(costs.dropping).toMatchObject({ status: 'stored', written: 2 })
   })
+
+  it('finds a resent batch’s seqs reading only the segments back to it', async () => {
+    const channel = uniqueChannel()
+    const costs = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
+      const rows = countRows(state.storage)
+      const store = new MessageStore(state.storage, () => instance.config)
+      const session = { bridgeId: 'rows', epoch: 10 }
+      const batch = (batchSeq: number) => ({ batchSeq, messages: [relayMessage([utf8('m')])] })
+      for (let batchSeq = 1; batchSeq <= 60; batchSeq++) store.storeBatch(session, batch(batchSeq))
+      const resend = (batchSeq: number) => {
+        rows.reset()
+        const outcome = store.storeBatch(session, batch(batchSeq))
+        return { outcome, read: rows.read() }
+      }
+      return { newest: resend(60), middle: resend(31), first: resend(1) }
+    })
+    // Its segment, the one before it, and the one the cursor has read ahead.
+    expect(costs.newest).toEqual({
+      outcome: { status: 'duplicate', seqs: { firstSeq: 60, lastSeq: 60 } },
+      read: 3,
+    })
+    // 29 newer segments stepped over, then the same three.
+    expect(costs.middle).toEqual({
+      outcome: { status: 'duplicate', seqs: { firstSeq: 31, lastSeq: 31 } },
+      read: 32,
+    })
+    // The log's first batch: nothing before it to check.
+    expect(costs.first).toEqual({
+      outcome: { status: 'duplicate', seqs: { firstSeq: 1, lastSeq: 1 } },
+      read: 60,
+    })
+  })
 })

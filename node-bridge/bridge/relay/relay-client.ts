@@ -113,12 +113,14 @@ export interface RelayBlock {
 
 /**
  * What became of one message, for a sender that waits for it (a REQ or DEALER peer, RFC 28):
- * stored under `seq`; stored before, its seq no longer known (a resend the channel could not
- * place); or rejected, never stored (over the channel's limits on its own).
+ * stored under `seq`; rejected, never stored (over the channel's limits on its own); or
+ * `seq-unknown`: the channel had taken its batch before (the answer to a resend) and cannot
+ * place it: almost always stored, its segment since dropped by retention, but also a batch
+ * whose REJECTED answer was lost, or one another process sent under this session.
  */
 export type MessageReceipt =
   | { status: 'stored'; seq: number }
-  | { status: 'stored-seq-unknown' }
+  | { status: 'seq-unknown' }
   | { status: 'rejected' }
 
 interface PendingBatch {
@@ -835,7 +837,14 @@ export class RelayClient {
       const batch = this.#batches.shift() as PendingBatch
       ackedSeq = batch.seq
       if (this.#waiting > 0) {
-        this.#tellReceipts(batch, batch.seq === batchSeq ? status : AckStatus.DUPLICATE, seqs)
+        // An ACK's seqs are its own batch's; one another process's batch could have (a
+        // DUPLICATE this process had no reason to expect) are no seqs of ours.
+        const own = batch.seq === batchSeq && (status !== AckStatus.DUPLICATE || batch.maybeStored)
+        this.#tellReceipts(
+          batch,
+          batch.seq === batchSeq ? status : AckStatus.DUPLICATE,
+          own ? seqs : { firstSeq: 0, lastSeq: 0 },
+        )
       }
       this.counters.batchesAcked++
       this.#pendingMessages -= batch.messages.length
@@ -909,7 +918,7 @@ export class RelayClient {
           ? { status: 'rejected' }
           : placed
             ? { status: 'stored', seq: seqs.firstSeq + index }
-            : { status: 'stored-seq-unknown' }
+            : { status: 'seq-unknown' }
       try {
         tell(receipt)
       } catch (error) {

@@ -71,7 +71,7 @@ export const SETTINGS = {
     flag: '--connect',
     env: 'ZMQ_EDGE_CONNECT',
     description:
-      'dial a PUSH (or, with socket=sub, a PUB) peer that binds, tcp://HOST:PORT[,channel=NAME][,mechanism=NULL|CURVE][,socket=pull|sub][,subscribe=P1|P2]; repeat for several',
+      'dial a PUSH peer that binds (a PUB with socket=sub, a REQ or DEALER with socket=router), same form as --listener; repeat for several',
     repeatable: true,
   },
   workerUrl: {

@@ -1,9 +1,10 @@
 // DEALER and REQ sockets for zmq-edge's ROUTER listeners: they send as PushSocket does
 // (queue, high-water mark, round robin, reconnect), and each `send()` resolves with the seq the
 // channel stored the message under, from the bridge's reply, or rejects with the bridge's
-// `ERR <code>`. A DEALER puts a request id before the empty delimiter (the envelope, which the
-// bridge sends back unchanged, RFC 28) and may have many requests in flight; a REQ has one at a
-// time, as RFC 28 says, and needs no id.
+// `ERR <code>`. Both put a request id before the empty delimiter (the envelope, which the bridge
+// sends back unchanged, RFC 28), as libzmq's REQ does with ZMQ_REQ_CORRELATE, so a reply that
+// comes after its request timed out is never taken for the next one's. A DEALER may have many
+// requests in flight; a REQ has one at a time.
 
 import type { PushSocketOptions } from './push-options'
 import { type OutgoingMessage, SendingSocket, SocketClosedError } from './push-socket'
@@ -20,7 +21,7 @@ export interface RequestSocketOptions extends PushSocketOptions {
   replyTimeoutMs?: number
 }
 
-/** The bridge answered `ERR <code>`: the message was not stored (but see STORED_SEQ_UNKNOWN). */
+/** The bridge answered `ERR <code>`: not stored (SEQ_UNKNOWN: see the README's replies). */
 export class ReplyError extends Error {
   readonly code: string
   constructor(code: string) {
@@ -55,7 +56,7 @@ function framesOf(message: OutgoingMessage): Array<Uint8Array | string> {
 /** What `send()` of a request socket does: shared by DEALER (ids) and REQ (one at a time). */
 abstract class RequestSocket extends SendingSocket {
   readonly #replyTimeoutMs: number
-  protected readonly pending = new Map<string, PendingRequest>()
+  readonly #pending = new Map<string, PendingRequest>()
 
   constructor(options: RequestSocketOptions = {}) {
     const { replyTimeoutMs, ...push } = options
@@ -63,26 +64,44 @@ abstract class RequestSocket extends SendingSocket {
     this.#replyTimeoutMs = replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS
   }
 
-  /** Waits for the reply to the request `key` (a DEALER's id; '' for a REQ). */
-  protected awaitReply(key: string): Promise<number> {
+  #nextId = 1
+
+  /**
+   * Queues `message` behind a fresh request id and the delimiter; resolves with its seq once
+   * the reply comes. The reply's wait starts once the message is queued.
+   */
+  protected async request(message: OutgoingMessage): Promise<number> {
+    const id = `r${this.#nextId++}`
+    await this.queueMessage([id, EMPTY, ...framesOf(message)])
+    return this.#awaitReply(id)
+  }
+
+  protected override onPeerMessage(frames: Uint8Array[]): void {
+    // [id, '', answer]: the envelope we sent, then the bridge's answer.
+    if (frames.length !== 3 || frames[1]?.length !== 0) return
+    this.#settle(text.decode(frames[0]), frames[2])
+  }
+
+  /** Waits for the reply to the request `key`. */
+  #awaitReply(key: string): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       const ms = this.#replyTimeoutMs
       const timer =
         ms > 0
           ? setTimeout(() => {
-              this.pending.delete(key)
+              this.#pending.delete(key)
               reject(new ReplyTimeoutError(ms))
             }, ms)
           : undefined
-      this.pending.set(key, { resolve, reject, timer })
+      this.#pending.set(key, { resolve, reject, timer })
     })
   }
 
   /** Settles the request `key` with the answer frame: a seq, or `ERR <code>`. */
-  protected settle(key: string, answer: Uint8Array | undefined): void {
-    const request = this.pending.get(key)
+  #settle(key: string, answer: Uint8Array | undefined): void {
+    const request = this.#pending.get(key)
     if (!request) return // a reply after its timeout, or to another client's id
-    this.pending.delete(key)
+    this.#pending.delete(key)
     clearTimeout(request.timer)
     const value = text.decode(answer ?? EMPTY)
     const seq = /^[1-9][0-9]*$/.test(value) ? Number(value) : undefined
@@ -93,11 +112,11 @@ abstract class RequestSocket extends SendingSocket {
   override async close(options: { linger?: number } = {}): Promise<{ unsent: number }> {
     const closed = await super.close(options)
     const error = new SocketClosedError('the socket closed before the reply came')
-    for (const request of this.pending.values()) {
+    for (const request of this.#pending.values()) {
       clearTimeout(request.timer)
       request.reject(error)
     }
-    this.pending.clear()
+    this.#pending.clear()
     return closed
   }
 
@@ -112,8 +131,6 @@ abstract class RequestSocket extends SendingSocket {
  * resolving with its message's seq once the channel has stored it.
  */
 export class DealerSocket extends RequestSocket {
-  #nextId = 1
-
   protected override socketType(): SocketType {
     return DEALER
   }
@@ -122,22 +139,8 @@ export class DealerSocket extends RequestSocket {
    * Sends one message and resolves with the seq it was stored under.
    * @throws {ReplyError} the bridge answered ERR; {@link ReplyTimeoutError}; {@link SocketClosedError}
    */
-  async send(message: OutgoingMessage): Promise<number> {
-    const id = `r${this.#nextId++}`
-    const reply = this.awaitReply(id)
-    try {
-      await this.queueMessage([id, EMPTY, ...framesOf(message)])
-    } catch (error) {
-      this.pending.delete(id)
-      throw error
-    }
-    return reply
-  }
-
-  protected override onPeerMessage(frames: Uint8Array[]): void {
-    // [id, '', answer]: the envelope we sent, then the bridge's answer.
-    if (frames.length !== 3 || frames[1]?.length !== 0) return
-    this.settle(text.decode(frames[0]), frames[2])
+  send(message: OutgoingMessage): Promise<number> {
+    return this.request(message)
   }
 }
 
@@ -153,27 +156,13 @@ export class ReqSocket extends RequestSocket {
   }
 
   /**
-   * Sends one message once the request before it has its reply; resolves with its seq.
+   * Sends one message once the request before it has its reply (or its error); resolves with
+   * its seq.
    * @throws {ReplyError} the bridge answered ERR; {@link ReplyTimeoutError}; {@link SocketClosedError}
    */
   send(message: OutgoingMessage): Promise<number> {
-    const turn = this.#last.then(async () => {
-      const reply = this.awaitReply('')
-      try {
-        await this.queueMessage([EMPTY, ...framesOf(message)])
-      } catch (error) {
-        this.pending.delete('')
-        throw error
-      }
-      return reply
-    })
+    const turn = this.#last.then(() => this.request(message))
     this.#last = turn.catch(() => undefined)
     return turn
-  }
-
-  protected override onPeerMessage(frames: Uint8Array[]): void {
-    // ['', answer]: RFC 28's delimiter, then the bridge's answer.
-    if (frames.length !== 2 || frames[0]?.length !== 0) return
-    this.settle('', frames[1])
   }
 }

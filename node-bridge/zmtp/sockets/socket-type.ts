@@ -27,6 +27,11 @@ export interface SocketType {
    * (a SUB's subscriptions, RFC 29). Throwing closes that connection only.
    */
   readonly onReady?: (connection: ZmtpConnection, peer: ReadyPeer) => void
+  /**
+   * Whether a whole message received is delivered; others are counted and dropped (a SUB
+   * filters by its subscriptions, as libzmq's SUB does on receipt too).
+   */
+  readonly admits?: (frames: readonly Uint8Array[]) => boolean
 }
 
 /** RFC 15 (ZMTP 2.0): the socket type is one octet in the greeting. */

@@ -32,15 +32,33 @@ export function subscribe(
   }
 }
 
-/** A SUB subscribed to `prefixes` (every message when none are given). */
+/** Whether the first frame of `frames` starts with one of `prefixes` (RFC 29's match). */
+export function matchesSubscription(
+  frames: readonly Uint8Array[],
+  prefixes: readonly Uint8Array[],
+): boolean {
+  const topic = frames[0] ?? new Uint8Array(0)
+  return prefixes.some(
+    (prefix) =>
+      prefix.length <= topic.length && prefix.every((octet, index) => topic[index] === octet),
+  )
+}
+
+/**
+ * A SUB subscribed to `prefixes` (every message when none are given). It filters what arrives
+ * too: a publisher that sends more than it was asked (a raw one, or a hostile one) is dropped,
+ * not stored.
+ */
 export function createSub(prefixes: readonly Uint8Array[] = EVERYTHING): SocketType {
   const subscriptions =
     prefixes.length === 0 ? EVERYTHING : prefixes.map((prefix) => prefix.slice())
+  const everything = subscriptions.some((prefix) => prefix.length === 0)
   return {
     name: 'SUB',
     peers: ['PUB', 'XPUB'],
     receives: true,
     sends: false,
     onReady: (connection, peer) => subscribe(connection, peer, subscriptions),
+    ...(everything ? {} : { admits: (frames) => matchesSubscription(frames, subscriptions) }),
   }
 }
