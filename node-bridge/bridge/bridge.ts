@@ -308,8 +308,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       for (const { pull } of listeners) pull.stopAccepting()
       // Messages already on their way in are read, unless the relay is full.
       await new Promise((resolve) => setTimeout(resolve, STOP_READ_GRACE_MS))
-      await Promise.all([...listeners, ...connectors].map(({ pull }) => pull.close()))
+      // Then nothing more is read, but the connections stay open while the relay drains: a
+      // ROUTER listener's senders get the replies to what is stored meanwhile.
+      for (const { pull } of [...listeners, ...connectors]) pull.stopReading()
       await Promise.all([...relays.values()].map((relay) => relay.drain(drainTimeoutMs)))
+      await Promise.all([...listeners, ...connectors].map(({ pull }) => pull.close()))
       const left = [...relays.values()].reduce((sum, relay) => sum + relay.unacknowledged, 0)
       logStats(logger, relays)
       if (left > 0 && spoolDir) {

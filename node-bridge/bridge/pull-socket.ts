@@ -178,6 +178,8 @@ export class PullSocket {
   readonly #failureLog: RefusalLog
   readonly #sweepTimer: NodeJS.Timeout
   #paused = false
+  /** Set by stopReading: no pressure relief resumes reading. */
+  #readingStopped = false
   #closed = false
   /** Outgoing connections (from `connect`) and their pending redials. */
   readonly #dialing = new Set<Socket>()
@@ -333,7 +335,7 @@ export class PullSocket {
    * their own high-water mark: backpressure, as ZeroMQ intends, without dropping anything.
    */
   setPaused(paused: boolean): void {
-    if (paused === this.#paused) return
+    if (paused === this.#paused || (!paused && this.#readingStopped)) return
     this.#paused = paused
     const now = Date.now()
     // Silence while we were not reading is ours, not the peer's: the timers skip the pause
@@ -361,6 +363,15 @@ export class PullSocket {
   /** Stops accepting new connections; open ones keep being read. */
   stopAccepting(): void {
     if (this.#server.listening) this.#server.close()
+  }
+
+  /**
+   * Reads no more, for good, and keeps the connections open: a stopping bridge drains its relay
+   * first, so a ROUTER's replies to what is stored meanwhile still reach their senders.
+   */
+  stopReading(): void {
+    this.setPaused(true)
+    this.#readingStopped = true
   }
 
   /** Binds the port; resolves with the bound address (useful with port 0). */

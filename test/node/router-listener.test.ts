@@ -232,6 +232,40 @@ describe('a ROUTER listener', () => {
     expect(stored.get(Number(seq?.toString()))).toEqual(['routed'])
   }, 60_000)
 
+  it('answers what is stored while it stops: the relay drains before connections close', async () => {
+    const port = await freePort()
+    const channel = `router-stop-${Date.now()}`
+    const bridge = await startBridgeProcess([
+      '--listener',
+      `tcp://127.0.0.1:0,socket=router,channel=${channel}`,
+      '--worker-url',
+      `ws://127.0.0.1:${port}`,
+      '--ingest-token',
+      TEST_INGEST_TOKEN,
+      '--reconnect-initial',
+      '50',
+      '--reconnect-max',
+      '300',
+      '--drain-timeout',
+      '60000',
+    ])
+    closers.push(() => void bridge.stop('SIGKILL'))
+    const request = new zmq.Request({ linger: 0, receiveTimeout: 60_000 })
+    closers.push(() => request.close())
+    request.connect(`tcp://127.0.0.1:${bridge.port}`)
+    await request.send('stored while stopping')
+    await waitFor(() => bridge.lines.some((line) => line.msg === 'handshake succeeded'), {
+      what: 'the REQ connected',
+    })
+    // Asked to stop with no Worker to store it; the Worker comes up during the drain.
+    bridge.child.kill('SIGTERM')
+    const late = await startWranglerDev({ port })
+    closers.push(() => void late.stop())
+    const [seq] = await request.receive()
+    expect(Number(seq?.toString())).toBeGreaterThan(0)
+    expect(await bridge.exited).toBe(0)
+  }, 120_000)
+
   it('never answers before the message is stored', async () => {
     const channel = `router-wait-${Date.now()}`
     // No Worker at this port: the batch waits in the relay, and the REQ for its reply.
