@@ -8,6 +8,7 @@ import * as zmq from 'zeromq'
 import { DealerSocket, ReplyError, ReqSocket } from '../../node-bridge/zmtp/sockets/dealer-socket'
 import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
 import { freePort } from '../support/channel-reader'
+import { runCli } from '../support/cli-process'
 import { waitFor } from '../support/wait'
 import {
   startWranglerDev,
@@ -32,18 +33,27 @@ afterAll(async () => {
   await worker?.stop()
 })
 
-async function routerBridge(channel: string, workerPort = worker.port): Promise<BridgeProcess> {
+/**
+ * A bridge process with one ROUTER listener for `channel`, relaying to the Worker at
+ * `workerPort`; `options` adds listener options (`,routingId=…`) and flags.
+ */
+async function routerBridge(
+  channel: string,
+  workerPort = worker.port,
+  options: { listener?: string; flags?: string[] } = {},
+): Promise<BridgeProcess> {
   const bridge = await startBridgeProcess([
     '--listener',
-    `tcp://127.0.0.1:0,socket=router,channel=${channel}`,
+    `tcp://127.0.0.1:0,socket=router,channel=${channel}${options.listener ?? ''}`,
     '--worker-url',
     `ws://127.0.0.1:${workerPort}`,
     '--ingest-token',
     TEST_INGEST_TOKEN,
     '--batch-delay',
     '5',
+    ...(options.flags ?? []),
   ])
-  closers.push(() => void bridge.stop())
+  closers.push(() => void bridge.stop('SIGKILL'))
   return bridge
 }
 
@@ -201,15 +211,7 @@ describe('a ROUTER listener', () => {
 
   it('is addressed by a libzmq ROUTER through its routingId', async () => {
     const channel = `router-id-${Date.now()}`
-    const bridge = await startBridgeProcess([
-      '--listener',
-      `tcp://127.0.0.1:0,socket=router,routingId=edge%2F1,channel=${channel}`,
-      '--worker-url',
-      `ws://127.0.0.1:${worker.port}`,
-      '--ingest-token',
-      TEST_INGEST_TOKEN,
-    ])
-    closers.push(() => void bridge.stop())
+    const bridge = await routerBridge(channel, worker.port, { listener: ',routingId=edge%2F1' })
     const router = new zmq.Router({ linger: 0, mandatory: true, receiveTimeout: 20_000 })
     closers.push(() => router.close())
     router.connect(`tcp://127.0.0.1:${bridge.port}`)
@@ -235,21 +237,9 @@ describe('a ROUTER listener', () => {
   it('answers what is stored while it stops: the relay drains before connections close', async () => {
     const port = await freePort()
     const channel = `router-stop-${Date.now()}`
-    const bridge = await startBridgeProcess([
-      '--listener',
-      `tcp://127.0.0.1:0,socket=router,channel=${channel}`,
-      '--worker-url',
-      `ws://127.0.0.1:${port}`,
-      '--ingest-token',
-      TEST_INGEST_TOKEN,
-      '--reconnect-initial',
-      '50',
-      '--reconnect-max',
-      '300',
-      '--drain-timeout',
-      '60000',
-    ])
-    closers.push(() => void bridge.stop('SIGKILL'))
+    const bridge = await routerBridge(channel, port, {
+      flags: ['--reconnect-initial', '50', '--reconnect-max', '300', '--drain-timeout', '60000'],
+    })
     const request = new zmq.Request({ linger: 0, receiveTimeout: 60_000 })
     closers.push(() => request.close())
     request.connect(`tcp://127.0.0.1:${bridge.port}`)
@@ -334,37 +324,24 @@ describe('DealerSocket, ReqSocket and zmq-edge send --socket', () => {
     const channel = `router-cli-${Date.now()}`
     const bridge = await routerBridge(channel)
     for (const socket of ['req', 'dealer']) {
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'node-bridge/cli/cli.ts',
-          'send',
-          '--socket',
-          socket,
-          '--connect',
-          `tcp://127.0.0.1:${bridge.port}`,
-          '--separator',
-          '|',
-          '--progress-interval',
-          '0',
-          `${socket}|a`,
-          `${socket}|b`,
-          `${socket}|c`,
-        ],
-        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-      )
-      children.push(child)
-      let stdout = ''
-      let stderr = ''
-      child.stdout?.on('data', (data: Buffer) => {
-        stdout += data.toString()
-      })
-      child.stderr?.on('data', (data: Buffer) => {
-        stderr += data.toString()
-      })
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+      const sent = runCli([
+        'send',
+        '--socket',
+        socket,
+        '--connect',
+        `tcp://127.0.0.1:${bridge.port}`,
+        '--separator',
+        '|',
+        '--progress-interval',
+        '0',
+        `${socket}|a`,
+        `${socket}|b`,
+        `${socket}|c`,
+      ])
+      children.push(sent.child)
+      const code = await sent.code
+      const stderr = sent.stderr()
+      const stdout = sent.stdout()
       expect({ code, stderr }).toEqual({
         code: 0,
         stderr: expect.stringContaining('3 messages stored'),

@@ -1,13 +1,14 @@
 // `zmq-edge tail` and `zmq-edge stats` as a user runs them (real processes through the package's
 // bin script) against the real Worker under `wrangler dev`, fed by a libzmq PUSH (the `zeromq`
 // package) through the bridge; and their formatting.
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as zmq from 'zeromq'
 import { type RunningBridge, startBridge } from '../../node-bridge/bridge/bridge'
 import { parseConfig } from '../../node-bridge/cli/config/parse-config'
 import { formatMessageLine, formatStats } from '../../node-bridge/cli/consumer-cli'
 import type { ApiLargeMessage } from '../../shared/api-types'
+import { type CliRun, runCli } from '../support/cli-process'
 import { createMemoryLogger } from '../support/memory-logger'
 import { startTcpProxy } from '../support/tcp-proxy'
 import { waitFor } from '../support/wait'
@@ -18,39 +19,12 @@ import {
   type WranglerDev,
 } from '../support/wrangler-dev'
 
-const bin = new URL('../../node-bridge/bin/zmq-edge.mjs', import.meta.url).pathname
-
-interface Run {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
-  lines: () => string[]
-  code: Promise<number | null>
-}
-
 const running: ChildProcess[] = []
 
-function run(args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, [bin, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  running.push(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (data: Buffer) => {
-    stdout += data.toString()
-  })
-  child.stderr?.on('data', (data: Buffer) => {
-    stderr += data.toString()
-  })
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    lines: () => stdout.split('\n').filter(Boolean),
-    code: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-  }
+function run(args: string[], env: Record<string, string> = {}): CliRun {
+  const started = runCli(args, env)
+  running.push(started.child)
+  return started
 }
 
 describe('formatting', () => {
