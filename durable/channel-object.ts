@@ -9,8 +9,10 @@ import { DurableObject } from 'cloudflare:workers'
 import {
   CLOSE_REPLACED,
   encodeWelcome,
+  negotiateRelayVersion,
   parseRelaySession,
-  RELAY_SUBPROTOCOL,
+  RELAY_PROTOCOL_VERSION,
+  relaySubprotocol,
 } from '../shared/relay-protocol'
 import { batchLimits } from './batch-policy'
 import {
@@ -231,6 +233,9 @@ export class ChannelObject extends DurableObject<Env> {
         { status: 400 },
       )
     }
+    // The Worker checked that the bridge offers a version this object takes.
+    const version =
+      negotiateRelayVersion(request.headers.get('Sec-WebSocket-Protocol')) ?? RELAY_PROTOCOL_VERSION
     const now = Date.now()
     const tag = bridgeTag(session.bridgeId)
     for (const older of this.ctx.getWebSockets(tag)) {
@@ -245,19 +250,22 @@ export class ChannelObject extends DurableObject<Env> {
     this.#pruneSessions(now)
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server, [tag])
-    server.serializeAttachment({ session, connectedAt: now } satisfies BridgeSocketState)
+    server.serializeAttachment({ session, version, connectedAt: now } satisfies BridgeSocketState)
     server.send(
-      encodeWelcome({
-        lastBatchSeq: this.#store.state.lastBatchSeq(session) ?? 0,
-        ...batchLimits(this.config),
-        now,
-      }),
+      encodeWelcome(
+        {
+          lastBatchSeq: this.#store.state.lastBatchSeq(session) ?? 0,
+          ...batchLimits(this.config),
+          now,
+        },
+        version,
+      ),
     )
     this.#announce()
     return new Response(null, {
       status: 101,
       webSocket: client,
-      headers: { 'Sec-WebSocket-Protocol': RELAY_SUBPROTOCOL },
+      headers: { 'Sec-WebSocket-Protocol': relaySubprotocol(version) },
     })
   }
 

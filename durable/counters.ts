@@ -12,6 +12,8 @@ export type BatchCounter = (typeof BatchCounter)[keyof typeof BatchCounter]
 /** Counters of events no segment records; persisted at most a minute late. */
 export const EventCounter = {
   BATCHES_DUPLICATE: 'batches_duplicate',
+  /** Messages not stored, being resends under an idempotency key of a message stored before. */
+  MESSAGES_DUPLICATE: 'messages_duplicate',
   /** Retention: messages no group had acked (or in a group's dead letters) deleted. */
   DROPPED: 'dropped',
   /** Retention: messages every group had acked, deleted to make room for a batch. */

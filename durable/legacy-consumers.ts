@@ -74,6 +74,7 @@ export function importLegacyConsumers(
     [EventCounter.BATCHES_REFUSED]: counter('batches_refused'),
     [EventCounter.MESSAGES_REJECTED]: counter('messages_rejected'),
     [EventCounter.BATCHES_INVALID]: counter('batches_invalid'),
+    [EventCounter.MESSAGES_DUPLICATE]: 0,
   })
   sql.exec('DROP TABLE queue')
   sql.exec('DROP TABLE dead_letters')

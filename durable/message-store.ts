@@ -4,12 +4,18 @@
 // until ./legacy-log.ts has moved them. Only synchronous SQL, so no await splits a read or a
 // write.
 
-import type { RelayBatch, RelaySession } from '../shared/relay-protocol'
+import type {
+  DuplicateMessage,
+  RelayBatch,
+  RelayMessage,
+  RelaySession,
+} from '../shared/relay-protocol'
 import { batchLimits, checkBatch } from './batch-policy'
 import { recordBatch } from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { ChannelState } from './channel-state'
 import { EventCounter } from './counters'
+import { IdempotencyWindow, keyNameOf } from './idempotency-window'
 import { type LegacyFrameLocation, LegacyLog } from './legacy-log'
 import {
   type Dropped,
@@ -51,14 +57,38 @@ export {
  * `block`), too large as one batch, or holding a field the object does not trust.
  */
 export type StoreOutcome =
-  | { status: 'stored'; firstSeq: number; lastSeq: number }
-  /** Stored before; with its seqs when the object still finds them (SegmentStore.seqsOfBatch). */
-  | { status: 'duplicate'; seqs?: { firstSeq: number; lastSeq: number } }
+  /**
+   * firstSeq to lastSeq hold the messages stored now (0 and 0 for none); `duplicates`, those a
+   * message with their idempotency key was stored as before (./idempotency-window.ts).
+   */
+  | { status: 'stored'; firstSeq: number; lastSeq: number; duplicates: DuplicateMessage[] }
+  /** Stored before; with its seqs when the object still finds them (#seqsOfResend). */
+  | { status: 'duplicate'; seqs?: BatchSeqs }
   | { status: 'rejected'; reason: string }
   | { status: 'out_of_order'; reason: string }
   | { status: 'full'; reason: string }
   | { status: 'too_large'; reason: string }
   | { status: 'invalid'; reason: string }
+
+/** Where a batch's messages are: as in an ACK (../shared/relay-protocol.ts seqsOfAck). */
+export interface BatchSeqs {
+  firstSeq: number
+  lastSeq: number
+  duplicates?: DuplicateMessage[]
+}
+
+/**
+ * A resend found while storing a batch: of a message stored before (its seq), or of one earlier
+ * in the batch (its position among the messages stored now).
+ */
+type PendingDuplicate = { index: number; seq: number } | { index: number; position: number }
+
+function resolve(duplicates: PendingDuplicate[], firstSeq: number): DuplicateMessage[] {
+  return duplicates.map((duplicate) => ({
+    index: duplicate.index,
+    seq: 'seq' in duplicate ? duplicate.seq : firstSeq + duplicate.position,
+  }))
+}
 
 /** Where a frame lies: in a segment, or in a row of the old schema. */
 export type AnyFrameLocation = FrameLocation | LegacyFrameLocation
@@ -79,6 +109,7 @@ export class MessageStore {
   readonly #meter: RowMeter
   readonly #sql: Sql
   readonly #segments: SegmentStore
+  readonly #idempotency: IdempotencyWindow
   readonly #state: ChannelState
   #legacy: LegacyLog | undefined
   /** What the consumer groups protect (set by the channel once its groups are loaded). */
@@ -101,6 +132,7 @@ export class MessageStore {
     this.#state = new ChannelState(this.#sql, () => this.#meter.totals())
     this.#meter.restore(this.#state.recoveredRows)
     this.#segments = new SegmentStore(this.#sql)
+    this.#idempotency = new IdempotencyWindow(this.#sql)
     // Seqs go on after every one the old schema gave, even where its rows are gone already.
     const oldHighest = Math.max(LegacyLog.highestSeq(this.#sql), 0)
     this.#legacy = LegacyLog.open(this.#sql, storage.kv)
@@ -149,7 +181,7 @@ export class MessageStore {
       const last = state.lastBatchSeq(session)
       if (last !== undefined && batch.batchSeq <= last) {
         state.count(EventCounter.BATCHES_DUPLICATE, 1)
-        const seqs = this.#segments.seqsOfBatch(session, batch.batchSeq, batch.messages.length)
+        const seqs = this.#seqsOfResend(session, batch, now)
         return seqs ? { status: 'duplicate', seqs } : { status: 'duplicate' }
       }
       if (last !== undefined && batch.batchSeq !== last + 1) {
@@ -171,14 +203,21 @@ export class MessageStore {
       }
       if (verdict?.verdict === 'too_large') return { status: 'too_large', reason: verdict.reason }
       this.#expire(now)
+      const { fresh, keyed, duplicates } = this.#withoutResends(batch.messages, now)
+      if (fresh.length === 0) {
+        // Every message is a resend of one stored before: nothing to store, the number used.
+        state.count(EventCounter.MESSAGES_DUPLICATE, duplicates.length)
+        state.batchUsedUp(session, batch.batchSeq, now, this.#writeSession(now))
+        return { status: 'stored', firstSeq: 0, lastSeq: 0, duplicates: resolve(duplicates, 0) }
+      }
       let bytes = 0
-      for (const message of batch.messages) {
+      for (const message of fresh) {
         for (const frame of message.frames) bytes += frame.length
       }
       const room = makeRoom(
         this.#retained(now),
         config.retention,
-        { count: batch.messages.length, bytes },
+        { count: fresh.length, bytes },
         this.groups(),
       )
       if (!room.ok) {
@@ -186,9 +225,14 @@ export class MessageStore {
         return { status: 'full', reason: room.reason }
       }
       this.#countDropped(room)
+      state.count(EventCounter.MESSAGES_DUPLICATE, duplicates.length)
       const firstSeq = state.lastSeq + 1
+      this.#idempotency.remember(
+        keyed.map(({ name, position }) => ({ name, seq: firstSeq + position })),
+        now,
+      )
       const written = this.#segments.append(
-        batch.messages,
+        fresh,
         firstSeq,
         now,
         { ...session, batchSeq: batch.batchSeq, rows: this.#meter.totals() },
@@ -207,8 +251,108 @@ export class MessageStore {
           this.#writeSession(now),
         )
       })
-      return { status: 'stored', firstSeq, lastSeq: firstSeq + batch.messages.length - 1 }
+      return {
+        status: 'stored',
+        firstSeq,
+        lastSeq: firstSeq + fresh.length - 1,
+        duplicates: resolve(duplicates, firstSeq),
+      }
     })
+  }
+
+  /**
+   * Splits a batch's messages into those to store and the resends of one stored before, or
+   * earlier in the batch, under their sender and idempotency key. `keyed`: the stored messages
+   * with a key, by position among those stored; a resend of one of them names that position.
+   */
+  #withoutResends(
+    messages: readonly RelayMessage[],
+    now: number,
+  ): {
+    fresh: readonly RelayMessage[]
+    keyed: Array<{ name: string; position: number }>
+    duplicates: PendingDuplicate[]
+  } {
+    if (!messages.some((message) => message.idempotencyKey !== undefined)) {
+      return { fresh: messages, keyed: [], duplicates: [] }
+    }
+    const fresh: RelayMessage[] = []
+    const keyed: Array<{ name: string; position: number }> = []
+    const inBatch = new Map<string, number>()
+    const duplicates: PendingDuplicate[] = []
+    messages.forEach((message, index) => {
+      const name = keyNameOf(message)
+      if (name !== undefined) {
+        const seq = this.#idempotency.lookup(name, now)
+        if (seq !== undefined) {
+          duplicates.push({ index, seq })
+          return
+        }
+        const position = inBatch.get(name)
+        if (position !== undefined) {
+          duplicates.push({ index, position })
+          return
+        }
+        inBatch.set(name, fresh.length)
+        keyed.push({ name, position: fresh.length })
+      }
+      fresh.push(message)
+    })
+    return { fresh, keyed, duplicates }
+  }
+
+  /**
+   * The seqs of a resent batch's messages, for its ACK DUPLICATE; undefined when the object
+   * cannot place each one (no seqs rather than wrong ones). Keyed messages are placed by their
+   * keys; the others by the segments that record the batch (SegmentStore.seqsOfBatch), which
+   * hold its unkeyed messages and the keyed ones it stored, those whose seq is within them and
+   * first in the batch with their key.
+   */
+  #seqsOfResend(session: RelaySession, batch: RelayBatch, now: number): BatchSeqs | undefined {
+    const { messages } = batch
+    const keyedSeqs: Array<{ index: number; name: string; seq: number }> = []
+    for (const [index, message] of messages.entries()) {
+      const name = keyNameOf(message)
+      if (name === undefined) continue
+      const seq = this.#idempotency.lookup(name, now)
+      if (seq === undefined) return undefined
+      keyedSeqs.push({ index, name, seq })
+    }
+    if (keyedSeqs.length === 0) {
+      return this.#segments.seqsOfBatch(session, batch.batchSeq, messages.length)
+    }
+    const unkeyed = messages.length - keyedSeqs.length
+    if (unkeyed === 0) {
+      // Each message's seq is its key's, wherever the batch stored it: no segment to look for.
+      return {
+        firstSeq: 0,
+        lastSeq: 0,
+        duplicates: keyedSeqs.map(({ index, seq }) => ({ index, seq })),
+      }
+    }
+    // The batch stored the first message of each key whose seq is at or after its first seq.
+    const storedFrom = (firstSeq: number): Set<number> => {
+      const names = new Set<string>()
+      const indexes = new Set<number>()
+      for (const { index, name, seq } of keyedSeqs) {
+        if (seq >= firstSeq && !names.has(name)) {
+          names.add(name)
+          indexes.add(index)
+        }
+      }
+      return indexes
+    }
+    const range = this.#segments.seqsOfBatch(
+      session,
+      batch.batchSeq,
+      (firstSeq) => unkeyed + storedFrom(firstSeq).size,
+    )
+    if (!range) return undefined
+    const stored = storedFrom(range.firstSeq)
+    const duplicates = keyedSeqs
+      .filter(({ index }) => !stored.has(index))
+      .map(({ index, seq }) => ({ index, seq }))
+    return { ...range, duplicates }
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   type RelayBatch,
   RelayProtocolError,
   RelayProtocolErrorCode,
+  type RelayProtocolVersion,
   type RelaySession,
 } from '../shared/relay-protocol'
 import type { StoreOutcome } from './message-store'
@@ -22,11 +23,13 @@ export interface BatchStore {
 
 /**
  * What one bridge socket remembers between messages (kept as the WebSocket's attachment, so
- * it survives hibernation): its session, from the upgrade, and `refused`, the first batch not
- * stored on this socket.
+ * it survives hibernation): its session and protocol version, from the upgrade, and `refused`,
+ * the first batch not stored on this socket.
  */
 export interface IngestSocketState {
   session: RelaySession
+  /** Absent on sockets accepted before version 3: those speak version 2. */
+  version?: RelayProtocolVersion
   refused?: number
 }
 
@@ -56,8 +59,17 @@ const NACK_OF = {
   invalid: NackCode.INVALID_MESSAGE,
 } as const
 
-function nack(batchSeq: number, code: NackCode, reason: string): Uint8Array {
-  return encodeNack({ batchSeq, code, reason })
+function nack(
+  version: RelayProtocolVersion,
+  batchSeq: number,
+  code: NackCode,
+  reason: string,
+): Uint8Array {
+  return encodeNack({ batchSeq, code, reason }, version)
+}
+
+function withoutRefusal({ refused: _, ...state }: IngestSocketState): IngestSocketState {
+  return state
 }
 
 function malformedMessage(batch: RelayBatch): string | undefined {
@@ -85,15 +97,21 @@ export function ingestRelayMessage(
   data: string | ArrayBuffer,
   state: IngestSocketState,
 ): IngestResult {
+  const version = state.version ?? 2
   if (typeof data === 'string') {
-    const reply = nack(0, NackCode.MALFORMED_FRAME, 'relay frames are binary')
+    const reply = nack(version, 0, NackCode.MALFORMED_FRAME, 'relay frames are binary')
     return { reply, state, close: true }
   }
   let batch: RelayBatch
   try {
-    const frame = decodeRelayFrame(new Uint8Array(data))
+    const frame = decodeRelayFrame(new Uint8Array(data), version)
     if (frame.kind !== 'batch') {
-      const reply = nack(0, NackCode.MALFORMED_FRAME, `expected a BATCH, got ${frame.kind}`)
+      const reply = nack(
+        version,
+        0,
+        NackCode.MALFORMED_FRAME,
+        `expected a BATCH, got ${frame.kind}`,
+      )
       return { reply, state, close: true }
     }
     batch = frame
@@ -103,17 +121,17 @@ export function ingestRelayMessage(
       error.code === RelayProtocolErrorCode.UNSUPPORTED_VERSION
         ? NackCode.UNSUPPORTED_VERSION
         : NackCode.MALFORMED_FRAME
-    return { reply: nack(0, code, error.message), state, close: true }
+    return { reply: nack(version, 0, code, error.message), state, close: true }
   }
 
   const { refused } = state
   if (refused !== undefined && batch.batchSeq > refused) {
     const reason = `batch ${refused} was not stored; resend from it`
-    return { reply: nack(batch.batchSeq, NackCode.OUT_OF_ORDER, reason), state }
+    return { reply: nack(version, batch.batchSeq, NackCode.OUT_OF_ORDER, reason), state }
   }
   // Every refusal of a batch holds the later ones on this socket, whatever its code.
   const refuse = (code: NackCode, reason: string): IngestResult => ({
-    reply: nack(batch.batchSeq, code, reason),
+    reply: nack(version, batch.batchSeq, code, reason),
     state: refused === undefined ? { ...state, refused: batch.batchSeq } : state,
   })
 
@@ -143,7 +161,7 @@ export function ingestRelayMessage(
   }
   // The refused batch is stored now (or was before, or used up): later ones may follow it.
   const resolved = refused === batch.batchSeq
-  const next: IngestSocketState = resolved ? { session: state.session } : state
+  const next: IngestSocketState = resolved ? withoutRefusal(state) : state
   const status =
     outcome.status === 'stored'
       ? AckStatus.STORED
@@ -152,7 +170,7 @@ export function ingestRelayMessage(
         : AckStatus.DUPLICATE
   const seqs =
     outcome.status === 'stored'
-      ? { firstSeq: outcome.firstSeq, lastSeq: outcome.lastSeq }
+      ? { firstSeq: outcome.firstSeq, lastSeq: outcome.lastSeq, duplicates: outcome.duplicates }
       : outcome.status === 'duplicate' && outcome.seqs
         ? outcome.seqs
         : { firstSeq: 0, lastSeq: 0 }
@@ -164,7 +182,7 @@ export function ingestRelayMessage(
     })
   }
   return {
-    reply: encodeAck({ batchSeq: batch.batchSeq, status, ...seqs }),
+    reply: encodeAck({ batchSeq: batch.batchSeq, status, ...seqs }, version),
     state: next,
     stored: outcome.status === 'stored',
   }

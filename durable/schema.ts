@@ -199,6 +199,19 @@ export const MIGRATIONS: readonly Migration[] = [
       // alarm; it drops them.
     ],
   },
+  {
+    version: 8,
+    description: 'idempotency keys of the messages stored lately',
+    statements: [
+      // ./idempotency-window.ts: one row per batch that stored messages with idempotency keys
+      // (their seqs, senders and keys as JSON), deleted once past the window.
+      `CREATE TABLE idempotency_keys (
+        first_seq INTEGER PRIMARY KEY,
+        stored_at INTEGER NOT NULL,
+        keys TEXT NOT NULL
+      )`,
+    ],
+  },
 ]
 
 /** The version the code expects: the last migration's. */

@@ -460,13 +460,16 @@ export class SegmentStore {
    * have in flight; then back over the batch's earlier segments (they record no origin) until
    * they hold `count` messages, the resend's, and the segment before them ends another batch.
    * Undefined when the segment is not among them (retention dropped it, the batch was used up)
-   * or the stored batch is not `count` long: no seqs rather than wrong ones.
+   * or the stored batch is not `count` long: no seqs rather than wrong ones. `count` may depend
+   * on where the batch starts (a batch that stored some of its messages only: its keyed ones
+   * stored before are not in it); it must not fall as the start moves back.
    */
   seqsOfBatch(
     session: RelaySession,
     batchSeq: number,
-    count: number,
+    count: number | ((firstSeq: number) => number),
   ): { firstSeq: number; lastSeq: number } | undefined {
+    const countFrom = typeof count === 'number' ? () => count : count
     // One cursor, newest first, stepped only as far as needed: rows read are the segments
     // stepped (a resend of the newest batch: its segment and the one before).
     const segments = this.#sql.exec<{
@@ -493,7 +496,7 @@ export class SegmentStore {
           segment.batch_seq === batchSeq
         if (!names) continue
         lastSeq = segment.last_seq
-      } else if (held === count) {
+      } else if (held === countFrom(firstSeq)) {
         // The segment before the batch must end another batch.
         return segment.bridge_id === null ? undefined : { firstSeq, lastSeq }
       } else if (segment.bridge_id !== null) {
@@ -501,10 +504,10 @@ export class SegmentStore {
       }
       firstSeq = segment.first_seq
       held += segment.count
-      if (held > count) return undefined
+      if (held > countFrom(firstSeq)) return undefined
     }
     // The log's first segments: the batch is all there only if they add up.
-    return lastSeq !== undefined && held === count ? { firstSeq, lastSeq } : undefined
+    return lastSeq !== undefined && held === countFrom(firstSeq) ? { firstSeq, lastSeq } : undefined
   }
 
   /** The segment holding `seq`, or else the last one before it, if any (one indexed read). */

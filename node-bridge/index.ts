@@ -16,6 +16,7 @@ export {
   ReplyError,
   ReplyTimeoutError,
   ReqSocket,
+  type RequestOptions,
   type RequestSocketOptions,
 } from './zmtp/sockets/dealer-socket'
 export {

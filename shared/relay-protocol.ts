@@ -3,13 +3,37 @@
 // frames, one per WebSocket message. Platform-neutral (Node and workerd): only Uint8Array,
 // DataView, TextEncoder/TextDecoder and Web Crypto. Specified in docs/relay-protocol.md.
 
-export const RELAY_PROTOCOL_VERSION = 2
+import { isIdempotencyKey, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency-key'
+
+/** The version this end speaks: 3 added idempotency keys to messages and their seqs to ACKs. */
+export const RELAY_PROTOCOL_VERSION = 3
 
 /**
- * The WebSocket subprotocol (RFC 6455 §1.9) a bridge asks for and the object confirms: a bridge
- * of another version is refused at the upgrade, before it sends anything.
+ * Every version the Durable Object takes, so a fleet's bridges can be upgraded after its Worker:
+ * a socket keeps the version agreed at its upgrade, and every frame on it is of that version.
  */
-export const RELAY_SUBPROTOCOL = 'zmq-edge.relay.v2'
+export const RELAY_PROTOCOL_VERSIONS = [3, 2] as const
+export type RelayProtocolVersion = (typeof RELAY_PROTOCOL_VERSIONS)[number]
+
+/** The WebSocket subprotocol (RFC 6455 §1.9) that names `version` at the upgrade. */
+export function relaySubprotocol(version: RelayProtocolVersion): string {
+  return `zmq-edge.relay.v${version}`
+}
+
+/**
+ * The subprotocol a bridge asks for: a bridge of a version the Worker does not take is refused
+ * at the upgrade, before it sends anything.
+ */
+export const RELAY_SUBPROTOCOL = relaySubprotocol(RELAY_PROTOCOL_VERSION)
+
+/**
+ * The newest version among the subprotocols a bridge offered (a `Sec-WebSocket-Protocol`
+ * header's value) that this end takes; undefined when it takes none of them.
+ */
+export function negotiateRelayVersion(offered: string | null): RelayProtocolVersion | undefined {
+  const names = new Set((offered ?? '').split(',').map((name) => name.trim()))
+  return RELAY_PROTOCOL_VERSIONS.find((version) => names.has(relaySubprotocol(version)))
+}
 
 /** Upgrade request headers that name the bridge's session (see {@link RelaySession}). */
 export const BRIDGE_ID_HEADER = 'X-Zmq-Edge-Bridge-Id'
@@ -116,6 +140,11 @@ export interface RelayMessage {
   peerAddress: string
   /** The client's authenticated long-term public key (CURVE only), 32 octets. */
   publicKey?: Uint8Array
+  /**
+   * The sender's idempotency key (./idempotency-key.ts), from a request's envelope: a message
+   * whose sender and key the channel stored recently is not stored again (version 3).
+   */
+  idempotencyKey?: string
   frames: Uint8Array[]
 }
 
@@ -135,6 +164,18 @@ export interface RelayAck {
    */
   firstSeq: number
   lastSeq: number
+  /**
+   * Messages of the batch stored before, by another message with their idempotency key: their
+   * index in the batch and that message's seq. The batch's other messages hold firstSeq to
+   * lastSeq, in order (a batch of duplicates only: 0 and 0). Version 3; empty when none.
+   */
+  duplicates?: DuplicateMessage[]
+}
+
+/** A message of a batch that was not stored, being a resend: its index and the first copy's seq. */
+export interface DuplicateMessage {
+  index: number
+  seq: number
 }
 
 export interface RelayNack {
@@ -237,9 +278,9 @@ function setUint64(view: DataView, offset: number, value: number): void {
   view.setUint32(offset + 4, value % UINT32_LIMIT)
 }
 
-function writeHeader(view: DataView, kind: RelayFrameKind): void {
+function writeHeader(view: DataView, kind: RelayFrameKind, version: RelayProtocolVersion): void {
   view.setUint8(0, kind)
-  view.setUint8(1, RELAY_PROTOCOL_VERSION)
+  view.setUint8(1, version)
   view.setUint16(2, 0)
 }
 
@@ -247,19 +288,27 @@ function writeHeader(view: DataView, kind: RelayFrameKind): void {
 export const BATCH_HEADER_SIZE = HEADER_SIZE + 8 + 4
 
 /** Encoded size of one message inside a batch, for callers that cap batch sizes. */
-export function encodedMessageSize(message: RelayMessage): number {
+export function encodedMessageSize(
+  message: RelayMessage,
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
+): number {
   let size = 8 + 1 + 1 + utf8Bytes(message.peerAddress).length + 1 + 4
   if (message.publicKey) size += message.publicKey.length
+  if (version >= 3) size += 1 + (message.idempotencyKey?.length ?? 0)
   for (const frame of message.frames) size += 4 + frame.length
   return size
 }
 
 /**
- * Encodes a batch into one relay frame.
+ * Encodes a batch into one relay frame of `version`.
  * @throws RelayProtocolError INVALID_FIELD for an empty batch, a message without frames, a
- * sequence number out of range, or a public key that is not 32 octets.
+ * sequence number out of range, a public key that is not 32 octets, or an idempotency key that
+ * breaks its rule (or in a version without keys).
  */
-export function encodeBatch(batch: RelayBatch): Uint8Array {
+export function encodeBatch(
+  batch: RelayBatch,
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
+): Uint8Array {
   checkSeq(batch.batchSeq, 'batchSeq', 1)
   if (batch.messages.length === 0) {
     throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'a batch needs a message')
@@ -276,15 +325,25 @@ export function encodeBatch(batch: RelayBatch): Uint8Array {
         `publicKey is ${message.publicKey.length} octets; expected ${PUBLIC_KEY_SIZE}`,
       )
     }
+    const key = message.idempotencyKey
+    if (key !== undefined && (version < 3 || !isIdempotencyKey(key))) {
+      throw new RelayProtocolError(
+        RelayProtocolErrorCode.INVALID_FIELD,
+        version < 3
+          ? `version ${version} carries no idempotency key`
+          : `an idempotency key is 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters of visible ASCII`,
+      )
+    }
     const address = shortString(message.peerAddress, 'peerAddress')
     addresses.push(address)
     size += 8 + 1 + 1 + address.length + 1 + (message.publicKey?.length ?? 0) + 4
+    if (version >= 3) size += 1 + (key?.length ?? 0)
     for (const frame of message.frames) size += 4 + frame.length
   }
 
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
-  writeHeader(view, RelayFrameKind.BATCH)
+  writeHeader(view, RelayFrameKind.BATCH, version)
   let offset = HEADER_SIZE
   setUint64(view, offset, batch.batchSeq)
   offset += 8
@@ -304,6 +363,14 @@ export function encodeBatch(batch: RelayBatch): Uint8Array {
       out.set(key, offset)
       offset += key.length
     }
+    if (version >= 3) {
+      const idempotencyKey = message.idempotencyKey ?? ''
+      out[offset++] = idempotencyKey.length
+      // Visible ASCII: one octet per character.
+      for (let index = 0; index < idempotencyKey.length; index++) {
+        out[offset++] = idempotencyKey.charCodeAt(index)
+      }
+    }
     view.setUint32(offset, message.frames.length)
     offset += 4
     for (const frame of message.frames) {
@@ -319,7 +386,10 @@ export function encodeBatch(batch: RelayBatch): Uint8Array {
 const WELCOME_SIZE = HEADER_SIZE + 8 + 4 + 4 + 4 + 8 + 4
 
 /** Encodes the WELCOME an object sends first on every bridge socket. */
-export function encodeWelcome(welcome: Omit<RelayWelcome, 'kind'>): Uint8Array {
+export function encodeWelcome(
+  welcome: Omit<RelayWelcome, 'kind'>,
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
+): Uint8Array {
   checkSeq(welcome.lastBatchSeq, 'lastBatchSeq', 0)
   for (const field of [
     'maxMessageBytes',
@@ -337,7 +407,7 @@ export function encodeWelcome(welcome: Omit<RelayWelcome, 'kind'>): Uint8Array {
   }
   const out = new Uint8Array(WELCOME_SIZE)
   const view = new DataView(out.buffer)
-  writeHeader(view, RelayFrameKind.WELCOME)
+  writeHeader(view, RelayFrameKind.WELCOME, version)
   setUint64(view, 4, welcome.lastBatchSeq)
   view.setUint32(12, welcome.maxMessageBytes)
   view.setUint32(16, welcome.maxBatchBytes)
@@ -347,19 +417,68 @@ export function encodeWelcome(welcome: Omit<RelayWelcome, 'kind'>): Uint8Array {
   return out
 }
 
-/** Encodes the ACK a Durable Object sends once a batch is stored (or was stored before). */
-export function encodeAck(ack: Omit<RelayAck, 'kind'>): Uint8Array {
+/**
+ * Encodes the ACK a Durable Object sends once a batch is stored (or was stored before); from
+ * version 3 with its duplicates (u32 count, then u32 index and u64 seq each).
+ */
+export function encodeAck(
+  ack: Omit<RelayAck, 'kind'>,
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
+): Uint8Array {
   checkSeq(ack.batchSeq, 'batchSeq', 1)
   checkSeq(ack.firstSeq, 'firstSeq', 0)
   checkSeq(ack.lastSeq, 'lastSeq', 0)
-  const out = new Uint8Array(HEADER_SIZE + 8 + 1 + 8 + 8)
+  const duplicates = ack.duplicates ?? []
+  if (version < 3 && duplicates.length > 0) {
+    throw new RelayProtocolError(
+      RelayProtocolErrorCode.INVALID_FIELD,
+      `version ${version} carries no duplicates`,
+    )
+  }
+  const out = new Uint8Array(
+    HEADER_SIZE + 8 + 1 + 8 + 8 + (version >= 3 ? 4 + 12 * duplicates.length : 0),
+  )
   const view = new DataView(out.buffer)
-  writeHeader(view, RelayFrameKind.ACK)
+  writeHeader(view, RelayFrameKind.ACK, version)
   setUint64(view, 4, ack.batchSeq)
   view.setUint8(12, ack.status)
   setUint64(view, 13, ack.firstSeq)
   setUint64(view, 21, ack.lastSeq)
+  if (version >= 3) {
+    view.setUint32(29, duplicates.length)
+    let offset = 33
+    for (const duplicate of duplicates) {
+      checkSeq(duplicate.index, 'duplicate index', 0)
+      checkSeq(duplicate.seq, 'duplicate seq', 1)
+      view.setUint32(offset, duplicate.index)
+      setUint64(view, offset + 4, duplicate.seq)
+      offset += 12
+    }
+  }
   return out
+}
+
+/**
+ * The seq of each of an ACK's `count` messages, in batch order: its duplicates' seqs, and
+ * firstSeq to lastSeq for the others. Undefined when the ACK does not place every message (no
+ * seqs, or not as many as the batch holds): no seqs rather than wrong ones.
+ */
+export function seqsOfAck(
+  ack: Pick<RelayAck, 'firstSeq' | 'lastSeq' | 'duplicates'>,
+  count: number,
+): number[] | undefined {
+  const duplicates = ack.duplicates ?? []
+  const stored = count - duplicates.length
+  const span = ack.firstSeq === 0 ? 0 : ack.lastSeq - ack.firstSeq + 1
+  if (stored < 0 || span !== stored) return undefined
+  const seqs = new Array<number>(count).fill(0)
+  for (const { index, seq } of duplicates) {
+    if (index >= count || seqs[index] !== 0) return undefined
+    seqs[index] = seq
+  }
+  let next = ack.firstSeq
+  for (let index = 0; index < count; index++) if (seqs[index] === 0) seqs[index] = next++
+  return seqs
 }
 
 // Cuts UTF-8 at most `max` octets long without splitting a character, so the result still
@@ -372,12 +491,15 @@ function truncateUtf8(bytes: Uint8Array, max: number): Uint8Array {
 }
 
 /** Encodes a NACK: the frame was refused and nothing of it was stored. */
-export function encodeNack(nack: Omit<RelayNack, 'kind'>): Uint8Array {
+export function encodeNack(
+  nack: Omit<RelayNack, 'kind'>,
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
+): Uint8Array {
   checkSeq(nack.batchSeq, 'batchSeq', 0)
   const reason = truncateUtf8(utf8Encoder.encode(nack.reason), MAX_SHORT_STRING)
   const out = new Uint8Array(HEADER_SIZE + 8 + 2 + 1 + reason.length)
   const view = new DataView(out.buffer)
-  writeHeader(view, RelayFrameKind.NACK)
+  writeHeader(view, RelayFrameKind.NACK, version)
   setUint64(view, 4, nack.batchSeq)
   view.setUint16(12, nack.code)
   out[14] = reason.length
@@ -467,7 +589,7 @@ class Reader {
   }
 }
 
-function readBatch(reader: Reader): { kind: 'batch' } & RelayBatch {
+function readBatch(reader: Reader, version: RelayProtocolVersion): { kind: 'batch' } & RelayBatch {
   const batchSeq = reader.u64('batchSeq')
   if (batchSeq < 1) {
     throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'batchSeq must be >= 1')
@@ -508,6 +630,19 @@ function readBatch(reader: Reader): { kind: 'batch' } & RelayBatch {
       )
     }
     const publicKey = keyLength ? reader.bytes(keyLength, 'publicKey') : undefined
+    let idempotencyKey: string | undefined
+    if (version >= 3) {
+      const length = reader.u8('idempotencyKey length')
+      if (length > 0) {
+        idempotencyKey = reader.string(length, 'idempotencyKey')
+        if (!isIdempotencyKey(idempotencyKey)) {
+          throw new RelayProtocolError(
+            RelayProtocolErrorCode.INVALID_FIELD,
+            'an idempotency key is visible ASCII (0x21-0x7E) only',
+          )
+        }
+      }
+    }
     const frameCount = reader.u32('frame count')
     if (frameCount === 0) {
       throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'a message needs a frame')
@@ -524,20 +659,26 @@ function readBatch(reader: Reader): { kind: 'batch' } & RelayBatch {
     }
     const message: RelayMessage = { receivedAt, mechanism, peerAddress, frames }
     if (publicKey) message.publicKey = publicKey
+    if (idempotencyKey !== undefined) message.idempotencyKey = idempotencyKey
     messages.push(message)
   }
   return { kind: 'batch', batchSeq, messages }
 }
 
 /**
- * Decodes a BATCH's body: what follows its 4-octet frame header, from `offset` to the end of
- * `bytes` (the bridge's spool keeps messages in this layout behind a header of its own).
+ * Decodes a BATCH's body of `version`: what follows its 4-octet frame header, from `offset` to
+ * the end of `bytes` (the bridge's spool keeps messages in this layout behind a header of its
+ * own).
  * @throws RelayProtocolError as {@link decodeRelayFrame}.
  */
-export function decodeBatchBody(bytes: Uint8Array, offset: number): RelayBatch {
+export function decodeBatchBody(
+  bytes: Uint8Array,
+  offset: number,
+  version: RelayProtocolVersion,
+): RelayBatch {
   const reader = new Reader(bytes)
   reader.offset = offset
-  const { batchSeq, messages } = readBatch(reader)
+  const { batchSeq, messages } = readBatch(reader, version)
   if (reader.remaining() !== 0) {
     throw new RelayProtocolError(
       RelayProtocolErrorCode.TRAILING_BYTES,
@@ -548,13 +689,17 @@ export function decodeBatchBody(bytes: Uint8Array, offset: number): RelayBatch {
 }
 
 /**
- * Decodes one relay frame. Frame and key bytes in the result are views into `bytes`.
+ * Decodes one relay frame of `version` (the socket's). Frame and key bytes in the result are
+ * views into `bytes`.
  * @throws RelayProtocolError with a stable `code` for anything that is not a whole, valid frame.
  */
-export function decodeRelayFrame(bytes: Uint8Array): RelayFrame {
+export function decodeRelayFrame(
+  bytes: Uint8Array,
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
+): RelayFrame {
   const reader = new Reader(bytes)
   const kind = reader.u8('kind')
-  const version = reader.u8('version')
+  const frameVersion = reader.u8('version')
   reader.u16('reserved')
   if (
     kind !== RelayFrameKind.BATCH &&
@@ -564,15 +709,15 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayFrame {
   ) {
     throw new RelayProtocolError(RelayProtocolErrorCode.UNKNOWN_KIND, `unknown frame kind ${kind}`)
   }
-  if (version !== RELAY_PROTOCOL_VERSION) {
+  if (frameVersion !== version) {
     throw new RelayProtocolError(
       RelayProtocolErrorCode.UNSUPPORTED_VERSION,
-      `relay protocol version ${version}; this end speaks ${RELAY_PROTOCOL_VERSION}`,
+      `relay protocol version ${frameVersion}; this socket speaks ${version}`,
     )
   }
   let frame: RelayFrame
   if (kind === RelayFrameKind.BATCH) {
-    frame = readBatch(reader)
+    frame = readBatch(reader, version)
   } else if (kind === RelayFrameKind.ACK) {
     const batchSeq = reader.u64('batchSeq')
     const status = reader.u8('status')
@@ -586,13 +731,24 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayFrame {
         `unknown ack status ${status}`,
       )
     }
-    frame = {
-      kind: 'ack',
-      batchSeq,
-      status,
-      firstSeq: reader.u64('firstSeq'),
-      lastSeq: reader.u64('lastSeq'),
+    const firstSeq = reader.u64('firstSeq')
+    const lastSeq = reader.u64('lastSeq')
+    const ack: RelayAck = { kind: 'ack', batchSeq, status, firstSeq, lastSeq }
+    if (version >= 3) {
+      const count = reader.u32('duplicate count')
+      if (count > reader.remaining() / 12) {
+        throw new RelayProtocolError(
+          RelayProtocolErrorCode.TRUNCATED,
+          `duplicate count ${count} is too large`,
+        )
+      }
+      const duplicates: DuplicateMessage[] = []
+      for (let index = 0; index < count; index++) {
+        duplicates.push({ index: reader.u32('duplicate index'), seq: reader.u64('duplicate seq') })
+      }
+      ack.duplicates = duplicates
     }
+    frame = ack
   } else if (kind === RelayFrameKind.WELCOME) {
     frame = {
       kind: 'welcome',

@@ -18,9 +18,10 @@ import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
 import type { MessagePage } from '../durable/message-store'
 import { MAX_LIMIT } from '../shared/api/limits'
 import {
+  negotiateRelayVersion,
   parseRelaySession,
-  RELAY_PROTOCOL_VERSION,
-  RELAY_SUBPROTOCOL,
+  RELAY_PROTOCOL_VERSIONS,
+  relaySubprotocol,
 } from '../shared/relay-protocol'
 import { openapiDocument } from './api/document'
 import * as routes from './api/routes'
@@ -548,12 +549,11 @@ route(routes.ingestRoute, [requireBearer('INGEST_TOKEN')], async (c) => {
       headers: { Upgrade: 'websocket' },
     })
   }
-  const offered = (c.req.header('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim())
-  if (!offered.includes(RELAY_SUBPROTOCOL)) {
+  if (negotiateRelayVersion(c.req.header('Sec-WebSocket-Protocol') ?? null) === undefined) {
     throw new ApiError(
       400,
       ErrorCode.UNSUPPORTED_RELAY_VERSION,
-      `this Worker speaks relay protocol ${RELAY_PROTOCOL_VERSION} (Sec-WebSocket-Protocol: ${RELAY_SUBPROTOCOL}); upgrade the bridge`,
+      `this Worker speaks relay protocol ${RELAY_PROTOCOL_VERSIONS.join(' or ')} (Sec-WebSocket-Protocol: ${RELAY_PROTOCOL_VERSIONS.map(relaySubprotocol).join(', ')}); upgrade the bridge`,
     )
   }
   const session = parseRelaySession(c.req.raw.headers)

@@ -168,6 +168,7 @@ export function toApiStats(channel: string, stats: ChannelStats) {
       messagesStored: counters.messages_stored,
       batchesStored: counters.batches_stored,
       batchesDuplicate: counters.batches_duplicate,
+      messagesDuplicate: counters.messages_duplicate,
       leased: counters.leased,
       redelivered: counters.redelivered,
       acked: counters.acked,

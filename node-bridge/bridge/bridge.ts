@@ -17,7 +17,7 @@ import { type BridgeConfig, ConfigError, type ListenerConfig } from './bridge-co
 import type { Logger } from './log'
 import { BridgeMetrics } from './metrics'
 import { PreauthBudget } from './preauth-budget'
-import { PullSocket } from './pull-socket'
+import { PullSocket, type PullSocketEvent } from './pull-socket'
 import { preparePrivateDirectory } from './relay/private-directory'
 import { RelayClient } from './relay/relay-client'
 import { Spool } from './relay/spool'
@@ -216,7 +216,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
             relay.enqueue(message, onReceipt)
           }
         : (message, onReceipt) => relay.enqueue(message, onReceipt),
-      ...(metrics ? { onEvent: metrics.onPullEvent.bind(metrics) } : {}),
+      ...(metrics
+        ? { onEvent: (event: PullSocketEvent) => metrics.onPullEvent(event, listener.channel) }
+        : {}),
     })
     pull.setPaused(relay.full)
     return pull

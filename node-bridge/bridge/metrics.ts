@@ -63,6 +63,11 @@ const RELAY_COUNTERS: ReadonlyArray<[string, string, (counters: RelayCounters) =
     'DUPLICATE answers to batches this process sent once: another process in its session',
     (c) => c.unexpectedDuplicates,
   ],
+  [
+    'zmq_edge_messages_resent_total',
+    'Messages the channel did not store, being resends under the idempotency key of one stored before',
+    (c) => c.resentMessages,
+  ],
 ]
 
 /** What `/readyz` answers. */
@@ -86,6 +91,7 @@ export class BridgeMetrics {
   readonly #handshakeFailures: Counter<'code'>
   readonly #refused: Counter<'code'>
   readonly #bytesReceived: Counter<'channel'>
+  readonly #replies: Counter<'channel' | 'answer'>
   /** When each full relay became full (ms), for pushback time not yet in its counters. */
   readonly #fullSince = new Map<string, number>()
   #server: Server | undefined
@@ -120,6 +126,12 @@ export class BridgeMetrics {
       registers,
     })
     for (const channel of relays.keys()) this.#bytesReceived.inc({ channel }, 0)
+    this.#replies = new Counter({
+      name: 'zmq_edge_replies_total',
+      help: 'Replies to REQ and DEALER senders (socket=router listeners), by channel and answer: seq, or the ERR code',
+      labelNames: ['channel', 'answer'],
+      registers,
+    })
 
     const perRelay = (read: (relay: RelayClient, channel: string) => number) =>
       function (this: Counter<'channel'> | Gauge<'channel'>) {
@@ -188,8 +200,11 @@ export class BridgeMetrics {
   }
 
   /** Counts one PULL socket event (pass as `PullSocketOptions.onEvent`). */
-  onPullEvent(event: PullSocketEvent): void {
+  onPullEvent(event: PullSocketEvent, channel: string): void {
     switch (event.type) {
+      case 'replied':
+        this.#replies.inc({ channel, answer: event.answer })
+        break
       case 'ready':
         this.#connections.inc({ mechanism: event.mechanism })
         break

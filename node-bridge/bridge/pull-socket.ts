@@ -1,6 +1,7 @@
 // A ZeroMQ PULL socket that binds a TCP port and accepts PUSH peers: one ZmtpConnection per
 // TCP connection, every complete message handed on with where it came from.
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
+import { idempotencyKeyOfFrame } from '../../shared/idempotency-key'
 import type { Mechanism } from '../../shared/relay-protocol'
 import { z85Encode } from '../../shared/z85'
 import {
@@ -28,6 +29,8 @@ export interface InboundMessage {
   peerAddress: string
   mechanism: Mechanism
   publicKey?: Uint8Array
+  /** From a request's envelope (../../shared/idempotency-key.ts). */
+  idempotencyKey?: string
 }
 
 export interface PullSocketOptions {
@@ -112,6 +115,8 @@ export type PullSocketEvent =
   | { type: 'handshake-failed'; code: string }
   /** A connection refused before any ZMTP by the connection limits. */
   | { type: 'refused'; code: string }
+  /** A request answered (a ROUTER listener): `seq`, or the code of its `ERR <code>`. */
+  | { type: 'replied'; answer: string }
 
 export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 10_000
 export const DEFAULT_MAX_CONNECTIONS = 10_000
@@ -150,6 +155,21 @@ const ASCII = new TextEncoder()
  * The reply's answer frame: the seq in ASCII decimal, or `ERR <code>`. SEQ_UNKNOWN: the channel
  * had taken the batch before (a resend) but could not say under which seqs (see MessageReceipt).
  */
+/**
+ * The idempotency key of a request's envelope: undefined when no frame carries one, null when
+ * one breaks the rule or two frames carry one (which would the sender mean?).
+ */
+function idempotencyKeyOf(envelope: readonly Uint8Array[]): string | null | undefined {
+  let found: string | undefined
+  for (const frame of envelope) {
+    const carried = idempotencyKeyOfFrame(frame)
+    if (carried === undefined) continue
+    if ('invalid' in carried || found !== undefined) return null
+    found = carried.key
+  }
+  return found
+}
+
 function answerOf(receipt: MessageReceipt): string {
   if (receipt.status === 'stored') return String(receipt.seq)
   return receipt.status === 'rejected' ? 'ERR REJECTED' : 'ERR SEQ_UNKNOWN'
@@ -779,6 +799,12 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       this.#reply(kept, 'ERR EMPTY_MESSAGE', false)
       return
     }
+    const key = idempotencyKeyOf(envelope)
+    if (key === null) {
+      this.#reply(kept, 'ERR IDEMPOTENCY_KEY_INVALID', false)
+      return
+    }
+    if (key !== undefined) message.idempotencyKey = key
     this.#pendingReplies++
     if (this.#pendingReplies >= MAX_PENDING_REPLIES && !this.repliesBlocked) {
       this.repliesBlocked = true
@@ -802,6 +828,10 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
         if (!this.#owner.paused && !this.writeBlocked && !this.closing) this.#socket.resume()
       }
     }
+    this.#options.onEvent?.({
+      type: 'replied',
+      answer: answer.startsWith('ERR ') ? answer.slice(4) : 'seq',
+    })
     if (this.connection.state !== ConnectionState.READY) return
     this.write(this.connection.encodeMessages([[...envelope, ASCII.encode(answer)]]))
   }

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 import { ConfigError } from '../bridge/bridge-config'
 import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
 import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../zmtp/reconnect'
-import { DealerSocket, ReqSocket } from '../zmtp/sockets/dealer-socket'
+import { DEFAULT_REPLY_TIMEOUT_MS, DealerSocket, ReqSocket } from '../zmtp/sockets/dealer-socket'
 import { DEFAULT_SEND_HWM } from '../zmtp/sockets/push-options'
 import { PushSocket, type PushSocketOptions } from '../zmtp/sockets/push-socket'
 import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
@@ -39,6 +39,21 @@ export const SEND_SETTINGS = {
       return value
     },
     fallback: () => 'push' as const,
+  },
+  replyTimeout: {
+    flag: '--reply-timeout',
+    valueName: '<ms>',
+    description: 'req, dealer: how long each message waits for its seq; 0 forever',
+    parse: integerAtLeast(0),
+    fallback: () => DEFAULT_REPLY_TIMEOUT_MS,
+  },
+  resends: {
+    flag: '--resends',
+    valueName: '<n>',
+    description:
+      'req, dealer: send a message whose seq did not come in time again, this many times, under one idempotency key (stored once)',
+    parse: integerAtLeast(0),
+    fallback: () => 0,
   },
   count: {
     flag: '--count',
@@ -211,11 +226,16 @@ export async function runSend(args: string[], flags: SendFlags, io: SendIo): Pro
     if (serverKey !== undefined) {
       options.curve = { serverKey, ...(secretKey !== undefined ? { secretKey } : {}) }
     }
+    const requests = {
+      ...options,
+      replyTimeoutMs: settings.value('replyTimeout'),
+      resends: settings.value('resends'),
+    }
     push =
       kind === 'req'
-        ? new ReqSocket(options)
+        ? new ReqSocket(requests)
         : kind === 'dealer'
-          ? new DealerSocket(options)
+          ? new DealerSocket(requests)
           : new PushSocket(options)
     for (const endpoint of endpoints) push.connect(endpoint)
   } catch (error) {

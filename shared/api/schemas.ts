@@ -413,6 +413,14 @@ export const ChannelStatsSchema = z
       messagesStored: z.number().int().optional(),
       batchesStored: z.number().int().optional(),
       batchesDuplicate: z.number().int().optional(),
+      messagesDuplicate: z
+        .number()
+        .int()
+        .openapi({
+          description:
+            'Messages not stored, being resends of one stored before under their sender and idempotency key.',
+        })
+        .optional(),
       leased: z
         .number()
         .int()

@@ -400,4 +400,47 @@ describe('RelayClient receipts (a REQ or DEALER sender waiting for its reply)', 
     expect(receipts.get('a')).toEqual({ status: 'stored', seq: 1 })
     expect(receipts.get('b')).toEqual({ status: 'stored', seq: 2 })
   })
+
+  it('gives a resend under an idempotency key the first copy’s seq, its ACK lost or not', async () => {
+    const receiver = await startReceiver()
+    const { client } = relay(receiver.url, { maxBatchMessages: 4 })
+    client.start()
+    const receipts = new Map<string, MessageReceipt[]>()
+    const enqueue = (text: string, idempotencyKey?: string) =>
+      client.enqueue(
+        { ...message(text), ...(idempotencyKey ? { idempotencyKey } : {}) },
+        (receipt) => receipts.set(text, [...(receipts.get(text) ?? []), receipt]),
+      )
+    // Batches of 4: [a(k1) b a'(k1) c(k2)], then [c'(k2) d a''(k1) e].
+    enqueue('a', 'k1')
+    enqueue('b')
+    enqueue('a1', 'k1')
+    enqueue('c', 'k2')
+    await waitFor(() => receipts.size === 4, { what: 'the first batch' })
+    // The next batch is stored but its ACK lost with the socket: its DUPLICATE places each.
+    receiver.dropAcks = true
+    enqueue('c1', 'k2')
+    enqueue('d')
+    enqueue('a2', 'k1')
+    enqueue('e')
+    await waitFor(() => receiver.stored.length === 5, { what: 'the second batch stored' })
+    receiver.dropAcks = false
+    receiver.disconnect()
+    await waitFor(() => receipts.size === 8, { timeoutMs: 10_000, what: 'every receipt' })
+    const seqOf = (text: string) => receipts.get(text)
+    expect(
+      Object.fromEntries(['a', 'b', 'a1', 'c', 'c1', 'd', 'a2', 'e'].map((t) => [t, seqOf(t)])),
+    ).toEqual({
+      a: [{ status: 'stored', seq: 1 }],
+      b: [{ status: 'stored', seq: 2 }],
+      a1: [{ status: 'stored', seq: 1 }],
+      c: [{ status: 'stored', seq: 3 }],
+      c1: [{ status: 'stored', seq: 3 }],
+      d: [{ status: 'stored', seq: 4 }],
+      a2: [{ status: 'stored', seq: 1 }],
+      e: [{ status: 'stored', seq: 5 }],
+    })
+    expect(receiver.stored).toEqual(['a', 'b', 'c', 'd', 'e'])
+    expect(receiver.duplicates).toBe(1)
+  })
 })

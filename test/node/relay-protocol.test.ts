@@ -16,10 +16,12 @@ import {
   encodeWelcome,
   NackCode,
   nackCodeName,
+  negotiateRelayVersion,
   newEpoch,
   parseRelaySession,
   type RelayBatch,
   RelayProtocolError,
+  seqsOfAck,
 } from '../../shared/relay-protocol'
 
 const bytes = (...values: number[]) => new Uint8Array(values)
@@ -36,16 +38,17 @@ function codeOf(action: () => unknown): string | undefined {
 }
 
 describe('relay batch frame', () => {
-  // Batch 7, one NULL message of two frames ("hi", empty).
+  // Batch 7, one NULL message of two frames ("hi", empty), with idempotency key "k-1".
   // biome-ignore format: one line per field
   const vector = bytes(
-    0x01, 0x02, 0x00, 0x00, //                       kind BATCH, version 2, reserved
+    0x01, 0x03, 0x00, 0x00, //                       kind BATCH, version 3, reserved
     0, 0, 0, 0, 0, 0, 0, 7, //                       batchSeq 7 (u64)
     0, 0, 0, 1, //                                   1 message
     0x42, 0x78, 0xbc, 0xfe, 0x56, 0x80, 0x00, 0x00, // receivedAt 1.7e12 ms (float64)
     0x00, //                                         mechanism NULL
     0x0e, ...ascii('127.0.0.1:5555'), //             peer address
     0x00, //                                         no public key
+    0x03, ...ascii('k-1'), //                        idempotency key
     0, 0, 0, 2, //                                   2 frames
     0, 0, 0, 2, ...ascii('hi'), //                   frame "hi"
     0, 0, 0, 0, //                                   empty frame
@@ -57,17 +60,51 @@ describe('relay batch frame', () => {
         receivedAt: 1.7e12,
         mechanism: 'NULL',
         peerAddress: '127.0.0.1:5555',
+        idempotencyKey: 'k-1',
         frames: [ascii('hi'), bytes()],
       },
     ],
   }
+  // The same message without its key, in version 2 (no key field): what a bridge of version 2
+  // sends, which the object still takes.
+  const unkeyed: RelayBatch = {
+    batchSeq: 7,
+    messages: batch.messages.map(({ idempotencyKey: _, ...message }) => message),
+  }
+  const version2 = bytes(0x01, 0x02, ...vector.slice(2, 41), ...vector.slice(45))
 
   it('encodes to the documented bytes', () => {
     expect(encodeBatch(batch)).toEqual(vector)
+    expect(encodeBatch(unkeyed, 2)).toEqual(version2)
   })
 
   it('decodes the documented bytes', () => {
     expect(decodeRelayFrame(vector)).toEqual({ kind: 'batch', ...batch })
+    expect(decodeRelayFrame(version2, 2)).toEqual({ kind: 'batch', ...unkeyed })
+  })
+
+  it('holds each socket to its version: a frame of the other is refused', () => {
+    expect(codeOf(() => decodeRelayFrame(version2))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeRelayFrame(vector, 2))).toBe('UNSUPPORTED_VERSION')
+    // A key cannot be sent in version 2, nor one that breaks the rule in version 3.
+    expect(codeOf(() => encodeBatch(batch, 2))).toBe('INVALID_FIELD')
+    for (const idempotencyKey of ['', 'with space', 'x'.repeat(129), 'é']) {
+      const bad = { ...batch, messages: [{ ...unkeyed.messages[0], idempotencyKey }] }
+      expect(
+        codeOf(() => encodeBatch(bad as RelayBatch)),
+        idempotencyKey,
+      ).toBe('INVALID_FIELD')
+    }
+    const spaced = vector.slice()
+    spaced[43] = 0x20 // "k 1"
+    expect(codeOf(() => decodeRelayFrame(spaced))).toBe('INVALID_FIELD')
+  })
+
+  it('negotiates the newest version both ends speak', () => {
+    expect(negotiateRelayVersion('zmq-edge.relay.v2, zmq-edge.relay.v3')).toBe(3)
+    expect(negotiateRelayVersion('zmq-edge.relay.v2')).toBe(2)
+    expect(negotiateRelayVersion('zmq-edge.relay.v1')).toBeUndefined()
+    expect(negotiateRelayVersion(null)).toBeUndefined()
   })
 
   it('carries a CURVE public key of 32 octets', () => {
@@ -95,12 +132,16 @@ describe('relay batch frame', () => {
   })
 
   it('round-trips any batch', () => {
-    const message = fc.record({
-      receivedAt: fc.integer({ min: 0, max: 2 ** 50 }),
-      mechanism: fc.constantFrom('NULL' as const, 'CURVE' as const),
-      peerAddress: fc.string({ maxLength: 60 }),
-      frames: fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 5 }),
-    })
+    const message = fc.record(
+      {
+        receivedAt: fc.integer({ min: 0, max: 2 ** 50 }),
+        mechanism: fc.constantFrom('NULL' as const, 'CURVE' as const),
+        peerAddress: fc.string({ maxLength: 60 }),
+        idempotencyKey: fc.stringMatching(/^[\x21-\x7e]{1,128}$/),
+        frames: fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 5 }),
+      },
+      { requiredKeys: ['receivedAt', 'mechanism', 'peerAddress', 'frames'] },
+    )
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
@@ -109,7 +150,10 @@ describe('relay batch frame', () => {
           const input = { batchSeq, messages }
           const encoded = encodeBatch(input)
           expect(decodeRelayFrame(encoded)).toEqual({ kind: 'batch', ...input })
-          expect(decodeBatchBody(encoded, 4)).toEqual(input)
+          expect(decodeBatchBody(encoded, 4, 3)).toEqual(input)
+          expect(encoded.length).toBe(
+            BATCH_HEADER_SIZE + messages.reduce((sum, m) => sum + encodedMessageSize(m), 0),
+          )
         },
       ),
     )
@@ -138,7 +182,7 @@ describe('relay batch frame', () => {
     expect(codeOf(() => decodeRelayFrame(bytes(...vector, 0)))).toBe('TRAILING_BYTES')
     expect(codeOf(() => decodeRelayFrame(bytes(0x09, 0x01, 0, 0)))).toBe('UNKNOWN_KIND')
     expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x01, 0, 0)))).toBe('UNSUPPORTED_VERSION')
-    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x03, 0, 0)))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x04, 0, 0)))).toBe('UNSUPPORTED_VERSION')
     const badMechanism = vector.slice()
     badMechanism[24] = 7
     expect(codeOf(() => decodeRelayFrame(badMechanism))).toBe('INVALID_FIELD')
@@ -171,46 +215,107 @@ describe('relay ack and nack frames', () => {
       firstSeq: 100,
       lastSeq: 101,
     })
-    expect(encoded).toEqual(
-      bytes(
-        0x02,
-        0x02,
-        0x00,
-        0x00, //     kind ACK, version 2, reserved
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        7, //     batchSeq 7
-        0x00, //                       status STORED
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        100, //   firstSeq
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        101, //   lastSeq
-      ),
-    )
+    // biome-ignore format: one line per field
+    const head = [
+      0x02, 0x03, 0x00, 0x00, //   kind ACK, version 3, reserved
+      0, 0, 0, 0, 0, 0, 0, 7, //   batchSeq 7
+      0x00, //                     status STORED
+      0, 0, 0, 0, 0, 0, 0, 100, // firstSeq
+      0, 0, 0, 0, 0, 0, 0, 101, // lastSeq
+    ]
+    expect(encoded).toEqual(bytes(...head, 0, 0, 0, 0)) // no duplicates
     expect(decodeRelayFrame(encoded)).toEqual({
       kind: 'ack',
       batchSeq: 7,
       status: AckStatus.STORED,
       firstSeq: 100,
       lastSeq: 101,
+      duplicates: [],
     })
+    // Version 2: the same without the duplicates' count.
+    const version2 = encodeAck(
+      { batchSeq: 7, status: AckStatus.STORED, firstSeq: 100, lastSeq: 101 },
+      2,
+    )
+    expect(version2).toEqual(bytes(0x02, 0x02, ...head.slice(2)))
+    expect(decodeRelayFrame(version2, 2)).toEqual({
+      kind: 'ack',
+      batchSeq: 7,
+      status: AckStatus.STORED,
+      firstSeq: 100,
+      lastSeq: 101,
+    })
+  })
+
+  it('carries the duplicates of a batch: the index and seq of each', () => {
+    const ack = {
+      batchSeq: 9,
+      status: AckStatus.STORED,
+      firstSeq: 50,
+      lastSeq: 51,
+      duplicates: [
+        { index: 0, seq: 12 },
+        { index: 3, seq: 50 },
+      ],
+    }
+    const encoded = encodeAck(ack)
+    // biome-ignore format: one line per field
+    expect(encoded.subarray(29)).toEqual(bytes(
+      0, 0, 0, 2, //                            2 duplicates
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, //   message 0: seq 12
+      0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 50, //   message 3: seq 50
+    ))
+    expect(decodeRelayFrame(encoded)).toEqual({ kind: 'ack', ...ack })
+    expect(codeOf(() => encodeAck(ack, 2))).toBe('INVALID_FIELD')
+    for (let length = 29; length < encoded.length; length++) {
+      expect(codeOf(() => decodeRelayFrame(encoded.subarray(0, length)))).toBe('TRUNCATED')
+    }
+    const lying = encoded.slice()
+    lying.set([0xff, 0xff, 0xff, 0xff], 29)
+    expect(codeOf(() => decodeRelayFrame(lying))).toBe('TRUNCATED')
+  })
+
+  it('places each message of a batch by its ACK, or none', () => {
+    // Messages 0 and 3 were resends; 1, 2 and 4 were stored as 50, 51, 52.
+    const duplicates = [
+      { index: 0, seq: 12 },
+      { index: 3, seq: 50 },
+    ]
+    expect(seqsOfAck({ firstSeq: 50, lastSeq: 52, duplicates }, 5)).toEqual([12, 50, 51, 50, 52])
+    expect(seqsOfAck({ firstSeq: 7, lastSeq: 9 }, 3)).toEqual([7, 8, 9])
+    // Resends only: nothing stored now.
+    expect(
+      seqsOfAck(
+        {
+          firstSeq: 0,
+          lastSeq: 0,
+          duplicates: [
+            { index: 1, seq: 4 },
+            { index: 0, seq: 3 },
+          ],
+        },
+        2,
+      ),
+    ).toEqual([3, 4])
+    // Not as many as the batch, an index twice or past the batch, no seqs: unplaced.
+    expect(seqsOfAck({ firstSeq: 50, lastSeq: 52, duplicates }, 6)).toBeUndefined()
+    expect(seqsOfAck({ firstSeq: 0, lastSeq: 0 }, 1)).toBeUndefined()
+    expect(
+      seqsOfAck(
+        {
+          firstSeq: 5,
+          lastSeq: 5,
+          duplicates: [
+            { index: 0, seq: 1 },
+            { index: 0, seq: 2 },
+          ],
+        },
+        3,
+      ),
+    ).toBeUndefined()
+    expect(
+      seqsOfAck({ firstSeq: 5, lastSeq: 5, duplicates: [{ index: 9, seq: 1 }] }, 2),
+    ).toBeUndefined()
   })
 
   it('round-trips a NACK with its reason', () => {
@@ -238,7 +343,7 @@ describe('relay ack and nack frames', () => {
 describe('relay welcome frame', () => {
   // biome-ignore format: one line per field
   const vector = bytes(
-    0x04, 0x02, 0x00, 0x00, //                       kind WELCOME, version 2, reserved
+    0x04, 0x03, 0x00, 0x00, //                       kind WELCOME, version 3, reserved
     0, 0, 0, 0, 0, 0, 0, 41, //                      lastBatchSeq 41
     0x01, 0x00, 0x00, 0x00, //                       maxMessageBytes 16 MiB
     0x02, 0x00, 0x00, 0x00, //                       maxBatchBytes 32 MiB

@@ -71,7 +71,7 @@ async function storedBySeq(channel: string): Promise<Map<number, string[]>> {
 async function pythonSender(
   endpoint: string,
   args: string[],
-): Promise<{ replies: string[]; frames: number[]; code: number | null }> {
+): Promise<{ replies: string[]; frames: number[]; envelopes: string[][]; code: number | null }> {
   const child = spawn('/usr/bin/python3', ['test/peers/pyzmq_req.py', endpoint, ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -79,15 +79,17 @@ async function pythonSender(
   children.push(child)
   const replies: string[] = []
   const frames: number[] = []
+  const envelopes: string[][] = []
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    const entry = JSON.parse(line) as { reply?: string; frames?: number }
+    const entry = JSON.parse(line) as { reply?: string; frames?: number; envelope?: string[] }
     if (entry.reply !== undefined) {
       replies.push(entry.reply)
       frames.push(entry.frames ?? 0)
+      envelopes.push(entry.envelope ?? [])
     }
   })
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  return { replies, frames, code }
+  return { replies, frames, envelopes, code }
 }
 
 describe('a ROUTER listener', () => {
@@ -269,6 +271,143 @@ describe('a ROUTER listener', () => {
       what: 'the REQ connected',
     })
   }, 60_000)
+})
+
+describe('idempotency keys in the envelope', () => {
+  it('store a pyzmq DEALER’s message once however often it is resent, each copy answered with its seq', async () => {
+    // The Worker comes up late: every copy waits in the bridge, as resends after timeouts do.
+    const port = await freePort()
+    const channel = `router-idem-${Date.now()}`
+    const bridge = await routerBridge(channel, port)
+    const sending = pythonSender(`tcp://127.0.0.1:${bridge.port}`, [
+      '--socket',
+      'dealer',
+      '--count',
+      '20',
+      '--copies',
+      '3',
+      '--key-prefix',
+      `${channel}-`,
+      '--timeout',
+      '90',
+    ])
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const late = await startWranglerDev({ port })
+    closers.push(() => void late.stop())
+    const { replies, envelopes, code } = await sending
+    expect(code).toBe(0)
+    expect(replies).toHaveLength(60)
+    // Each key's three copies got one seq, and the seqs of different keys differ.
+    const seqOfKey = new Map<string, Set<string>>()
+    envelopes.forEach((envelope, index) => {
+      const key = envelope[0] ?? ''
+      seqOfKey.set(key, (seqOfKey.get(key) ?? new Set()).add(replies[index] ?? ''))
+    })
+    expect(seqOfKey.size).toBe(20)
+    for (const seqs of seqOfKey.values()) expect(seqs.size).toBe(1)
+    const response = await fetch(
+      `${late.httpUrl}/v1/channels/${channel}/messages?after=0&limit=1000&encoding=utf8`,
+      { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
+    )
+    const body = (await response.json()) as { messages: Array<{ seq: number; frames: string[] }> }
+    expect(body.messages).toHaveLength(20)
+    const bySeq = new Map(body.messages.map((message) => [message.seq, message.frames]))
+    for (const [key, seqs] of seqOfKey) {
+      const index = key.slice(`idempotency-key=${channel}-`.length)
+      expect(bySeq.get(Number([...seqs][0]))).toEqual(['msg', index])
+    }
+  }, 180_000)
+
+  it('answer ERR IDEMPOTENCY_KEY_INVALID to a key that breaks the rule, or two keys, storing nothing', async () => {
+    const channel = `router-idem-bad-${Date.now()}`
+    const metricsPort = await freePort()
+    const bridge = await routerBridge(channel, worker.port, {
+      flags: ['--metrics-port', String(metricsPort)],
+    })
+    const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: 20_000 })
+    closers.push(() => dealer.close())
+    dealer.connect(`tcp://127.0.0.1:${bridge.port}`)
+    const cases = [
+      ['idempotency-key=has space', '', 'x'],
+      ['idempotency-key=', '', 'x'],
+      [`idempotency-key=${'k'.repeat(129)}`, '', 'x'],
+      ['idempotency-key=one', 'idempotency-key=two', '', 'x'],
+    ]
+    for (const request of cases) {
+      await dealer.send(request)
+      const reply = (await dealer.receive()).map((frame) => frame.toString())
+      expect(reply).toEqual([...request.slice(0, -1), 'ERR IDEMPOTENCY_KEY_INVALID'])
+    }
+    // A key of 128 visible characters is taken.
+    const longest = `idempotency-key=${'~'.repeat(128)}`
+    await dealer.send([longest, '', 'kept'])
+    const [, , seq] = await dealer.receive()
+    expect((await storedBySeq(channel)).get(Number(seq?.toString()))).toEqual(['kept'])
+    expect((await storedBySeq(channel)).size).toBe(1)
+    // Each reply counted by its answer.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const replies = (answer: string) =>
+      metrics.match(
+        new RegExp(
+          `^zmq_edge_replies_total\\{channel="${channel}",answer="${answer}"\\} (\\d+)$`,
+          'm',
+        ),
+      )?.[1]
+    expect([replies('IDEMPOTENCY_KEY_INVALID'), replies('seq')]).toEqual(['4', '1'])
+  }, 60_000)
+
+  it('let DealerSocket and zmq-edge send resend after a timeout without storing twice', async () => {
+    const port = await freePort()
+    const channel = `router-idem-lib-${Date.now()}`
+    const bridge = await routerBridge(channel, port)
+    const endpoint = `tcp://127.0.0.1:${bridge.port}`
+    // Timeouts of 700 ms while the Worker is away: each message goes three or more times.
+    const dealer = new DealerSocket({ replyTimeoutMs: 700, resends: 100 })
+    closers.push(() => void dealer.close({ linger: 0 }))
+    dealer.connect(endpoint)
+    const sends = Array.from({ length: 10 }, (_, index) => dealer.send(['lib', String(index)]))
+    const named = dealer.send('named', { idempotencyKey: `${channel}-named` })
+    const cli = runCli([
+      'send',
+      '--socket',
+      'dealer',
+      '--connect',
+      endpoint,
+      '--reply-timeout',
+      '700',
+      '--resends',
+      '100',
+      '--progress-interval',
+      '0',
+      'cli-a',
+      'cli-b',
+    ])
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    const late = await startWranglerDev({ port })
+    closers.push(() => void late.stop())
+    const seqs = await Promise.all(sends)
+    const namedSeq = await named
+    // The same key again later: answered with the first copy's seq, not stored.
+    expect(await dealer.send('named again', { idempotencyKey: `${channel}-named` })).toBe(namedSeq)
+    expect({ code: await cli.code, stderr: cli.stderr() }).toMatchObject({ code: 0 })
+    const cliSeqs = cli.lines().map(Number)
+    closers.push(() => cli.child.kill())
+    const response = await fetch(
+      `${late.httpUrl}/v1/channels/${channel}/messages?after=0&limit=1000&encoding=utf8`,
+      { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
+    )
+    const body = (await response.json()) as { messages: Array<{ seq: number; frames: string[] }> }
+    const bySeq = new Map(body.messages.map((message) => [message.seq, message.frames]))
+    expect(body.messages).toHaveLength(13)
+    expect(seqs.map((seq) => bySeq.get(seq))).toEqual(
+      Array.from({ length: 10 }, (_, index) => ['lib', String(index)]),
+    )
+    expect(bySeq.get(namedSeq)).toEqual(['named'])
+    expect(cliSeqs.map((seq) => bySeq.get(seq))).toEqual([['cli-a'], ['cli-b']])
+    await expect(dealer.send('x', { idempotencyKey: 'no spaces allowed' })).rejects.toThrow(
+      TypeError,
+    )
+  }, 180_000)
 })
 
 describe('DealerSocket, ReqSocket and zmq-edge send --socket', () => {

@@ -128,6 +128,25 @@ describe('spool records', () => {
     ])
   })
 
+  it('keeps a message’s idempotency key, in a layout earlier bridges read only when there is one', () => {
+    const keyed = { ...message('keyed'), idempotencyKey: 'order-42' }
+    const bytes = concat([
+      ...encodeMessageRecord(1, message('plain')),
+      ...encodeMessageRecord(2, keyed),
+    ])
+    const scan = scanSegment(bytes)
+    expect(scan.problem).toBeUndefined()
+    expect(scan.records).toEqual([
+      { type: 'message', id: 1, message: message('plain') },
+      { type: 'message', id: 2, message: keyed },
+    ])
+    // A message without a key: the prefix every earlier bridge reads (version 1 batch header);
+    // with one, version 3's.
+    const prefix = (record: Uint8Array[]) => Array.from((record[1] as Uint8Array).subarray(0, 2))
+    expect(prefix(encodeMessageRecord(1, message('plain')))).toEqual([0x01, 0x01])
+    expect(prefix(encodeMessageRecord(2, keyed))).toEqual([0x01, 0x03])
+  })
+
   it('frames a SEAL as length, crc32 and body', () => {
     const bytes = encodeSealRecord({ batchSeq: 2, firstId: 5, count: 3 })
     const body = bytes.subarray(8)

@@ -5,6 +5,8 @@ Connects to ENDPOINT, prints {"zmq": version} as a JSON line, then sends COUNT m
 [b"msg", index] (a DEALER puts the empty delimiter first, as REQ does, unless --no-delimiter).
 A REQ waits for each reply before the next; a DEALER sends all, then reads every reply. Each
 reply's last frame is printed as {"reply": text}. Exits 3 if a reply takes over --timeout s.
+A DEALER with --key-prefix P puts the frame b"idempotency-key=P<index>" before the delimiter,
+and with --copies N sends each message N times (a resend, as after a reply's timeout).
 """
 import argparse
 import json
@@ -20,6 +22,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--no-delimiter", action="store_true")
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--key-prefix")
+    parser.add_argument("--copies", type=int, default=1)
     args = parser.parse_args()
 
     context = zmq.Context()
@@ -32,7 +36,11 @@ def main() -> int:
     def message(index: int) -> list:
         body = [b"msg", str(index).encode("ascii")]
         if args.socket == "dealer" and not args.no_delimiter:
-            return [b""] + body
+            envelope = [b""]
+            if args.key_prefix is not None:
+                key = f"idempotency-key={args.key_prefix}{index}".encode("ascii")
+                envelope = [key] + envelope
+            return envelope + body
         return body
 
     def receive() -> bool:
@@ -41,7 +49,9 @@ def main() -> int:
         except zmq.Again:
             print(json.dumps({"timeout": True}), flush=True)
             return False
-        print(json.dumps({"reply": frames[-1].decode("ascii"), "frames": len(frames)}), flush=True)
+        envelope = [frame.decode("latin-1") for frame in frames[:-1]]
+        reply = {"reply": frames[-1].decode("ascii"), "frames": len(frames), "envelope": envelope}
+        print(json.dumps(reply), flush=True)
         return True
 
     if args.socket == "req":
@@ -51,8 +61,9 @@ def main() -> int:
                 return 3
     else:
         for index in range(args.count):
-            socket.send_multipart(message(index))
-        for _ in range(args.count):
+            for _ in range(args.copies):
+                socket.send_multipart(message(index))
+        for _ in range(args.count * args.copies):
             if not receive():
                 return 3
     socket.close()

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
 import {
   AckStatus,
+  type DuplicateMessage,
   decodeRelayFrame,
   encodeAck,
   encodeNack,
@@ -27,7 +28,10 @@ export type ReceiverVerdict =
 
 export interface RelayReceiver {
   url: string
-  /** The first frame of each stored message, as text, in order; a duplicate is not stored. */
+  /**
+   * The first frame of each stored message, as text, in order; a duplicate is not stored, nor
+   * a message whose idempotency key was stored before (as the Durable Object does, one sender).
+   */
   stored: string[]
   /** Encoded sizes of the batches received. */
   batchSizes: number[]
@@ -69,7 +73,11 @@ export async function startRelayReceiver(
   await new Promise((resolve) => server.once('listening', resolve))
   const lastSeqs = new Map<string, number>()
   /** Where each stored batch went, keyed `epoch/bridgeId/batchSeq`: a DUPLICATE says so too. */
-  const batchSeqs = new Map<string, { firstSeq: number; lastSeq: number }>()
+  const batchSeqs = new Map<
+    string,
+    { firstSeq: number; lastSeq: number; duplicates?: DuplicateMessage[] }
+  >()
+  const storedKeys = new Map<string, number>()
   const receiver: RelayReceiver = {
     url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
     stored: [],
@@ -152,18 +160,27 @@ export async function startRelayReceiver(
         return
       }
       const first = receiver.stored.length + 1
-      for (const message of frame.messages) receiver.stored.push(text(message.frames[0]))
-      batchSeqs.set(`${key}/${batchSeq}`, { firstSeq: first, lastSeq: receiver.stored.length })
+      const duplicates: DuplicateMessage[] = []
+      frame.messages.forEach((message, index) => {
+        const idempotencyKey = message.idempotencyKey
+        const known = idempotencyKey === undefined ? undefined : storedKeys.get(idempotencyKey)
+        if (known !== undefined) {
+          duplicates.push({ index, seq: known })
+          return
+        }
+        receiver.stored.push(text(message.frames[0]))
+        if (idempotencyKey !== undefined) storedKeys.set(idempotencyKey, receiver.stored.length)
+      })
+      const some = receiver.stored.length >= first
+      const seqs = {
+        firstSeq: some ? first : 0,
+        lastSeq: some ? receiver.stored.length : 0,
+        duplicates,
+      }
+      batchSeqs.set(`${key}/${batchSeq}`, seqs)
       receiver.replies.push('stored')
       if (receiver.dropAcks) return
-      socket.send(
-        encodeAck({
-          batchSeq,
-          status: AckStatus.STORED,
-          firstSeq: first,
-          lastSeq: receiver.stored.length,
-        }),
-      )
+      socket.send(encodeAck({ batchSeq, status: AckStatus.STORED, ...seqs }))
     })
   })
   return receiver

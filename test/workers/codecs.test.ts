@@ -248,6 +248,7 @@ describe('schema migrations', () => {
       'channel_state',
       'consumer_groups',
       'group_dead_letters',
+      'idempotency_keys',
       'schema_migrations',
       'segment_pieces',
       'segments',

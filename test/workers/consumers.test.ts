@@ -444,6 +444,7 @@ describe('GET /v1/channels/:channel', () => {
       messagesStored: 2,
       batchesStored: 1,
       batchesDuplicate: 1,
+      messagesDuplicate: 0,
       leased: 1,
       redelivered: 0,
       acked: 0,

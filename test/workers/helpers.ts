@@ -11,11 +11,13 @@ import {
   decodeRelayFrame,
   EPOCH_HEADER,
   encodeBatch,
-  RELAY_SUBPROTOCOL,
+  RELAY_PROTOCOL_VERSION,
   type RelayFrame,
   type RelayMessage,
+  type RelayProtocolVersion,
   type RelaySession,
   type RelayWelcome,
+  relaySubprotocol,
 } from '../../shared/relay-protocol'
 
 export const READ_TOKEN = 'test-read-token'
@@ -87,13 +89,17 @@ export class RelaySocket {
   closeCode: number | undefined
   closeReason: string | undefined
 
-  constructor(socket: WebSocket) {
+  /** The relay protocol version of the socket (the object's confirmed subprotocol). */
+  readonly version: RelayProtocolVersion
+
+  constructor(socket: WebSocket, version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION) {
     this.socket = socket
+    this.version = version
     socket.addEventListener('message', (event) => {
       try {
         // Not `instanceof ArrayBuffer`: the test runner's realm has its own ArrayBuffer.
         if (typeof event.data === 'string') throw new Error('the object sent text')
-        this.#received.push(decodeRelayFrame(new Uint8Array(event.data as ArrayBuffer)))
+        this.#received.push(decodeRelayFrame(new Uint8Array(event.data as ArrayBuffer), version))
       } catch (error) {
         this.#received.push(error as Error)
       }
@@ -115,7 +121,7 @@ export class RelaySocket {
   }
 
   sendBatch(batchSeq: number, messages: RelayMessage[]): void {
-    this.send(encodeBatch({ batchSeq, messages }))
+    this.send(encodeBatch({ batchSeq, messages }, this.version))
   }
 
   /** The next reply from the Durable Object. */
@@ -144,11 +150,14 @@ export class RelaySocket {
 const openSockets = new Set<RelaySocket>()
 
 /** The upgrade headers of a bridge's ingest socket in `session`. */
-export function ingestHeaders(session: Partial<RelaySession> = {}): Record<string, string> {
+export function ingestHeaders(
+  session: Partial<RelaySession> = {},
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
+): Record<string, string> {
   return {
     Upgrade: 'websocket',
     Authorization: `Bearer ${INGEST_TOKEN}`,
-    'Sec-WebSocket-Protocol': RELAY_SUBPROTOCOL,
+    'Sec-WebSocket-Protocol': relaySubprotocol(version),
     [BRIDGE_ID_HEADER]: session.bridgeId ?? 'bridge-1',
     [EPOCH_HEADER]: String(session.epoch ?? 1),
   }
@@ -159,19 +168,21 @@ export type IngestSocket = RelaySocket & { welcome: RelayWelcome }
 
 /**
  * Opens the ingest WebSocket of `channel` through the Worker, as a bridge does (session
- * `bridge-1`, epoch 1 unless given), and reads its WELCOME.
+ * `bridge-1`, epoch 1 unless given; the current protocol version unless given), and reads its
+ * WELCOME.
  */
 export async function openIngest(
   channel: string,
   session: Partial<RelaySession> = {},
+  version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
 ): Promise<IngestSocket> {
   const response = await exports.default.fetch(`${ORIGIN}/v1/channels/${channel}/ingest`, {
-    headers: ingestHeaders(session),
+    headers: ingestHeaders(session, version),
   })
   expect(response.status).toBe(101)
-  expect(response.headers.get('Sec-WebSocket-Protocol')).toBe(RELAY_SUBPROTOCOL)
+  expect(response.headers.get('Sec-WebSocket-Protocol')).toBe(relaySubprotocol(version))
   if (!response.webSocket) throw new Error('no WebSocket in the 101 response')
-  const relay = new RelaySocket(response.webSocket)
+  const relay = new RelaySocket(response.webSocket, version)
   openSockets.add(relay)
   const welcome = await relay.next()
   if (welcome.kind !== 'welcome') throw new Error(`expected a WELCOME, got ${welcome.kind}`)

@@ -54,12 +54,12 @@ async function withConfig(
 }
 
 function stored(batchSeq: number, firstSeq: number, lastSeq: number): RelayFrame {
-  return { kind: 'ack', batchSeq, status: AckStatus.STORED, firstSeq, lastSeq }
+  return { kind: 'ack', batchSeq, status: AckStatus.STORED, firstSeq, lastSeq, duplicates: [] }
 }
 
 /** The ACK of a resend: with the seqs of the first copy, 0 when the object cannot place it. */
 function duplicate(batchSeq: number, firstSeq = 0, lastSeq = 0): RelayFrame {
-  return { kind: 'ack', batchSeq, status: AckStatus.DUPLICATE, firstSeq, lastSeq }
+  return { kind: 'ack', batchSeq, status: AckStatus.DUPLICATE, firstSeq, lastSeq, duplicates: [] }
 }
 
 describe('a batch sent over the ingest WebSocket', () => {
@@ -328,8 +328,9 @@ describe('deduplication per bridge session', () => {
         sql.exec(`DROP TABLE ${table}`)
       }
       sql.exec('DROP TABLE group_dead_letters')
+      sql.exec('DROP TABLE idempotency_keys')
       sql.exec('DELETE FROM schema_migrations WHERE version >= 6')
-      expect(migrate(state.storage)).toEqual([6, 7])
+      expect(migrate(state.storage)).toEqual([6, 7, 8])
       return sql
         .exec('SELECT bridge_id, epoch, last_batch_seq, updated_at FROM bridge_sessions')
         .toArray()
@@ -469,6 +470,7 @@ describe('what a channel accepts from a bridge', () => {
       status: AckStatus.REJECTED,
       firstSeq: 0,
       lastSeq: 0,
+      duplicates: [],
     })
     expect(log).toHaveBeenCalledWith(
       'relay message rejected: over the channel limits on its own',
@@ -543,7 +545,7 @@ describe('frames that are refused', () => {
         return older
       })(),
       NackCode.UNSUPPORTED_VERSION,
-      /^relay protocol version 1; this end speaks 2$/,
+      /^relay protocol version 1; this socket speaks 3$/,
     ],
   ])(
     'answers %s with a NACK of no batch, then closes the socket (1007)',

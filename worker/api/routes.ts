@@ -542,7 +542,7 @@ export const ingestRoute = createRoute({
   operationId: 'ingest',
   summary: "The bridges' WebSocket (relay protocol v2, docs/relay-protocol.md)",
   description:
-    "Authenticated with INGEST_TOKEN. The upgrade offers the subprotocol zmq-edge.relay.v2 and names the bridge's session in X-Zmq-Edge-Bridge-Id and X-Zmq-Edge-Epoch; the channel's object confirms the subprotocol and sends a WELCOME first.",
+    "Authenticated with INGEST_TOKEN. The upgrade offers the subprotocol zmq-edge.relay.v3 (or v2, still taken) and names the bridge's session in X-Zmq-Edge-Bridge-Id and X-Zmq-Edge-Epoch; the channel's object confirms the subprotocol and sends a WELCOME first.",
   request: {
     params: z.object({ channel: ChannelParam }),
     headers: z.object({
@@ -551,7 +551,7 @@ export const ingestRoute = createRoute({
         .optional()
         .openapi({
           param: { in: 'header' },
-          description: 'must include zmq-edge.relay.v2',
+          description: 'must include zmq-edge.relay.v3 or zmq-edge.relay.v2',
         }),
       'x-zmq-edge-bridge-id': z
         .string()
@@ -575,7 +575,7 @@ export const ingestRoute = createRoute({
     },
     400: {
       description:
-        'invalid_channel; unsupported_relay_version (no zmq-edge.relay.v2 offered: an older bridge); invalid_session (a bad bridge id or epoch header, or epoch 0 not allowed)',
+        'invalid_channel; unsupported_relay_version (neither zmq-edge.relay.v3 nor v2 offered: an older bridge); invalid_session (a bad bridge id or epoch header, or epoch 0 not allowed)',
       content: { 'application/json': { schema: ErrorSchema } },
     },
     401: ERROR_RESPONSES.Unauthorized,

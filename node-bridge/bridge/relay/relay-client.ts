@@ -17,10 +17,12 @@ import {
   nackCodeName,
   newEpoch,
   RELAY_SUBPROTOCOL,
+  type RelayAck,
   type RelayMessage,
   type RelayNack,
   type RelaySession,
   type RelayWelcome,
+  seqsOfAck,
 } from '../../../shared/relay-protocol'
 import type { Logger } from '../log'
 import type { RelaySpool } from './spool'
@@ -96,6 +98,8 @@ export interface RelayCounters {
    * this session. Should stay 0; each is logged as an error.
    */
   unexpectedDuplicates: number
+  /** Messages not stored, being resends under an idempotency key of one stored before. */
+  resentMessages: number
   /** Receive times found ahead of the channel's clock (a clock that jumped back) and set to now. */
   clampedTimes: number
 }
@@ -122,6 +126,10 @@ export type MessageReceipt =
   | { status: 'stored'; seq: number }
   | { status: 'seq-unknown' }
   | { status: 'rejected' }
+
+/** What an ACK says of where its batch's messages are. */
+type AckSeqs = Pick<RelayAck, 'firstSeq' | 'lastSeq' | 'duplicates'>
+const NO_SEQS: AckSeqs = { firstSeq: 0, lastSeq: 0 }
 
 interface PendingBatch {
   seq: number
@@ -248,6 +256,7 @@ export class RelayClient {
     refusals: 0,
     rejected: 0,
     unexpectedDuplicates: 0,
+    resentMessages: 0,
     clampedTimes: 0,
   }
 
@@ -825,12 +834,7 @@ export class RelayClient {
    * Everything up to `batchSeq` is stored (or used up, for REJECTED). `fromWelcome`: learnt from
    * a WELCOME, not from an answer to a send of this socket.
    */
-  #onAck(
-    batchSeq: number,
-    status: AckStatus,
-    fromWelcome = false,
-    seqs: { firstSeq: number; lastSeq: number } = { firstSeq: 0, lastSeq: 0 },
-  ): void {
+  #onAck(batchSeq: number, status: AckStatus, fromWelcome = false, seqs: AckSeqs = NO_SEQS): void {
     const { logger } = this.#options
     let ackedSeq = 0
     while (this.#batches.length > 0 && (this.#batches[0] as PendingBatch).seq <= batchSeq) {
@@ -843,7 +847,7 @@ export class RelayClient {
         this.#tellReceipts(
           batch,
           batch.seq === batchSeq ? status : AckStatus.DUPLICATE,
-          own ? seqs : { firstSeq: 0, lastSeq: 0 },
+          own ? seqs : NO_SEQS,
         )
       }
       this.counters.batchesAcked++
@@ -866,6 +870,9 @@ export class RelayClient {
         continue
       }
       this.counters.acked += batch.messages.length
+      if (batch.seq === batchSeq && status === AckStatus.STORED) {
+        this.counters.resentMessages += seqs.duplicates?.length ?? 0
+      }
       if (batch.seq === batchSeq && status === AckStatus.DUPLICATE && !fromWelcome) {
         this.counters.duplicates++
         if (!batch.maybeStored) {
@@ -899,15 +906,11 @@ export class RelayClient {
   }
 
   /**
-   * Tells each waiting sender of `batch` what became of its message: the ACK's seqs are the
-   * batch's (consecutive) when it answers this very batch with some, else the seq is unknown.
+   * Tells each waiting sender of `batch` what became of its message: its seq from the ACK when
+   * that answers this very batch and places each of its messages, else the seq is unknown.
    */
-  #tellReceipts(
-    batch: PendingBatch,
-    status: AckStatus,
-    seqs: { firstSeq: number; lastSeq: number },
-  ): void {
-    const placed = seqs.firstSeq > 0 && seqs.lastSeq - seqs.firstSeq + 1 === batch.messages.length
+  #tellReceipts(batch: PendingBatch, status: AckStatus, seqs: AckSeqs): void {
+    const placed = seqsOfAck(seqs, batch.messages.length)
     batch.messages.forEach((message, index) => {
       const tell = this.#receipts.get(message)
       if (!tell) return
@@ -917,7 +920,7 @@ export class RelayClient {
         status === AckStatus.REJECTED
           ? { status: 'rejected' }
           : placed
-            ? { status: 'stored', seq: seqs.firstSeq + index }
+            ? { status: 'stored', seq: placed[index] as number }
             : { status: 'seq-unknown' }
       try {
         tell(receipt)

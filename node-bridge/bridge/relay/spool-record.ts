@@ -1,9 +1,11 @@
 // The spool's record format: pure encode and decode over Uint8Array, no files. A segment is a
 // sequence of records, each `u32 length | u32 crc32(body) | body`, body = `u8 kind | payload`,
-// big-endian like the relay protocol. A MESSAGE payload is laid out as a relay BATCH frame of
-// protocol version 1 holding that one message (its batchSeq field carries the message id): the
-// message in the wire codec, behind a prefix that stays as it was written whatever the relay
-// protocol's version, so spools written by earlier bridges still read.
+// big-endian like the relay protocol. A MESSAGE payload is laid out as a relay BATCH frame
+// holding that one message (its batchSeq field carries the message id): the message in the wire
+// codec, behind a prefix that names the layout. Version 1's prefix (the message laid out as in
+// relay versions 1 and 2) is written for every message without an idempotency key, so spools
+// written by earlier bridges still read and earlier bridges still read ours; a message with a
+// key is laid out as in relay version 3, behind a prefix that says 3.
 import { decodeBatchBody, encodeBatch, type RelayMessage } from '../../../shared/relay-protocol'
 import { crc32 } from './crc32'
 
@@ -30,6 +32,21 @@ const UINT32_LIMIT = 0x1_0000_0000
  * its bridge id field, "spool" (not the real one). The batch number, count and message follow.
  */
 const MESSAGE_PREFIX = Uint8Array.of(0x01, 0x01, 0x00, 0x00, 0x05, 0x73, 0x70, 0x6f, 0x6f, 0x6c)
+/** The same for a message laid out as in relay version 3 (with its idempotency key). */
+const KEYED_MESSAGE_PREFIX = Uint8Array.of(
+  0x01,
+  0x03,
+  0x00,
+  0x00,
+  0x05,
+  0x73,
+  0x70,
+  0x6f,
+  0x6f,
+  0x6c,
+)
+/** Octet of the prefix that names the layout. */
+const PREFIX_VERSION_OFFSET = 1
 /** The relay BATCH frame header that the message prefix stands in for. */
 const BATCH_FRAME_HEADER_SIZE = 4
 
@@ -147,14 +164,18 @@ export function encodeMessageRecord(
   id: number,
   message: RelayMessage,
 ): [Uint8Array, Uint8Array, Uint8Array] {
-  const batch = encodeBatch({ batchSeq: id, messages: [message] }).subarray(BATCH_FRAME_HEADER_SIZE)
+  const keyed = message.idempotencyKey !== undefined
+  const prefix = keyed ? KEYED_MESSAGE_PREFIX : MESSAGE_PREFIX
+  const batch = encodeBatch({ batchSeq: id, messages: [message] }, keyed ? 3 : 2).subarray(
+    BATCH_FRAME_HEADER_SIZE,
+  )
   const head = new Uint8Array(RECORD_PREFIX_SIZE + 1)
   head[RECORD_PREFIX_SIZE] = SpoolRecordKind.MESSAGE
   const view = new DataView(head.buffer)
-  view.setUint32(0, 1 + MESSAGE_PREFIX.length + batch.length)
-  const crc = crc32(batch, crc32(MESSAGE_PREFIX, crc32(head.subarray(RECORD_PREFIX_SIZE))))
+  view.setUint32(0, 1 + prefix.length + batch.length)
+  const crc = crc32(batch, crc32(prefix, crc32(head.subarray(RECORD_PREFIX_SIZE))))
   view.setUint32(4, crc)
-  return [head, MESSAGE_PREFIX, batch]
+  return [head, prefix, batch]
 }
 
 export function encodeSealRecord(seal: SealRange): Uint8Array {
@@ -252,10 +273,12 @@ function decodeBody(body: Uint8Array): SpoolRecord {
   switch (body[0]) {
     case SpoolRecordKind.MESSAGE: {
       need(1 + MESSAGE_PREFIX.length)
-      if (!MESSAGE_PREFIX.every((octet, index) => body[1 + index] === octet)) {
+      const keyed = body[1 + PREFIX_VERSION_OFFSET] === 3
+      const prefix = keyed ? KEYED_MESSAGE_PREFIX : MESSAGE_PREFIX
+      if (!prefix.every((octet, index) => body[1 + index] === octet)) {
         throw new Error('MESSAGE record without its prefix')
       }
-      const batch = decodeBatchBody(body, 1 + MESSAGE_PREFIX.length)
+      const batch = decodeBatchBody(body, 1 + prefix.length, keyed ? 3 : 2)
       const message = batch.messages[0]
       if (!message || batch.messages.length !== 1) {
         throw new Error('MESSAGE record does not hold one message')

@@ -4,8 +4,10 @@
 // `ERR <code>`. Both put a request id before the empty delimiter (the envelope, which the bridge
 // sends back unchanged, RFC 28), as libzmq's REQ does with ZMQ_REQ_CORRELATE, so a reply that
 // comes after its request timed out is never taken for the next one's. A DEALER may have many
-// requests in flight; a REQ has one at a time.
+// requests in flight; a REQ has one at a time. A request may carry an idempotency key, so that
+// a resend after its reply timed out is stored once (../../../shared/idempotency-key.ts).
 
+import { idempotencyFrame } from '../../../shared/idempotency-key'
 import type { PushSocketOptions } from './push-options'
 import { type OutgoingMessage, SendingSocket, SocketClosedError } from './push-socket'
 import { DEALER, REQ, type SocketType } from './socket-type'
@@ -19,6 +21,21 @@ export interface RequestSocketOptions extends PushSocketOptions {
    * {@link ReplyTimeoutError}: the message may still be stored (do not assume it was not).
    */
   replyTimeoutMs?: number
+  /**
+   * Times a request whose reply timed out is sent again (default 0), each time under the same
+   * idempotency key, a random UUID unless `send()` names one: the channel stores it once and
+   * answers every copy with its seq, if the copies come within its idempotency window.
+   */
+  resends?: number
+}
+
+/** What one `send()` of a request socket may say besides its message. */
+export interface RequestOptions {
+  /**
+   * Names the message so that a copy sent again (by this process or another) is stored once:
+   * 1 to 128 characters of visible ASCII, unique per message, a UUID typically.
+   */
+  idempotencyKey?: string
 }
 
 /** The bridge answered `ERR <code>`: not stored (SEQ_UNKNOWN: see the README's replies). */
@@ -56,30 +73,48 @@ function framesOf(message: OutgoingMessage): Array<Uint8Array | string> {
 /** What `send()` of a request socket does: shared by DEALER (ids) and REQ (one at a time). */
 abstract class RequestSocket extends SendingSocket {
   readonly #replyTimeoutMs: number
+  readonly #resends: number
   readonly #pending = new Map<string, PendingRequest>()
 
   constructor(options: RequestSocketOptions = {}) {
-    const { replyTimeoutMs, ...push } = options
+    const { replyTimeoutMs, resends, ...push } = options
+    if (resends !== undefined && (!Number.isSafeInteger(resends) || resends < 0)) {
+      throw new RangeError(`resends must be an integer >= 0, got ${resends}`)
+    }
     super(push)
     this.#replyTimeoutMs = replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS
+    this.#resends = resends ?? 0
   }
 
   #nextId = 1
 
   /**
-   * Queues `message` behind a fresh request id and the delimiter; resolves with its seq once
-   * the reply comes. The reply's wait starts once the message is queued.
+   * Queues `message` behind a fresh request id, its idempotency key if any, and the delimiter;
+   * resolves with its seq once the reply comes, sending it again after a timeout as `resends`
+   * allows. The reply's wait starts once the message is queued.
    */
-  protected async request(message: OutgoingMessage): Promise<number> {
-    const id = `r${this.#nextId++}`
-    await this.queueMessage([id, EMPTY, ...framesOf(message)])
-    return this.#awaitReply(id)
+  protected async request(message: OutgoingMessage, options: RequestOptions = {}): Promise<number> {
+    const key = options.idempotencyKey ?? (this.#resends > 0 ? crypto.randomUUID() : undefined)
+    // Checked before anything is queued: a key that breaks the rule throws here.
+    const keyFrames = key === undefined ? [] : [idempotencyFrame(key)]
+    const body = framesOf(message)
+    for (let attempt = 0; ; attempt++) {
+      // A new id each time: a late reply to an earlier copy is not taken for this one's.
+      const id = `r${this.#nextId++}`
+      await this.queueMessage([id, ...keyFrames, EMPTY, ...body])
+      try {
+        return await this.#awaitReply(id)
+      } catch (error) {
+        if (!(error instanceof ReplyTimeoutError) || attempt >= this.#resends) throw error
+      }
+    }
   }
 
   protected override onPeerMessage(frames: Uint8Array[]): void {
-    // [id, '', answer]: the envelope we sent, then the bridge's answer.
-    if (frames.length !== 3 || frames[1]?.length !== 0) return
-    this.#settle(text.decode(frames[0]), frames[2])
+    // [id, (key,) '', answer]: the envelope we sent, then the bridge's answer.
+    const delimiter = frames.findIndex((frame) => frame.length === 0)
+    if (delimiter < 1 || delimiter > 2 || frames.length !== delimiter + 2) return
+    this.#settle(text.decode(frames[0]), frames[delimiter + 1])
   }
 
   /** Waits for the reply to the request `key`. */
@@ -139,8 +174,8 @@ export class DealerSocket extends RequestSocket {
    * Sends one message and resolves with the seq it was stored under.
    * @throws {ReplyError} the bridge answered ERR; {@link ReplyTimeoutError}; {@link SocketClosedError}
    */
-  send(message: OutgoingMessage): Promise<number> {
-    return this.request(message)
+  send(message: OutgoingMessage, options?: RequestOptions): Promise<number> {
+    return this.request(message, options)
   }
 }
 
@@ -160,8 +195,8 @@ export class ReqSocket extends RequestSocket {
    * its seq.
    * @throws {ReplyError} the bridge answered ERR; {@link ReplyTimeoutError}; {@link SocketClosedError}
    */
-  send(message: OutgoingMessage): Promise<number> {
-    const turn = this.#last.then(() => this.request(message))
+  send(message: OutgoingMessage, options?: RequestOptions): Promise<number> {
+    const turn = this.#last.then(() => this.request(message, options))
     this.#last = turn.catch(() => undefined)
     return turn
   }
