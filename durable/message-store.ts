@@ -15,7 +15,7 @@ import { recordBatch } from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { ChannelState } from './channel-state'
 import { EventCounter } from './counters'
-import { IdempotencyWindow, keyNameOf } from './idempotency-window'
+import { IdempotencyWindow, keyOf, type StoredKey } from './idempotency-window'
 import { type LegacyFrameLocation, LegacyLog } from './legacy-log'
 import {
   type Dropped,
@@ -228,7 +228,9 @@ export class MessageStore {
       state.count(EventCounter.MESSAGES_DUPLICATE, duplicates.length)
       const firstSeq = state.lastSeq + 1
       this.#idempotency.remember(
-        keyed.map(({ name, position }) => ({ name, seq: firstSeq + position })),
+        keyed.map(
+          ({ sender, key, position }): StoredKey => ({ sender, key, seq: firstSeq + position }),
+        ),
         now,
       )
       const written = this.#segments.append(
@@ -270,31 +272,33 @@ export class MessageStore {
     now: number,
   ): {
     fresh: readonly RelayMessage[]
-    keyed: Array<{ name: string; position: number }>
+    keyed: Array<{ sender: string; key: string; position: number }>
     duplicates: PendingDuplicate[]
   } {
     if (!messages.some((message) => message.idempotencyKey !== undefined)) {
       return { fresh: messages, keyed: [], duplicates: [] }
     }
     const fresh: RelayMessage[] = []
-    const keyed: Array<{ name: string; position: number }> = []
+    const keyed: Array<{ sender: string; key: string; position: number }> = []
+    // By sender, then key (a space never occurs in either).
     const inBatch = new Map<string, number>()
     const duplicates: PendingDuplicate[] = []
     messages.forEach((message, index) => {
-      const name = keyNameOf(message)
-      if (name !== undefined) {
-        const seq = this.#idempotency.lookup(name, now)
+      const owned = keyOf(message)
+      if (owned) {
+        const seq = this.#idempotency.lookup(owned.sender, owned.key, now)
         if (seq !== undefined) {
           duplicates.push({ index, seq })
           return
         }
+        const name = `${owned.sender} ${owned.key}`
         const position = inBatch.get(name)
         if (position !== undefined) {
           duplicates.push({ index, position })
           return
         }
         inBatch.set(name, fresh.length)
-        keyed.push({ name, position: fresh.length })
+        keyed.push({ ...owned, position: fresh.length })
       }
       fresh.push(message)
     })
@@ -312,11 +316,11 @@ export class MessageStore {
     const { messages } = batch
     const keyedSeqs: Array<{ index: number; name: string; seq: number }> = []
     for (const [index, message] of messages.entries()) {
-      const name = keyNameOf(message)
-      if (name === undefined) continue
-      const seq = this.#idempotency.lookup(name, now)
+      const owned = keyOf(message)
+      if (!owned) continue
+      const seq = this.#idempotency.lookup(owned.sender, owned.key, now)
       if (seq === undefined) return undefined
-      keyedSeqs.push({ index, name, seq })
+      keyedSeqs.push({ index, name: `${owned.sender} ${owned.key}`, seq })
     }
     if (keyedSeqs.length === 0) {
       return this.#segments.seqsOfBatch(session, batch.batchSeq, messages.length)

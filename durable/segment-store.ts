@@ -457,8 +457,9 @@ export class SegmentStore {
    * The seqs a session's batch was stored under, for the ACK of its resend: found by the segment
    * that records the batch (its last: ./message-store.ts writes the origin there), among the
    * newest {@link DUPLICATE_SEARCH_SEGMENTS} segments, which hold any batch a bridge can still
-   * have in flight; then back over the batch's earlier segments (they record no origin) until
-   * they hold `count` messages, the resend's, and the segment before them ends another batch.
+   * have in flight; then back over the batch's earlier segments (they record no origin) to the
+   * segment that ends another batch, checking they hold `count` messages, the resend's (a walk
+   * that passes `count` stops there).
    * Undefined when the segment is not among them (retention dropped it, the batch was used up)
    * or the stored batch is not `count` long: no seqs rather than wrong ones. `count` may depend
    * on where the batch starts (a batch that stored some of its messages only: its keyed ones
@@ -496,11 +497,9 @@ export class SegmentStore {
           segment.batch_seq === batchSeq
         if (!names) continue
         lastSeq = segment.last_seq
-      } else if (held === countFrom(firstSeq)) {
-        // The segment before the batch must end another batch.
-        return segment.bridge_id === null ? undefined : { firstSeq, lastSeq }
       } else if (segment.bridge_id !== null) {
-        return undefined
+        // The segment before the batch ends another batch: the batch is all stepped over.
+        return held === countFrom(firstSeq) ? { firstSeq, lastSeq } : undefined
       }
       firstSeq = segment.first_seq
       held += segment.count

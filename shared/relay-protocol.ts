@@ -471,9 +471,10 @@ export function seqsOfAck(
   const stored = count - duplicates.length
   const span = ack.firstSeq === 0 ? 0 : ack.lastSeq - ack.firstSeq + 1
   if (stored < 0 || span !== stored) return undefined
+  // 0: not placed yet (every seq is at least 1).
   const seqs = new Array<number>(count).fill(0)
   for (const { index, seq } of duplicates) {
-    if (index >= count || seqs[index] !== 0) return undefined
+    if (index >= count || seqs[index] !== 0 || seq < 1) return undefined
     seqs[index] = seq
   }
   let next = ack.firstSeq
@@ -744,7 +745,14 @@ export function decodeRelayFrame(
       }
       const duplicates: DuplicateMessage[] = []
       for (let index = 0; index < count; index++) {
-        duplicates.push({ index: reader.u32('duplicate index'), seq: reader.u64('duplicate seq') })
+        const duplicate = { index: reader.u32('duplicate index'), seq: reader.u64('duplicate seq') }
+        if (duplicate.seq < 1) {
+          throw new RelayProtocolError(
+            RelayProtocolErrorCode.INVALID_FIELD,
+            'a duplicate seq must be >= 1',
+          )
+        }
+        duplicates.push(duplicate)
       }
       ack.duplicates = duplicates
     }

@@ -273,6 +273,9 @@ describe('relay ack and nack frames', () => {
     const lying = encoded.slice()
     lying.set([0xff, 0xff, 0xff, 0xff], 29)
     expect(codeOf(() => decodeRelayFrame(lying))).toBe('TRUNCATED')
+    const seqZero = encoded.slice()
+    seqZero[44] = 0 // message 0's seq, 12 → 0
+    expect(codeOf(() => decodeRelayFrame(seqZero))).toBe('INVALID_FIELD')
   })
 
   it('places each message of a batch by its ACK, or none', () => {
@@ -315,6 +318,9 @@ describe('relay ack and nack frames', () => {
     ).toBeUndefined()
     expect(
       seqsOfAck({ firstSeq: 5, lastSeq: 5, duplicates: [{ index: 9, seq: 1 }] }, 2),
+    ).toBeUndefined()
+    expect(
+      seqsOfAck({ firstSeq: 10, lastSeq: 11, duplicates: [{ index: 0, seq: 0 }] }, 3),
     ).toBeUndefined()
   })
 

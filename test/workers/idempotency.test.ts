@@ -5,13 +5,14 @@
 
 import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { ChannelObject } from '../../durable/channel-object'
 import {
   IDEMPOTENCY_WINDOW_MS,
   IdempotencyWindow,
-  keyNameOf,
+  MAX_KEYS_PER_SENDER,
   MAX_REMEMBERED_KEYS,
+  MAX_ROW_OCTETS,
 } from '../../durable/idempotency-window'
 import { MessageStore } from '../../durable/message-store'
 import { AckStatus, type RelayFrame, type RelayMessage } from '../../shared/relay-protocol'
@@ -22,6 +23,7 @@ import {
   INGEST_TOKEN,
   ORIGIN,
   openIngest,
+  pattern,
   READ_TOKEN,
   readPage,
   relayMessage,
@@ -142,59 +144,179 @@ describe('idempotency keys', () => {
     expect(await again.next()).toEqual(ack(AckStatus.STORED, 2, 3, 3, [[0, 2]]))
   })
 
-  it('are forgotten after the window, at most MAX_REMEMBERED_KEYS held, rows deleted', async () => {
-    const channel = uniqueChannel()
-    const outcome = await runInDurableObject(stubOf(channel), (_instance, state) => {
+  it('are forgotten after the window, rows past it deleted', async () => {
+    const outcome = await runInDurableObject(stubOf(uniqueChannel()), (_instance, state) => {
       const sql = state.storage.sql
       const window = new IdempotencyWindow(sql)
       const t0 = 1_800_000_000_000
-      const name = (key: string) => keyNameOf(keyed('m', key)) as string
-      window.remember([{ name: name('early'), seq: 1 }], t0)
-      window.remember([{ name: name('late'), seq: 2 }], t0 + 2 * 60_000)
-      const inWindow = window.lookup(name('early'), t0 + IDEMPOTENCY_WINDOW_MS - 1)
-      const pastWindow = window.lookup(name('early'), t0 + IDEMPOTENCY_WINDOW_MS)
+      window.remember([{ sender: '', key: 'early', seq: 1 }], t0)
+      window.remember([{ sender: '', key: 'late', seq: 2 }], t0 + 2 * 60_000)
+      const inWindow = window.lookup('', 'early', t0 + IDEMPOTENCY_WINDOW_MS - 1)
+      const pastWindow = window.lookup('', 'early', t0 + IDEMPOTENCY_WINDOW_MS)
       // Another object (a restart) loads only the keys still in the window.
       const reloaded = new IdempotencyWindow(sql)
       const afterRestart = {
-        early: reloaded.lookup(name('early'), t0 + IDEMPOTENCY_WINDOW_MS),
-        late: reloaded.lookup(name('late'), t0 + IDEMPOTENCY_WINDOW_MS),
+        early: reloaded.lookup('', 'early', t0 + IDEMPOTENCY_WINDOW_MS),
+        late: reloaded.lookup('', 'late', t0 + IDEMPOTENCY_WINDOW_MS),
       }
       // The next batch deletes the rows past the window.
-      window.remember([{ name: name('next'), seq: 3 }], t0 + IDEMPOTENCY_WINDOW_MS + 1)
+      window.remember([{ sender: '', key: 'next', seq: 3 }], t0 + IDEMPOTENCY_WINDOW_MS + 1)
       const rows = sql
         .exec<{ first_seq: number }>('SELECT first_seq FROM idempotency_keys ORDER BY first_seq')
         .toArray()
         .map((row) => row.first_seq)
-      // Past MAX_REMEMBERED_KEYS the oldest go first.
-      const crowded = new IdempotencyWindow(sql)
-      const t1 = t0 + 2 * IDEMPOTENCY_WINDOW_MS
-      const many = Array.from({ length: MAX_REMEMBERED_KEYS }, (_, index) => ({
-        name: name(`bulk-${index}`),
-        seq: 100 + index,
-      }))
-      crowded.remember([{ name: name('oldest'), seq: 10 }], t1)
-      crowded.remember(many.slice(0, MAX_REMEMBERED_KEYS / 2), t1 + 1)
-      const beforeFull = crowded.lookup(name('oldest'), t1 + 2)
-      crowded.remember(many.slice(MAX_REMEMBERED_KEYS / 2), t1 + 2)
-      return {
-        inWindow,
-        pastWindow,
-        afterRestart,
-        rows,
-        beforeFull,
-        afterFull: crowded.lookup(name('oldest'), t1 + 3),
-        newest: crowded.lookup(name(`bulk-${MAX_REMEMBERED_KEYS - 1}`), t1 + 3),
-      }
+      return { inWindow, pastWindow, afterRestart, rows }
     })
     expect(outcome).toEqual({
       inWindow: 1,
       pastWindow: undefined,
       afterRestart: { early: undefined, late: 2 },
       rows: [2, 3],
-      beforeFull: 10,
-      afterFull: undefined,
-      newest: 100 + MAX_REMEMBERED_KEYS - 1,
     })
+  })
+
+  it('are bounded per sender, so one sender’s flood keeps the others’ keys, and in all', async () => {
+    const outcome = await runInDurableObject(stubOf(uniqueChannel()), (_instance, state) => {
+      const window = new IdempotencyWindow(state.storage.sql)
+      const t0 = 1_800_000_000_000
+      const curve = 'ab'.repeat(32)
+      window.remember([{ sender: curve, key: 'mine', seq: 1 }], t0)
+      // An anonymous NULL sender floods: its own oldest keys go, the CURVE sender's stay.
+      const flood = Array.from({ length: MAX_KEYS_PER_SENDER + 100 }, (_, index) => ({
+        sender: '',
+        key: `flood-${index}`,
+        seq: 10 + index,
+      }))
+      window.remember(flood, t0 + 1)
+      const afterFlood = {
+        mine: window.lookup(curve, 'mine', t0 + 2),
+        floodFirst: window.lookup('', 'flood-0', t0 + 2),
+        floodLast: window.lookup('', `flood-${MAX_KEYS_PER_SENDER + 99}`, t0 + 2),
+      }
+      // Many senders together: past MAX_REMEMBERED_KEYS the sender holding most loses its oldest.
+      const senders = Math.ceil(MAX_REMEMBERED_KEYS / MAX_KEYS_PER_SENDER) + 1
+      for (let sender = 0; sender < senders; sender++) {
+        window.remember(
+          Array.from({ length: MAX_KEYS_PER_SENDER }, (_, index) => ({
+            sender: String(sender).padStart(64, '0'),
+            key: `k${index}`,
+            seq: 1_000_000 * (sender + 1) + index,
+          })),
+          t0 + 3 + sender,
+        )
+      }
+      const now = t0 + 3 + senders
+      let held = 0
+      for (let sender = -1; sender < senders; sender++) {
+        const name = sender < 0 ? '' : String(sender).padStart(64, '0')
+        for (let index = 0; index < MAX_KEYS_PER_SENDER; index++) {
+          if (window.lookup(name, sender < 0 ? `flood-${index}` : `k${index}`, now) !== undefined) {
+            held++
+          }
+        }
+      }
+      const lastSender = String(senders - 1).padStart(64, '0')
+      return {
+        afterFlood,
+        held,
+        newest: window.lookup(lastSender, `k${MAX_KEYS_PER_SENDER - 1}`, now),
+      }
+    })
+    expect(outcome.afterFlood).toEqual({
+      mine: 1,
+      floodFirst: undefined,
+      floodLast: 10 + MAX_KEYS_PER_SENDER + 99,
+    })
+    expect(outcome.held).toBeLessThanOrEqual(MAX_REMEMBERED_KEYS)
+    expect(outcome.held).toBeGreaterThanOrEqual(MAX_REMEMBERED_KEYS * 0.9 - MAX_KEYS_PER_SENDER)
+    expect(outcome.newest).toBeDefined()
+  })
+
+  it('of a large batch are spread over rows SQLite takes, and all read back', async () => {
+    const channel = uniqueChannel()
+    // 8,000 keys of 128 backslashes (each escaped in JSON): 2 MB, too much for one value.
+    const count = 8000
+    const relay = await openIngest(channel)
+    relay.sendBatch(
+      1,
+      Array.from({ length: count }, (_, index) =>
+        keyed(`m${index}`, `${'\\'.repeat(120)}${String(index).padStart(8, '0')}`),
+      ),
+    )
+    expect(await relay.next()).toEqual(ack(AckStatus.STORED, 1, 1, count))
+    const rows = await runInDurableObject(
+      stubOf(channel),
+      async (instance: ChannelObject, state) => {
+        const sizes = state.storage.sql
+          .exec<{ octets: number }>('SELECT length(keys) AS octets FROM idempotency_keys')
+          .toArray()
+          .map((row) => row.octets)
+        await instance.restartForTests()
+        return sizes
+      },
+    )
+    expect(rows.length).toBeGreaterThan(1)
+    expect(Math.max(...rows)).toBeLessThanOrEqual(MAX_ROW_OCTETS)
+    // After the restart every key is known again: the copies are answered, not stored.
+    const again = await openIngest(channel)
+    again.sendBatch(2, [
+      keyed('again', `${'\\'.repeat(120)}${String(0).padStart(8, '0')}`),
+      keyed('again', `${'\\'.repeat(120)}${String(count - 1).padStart(8, '0')}`),
+    ])
+    expect(await again.next()).toEqual(
+      ack(AckStatus.STORED, 2, 0, 0, [
+        [0, 1],
+        [1, count],
+      ]),
+    )
+  })
+
+  it('place a resent batch whose first segment holds only keyed messages', async () => {
+    const channel = uniqueChannel()
+    const relay = await openIngest(channel)
+    // Two 300 KiB keyed messages and a small one: segments [k1] and [k2, plain].
+    const batch = [
+      relayMessage([pattern(300 * 1024, 1)], { idempotencyKey: 'k1' }),
+      relayMessage([pattern(300 * 1024, 2)], { idempotencyKey: 'k2' }),
+      relayMessage([utf8('plain')]),
+    ]
+    relay.sendBatch(1, batch)
+    expect(await relay.next()).toEqual(ack(AckStatus.STORED, 1, 1, 3))
+    const segments = await runInDurableObject(stubOf(channel), (_instance, state) =>
+      state.storage.sql.exec('SELECT first_seq, last_seq FROM segments').toArray(),
+    )
+    expect(segments).toEqual([
+      { first_seq: 1, last_seq: 1 },
+      { first_seq: 2, last_seq: 3 },
+    ])
+    relay.sendBatch(1, batch)
+    expect(await relay.next()).toEqual(ack(AckStatus.DUPLICATE, 1, 1, 3))
+  })
+
+  it('of a batch whose storing failed are not remembered: its resend is stored', async () => {
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const channel = uniqueChannel()
+    const relay = await openIngest(channel)
+    relay.sendBatch(1, [relayMessage([utf8('warm-up')])])
+    expect(await relay.next()).toEqual(ack(AckStatus.STORED, 1, 1, 1))
+    const stub = stubOf(channel)
+    // Break piece storage: the keys' row and the segment's go in, the 2 MiB message's rest not.
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec('ALTER TABLE segment_pieces RENAME TO pieces_away')
+    })
+    const batch = [keyed('keyed', 'order-1'), relayMessage([pattern(2 * 1024 * 1024, 3)])]
+    relay.sendBatch(2, batch)
+    expect(await relay.next()).toMatchObject({ kind: 'nack', batchSeq: 2 })
+    expect(log).toHaveBeenCalled()
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec('ALTER TABLE pieces_away RENAME TO segment_pieces')
+    })
+    // Were its key still in memory, the keyed message would be taken for a copy and lost.
+    relay.sendBatch(2, batch)
+    expect(await relay.next()).toEqual(ack(AckStatus.STORED, 2, 2, 3))
+    relay.sendBatch(3, [keyed('keyed again', 'order-1')])
+    expect(await relay.next()).toEqual(ack(AckStatus.STORED, 3, 0, 0, [[0, 2]]))
+    expect(text((await readPage(channel)).messages[1]?.frames[0])).toBe('keyed')
   })
 
   it('cost one row written per batch with keys, none for a batch without', async () => {

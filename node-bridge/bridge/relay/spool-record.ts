@@ -4,8 +4,9 @@
 // holding that one message (its batchSeq field carries the message id): the message in the wire
 // codec, behind a prefix that names the layout. Version 1's prefix (the message laid out as in
 // relay versions 1 and 2) is written for every message without an idempotency key, so spools
-// written by earlier bridges still read and earlier bridges still read ours; a message with a
-// key is laid out as in relay version 3, behind a prefix that says 3.
+// written by earlier bridges still read; a message with a key is laid out as in relay version
+// 3, behind a prefix that says 3. A bridge of before version 3 reads such a record as corrupt
+// (and sets the rest of the spool aside): downgrade only with an empty spool.
 import { decodeBatchBody, encodeBatch, type RelayMessage } from '../../../shared/relay-protocol'
 import { crc32 } from './crc32'
 
