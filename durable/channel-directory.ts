@@ -5,6 +5,7 @@
 
 import { DurableObject } from 'cloudflare:workers'
 import { isChannelName } from '../shared/channel-name'
+import { isChannelPattern, MAX_CHANNEL_PATTERNS } from '../shared/channel-pattern'
 
 /** The name of the one directory object (`idFromName`). */
 export const DIRECTORY_NAME = 'channels'
@@ -38,6 +39,11 @@ export interface DirectoryQuery {
   after?: string
   /** `name` (the default), or `recent`: the last seen first, then by name. */
   order?: 'name' | 'recent'
+  /**
+   * Only names these channel patterns reach (../shared/channel-pattern.ts; a scoped token's),
+   * at most MAX_CHANNEL_PATTERNS of them.
+   */
+  patterns?: string[]
 }
 
 /** Above every character of a channel name (they are all ASCII below DEL). */
@@ -100,7 +106,7 @@ export class ChannelDirectory extends DurableObject<Env> {
    * @throws RangeError when `limit` is not an integer from 1 to {@link MAX_DIRECTORY_PAGE}.
    */
   list(options: DirectoryQuery): DirectoryPage {
-    const { limit, prefix = '', after, order = 'name' } = options
+    const { limit, prefix = '', after, order = 'name', patterns } = options
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_DIRECTORY_PAGE) {
       throw new RangeError(`bad limit: ${limit}`)
     }
@@ -110,6 +116,21 @@ export class ChannelDirectory extends DurableObject<Env> {
     if (prefix !== '') {
       matching.push('name >= ? AND name < ?')
       matchingArgs.push(prefix, prefix + ABOVE_NAMES)
+    }
+    if (patterns !== undefined) {
+      if (patterns.length > MAX_CHANNEL_PATTERNS || !patterns.every(isChannelPattern)) {
+        throw new RangeError('bad channel patterns')
+      }
+      // Each a range of the primary key, as the prefix is; no pattern: no channel.
+      const ranges = patterns.map((pattern) => {
+        if (!pattern.endsWith('*')) {
+          matchingArgs.push(pattern)
+          return 'name = ?'
+        }
+        matchingArgs.push(pattern.slice(0, -1), pattern.slice(0, -1) + ABOVE_NAMES)
+        return '(name >= ? AND name < ?)'
+      })
+      matching.push(ranges.length === 0 ? 'false' : `(${ranges.join(' OR ')})`)
     }
     const where = [...matching]
     const whereArgs: SqlStorageValue[] = [...matchingArgs]

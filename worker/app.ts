@@ -16,6 +16,7 @@ import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
 import type { MessagePage } from '../durable/message-store'
+import { MAX_TOKENS, type TokenRecord } from '../durable/registry'
 import { MAX_LIMIT } from '../shared/api/limits'
 import {
   negotiateRelayVersion,
@@ -25,8 +26,15 @@ import {
 } from '../shared/relay-protocol'
 import { openapiDocument } from './api/document'
 import * as routes from './api/routes'
+import { scopeOf } from './api/routes'
 import { parseEventCursor, validationError } from './api/validation'
-import { requireBearer } from './auth'
+import {
+  type AuthVariables,
+  checkBridgeBinding,
+  forgetToken,
+  registryStub,
+  requireScope,
+} from './auth'
 import { bodyLimit } from './body-limit'
 import { ApiError, ErrorCode, errorBody } from './errors'
 import { MessageJsonWriter } from './message-json'
@@ -36,7 +44,9 @@ import {
   toApiGroup,
   toApiLeasedMessage,
   toApiStats,
+  toApiToken,
 } from './present'
+import { mintToken } from './token-format'
 
 /**
  * Most frame octets one messages response carries (base64 makes the body about 4/3 of it).
@@ -61,7 +71,7 @@ export const NEXT_HEADER = 'Zmq-Edge-Next'
  */
 export const EVENT_STREAM = { keepAliveMs: 15_000, refusedRetryMs: 1_000 }
 
-type AppEnv = { Bindings: Env }
+type AppEnv = { Bindings: Env; Variables: AuthVariables }
 
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
@@ -182,26 +192,34 @@ type Handler<R extends RouteConfig> = (
 ) => Response | Promise<Response>
 
 /**
- * Registers a route of ./api/routes.ts: its parameters and body are checked by its schemas
- * before `handler` runs (defaultHook above). Handlers build their own responses (streams, JSON
- * written from stored segments); the schemas describe them, and tests hold real answers to them.
+ * Registers a route of ./api/routes.ts: its credential is checked first, for the scope its
+ * definition names and the channel its path names (./auth.ts); then its parameters and body, by
+ * its schemas, before `handler` runs (defaultHook above). Handlers build their own responses
+ * (streams, JSON written from stored segments); the schemas describe them, and tests hold real
+ * answers to them.
  */
 function route<R extends RouteConfig>(
   definition: R,
   middleware: MiddlewareHandler<AppEnv>[],
   handler: Handler<R>,
 ): void {
-  app.openapi({ ...definition, middleware } as R, handler as never)
+  const scope = scopeOf(definition)
+  const auth = scope
+    ? [requireScope(scope, { channel: definition.path.includes('{channel}') })]
+    : []
+  app.openapi({ ...definition, middleware: [...auth, ...middleware] } as R, handler as never)
 }
-
-const reader = requireBearer('READ_TOKEN')
 
 // The channels the directory knows, each with its stats, asked of every channel's object at
 // once (at most MAX_LIST_CHANNELS a page; `next` is the `after` of the following page). A
 // channel whose object fails is listed with an error.
-route(routes.listChannelsRoute, [reader], async (c) => {
+route(routes.listChannelsRoute, [], async (c) => {
   const query = c.req.valid('query')
-  const page = await directoryStub(c.env).list(query)
+  // Only the channels the credential reaches (all for a root secret).
+  const { channels } = c.get('principal')
+  const page = await directoryStub(c.env).list(
+    channels.includes('*') ? query : { ...query, patterns: [...channels] },
+  )
   const listed = await Promise.all(
     page.channels.map(async ({ name }) => {
       try {
@@ -221,7 +239,7 @@ route(routes.listChannelsRoute, [reader], async (c) => {
   })
 })
 
-route(routes.channelStatsRoute, [reader], async (c) => {
+route(routes.channelStatsRoute, [], async (c) => {
   const { channel } = c.req.valid('param')
   const stats = await channelStub(c.env, channel).stats()
   return c.json(toApiStats(channel, stats))
@@ -269,7 +287,7 @@ function lastSeqOf(page: MessagePage): number | undefined {
   return part.firstSeq + part.from + part.count - 1
 }
 
-route(routes.readMessagesRoute, [reader], async (c) => {
+route(routes.readMessagesRoute, [], async (c) => {
   const { channel } = c.req.valid('param')
   const { after, limit, wait: waitMs, encoding } = c.req.valid('query')
   const page = unwrap(
@@ -311,7 +329,7 @@ route(routes.readMessagesRoute, [reader], async (c) => {
 // piece at a time; FixedLengthStream gives the response its Content-Length and fails it, rather
 // than end it short, if the stream breaks (e.g. retention removes the message meanwhile):
 // https://developers.cloudflare.com/workers/runtime-apis/streams/transformstream/#fixedlengthstream
-route(routes.readFrameRoute, [reader], async (c) => {
+route(routes.readFrameRoute, [], async (c) => {
   const { channel, seq, index } = c.req.valid('param')
   const frame = await channelStub(c.env, channel).readFrame(seq, index)
   if (frame.status === 'message_not_found') {
@@ -351,7 +369,7 @@ function sseEvents(channel: string, page: MessagePage, encoding: FrameEncoding):
   return events
 }
 
-route(routes.tailEventsRoute, [reader], async (c) => {
+route(routes.tailEventsRoute, [], async (c) => {
   const { channel } = c.req.valid('param')
   const { encoding } = c.req.valid('query')
   // A reconnecting EventSource sends Last-Event-ID: it wins over `after`.
@@ -480,7 +498,7 @@ async function redrive(env: Env, { channel, group }: Target, body: { seqs?: numb
 // The leased-consumer routes: of group `default` under /:channel (the routes from before
 // groups), and of any group under /:channel/groups/:group.
 for (const definition of [routes.pullRoute, routes.pullGroupRoute]) {
-  route(definition, [reader, ...JSON_BODY], async (c) =>
+  route(definition, JSON_BODY, async (c) =>
     c.json(
       await pull(
         c.env,
@@ -492,39 +510,39 @@ for (const definition of [routes.pullRoute, routes.pullGroupRoute]) {
   )
 }
 for (const definition of [routes.ackRoute, routes.ackGroupRoute]) {
-  route(definition, [reader, ...JSON_BODY], async (c) =>
+  route(definition, JSON_BODY, async (c) =>
     c.json(await ack(c.env, target(c.req.valid('param')), c.req.valid('json'))),
   )
 }
 for (const definition of [routes.extendLeasesRoute, routes.extendGroupLeasesRoute]) {
-  route(definition, [reader, ...JSON_BODY], async (c) =>
+  route(definition, JSON_BODY, async (c) =>
     c.json(await extend(c.env, target(c.req.valid('param')), c.req.valid('json'))),
   )
 }
 for (const definition of [routes.deadLettersRoute, routes.groupDeadLettersRoute]) {
-  route(definition, [reader], async (c) =>
+  route(definition, [], async (c) =>
     c.json(await deadLetters(c.env, target(c.req.valid('param')), c.req.valid('query'))),
   )
 }
 for (const definition of [routes.redriveRoute, routes.redriveGroupRoute]) {
-  route(definition, [reader, ...JSON_BODY], async (c) =>
+  route(definition, JSON_BODY, async (c) =>
     c.json(await redrive(c.env, target(c.req.valid('param')), c.req.valid('json'))),
   )
 }
 
-route(routes.listGroupsRoute, [reader], async (c) => {
+route(routes.listGroupsRoute, [], async (c) => {
   const { channel } = c.req.valid('param')
   const groups = await channelStub(c.env, channel).listGroups()
   return c.json({ channel, groups: groups.map(toApiGroup) })
 })
 
-route(routes.getGroupRoute, [reader], async (c) => {
+route(routes.getGroupRoute, [], async (c) => {
   const { channel, group } = c.req.valid('param')
   const info = unwrap(await channelStub(c.env, channel).group(group), group)
   return c.json({ channel, group: toApiGroup(info) })
 })
 
-route(routes.putGroupRoute, [reader, ...JSON_BODY], async (c) => {
+route(routes.putGroupRoute, JSON_BODY, async (c) => {
   const { channel, group } = c.req.valid('param')
   const { start } = c.req.valid('json')
   const put = unwrap(await channelStub(c.env, channel).putGroup(group, start), group)
@@ -534,7 +552,7 @@ route(routes.putGroupRoute, [reader, ...JSON_BODY], async (c) => {
   )
 })
 
-route(routes.deleteGroupRoute, [reader], async (c) => {
+route(routes.deleteGroupRoute, [], async (c) => {
   const { channel, group } = c.req.valid('param')
   unwrap(await channelStub(c.env, channel).deleteGroup(group), group)
   return c.body(null, 204)
@@ -542,7 +560,7 @@ route(routes.deleteGroupRoute, [reader], async (c) => {
 
 // Checked here, before the channel's object is called (and billed): the upgrade, the relay
 // protocol version (as a WebSocket subprotocol) and the session headers.
-route(routes.ingestRoute, [requireBearer('INGEST_TOKEN')], async (c) => {
+route(routes.ingestRoute, [], async (c) => {
   const { channel } = c.req.valid('param')
   if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
     throw new ApiError(426, ErrorCode.UPGRADE_REQUIRED, 'this route takes a WebSocket upgrade', {
@@ -558,7 +576,54 @@ route(routes.ingestRoute, [requireBearer('INGEST_TOKEN')], async (c) => {
   }
   const session = parseRelaySession(c.req.raw.headers)
   if ('error' in session) throw new ApiError(400, ErrorCode.INVALID_SESSION, session.error)
+  await checkBridgeBinding(c.env, c.get('principal'), session.bridgeId)
   return channelStub(c.env, channel).fetch(c.req.raw)
+})
+
+// Scoped API tokens, kept by the registry: made here (the secret never reaches the registry,
+// only its hash), listed and deleted there.
+
+route(routes.createTokenRoute, JSON_BODY, async (c) => {
+  const body = c.req.valid('json')
+  // requireScope('admin') let the request in, so ADMIN_TOKEN is set (it signs the token).
+  const minted = await mintToken(c.env.ADMIN_TOKEN as string)
+  const record: TokenRecord = {
+    id: minted.id,
+    name: body.name,
+    scopes: body.scopes,
+    channels: body.channels,
+    ...(body.bridgeId === undefined ? {} : { bridgeId: body.bridgeId }),
+    createdAt: Date.now(),
+    ...(body.expiresAt === undefined ? {} : { expiresAt: Date.parse(body.expiresAt) }),
+  }
+  const created = await registryStub(c.env).createToken({
+    ...record,
+    secretHash: minted.secretHash,
+  })
+  if (!created.ok) {
+    throw new ApiError(
+      409,
+      ErrorCode.TOO_MANY_TOKENS,
+      `the registry holds ${MAX_TOKENS} tokens; delete some`,
+    )
+  }
+  forgetToken(record.id, record.bridgeId)
+  return c.json({ ...toApiToken(record), token: minted.token }, 201)
+})
+
+route(routes.listTokensRoute, [], async (c) => {
+  const tokens = await registryStub(c.env).listTokens()
+  c.header('Cache-Control', 'no-store')
+  return c.json({ tokens: tokens.map(toApiToken) })
+})
+
+route(routes.deleteTokenRoute, [], async (c) => {
+  const { id } = c.req.valid('param')
+  if (!(await registryStub(c.env).deleteToken(id))) {
+    throw new ApiError(404, ErrorCode.TOKEN_NOT_FOUND, `no token has id ${id}`)
+  }
+  forgetToken(id)
+  return c.body(null, 204)
 })
 
 // The dashboard's page is a static asset (worker/dashboard/), served before the Worker runs;
@@ -569,7 +634,11 @@ route(routes.healthRoute, [], (c) =>
   c.json({
     status: 'ok',
     // Whether each route can serve; never the tokens themselves.
-    configured: { read: Boolean(c.env.READ_TOKEN), ingest: Boolean(c.env.INGEST_TOKEN) },
+    configured: {
+      read: Boolean(c.env.READ_TOKEN),
+      ingest: Boolean(c.env.INGEST_TOKEN),
+      admin: Boolean(c.env.ADMIN_TOKEN),
+    },
   }),
 )
 

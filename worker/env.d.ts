@@ -1,5 +1,5 @@
 // The Worker's bindings, added to what the Durable Objects read (durable/env.d.ts). Secrets
-// (READ_TOKEN, INGEST_TOKEN) come from `.dev.vars` locally and `wrangler secret put` in
+// (READ_TOKEN, INGEST_TOKEN, ADMIN_TOKEN) come from `.dev.vars` locally and `wrangler secret put` in
 // production, never from wrangler.toml; either may be missing.
 
 /// <reference path="../durable/env.d.ts" />
@@ -12,6 +12,13 @@ declare namespace Cloudflare {
     READ_TOKEN?: string
     /** Bearer token of bridges; the ingest route answers 503 without it. */
     INGEST_TOKEN?: string
+    /**
+     * Bearer token of administrators (scoped tokens); also the key scoped tokens are signed
+     * with (worker/token-format.ts), so none works without it, and changing it voids them all.
+     */
+    ADMIN_TOKEN?: string
+    /** The one registry object, `idFromName('registry')`: scoped API tokens. */
+    REGISTRY: DurableObjectNamespace<import('../durable/registry').Registry>
     /** Origins whose browser pages may call the API (comma-separated, or `*`); empty: none. */
     CORS_ALLOWED_ORIGINS?: string
   }
@@ -19,6 +26,6 @@ declare namespace Cloudflare {
   interface GlobalProps {
     // Types `exports` from 'cloudflare:workers' (used by the workerd tests).
     mainModule: typeof import('./index')
-    durableNamespaces: 'ChannelObject' | 'ChannelDirectory'
+    durableNamespaces: 'ChannelObject' | 'ChannelDirectory' | 'Registry'
   }
 }

@@ -5,6 +5,7 @@
 import type { ChannelStats } from '../durable/channel-object'
 import type { DeadLetter, GroupInfo, LeasedMessage } from '../durable/consumer-groups'
 import type { StoredMessage } from '../durable/message-store'
+import type { TokenRecord } from '../durable/registry'
 import type { ApiInlineMessage, ApiMessage } from '../shared/api-types'
 import { z85Encode } from '../shared/z85'
 import { toBase64 } from './base64'
@@ -186,5 +187,20 @@ export function toApiStats(channel: string, stats: ChannelStats) {
     storageBytes: stats.storageBytes,
     migrating: stats.migrating,
     config: stats.config,
+  }
+}
+
+/** A scoped token as the API shows it: never its secret. */
+export function toApiToken(token: TokenRecord) {
+  return {
+    id: token.id,
+    name: token.name,
+    scopes: token.scopes,
+    channels: token.channels,
+    ...(token.bridgeId === undefined ? {} : { bridgeId: token.bridgeId }),
+    createdAt: new Date(token.createdAt).toISOString(),
+    ...(token.expiresAt === undefined
+      ? {}
+      : { expiresAt: new Date(token.expiresAt).toISOString() }),
   }
 }

@@ -1,6 +1,6 @@
 // Local development helpers shared by `npm start` and `npm run dev:worker`: dev tokens in
 // .dev.vars, and the environment that keeps wrangler offline and its files inside the project.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readConfigFile } from '../cli/config/config-file'
 import { SETTINGS } from '../cli/config/settings'
@@ -8,20 +8,40 @@ import { SETTINGS } from '../cli/config/settings'
 export const DEV_VARS_FILE = '.dev.vars'
 export const DEV_READ_TOKEN = 'dev-read-token'
 export const DEV_INGEST_TOKEN = 'dev-ingest-token'
+export const DEV_ADMIN_TOKEN = 'dev-admin-token'
 /** Where `npm start`'s bridge listens unless told otherwise: this machine only. */
 export const DEV_BIND = 'tcp://127.0.0.1:7777'
 
-/** Creates .dev.vars with the dev tokens when it does not exist; returns its variables. */
+/**
+ * Creates .dev.vars with the dev tokens when it does not exist, and adds ADMIN_TOKEN to one
+ * made before it existed; returns its variables.
+ */
 export function ensureDevVars(root: string): Record<string, string> {
   const path = join(root, DEV_VARS_FILE)
   if (!existsSync(path)) {
-    writeFileSync(path, `READ_TOKEN=${DEV_READ_TOKEN}\nINGEST_TOKEN=${DEV_INGEST_TOKEN}\n`, {
-      mode: 0o600,
-    })
+    writeFileSync(
+      path,
+      `READ_TOKEN=${DEV_READ_TOKEN}\nINGEST_TOKEN=${DEV_INGEST_TOKEN}\nADMIN_TOKEN=${DEV_ADMIN_TOKEN}\n`,
+      { mode: 0o600 },
+    )
     process.stdout.write(`created ${DEV_VARS_FILE} with the dev tokens\n`)
   }
+  const vars = readVars(readFileSync(path, 'utf8'))
+  if (vars.ADMIN_TOKEN === undefined) {
+    const text = readFileSync(path, 'utf8')
+    appendFileSync(
+      path,
+      `${text.endsWith('\n') || text === '' ? '' : '\n'}ADMIN_TOKEN=${DEV_ADMIN_TOKEN}\n`,
+    )
+    vars.ADMIN_TOKEN = DEV_ADMIN_TOKEN
+    process.stdout.write(`added the dev ADMIN_TOKEN to ${DEV_VARS_FILE}\n`)
+  }
+  return vars
+}
+
+function readVars(text: string): Record<string, string> {
   const vars: Record<string, string> = {}
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line)
     if (match) vars[match[1] as string] = (match[2] as string).replace(/^(["'])(.*)\1$/, '$2')
   }

@@ -12,6 +12,14 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'payload_too_large',
   TOO_MANY_WAITERS: 'too_many_waiters',
   UNAUTHORIZED: 'unauthorized',
+  /** A valid credential without the route's scope, or not for its channel. */
+  FORBIDDEN: 'forbidden',
+  /** A scoped token that does not exist (DELETE /v1/tokens/:id). */
+  TOKEN_NOT_FOUND: 'token_not_found',
+  /** The registry holds as many tokens as it takes. */
+  TOO_MANY_TOKENS: 'too_many_tokens',
+  /** An ingest upgrade with a bridge id bound to another credential. */
+  BRIDGE_ID_BOUND: 'bridge_id_bound',
   NOT_FOUND: 'not_found',
   MESSAGE_NOT_FOUND: 'message_not_found',
   FRAME_NOT_FOUND: 'frame_not_found',

@@ -6,6 +6,8 @@
 
 import { z } from '@hono/zod-openapi'
 import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channel-name'
+import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern'
+import { BRIDGE_ID_PATTERN } from '../relay-protocol'
 import { ErrorCode } from './error-codes'
 import {
   DEFAULT_LIMIT,
@@ -15,6 +17,7 @@ import {
   MAX_READ_LIMIT,
   MAX_WAIT_SECONDS,
 } from './limits'
+import { SCOPE_MEANING, SCOPES } from './scopes'
 
 // --- Components (bodies and answers)
 
@@ -794,3 +797,78 @@ export const ListQuery = z.object({
       description: '`name` (the default) or `recent`: most recently seen first.',
     }),
 })
+
+// Scoped API tokens (POST /v1/tokens).
+
+export const ScopeSchema = z
+  .enum(SCOPES, { error: `a scope is one of ${SCOPES.join(', ')}` })
+  .openapi({
+    description: SCOPES.map((scope) => `\`${scope}\`: ${SCOPE_MEANING[scope]}`).join('; '),
+  })
+
+const TOKEN_NAME_MAX = 100
+
+export const TokenRequestSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1, 'name must be 1 to 100 characters')
+      .max(TOKEN_NAME_MAX, 'name must be 1 to 100 characters')
+      .openapi({ description: 'What the token is for (shown in listings).' }),
+    scopes: z
+      .array(ScopeSchema)
+      .min(1, 'scopes must hold at least one scope')
+      .refine((scopes) => new Set(scopes).size === scopes.length, 'scopes must not repeat'),
+    channels: z
+      .array(z.string().refine(isChannelPattern, `a channel pattern is ${CHANNEL_PATTERN_RULE}`))
+      .min(1, 'channels must hold at least one pattern')
+      .max(MAX_CHANNEL_PATTERNS, `channels holds at most ${MAX_CHANNEL_PATTERNS} patterns`)
+      .openapi({
+        description: `The channels the token reaches: each ${CHANNEL_PATTERN_RULE}.`,
+        example: ['sensors-*', 'orders'],
+      }),
+    expiresAt: z.iso
+      .datetime({ offset: true, error: 'expiresAt must be an ISO 8601 date-time' })
+      .refine((text) => Date.parse(text) > Date.now(), 'expiresAt must be in the future')
+      .optional()
+      .openapi({ description: 'When the token stops working; never when absent.' }),
+    bridgeId: z
+      .string()
+      .regex(BRIDGE_ID_PATTERN, 'bridgeId must be 1-128 characters of A-Z a-z 0-9 . _ : -')
+      .optional()
+      .openapi({
+        description:
+          'For an ingest token: the one bridge id it connects as; that bridge id is then refused to every other credential.',
+      }),
+  })
+  .strict()
+  .refine((token) => token.bridgeId === undefined || token.scopes.includes('ingest'), {
+    message: 'bridgeId needs the ingest scope',
+    path: ['bridgeId'],
+  })
+  .openapi('TokenRequest')
+
+export const TokenSchema = z
+  .object({
+    id: z.string().openapi({ description: 'Names the token in the API; not a secret.' }),
+    name: z.string(),
+    scopes: z.array(ScopeSchema),
+    channels: z.array(z.string()),
+    bridgeId: z.string().optional(),
+    createdAt: z.string().openapi({ format: 'date-time' }),
+    expiresAt: z.string().optional().openapi({ format: 'date-time' }),
+  })
+  .openapi('Token')
+
+export const CreatedTokenSchema = TokenSchema.extend({
+  token: z.string().openapi({
+    description: 'The bearer token, shown this once: the registry keeps only a hash of its secret.',
+  }),
+}).openapi('CreatedToken')
+
+export const TokenListSchema = z.object({ tokens: z.array(TokenSchema) }).openapi('TokenList')
+
+export const TokenIdParam = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{16}$/, 'a token id is 16 characters of A-Z a-z 0-9 _ -')
+  .openapi({ param: { name: 'id', in: 'path' }, description: "The token's id." })

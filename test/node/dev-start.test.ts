@@ -1,8 +1,11 @@
 // `npm start`: the bridge it launches listens on loopback unless the developer says otherwise.
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it, vi } from 'vitest'
 import { readConfigFile } from '../../node-bridge/cli/config/config-file'
 import { parseConfig } from '../../node-bridge/cli/config/parse-config'
-import { DEV_BIND, devBridgeEnv } from '../../node-bridge/dev/dev-env'
+import { DEV_BIND, devBridgeEnv, ensureDevVars } from '../../node-bridge/dev/dev-env'
 
 const launch = { workerUrl: 'ws://127.0.0.1:8787', ingestToken: 'dev-ingest-token' }
 
@@ -33,5 +36,35 @@ describe('npm start', () => {
     expect(hosts([], { ZMQ_EDGE_CONFIG: '/tmp/dev.yaml' }, files)).toEqual(['192.0.2.1'])
     // Only dialling out: no port is bound at all.
     expect(hosts([], { ZMQ_EDGE_CONNECT: 'tcp://127.0.0.1:5555' })).toEqual([])
+  })
+})
+
+describe('.dev.vars', () => {
+  it('is made with the three dev tokens, and an older one gets ADMIN_TOKEN added', () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'zmq-edge-devvars-'))
+    const output = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
+    try {
+      expect(ensureDevVars(fresh)).toEqual({
+        READ_TOKEN: 'dev-read-token',
+        INGEST_TOKEN: 'dev-ingest-token',
+        ADMIN_TOKEN: 'dev-admin-token',
+      })
+      expect(statSync(join(fresh, '.dev.vars')).mode & 0o777).toBe(0o600)
+      const older = mkdtempSync(join(tmpdir(), 'zmq-edge-devvars-'))
+      writeFileSync(join(older, '.dev.vars'), 'READ_TOKEN=mine\nINGEST_TOKEN=ours')
+      expect(ensureDevVars(older)).toEqual({
+        READ_TOKEN: 'mine',
+        INGEST_TOKEN: 'ours',
+        ADMIN_TOKEN: 'dev-admin-token',
+      })
+      expect(readFileSync(join(older, '.dev.vars'), 'utf8')).toBe(
+        'READ_TOKEN=mine\nINGEST_TOKEN=ours\nADMIN_TOKEN=dev-admin-token\n',
+      )
+      // Said once: a file that has it is left alone.
+      expect(ensureDevVars(older).ADMIN_TOKEN).toBe('dev-admin-token')
+      expect(readFileSync(join(older, '.dev.vars'), 'utf8').match(/ADMIN_TOKEN/g)).toHaveLength(1)
+    } finally {
+      output.mockRestore()
+    }
   })
 })

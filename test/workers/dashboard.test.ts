@@ -78,11 +78,11 @@ function directory() {
 describe('GET /v1/channels', () => {
   it('requires the read token', async () => {
     await expectError(await get('/v1/channels'), 401, 'unauthorized')
-    await expectError(await get('/v1/channels', INGEST_TOKEN), 401, 'unauthorized')
+    await expectError(await get('/v1/channels', INGEST_TOKEN), 403, 'forbidden')
     const unconfigured = await app.request(
       `${ORIGIN}/v1/channels`,
       { headers: { Authorization: `Bearer ${READ_TOKEN}` } },
-      { ...env, READ_TOKEN: undefined },
+      { ...env, READ_TOKEN: undefined, ADMIN_TOKEN: undefined },
     )
     await expectError(unconfigured, 503, 'not_configured')
   })

@@ -22,6 +22,7 @@ import {
 
 export const READ_TOKEN = 'test-read-token'
 export const INGEST_TOKEN = 'test-ingest-token'
+export const ADMIN_TOKEN = 'test-admin-token'
 export const ORIGIN = 'https://edge.test'
 
 /** A channel name no other test uses. */

@@ -45,7 +45,7 @@ describe('GET /v1/health', () => {
     expect(response.status).toBe(200)
     expect(await response.json()).toEqual({
       status: 'ok',
-      configured: { read: true, ingest: true },
+      configured: { read: true, ingest: true, admin: true },
     })
   })
 })
@@ -106,11 +106,12 @@ describe('authorization', () => {
       expect(response.headers.get('WWW-Authenticate')).toMatch(/^Bearer /)
     })
 
-    it('refuses a wrong token, the other route’s token and other schemes with 401', async () => {
+    it('refuses a wrong token and other schemes with 401, the other route’s token with 403', async () => {
+      const forbidden = await get(path, undefined, { ...upgrade, Authorization: `Bearer ${other}` })
+      await expectError(forbidden, 403, 'forbidden')
       for (const header of [
         `Bearer ${token}x`,
         `Bearer ${token.slice(0, -1)}`,
-        `Bearer ${other}`,
         `Basic ${btoa(`user:${token}`)}`,
         `Bearer`,
         `${token}`,
@@ -123,7 +124,7 @@ describe('authorization', () => {
 
     it('answers 503 not_configured when its token is missing or empty', async () => {
       for (const value of [undefined, '']) {
-        const bindings = { ...env, READ_TOKEN: value, INGEST_TOKEN: value }
+        const bindings = { ...env, READ_TOKEN: value, INGEST_TOKEN: value, ADMIN_TOKEN: value }
         const response = await app.request(
           `${ORIGIN}${path}`,
           { headers: { ...upgrade, Authorization: `Bearer ${token}` } },
@@ -146,7 +147,7 @@ describe('authorization', () => {
     const health = await app.request(`${ORIGIN}/v1/health`, {}, bindings)
     expect(await health.json()).toEqual({
       status: 'ok',
-      configured: { read: true, ingest: false },
+      configured: { read: true, ingest: false, admin: true },
     })
   })
 

@@ -15,7 +15,11 @@ export default defineConfig({
       // Resolved against `test.root`, the repository root.
       wrangler: { configPath: './wrangler.toml' },
       miniflare: {
-        bindings: { READ_TOKEN: 'test-read-token', INGEST_TOKEN: 'test-ingest-token' },
+        bindings: {
+          READ_TOKEN: 'test-read-token',
+          INGEST_TOKEN: 'test-ingest-token',
+          ADMIN_TOKEN: 'test-admin-token',
+        },
       },
     }),
   ],

@@ -16,7 +16,8 @@ export function openapiDocument<E extends HonoEnv>(app: OpenAPIHono<E>) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',
-    description: 'READ_TOKEN for every route but ingest, which takes INGEST_TOKEN.',
+    description:
+      "A root secret (READ_TOKEN: read and consume; INGEST_TOKEN: ingest; ADMIN_TOKEN: admin; every channel) or a scoped token (POST /v1/tokens). Each operation's security requirement names the scope it needs (read: reads; consume: read, and leases, acks and groups; ingest: bridges; admin: tokens); a route under /v1/channels/{channel} also needs a token that reaches the channel. A valid token without them gets 403.",
   })
   return app.getOpenAPI31Document({
     openapi: '3.1.0',

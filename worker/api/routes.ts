@@ -10,6 +10,7 @@ import {
   ChannelListSchema,
   ChannelParam,
   ChannelStatsSchema,
+  CreatedTokenSchema,
   DeadLetterPageSchema,
   DeadLetterQuery,
   EncodingQuery,
@@ -30,7 +31,11 @@ import {
   RedriveRequestSchema,
   RedriveResponseSchema,
   SeqParam,
+  TokenIdParam,
+  TokenListSchema,
+  TokenRequestSchema,
 } from '../../shared/api/schemas'
+import type { Scope } from '../../shared/api/scopes'
 
 /** The error answers the routes share, each the API's JSON error shape. */
 const ERROR_RESPONSES = {
@@ -42,8 +47,14 @@ const ERROR_RESPONSES = {
     description: 'unauthorized: the bearer token is missing or wrong',
     content: { 'application/json': { schema: ErrorSchema } },
   },
+  Forbidden: {
+    description:
+      "forbidden: a valid token without the route's scope, or not for this channel (README: Managing keys and tokens)",
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
   NotConfigured: {
-    description: "not_configured: the route's token is not set",
+    description:
+      "not_configured: neither the route's root secret nor ADMIN_TOKEN (which scoped tokens need) is set",
     content: { 'application/json': { schema: ErrorSchema } },
   },
   PayloadTooLarge: {
@@ -79,6 +90,7 @@ const ERROR_RESPONSES = {
 const CHECKED = {
   400: ERROR_RESPONSES.BadRequest,
   401: ERROR_RESPONSES.Unauthorized,
+  403: ERROR_RESPONSES.Forbidden,
   503: ERROR_RESPONSES.NotConfigured,
 } as const
 
@@ -87,6 +99,25 @@ const JSON_BODY_ERRORS = {
   413: ERROR_RESPONSES.PayloadTooLarge,
   415: ERROR_RESPONSES.UnsupportedMediaType,
 } as const
+
+/**
+ * The credential a route needs: a bearer token holding `scope` (../../shared/api/scopes.ts), as
+ * an OpenAPI 3.1 security requirement with the scope as its role. The app takes each route's
+ * scope from here (../app.ts), so the document and the checks cannot differ.
+ */
+function needs(scope: Scope) {
+  return [{ bearer: [scope] }]
+}
+
+/** The scope a route needs; undefined for a public one (`security: []`). */
+export function scopeOf(definition: {
+  security?: Array<Record<string, string[]>>
+}): Scope | undefined {
+  if (definition.security === undefined) {
+    throw new Error('every route says its security: needs(scope), or [] for a public one')
+  }
+  return definition.security[0]?.bearer?.[0] as Scope | undefined
+}
 
 /** A 200 with a JSON body of `schema`. */
 function ok<S extends z.ZodType>(schema: S) {
@@ -125,6 +156,7 @@ export const healthRoute = createRoute({
             configured: z.object({
               read: z.boolean().optional(),
               ingest: z.boolean().optional(),
+              admin: z.boolean().optional(),
             }),
           }),
         },
@@ -151,6 +183,7 @@ export const listChannelsRoute = createRoute({
   method: 'get',
   path: '/v1/channels',
   operationId: 'listChannels',
+  security: needs('read'),
   summary: 'The channels, each with its stats',
   description:
     "Every channel that has had a bridge connect or a batch stored (a channel's object tells the channel directory about itself on its first bridge socket or batch, and again at most daily), in name order or, with `order=recent`, the most recently seen first, each with the stats of `GET /v1/channels/{channel}`, asked of the channels' objects at once. At most `limit` (up to 100) channels a page: when more follow, `truncated` is true and `next` is the `after` of the following page. A channel whose object does not answer is listed with an `error` instead of its stats. Served with `Cache-Control: no-store`.",
@@ -165,6 +198,7 @@ export const channelStatsRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}',
   operationId: 'channelStats',
+  security: needs('read'),
   summary: "A channel's log, queue, bridges and counters",
   request: { params: z.object({ channel: ChannelParam }) },
   responses: {
@@ -177,6 +211,7 @@ export const readMessagesRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/messages',
   operationId: 'readMessages',
+  security: needs('read'),
   summary: 'Messages after a cursor, oldest first; optionally waits for the next one',
   description:
     'Returns at most `limit` messages and at most 8 MiB of frame octets. A message over 8 MiB comes without its frames (`frames: null`, see `Message`) and weighs 16 octets per frame against the cap. With nothing after `after` and `wait` > 0 the request is held until a batch is stored (the insert wakes it) or the wait ends; then `messages` is empty and `next` equals `after`. With `Accept: application/x-ndjson` the same page is streamed as one `Message` per line, formatted as the client reads, and `next` comes in the `Zmq-Edge-Next` header.',
@@ -222,6 +257,7 @@ export const readFrameRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/messages/{seq}/frames/{index}',
   operationId: 'readFrame',
+  security: needs('read'),
   summary: 'One frame of a message, as octets',
   description:
     "Frame `index` (from 0) of message `seq`, byte for byte, with its Content-Length: how a large message's frames are fetched (reads list it with `frames: null` and this path, less the index, as `framesUrl`); it works for any stored message. The Durable Object reads only that frame, streamed from storage a piece at a time. If retention removes the message while the frame is being sent, the response is cut short (its length then does not match Content-Length).",
@@ -250,6 +286,7 @@ export const readFrameRoute = createRoute({
       content: { 'application/json': { schema: ErrorSchema } },
     },
     401: ERROR_RESPONSES.Unauthorized,
+    403: ERROR_RESPONSES.Forbidden,
     404: {
       description:
         'message_not_found: no message with that seq (never stored, or removed by retention); frame_not_found: the message has no frame with that index',
@@ -263,6 +300,7 @@ export const tailEventsRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/events',
   operationId: 'tailEvents',
+  security: needs('read'),
   summary:
     'Live tail: the messages after a cursor as Server-Sent Events, then each new one as it is stored',
   description:
@@ -362,6 +400,7 @@ export const pullRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/pull',
   operationId: 'pull',
+  security: needs('consume'),
   summary: 'Lease available messages (competing consumers of group `default`)',
   description:
     'Leases up to `batchSize` available messages, oldest first, within 8 MiB of frames (a message over 8 MiB is leased without its frames, as reads list it), for `visibilityTimeoutMs`. A message is never leased to two consumers at once. With none available and `wait` > 0, waits for an insert, a retry, a redrive or an expiring lease. A message whose lease expires without an ack is delivered again with `attempts` + 1; after its `maxAttempts`-th attempt (wrangler var MAX_ATTEMPTS, default 5) it becomes a dead letter. These routes without `/groups/{group}` are consumer group `default`, created at its first pull from the earliest message in the log; before that, acks list every lease id in `unknown`, extends extend none, and it has no dead letters.',
@@ -373,6 +412,7 @@ export const ackRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/ack',
   operationId: 'ack',
+  security: needs('consume'),
   summary: 'Ack leased messages, or retry them after a delay',
   description:
     "An ack removes the message from the queue (not from the log). A retry makes it available again after `delayMs`, or makes it a dead letter when that was its last attempt. A lease id counts while it is the message's current lease, even expired, as long as nobody has leased the message again; others are listed in `unknown`. Acks are applied before retries. One call may hold the lease ids of several pulls.",
@@ -384,6 +424,7 @@ export const extendLeasesRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/leases/extend',
   operationId: 'extendLeases',
+  security: needs('consume'),
   summary: 'Extend unexpired leases',
   description:
     'Each unexpired lease now expires `visibilityTimeoutMs` from now (shorter than before is allowed). Expired or unknown lease ids are listed in `unknown`.',
@@ -395,6 +436,7 @@ export const deadLettersRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/dead-letters',
   operationId: 'deadLetters',
+  security: needs('read'),
   summary: 'Messages whose every attempt failed, by seq',
   request: { params: CHANNEL, ...DEAD_LETTERS_REQUEST },
   responses: DEAD_LETTERS_RESPONSES,
@@ -404,6 +446,7 @@ export const redriveRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/dead-letters/redrive',
   operationId: 'redrive',
+  security: needs('consume'),
   summary: 'Send dead letters back to the queue, attempts reset',
   request: { params: CHANNEL, ...REDRIVE_REQUEST },
   responses: REDRIVE_RESPONSES,
@@ -413,6 +456,7 @@ export const listGroupsRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/groups',
   operationId: 'listGroups',
+  security: needs('read'),
   summary: "A channel's consumer groups, with their lag",
   request: { params: z.object({ channel: ChannelParam }) },
   responses: {
@@ -425,12 +469,14 @@ export const getGroupRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/groups/{group}',
   operationId: 'getGroup',
+  security: needs('read'),
   summary: 'One consumer group: its position, lag and counters',
   request: { params: z.object({ channel: ChannelParam, group: GroupParam }) },
   responses: {
     200: ok(GroupResponseSchema),
     400: ERROR_RESPONSES.BadRequest,
     401: ERROR_RESPONSES.Unauthorized,
+    403: ERROR_RESPONSES.Forbidden,
     404: ERROR_RESPONSES.GroupNotFound,
     503: ERROR_RESPONSES.NotConfigured,
   },
@@ -440,6 +486,7 @@ export const putGroupRoute = createRoute({
   method: 'put',
   path: '/v1/channels/{channel}/groups/{group}',
   operationId: 'putGroup',
+  security: needs('consume'),
   summary: 'Create a consumer group',
   description:
     'Creates the group at `start`; a group that exists is left as it is (`created: false`, `start` ignored). Each group reads the whole log on its own: its own leases, acks and dead letters. A channel holds at most 100 groups. Only `default` is created without this, at its first pull.',
@@ -458,6 +505,7 @@ export const putGroupRoute = createRoute({
     },
     400: ERROR_RESPONSES.BadRequest,
     401: ERROR_RESPONSES.Unauthorized,
+    403: ERROR_RESPONSES.Forbidden,
     409: ERROR_RESPONSES.TooManyGroups,
     ...JSON_BODY_ERRORS,
     503: ERROR_RESPONSES.NotConfigured,
@@ -468,6 +516,7 @@ export const deleteGroupRoute = createRoute({
   method: 'delete',
   path: '/v1/channels/{channel}/groups/{group}',
   operationId: 'deleteGroup',
+  security: needs('consume'),
   summary: 'Delete a consumer group, with its leases and dead letters',
   description:
     'The log is not touched. Lease ids of the group are not accepted again, even by a group created later under the same name. `default` deleted is created again by its next pull, from the earliest message.',
@@ -476,6 +525,7 @@ export const deleteGroupRoute = createRoute({
     204: { description: 'Deleted.' },
     400: ERROR_RESPONSES.BadRequest,
     401: ERROR_RESPONSES.Unauthorized,
+    403: ERROR_RESPONSES.Forbidden,
     404: ERROR_RESPONSES.GroupNotFound,
     503: ERROR_RESPONSES.NotConfigured,
   },
@@ -485,6 +535,7 @@ export const pullGroupRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/groups/{group}/pull',
   operationId: 'pullGroup',
+  security: needs('consume'),
   summary: 'Lease available messages (competing consumers of one group)',
   description:
     'As `POST /v1/channels/{channel}/pull`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
@@ -496,6 +547,7 @@ export const ackGroupRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/groups/{group}/ack',
   operationId: 'ackGroup',
+  security: needs('consume'),
   summary: 'Ack leased messages, or retry them after a delay',
   description:
     'As `POST /v1/channels/{channel}/ack`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
@@ -507,6 +559,7 @@ export const extendGroupLeasesRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/groups/{group}/leases/extend',
   operationId: 'extendGroupLeases',
+  security: needs('consume'),
   summary: 'Extend unexpired leases',
   description:
     'As `POST /v1/channels/{channel}/leases/extend`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
@@ -518,6 +571,7 @@ export const groupDeadLettersRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/groups/{group}/dead-letters',
   operationId: 'groupDeadLetters',
+  security: needs('read'),
   summary: 'Messages whose every attempt failed, by seq',
   description:
     'As `GET /v1/channels/{channel}/dead-letters`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
@@ -529,6 +583,7 @@ export const redriveGroupRoute = createRoute({
   method: 'post',
   path: '/v1/channels/{channel}/groups/{group}/dead-letters/redrive',
   operationId: 'redriveGroup',
+  security: needs('consume'),
   summary: 'Send dead letters back to the queue, attempts reset',
   description:
     'As `POST /v1/channels/{channel}/dead-letters/redrive`, for consumer group `group`; a group that does not exist is 404 group_not_found (only `default` is created by a pull).',
@@ -540,9 +595,10 @@ export const ingestRoute = createRoute({
   method: 'get',
   path: '/v1/channels/{channel}/ingest',
   operationId: 'ingest',
+  security: needs('ingest'),
   summary: "The bridges' WebSocket (relay protocol v2, docs/relay-protocol.md)",
   description:
-    "Authenticated with INGEST_TOKEN. The upgrade offers the subprotocol zmq-edge.relay.v3 (or v2, still taken) and names the bridge's session in X-Zmq-Edge-Bridge-Id and X-Zmq-Edge-Epoch; the channel's object confirms the subprotocol and sends a WELCOME first.",
+    "Authenticated with INGEST_TOKEN or a token with the ingest scope. The upgrade offers the subprotocol zmq-edge.relay.v3 (or v2, still taken) and names the bridge's session in X-Zmq-Edge-Bridge-Id and X-Zmq-Edge-Epoch; the channel's object confirms the subprotocol and sends a WELCOME first.",
   request: {
     params: z.object({ channel: ChannelParam }),
     headers: z.object({
@@ -579,6 +635,66 @@ export const ingestRoute = createRoute({
       content: { 'application/json': { schema: ErrorSchema } },
     },
     401: ERROR_RESPONSES.Unauthorized,
+    403: {
+      description:
+        'forbidden: the token has no ingest scope or does not reach the channel; bridge_id_bound: the token connects as another bridge id, or the bridge id is bound to a token of its own',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
     503: ERROR_RESPONSES.NotConfigured,
+  },
+})
+
+export const createTokenRoute = createRoute({
+  method: 'post',
+  path: '/v1/tokens',
+  operationId: 'createToken',
+  security: needs('admin'),
+  summary: 'Create a scoped API token',
+  description:
+    'Needs the admin scope (ADMIN_TOKEN). The token reaches only its channels, with only its scopes, until `expiresAt` or its deletion (seen everywhere within 5 seconds). It is signed with a key derived from ADMIN_TOKEN: changing ADMIN_TOKEN voids every scoped token. The registry holds at most 1000 tokens.',
+  request: { body: jsonBody(TokenRequestSchema) },
+  responses: {
+    201: {
+      description: 'Created: the token is in `token`, shown this once.',
+      content: { 'application/json': { schema: CreatedTokenSchema } },
+    },
+    ...CHECKED,
+    409: {
+      description: 'too_many_tokens: the registry holds 1000 tokens; delete some',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
+    ...JSON_BODY_ERRORS,
+  },
+})
+
+export const listTokensRoute = createRoute({
+  method: 'get',
+  path: '/v1/tokens',
+  operationId: 'listTokens',
+  security: needs('admin'),
+  summary: 'List the scoped API tokens (never their secrets)',
+  description: 'Needs the admin scope. Expired tokens are listed until deleted.',
+  responses: {
+    200: ok(TokenListSchema),
+    ...CHECKED,
+  },
+})
+
+export const deleteTokenRoute = createRoute({
+  method: 'delete',
+  path: '/v1/tokens/{id}',
+  operationId: 'deleteToken',
+  security: needs('admin'),
+  summary: 'Delete a scoped API token',
+  description:
+    'Needs the admin scope. The token stops working within 5 seconds everywhere (each Worker isolate trusts what it read of a token for 5 seconds).',
+  request: { params: z.object({ id: TokenIdParam }) },
+  responses: {
+    204: { description: 'Deleted.' },
+    ...CHECKED,
+    404: {
+      description: 'token_not_found: no token has this id',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
   },
 })
