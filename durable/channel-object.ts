@@ -7,12 +7,15 @@
 
 import { DurableObject } from 'cloudflare:workers'
 import {
+  CLOSE_CREDENTIAL_REVOKED,
   CLOSE_REPLACED,
   encodeWelcome,
   negotiateRelayVersion,
   parseRelaySession,
   RELAY_PROTOCOL_VERSION,
   relaySubprotocol,
+  TOKEN_EXPIRES_HEADER,
+  TOKEN_ID_HEADER,
 } from '../shared/relay-protocol'
 import { batchLimits } from './batch-policy'
 import {
@@ -46,6 +49,7 @@ import {
   type ReadOptions,
   type StoredMessage,
 } from './message-store'
+import { registryStub } from './registry'
 import { type BatchStore, type IngestSocketState, ingestRelayMessage } from './relay-ingest'
 import { RowMeter } from './row-meter'
 import { migrate } from './schema'
@@ -89,7 +93,17 @@ export const SESSIONS_PRUNED_KEY = 'sessions.prunedAt'
 interface BridgeSocketState extends IngestSocketState {
   connectedAt: number
   replaced?: boolean
+  /** Closed because its scoped token was deleted or expired. */
+  revoked?: boolean
+  /**
+   * The scoped token the Worker let the socket in with: its id, expiry, and when the registry
+   * last said it exists. Absent for a root secret.
+   */
+  token?: { id: string; expiresAt?: number; checkedAt: number }
 }
+
+/** How often a socket's scoped token is asked of the registry again, at most, ms. */
+export const TOKEN_RECHECK_MS = 5000
 
 /** The hibernation tag of a bridge's sockets: its newer socket finds the older ones by it. */
 function bridgeTag(bridgeId: string): string {
@@ -250,7 +264,22 @@ export class ChannelObject extends DurableObject<Env> {
     this.#pruneSessions(now)
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server, [tag])
-    server.serializeAttachment({ session, version, connectedAt: now } satisfies BridgeSocketState)
+    const tokenId = request.headers.get(TOKEN_ID_HEADER)
+    const expires = Number(request.headers.get(TOKEN_EXPIRES_HEADER) ?? Number.NaN)
+    const token =
+      tokenId === null
+        ? undefined
+        : {
+            id: tokenId,
+            ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
+            checkedAt: now,
+          }
+    server.serializeAttachment({
+      session,
+      version,
+      connectedAt: now,
+      ...(token ? { token } : {}),
+    } satisfies BridgeSocketState)
     server.send(
       encodeWelcome(
         {
@@ -660,14 +689,35 @@ export class ChannelObject extends DurableObject<Env> {
    * The output gate holds the ACK until the transaction is durable.
    */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const state = ws.deserializeAttachment() as BridgeSocketState | null
-    // A socket of protocol version 1 (accepted before an update) or one replaced by a newer
-    // socket of its bridge: nothing it sends is stored.
-    if (!state?.session || state.replaced) {
+    let state = ws.deserializeAttachment() as BridgeSocketState | null
+    // A socket of protocol version 1 (accepted before an update), one replaced by a newer
+    // socket of its bridge, or one whose token is gone: nothing it sends is stored.
+    if (!state?.session || state.replaced || state.revoked) {
+      const code = state?.revoked
+        ? CLOSE_CREDENTIAL_REVOKED
+        : state?.replaced
+          ? CLOSE_REPLACED
+          : 1002
       try {
-        ws.close(state?.replaced ? CLOSE_REPLACED : 1002, 'this socket no longer takes batches')
+        ws.close(code, 'this socket no longer takes batches')
       } catch {}
       return
+    }
+    // A socket let in with a scoped token stores nothing once the token has expired, and is
+    // closed once the registry no longer has it, asked at most every TOKEN_RECHECK_MS and
+    // without holding the batch up (awaiting it here would let the next batch overtake this one).
+    const token = state.token
+    if (token) {
+      const now = Date.now()
+      if (token.expiresAt !== undefined && token.expiresAt <= now) {
+        this.#closeRevoked(ws)
+        return
+      }
+      if (now - token.checkedAt >= TOKEN_RECHECK_MS) {
+        state = { ...state, token: { ...token, checkedAt: now } }
+        ws.serializeAttachment(state)
+        this.ctx.waitUntil(this.#recheckToken(ws, token.id))
+      }
     }
     const store: BatchStore = {
       storeBatch: (session, batch) => {
@@ -700,6 +750,29 @@ export class ChannelObject extends DurableObject<Env> {
     this.#wake()
     // The retention age of the new head of the log, if it changed.
     await this.#scheduleAlarm()
+  }
+
+  /** Closes `ws` if the registry no longer has the token it was let in with. */
+  async #recheckToken(ws: WebSocket, id: string): Promise<void> {
+    try {
+      const token = await registryStub(this.env).token(id)
+      if (!token || (token.expiresAt !== undefined && token.expiresAt <= Date.now())) {
+        this.#closeRevoked(ws)
+      }
+    } catch (error) {
+      // The registry unreachable: the socket stays (the Worker checks again at the next upgrade).
+      console.error('token check failed', { error: String(error) })
+    }
+  }
+
+  #closeRevoked(ws: WebSocket): void {
+    const state = ws.deserializeAttachment() as BridgeSocketState | null
+    if (state) ws.serializeAttachment({ ...state, revoked: true })
+    try {
+      ws.close(CLOSE_CREDENTIAL_REVOKED, 'its token was deleted or expired')
+    } catch {
+      // Closed already.
+    }
   }
 
   /** Completes the close handshake (wrangler dev does not always answer it by itself). */

@@ -8,6 +8,8 @@ declare namespace Cloudflare {
   interface Env extends DurableChannelVars {
     /** The one channel directory, `idFromName('channels')`: which channels exist. */
     DIRECTORY: DurableObjectNamespace<import('./channel-directory').ChannelDirectory>
+    /** The one registry, `idFromName('registry')`: scoped tokens, asked about a socket's. */
+    REGISTRY: DurableObjectNamespace<import('./registry').Registry>
   }
 }
 

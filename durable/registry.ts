@@ -10,6 +10,11 @@ import type { Scope } from '../shared/api/scopes'
 /** The name of the one registry object (`idFromName`). */
 export const REGISTRY_NAME = 'registry'
 
+/** The registry object's stub. */
+export function registryStub(env: Env): DurableObjectStub<Registry> {
+  return env.REGISTRY.get(env.REGISTRY.idFromName(REGISTRY_NAME))
+}
+
 /** Most tokens the registry holds: a listing is one answer. */
 export const MAX_TOKENS = 1000
 
@@ -24,6 +29,11 @@ export interface TokenRecord {
   /** Milliseconds since the epoch. */
   createdAt: number
   expiresAt?: number
+  /**
+   * Who made it: `ADMIN_TOKEN`, or the id of the scoped admin token that did (which sees and
+   * deletes only its own, and whose deletion deletes them).
+   */
+  createdBy: string
 }
 
 /** A token as the Worker checks it: with its secret's SHA-256. */
@@ -39,6 +49,7 @@ interface TokenRow extends Record<string, SqlStorageValue> {
   bridge_id: string | null
   created_at: number
   expires_at: number | null
+  created_by: string
   secret_hash: ArrayBuffer
 }
 
@@ -51,6 +62,7 @@ function recordOf(row: TokenRow): TokenRecord {
     ...(row.bridge_id === null ? {} : { bridgeId: row.bridge_id }),
     createdAt: row.created_at,
     ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
+    createdBy: row.created_by,
   }
 }
 
@@ -67,9 +79,11 @@ export class Registry extends DurableObject<Env> {
           bridge_id TEXT,
           created_at INTEGER NOT NULL,
           expires_at INTEGER,
+          created_by TEXT NOT NULL,
           secret_hash BLOB NOT NULL
         )`,
       )
+      ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS tokens_by_creator ON tokens (created_by)')
       ctx.storage.sql.exec(
         'CREATE INDEX IF NOT EXISTS tokens_by_bridge ON tokens (bridge_id) WHERE bridge_id IS NOT NULL',
       )
@@ -82,8 +96,9 @@ export class Registry extends DurableObject<Env> {
     const { count } = sql.exec<{ count: number }>('SELECT COUNT(*) AS count FROM tokens').one()
     if (count >= MAX_TOKENS) return { ok: false, reason: 'full' }
     sql.exec(
-      `INSERT INTO tokens (id, name, scopes, channels, bridge_id, created_at, expires_at, secret_hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO tokens
+         (id, name, scopes, channels, bridge_id, created_at, expires_at, created_by, secret_hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       token.id,
       token.name,
       JSON.stringify(token.scopes),
@@ -91,17 +106,23 @@ export class Registry extends DurableObject<Env> {
       token.bridgeId ?? null,
       token.createdAt,
       token.expiresAt ?? null,
+      token.createdBy,
       token.secretHash,
     )
     return { ok: true }
   }
 
-  /** RPC: every token, oldest first, without secrets. */
-  listTokens(): TokenRecord[] {
-    return this.ctx.storage.sql
-      .exec<TokenRow>('SELECT * FROM tokens ORDER BY created_at, id')
-      .toArray()
-      .map(recordOf)
+  /** RPC: every token (or those `createdBy` made), oldest first, without secrets. */
+  listTokens(createdBy?: string): TokenRecord[] {
+    const { sql } = this.ctx.storage
+    const rows =
+      createdBy === undefined
+        ? sql.exec<TokenRow>('SELECT * FROM tokens ORDER BY created_at, id')
+        : sql.exec<TokenRow>(
+            'SELECT * FROM tokens WHERE created_by = ? ORDER BY created_at, id',
+            createdBy,
+          )
+    return rows.toArray().map(recordOf)
   }
 
   /** RPC: the token `id` with its secret's hash, for the Worker's check. */
@@ -112,18 +133,41 @@ export class Registry extends DurableObject<Env> {
     return row ? { ...recordOf(row), secretHash: new Uint8Array(row.secret_hash) } : undefined
   }
 
-  /** RPC: whether any token is bound to `bridgeId` (then only such a token may use it). */
+  /**
+   * RPC: whether a token not yet expired is bound to `bridgeId` (then only such a token may use
+   * it).
+   */
   isBridgeBound(bridgeId: string): boolean {
     return (
       this.ctx.storage.sql
-        .exec('SELECT 1 FROM tokens WHERE bridge_id = ? LIMIT 1', bridgeId)
+        .exec(
+          'SELECT 1 FROM tokens WHERE bridge_id = ? AND (expires_at IS NULL OR expires_at > ?) LIMIT 1',
+          bridgeId,
+          Date.now(),
+        )
         .toArray().length > 0
     )
   }
 
-  /** RPC: deletes the token `id`; false when there is none. */
-  deleteToken(id: string): boolean {
-    const cursor = this.ctx.storage.sql.exec('DELETE FROM tokens WHERE id = ?', id)
-    return cursor.rowsWritten > 0
+  /**
+   * RPC: deletes the token `id` and every token it made, theirs too (when `createdBy` is given,
+   * only if that one made it).
+   * @returns the tokens deleted; none when there is no such token.
+   */
+  deleteToken(id: string, createdBy?: string): TokenRecord[] {
+    const { sql } = this.ctx.storage
+    const first = sql.exec<TokenRow>('SELECT * FROM tokens WHERE id = ?', id).toArray()[0]
+    if (!first || (createdBy !== undefined && first.created_by !== createdBy)) return []
+    const deleted: TokenRecord[] = []
+    this.ctx.storage.transactionSync(() => {
+      const pending = [first]
+      while (pending.length > 0) {
+        const row = pending.pop() as TokenRow
+        deleted.push(recordOf(row))
+        sql.exec('DELETE FROM tokens WHERE id = ?', row.id)
+        pending.push(...sql.exec<TokenRow>('SELECT * FROM tokens WHERE created_by = ?', row.id))
+      }
+    })
+    return deleted
   }
 }

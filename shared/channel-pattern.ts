@@ -9,8 +9,11 @@ import { CHANNEL_NAME_MAX_LENGTH, CHANNEL_NAME_PREFIX, isChannelName } from './c
 export const CHANNEL_PATTERN_RULE =
   'a channel name, or the start of one followed by * (sensors-*; * alone is every channel)'
 
-/** Most patterns one token or key holds. */
-export const MAX_CHANNEL_PATTERNS = 100
+/**
+ * Most patterns one token or key holds: the channel list's query takes two SQL parameters for
+ * each, within the 100 a Durable Object's SQLite statement takes.
+ */
+export const MAX_CHANNEL_PATTERNS = 32
 
 /** True when `pattern` follows {@link CHANNEL_PATTERN_RULE}. */
 export function isChannelPattern(pattern: string): boolean {
@@ -24,4 +27,14 @@ export function matchesChannel(patterns: readonly string[], channel: string): bo
   return patterns.some((pattern) =>
     pattern.endsWith('*') ? channel.startsWith(pattern.slice(0, -1)) : channel === pattern,
   )
+}
+
+/**
+ * True when every channel `pattern` reaches is one `within` reaches: a name they match, or a
+ * prefix that starts with one of theirs (so a token can hand on no more than it holds).
+ */
+export function patternWithin(pattern: string, within: readonly string[]): boolean {
+  if (!pattern.endsWith('*')) return matchesChannel(within, pattern)
+  const prefix = pattern.slice(0, -1)
+  return within.some((outer) => outer.endsWith('*') && prefix.startsWith(outer.slice(0, -1)))
 }

@@ -46,6 +46,20 @@ export const EPOCH_HEADER = 'X-Zmq-Edge-Epoch'
  */
 export const CLOSE_REPLACED = 4001
 
+/**
+ * Close code with which the object closes a bridge's socket whose scoped token was deleted or
+ * expired: the bridge reconnects, and its credential is checked again at the upgrade.
+ */
+export const CLOSE_CREDENTIAL_REVOKED = 4003
+
+/**
+ * Headers the Worker sets (never the bridge: any it sends are removed) on an upgrade it hands to
+ * the channel's object when a scoped token authenticated it: the token's id and expiry (ms), so
+ * the object can close the socket once the token is gone.
+ */
+export const TOKEN_ID_HEADER = 'X-Zmq-Edge-Token-Id'
+export const TOKEN_EXPIRES_HEADER = 'X-Zmq-Edge-Token-Expires'
+
 /** A bridge id: what `--bridge-id` takes and the object accepts. */
 export const BRIDGE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 

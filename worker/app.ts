@@ -16,13 +16,16 @@ import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
 import type { MessagePage } from '../durable/message-store'
-import { MAX_TOKENS, type TokenRecord } from '../durable/registry'
+import { MAX_TOKENS, registryStub, type TokenRecord } from '../durable/registry'
 import { MAX_LIMIT } from '../shared/api/limits'
+import { matchesChannel } from '../shared/channel-pattern'
 import {
   negotiateRelayVersion,
   parseRelaySession,
   RELAY_PROTOCOL_VERSIONS,
   relaySubprotocol,
+  TOKEN_EXPIRES_HEADER,
+  TOKEN_ID_HEADER,
 } from '../shared/relay-protocol'
 import { openapiDocument } from './api/document'
 import * as routes from './api/routes'
@@ -30,10 +33,13 @@ import { scopeOf } from './api/routes'
 import { parseEventCursor, validationError } from './api/validation'
 import {
   type AuthVariables,
+  bearerToken,
   checkBridgeBinding,
+  checkDelegation,
   forgetToken,
-  registryStub,
   requireScope,
+  stillAllowed,
+  TOKEN_CACHE_MS,
 } from './auth'
 import { bodyLimit } from './body-limit'
 import { ApiError, ErrorCode, errorBody } from './errors'
@@ -215,8 +221,12 @@ function route<R extends RouteConfig>(
 // channel whose object fails is listed with an error.
 route(routes.listChannelsRoute, [], async (c) => {
   const query = c.req.valid('query')
-  // Only the channels the credential reaches (all for a root secret).
+  // Only the channels the credential reaches (all for a root secret); a cursor among them only
+  // (order=recent looks the cursor's channel up: another would tell it exists).
   const { channels } = c.get('principal')
+  if (query.after !== undefined && !matchesChannel(channels, query.after)) {
+    throw new ApiError(400, ErrorCode.INVALID_QUERY, 'after must be a channel this token reaches')
+  }
   const page = await directoryStub(c.env).list(
     channels.includes('*') ? query : { ...query, patterns: [...channels] },
   )
@@ -375,6 +385,13 @@ route(routes.tailEventsRoute, [], async (c) => {
   // A reconnecting EventSource sends Last-Event-ID: it wins over `after`.
   let cursor = parseEventCursor(c.req.header('Last-Event-ID'), c.req.query('after'))
   const stub = channelStub(c.env, channel)
+  // A scoped token is checked again between reads, at least every TOKEN_CACHE_MS: the stream
+  // ends once it is deleted, changed or expired (the EventSource's reconnect then gets a 401).
+  const principal = c.get('principal')
+  const token = principal.root ? '' : bearerToken(c)
+  const waitMs = principal.root
+    ? EVENT_STREAM.keepAliveMs
+    : Math.min(EVENT_STREAM.keepAliveMs, TOKEN_CACHE_MS)
   c.header('X-Accel-Buffering', 'no')
   const response = streamSSE(c, async (stream) => {
     // The first chunk goes out at once, so the client sees the stream is open.
@@ -387,9 +404,10 @@ route(routes.tailEventsRoute, [], async (c) => {
         after: cursor,
         limit: MAX_LIMIT,
         maxBytes: MAX_PAGE_FRAME_BYTES,
-        waitMs: EVENT_STREAM.keepAliveMs,
+        waitMs,
       })
       if (stream.aborted) return
+      if (!principal.root && !(await stillAllowed(c.env, token, 'read', channel))) return
       if (!result.ok) {
         // Too many requests wait on the channel: try again shortly, without a busy loop.
         await sleep(EVENT_STREAM.refusedRetryMs)
@@ -576,8 +594,20 @@ route(routes.ingestRoute, [], async (c) => {
   }
   const session = parseRelaySession(c.req.raw.headers)
   if ('error' in session) throw new ApiError(400, ErrorCode.INVALID_SESSION, session.error)
-  await checkBridgeBinding(c.env, c.get('principal'), session.bridgeId)
-  return channelStub(c.env, channel).fetch(c.req.raw)
+  const principal = c.get('principal')
+  await checkBridgeBinding(c.env, principal, session.bridgeId)
+  // The object is told which scoped token this is (and nothing a bridge said of it), so it can
+  // close the socket once the token is deleted or expires.
+  const headers = new Headers(c.req.raw.headers)
+  headers.delete(TOKEN_ID_HEADER)
+  headers.delete(TOKEN_EXPIRES_HEADER)
+  if (!principal.root) {
+    headers.set(TOKEN_ID_HEADER, principal.credential)
+    if (principal.expiresAt !== undefined) {
+      headers.set(TOKEN_EXPIRES_HEADER, String(principal.expiresAt))
+    }
+  }
+  return channelStub(c.env, channel).fetch(new Request(c.req.raw, { headers }))
 })
 
 // Scoped API tokens, kept by the registry: made here (the secret never reaches the registry,
@@ -585,7 +615,10 @@ route(routes.ingestRoute, [], async (c) => {
 
 route(routes.createTokenRoute, JSON_BODY, async (c) => {
   const body = c.req.valid('json')
-  // requireScope('admin') let the request in, so ADMIN_TOKEN is set (it signs the token).
+  const principal = c.get('principal')
+  // A scoped admin token hands on no more than it holds (./auth.ts).
+  if (!principal.root) checkDelegation(principal, body)
+  // The route let the request in with the admin scope, so ADMIN_TOKEN is set (it signs tokens).
   const minted = await mintToken(c.env.ADMIN_TOKEN as string)
   const record: TokenRecord = {
     id: minted.id,
@@ -595,6 +628,7 @@ route(routes.createTokenRoute, JSON_BODY, async (c) => {
     ...(body.bridgeId === undefined ? {} : { bridgeId: body.bridgeId }),
     createdAt: Date.now(),
     ...(body.expiresAt === undefined ? {} : { expiresAt: Date.parse(body.expiresAt) }),
+    createdBy: principal.root ? 'ADMIN_TOKEN' : principal.credential,
   }
   const created = await registryStub(c.env).createToken({
     ...record,
@@ -608,21 +642,32 @@ route(routes.createTokenRoute, JSON_BODY, async (c) => {
     )
   }
   forgetToken(record.id, record.bridgeId)
+  // The secret is in this answer only: no cache may keep it.
+  c.header('Cache-Control', 'no-store')
   return c.json({ ...toApiToken(record), token: minted.token }, 201)
 })
 
+// A scoped admin token sees and deletes only the tokens it made (and theirs, with them).
 route(routes.listTokensRoute, [], async (c) => {
-  const tokens = await registryStub(c.env).listTokens()
+  const principal = c.get('principal')
+  const tokens = await registryStub(c.env).listTokens(
+    principal.root ? undefined : principal.credential,
+  )
   c.header('Cache-Control', 'no-store')
   return c.json({ tokens: tokens.map(toApiToken) })
 })
 
 route(routes.deleteTokenRoute, [], async (c) => {
   const { id } = c.req.valid('param')
-  if (!(await registryStub(c.env).deleteToken(id))) {
+  const principal = c.get('principal')
+  const deleted = await registryStub(c.env).deleteToken(
+    id,
+    principal.root ? undefined : principal.credential,
+  )
+  if (deleted.length === 0) {
     throw new ApiError(404, ErrorCode.TOKEN_NOT_FOUND, `no token has id ${id}`)
   }
-  forgetToken(id)
+  for (const token of deleted) forgetToken(token.id, token.bridgeId)
   return c.body(null, 204)
 })
 

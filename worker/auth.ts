@@ -12,9 +12,9 @@
 
 import type { Context, MiddlewareHandler } from 'hono'
 import { bearerAuth } from 'hono/bearer-auth'
-import type { StoredToken } from '../durable/registry'
+import { registryStub, type StoredToken } from '../durable/registry'
 import { grants, type Scope } from '../shared/api/scopes'
-import { matchesChannel } from '../shared/channel-pattern'
+import { matchesChannel, patternWithin } from '../shared/channel-pattern'
 import { ApiError, ErrorCode, errorBody } from './errors'
 import { looksLikeScopedToken, verifyToken } from './token-format'
 import { TtlCache } from './ttl-cache'
@@ -39,13 +39,17 @@ const TOKEN_CACHE_ENTRIES = 10_000
 
 /** Who a request is, once authenticated. */
 export interface Principal {
-  /** The root secret's name, or the scoped token's id. */
+  /** True for a root secret (every channel, no expiry). */
+  root: boolean
+  /** The root secrets' names it matches (`+` between), or the scoped token's id. */
   credential: string
   scopes: readonly Scope[]
   /** Channel patterns (../shared/channel-pattern.ts); `*` for every channel. */
   channels: readonly string[]
   /** The one bridge id an ingest token may connect as. */
   bridgeId?: string
+  /** When a scoped token stops working, ms since the epoch. */
+  expiresAt?: number
 }
 
 /** The context variables the auth middleware sets. */
@@ -67,11 +71,6 @@ export async function tokensEqual(given: string, expected: string): Promise<bool
   return crypto.subtle.timingSafeEqual(a, b)
 }
 
-/** The registry object's stub. */
-export function registryStub(env: Env): DurableObjectStub<import('../durable/registry').Registry> {
-  return env.REGISTRY.get(env.REGISTRY.idFromName('registry'))
-}
-
 const tokenCache = new TtlCache<StoredToken | undefined>(TOKEN_CACHE_MS, TOKEN_CACHE_ENTRIES)
 const bindingCache = new TtlCache<boolean>(TOKEN_CACHE_MS, TOKEN_CACHE_ENTRIES)
 
@@ -90,12 +89,20 @@ export function forgetToken(id: string, bridgeId?: string): void {
 }
 
 /** The principal of a bearer token, or undefined when it is not a valid credential. */
-async function principalOf(env: Env, token: string): Promise<Principal | undefined> {
-  for (const [name, scopes] of Object.entries(ROOT_SECRETS) as [RootSecret, readonly Scope[]][]) {
+export async function principalOf(env: Env, token: string): Promise<Principal | undefined> {
+  // Every root secret is compared (a deployment may give two the same value: it holds both's
+  // scopes).
+  const names: RootSecret[] = []
+  const scopes = new Set<Scope>()
+  for (const [name, held] of Object.entries(ROOT_SECRETS) as [RootSecret, readonly Scope[]][]) {
     const secret = env[name]
     if (secret && (await tokensEqual(token, secret))) {
-      return { credential: name, scopes, channels: ['*'] }
+      names.push(name)
+      for (const scope of held) scopes.add(scope)
     }
+  }
+  if (names.length > 0) {
+    return { root: true, credential: names.join('+'), scopes: [...scopes], channels: ['*'] }
   }
   const adminToken = env.ADMIN_TOKEN
   if (!adminToken || !looksLikeScopedToken(token)) return undefined
@@ -107,10 +114,12 @@ async function principalOf(env: Env, token: string): Promise<Principal | undefin
   }
   if (stored.expiresAt !== undefined && stored.expiresAt <= Date.now()) return undefined
   return {
+    root: false,
     credential: stored.id,
     scopes: stored.scopes,
     channels: stored.channels,
     ...(stored.bridgeId === undefined ? {} : { bridgeId: stored.bridgeId }),
+    ...(stored.expiresAt === undefined ? {} : { expiresAt: stored.expiresAt }),
   }
 }
 
@@ -196,8 +205,6 @@ export async function checkBridgeBinding(
       `this token connects as bridge ${principal.bridgeId} only`,
     )
   }
-  // Without ADMIN_TOKEN no token could be made, so none is bound.
-  if (!env.ADMIN_TOKEN) return
   const bound = await bindingCache.get(bridgeId, () => registryStub(env).isBridgeBound(bridgeId))
   if (bound) {
     throw new ApiError(
@@ -206,4 +213,62 @@ export async function checkBridgeBinding(
       `bridge id ${bridgeId} is bound to a token of its own; connect with that token`,
     )
   }
+}
+
+/**
+ * What a scoped admin token may make: scopes it holds, channels within its own, an expiry no
+ * later than its own, and no bridge binding (a binding takes a bridge id from every other
+ * credential, which only ADMIN_TOKEN may decide).
+ * @throws ApiError 403 forbidden, saying which.
+ */
+export function checkDelegation(
+  principal: Principal,
+  wanted: {
+    scopes: readonly Scope[]
+    channels: readonly string[]
+    expiresAt?: string
+    bridgeId?: string
+  },
+): void {
+  const refuse = (message: string) => {
+    throw new ApiError(403, ErrorCode.FORBIDDEN, message)
+  }
+  const extra = wanted.scopes.filter((scope) => !grants(principal.scopes, scope))
+  if (extra.length > 0)
+    refuse(`this token cannot give scopes it does not hold: ${extra.join(', ')}`)
+  const outside = wanted.channels.filter((pattern) => !patternWithin(pattern, principal.channels))
+  if (outside.length > 0)
+    refuse(`this token cannot give channels it does not reach: ${outside.join(', ')}`)
+  if (
+    principal.expiresAt !== undefined &&
+    (wanted.expiresAt === undefined || Date.parse(wanted.expiresAt) > principal.expiresAt)
+  ) {
+    refuse(
+      `this token expires at ${new Date(principal.expiresAt).toISOString()}; so must what it makes, or sooner`,
+    )
+  }
+  if (wanted.bridgeId !== undefined) refuse('only ADMIN_TOKEN binds a token to a bridge id')
+}
+
+/** The bearer token of a request that requireScope let in. */
+export function bearerToken(c: Context): string {
+  return /^Bearer +(.+)$/i.exec(c.req.header('Authorization') ?? '')?.[1] ?? ''
+}
+
+/**
+ * Whether `token` still holds `scope` on `channel` (deleted, expired or changed tokens do not):
+ * for requests that last, such as the live tail. Cached as every check is.
+ */
+export async function stillAllowed(
+  env: Env,
+  token: string,
+  scope: Scope,
+  channel: string,
+): Promise<boolean> {
+  const principal = await principalOf(env, token)
+  return (
+    principal !== undefined &&
+    grants(principal.scopes, scope) &&
+    matchesChannel(principal.channels, channel)
+  )
 }

@@ -17,8 +17,6 @@ declare namespace Cloudflare {
      * with (worker/token-format.ts), so none works without it, and changing it voids them all.
      */
     ADMIN_TOKEN?: string
-    /** The one registry object, `idFromName('registry')`: scoped API tokens. */
-    REGISTRY: DurableObjectNamespace<import('../durable/registry').Registry>
     /** Origins whose browser pages may call the API (comma-separated, or `*`); empty: none. */
     CORS_ALLOWED_ORIGINS?: string
   }

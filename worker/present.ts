@@ -202,5 +202,6 @@ export function toApiToken(token: TokenRecord) {
     ...(token.expiresAt === undefined
       ? {}
       : { expiresAt: new Date(token.expiresAt).toISOString() }),
+    createdBy: token.createdBy,
   }
 }

@@ -1,6 +1,6 @@
 // Local development helpers shared by `npm start` and `npm run dev:worker`: dev tokens in
 // .dev.vars, and the environment that keeps wrangler offline and its files inside the project.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readConfigFile } from '../cli/config/config-file'
 import { SETTINGS } from '../cli/config/settings'
@@ -13,8 +13,9 @@ export const DEV_ADMIN_TOKEN = 'dev-admin-token'
 export const DEV_BIND = 'tcp://127.0.0.1:7777'
 
 /**
- * Creates .dev.vars with the dev tokens when it does not exist, and adds ADMIN_TOKEN to one
- * made before it existed; returns its variables.
+ * Creates .dev.vars with the dev tokens when it does not exist; returns its variables. One made
+ * before ADMIN_TOKEN existed is left as it is (it may hold tokens of the developer's own): how
+ * to add it is said instead.
  */
 export function ensureDevVars(root: string): Record<string, string> {
   const path = join(root, DEV_VARS_FILE)
@@ -28,13 +29,9 @@ export function ensureDevVars(root: string): Record<string, string> {
   }
   const vars = readVars(readFileSync(path, 'utf8'))
   if (vars.ADMIN_TOKEN === undefined) {
-    const text = readFileSync(path, 'utf8')
-    appendFileSync(
-      path,
-      `${text.endsWith('\n') || text === '' ? '' : '\n'}ADMIN_TOKEN=${DEV_ADMIN_TOKEN}\n`,
+    process.stdout.write(
+      `${DEV_VARS_FILE} has no ADMIN_TOKEN: add a line ADMIN_TOKEN=<a secret> to manage scoped tokens\n`,
     )
-    vars.ADMIN_TOKEN = DEV_ADMIN_TOKEN
-    process.stdout.write(`added the dev ADMIN_TOKEN to ${DEV_VARS_FILE}\n`)
   }
   return vars
 }

@@ -857,6 +857,9 @@ export const TokenSchema = z
     bridgeId: z.string().optional(),
     createdAt: z.string().openapi({ format: 'date-time' }),
     expiresAt: z.string().optional().openapi({ format: 'date-time' }),
+    createdBy: z.string().openapi({
+      description: '`ADMIN_TOKEN`, or the id of the scoped admin token that made it.',
+    }),
   })
   .openapi('Token')
 

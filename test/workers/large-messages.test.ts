@@ -245,6 +245,7 @@ describe('GET /v1/channels/:channel/messages/:seq/frames/:index', () => {
     const channel = uniqueChannel('frames-auth')
     const path = `/v1/channels/${channel}/messages/1/frames/0`
     await expectError(await get(path), 401, 'unauthorized')
-    await expectError(await get(path, 'test-ingest-token'), 401, 'unauthorized')
+    await expectError(await get(path, 'wrong-token'), 401, 'unauthorized')
+    await expectError(await get(path, 'test-ingest-token'), 403, 'forbidden')
   })
 })

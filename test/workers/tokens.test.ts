@@ -6,9 +6,15 @@
 import { runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
+import { TOKEN_RECHECK_MS } from '../../durable/channel-object'
 import type { Registry } from '../../durable/registry'
 import { SCOPES, type Scope } from '../../shared/api/scopes'
-import { BRIDGE_ID_HEADER, EPOCH_HEADER } from '../../shared/relay-protocol'
+import {
+  BRIDGE_ID_HEADER,
+  CLOSE_CREDENTIAL_REVOKED,
+  EPOCH_HEADER,
+  encodeBatch,
+} from '../../shared/relay-protocol'
 import * as routes from '../../worker/api/routes'
 import { app } from '../../worker/app'
 import { TOKEN_CACHE_MS } from '../../worker/auth'
@@ -133,6 +139,7 @@ describe('scoped tokens', () => {
       channels: ['team-a-*'],
       createdAt: expect.any(String),
       expiresAt: '2099-01-01T00:00:00.000Z',
+      createdBy: 'ADMIN_TOKEN',
     })
     const listed = (await (await request('/v1/tokens', ADMIN_TOKEN)).json()) as {
       tokens: Array<Record<string, unknown>>
@@ -384,5 +391,238 @@ describe('bridge-bound ingest tokens', () => {
     expect(other.status).toBe(101)
     other.webSocket?.accept()
     other.webSocket?.close()
+  })
+})
+
+describe('scoped admin tokens', () => {
+  it('hand on no more than they hold, see and delete only their own, which go with them', async () => {
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString()
+    const lead = await createToken({
+      name: 'team a lead',
+      scopes: ['admin', 'read'],
+      channels: ['team-a-*'],
+      expiresAt,
+    })
+    const refused = async (body: object) => {
+      const response = await request('/v1/tokens', lead.token, {
+        method: 'POST',
+        body: JSON.stringify({ name: 'x', expiresAt, ...body }),
+      })
+      return { status: response.status, code: await errorCode(response) }
+    }
+    const forbidden = { status: 403, code: 'forbidden' }
+    expect(await refused({ scopes: ['consume'], channels: ['team-a-1'] })).toEqual(forbidden)
+    expect(await refused({ scopes: ['read'], channels: ['*'] })).toEqual(forbidden)
+    expect(await refused({ scopes: ['read'], channels: ['team-*'] })).toEqual(forbidden)
+    expect(await refused({ scopes: ['read'], channels: ['team-b-1'] })).toEqual(forbidden)
+    expect(
+      await refused({ scopes: ['read'], channels: ['team-a-1'], expiresAt: undefined }),
+    ).toEqual(forbidden)
+    expect(
+      await refused({
+        scopes: ['read'],
+        channels: ['team-a-1'],
+        expiresAt: new Date(Date.now() + 7_200_000).toISOString(),
+      }),
+    ).toEqual(forbidden)
+    expect(await refused({ scopes: ['ingest'], channels: ['team-a-1'], bridgeId: 'e' })).toEqual(
+      forbidden,
+    )
+    // Within all of it: made, and made by the lead.
+    const member = await createToken(
+      { name: 'member', scopes: ['read'], channels: ['team-a-x*'], expiresAt },
+      lead.token,
+    )
+    const grandchild = await createToken(
+      { name: 'sub', scopes: ['admin', 'read'], channels: ['team-a-x1'], expiresAt },
+      lead.token,
+    )
+    const leaf = await createToken(
+      { name: 'leaf', scopes: ['read'], channels: ['team-a-x1'], expiresAt },
+      grandchild.token,
+    )
+    expect(
+      await errorCode(
+        await request('/v1/tokens', grandchild.token, {
+          method: 'POST',
+          body: JSON.stringify({
+            name: 'wider',
+            scopes: ['read'],
+            channels: ['team-a-x2'],
+            expiresAt,
+          }),
+        }),
+      ),
+    ).toBe('forbidden')
+    const other = await createToken({
+      name: 'other team',
+      scopes: ['read'],
+      channels: ['team-b-*'],
+    })
+
+    const listed = (await (await request('/v1/tokens', lead.token)).json()) as {
+      tokens: Array<{ id: string; createdBy: string }>
+    }
+    expect(listed.tokens.map((token) => token.id).sort()).toEqual([member.id, grandchild.id].sort())
+    expect(listed.tokens.every((token) => token.createdBy === lead.id)).toBe(true)
+    const notMine = await request(`/v1/tokens/${other.id}`, lead.token, { method: 'DELETE' })
+    expect(await errorCode(notMine)).toBe('token_not_found')
+    // Deleting the lead deletes what it made too.
+    const deleted = await request(`/v1/tokens/${lead.id}`, ADMIN_TOKEN, { method: 'DELETE' })
+    expect(deleted.status).toBe(204)
+    for (const gone of [lead, member, grandchild, leaf]) {
+      expect((await registry().token(gone.id)) === undefined, gone.name).toBe(true)
+    }
+    expect(await registry().token(other.id)).toBeDefined()
+  })
+})
+
+describe('root secrets', () => {
+  it('that are equal hold the scopes of both', async () => {
+    const bindings = { ...env, READ_TOKEN: 'one-secret', INGEST_TOKEN: 'one-secret' }
+    const read = await app.request(
+      `${ORIGIN}/v1/channels/abc/messages`,
+      { headers: { Authorization: 'Bearer one-secret' } },
+      bindings,
+    )
+    expect(read.status).toBe(200)
+    const ingest = await app.request(
+      `${ORIGIN}/v1/channels/${uniqueChannel()}/ingest`,
+      {
+        headers: {
+          ...ingestHeaders({ bridgeId: 'same-secret' }),
+          Authorization: 'Bearer one-secret',
+        },
+      },
+      bindings,
+    )
+    expect(ingest.status).toBe(101)
+    ingest.webSocket?.accept()
+    ingest.webSocket?.close()
+  })
+})
+
+describe('long-lived requests of a scoped token', () => {
+  it('the live tail ends once its token is deleted', async () => {
+    const channel = uniqueChannel()
+    const made = await createToken({ name: 'tail', scopes: ['read'], channels: [channel] })
+    const response = await request(`/v1/channels/${channel}/events`, made.token)
+    expect(response.status).toBe(200)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read() // ': connected'
+    await registry().deleteToken(made.id)
+    const started = Date.now()
+    for (;;) {
+      const { done } = await reader.read()
+      if (done) break
+    }
+    expect(Date.now() - started).toBeLessThan(2 * TOKEN_CACHE_MS + 2000)
+  }, 30_000)
+
+  it('an ingest socket is closed (4003) once its token is deleted, and stores nothing once it expired', async () => {
+    const channel = uniqueChannel()
+    const deletedToken = await createToken({
+      name: 'bridge',
+      scopes: ['ingest'],
+      channels: [channel],
+    })
+    const open = async (token: string, bridgeId: string) => {
+      const response = await get(`/v1/channels/${channel}/ingest`, undefined, {
+        ...ingestHeaders({ bridgeId }),
+        Authorization: `Bearer ${token}`,
+      })
+      expect(response.status).toBe(101)
+      const socket = response.webSocket as WebSocket
+      const events: Array<{ type: 'message' | 'close'; code?: number }> = []
+      socket.addEventListener('message', () => events.push({ type: 'message' }))
+      socket.addEventListener('close', (event) => events.push({ type: 'close', code: event.code }))
+      socket.accept()
+      socket.binaryType = 'arraybuffer'
+      return { socket, events }
+    }
+    const batch = (batchSeq: number) =>
+      encodeBatch({ batchSeq, messages: [relayMessage([utf8(`m${batchSeq}`)])] })
+    const until = async (check: () => boolean, ms = 10_000) => {
+      const deadline = Date.now() + ms
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error('timed out')
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+    const first = await open(deletedToken.token, 'revoked-bridge')
+    first.socket.send(batch(1))
+    await until(() => first.events.filter((event) => event.type === 'message').length === 2)
+    await registry().deleteToken(deletedToken.id)
+    await new Promise((resolve) => setTimeout(resolve, TOKEN_RECHECK_MS + 100))
+    first.socket.send(batch(2))
+    await until(() => first.events.some((event) => event.type === 'close'))
+    expect(first.events.find((event) => event.type === 'close')?.code).toBe(
+      CLOSE_CREDENTIAL_REVOKED,
+    )
+
+    // Expiry needs no registry call: the batch after it is not stored.
+    const brief = await createToken({
+      name: 'brief bridge',
+      scopes: ['ingest'],
+      channels: [channel],
+      expiresAt: new Date(Date.now() + 1500).toISOString(),
+    })
+    const second = await open(brief.token, 'brief-bridge')
+    await new Promise((resolve) => setTimeout(resolve, 1600))
+    second.socket.send(batch(1))
+    await until(() => second.events.some((event) => event.type === 'close'))
+    expect(second.events.find((event) => event.type === 'close')?.code).toBe(
+      CLOSE_CREDENTIAL_REVOKED,
+    )
+    const stored = (await (
+      await request(`/v1/channels/${channel}/messages`, READ_TOKEN)
+    ).json()) as {
+      messages: unknown[]
+    }
+    // m1 of the first bridge, and m2 if it was stored before the close: never the brief one's.
+    expect(stored.messages.length).toBeGreaterThanOrEqual(1)
+    expect(stored.messages.length).toBeLessThanOrEqual(2)
+  }, 30_000)
+})
+
+describe('tokens with many patterns', () => {
+  it('list their channels with 32 prefixes, and refuse a cursor outside them', async () => {
+    const stem = uniqueChannel('many')
+    const channels = Array.from({ length: 32 }, (_, index) => `${stem}-${index}-*`)
+    const { token } = await createToken({ name: 'many', scopes: ['read'], channels })
+    expect((await ingestBatch(`${stem}-7-x`, [relayMessage([utf8('x')])])).kind).toBe('ack')
+    for (const query of ['', '?order=recent', `?order=recent&after=${stem}-7-x&prefix=${stem}`]) {
+      const response = await request(`/v1/channels${query}`, token)
+      expect(response.status, query).toBe(200)
+    }
+    const listed = (await (await request('/v1/channels', token)).json()) as { total: number }
+    expect(listed.total).toBe(1)
+    const outside = await request('/v1/channels?order=recent&after=someone-else', token)
+    expect(await errorCode(outside)).toBe('invalid_query')
+    const tooMany = await request('/v1/tokens', ADMIN_TOKEN, {
+      method: 'POST',
+      body: JSON.stringify({ name: 'x', scopes: ['read'], channels: [...channels, 'one-more'] }),
+    })
+    expect(await errorCode(tooMany)).toBe('invalid_body')
+  })
+
+  it('bound to a bridge free it once expired', async () => {
+    const channel = uniqueChannel('expiring')
+    const bridgeId = `${channel}-edge`
+    await createToken({
+      name: 'expiring binding',
+      scopes: ['ingest'],
+      channels: [channel],
+      bridgeId,
+      expiresAt: new Date(Date.now() + 1000).toISOString(),
+    })
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const response = await get(`/v1/channels/${channel}/ingest`, undefined, {
+      ...ingestHeaders({ bridgeId }),
+      Authorization: `Bearer ${INGEST_TOKEN}`,
+    })
+    expect(response.status).toBe(101)
+    response.webSocket?.accept()
+    response.webSocket?.close()
   })
 })

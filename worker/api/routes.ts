@@ -35,7 +35,7 @@ import {
   TokenListSchema,
   TokenRequestSchema,
 } from '../../shared/api/schemas'
-import type { Scope } from '../../shared/api/scopes'
+import { SCOPES, type Scope } from '../../shared/api/scopes'
 
 /** The error answers the routes share, each the API's JSON error shape. */
 const ERROR_RESPONSES = {
@@ -109,14 +109,22 @@ function needs(scope: Scope) {
   return [{ bearer: [scope] }]
 }
 
-/** The scope a route needs; undefined for a public one (`security: []`). */
+/**
+ * The scope a route needs; undefined for a public one (`security: []`).
+ * @throws Error for a route that says nothing, or anything but one known scope: no route is
+ * public by mistake.
+ */
 export function scopeOf(definition: {
   security?: Array<Record<string, string[]>>
 }): Scope | undefined {
-  if (definition.security === undefined) {
+  const { security } = definition
+  if (security?.length === 0) return undefined
+  const scopes = security?.length === 1 ? security[0]?.bearer : undefined
+  const scope = scopes?.length === 1 ? scopes[0] : undefined
+  if (!SCOPES.includes(scope as Scope)) {
     throw new Error('every route says its security: needs(scope), or [] for a public one')
   }
-  return definition.security[0]?.bearer?.[0] as Scope | undefined
+  return scope as Scope
 }
 
 /** A 200 with a JSON body of `schema`. */

@@ -8,6 +8,7 @@ import {
   AckStatus,
   BATCH_HEADER_SIZE,
   BRIDGE_ID_HEADER,
+  CLOSE_CREDENTIAL_REVOKED,
   CLOSE_REPLACED,
   decodeRelayFrame,
   EPOCH_HEADER,
@@ -621,6 +622,11 @@ export class RelayClient {
       this.#options.logger.warn(
         { bridgeId: this.#session.bridgeId, reason },
         'the Worker closed this relay for a newer connection with the same bridge id (is another bridge running with this id?)',
+      )
+    } else if (code === CLOSE_CREDENTIAL_REVOKED) {
+      this.#options.logger.error(
+        { channel: this.#options.channel },
+        'the Worker closed this relay: its ingest token was deleted or expired (give the bridge a valid --ingest-token)',
       )
     } else if (wasConnected) {
       this.#options.logger.warn({ code, reason }, 'relay disconnected')
