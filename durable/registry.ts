@@ -6,6 +6,13 @@
 
 import { DurableObject } from 'cloudflare:workers'
 import type { Scope } from '../shared/api/scopes'
+import {
+  type KeyChanges,
+  type KeyQuery,
+  type KeyRecord,
+  type KeyRefusal,
+  KeyStore,
+} from './key-store'
 
 /** The name of the one registry object (`idFromName`). */
 export const REGISTRY_NAME = 'registry'
@@ -67,9 +74,12 @@ function recordOf(row: TokenRow): TokenRecord {
 }
 
 export class Registry extends DurableObject<Env> {
+  #keys: KeyStore | undefined
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     void ctx.blockConcurrencyWhile(async () => {
+      this.#keys = new KeyStore(ctx.storage)
       ctx.storage.sql.exec(
         `CREATE TABLE IF NOT EXISTS tokens (
           id TEXT PRIMARY KEY,
@@ -147,6 +157,43 @@ export class Registry extends DurableObject<Env> {
         )
         .toArray().length > 0
     )
+  }
+
+  get #store(): KeyStore {
+    this.#keys ??= new KeyStore(this.ctx.storage)
+    return this.#keys
+  }
+
+  /** RPC: a new key record (its id given); refused when its public key is taken or full. */
+  createKey(
+    record: Omit<KeyRecord, 'version' | 'revoked' | 'updatedAt' | 'revokedAt'>,
+  ): KeyRecord | KeyRefusal {
+    return this.#store.create(record)
+  }
+
+  /** RPC: the key record `id`. */
+  key(id: string): KeyRecord | undefined {
+    return this.#store.get(id)
+  }
+
+  /** RPC: a page of key records. */
+  listKeys(query: KeyQuery): { keys: KeyRecord[]; next?: string } {
+    return this.#store.list(query, Date.now())
+  }
+
+  /** RPC: changes a key record. */
+  updateKey(id: string, changes: KeyChanges): KeyRecord | KeyRefusal {
+    return this.#store.update(id, changes, Date.now())
+  }
+
+  /** RPC: revokes a key record (it stays, listed as revoked, until deleted). */
+  revokeKey(id: string): KeyRecord | 'not_found' {
+    return this.#store.revoke(id, Date.now())
+  }
+
+  /** RPC: deletes a key record; false when there is none. */
+  deleteKey(id: string): boolean {
+    return this.#store.delete(id)
   }
 
   /**

@@ -4,7 +4,7 @@
 // a message comes either with its frames or, when large, with their sizes and where to fetch them.
 
 import type { z } from '@hono/zod-openapi'
-import type { MessageSchema } from './api/schemas'
+import type { KeySchema, MessageSchema } from './api/schemas'
 
 /** A message as the schema has it: every field, the large ones optional. */
 type MessageFields = z.infer<typeof MessageSchema>
@@ -29,3 +29,6 @@ export type ApiLargeMessage = ApiMessageHead & { frames: null } & Required<
 
 /** One message in a `GET /v1/channels/:channel/messages` response. */
 export type ApiMessage = ApiInlineMessage | ApiLargeMessage
+
+/** A CURVE key record as the API shows it (`GET /v1/keys/:id`). */
+export type ApiKey = z.infer<typeof KeySchema>

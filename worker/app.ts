@@ -15,10 +15,13 @@ import { streamSSE } from 'hono/streaming'
 import { directoryStub } from '../durable/channel-directory'
 import type { Waited } from '../durable/channel-object'
 import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
+import type { KeyChanges, KeyRefusal } from '../durable/key-store'
+import { MAX_KEYS } from '../durable/key-store'
 import type { MessagePage } from '../durable/message-store'
 import { MAX_TOKENS, registryStub, type TokenRecord } from '../durable/registry'
 import { MAX_LIMIT } from '../shared/api/limits'
-import { matchesChannel } from '../shared/channel-pattern'
+import { matchesChannel, patternWithin } from '../shared/channel-pattern'
+import { parseCurveKey } from '../shared/curve-key-text'
 import {
   negotiateRelayVersion,
   parseRelaySession,
@@ -37,6 +40,7 @@ import {
   checkBridgeBinding,
   checkDelegation,
   forgetToken,
+  type Principal,
   requireScope,
   stillAllowed,
   TOKEN_CACHE_MS,
@@ -48,11 +52,12 @@ import {
   type FrameEncoding,
   toApiDeadLetter,
   toApiGroup,
+  toApiKey,
   toApiLeasedMessage,
   toApiStats,
   toApiToken,
 } from './present'
-import { mintToken } from './token-format'
+import { mintToken, newRecordId } from './token-format'
 
 /**
  * Most frame octets one messages response carries (base64 makes the body about 4/3 of it).
@@ -178,7 +183,7 @@ function corsFor(allowed: string): MiddlewareHandler | undefined {
   if (origins.length === 0) return undefined
   return cors({
     origin: origins.includes('*') ? '*' : origins,
-    allowMethods: ['GET', 'POST', 'PUT', 'DELETE'],
+    allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'Last-Event-ID'],
     exposeHeaders: [NEXT_HEADER, 'Retry-After', 'Content-Disposition'],
     maxAge: 600,
@@ -668,6 +673,137 @@ route(routes.deleteTokenRoute, [], async (c) => {
     throw new ApiError(404, ErrorCode.TOKEN_NOT_FOUND, `no token has id ${id}`)
   }
   for (const token of deleted) forgetToken(token.id, token.bridgeId)
+  return c.body(null, 204)
+})
+
+// CURVE client keys, kept by the registry. A scoped admin token manages only the records whose
+// channels are all within its own (./auth.ts patternWithin).
+function withinReach(principal: Principal, channels: readonly string[]): boolean {
+  return principal.root || channels.every((pattern) => patternWithin(pattern, principal.channels))
+}
+
+/** The key record `id` when the principal may manage it; 404 otherwise (none is told apart). */
+async function reachableKey(env: Env, principal: Principal, id: string) {
+  const record = await registryStub(env).key(id)
+  if (!record || !withinReach(principal, record.channels)) {
+    throw new ApiError(404, ErrorCode.KEY_NOT_FOUND, `no key record has id ${id}`)
+  }
+  return record
+}
+
+function keyRefused(refusal: KeyRefusal, id?: string): never {
+  if (refusal === 'key_exists') {
+    throw new ApiError(409, ErrorCode.KEY_EXISTS, 'that public key is another record’s')
+  }
+  if (refusal === 'full') {
+    throw new ApiError(409, ErrorCode.TOO_MANY_KEYS, `the registry holds ${MAX_KEYS} key records`)
+  }
+  throw new ApiError(404, ErrorCode.KEY_NOT_FOUND, `no key record has id ${id}`)
+}
+
+function checkKeyChannels(principal: Principal, channels: readonly string[]): void {
+  if (!withinReach(principal, channels)) {
+    throw new ApiError(
+      403,
+      ErrorCode.FORBIDDEN,
+      'this token cannot give a key channels it does not reach',
+    )
+  }
+}
+
+route(routes.createKeyRoute, JSON_BODY, async (c) => {
+  const body = c.req.valid('json')
+  const principal = c.get('principal')
+  checkKeyChannels(principal, body.channels)
+  const now = Date.now()
+  const created = await registryStub(c.env).createKey({
+    id: newRecordId(),
+    name: body.name,
+    publicKey: parseCurveKey(body.publicKey, 'publicKey'),
+    ...(body.secondPublicKey === undefined
+      ? {}
+      : { secondPublicKey: parseCurveKey(body.secondPublicKey, 'secondPublicKey') }),
+    channels: body.channels,
+    labels: body.labels,
+    ...(body.rateLimit === undefined ? {} : { rateLimit: body.rateLimit }),
+    createdAt: now,
+    ...(body.expiresAt === undefined ? {} : { expiresAt: Date.parse(body.expiresAt) }),
+  })
+  if (typeof created === 'string') keyRefused(created)
+  return c.json(toApiKey(created, now), 201)
+})
+
+route(routes.listKeysRoute, [], async (c) => {
+  const { limit, after, status, label } = c.req.valid('query')
+  const principal = c.get('principal')
+  const split = label?.indexOf('=') ?? -1
+  const page = await registryStub(c.env).listKeys({
+    limit,
+    ...(after === undefined ? {} : { after }),
+    ...(status === undefined ? {} : { status }),
+    ...(label === undefined ? {} : { label: [label.slice(0, split), label.slice(split + 1)] }),
+  })
+  const now = Date.now()
+  c.header('Cache-Control', 'no-store')
+  return c.json({
+    // A scoped admin token's page holds only its records (so it may hold fewer than `limit`).
+    keys: page.keys
+      .filter((record) => withinReach(principal, record.channels))
+      .map((record) => toApiKey(record, now)),
+    ...(page.next === undefined ? {} : { next: page.next }),
+  })
+})
+
+route(routes.getKeyRoute, [], async (c) => {
+  const { id } = c.req.valid('param')
+  const record = await reachableKey(c.env, c.get('principal'), id)
+  c.header('Cache-Control', 'no-store')
+  return c.json(toApiKey(record, Date.now()))
+})
+
+route(routes.updateKeyRoute, JSON_BODY, async (c) => {
+  const { id } = c.req.valid('param')
+  const body = c.req.valid('json')
+  const principal = c.get('principal')
+  await reachableKey(c.env, principal, id)
+  if (body.channels !== undefined) checkKeyChannels(principal, body.channels)
+  const changes: KeyChanges = {
+    ...(body.name === undefined ? {} : { name: body.name }),
+    ...(body.publicKey === undefined
+      ? {}
+      : { publicKey: parseCurveKey(body.publicKey, 'publicKey') }),
+    ...(body.secondPublicKey === undefined
+      ? {}
+      : {
+          secondPublicKey:
+            body.secondPublicKey === null
+              ? null
+              : parseCurveKey(body.secondPublicKey, 'secondPublicKey'),
+        }),
+    ...(body.channels === undefined ? {} : { channels: body.channels }),
+    ...(body.labels === undefined ? {} : { labels: body.labels }),
+    ...(body.rateLimit === undefined ? {} : { rateLimit: body.rateLimit }),
+    ...(body.expiresAt === undefined
+      ? {}
+      : { expiresAt: body.expiresAt === null ? null : Date.parse(body.expiresAt) }),
+  }
+  const updated = await registryStub(c.env).updateKey(id, changes)
+  if (typeof updated === 'string') keyRefused(updated, id)
+  return c.json(toApiKey(updated, Date.now()))
+})
+
+route(routes.revokeKeyRoute, [], async (c) => {
+  const { id } = c.req.valid('param')
+  await reachableKey(c.env, c.get('principal'), id)
+  const revoked = await registryStub(c.env).revokeKey(id)
+  if (typeof revoked === 'string') keyRefused(revoked, id)
+  return c.json(toApiKey(revoked, Date.now()))
+})
+
+route(routes.deleteKeyRoute, [], async (c) => {
+  const { id } = c.req.valid('param')
+  await reachableKey(c.env, c.get('principal'), id)
+  if (!(await registryStub(c.env).deleteKey(id))) keyRefused('not_found', id)
   return c.body(null, 204)
 })
 

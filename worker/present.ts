@@ -4,8 +4,10 @@
 
 import type { ChannelStats } from '../durable/channel-object'
 import type { DeadLetter, GroupInfo, LeasedMessage } from '../durable/consumer-groups'
+import type { KeyRecord } from '../durable/key-store'
 import type { StoredMessage } from '../durable/message-store'
 import type { TokenRecord } from '../durable/registry'
+import { keyStatus } from '../shared/api/key-records'
 import type { ApiInlineMessage, ApiMessage } from '../shared/api-types'
 import { z85Encode } from '../shared/z85'
 import { toBase64 } from './base64'
@@ -203,5 +205,24 @@ export function toApiToken(token: TokenRecord) {
       ? {}
       : { expiresAt: new Date(token.expiresAt).toISOString() }),
     createdBy: token.createdBy,
+  }
+}
+
+/** A CURVE key record as the API shows it: keys in Z85, times in ISO 8601, its status now. */
+export function toApiKey(record: KeyRecord, now: number) {
+  const iso = (ms: number) => new Date(ms).toISOString()
+  return {
+    id: record.id,
+    name: record.name,
+    publicKey: z85Encode(record.publicKey),
+    ...(record.secondPublicKey ? { secondPublicKey: z85Encode(record.secondPublicKey) } : {}),
+    channels: record.channels,
+    labels: record.labels,
+    ...(record.rateLimit ? { rateLimit: record.rateLimit } : {}),
+    status: keyStatus(record, now),
+    createdAt: iso(record.createdAt),
+    updatedAt: iso(record.updatedAt),
+    ...(record.revokedAt === undefined ? {} : { revokedAt: iso(record.revokedAt) }),
+    ...(record.expiresAt === undefined ? {} : { expiresAt: iso(record.expiresAt) }),
   }
 }

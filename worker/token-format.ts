@@ -103,3 +103,8 @@ export async function verifyToken(
     secretHash: await sha256(whole.subarray(ID_OCTETS, ID_OCTETS + SECRET_OCTETS)),
   }
 }
+
+/** A random record id in the form token ids take (12 octets, base64url): for key records. */
+export function newRecordId(): string {
+  return toBase64Url(crypto.getRandomValues(new Uint8Array(ID_OCTETS)))
+}

@@ -11,13 +11,20 @@ const MISSING = 'missing'
 const toHex = (key: Uint8Array) =>
   Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')
 
+/** One key of an allow-list file: as written, its line, and the comment after it, if any. */
+export interface AllowListEntry {
+  key: string
+  line: number
+  comment: string
+}
+
 /**
- * Parses an allow-list file's text into hex-encoded keys: one key per line, optionally followed
- * by whitespace and a `#` comment; a line starting with `#` is a comment.
+ * Reads an allow-list file's text: one key per line, optionally followed by whitespace and a
+ * `#` comment; a line starting with `#` is a comment. Each key is checked.
  * @throws KeyFormatError naming the file and line of the first bad key.
  */
-export function parseAllowList(text: string, path: string): Set<string> {
-  const keys = new Set<string>()
+export function parseAllowListEntries(text: string, path: string): AllowListEntry[] {
+  const entries: AllowListEntry[] = []
   text.split(/\r?\n/).forEach((line, index) => {
     const [token = '', ...rest] = line.trim().split(/\s+/)
     if (token === '') return
@@ -30,9 +37,18 @@ export function parseAllowList(text: string, path: string): Set<string> {
         'expected one key per line, then optionally # and a comment',
       )
     }
-    keys.add(toHex(parseCurveKey(token, setting)))
+    parseCurveKey(token, setting)
+    const comment = rest.join(' ').replace(/^#\s*/, '').trim()
+    entries.push({ key: token, line: index + 1, comment })
   })
-  return keys
+  return entries
+}
+
+/** Parses an allow-list file's text into hex-encoded keys (see {@link parseAllowListEntries}). */
+export function parseAllowList(text: string, path: string): Set<string> {
+  return new Set(
+    parseAllowListEntries(text, path).map((entry) => toHex(parseCurveKey(entry.key, path))),
+  )
 }
 
 /** What identifies one version of the file; any change means "reload". */

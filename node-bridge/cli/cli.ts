@@ -1,5 +1,6 @@
 // The `zmq-edge` command line: `bridge` runs the gateway's bridge, `keygen` makes CURVE keys,
-// `send` is a PUSH client, `tail` and `stats` read a channel through the Worker's HTTP API.
+// `send` is a PUSH client, `tail` and `stats` read a channel through the Worker's HTTP API,
+// `keys` manages the Worker's CURVE key registry.
 import { Command, CommanderError } from 'commander'
 import { startBridge } from '../bridge/bridge'
 import { ConfigError } from '../bridge/bridge-config'
@@ -7,10 +8,18 @@ import { createLogger } from '../bridge/log'
 import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
 import { readConfigFile } from './config/config-file'
 import { parseConfig } from './config/parse-config'
-import { addSettingOptions, flagValues } from './config/setting'
+import { addSettingOptions, flagValues, type SettingInfo } from './config/setting'
 import { SETTINGS } from './config/settings'
 import { READER_SETTINGS, runStats, runTail, TAIL_SETTINGS } from './consumer-cli'
 import { keygen } from './keygen'
+import {
+  KEYS_ADD_SETTINGS,
+  KEYS_ID_SETTINGS,
+  KEYS_IMPORT_SETTINGS,
+  KEYS_LIST_SETTINGS,
+  type KeysAction,
+  runKeys,
+} from './keys-cli'
 import { runSend, SEND_SETTINGS } from './send'
 
 const program = new Command('zmq-edge')
@@ -122,6 +131,33 @@ addSettingOptions(
   })
   process.exit(code)
 })
+
+// `keys`: the Worker's key registry (admin token from ZMQ_EDGE_ADMIN_TOKEN).
+const keys = program
+  .command('keys')
+  .description("manage the Worker's CURVE key registry (bridges with --key-registry enforce it)")
+const keysCommands: Array<[KeysAction, string, string | undefined, Record<string, SettingInfo>]> = [
+  ['add', 'register a client key', undefined, KEYS_ADD_SETTINGS],
+  ['list', 'list the registered keys', undefined, KEYS_LIST_SETTINGS],
+  ['show', 'show one key record', '<id>', KEYS_ID_SETTINGS],
+  ['revoke', 'revoke a key: bridges close its connections and refuse it', '<id>', KEYS_ID_SETTINGS],
+  ['rm', 'delete a key record', '<id>', KEYS_ID_SETTINGS],
+  ['import', "register every key of a bridge's allow-list file", '<file>', KEYS_IMPORT_SETTINGS],
+]
+for (const [action, description, argument, table] of keysCommands) {
+  const command = keys.command(action).description(description)
+  if (argument) command.argument(argument)
+  addSettingOptions(command, table).action(async (...received: unknown[]) => {
+    const options = received.at(argument ? 1 : 0) as Record<string, unknown>
+    const code = await runKeys(
+      action,
+      argument ? [received[0] as string] : [],
+      flagValues(table, options),
+      { stdout: process.stdout, stderr: process.stderr, env: process.env },
+    )
+    process.exit(code)
+  })
+}
 
 program.exitOverride()
 try {

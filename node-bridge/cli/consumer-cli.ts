@@ -129,7 +129,7 @@ async function getJson(url: string, token: string, signal?: AbortSignal): Promis
 }
 
 /** The Worker's error (`{"error": {"code", "message"}}`) or the status line. */
-async function describeError(response: Response): Promise<string> {
+export async function describeError(response: Response): Promise<string> {
   const text = await response.text().catch(() => '')
   try {
     const body = JSON.parse(text) as { error?: { code?: string; message?: string } }

@@ -18,6 +18,12 @@ export const ErrorCode = {
   TOKEN_NOT_FOUND: 'token_not_found',
   /** The registry holds as many tokens as it takes. */
   TOO_MANY_TOKENS: 'too_many_tokens',
+  /** A CURVE key record that does not exist. */
+  KEY_NOT_FOUND: 'key_not_found',
+  /** A public key that is another record's. */
+  KEY_EXISTS: 'key_exists',
+  /** The registry holds as many key records as it takes. */
+  TOO_MANY_KEYS: 'too_many_keys',
   /** An ingest upgrade with a bridge id bound to another credential. */
   BRIDGE_ID_BOUND: 'bridge_id_bound',
   NOT_FOUND: 'not_found',

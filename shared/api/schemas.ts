@@ -7,8 +7,10 @@
 import { z } from '@hono/zod-openapi'
 import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channel-name'
 import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern'
+import { isLowOrderPoint, parseCurveKey } from '../curve-key-text'
 import { BRIDGE_ID_PATTERN } from '../relay-protocol'
 import { ErrorCode } from './error-codes'
+import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records'
 import {
   DEFAULT_LIMIT,
   MAX_BATCH,
@@ -875,3 +877,136 @@ export const TokenIdParam = z
   .string()
   .regex(/^[A-Za-z0-9_-]{16}$/, 'a token id is 16 characters of A-Z a-z 0-9 _ -')
   .openapi({ param: { name: 'id', in: 'path' }, description: "The token's id." })
+
+// CURVE key records (POST /v1/keys).
+
+const PublicKeyText = z
+  .string()
+  .refine((text) => {
+    try {
+      return !isLowOrderPoint(parseCurveKey(text, 'publicKey'))
+    } catch {
+      return false
+    }
+  }, 'a public key is a usable 32-octet CURVE key as Z85 (40 characters), base64 (44) or hex (64)')
+  .openapi({ description: 'A CURVE public key: Z85, base64 or hex.' })
+
+const KeyNameText = z
+  .string()
+  .min(1, 'name must be 1 to 100 characters')
+  .max(100, 'name must be 1 to 100 characters')
+
+const ChannelPatterns = z
+  .array(z.string().refine(isChannelPattern, `a channel pattern is ${CHANNEL_PATTERN_RULE}`))
+  .min(1, 'channels must hold at least one pattern')
+  .max(MAX_CHANNEL_PATTERNS, `channels holds at most ${MAX_CHANNEL_PATTERNS} patterns`)
+
+const Labels = z
+  .record(
+    z.string().regex(LABEL_NAME, 'a label name is 1 to 64 characters of A-Z a-z 0-9 . _ -'),
+    z.string().max(MAX_LABEL_VALUE, `a label value is at most ${MAX_LABEL_VALUE} characters`),
+  )
+  .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`)
+  .openapi({ description: 'Free-form labels to find keys by (`GET /v1/keys?label=name=value`).' })
+
+export const RateLimitSchema = z
+  .object({
+    messagesPerSecond: z.number().int().min(1).optional(),
+    bytesPerSecond: z.number().int().min(1).optional(),
+  })
+  .strict()
+  .refine(
+    (limit) => limit.messagesPerSecond !== undefined || limit.bytesPerSecond !== undefined,
+    'a rate limit needs messagesPerSecond or bytesPerSecond',
+  )
+  .openapi({
+    description:
+      "Per bridge: the bridge pauses reading the key's connections when it is past either, so the sender is pushed back over TCP; nothing is dropped.",
+  })
+
+const FutureTime = z.iso
+  .datetime({ offset: true, error: 'expiresAt must be an ISO 8601 date-time' })
+  .refine((text) => Date.parse(text) > Date.now(), 'expiresAt must be in the future')
+
+export const KeyRequestSchema = z
+  .object({
+    publicKey: PublicKeyText,
+    secondPublicKey: PublicKeyText.optional().openapi({
+      description: 'A second public key admitted as this record, while a client rotates to it.',
+    }),
+    name: KeyNameText,
+    channels: ChannelPatterns.openapi({
+      description: `The channels the key may send to: each ${CHANNEL_PATTERN_RULE}.`,
+      example: ['sensors-*'],
+    }),
+    labels: Labels.default({}),
+    rateLimit: RateLimitSchema.optional(),
+    expiresAt: FutureTime.optional(),
+  })
+  .strict()
+  .openapi('KeyRequest')
+
+export const KeyPatchSchema = z
+  .object({
+    publicKey: PublicKeyText.optional(),
+    secondPublicKey: PublicKeyText.nullable().optional(),
+    name: KeyNameText.optional(),
+    channels: ChannelPatterns.optional(),
+    labels: Labels.optional(),
+    rateLimit: RateLimitSchema.nullable().optional(),
+    expiresAt: FutureTime.nullable().optional(),
+  })
+  .strict()
+  .openapi('KeyPatch')
+
+export const KeySchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    publicKey: z.string().openapi({ description: 'Z85.' }),
+    secondPublicKey: z.string().optional(),
+    channels: z.array(z.string()),
+    labels: z.record(z.string(), z.string()),
+    rateLimit: z
+      .object({
+        messagesPerSecond: z.number().int().optional(),
+        bytesPerSecond: z.number().int().optional(),
+      })
+      .optional(),
+    status: z.enum(KEY_STATUSES),
+    createdAt: z.string().openapi({ format: 'date-time' }),
+    updatedAt: z.string().openapi({ format: 'date-time' }),
+    revokedAt: z.string().optional().openapi({ format: 'date-time' }),
+    expiresAt: z.string().optional().openapi({ format: 'date-time' }),
+  })
+  .openapi('Key')
+
+export const KeyListSchema = z
+  .object({
+    keys: z.array(KeySchema),
+    next: z.string().optional().openapi({ description: 'The `after` of the next page.' }),
+  })
+  .openapi('KeyList')
+
+export const KeyIdParam = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{16}$/, 'a key id is 16 characters of A-Z a-z 0-9 _ -')
+  .openapi({ param: { name: 'id', in: 'path' }, description: "The key record's id." })
+
+export const KeyListQuery = z.object({
+  limit: limitQuery(1000, 100),
+  after: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{16}$/, 'after must be a key id (the next of the previous page)')
+    .optional()
+    .openapi({ param: { name: 'after', in: 'query' } }),
+  status: z
+    .enum(KEY_STATUSES, { error: 'status must be active, revoked or expired' })
+    .optional()
+    .openapi({ param: { name: 'status', in: 'query' } }),
+  label: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}=.{0,256}$/, 'label must be name=value')
+    .optional()
+    .openapi({ param: { name: 'label', in: 'query' }, description: 'name=value' }),
+})

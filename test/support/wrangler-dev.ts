@@ -7,6 +7,7 @@ import { wranglerBin, wranglerEnv } from '../../node-bridge/dev/dev-env'
 
 export const TEST_READ_TOKEN = 'e2e-read-token'
 export const TEST_INGEST_TOKEN = 'e2e-ingest-token'
+export const TEST_ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef'
 
 export interface WranglerDev {
   /** `http://127.0.0.1:<port>` */
@@ -48,6 +49,8 @@ export async function startWranglerDev(
     `READ_TOKEN:${TEST_READ_TOKEN}`,
     '--var',
     `INGEST_TOKEN:${TEST_INGEST_TOKEN}`,
+    '--var',
+    `ADMIN_TOKEN:${TEST_ADMIN_TOKEN}`,
     ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
   ]
   const child = spawn(process.execPath, args, {

@@ -116,6 +116,12 @@ function callsOf(channel: string) {
     { route: routes.listTokensRoute, path: '/v1/tokens' },
     { route: routes.createTokenRoute, path: '/v1/tokens', init: json({}) },
     { route: routes.deleteTokenRoute, path: '/v1/tokens/AAAAAAAAAAAAAAAA' },
+    { route: routes.createKeyRoute, path: '/v1/keys', init: json({}) },
+    { route: routes.listKeysRoute, path: '/v1/keys' },
+    { route: routes.getKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA' },
+    { route: routes.updateKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA', init: json({}) },
+    { route: routes.revokeKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA/revoke' },
+    { route: routes.deleteKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA' },
   ].map((call) => ({
     ...call,
     scope: routes.scopeOf(call.route) as Scope,

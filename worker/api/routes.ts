@@ -22,6 +22,12 @@ import {
   GroupParam,
   GroupRequestSchema,
   GroupResponseSchema,
+  KeyIdParam,
+  KeyListQuery,
+  KeyListSchema,
+  KeyPatchSchema,
+  KeyRequestSchema,
+  KeySchema,
   ListQuery,
   MessagePageSchema,
   PullRequestSchema,
@@ -705,4 +711,99 @@ export const deleteTokenRoute = createRoute({
       content: { 'application/json': { schema: ErrorSchema } },
     },
   },
+})
+
+const KEY_ERRORS = {
+  404: {
+    description: 'key_not_found: no key record has this id',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+} as const
+
+const KEY_CONFLICT = {
+  409: {
+    description:
+      'key_exists: the public key (or second public key) is another record’s; too_many_keys: the registry holds 100,000 records',
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
+} as const
+
+const KEY_ADMIN_NOTE =
+  'Needs the admin scope; a scoped admin token manages only records whose channels are all within its own.'
+
+export const createKeyRoute = createRoute({
+  method: 'post',
+  path: '/v1/keys',
+  operationId: 'createKey',
+  security: needs('admin'),
+  summary: 'Register a CURVE client key',
+  description: `Bridges with --key-registry admit the key on CURVE listeners of its channels until it is revoked, expired or deleted. ${KEY_ADMIN_NOTE}`,
+  request: { body: jsonBody(KeyRequestSchema) },
+  responses: {
+    201: { description: 'Registered.', content: { 'application/json': { schema: KeySchema } } },
+    ...CHECKED,
+    ...KEY_CONFLICT,
+    ...JSON_BODY_ERRORS,
+  },
+})
+
+export const listKeysRoute = createRoute({
+  method: 'get',
+  path: '/v1/keys',
+  operationId: 'listKeys',
+  security: needs('admin'),
+  summary: 'List CURVE client keys',
+  description: `In id order, a page at a time; by status or label. ${KEY_ADMIN_NOTE}`,
+  request: { query: KeyListQuery },
+  responses: { 200: ok(KeyListSchema), ...CHECKED },
+})
+
+export const getKeyRoute = createRoute({
+  method: 'get',
+  path: '/v1/keys/{id}',
+  operationId: 'getKey',
+  security: needs('admin'),
+  summary: 'One CURVE client key',
+  description: KEY_ADMIN_NOTE,
+  request: { params: z.object({ id: KeyIdParam }) },
+  responses: { 200: ok(KeySchema), ...CHECKED, ...KEY_ERRORS },
+})
+
+export const updateKeyRoute = createRoute({
+  method: 'patch',
+  path: '/v1/keys/{id}',
+  operationId: 'updateKey',
+  security: needs('admin'),
+  summary: 'Change a CURVE client key',
+  description: `The fields given replace the record's; \`null\` removes secondPublicKey, rateLimit or expiresAt. To rotate: set secondPublicKey to the new key, let the client move to it, then set publicKey to it (the second key is dropped when equal). ${KEY_ADMIN_NOTE}`,
+  request: { params: z.object({ id: KeyIdParam }), body: jsonBody(KeyPatchSchema) },
+  responses: {
+    200: ok(KeySchema),
+    ...CHECKED,
+    ...KEY_ERRORS,
+    ...KEY_CONFLICT,
+    ...JSON_BODY_ERRORS,
+  },
+})
+
+export const revokeKeyRoute = createRoute({
+  method: 'post',
+  path: '/v1/keys/{id}/revoke',
+  operationId: 'revokeKey',
+  security: needs('admin'),
+  summary: 'Revoke a CURVE client key',
+  description: `Bridges close its connections and refuse it from then on; the record stays, listed as revoked, until deleted. ${KEY_ADMIN_NOTE}`,
+  request: { params: z.object({ id: KeyIdParam }) },
+  responses: { 200: ok(KeySchema), ...CHECKED, ...KEY_ERRORS },
+})
+
+export const deleteKeyRoute = createRoute({
+  method: 'delete',
+  path: '/v1/keys/{id}',
+  operationId: 'deleteKey',
+  security: needs('admin'),
+  summary: 'Delete a CURVE client key',
+  description: `As revoking, and the record is gone. ${KEY_ADMIN_NOTE}`,
+  request: { params: z.object({ id: KeyIdParam }) },
+  responses: { 204: { description: 'Deleted.' }, ...CHECKED, ...KEY_ERRORS },
 })

@@ -1,99 +1,27 @@
-// CURVE keys as people write them: Z85 (libzmq, zmq_curve_keypair), base64 (NetMQ) or hex,
-// parsed into 32 octets; key pairs, public keys from secret keys, and the low-order point check.
+// CURVE key pairs: public keys from secret keys and fresh pairs (NaCl). How keys are written
+// and read, and the low-order point check, are the shared rule (../../../shared/curve-key-text.ts),
+// re-exported here for the bridge's modules.
 import nacl from 'tweetnacl'
-import { z85Decode, z85Encode } from '../../../shared/z85'
+import { CURVE_KEY_SIZE } from '../../../shared/curve-key-text'
 
-/** RFC 26: CURVE keys are 32 octets. */
-export const CURVE_KEY_SIZE = 32
-
-const ACCEPTED_FORMS =
-  'a 32-octet CURVE key as Z85 (40 characters), base64 (44 characters with "=" padding) or hex (64 characters)'
-
-/** A key in a setting or file that is none of the accepted forms. The message never contains the key. */
-export class KeyFormatError extends Error {
-  override readonly name = 'KeyFormatError'
-  /** The setting (flag, variable or file) that held the key. */
-  readonly setting: string
-  constructor(setting: string, message: string, options?: ErrorOptions) {
-    super(`${setting}: ${message}`, options)
-    this.setting = setting
-  }
-}
-
-const HEX = /^[0-9a-fA-F]{64}$/
-// Standard alphabet with padding (NetMQ's `Convert.ToBase64String`), or the url-safe alphabet
-// with or without padding (JWK, `base64url`).
-const BASE64 = /^[A-Za-z0-9+/]{43}=$/
-const BASE64URL = /^[A-Za-z0-9_-]{43}=?$/
-
-/**
- * Parses a CURVE key written as Z85 (40 characters), base64 (44 with `=` padding, standard or
- * url-safe; 43 unpadded url-safe) or hex (64, either case). Surrounding whitespace is ignored.
- * @param text the key as written
- * @param setting where it came from (a flag, variable or file), named in errors
- * @returns a fresh 32-octet key
- * @throws {KeyFormatError} naming `setting` and the accepted forms; the key is never echoed
- */
-export function parseCurveKey(text: string, setting: string): Uint8Array {
-  const key = text.trim()
-  const bad = (form: string, cause?: unknown) =>
-    new KeyFormatError(
-      setting,
-      `expected ${ACCEPTED_FORMS}; got ${key.length} characters that are not valid ${form}`,
-      cause === undefined ? undefined : { cause },
-    )
-  if (key.length === 40) {
-    try {
-      return z85Decode(key)
-    } catch (cause) {
-      throw bad('Z85', cause)
-    }
-  }
-  if (key.length === 64) {
-    if (!HEX.test(key)) throw bad('hex')
-    return Uint8Array.from(Buffer.from(key, 'hex'))
-  }
-  if (key.length === 44 || key.length === 43) {
-    const standard = BASE64.test(key)
-    if (!standard && !BASE64URL.test(key)) throw bad('base64')
-    const encoding = standard ? 'base64' : 'base64url'
-    const bytes = Buffer.from(key, encoding)
-    // Refuse non-canonical text (stray low bits in the last character): no tool writes it, so it
-    // is more likely a damaged key than a deliberate one.
-    const unpadded = key.replace(/=$/, '')
-    if (
-      bytes.length !== CURVE_KEY_SIZE ||
-      bytes.toString(encoding).replace(/=$/, '') !== unpadded
-    ) {
-      throw bad('base64')
-    }
-    return Uint8Array.from(bytes)
-  }
-  throw new KeyFormatError(setting, `expected ${ACCEPTED_FORMS}; got ${key.length} characters`)
-}
-
-function checkKey(key: Uint8Array, what: string): void {
-  if (key.length !== CURVE_KEY_SIZE) {
-    throw new RangeError(`${what} must be ${CURVE_KEY_SIZE} octets, got ${key.length}`)
-  }
-}
-
-/**
- * The three ways to write a key, e.g. to print the server's public key for clients.
- * @throws {RangeError} if the key is not 32 octets
- */
-export function formatKey(key: Uint8Array): { z85: string; base64: string; hex: string } {
-  checkKey(key, 'a CURVE key')
-  const buffer = Buffer.from(key.buffer, key.byteOffset, key.byteLength)
-  return { z85: z85Encode(key), base64: buffer.toString('base64'), hex: buffer.toString('hex') }
-}
+export {
+  CURVE_KEY_SIZE,
+  formatKey,
+  isLowOrderPoint,
+  KeyFormatError,
+  parseCurveKey,
+} from '../../../shared/curve-key-text'
 
 /**
  * The X25519 public key of a secret key (NaCl `crypto_scalarmult_base`).
  * @throws {RangeError} if the secret key is not 32 octets
  */
 export function derivePublicKey(secretKey: Uint8Array): Uint8Array {
-  checkKey(secretKey, 'a CURVE secret key')
+  if (secretKey.length !== CURVE_KEY_SIZE) {
+    throw new RangeError(
+      `a CURVE secret key must be ${CURVE_KEY_SIZE} octets, got ${secretKey.length}`,
+    )
+  }
   return nacl.scalarMult.base(secretKey)
 }
 
@@ -101,33 +29,4 @@ export function derivePublicKey(secretKey: Uint8Array): Uint8Array {
 export function generateKeyPair(): { publicKey: Uint8Array; secretKey: Uint8Array } {
   const { publicKey, secretKey } = nacl.box.keyPair()
   return { publicKey, secretKey }
-}
-
-/** 2^255 - 19, the Curve25519 field prime. */
-const P = 2n ** 255n - 19n
-/**
- * u-coordinates (mod p) of the points of order 1, 2, 4 and 8 on Curve25519 and its twist
- * (cr.yp.to/ecdh.html, "Which public keys should be rejected?"): X25519 with any clamped scalar
- * maps them to 0, so a shared secret computed with one is public.
- */
-const LOW_ORDER = new Set<bigint>([
-  0n,
-  1n,
-  325606250916557431795983626356110631294008115727848805560023387167927233504n,
-  39382357235489614581723060781553021112529911719440698176882885853963445705823n,
-  P - 1n,
-])
-
-/**
- * Whether an X25519 public key is a low-order point (all-zero key included), including its
- * non-canonical encodings (u + p) and with bit 255 ignored, as X25519 ignores it.
- * libsodium and OpenSSL refuse such keys; tweetnacl silently yields an all-zero secret.
- * @throws {RangeError} if the key is not 32 octets
- */
-export function isLowOrderPoint(publicKey: Uint8Array): boolean {
-  checkKey(publicKey, 'a CURVE public key')
-  // Little-endian, bit 255 masked (RFC 7748 §5).
-  let u = BigInt((publicKey[31] ?? 0) & 0x7f)
-  for (let index = 30; index >= 0; index--) u = (u << 8n) | BigInt(publicKey[index] ?? 0)
-  return LOW_ORDER.has(u % P)
 }

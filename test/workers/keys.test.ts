@@ -1,0 +1,242 @@
+// CURVE key records in the registry, through the Worker: registered in any of the three forms and
+// shown in Z85, listed by status and label a page at a time, changed (rotation with a second
+// key), revoked, deleted; one public key per record; bad keys refused; a scoped admin token
+// manages only the records within its channels.
+
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+import type { ApiKey } from '../../shared/api-types'
+import { formatKey } from '../../shared/curve-key-text'
+import { app } from '../../worker/app'
+import { ADMIN_TOKEN, ORIGIN, READ_TOKEN } from './helpers'
+
+function request(path: string, token: string | undefined, init: RequestInit = {}) {
+  const headers = new Headers(init.headers)
+  if (token !== undefined) headers.set('Authorization', `Bearer ${token}`)
+  if (init.body !== undefined) headers.set('Content-Type', 'application/json')
+  return app.request(`${ORIGIN}${path}`, { ...init, headers }, env)
+}
+
+const send = (method: string, path: string, body?: object, token = ADMIN_TOKEN) =>
+  request(path, token, { method, ...(body ? { body: JSON.stringify(body) } : {}) })
+
+async function errorCode(response: Response): Promise<string> {
+  return ((await response.json()) as { error: { code: string } }).error.code
+}
+
+/** A fresh public key (any 32 random octets that are not a low-order point). */
+function newKey(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(32))
+}
+
+async function register(body: object, token = ADMIN_TOKEN): Promise<ApiKey> {
+  const response = await send('POST', '/v1/keys', body, token)
+  expect(response.status, await response.clone().text()).toBe(201)
+  return (await response.json()) as ApiKey
+}
+
+describe('CURVE key records', () => {
+  it('are registered from Z85, base64 or hex, shown in Z85, and found by id', async () => {
+    for (const form of ['z85', 'base64', 'hex'] as const) {
+      const key = newKey()
+      const record = await register({
+        publicKey: formatKey(key)[form],
+        name: `sensor ${form}`,
+        channels: ['sensors-*'],
+        labels: { site: 'paris', form },
+        rateLimit: { messagesPerSecond: 100 },
+      })
+      expect(record).toEqual({
+        id: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/),
+        name: `sensor ${form}`,
+        publicKey: formatKey(key).z85,
+        channels: ['sensors-*'],
+        labels: { site: 'paris', form },
+        rateLimit: { messagesPerSecond: 100 },
+        status: 'active',
+        createdAt: expect.any(String),
+        updatedAt: record.createdAt,
+      })
+      const fetched = await send('GET', `/v1/keys/${record.id}`)
+      expect(await fetched.json()).toEqual(record)
+    }
+  })
+
+  it('refuse a bad key, a key another record holds, and what the schema does not allow', async () => {
+    const key = formatKey(newKey()).z85
+    await register({ publicKey: key, name: 'first', channels: ['a'] })
+    const taken = await send('POST', '/v1/keys', { publicKey: key, name: 'again', channels: ['a'] })
+    expect({ status: taken.status, code: await errorCode(taken) }).toEqual({
+      status: 409,
+      code: 'key_exists',
+    })
+    const asSecond = await send('POST', '/v1/keys', {
+      publicKey: formatKey(newKey()).z85,
+      secondPublicKey: key,
+      name: 'second',
+      channels: ['a'],
+    })
+    expect(await errorCode(asSecond)).toBe('key_exists')
+    for (const body of [
+      { publicKey: 'not a key', name: 'x', channels: ['a'] },
+      { publicKey: formatKey(new Uint8Array(32)).z85, name: 'all zero', channels: ['a'] },
+      { publicKey: formatKey(newKey()).hex.slice(2), name: 'short', channels: ['a'] },
+      { publicKey: formatKey(newKey()).z85, name: '', channels: ['a'] },
+      { publicKey: formatKey(newKey()).z85, name: 'x', channels: [] },
+      {
+        publicKey: formatKey(newKey()).z85,
+        name: 'x',
+        channels: ['a'],
+        labels: { 'bad name': 'v' },
+      },
+      { publicKey: formatKey(newKey()).z85, name: 'x', channels: ['a'], rateLimit: {} },
+      {
+        publicKey: formatKey(newKey()).z85,
+        name: 'x',
+        channels: ['a'],
+        rateLimit: { messagesPerSecond: 0 },
+      },
+      {
+        publicKey: formatKey(newKey()).z85,
+        name: 'x',
+        channels: ['a'],
+        expiresAt: '2000-01-01T00:00:00Z',
+      },
+      { publicKey: formatKey(newKey()).z85, name: 'x', channels: ['a'], secret: 'no' },
+    ]) {
+      const response = await send('POST', '/v1/keys', body)
+      expect({ body, code: await errorCode(response) }).toEqual({ body, code: 'invalid_body' })
+    }
+  })
+
+  it('rotate with a second key, change and drop fields, revoke and delete', async () => {
+    const [oldKey, newer] = [formatKey(newKey()).z85, formatKey(newKey()).z85]
+    const record = await register({
+      publicKey: oldKey,
+      name: 'gateway',
+      channels: ['orders'],
+      rateLimit: { bytesPerSecond: 1000 },
+      expiresAt: '2099-01-01T00:00:00Z',
+    })
+    const patch = async (body: object) => {
+      const response = await send('PATCH', `/v1/keys/${record.id}`, body)
+      expect(response.status, await response.clone().text()).toBe(200)
+      return (await response.json()) as ApiKey
+    }
+    // Rotation: the new key beside the old one, then in its place (the second one is dropped).
+    expect((await patch({ secondPublicKey: newer })).secondPublicKey).toBe(newer)
+    const rotated = await patch({ publicKey: newer })
+    expect(rotated.publicKey).toBe(newer)
+    expect(rotated.secondPublicKey).toBeUndefined()
+    const changed = await patch({
+      name: 'gateway 2',
+      channels: ['orders', 'invoices-*'],
+      labels: { team: 'billing' },
+      rateLimit: null,
+      expiresAt: null,
+    })
+    expect(changed).toMatchObject({
+      name: 'gateway 2',
+      channels: ['orders', 'invoices-*'],
+      labels: { team: 'billing' },
+    })
+    expect(changed.rateLimit).toBeUndefined()
+    expect(changed.expiresAt).toBeUndefined()
+
+    const revoked = await send('POST', `/v1/keys/${record.id}/revoke`)
+    expect(await revoked.json()).toMatchObject({ status: 'revoked', revokedAt: expect.any(String) })
+    const deleted = await send('DELETE', `/v1/keys/${record.id}`)
+    expect(deleted.status).toBe(204)
+    for (const [method, path] of [
+      ['GET', `/v1/keys/${record.id}`],
+      ['DELETE', `/v1/keys/${record.id}`],
+      ['POST', `/v1/keys/${record.id}/revoke`],
+    ] as const) {
+      expect(await errorCode(await send(method, path))).toBe('key_not_found')
+    }
+    expect(await errorCode(await send('PATCH', `/v1/keys/${record.id}`, { name: 'x' }))).toBe(
+      'key_not_found',
+    )
+  })
+
+  it('are listed a page at a time, by status and label', async () => {
+    const tag = crypto.randomUUID()
+    const made: ApiKey[] = []
+    for (let index = 0; index < 5; index++) {
+      made.push(
+        await register({
+          publicKey: formatKey(newKey()).z85,
+          name: `listed ${index}`,
+          channels: ['list'],
+          labels: { batch: tag, parity: index % 2 === 0 ? 'even' : 'odd' },
+          ...(index === 4 ? { expiresAt: new Date(Date.now() + 300).toISOString() } : {}),
+        }),
+      )
+    }
+    await send('POST', `/v1/keys/${made[1]?.id}/revoke`)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    const list = async (query: string) => {
+      const ids: string[] = []
+      let after = ''
+      for (;;) {
+        const response = await send('GET', `/v1/keys?limit=2&label=batch=${tag}${query}${after}`)
+        const page = (await response.json()) as { keys: ApiKey[]; next?: string }
+        ids.push(...page.keys.map((key) => key.id))
+        if (!page.next) return ids.sort()
+        after = `&after=${page.next}`
+      }
+    }
+    const ids = (indexes: number[]) => indexes.map((index) => made[index]?.id).sort()
+    expect(await list('')).toEqual(ids([0, 1, 2, 3, 4]))
+    expect(await list('&status=active')).toEqual(ids([0, 2, 3]))
+    expect(await list('&status=revoked')).toEqual(ids([1]))
+    expect(await list('&status=expired')).toEqual(ids([4]))
+    const odd = await send('GET', `/v1/keys?label=parity=odd&limit=1000`)
+    const oddIds = ((await odd.json()) as { keys: ApiKey[] }).keys.map((key) => key.id)
+    expect(oddIds).toEqual(expect.arrayContaining(ids([1, 3])))
+    expect(oddIds).not.toContain(made[0]?.id)
+  })
+
+  it('are managed only with the admin scope; a scoped admin only within its channels', async () => {
+    const body = { publicKey: formatKey(newKey()).z85, name: 'x', channels: ['team-a-1'] }
+    expect(await errorCode(await send('POST', '/v1/keys', body, READ_TOKEN))).toBe('forbidden')
+    expect(await errorCode(await send('GET', '/v1/keys', undefined, 'nope'))).toBe('unauthorized')
+
+    const made = await send('POST', '/v1/tokens', {
+      name: 'team a admin',
+      scopes: ['admin'],
+      channels: ['team-a-*'],
+    })
+    const { token } = (await made.json()) as { token: string }
+    const mine = await register(body, token)
+    const theirs = await register({
+      publicKey: formatKey(newKey()).z85,
+      name: 'team b',
+      channels: ['team-b-1'],
+    })
+    const outside = await send(
+      'POST',
+      '/v1/keys',
+      { publicKey: formatKey(newKey()).z85, name: 'y', channels: ['team-*'] },
+      token,
+    )
+    expect(await errorCode(outside)).toBe('forbidden')
+    expect(await errorCode(await send('GET', `/v1/keys/${theirs.id}`, undefined, token))).toBe(
+      'key_not_found',
+    )
+    expect(await errorCode(await send('DELETE', `/v1/keys/${theirs.id}`, undefined, token))).toBe(
+      'key_not_found',
+    )
+    expect(
+      await errorCode(
+        await send('PATCH', `/v1/keys/${mine.id}`, { channels: ['team-b-1'] }, token),
+      ),
+    ).toBe('forbidden')
+    const listed = (await (await send('GET', '/v1/keys?limit=1000', undefined, token)).json()) as {
+      keys: ApiKey[]
+    }
+    expect(listed.keys.map((key) => key.id)).toContain(mine.id)
+    expect(listed.keys.map((key) => key.id)).not.toContain(theirs.id)
+    expect((await send('POST', `/v1/keys/${mine.id}/revoke`, undefined, token)).status).toBe(200)
+  })
+})
