@@ -165,7 +165,9 @@ export class KeyStore {
   ): KeyRecord | KeyRefusal {
     return this.#storage.transactionSync(() => {
       const { sql } = this.#storage
-      const { count } = sql.exec<{ count: number }>('SELECT COUNT(*) AS count FROM curve_keys').one()
+      const { count } = sql
+        .exec<{ count: number }>('SELECT COUNT(*) AS count FROM curve_keys')
+        .one()
       if (count >= MAX_KEYS) return 'full'
       for (const key of [record.publicKey, record.secondPublicKey]) {
         if (key && this.#taken(key)) return 'key_exists'
@@ -209,10 +211,7 @@ export class KeyStore {
       else if (changes.rateLimit !== undefined) next.rateLimit = changes.rateLimit
       if (changes.expiresAt === null) delete next.expiresAt
       else if (changes.expiresAt !== undefined) next.expiresAt = changes.expiresAt
-      if (
-        next.secondPublicKey &&
-        next.secondPublicKey.every((octet, index) => octet === next.publicKey[index])
-      ) {
+      if (next.secondPublicKey?.every((octet, index) => octet === next.publicKey[index])) {
         delete next.secondPublicKey
       }
       this.#storage.sql.exec(
@@ -262,6 +261,13 @@ export class KeyStore {
       )
       return true
     })
+  }
+
+  /** Every record, in id order. */
+  *all(): Generator<KeyRecord> {
+    for (const row of this.#storage.sql.exec<KeyRow>('SELECT * FROM curve_keys ORDER BY id')) {
+      yield recordOf(row)
+    }
   }
 
   list(query: KeyQuery, now: number): { keys: KeyRecord[]; next?: string } {

@@ -6,6 +6,8 @@
 
 import { DurableObject } from 'cloudflare:workers'
 import type { Scope } from '../shared/api/scopes'
+import { FEED_PAGE_KEYS, type FeedKey, type FeedMessage, patternsOverlap } from '../shared/key-feed'
+import { z85Encode } from '../shared/z85'
 import {
   type KeyChanges,
   type KeyQuery,
@@ -16,6 +18,29 @@ import {
 
 /** The name of the one registry object (`idFromName`). */
 export const REGISTRY_NAME = 'registry'
+
+/**
+ * The header with which the Worker tells the registry which channels a feed's credential
+ * reaches (JSON patterns; absent: every channel); any a client sends is removed.
+ */
+export const FEED_CHANNELS_HEADER = 'X-Zmq-Edge-Channels'
+
+/** The hibernation tag of key feed sockets. */
+const FEED_TAG = 'key-feed'
+
+function feedKeyOf(record: KeyRecord): FeedKey {
+  return {
+    id: record.id,
+    name: record.name,
+    publicKeys: [record.publicKey, ...(record.secondPublicKey ? [record.secondPublicKey] : [])].map(
+      (key) => z85Encode(key),
+    ),
+    channels: record.channels,
+    ...(record.rateLimit ? { rateLimit: record.rateLimit } : {}),
+    ...(record.expiresAt === undefined ? {} : { expiresAt: record.expiresAt }),
+    revoked: record.revoked,
+  }
+}
 
 /** The registry object's stub. */
 export function registryStub(env: Env): DurableObjectStub<Registry> {
@@ -164,11 +189,79 @@ export class Registry extends DurableObject<Env> {
     return this.#keys
   }
 
+  /**
+   * A bridge's key feed (../shared/key-feed.ts): the Worker has checked its credential and says
+   * which channels it reaches. The socket is hibernatable; the snapshot goes at once, and each
+   * change to a record those channels overlap as it is made.
+   */
+  override fetch(request: Request): Response {
+    if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
+      return Response.json(
+        { error: { code: 'upgrade_required', message: 'expected a WebSocket upgrade' } },
+        { status: 426, headers: { Upgrade: 'websocket' } },
+      )
+    }
+    const header = request.headers.get(FEED_CHANNELS_HEADER)
+    const channels = header === null ? ['*'] : (JSON.parse(header) as string[])
+    const { 0: client, 1: server } = new WebSocketPair()
+    this.ctx.acceptWebSocket(server, [FEED_TAG])
+    server.serializeAttachment({ channels })
+    const version = this.#store.version
+    let page: FeedKey[] = []
+    for (const record of this.#store.all()) {
+      if (!patternsOverlap(record.channels, channels)) continue
+      page.push(feedKeyOf(record))
+      if (page.length === FEED_PAGE_KEYS) {
+        server.send(JSON.stringify({ type: 'snapshot', version, keys: page, last: false }))
+        page = []
+      }
+    }
+    server.send(
+      JSON.stringify({ type: 'snapshot', version, keys: page, last: true } satisfies FeedMessage),
+    )
+    return new Response(null, { status: 101, webSocket: client })
+  }
+
+  /** Feeds send nothing the registry reads. */
+  override webSocketMessage(): void {}
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason)
+    } catch {
+      // Closed already.
+    }
+  }
+
+  /** Sends a change to every feed whose channels it concerns (before or after it). */
+  #broadcast(message: FeedMessage, channels: ReadonlyArray<readonly string[]>): void {
+    const text = JSON.stringify(message)
+    for (const socket of this.ctx.getWebSockets(FEED_TAG)) {
+      const attachment = socket.deserializeAttachment() as { channels: string[] } | null
+      const reach = attachment?.channels ?? ['*']
+      if (!channels.some((patterns) => patternsOverlap(patterns, reach))) continue
+      try {
+        socket.send(text)
+      } catch {
+        // A socket closing: its bridge gets a new snapshot when it reconnects.
+      }
+    }
+  }
+
+  #changed(record: KeyRecord, before?: readonly string[]): void {
+    this.#broadcast(
+      { type: 'change', version: record.version, key: feedKeyOf(record) },
+      before ? [record.channels, before] : [record.channels],
+    )
+  }
+
   /** RPC: a new key record (its id given); refused when its public key is taken or full. */
   createKey(
     record: Omit<KeyRecord, 'version' | 'revoked' | 'updatedAt' | 'revokedAt'>,
   ): KeyRecord | KeyRefusal {
-    return this.#store.create(record)
+    const created = this.#store.create(record)
+    if (typeof created !== 'string') this.#changed(created)
+    return created
   }
 
   /** RPC: the key record `id`. */
@@ -183,17 +276,25 @@ export class Registry extends DurableObject<Env> {
 
   /** RPC: changes a key record. */
   updateKey(id: string, changes: KeyChanges): KeyRecord | KeyRefusal {
-    return this.#store.update(id, changes, Date.now())
+    const before = this.#store.get(id)?.channels
+    const updated = this.#store.update(id, changes, Date.now())
+    if (typeof updated !== 'string') this.#changed(updated, before)
+    return updated
   }
 
   /** RPC: revokes a key record (it stays, listed as revoked, until deleted). */
   revokeKey(id: string): KeyRecord | 'not_found' {
-    return this.#store.revoke(id, Date.now())
+    const revoked = this.#store.revoke(id, Date.now())
+    if (typeof revoked !== 'string') this.#changed(revoked)
+    return revoked
   }
 
   /** RPC: deletes a key record; false when there is none. */
   deleteKey(id: string): boolean {
-    return this.#store.delete(id)
+    const record = this.#store.get(id)
+    if (!record || !this.#store.delete(id)) return false
+    this.#broadcast({ type: 'delete', version: this.#store.version, id }, [record.channels])
+    return true
   }
 
   /**

@@ -18,7 +18,12 @@ import { DEFAULT_GROUP, MAX_GROUPS } from '../durable/consumer-groups'
 import type { KeyChanges, KeyRefusal } from '../durable/key-store'
 import { MAX_KEYS } from '../durable/key-store'
 import type { MessagePage } from '../durable/message-store'
-import { MAX_TOKENS, registryStub, type TokenRecord } from '../durable/registry'
+import {
+  FEED_CHANNELS_HEADER,
+  MAX_TOKENS,
+  registryStub,
+  type TokenRecord,
+} from '../durable/registry'
 import { MAX_LIMIT } from '../shared/api/limits'
 import { matchesChannel, patternWithin } from '../shared/channel-pattern'
 import { parseCurveKey } from '../shared/curve-key-text'
@@ -710,6 +715,21 @@ function checkKeyChannels(principal: Principal, channels: readonly string[]): vo
     )
   }
 }
+
+// Registered before GET /v1/keys/{id}, which would take `feed` for an id.
+route(routes.keyFeedRoute, [], async (c) => {
+  if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
+    throw new ApiError(426, ErrorCode.UPGRADE_REQUIRED, 'this route takes a WebSocket upgrade', {
+      headers: { Upgrade: 'websocket' },
+    })
+  }
+  // The registry is told which channels the credential reaches, and nothing a client said.
+  const { channels } = c.get('principal')
+  const headers = new Headers(c.req.raw.headers)
+  headers.delete(FEED_CHANNELS_HEADER)
+  if (!channels.includes('*')) headers.set(FEED_CHANNELS_HEADER, JSON.stringify(channels))
+  return registryStub(c.env).fetch(new Request(c.req.raw, { headers }))
+})
 
 route(routes.createKeyRoute, JSON_BODY, async (c) => {
   const body = c.req.valid('json')

@@ -85,6 +85,11 @@ export interface CurveConfig {
   publicKey: Uint8Array
   /** One client public key per line; when absent, any client that knows the server key may connect. */
   allowFile?: string
+  /**
+   * Admit the keys of the Worker's key registry instead (./key-registry.ts), its last snapshot
+   * kept under `stateDir` when given.
+   */
+  keyRegistry?: { stateDir?: string }
 }
 
 /** The relay's settings, documented where the relay takes them. */

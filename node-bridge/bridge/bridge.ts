@@ -14,6 +14,7 @@ import { PULL } from '../zmtp/sockets/socket-type'
 import { createSub } from '../zmtp/sockets/sub'
 import { AllowList } from './allow-list'
 import { type BridgeConfig, ConfigError, type ListenerConfig } from './bridge-config'
+import { KeyRegistry } from './key-registry'
 import type { Logger } from './log'
 import { BridgeMetrics } from './metrics'
 import { PreauthBudget } from './preauth-budget'
@@ -139,8 +140,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   }
 
   let allowList: AllowList | undefined
+  let keyRegistry: KeyRegistry | undefined
+  let expiryTimer: NodeJS.Timeout | undefined
   const curve = config.curve
-  let createCurve: ((socketType: string, identity?: Uint8Array) => ZmtpMechanism) | undefined
+  let createCurve:
+    | ((socketType: string, channel: string, identity?: Uint8Array) => ZmtpMechanism)
+    | undefined
   if (curve) {
     logger.info(
       {
@@ -149,7 +154,19 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       },
       'CURVE server public key (give it to clients)',
     )
-    if (curve.allowFile) {
+    if (curve.keyRegistry) {
+      keyRegistry = new KeyRegistry({
+        workerUrl: config.workerUrl,
+        ingestToken: config.ingestToken,
+        ...(curve.keyRegistry.stateDir ? { stateDir: curve.keyRegistry.stateDir } : {}),
+        logger: logger.child({ component: 'key-registry' }),
+      })
+      if (!curve.keyRegistry.stateDir) {
+        logger.warn(
+          'key registry without --state-dir: a restart while the Worker is unreachable admits no CURVE client until it answers',
+        )
+      }
+    } else if (curve.allowFile) {
       allowList = new AllowList(curve.allowFile, logger.child({ component: 'allow-list' }))
     } else {
       logger.warn(
@@ -162,7 +179,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     else logger.warn({ backend: crypto.backend }, 'CURVE crypto: libsodium unavailable, slower')
     const cookieKeys = new CookieKeyring({ crypto })
     const list = allowList
-    createCurve = (socketType, identity) =>
+    const registry = keyRegistry
+    createCurve = (socketType, channel, identity) =>
       new CurveServerMechanism({
         secretKey: curve.secretKey,
         publicKey: curve.publicKey,
@@ -170,7 +188,11 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         ...(identity ? { identity } : {}),
         crypto,
         cookieKeys,
-        ...(list ? { authorize: (key: Uint8Array) => list.has(key) } : {}),
+        ...(registry
+          ? { authorize: (key: Uint8Array) => registry.admits(key, channel) }
+          : list
+            ? { authorize: (key: Uint8Array) => list.has(key) }
+            : {}),
       })
   }
 
@@ -185,7 +207,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     const identity = listener.routingId
     const createMechanism =
       listener.mechanism === 'CURVE' && curveFor
-        ? () => curveFor(socketType.name, identity)
+        ? () => curveFor(socketType.name, listener.channel, identity)
         : () => new NullMechanism(socketType.name, { dialled, ...(identity ? { identity } : {}) })
     const pull = new PullSocket({
       host: listener.bind.host,
@@ -281,6 +303,36 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     }
   })
 
+  // With the key registry, a client whose key is revoked, expired, deleted or no longer allowed
+  // on its listener's channel is disconnected once the change arrives (and expiries are checked
+  // every second): its later sends are never read.
+  if (keyRegistry) {
+    const registry = keyRegistry
+    const enforce = () => {
+      const now = Date.now()
+      for (const { config: listener, pull } of [...listeners, ...connectors]) {
+        if (listener.mechanism !== 'CURVE') continue
+        const closed = pull.closeWhere(
+          (peer) =>
+            peer.publicKey !== undefined && !registry.admits(peer.publicKey, listener.channel, now),
+          new ZmtpError(
+            ZmtpErrorCode.AUTHENTICATION_FAILED,
+            'client key no longer admitted by the key registry',
+          ),
+        )
+        if (closed > 0) {
+          logger.info(
+            { closed, channel: listener.channel },
+            'disconnected clients the key registry no longer admits',
+          )
+        }
+      }
+    }
+    registry.onChange(enforce)
+    expiryTimer = setInterval(enforce, 1000).unref()
+    registry.start()
+  }
+
   for (const relay of relays.values()) relay.start()
   const statsTimer =
     config.statsIntervalMs > 0
@@ -307,6 +359,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
     async stop(drainTimeoutMs = config.drainTimeoutMs) {
       clearInterval(statsTimer)
       allowList?.close()
+      keyRegistry?.close()
+      clearInterval(expiryTimer)
       for (const { pull } of listeners) pull.stopAccepting()
       // Messages already on their way in are read, unless the relay is full.
       await new Promise((resolve) => setTimeout(resolve, STOP_READ_GRACE_MS))

@@ -3,12 +3,13 @@
 // key), revoked, deleted; one public key per record; bad keys refused; a scoped admin token
 // manages only the records within its channels.
 
-import { env } from 'cloudflare:workers'
+import { env, exports } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import type { ApiKey } from '../../shared/api-types'
 import { formatKey } from '../../shared/curve-key-text'
+import { type FeedMessage, parseFeedMessage } from '../../shared/key-feed'
 import { app } from '../../worker/app'
-import { ADMIN_TOKEN, ORIGIN, READ_TOKEN } from './helpers'
+import { ADMIN_TOKEN, INGEST_TOKEN, ORIGIN, READ_TOKEN } from './helpers'
 
 function request(path: string, token: string | undefined, init: RequestInit = {}) {
   const headers = new Headers(init.headers)
@@ -238,5 +239,97 @@ describe('CURVE key records', () => {
     expect(listed.keys.map((key) => key.id)).toContain(mine.id)
     expect(listed.keys.map((key) => key.id)).not.toContain(theirs.id)
     expect((await send('POST', `/v1/keys/${mine.id}/revoke`, undefined, token)).status).toBe(200)
+  })
+})
+
+describe('the key feed', () => {
+  /** Opens a feed as a bridge does; collects its messages. */
+  async function openFeed(token: string) {
+    const response = await exports.default.fetch(`${ORIGIN}/v1/keys/feed`, {
+      headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}` },
+    })
+    expect(response.status).toBe(101)
+    const socket = response.webSocket as WebSocket
+    const messages: FeedMessage[] = []
+    socket.addEventListener('message', (event) => {
+      const parsed = parseFeedMessage(event.data as string)
+      if (parsed) messages.push(parsed)
+    })
+    socket.accept()
+    const next = async (check: (message: FeedMessage) => boolean) => {
+      const deadline = Date.now() + 10_000
+      for (;;) {
+        const found = messages.find(check)
+        if (found) return found
+        if (Date.now() > deadline) throw new Error('no such feed message')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+    return { socket, messages, next }
+  }
+
+  it('sends the registry, then each change as it is made, to the credential’s channels', async () => {
+    const tag = crypto.randomUUID().slice(0, 8)
+    const existing = await register({
+      publicKey: formatKey(newKey()).z85,
+      name: 'before',
+      channels: [`feed-${tag}-a-1`],
+    })
+    const root = await openFeed(INGEST_TOKEN)
+    const made = await send('POST', '/v1/tokens', {
+      name: 'team a bridge',
+      scopes: ['ingest'],
+      channels: [`feed-${tag}-a-*`],
+    })
+    const scoped = await openFeed(((await made.json()) as { token: string }).token)
+    const last = (message: FeedMessage) => message.type === 'snapshot' && message.last
+    const snapshot = async (feed: Awaited<ReturnType<typeof openFeed>>) => {
+      await feed.next(last)
+      return feed.messages
+        .filter((message) => message.type === 'snapshot')
+        .flatMap((message) => (message.type === 'snapshot' ? message.keys : []))
+    }
+    expect((await snapshot(root)).map((key) => key.id)).toContain(existing.id)
+    expect((await snapshot(scoped)).map((key) => key.id)).toContain(existing.id)
+
+    const publicKey = formatKey(newKey()).z85
+    const teamA = await register({ publicKey, name: 'a', channels: [`feed-${tag}-a-2`] })
+    const teamB = await register({
+      publicKey: formatKey(newKey()).z85,
+      name: 'b',
+      channels: [`feed-${tag}-b-1`],
+    })
+    const created = await scoped.next(
+      (message) => message.type === 'change' && message.key.id === teamA.id,
+    )
+    expect(created).toMatchObject({
+      type: 'change',
+      key: { id: teamA.id, publicKeys: [publicKey], channels: [`feed-${tag}-a-2`], revoked: false },
+    })
+    await root.next((message) => message.type === 'change' && message.key.id === teamB.id)
+    await send('POST', `/v1/keys/${teamA.id}/revoke`)
+    await scoped.next(
+      (message) => message.type === 'change' && message.key.id === teamA.id && message.key.revoked,
+    )
+    await send('DELETE', `/v1/keys/${teamA.id}`)
+    await scoped.next((message) => message.type === 'delete' && message.id === teamA.id)
+    // The other team's record never reached the team a bridge's feed.
+    expect(
+      scoped.messages.some((message) => message.type === 'change' && message.key.id === teamB.id),
+    ).toBe(false)
+    // Versions go up.
+    const versions = root.messages.map((message) => message.version)
+    expect([...versions].sort((a, b) => a - b)).toEqual(versions)
+    root.socket.close()
+    scoped.socket.close()
+  })
+
+  it('is refused to credentials without the ingest scope, and to requests that are no upgrade', async () => {
+    const response = await exports.default.fetch(`${ORIGIN}/v1/keys/feed`, {
+      headers: { Upgrade: 'websocket', Authorization: `Bearer ${READ_TOKEN}` },
+    })
+    expect(await errorCode(response)).toBe('forbidden')
+    const plain = await send('GET', '/v1/keys/feed', undefined, INGEST_TOKEN)
+    expect(await errorCode(plain)).toBe('upgrade_required')
   })
 })

@@ -116,6 +116,11 @@ function callsOf(channel: string) {
     { route: routes.listTokensRoute, path: '/v1/tokens' },
     { route: routes.createTokenRoute, path: '/v1/tokens', init: json({}) },
     { route: routes.deleteTokenRoute, path: '/v1/tokens/AAAAAAAAAAAAAAAA' },
+    {
+      route: routes.keyFeedRoute,
+      path: '/v1/keys/feed',
+      init: { headers: { Upgrade: 'websocket' } },
+    },
     { route: routes.createKeyRoute, path: '/v1/keys', init: json({}) },
     { route: routes.listKeysRoute, path: '/v1/keys' },
     { route: routes.getKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA' },

@@ -807,3 +807,21 @@ export const deleteKeyRoute = createRoute({
   request: { params: z.object({ id: KeyIdParam }) },
   responses: { 204: { description: 'Deleted.' }, ...CHECKED, ...KEY_ERRORS },
 })
+
+export const keyFeedRoute = createRoute({
+  method: 'get',
+  path: '/v1/keys/feed',
+  operationId: 'keyFeed',
+  security: needs('ingest'),
+  summary: "A bridge's feed of the key registry (WebSocket)",
+  description:
+    'For bridges with --key-registry, with their ingest credential. JSON text messages: the registry in `snapshot` pages (the last has `last: true`), then a `change` (a record created or changed) or `delete` for each change as it is made. A scoped ingest token gets the records whose channels overlap its own. docs/key-feed.md.',
+  responses: {
+    101: { description: 'Switching Protocols' },
+    426: {
+      description: 'upgrade_required: not a WebSocket upgrade',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
+    ...CHECKED,
+  },
+})

@@ -174,6 +174,25 @@ export function parseConfig(
   }
   const bridgeIdSource = raw('bridgeId')?.source
   if (bridgeIdSource) config.bridgeIdSource = bridgeIdSource
+  if (value('keyRegistry')) {
+    const source = raw('keyRegistry')?.source ?? SETTINGS.keyRegistry.flag
+    if (!config.curve) {
+      throw new ConfigError(
+        source,
+        'the key registry admits CURVE clients: set the server secret key too',
+      )
+    }
+    if (config.curve.allowFile) {
+      throw new ConfigError(
+        `${source} / ${raw('curveAllowFile')?.source ?? SETTINGS.curveAllowFile.flag}`,
+        'admit keys by the registry or by an allow-list file, not both',
+      )
+    }
+    const stateDir = raw('stateDir')
+    config.curve.keyRegistry = stateDir
+      ? { stateDir: parseDirectory(stateDir.values.at(-1) as string, stateDir.source) }
+      : {}
+  }
   const spoolDir = raw('spoolDir')
   if (spoolDir) config.spoolDir = parseDirectory(spoolDir.values.at(-1) as string, spoolDir.source)
   return config

@@ -113,6 +113,21 @@ export const SETTINGS = {
     env: 'ZMQ_EDGE_CURVE_ALLOW_FILE',
     description: 'client public keys allowed to connect, one per line; reloaded on change',
   },
+  keyRegistry: {
+    flag: '--key-registry',
+    env: 'ZMQ_EDGE_KEY_REGISTRY',
+    description:
+      "admit on CURVE listeners exactly the keys the Worker's key registry allows on their channel, following its changes (instead of --curve-allow-file)",
+    boolean: true,
+    parse: parseBoolean,
+    fallback: () => false,
+  },
+  stateDir: {
+    flag: '--state-dir',
+    env: 'ZMQ_EDGE_STATE_DIR',
+    description:
+      'keep state here across restarts: the key registry, so a restart while the Worker is unreachable still admits the keys known',
+  },
   bridgeId: {
     flag: '--bridge-id',
     env: 'ZMQ_EDGE_BRIDGE_ID',

@@ -1,0 +1,234 @@
+// The bridge's copy of the Worker's CURVE key registry (--key-registry): kept up to date over the
+// key feed (../../shared/key-feed.ts, a WebSocket of its own to the Worker: relay sockets end at
+// channel objects, the registry is one object), and on disk under --state-dir, so a restart while
+// the Worker is unreachable still admits the keys known, and nobody else. Before any snapshot
+// (none on disk, the Worker not reached yet) it admits nobody.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import { type FeedKey, feedAdmits, parseFeedMessage } from '../../shared/key-feed'
+import { z85Encode } from '../../shared/z85'
+import type { Logger } from './log'
+
+/** The file under --state-dir that holds the last snapshot. */
+export const KEY_REGISTRY_FILE = 'key-registry.json'
+
+/** What the file holds. */
+interface SavedRegistry {
+  version: number
+  savedAt: string
+  keys: FeedKey[]
+}
+
+export interface KeyRegistryOptions {
+  /** The Worker's base URL, ws:// or wss://. */
+  workerUrl: string
+  ingestToken: string
+  /** Where the snapshot is kept; none: not kept (a restart admits nobody until the Worker answers). */
+  stateDir?: string
+  logger: Logger
+  /** Reconnect backoff, ms. */
+  reconnectInitialMs?: number
+  reconnectMaxMs?: number
+}
+
+export class KeyRegistry {
+  readonly #options: KeyRegistryOptions
+  /** Entries by each of their public keys (Z85). */
+  #byKey = new Map<string, FeedKey>()
+  #byId = new Map<string, FeedKey>()
+  #version = 0
+  #loaded = false
+  /** Pages of a snapshot being received. */
+  #pending: FeedKey[] | undefined
+  #socket: WebSocket | undefined
+  #timer: NodeJS.Timeout | undefined
+  #attempt = 0
+  #stopped = false
+  readonly #listeners: Array<() => void> = []
+
+  constructor(options: KeyRegistryOptions) {
+    this.#options = options
+    this.#loadFile()
+  }
+
+  /** Whether a snapshot is held (from the Worker, or from disk). */
+  get loaded(): boolean {
+    return this.#loaded
+  }
+
+  get version(): number {
+    return this.#version
+  }
+
+  get size(): number {
+    return this.#byId.size
+  }
+
+  /** Whether `publicKey` may send to `channel` now. */
+  admits(publicKey: Uint8Array, channel: string, now = Date.now()): boolean {
+    const entry = this.#byKey.get(z85Encode(publicKey))
+    return entry !== undefined && feedAdmits(entry, channel, now)
+  }
+
+  /** The record's name of `publicKey`, if it has one. */
+  nameOf(publicKey: Uint8Array): string | undefined {
+    return this.#byKey.get(z85Encode(publicKey))?.name
+  }
+
+  /** Calls `listener` after every change (so live connections can be checked again). */
+  onChange(listener: () => void): void {
+    this.#listeners.push(listener)
+  }
+
+  start(): void {
+    this.#connect()
+  }
+
+  close(): void {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    this.#socket?.terminate()
+  }
+
+  #loadFile(): void {
+    const { stateDir, logger } = this.#options
+    if (!stateDir) return
+    let text: string
+    try {
+      text = readFileSync(join(stateDir, KEY_REGISTRY_FILE), 'utf8')
+    } catch {
+      return
+    }
+    try {
+      const saved = JSON.parse(text) as SavedRegistry
+      const message = parseFeedMessage(
+        JSON.stringify({ type: 'snapshot', version: saved.version, keys: saved.keys, last: true }),
+      )
+      if (message?.type !== 'snapshot') throw new Error('not a saved registry')
+      this.#replace(message.keys, message.version)
+      logger.info(
+        { keys: this.#byId.size, version: this.#version, savedAt: saved.savedAt },
+        'key registry loaded from the state directory (the Worker may be unreachable)',
+      )
+    } catch (error) {
+      logger.error(
+        { err: String(error) },
+        'the saved key registry cannot be read: nobody is admitted until the Worker answers',
+      )
+    }
+  }
+
+  #save(): void {
+    const { stateDir, logger } = this.#options
+    if (!stateDir) return
+    const saved: SavedRegistry = {
+      version: this.#version,
+      savedAt: new Date().toISOString(),
+      keys: [...this.#byId.values()],
+    }
+    try {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+      const path = join(stateDir, KEY_REGISTRY_FILE)
+      // Written whole, then renamed: a crash leaves the old file or the new one, never half.
+      writeFileSync(`${path}.tmp`, JSON.stringify(saved), { mode: 0o600 })
+      renameSync(`${path}.tmp`, path)
+    } catch (error) {
+      logger.error({ err: String(error) }, 'the key registry could not be saved')
+    }
+  }
+
+  #replace(keys: FeedKey[], version: number): void {
+    this.#byId = new Map(keys.map((key) => [key.id, key]))
+    this.#byKey = new Map()
+    for (const key of keys) for (const publicKey of key.publicKeys) this.#byKey.set(publicKey, key)
+    this.#version = version
+    this.#loaded = true
+  }
+
+  #put(key: FeedKey): void {
+    this.#remove(key.id)
+    this.#byId.set(key.id, key)
+    for (const publicKey of key.publicKeys) this.#byKey.set(publicKey, key)
+  }
+
+  #remove(id: string): void {
+    const old = this.#byId.get(id)
+    if (!old) return
+    this.#byId.delete(id)
+    for (const publicKey of old.publicKeys) {
+      if (this.#byKey.get(publicKey) === old) this.#byKey.delete(publicKey)
+    }
+  }
+
+  #changed(): void {
+    this.#save()
+    for (const listener of this.#listeners) {
+      try {
+        listener()
+      } catch (error) {
+        this.#options.logger.error({ err: String(error) }, 'a key registry listener failed')
+      }
+    }
+  }
+
+  #connect(): void {
+    if (this.#stopped) return
+    const { workerUrl, ingestToken, logger } = this.#options
+    const socket = new WebSocket(`${workerUrl.replace(/\/+$/, '')}/v1/keys/feed`, {
+      headers: { authorization: `Bearer ${ingestToken}` },
+      perMessageDeflate: false,
+    })
+    this.#socket = socket
+    this.#pending = undefined
+    socket.on('open', () => {
+      this.#attempt = 0
+    })
+    socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (isBinary) return
+      const message = parseFeedMessage(data.toString())
+      if (!message) return
+      if (message.type === 'snapshot') {
+        this.#pending = [...(this.#pending ?? []), ...message.keys]
+        if (!message.last) return
+        const fresh = !this.#loaded
+        this.#replace(this.#pending, message.version)
+        this.#pending = undefined
+        logger.info(
+          { keys: this.#byId.size, version: this.#version },
+          fresh ? 'key registry received' : 'key registry received again',
+        )
+      } else if (message.type === 'change') {
+        this.#put(message.key)
+        this.#version = message.version
+        logger.info(
+          { id: message.key.id, name: message.key.name, revoked: message.key.revoked },
+          'key registry changed',
+        )
+      } else {
+        this.#remove(message.id)
+        this.#version = message.version
+        logger.info({ id: message.id }, 'key record deleted')
+      }
+      this.#changed()
+    })
+    socket.on('unexpected-response', (_request, response) => {
+      logger.error(
+        { status: response.statusCode },
+        'the Worker refused the key feed (is the ingest token right?)',
+      )
+      socket.terminate()
+    })
+    socket.on('error', (error) => {
+      logger.warn({ err: String(error) }, 'key feed error')
+    })
+    socket.on('close', () => {
+      if (this.#socket !== socket || this.#stopped) return
+      const { reconnectInitialMs = 500, reconnectMaxMs = 30_000 } = this.#options
+      const delay = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** this.#attempt)
+      this.#attempt = Math.min(this.#attempt + 1, 16)
+      this.#timer = setTimeout(() => this.#connect(), delay / 2 + Math.random() * (delay / 2))
+      this.#timer.unref()
+    })
+  }
+}

@@ -1,0 +1,232 @@
+// Bridges enforcing the Worker's key registry (--key-registry), as a fleet runs them: two bridge
+// processes and `wrangler dev`, libzmq CURVE PUSH clients (npm zeromq). A registered key is
+// delivered; revoked through the API, both bridges close its connections within a second and
+// nothing it sends later is stored; a key is refused outside its channels; a bridge restarted
+// while the Worker is down admits the keys it knew and nobody else.
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import * as zmq from 'zeromq'
+import { derivePublicKey, generateKeyPair } from '../../node-bridge/zmtp/mechanisms/curve-keys'
+import { formatKey } from '../../shared/curve-key-text'
+import { type BridgeProcess, startBridgeProcess } from '../support/bridge-process'
+import { freePort } from '../support/channel-reader'
+import { waitFor } from '../support/wait'
+import {
+  startWranglerDev,
+  TEST_ADMIN_TOKEN,
+  TEST_INGEST_TOKEN,
+  TEST_READ_TOKEN,
+  type WranglerDev,
+} from '../support/wrangler-dev'
+
+const server = generateKeyPair()
+const SERVER_SECRET = formatKey(server.secretKey).z85
+const SERVER_PUBLIC = formatKey(derivePublicKey(server.secretKey)).z85
+
+let worker: WranglerDev
+let port: number
+beforeAll(async () => {
+  port = await freePort()
+  worker = await startWranglerDev({ port })
+}, 90_000)
+afterAll(async () => {
+  await worker?.stop()
+})
+
+const cleanups: Array<() => unknown> = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+})
+
+async function admin(
+  method: string,
+  path: string,
+  body?: object,
+): Promise<Record<string, unknown>> {
+  const response = await fetch(`${worker.httpUrl}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  })
+  expect(response.ok, await response.clone().text()).toBe(true)
+  return (await response.json()) as Record<string, unknown>
+}
+
+async function registryBridge(channel: string, stateDir: string): Promise<BridgeProcess> {
+  const bridge = await startBridgeProcess([
+    '--listener',
+    `tcp://127.0.0.1:0,channel=${channel},mechanism=CURVE`,
+    '--curve-secret-key',
+    SERVER_SECRET,
+    '--key-registry',
+    '--state-dir',
+    stateDir,
+    '--worker-url',
+    `ws://127.0.0.1:${port}`,
+    '--ingest-token',
+    TEST_INGEST_TOKEN,
+    '--batch-delay',
+    '5',
+  ])
+  cleanups.push(() => bridge.stop('SIGKILL'))
+  return bridge
+}
+
+function client(keys: { publicKey: string; secretKey: string }, ...ports: number[]): zmq.Push {
+  const socket = new zmq.Push({
+    linger: 0,
+    curveServerKey: SERVER_PUBLIC,
+    curvePublicKey: keys.publicKey,
+    curveSecretKey: keys.secretKey,
+    reconnectInterval: 100,
+  } as zmq.SocketOptions<zmq.Push>)
+  for (const bridgePort of ports) socket.connect(`tcp://127.0.0.1:${bridgePort}`)
+  cleanups.push(() => socket.close())
+  return socket
+}
+
+async function stored(
+  channel: string,
+): Promise<Array<{ frames: string[]; peer: { publicKey?: string } }>> {
+  const response = await fetch(
+    `${worker.httpUrl}/v1/channels/${channel}/messages?after=0&limit=1000&encoding=utf8`,
+    { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
+  )
+  return (
+    (await response.json()) as {
+      messages: Array<{ frames: string[]; peer: { publicKey?: string } }>
+    }
+  ).messages
+}
+
+/** Resolves with the status of the first authentication failure libzmq reports for `socket`. */
+async function authFailure(socket: zmq.Push): Promise<number> {
+  for await (const event of socket.events) {
+    if (event.type === 'handshake:error:auth') return event.error.status as number
+  }
+  return 0
+}
+
+const logged = (bridge: BridgeProcess, msg: string) =>
+  bridge.lines.filter((line) => line.msg === msg)
+const received = (bridge: BridgeProcess) =>
+  waitFor(() => logged(bridge, 'key registry received').length > 0, { what: 'the key registry' })
+
+describe('bridges with --key-registry', () => {
+  it('deliver a registered key, and close its connections on both within a second of its revocation', async () => {
+    const channel = `keys-${Date.now()}`
+    const keys = zmq.curveKeyPair()
+    const record = await admin('POST', '/v1/keys', {
+      publicKey: keys.publicKey,
+      name: 'pump 7',
+      channels: ['keys-*'],
+    })
+    const [one, two] = await Promise.all([
+      registryBridge(channel, mkdtempSync(join(tmpdir(), 'zmq-edge-state-'))),
+      registryBridge(channel, mkdtempSync(join(tmpdir(), 'zmq-edge-state-'))),
+    ])
+    await Promise.all([received(one), received(two)])
+    const push = client(keys, one.port, two.port)
+    for (let index = 0; index < 20; index++) await push.send(`m${index}`)
+    await waitFor(async () => (await stored(channel)).length === 20, { what: '20 stored' })
+    const messages = await stored(channel)
+    expect(new Set(messages.map((message) => message.peer.publicKey))).toEqual(
+      new Set([keys.publicKey]),
+    )
+    // Both bridges had a connection from it.
+    for (const bridge of [one, two]) {
+      expect(
+        logged(bridge, 'handshake succeeded').some((line) => line.publicKey === keys.publicKey),
+      ).toBe(true)
+    }
+
+    const revokedAt = Date.now()
+    await admin('POST', `/v1/keys/${record.id}/revoke`)
+    for (const bridge of [one, two]) {
+      await waitFor(
+        () => logged(bridge, 'disconnected clients the key registry no longer admits').length > 0,
+        { what: 'the revoked client disconnected' },
+      )
+      const line = logged(bridge, 'disconnected clients the key registry no longer admits')[0]
+      expect(Number(line?.time) - revokedAt).toBeLessThan(1000)
+    }
+    // Its later sends are never read: its reconnects are refused at the handshake.
+    for (let index = 20; index < 30; index++) await push.send(`m${index}`).catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    expect(await stored(channel)).toHaveLength(20)
+    const again = client(keys, one.port)
+    const refused = authFailure(again)
+    await again.send('after the revocation').catch(() => undefined)
+    expect(await refused).toBe(400)
+  }, 120_000)
+
+  it('refuse an unregistered key, and a key outside its channels', async () => {
+    const channel = `other-${Date.now()}`
+    const outside = zmq.curveKeyPair()
+    await admin('POST', '/v1/keys', {
+      publicKey: outside.publicKey,
+      name: 'sensors only',
+      channels: ['sensors-*'],
+    })
+    const bridge = await registryBridge(channel, mkdtempSync(join(tmpdir(), 'zmq-edge-state-')))
+    await received(bridge)
+    const unknown = zmq.curveKeyPair()
+    for (const keys of [outside, unknown]) {
+      const push = client(keys, bridge.port)
+      // libzmq reports the server's ERROR "400" as an authentication failure (ZAP status 400).
+      const refused = authFailure(push)
+      await push.send('not stored').catch(() => undefined)
+      expect(await refused).toBe(400)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(await stored(channel)).toHaveLength(0)
+  }, 60_000)
+
+  it('admit the keys they knew after a restart while the Worker is down, and nobody else', async () => {
+    const channel = `restart-${Date.now()}`
+    const known = zmq.curveKeyPair()
+    await admin('POST', '/v1/keys', {
+      publicKey: known.publicKey,
+      name: 'known',
+      channels: [channel],
+    })
+    const stateDir = mkdtempSync(join(tmpdir(), 'zmq-edge-state-'))
+    const first = await registryBridge(channel, stateDir)
+    await received(first)
+    await first.stop()
+    await worker.stop({ keepState: true })
+    try {
+      const second = await registryBridge(channel, stateDir)
+      await waitFor(
+        () =>
+          logged(
+            second,
+            'key registry loaded from the state directory (the Worker may be unreachable)',
+          ).length > 0,
+        { what: 'the saved registry' },
+      )
+      const stranger = zmq.curveKeyPair()
+      const pushKnown = client(known, second.port)
+      const pushStranger = client(stranger, second.port)
+      const strangerRefused = authFailure(pushStranger)
+      await pushKnown.send('queued while the Worker is down')
+      await pushStranger.send('never read').catch(() => undefined)
+      expect(await strangerRefused).toBe(400)
+      await waitFor(
+        () =>
+          logged(second, 'handshake succeeded').some((line) => line.publicKey === known.publicKey),
+        { what: 'the known key admitted' },
+      )
+      expect(
+        logged(second, 'handshake succeeded').some((line) => line.publicKey === stranger.publicKey),
+      ).toBe(false)
+    } finally {
+      worker = await startWranglerDev({ port, persistDir: worker.persistDir })
+    }
+  }, 120_000)
+})
