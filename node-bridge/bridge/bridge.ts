@@ -14,11 +14,12 @@ import { PULL } from '../zmtp/sockets/socket-type'
 import { createSub } from '../zmtp/sockets/sub'
 import { AllowList } from './allow-list'
 import { type BridgeConfig, ConfigError, type ListenerConfig } from './bridge-config'
+import { KeyRateLimiter } from './key-rate-limit'
 import { KeyRegistry } from './key-registry'
 import type { Logger } from './log'
 import { BridgeMetrics } from './metrics'
 import { PreauthBudget } from './preauth-budget'
-import { PullSocket, type PullSocketEvent } from './pull-socket'
+import { type InboundMessage, PullSocket, type PullSocketEvent } from './pull-socket'
 import { preparePrivateDirectory } from './relay/private-directory'
 import { RelayClient } from './relay/relay-client'
 import { Spool } from './relay/spool'
@@ -141,6 +142,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
 
   let allowList: AllowList | undefined
   let keyRegistry: KeyRegistry | undefined
+  const rateLimiter = new KeyRateLimiter()
   let expiryTimer: NodeJS.Timeout | undefined
   const curve = config.curve
   let createCurve:
@@ -240,6 +242,9 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         : (message, onReceipt) => relay.enqueue(message, onReceipt),
       ...(metrics
         ? { onEvent: (event: PullSocketEvent) => metrics.onPullEvent(event, listener.channel) }
+        : {}),
+      ...(keyRegistry && listener.mechanism === 'CURVE'
+        ? { throttle: throttleBy(keyRegistry, rateLimiter) }
         : {}),
     })
     pull.setPaused(relay.full)
@@ -415,5 +420,18 @@ function logStats(logger: Logger, relays: Map<string, RelayClient>): void {
       },
       'relay stats',
     )
+  }
+}
+
+/** The `throttle` of a CURVE listener: its sender's key's rate limit, when its record has one. */
+function throttleBy(registry: KeyRegistry, limiter: KeyRateLimiter) {
+  return (message: InboundMessage): number => {
+    const { publicKey } = message
+    if (!publicKey) return 0
+    const limit = registry.rateLimitOf(publicKey)
+    if (!limit) return 0
+    let bytes = 0
+    for (const frame of message.frames) bytes += frame.length
+    return limiter.take(Buffer.from(publicKey).toString('hex'), bytes, limit)
   }
 }

@@ -71,6 +71,11 @@ export class KeyRegistry {
     return entry !== undefined && feedAdmits(entry, channel, now)
   }
 
+  /** The rate limit of `publicKey`'s record, if it has one. */
+  rateLimitOf(publicKey: Uint8Array): FeedKey['rateLimit'] {
+    return this.#byKey.get(z85Encode(publicKey))?.rateLimit
+  }
+
   /** The record's name of `publicKey`, if it has one. */
   nameOf(publicKey: Uint8Array): string | undefined {
     return this.#byKey.get(z85Encode(publicKey))?.name

@@ -103,6 +103,11 @@ export interface PullSocketOptions {
   onMessage(message: InboundMessage, onReceipt?: (receipt: MessageReceipt) => void): void
   /** Connection lifecycle, for metrics. */
   onEvent?(event: PullSocketEvent): void
+  /**
+   * After each message delivered: how long not to read its connection, ms (0: read on). The
+   * bridge's per-key rate limit (./key-rate-limit.ts); TCP pushes back on the sender meanwhile.
+   */
+  throttle?(message: InboundMessage): number
 }
 
 /** What a PULL socket reports about its connections. */
@@ -316,8 +321,9 @@ export class PullSocket {
     for (const entry of this.#connections.values()) {
       const { peer } = entry
       if (!peer || entry.closing || entry.ending) continue
-      if (entry.repliesBlocked) {
-        // Not read because its replies wait on the channel: its silence is ours, not the peer's.
+      if (entry.repliesBlocked || entry.throttledUntil > now) {
+        // Not read because its replies wait on the channel, or its key is over its rate limit:
+        // its silence is ours, not the peer's.
         entry.lastDataAt = now
         if (entry.unansweredSince > 0) entry.unansweredSince = now
         continue
@@ -369,7 +375,7 @@ export class PullSocket {
       if (paused) {
         if (entry.peer) socket.pause()
       } else {
-        if (!entry.writeBlocked && !entry.repliesBlocked && !entry.closing) socket.resume()
+        entry.resumeIfFree()
         entry.lastDataAt += pausedMs
         if (entry.unansweredSince > 0) entry.unansweredSince += pausedMs
       }
@@ -591,6 +597,9 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
   /** Requests whose reply waits for the channel (ROUTER): past the bound, the peer is not read. */
   #pendingReplies = 0
   repliesBlocked = false
+  /** Not read until then, ms since the epoch: its key is over its rate limit (`throttle`). */
+  throttledUntil = 0
+  #throttleTimer: NodeJS.Timeout | undefined
 
   constructor(
     socket: Socket,
@@ -716,7 +725,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       this.#socket.pause()
       this.#socket.once('drain', () => {
         this.writeBlocked = false
-        if (!this.#owner.paused && !this.repliesBlocked && !this.closing) this.#socket.resume()
+        this.resumeIfFree()
       })
     }
   }
@@ -817,6 +826,36 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
     this.#delivered.push(message)
     for (const frame of message.frames) this.#deliveredBytes += frame.length
     this.#options.onMessage(message, onReceipt)
+    const waitMs = this.#options.throttle?.(message) ?? 0
+    if (waitMs > 0) this.#throttle(waitMs)
+  }
+
+  /** Stops reading the peer for `ms` (TCP then pushes back on it); nothing is dropped. */
+  #throttle(ms: number): void {
+    const until = Date.now() + ms
+    if (until <= this.throttledUntil) return
+    this.throttledUntil = until
+    this.#socket.pause()
+    clearTimeout(this.#throttleTimer)
+    this.#throttleTimer = setTimeout(() => {
+      this.throttledUntil = 0
+      this.resumeIfFree()
+    }, ms)
+    this.#throttleTimer.unref()
+  }
+
+  /** Reads the peer again, unless something still holds it. */
+  resumeIfFree(): void {
+    if (
+      this.#owner.paused ||
+      this.writeBlocked ||
+      this.repliesBlocked ||
+      this.closing ||
+      this.throttledUntil > Date.now()
+    ) {
+      return
+    }
+    this.#socket.resume()
   }
 
   /** Sends `envelope` and `answer` back to the peer, if it is still there to read it. */
@@ -825,7 +864,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
       this.#pendingReplies--
       if (this.repliesBlocked && this.#pendingReplies <= MAX_PENDING_REPLIES / 2) {
         this.repliesBlocked = false
-        if (!this.#owner.paused && !this.writeBlocked && !this.closing) this.#socket.resume()
+        this.resumeIfFree()
       }
     }
     this.#options.onEvent?.({
@@ -838,6 +877,7 @@ class InboundConnection implements ConnectionTransport, ConnectionEvents {
 
   onClose(error?: ZmtpError): void {
     this.#clearHandshakeTimer()
+    clearTimeout(this.#throttleTimer)
     this.#preauth.release()
     if (!error) return
     this.#dial?.onFailure(error)

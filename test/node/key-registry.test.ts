@@ -187,6 +187,35 @@ describe('bridges with --key-registry', () => {
     expect(await stored(channel)).toHaveLength(0)
   }, 60_000)
 
+  it("slow a key to its record's rate limit by not reading it, and lose nothing", async () => {
+    const channel = `rate-${Date.now()}`
+    const keys = zmq.curveKeyPair()
+    const bytesPerSecond = 100_000
+    await admin('POST', '/v1/keys', {
+      publicKey: keys.publicKey,
+      name: 'chatty',
+      channels: [channel],
+      rateLimit: { bytesPerSecond },
+    })
+    const bridge = await registryBridge(channel, mkdtempSync(join(tmpdir(), 'zmq-edge-state-')))
+    await received(bridge)
+    const push = client(keys, bridge.port)
+    const count = 300
+    const payload = (index: number) => `${String(index).padStart(4, '0')}${'x'.repeat(996)}`
+    const started = Date.now()
+    for (let index = 0; index < count; index++) await push.send(payload(index))
+    await waitFor(async () => (await stored(channel)).length === count, {
+      what: `${count} stored`,
+      timeoutMs: 30_000,
+    })
+    const elapsed = Date.now() - started
+    // A second's burst and what one read holds (64 KiB) pass at once; the rest goes at the rate.
+    const atLeast = ((count * 1000 - bytesPerSecond - 65_536) / bytesPerSecond) * 1000
+    expect(elapsed).toBeGreaterThanOrEqual(atLeast - 100)
+    const frames = (await stored(channel)).map((message) => message.frames[0])
+    expect(frames).toEqual(Array.from({ length: count }, (_, index) => payload(index)))
+  }, 60_000)
+
   it('admit the keys they knew after a restart while the Worker is down, and nobody else', async () => {
     const channel = `restart-${Date.now()}`
     const known = zmq.curveKeyPair()
