@@ -1,10 +1,12 @@
-// The registry's CURVE client keys (issue: a fleet's keys in one place): one row per key record,
-// its public key (and a second one during a rotation), the channels it may send to, labels, a
-// rate limit, an expiry, and whether it is revoked. Every change takes the next registry
-// version, and a deleted record leaves a tombstone with its version, so a bridge that holds a
-// snapshot at version N can be sent what changed after N (the change feed).
+// The registry's CURVE client keys (a fleet's keys in one place): one row per key record, its
+// public key (and a second one during a rotation), the channels it may send to, labels, a rate
+// limit, an expiry, and whether it is revoked. Every change takes the next registry version,
+// which the key feed carries (../shared/key-feed.ts). A caller may say which channel patterns
+// it reaches (`within`): a record outside them is `not_found` to it, checked in the same
+// transaction as the change.
 
 import type { RateLimit } from '../shared/api/key-records'
+import { patternWithin } from '../shared/channel-pattern'
 
 /** Most key records the registry holds. */
 export const MAX_KEYS = 100_000
@@ -114,10 +116,7 @@ export class KeyStore {
       'CREATE UNIQUE INDEX IF NOT EXISTS curve_keys_second ON curve_keys (second_public_key) WHERE second_public_key IS NOT NULL',
     )
     sql.exec('CREATE INDEX IF NOT EXISTS curve_keys_version ON curve_keys (version)')
-    // Deleted records, so a change feed can say so; and the registry's version.
-    sql.exec(
-      'CREATE TABLE IF NOT EXISTS deleted_curve_keys (id TEXT PRIMARY KEY, version INTEGER NOT NULL)',
-    )
+    // The registry's version.
     sql.exec(
       'CREATE TABLE IF NOT EXISTS registry_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)',
     )
@@ -153,11 +152,16 @@ export class KeyStore {
     )
   }
 
-  get(id: string): KeyRecord | undefined {
+  /** The record `id`, if there is one (and, with `within`, its channels are all within). */
+  get(id: string, within?: readonly string[]): KeyRecord | undefined {
     const row = this.#storage.sql
       .exec<KeyRow>('SELECT * FROM curve_keys WHERE id = ?', id)
       .toArray()[0]
-    return row ? recordOf(row) : undefined
+    const record = row ? recordOf(row) : undefined
+    if (record && within && !record.channels.every((pattern) => patternWithin(pattern, within))) {
+      return undefined
+    }
+    return record
   }
 
   create(
@@ -193,9 +197,15 @@ export class KeyStore {
     })
   }
 
-  update(id: string, changes: KeyChanges, now: number): KeyRecord | KeyRefusal {
+  /** Changes `id`; a change that changes nothing is not written (nor sent to any feed). */
+  update(
+    id: string,
+    changes: KeyChanges,
+    now: number,
+    within?: readonly string[],
+  ): KeyRecord | KeyRefusal | { unchanged: KeyRecord } {
     return this.#storage.transactionSync(() => {
-      const current = this.get(id)
+      const current = this.get(id, within)
       if (!current) return 'not_found'
       for (const key of [changes.publicKey, changes.secondPublicKey]) {
         if (key && this.#taken(key, id)) return 'key_exists'
@@ -214,6 +224,7 @@ export class KeyStore {
       if (next.secondPublicKey?.every((octet, index) => octet === next.publicKey[index])) {
         delete next.secondPublicKey
       }
+      if (sameRecord(current, next)) return { unchanged: current }
       this.#storage.sql.exec(
         `UPDATE curve_keys SET name = ?, public_key = ?, second_public_key = ?, channels = ?,
            labels = ?, rate_limit = ?, expires_at = ?, updated_at = ?, version = ?
@@ -234,9 +245,9 @@ export class KeyStore {
   }
 
   /** Revokes `id` (again: nothing changes). */
-  revoke(id: string, now: number): KeyRecord | 'not_found' {
+  revoke(id: string, now: number, within?: readonly string[]): KeyRecord | 'not_found' {
     return this.#storage.transactionSync(() => {
-      const current = this.get(id)
+      const current = this.get(id, within)
       if (!current) return 'not_found'
       if (current.revoked) return current
       this.#storage.sql.exec(
@@ -250,16 +261,13 @@ export class KeyStore {
     })
   }
 
-  delete(id: string): boolean {
+  /** Deletes `id`; the record deleted, or undefined when there was none (within reach). */
+  delete(id: string, within?: readonly string[]): KeyRecord | undefined {
     return this.#storage.transactionSync(() => {
-      const { sql } = this.#storage
-      if (sql.exec('DELETE FROM curve_keys WHERE id = ?', id).rowsWritten === 0) return false
-      sql.exec(
-        'INSERT OR REPLACE INTO deleted_curve_keys (id, version) VALUES (?, ?)',
-        id,
-        this.#nextVersion(),
-      )
-      return true
+      const record = this.get(id, within)
+      if (!record) return undefined
+      this.#storage.sql.exec('DELETE FROM curve_keys WHERE id = ?', id)
+      return { ...record, version: this.#nextVersion() }
     })
   }
 
@@ -270,7 +278,15 @@ export class KeyStore {
     }
   }
 
-  list(query: KeyQuery, now: number): { keys: KeyRecord[]; next?: string } {
+  /**
+   * A page of records in id order; with `within`, only those whose channels are all within it
+   * (scanned on until the page is full), and `next` is always a record of the page.
+   */
+  list(
+    query: KeyQuery,
+    now: number,
+    within?: readonly string[],
+  ): { keys: KeyRecord[]; next?: string } {
     const where: string[] = []
     const args: SqlStorageValue[] = []
     if (query.after !== undefined) {
@@ -289,16 +305,35 @@ export class KeyStore {
       where.push("json_extract(labels, '$.' || json_quote(?)) = ?")
       args.push(query.label[0], query.label[1])
     }
-    const rows = this.#storage.sql
-      .exec<KeyRow>(
-        `SELECT * FROM curve_keys ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY id LIMIT ?`,
-        ...args,
-        query.limit + 1,
-      )
-      .toArray()
-    const keys = rows.slice(0, query.limit).map(recordOf)
-    const last = keys.at(-1)
-    return rows.length > query.limit && last ? { keys, next: last.id } : { keys }
+    const cursor = this.#storage.sql.exec<KeyRow>(
+      `SELECT * FROM curve_keys ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`,
+      ...args,
+    )
+    const keys: KeyRecord[] = []
+    for (const row of cursor) {
+      const record = recordOf(row)
+      if (within && !record.channels.every((pattern) => patternWithin(pattern, within))) continue
+      if (keys.length === query.limit) {
+        // One more in reach: another page follows the last of this one.
+        return { keys, next: (keys.at(-1) as KeyRecord).id }
+      }
+      keys.push(record)
+    }
+    return { keys }
   }
+}
+
+function sameRecord(a: KeyRecord, b: KeyRecord): boolean {
+  const bytes = (x?: Uint8Array, y?: Uint8Array) =>
+    x === y ||
+    (x !== undefined && y !== undefined && x.length === y.length && x.every((o, i) => o === y[i]))
+  return (
+    a.name === b.name &&
+    bytes(a.publicKey, b.publicKey) &&
+    bytes(a.secondPublicKey, b.secondPublicKey) &&
+    JSON.stringify(a.channels) === JSON.stringify(b.channels) &&
+    JSON.stringify(a.labels) === JSON.stringify(b.labels) &&
+    JSON.stringify(a.rateLimit) === JSON.stringify(b.rateLimit) &&
+    a.expiresAt === b.expiresAt
+  )
 }

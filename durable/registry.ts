@@ -6,7 +6,7 @@
 
 import { DurableObject } from 'cloudflare:workers'
 import type { Scope } from '../shared/api/scopes'
-import { FEED_PAGE_KEYS, type FeedKey, type FeedMessage, patternsOverlap } from '../shared/key-feed'
+import { type FeedKey, type FeedMessage, patternsOverlap } from '../shared/key-feed'
 import { z85Encode } from '../shared/z85'
 import {
   type KeyChanges,
@@ -25,8 +25,38 @@ export const REGISTRY_NAME = 'registry'
  */
 export const FEED_CHANNELS_HEADER = 'X-Zmq-Edge-Channels'
 
+/**
+ * Headers with which the Worker names a feed's credential (the scoped token's id; absent: a
+ * root secret) and its expiry (ms); any a client sends are removed.
+ */
+export const FEED_CREDENTIAL_HEADER = 'X-Zmq-Edge-Credential'
+export const FEED_EXPIRES_HEADER = 'X-Zmq-Edge-Credential-Expires'
+
 /** The hibernation tag of key feed sockets. */
 const FEED_TAG = 'key-feed'
+
+/** Largest snapshot page, octets of JSON: well within a WebSocket message (1 MiB in workerd). */
+export const FEED_PAGE_BYTES = 256 * 1024
+
+/** Most feeds one credential holds open (a bridge holds one), and in all. */
+export const FEED_SOCKETS_PER_CREDENTIAL = 64
+export const MAX_FEED_SOCKETS = 10_000
+
+/** Close code of a feed whose token was deleted or expired (as ingest sockets, 4003). */
+const CLOSE_CREDENTIAL_GONE = 4003
+
+interface FeedAttachment {
+  channels: string[]
+  expiresAt?: number
+}
+
+function closeFeed(socket: WebSocket, reason: string): void {
+  try {
+    socket.close(CLOSE_CREDENTIAL_GONE, reason)
+  } catch {
+    // Closed already.
+  }
+}
 
 function feedKeyOf(record: KeyRecord): FeedKey {
   return {
@@ -191,8 +221,11 @@ export class Registry extends DurableObject<Env> {
 
   /**
    * A bridge's key feed (../shared/key-feed.ts): the Worker has checked its credential and says
-   * which channels it reaches. The socket is hibernatable; the snapshot goes at once, and each
-   * change to a record those channels overlap as it is made.
+   * which one it is (FEED_CREDENTIAL_HEADER, with its expiry) and which channels it reaches. The
+   * socket is hibernatable; the snapshot goes at once, in pages of at most FEED_PAGE_BYTES, and
+   * each change to a record those channels overlap as it is made. At most FEED_SOCKETS_PER_CREDENTIAL
+   * feeds per credential and MAX_FEED_SOCKETS in all (a snapshot reads every record: feeds are
+   * not free). A scoped token's feeds close when it is deleted, and once it expired.
    */
   override fetch(request: Request): Response {
     if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
@@ -203,22 +236,42 @@ export class Registry extends DurableObject<Env> {
     }
     const header = request.headers.get(FEED_CHANNELS_HEADER)
     const channels = header === null ? ['*'] : (JSON.parse(header) as string[])
+    const credential = request.headers.get(FEED_CREDENTIAL_HEADER) ?? 'root'
+    const expires = Number(request.headers.get(FEED_EXPIRES_HEADER) ?? Number.NaN)
+    const credentialTag = `credential:${credential}`
+    if (
+      this.ctx.getWebSockets(credentialTag).length >= FEED_SOCKETS_PER_CREDENTIAL ||
+      this.ctx.getWebSockets(FEED_TAG).length >= MAX_FEED_SOCKETS
+    ) {
+      return Response.json(
+        { error: { code: 'too_many_feeds', message: 'too many key feeds are open; retry later' } },
+        { status: 429, headers: { 'Retry-After': '30' } },
+      )
+    }
     const { 0: client, 1: server } = new WebSocketPair()
-    this.ctx.acceptWebSocket(server, [FEED_TAG])
-    server.serializeAttachment({ channels })
+    this.ctx.acceptWebSocket(server, [FEED_TAG, credentialTag])
+    server.serializeAttachment({
+      channels,
+      ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
+    } satisfies FeedAttachment)
     const version = this.#store.version
-    let page: FeedKey[] = []
+    let page: string[] = []
+    let octets = 0
+    const flush = (last: boolean) => {
+      server.send(
+        `{"type":"snapshot","version":${version},"last":${last},"keys":[${page.join(',')}]}`,
+      )
+      page = []
+      octets = 0
+    }
     for (const record of this.#store.all()) {
       if (!patternsOverlap(record.channels, channels)) continue
-      page.push(feedKeyOf(record))
-      if (page.length === FEED_PAGE_KEYS) {
-        server.send(JSON.stringify({ type: 'snapshot', version, keys: page, last: false }))
-        page = []
-      }
+      const text = JSON.stringify(feedKeyOf(record))
+      if (octets + text.length > FEED_PAGE_BYTES && page.length > 0) flush(false)
+      page.push(text)
+      octets += text.length + 1
     }
-    server.send(
-      JSON.stringify({ type: 'snapshot', version, keys: page, last: true } satisfies FeedMessage),
-    )
+    flush(true)
     return new Response(null, { status: 101, webSocket: client })
   }
 
@@ -233,26 +286,40 @@ export class Registry extends DurableObject<Env> {
     }
   }
 
-  /** Sends a change to every feed whose channels it concerns (before or after it). */
-  #broadcast(message: FeedMessage, channels: ReadonlyArray<readonly string[]>): void {
-    const text = JSON.stringify(message)
+  /**
+   * Sends what became of `record` to every feed it concerns: a `change` where its channels
+   * reach the feed's, a `delete` where only its channels before did (it left the feed's reach).
+   * Feeds of an expired token are closed instead.
+   */
+  #broadcast(
+    version: number,
+    record: KeyRecord,
+    deleted: boolean,
+    before: readonly string[] = record.channels,
+  ): void {
+    const change = JSON.stringify({
+      type: 'change',
+      version,
+      key: feedKeyOf(record),
+    } satisfies FeedMessage)
+    const removal = JSON.stringify({ type: 'delete', version, id: record.id } satisfies FeedMessage)
+    const now = Date.now()
     for (const socket of this.ctx.getWebSockets(FEED_TAG)) {
-      const attachment = socket.deserializeAttachment() as { channels: string[] } | null
+      const attachment = socket.deserializeAttachment() as FeedAttachment | null
+      if (attachment?.expiresAt !== undefined && attachment.expiresAt <= now) {
+        closeFeed(socket, 'its token expired')
+        continue
+      }
       const reach = attachment?.channels ?? ['*']
-      if (!channels.some((patterns) => patternsOverlap(patterns, reach))) continue
+      const reaches = !deleted && patternsOverlap(record.channels, reach)
+      const reached = patternsOverlap(before, reach)
+      if (!reaches && !reached) continue
       try {
-        socket.send(text)
+        socket.send(reaches ? change : removal)
       } catch {
         // A socket closing: its bridge gets a new snapshot when it reconnects.
       }
     }
-  }
-
-  #changed(record: KeyRecord, before?: readonly string[]): void {
-    this.#broadcast(
-      { type: 'change', version: record.version, key: feedKeyOf(record) },
-      before ? [record.channels, before] : [record.channels],
-    )
   }
 
   /** RPC: a new key record (its id given); refused when its public key is taken or full. */
@@ -260,40 +327,48 @@ export class Registry extends DurableObject<Env> {
     record: Omit<KeyRecord, 'version' | 'revoked' | 'updatedAt' | 'revokedAt'>,
   ): KeyRecord | KeyRefusal {
     const created = this.#store.create(record)
-    if (typeof created !== 'string') this.#changed(created)
+    if (typeof created !== 'string') this.#broadcast(created.version, created, false)
     return created
   }
 
-  /** RPC: the key record `id`. */
-  key(id: string): KeyRecord | undefined {
-    return this.#store.get(id)
+  /** RPC: the key record `id` (within the caller's channel patterns, when given). */
+  key(id: string, within?: string[]): KeyRecord | undefined {
+    return this.#store.get(id, within)
   }
 
-  /** RPC: a page of key records. */
-  listKeys(query: KeyQuery): { keys: KeyRecord[]; next?: string } {
-    return this.#store.list(query, Date.now())
+  /** RPC: a page of key records (within the caller's channel patterns, when given). */
+  listKeys(query: KeyQuery, within?: string[]): { keys: KeyRecord[]; next?: string } {
+    return this.#store.list(query, Date.now(), within)
   }
 
-  /** RPC: changes a key record. */
-  updateKey(id: string, changes: KeyChanges): KeyRecord | KeyRefusal {
+  /**
+   * RPC: changes a key record. The caller's reach (`within`) is checked here, in the change's
+   * transaction: a record moved out of it meanwhile is not_found, never changed.
+   */
+  updateKey(id: string, changes: KeyChanges, within?: string[]): KeyRecord | KeyRefusal {
     const before = this.#store.get(id)?.channels
-    const updated = this.#store.update(id, changes, Date.now())
-    if (typeof updated !== 'string') this.#changed(updated, before)
+    const updated = this.#store.update(id, changes, Date.now(), within)
+    if (typeof updated === 'string') return updated
+    if ('unchanged' in updated) return updated.unchanged
+    this.#broadcast(updated.version, updated, false, before)
     return updated
   }
 
   /** RPC: revokes a key record (it stays, listed as revoked, until deleted). */
-  revokeKey(id: string): KeyRecord | 'not_found' {
-    const revoked = this.#store.revoke(id, Date.now())
-    if (typeof revoked !== 'string') this.#changed(revoked)
+  revokeKey(id: string, within?: string[]): KeyRecord | 'not_found' {
+    const before = this.#store.get(id)
+    const revoked = this.#store.revoke(id, Date.now(), within)
+    if (typeof revoked !== 'string' && !before?.revoked) {
+      this.#broadcast(revoked.version, revoked, false)
+    }
     return revoked
   }
 
-  /** RPC: deletes a key record; false when there is none. */
-  deleteKey(id: string): boolean {
-    const record = this.#store.get(id)
-    if (!record || !this.#store.delete(id)) return false
-    this.#broadcast({ type: 'delete', version: this.#store.version, id }, [record.channels])
+  /** RPC: deletes a key record; false when there is none (within reach). */
+  deleteKey(id: string, within?: string[]): boolean {
+    const deleted = this.#store.delete(id, within)
+    if (!deleted) return false
+    this.#broadcast(deleted.version, deleted, true)
     return true
   }
 
@@ -316,6 +391,11 @@ export class Registry extends DurableObject<Env> {
         pending.push(...sql.exec<TokenRow>('SELECT * FROM tokens WHERE created_by = ?', row.id))
       }
     })
+    for (const token of deleted) {
+      for (const socket of this.ctx.getWebSockets(`credential:${token.id}`)) {
+        closeFeed(socket, 'its token was deleted')
+      }
+    }
     return deleted
   }
 }

@@ -131,3 +131,18 @@ export function isLowOrderPoint(publicKey: Uint8Array): boolean {
   for (let index = 30; index >= 0; index--) u = (u << 8n) | BigInt(publicKey[index] ?? 0)
   return LOW_ORDER.has(u % P)
 }
+
+/**
+ * Whether an X25519 public key is written canonically: bit 255 clear and the u-coordinate below
+ * p (RFC 7748 §5). X25519 reads K and K with bit 255 set (or u + p) as one key, so a registry
+ * that compared octets would hold two records for one client; keys made by any keypair function
+ * are canonical.
+ * @throws {RangeError} if the key is not 32 octets
+ */
+export function isCanonicalPublicKey(publicKey: Uint8Array): boolean {
+  checkKey(publicKey, 'a CURVE public key')
+  if (((publicKey[31] ?? 0) & 0x80) !== 0) return false
+  let u = 0n
+  for (let index = 31; index >= 0; index--) u = (u << 8n) | BigInt(publicKey[index] ?? 0)
+  return u < P
+}

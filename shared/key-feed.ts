@@ -28,9 +28,6 @@ export type FeedMessage =
   /** A record deleted. */
   | { type: 'delete'; version: number; id: string }
 
-/** Records per snapshot page. */
-export const FEED_PAGE_KEYS = 500
-
 /** Whether `key` is admitted on `channel` at `now`. */
 export function feedAdmits(key: FeedKey, channel: string, now: number): boolean {
   return (

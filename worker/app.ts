@@ -20,6 +20,8 @@ import { MAX_KEYS } from '../durable/key-store'
 import type { MessagePage } from '../durable/message-store'
 import {
   FEED_CHANNELS_HEADER,
+  FEED_CREDENTIAL_HEADER,
+  FEED_EXPIRES_HEADER,
   MAX_TOKENS,
   registryStub,
   type TokenRecord,
@@ -682,18 +684,10 @@ route(routes.deleteTokenRoute, [], async (c) => {
 })
 
 // CURVE client keys, kept by the registry. A scoped admin token manages only the records whose
-// channels are all within its own (./auth.ts patternWithin).
-function withinReach(principal: Principal, channels: readonly string[]): boolean {
-  return principal.root || channels.every((pattern) => patternWithin(pattern, principal.channels))
-}
-
-/** The key record `id` when the principal may manage it; 404 otherwise (none is told apart). */
-async function reachableKey(env: Env, principal: Principal, id: string) {
-  const record = await registryStub(env).key(id)
-  if (!record || !withinReach(principal, record.channels)) {
-    throw new ApiError(404, ErrorCode.KEY_NOT_FOUND, `no key record has id ${id}`)
-  }
-  return record
+// channels are all within its own: its patterns go with each call and the registry checks them
+// in the change's own transaction (a record moved out of reach meanwhile is not touched).
+function reachOf(principal: Principal): string[] | undefined {
+  return principal.root ? undefined : [...principal.channels]
 }
 
 function keyRefused(refusal: KeyRefusal, id?: string): never {
@@ -707,7 +701,7 @@ function keyRefused(refusal: KeyRefusal, id?: string): never {
 }
 
 function checkKeyChannels(principal: Principal, channels: readonly string[]): void {
-  if (!withinReach(principal, channels)) {
+  if (!principal.root && !channels.every((pattern) => patternWithin(pattern, principal.channels))) {
     throw new ApiError(
       403,
       ErrorCode.FORBIDDEN,
@@ -723,11 +717,19 @@ route(routes.keyFeedRoute, [], async (c) => {
       headers: { Upgrade: 'websocket' },
     })
   }
-  // The registry is told which channels the credential reaches, and nothing a client said.
-  const { channels } = c.get('principal')
+  // The registry is told which credential this is and what it reaches, and nothing a client said.
+  const principal = c.get('principal')
   const headers = new Headers(c.req.raw.headers)
-  headers.delete(FEED_CHANNELS_HEADER)
-  if (!channels.includes('*')) headers.set(FEED_CHANNELS_HEADER, JSON.stringify(channels))
+  for (const name of [FEED_CHANNELS_HEADER, FEED_CREDENTIAL_HEADER, FEED_EXPIRES_HEADER]) {
+    headers.delete(name)
+  }
+  if (!principal.channels.includes('*')) {
+    headers.set(FEED_CHANNELS_HEADER, JSON.stringify(principal.channels))
+  }
+  if (!principal.root) headers.set(FEED_CREDENTIAL_HEADER, principal.credential)
+  if (principal.expiresAt !== undefined) {
+    headers.set(FEED_EXPIRES_HEADER, String(principal.expiresAt))
+  }
   return registryStub(c.env).fetch(new Request(c.req.raw, { headers }))
 })
 
@@ -755,28 +757,28 @@ route(routes.createKeyRoute, JSON_BODY, async (c) => {
 
 route(routes.listKeysRoute, [], async (c) => {
   const { limit, after, status, label } = c.req.valid('query')
-  const principal = c.get('principal')
   const split = label?.indexOf('=') ?? -1
-  const page = await registryStub(c.env).listKeys({
-    limit,
-    ...(after === undefined ? {} : { after }),
-    ...(status === undefined ? {} : { status }),
-    ...(label === undefined ? {} : { label: [label.slice(0, split), label.slice(split + 1)] }),
-  })
+  const page = await registryStub(c.env).listKeys(
+    {
+      limit,
+      ...(after === undefined ? {} : { after }),
+      ...(status === undefined ? {} : { status }),
+      ...(label === undefined ? {} : { label: [label.slice(0, split), label.slice(split + 1)] }),
+    },
+    reachOf(c.get('principal')),
+  )
   const now = Date.now()
   c.header('Cache-Control', 'no-store')
   return c.json({
-    // A scoped admin token's page holds only its records (so it may hold fewer than `limit`).
-    keys: page.keys
-      .filter((record) => withinReach(principal, record.channels))
-      .map((record) => toApiKey(record, now)),
+    keys: page.keys.map((record) => toApiKey(record, now)),
     ...(page.next === undefined ? {} : { next: page.next }),
   })
 })
 
 route(routes.getKeyRoute, [], async (c) => {
   const { id } = c.req.valid('param')
-  const record = await reachableKey(c.env, c.get('principal'), id)
+  const record = await registryStub(c.env).key(id, reachOf(c.get('principal')))
+  if (!record) keyRefused('not_found', id)
   c.header('Cache-Control', 'no-store')
   return c.json(toApiKey(record, Date.now()))
 })
@@ -785,7 +787,6 @@ route(routes.updateKeyRoute, JSON_BODY, async (c) => {
   const { id } = c.req.valid('param')
   const body = c.req.valid('json')
   const principal = c.get('principal')
-  await reachableKey(c.env, principal, id)
   if (body.channels !== undefined) checkKeyChannels(principal, body.channels)
   const changes: KeyChanges = {
     ...(body.name === undefined ? {} : { name: body.name }),
@@ -807,23 +808,23 @@ route(routes.updateKeyRoute, JSON_BODY, async (c) => {
       ? {}
       : { expiresAt: body.expiresAt === null ? null : Date.parse(body.expiresAt) }),
   }
-  const updated = await registryStub(c.env).updateKey(id, changes)
+  const updated = await registryStub(c.env).updateKey(id, changes, reachOf(principal))
   if (typeof updated === 'string') keyRefused(updated, id)
   return c.json(toApiKey(updated, Date.now()))
 })
 
 route(routes.revokeKeyRoute, [], async (c) => {
   const { id } = c.req.valid('param')
-  await reachableKey(c.env, c.get('principal'), id)
-  const revoked = await registryStub(c.env).revokeKey(id)
+  const revoked = await registryStub(c.env).revokeKey(id, reachOf(c.get('principal')))
   if (typeof revoked === 'string') keyRefused(revoked, id)
   return c.json(toApiKey(revoked, Date.now()))
 })
 
 route(routes.deleteKeyRoute, [], async (c) => {
   const { id } = c.req.valid('param')
-  await reachableKey(c.env, c.get('principal'), id)
-  if (!(await registryStub(c.env).deleteKey(id))) keyRefused('not_found', id)
+  if (!(await registryStub(c.env).deleteKey(id, reachOf(c.get('principal'))))) {
+    keyRefused('not_found', id)
+  }
   return c.body(null, 204)
 })
 

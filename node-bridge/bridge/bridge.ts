@@ -365,6 +365,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       clearInterval(statsTimer)
       allowList?.close()
       keyRegistry?.close()
+      await keyRegistry?.flushed()
       clearInterval(expiryTimer)
       for (const { pull } of listeners) pull.stopAccepting()
       // Messages already on their way in are read, unless the relay is full.

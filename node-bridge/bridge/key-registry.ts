@@ -3,7 +3,8 @@
 // channel objects, the registry is one object), and on disk under --state-dir, so a restart while
 // the Worker is unreachable still admits the keys known, and nobody else. Before any snapshot
 // (none on disk, the Worker not reached yet) it admits nobody.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { type FeedKey, feedAdmits, parseFeedMessage } from '../../shared/key-feed'
@@ -12,6 +13,14 @@ import type { Logger } from './log'
 
 /** The file under --state-dir that holds the last snapshot. */
 export const KEY_REGISTRY_FILE = 'key-registry.json'
+
+/** How often the feed is pinged, and how long a pong may take before it counts as dead, ms. */
+const PING_INTERVAL_MS = 30_000
+const PONG_TIMEOUT_MS = 10_000
+/** Longest a feed's upgrade may take. */
+const HANDSHAKE_TIMEOUT_MS = 10_000
+/** Saves are written at most this often (a burst of changes is one write). */
+const SAVE_DELAY_MS = 200
 
 /** What the file holds. */
 interface SavedRegistry {
@@ -45,6 +54,9 @@ export class KeyRegistry {
   #timer: NodeJS.Timeout | undefined
   #attempt = 0
   #stopped = false
+  #saveTimer: NodeJS.Timeout | undefined
+  #saving: Promise<void> = Promise.resolve()
+  #pingTimer: NodeJS.Timeout | undefined
   readonly #listeners: Array<() => void> = []
 
   constructor(options: KeyRegistryOptions) {
@@ -93,6 +105,7 @@ export class KeyRegistry {
   close(): void {
     this.#stopped = true
     clearTimeout(this.#timer)
+    clearInterval(this.#pingTimer)
     this.#socket?.terminate()
   }
 
@@ -124,7 +137,19 @@ export class KeyRegistry {
     }
   }
 
+  /**
+   * Saves the registry soon: a burst of changes is one write, off the event loop (a large
+   * registry takes a while to serialise; the connections it admits must not wait on a disk).
+   */
   #save(): void {
+    if (!this.#options.stateDir || this.#saveTimer) return
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined
+      this.#writeNow()
+    }, SAVE_DELAY_MS)
+  }
+
+  #writeNow(): void {
     const { stateDir, logger } = this.#options
     if (!stateDir) return
     const saved: SavedRegistry = {
@@ -132,15 +157,27 @@ export class KeyRegistry {
       savedAt: new Date().toISOString(),
       keys: [...this.#byId.values()],
     }
-    try {
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 })
-      const path = join(stateDir, KEY_REGISTRY_FILE)
-      // Written whole, then renamed: a crash leaves the old file or the new one, never half.
-      writeFileSync(`${path}.tmp`, JSON.stringify(saved), { mode: 0o600 })
-      renameSync(`${path}.tmp`, path)
-    } catch (error) {
-      logger.error({ err: String(error) }, 'the key registry could not be saved')
+    const path = join(stateDir, KEY_REGISTRY_FILE)
+    // One write at a time, each whole, then renamed: a crash leaves the old file or the new.
+    this.#saving = this.#saving.then(async () => {
+      try {
+        mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+        await writeFile(`${path}.tmp`, JSON.stringify(saved), { mode: 0o600 })
+        await rename(`${path}.tmp`, path)
+      } catch (error) {
+        logger.error({ err: String(error) }, 'the key registry could not be saved')
+      }
+    })
+  }
+
+  /** Resolves once every change so far is on disk (a bridge stopping, tests). */
+  async flushed(): Promise<void> {
+    if (this.#saveTimer) {
+      clearTimeout(this.#saveTimer)
+      this.#saveTimer = undefined
+      this.#writeNow()
     }
+    await this.#saving
   }
 
   #replace(keys: FeedKey[], version: number): void {
@@ -183,22 +220,47 @@ export class KeyRegistry {
     const socket = new WebSocket(`${workerUrl.replace(/\/+$/, '')}/v1/keys/feed`, {
       headers: { authorization: `Bearer ${ingestToken}` },
       perMessageDeflate: false,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     })
     this.#socket = socket
     this.#pending = undefined
+    // An idle feed would not notice a connection a NAT dropped: ping it, and give up on it when
+    // a pong does not come (the reconnect brings the registry again).
+    let pongDue = 0
     socket.on('open', () => {
-      this.#attempt = 0
+      clearInterval(this.#pingTimer)
+      this.#pingTimer = setInterval(() => {
+        if (pongDue > 0 && Date.now() > pongDue) {
+          logger.warn('the key feed stopped answering pings: reconnecting')
+          socket.terminate()
+          return
+        }
+        pongDue = Date.now() + PONG_TIMEOUT_MS
+        socket.ping()
+      }, PING_INTERVAL_MS)
+      this.#pingTimer.unref()
+    })
+    socket.on('pong', () => {
+      pongDue = 0
     })
     socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       if (isBinary) return
       const message = parseFeedMessage(data.toString())
-      if (!message) return
+      if (!message) {
+        // A page dropped would install a registry with keys missing: start over instead.
+        logger.error('a key feed message could not be read: reconnecting for the whole registry')
+        socket.terminate()
+        return
+      }
       if (message.type === 'snapshot') {
         this.#pending = [...(this.#pending ?? []), ...message.keys]
         if (!message.last) return
         const fresh = !this.#loaded
         this.#replace(this.#pending, message.version)
         this.#pending = undefined
+        // The backoff starts over only once a whole registry came: a feed that opens and
+        // fails does not make a fast loop.
+        this.#attempt = 0
         logger.info(
           { keys: this.#byId.size, version: this.#version },
           fresh ? 'key registry received' : 'key registry received again',
@@ -227,8 +289,15 @@ export class KeyRegistry {
     socket.on('error', (error) => {
       logger.warn({ err: String(error) }, 'key feed error')
     })
-    socket.on('close', () => {
-      if (this.#socket !== socket || this.#stopped) return
+    socket.on('close', (code: number) => {
+      if (this.#socket !== socket) return
+      clearInterval(this.#pingTimer)
+      if (this.#stopped) return
+      if (code === 4003) {
+        logger.error(
+          'the Worker closed the key feed: its ingest token was deleted or expired (the registry held is kept)',
+        )
+      }
       const { reconnectInitialMs = 500, reconnectMaxMs = 30_000 } = this.#options
       const delay = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** this.#attempt)
       this.#attempt = Math.min(this.#attempt + 1, 16)

@@ -143,7 +143,7 @@ export async function describeError(response: Response): Promise<string> {
 }
 
 /** Control characters written as escapes, so a message is always one line. */
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping them is the point
   return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1))
 }

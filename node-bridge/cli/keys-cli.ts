@@ -8,8 +8,8 @@ import { parseAllowListEntries } from '../bridge/allow-list'
 import { ConfigError } from '../bridge/bridge-config'
 import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
 import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
-import { integerAtLeast } from './config/values'
-import { describeError, READER_SETTINGS } from './consumer-cli'
+import { integerAtLeast, isLoopbackUrl } from './config/values'
+import { describeError, oneLine, READER_SETTINGS } from './consumer-cli'
 
 /** Exit codes: 0 done, 1 the Worker refused or failed, 2 a bad setting. */
 export const KeysExit = { OK: 0, FAILED: 1, USAGE: 2 } as const
@@ -133,7 +133,7 @@ function labelsOf(values: readonly string[], source: string): Record<string, str
 function describe(key: ApiKey): string {
   const lines = [
     `id:         ${key.id}`,
-    `name:       ${key.name}`,
+    `name:       ${oneLine(key.name)}`,
     `status:     ${key.status}`,
     `public key: ${key.publicKey}`,
     ...(key.secondPublicKey ? [`second key: ${key.secondPublicKey}`] : []),
@@ -141,7 +141,7 @@ function describe(key: ApiKey): string {
     ...(Object.keys(key.labels).length
       ? [
           `labels:     ${Object.entries(key.labels)
-            .map(([name, value]) => `${name}=${value}`)
+            .map(([name, value]) => `${oneLine(name)}=${oneLine(value)}`)
             .join(', ')}`,
         ]
       : []),
@@ -177,6 +177,13 @@ export async function runKeys(
   try {
     settings = new SettingSources(KEYS_SETTINGS, flags, io.env)
     base = settings.value('url')
+    // The admin token must not cross a network in clear.
+    if (base.startsWith('http:') && !isLoopbackUrl(new URL(base))) {
+      throw new ConfigError(
+        settings.raw('url')?.source ?? '--url',
+        `http:// to ${new URL(base).host} would send the admin token unencrypted; use https://`,
+      )
+    }
     token = settings.value('token')
     json = settings.value('json')
   } catch (error) {
@@ -247,7 +254,7 @@ export async function runKeys(
         else {
           for (const key of keys) {
             io.stdout.write(
-              `${key.id}  ${key.status.padEnd(7)}  ${key.publicKey}  ${key.name}  ${key.channels.join(',')}\n`,
+              `${key.id}  ${key.status.padEnd(7)}  ${key.publicKey}  ${oneLine(key.name)}  ${key.channels.join(',')}\n`,
             )
           }
         }
@@ -288,7 +295,8 @@ export async function runKeys(
           try {
             await call('POST', '/v1/keys', {
               publicKey: entry.key,
-              name: entry.comment || `${file} line ${entry.line}`,
+              // The record's name is at most 100 characters.
+              name: (entry.comment || `${file.split('/').at(-1)} line ${entry.line}`).slice(0, 100),
               channels,
               labels: { ...labels, imported: file.split('/').at(-1) ?? file },
             })

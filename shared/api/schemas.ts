@@ -7,7 +7,7 @@
 import { z } from '@hono/zod-openapi'
 import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channel-name'
 import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern'
-import { isLowOrderPoint, parseCurveKey } from '../curve-key-text'
+import { isCanonicalPublicKey, isLowOrderPoint, parseCurveKey } from '../curve-key-text'
 import { BRIDGE_ID_PATTERN } from '../relay-protocol'
 import { ErrorCode } from './error-codes'
 import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records'
@@ -884,11 +884,12 @@ const PublicKeyText = z
   .string()
   .refine((text) => {
     try {
-      return !isLowOrderPoint(parseCurveKey(text, 'publicKey'))
+      const key = parseCurveKey(text, 'publicKey')
+      return !isLowOrderPoint(key) && isCanonicalPublicKey(key)
     } catch {
       return false
     }
-  }, 'a public key is a usable 32-octet CURVE key as Z85 (40 characters), base64 (44) or hex (64)')
+  }, 'a public key is a usable 32-octet CURVE key (canonical, not a low-order point) as Z85 (40 characters), base64 (44) or hex (64)')
   .openapi({ description: 'A CURVE public key: Z85, base64 or hex.' })
 
 const KeyNameText = z

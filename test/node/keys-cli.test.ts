@@ -84,7 +84,7 @@ describe('zmq-edge keys', () => {
     expect(records.map((record) => [record.publicKey, record.name]).sort()).toEqual(
       [
         [formatKey(first).z85, 'pump one'],
-        [formatKey(second).z85, `${file} line 3`],
+        [formatKey(second).z85, 'clients.txt line 3'],
       ].sort(),
     )
   }, 60_000)

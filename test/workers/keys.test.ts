@@ -3,8 +3,10 @@
 // key), revoked, deleted; one public key per record; bad keys refused; a scoped admin token
 // manages only the records within its channels.
 
+import { runInDurableObject } from 'cloudflare:test'
 import { env, exports } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
+import type { Registry } from '../../durable/registry'
 import type { ApiKey } from '../../shared/api-types'
 import { formatKey } from '../../shared/curve-key-text'
 import { type FeedMessage, parseFeedMessage } from '../../shared/key-feed'
@@ -25,9 +27,11 @@ async function errorCode(response: Response): Promise<string> {
   return ((await response.json()) as { error: { code: string } }).error.code
 }
 
-/** A fresh public key (any 32 random octets that are not a low-order point). */
+/** A fresh public key (32 random octets, bit 255 clear as X25519 keys have it). */
 function newKey(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(32))
+  const key = crypto.getRandomValues(new Uint8Array(32))
+  key[31] = (key[31] as number) & 0x7f
+  return key
 }
 
 async function register(body: object, token = ADMIN_TOKEN): Promise<ApiKey> {
@@ -331,5 +335,130 @@ describe('the key feed', () => {
     expect(await errorCode(response)).toBe('forbidden')
     const plain = await send('GET', '/v1/keys/feed', undefined, INGEST_TOKEN)
     expect(await errorCode(plain)).toBe('upgrade_required')
+  })
+})
+
+describe('the key feed, as an attacker would use it', () => {
+  it('sends the registry in pages within 256 KiB, however long the records', async () => {
+    const tag = crypto.randomUUID().slice(0, 8)
+    const channels = Array.from(
+      { length: 32 },
+      (_, index) => `pages-${tag}-${index}-${'c'.repeat(40)}*`,
+    )
+    await runInDurableObject(
+      env.REGISTRY.get(env.REGISTRY.idFromName('registry')),
+      (instance: Registry) => {
+        for (let index = 0; index < 400; index++) {
+          const created = instance.createKey({
+            id: `p${tag}${String(index).padStart(7, '0')}`,
+            name: 'n'.repeat(100),
+            publicKey: newKey(),
+            channels,
+            labels: {},
+            createdAt: Date.now(),
+          })
+          expect(typeof created).not.toBe('string')
+        }
+      },
+    )
+    const response = await exports.default.fetch(`${ORIGIN}/v1/keys/feed`, {
+      headers: { Upgrade: 'websocket', Authorization: `Bearer ${INGEST_TOKEN}` },
+    })
+    const socket = response.webSocket as WebSocket
+    const sizes: number[] = []
+    let last = false
+    socket.addEventListener('message', (event) => {
+      sizes.push((event.data as string).length)
+      if (parseFeedMessage(event.data as string)?.type === 'snapshot') {
+        last ||= (JSON.parse(event.data as string) as { last: boolean }).last
+      }
+    })
+    socket.accept()
+    const deadline = Date.now() + 10_000
+    while (!last && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(last).toBe(true)
+    expect(sizes.length).toBeGreaterThan(1)
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(256 * 1024 + 100)
+    socket.close()
+  })
+
+  it('closes a scoped token’s feed when the token is deleted, and caps feeds per credential', async () => {
+    const made = (await (
+      await send('POST', '/v1/tokens', { name: 'feeds', scopes: ['ingest'], channels: ['x-*'] })
+    ).json()) as { id: string; token: string }
+    const open = () =>
+      exports.default.fetch(`${ORIGIN}/v1/keys/feed`, {
+        headers: { Upgrade: 'websocket', Authorization: `Bearer ${made.token}` },
+      })
+    const sockets: WebSocket[] = []
+    for (let index = 0; index < 64; index++) {
+      const response = await open()
+      expect(response.status).toBe(101)
+      const socket = response.webSocket as WebSocket
+      socket.accept()
+      sockets.push(socket)
+    }
+    const refused = await open()
+    expect(refused.status).toBe(429)
+    await refused.body?.cancel()
+    const closed = new Promise<number>((resolve) =>
+      sockets[0]?.addEventListener('close', (event) => resolve(event.code)),
+    )
+    await send('DELETE', `/v1/tokens/${made.id}`)
+    expect(await closed).toBe(4003)
+  })
+
+  it('tells a scoped feed a record left its channels, and sends nothing for a change that changes nothing', async () => {
+    const tag = crypto.randomUUID().slice(0, 8)
+    const made = (await (
+      await send('POST', '/v1/tokens', {
+        name: 'moved',
+        scopes: ['ingest'],
+        channels: [`moved-${tag}-a-*`],
+      })
+    ).json()) as { token: string }
+    const record = await register({
+      publicKey: formatKey(newKey()).z85,
+      name: 'moving',
+      channels: [`moved-${tag}-a-1`],
+    })
+    const response = await exports.default.fetch(`${ORIGIN}/v1/keys/feed`, {
+      headers: { Upgrade: 'websocket', Authorization: `Bearer ${made.token}` },
+    })
+    const socket = response.webSocket as WebSocket
+    const messages: FeedMessage[] = []
+    socket.addEventListener('message', (event) => {
+      const parsed = parseFeedMessage(event.data as string)
+      if (parsed) messages.push(parsed)
+    })
+    socket.accept()
+    const waitFor = async (check: () => boolean) => {
+      const deadline = Date.now() + 10_000
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error('timed out')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+    await waitFor(() => messages.some((message) => message.type === 'snapshot'))
+    // Nothing changes: no message, no new version.
+    const same = await send('PATCH', `/v1/keys/${record.id}`, { name: 'moving' })
+    expect(same.status).toBe(200)
+    await send('PATCH', `/v1/keys/${record.id}`, { channels: [`moved-${tag}-b-1`] })
+    await waitFor(() => messages.some((message) => message.type === 'delete'))
+    expect(messages.filter((message) => message.type !== 'snapshot')).toEqual([
+      { type: 'delete', version: expect.any(Number), id: record.id },
+    ])
+    socket.close()
+  })
+
+  it('refuses a key written non-canonically (bit 255 set), which X25519 reads as another', async () => {
+    const key = newKey()
+    key[31] = (key[31] as number) | 0x80
+    const response = await send('POST', '/v1/keys', {
+      publicKey: formatKey(key).z85,
+      name: 'x',
+      channels: ['a'],
+    })
+    expect(await errorCode(response)).toBe('invalid_body')
   })
 })

@@ -169,6 +169,17 @@ export function parseWorkerUrl(raw: string, name: string): string {
   return raw.replace(/\/+$/, '')
 }
 
+/** Whether a URL's host is this machine (see refuseInsecureWorkerUrl). */
+export function isLoopbackUrl(url: URL): boolean {
+  // The URL parser has normalised the host: lower case, IPv4 dotted, IPv6 compressed in [].
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  return (
+    host === 'localhost' ||
+    (isIPv4(host) && host.startsWith('127.')) ||
+    (isIPv6(host) && (host === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)))
+  )
+}
+
 /**
  * Refuses ws:// to anything but loopback: the token and the messages would cross the network
  * in clear. Loopback: 127.0.0.0/8 (RFC 1122 3.2.1.3), ::1 and its IPv4-mapped 127/8 (RFC 4291
@@ -178,13 +189,7 @@ export function parseWorkerUrl(raw: string, name: string): string {
 export function refuseInsecureWorkerUrl(workerUrl: string, name: string): void {
   const url = new URL(workerUrl)
   if (url.protocol !== 'ws:') return
-  // The URL parser has normalised the host: lower case, IPv4 dotted, IPv6 compressed in [].
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
-  const loopback =
-    host === 'localhost' ||
-    (isIPv4(host) && host.startsWith('127.')) ||
-    (isIPv6(host) && (host === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)))
-  if (loopback) return
+  if (isLoopbackUrl(url)) return
   throw new ConfigError(
     name,
     `ws:// to ${url.host} would send the ingest token and every message unencrypted; use wss://, ` +
