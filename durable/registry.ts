@@ -1,8 +1,12 @@
-// The registry: one Durable Object (named {@link REGISTRY_NAME}) that holds the fleet's scoped
-// API tokens: their names, scopes, channel patterns, optional bridge binding and expiry, and a
-// SHA-256 of each token's secret, never the token (worker/token-format.ts makes and checks
-// them). The Worker asks it for a token's record at most once per token and 5 seconds in each
-// isolate (worker/auth.ts), so a deleted token stops working within 5 seconds everywhere.
+// The registry: one Durable Object (named {@link REGISTRY_NAME}) that holds the fleet's
+// credentials in one place:
+// - scoped API tokens: their names, scopes, channel patterns, optional bridge binding and
+//   expiry, and a SHA-256 of each token's secret, never the token (worker/token-format.ts makes
+//   and checks them). The Worker asks it for a token's record at most once per token and
+//   5 seconds in each isolate (worker/auth.ts), so a deleted token stops working within 5 s;
+// - CURVE client key records (./key-store.ts), and the key feeds: a hibernatable WebSocket per
+//   bridge with --key-registry, sent the registry and then each change as it is made
+//   (../shared/key-feed.ts).
 
 import { DurableObject } from 'cloudflare:workers'
 import type { Scope } from '../shared/api/scopes'
