@@ -271,6 +271,18 @@ export class KeyStore {
     })
   }
 
+  /** The record holding `publicKey` (as its key or its second key). */
+  byPublicKey(publicKey: Uint8Array): KeyRecord | undefined {
+    const row = this.#storage.sql
+      .exec<KeyRow>(
+        'SELECT * FROM curve_keys WHERE public_key = ? OR second_public_key = ? LIMIT 1',
+        publicKey,
+        publicKey,
+      )
+      .toArray()[0]
+    return row ? recordOf(row) : undefined
+  }
+
   /** Every record, in id order. */
   *all(): Generator<KeyRecord> {
     for (const row of this.#storage.sql.exec<KeyRow>('SELECT * FROM curve_keys ORDER BY id')) {

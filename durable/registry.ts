@@ -10,8 +10,15 @@
 
 import { DurableObject } from 'cloudflare:workers'
 import type { Scope } from '../shared/api/scopes'
-import { type FeedKey, type FeedMessage, patternsOverlap } from '../shared/key-feed'
-import { z85Encode } from '../shared/z85'
+import {
+  type FeedKey,
+  type FeedMessage,
+  parseBridgeReport,
+  patternsOverlap,
+  REPORT_INTERVAL_MS,
+} from '../shared/key-feed'
+import { z85Decode, z85Encode } from '../shared/z85'
+import { KeyReports, type KeyStats, type RefusalRow } from './key-reports'
 import {
   type KeyChanges,
   type KeyQuery,
@@ -52,6 +59,8 @@ const CLOSE_CREDENTIAL_GONE = 4003
 interface FeedAttachment {
   channels: string[]
   expiresAt?: number
+  /** When the registry last took a report on this socket. */
+  reportedAt?: number
 }
 
 function closeFeed(socket: WebSocket, reason: string): void {
@@ -223,6 +232,25 @@ export class Registry extends DurableObject<Env> {
     return this.#keys
   }
 
+  #reportStore: KeyReports | undefined
+  get #reports(): KeyReports {
+    this.#reportStore ??= new KeyReports(this.ctx.storage)
+    return this.#reportStore
+  }
+
+  /** RPC: the refused handshakes bridges reported, the latest first, with their key's record. */
+  refusals(limit: number): Array<RefusalRow & { keyId?: string; keyName?: string }> {
+    return this.#reports.refusals(limit).map((row) => {
+      const record = row.publicKey ? this.#store.byPublicKey(z85Decode(row.publicKey)) : undefined
+      return record ? { ...row, keyId: record.id, keyName: record.name } : row
+    })
+  }
+
+  /** RPC: what bridges reported of these public keys (Z85): connections, traffic, refusals. */
+  keyStats(publicKeys: string[]): KeyStats {
+    return this.#reports.stats(publicKeys, Date.now())
+  }
+
   /**
    * A bridge's key feed (../shared/key-feed.ts): the Worker has checked its credential and says
    * which one it is (FEED_CREDENTIAL_HEADER, with its expiry) and which channels it reaches. The
@@ -279,8 +307,21 @@ export class Registry extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client })
   }
 
-  /** Feeds send nothing the registry reads. */
-  override webSocketMessage(): void {}
+  /**
+   * A bridge's report over its feed (../shared/key-feed.ts BridgeReport): its keys' connections
+   * and traffic, and the handshakes it refused. At most one a socket per REPORT_INTERVAL_MS / 2
+   * is taken (a row per key and per refusal reason is written: reports are not free either).
+   */
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    if (typeof message !== 'string' || message.length > 4 * 1024 * 1024) return
+    const attachment = ws.deserializeAttachment() as FeedAttachment | null
+    const now = Date.now()
+    if (!attachment || now - (attachment.reportedAt ?? 0) < REPORT_INTERVAL_MS / 2) return
+    const report = parseBridgeReport(message)
+    if (!report) return
+    ws.serializeAttachment({ ...attachment, reportedAt: now })
+    this.#reports.record(report, now)
+  }
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
     try {

@@ -28,14 +28,55 @@ export type FeedMessage =
   /** A record deleted. */
   | { type: 'delete'; version: number; id: string }
 
+/** Why a CURVE client was refused, as bridges report it. */
+export const REFUSAL_REASONS = [
+  'unknown_key',
+  'revoked',
+  'expired',
+  'channel_not_allowed',
+  'bad_box',
+] as const
+export type RefusalReason = (typeof REFUSAL_REASONS)[number]
+
+/** Whether `key` (undefined: not in the registry) is admitted on `channel` at `now`, or why not. */
+export function feedAdmission(
+  key: FeedKey | undefined,
+  channel: string,
+  now: number,
+): 'admitted' | RefusalReason {
+  if (!key) return 'unknown_key'
+  if (key.revoked) return 'revoked'
+  if (key.expiresAt !== undefined && key.expiresAt <= now) return 'expired'
+  return matchesChannel(key.channels, channel) ? 'admitted' : 'channel_not_allowed'
+}
+
 /** Whether `key` is admitted on `channel` at `now`. */
 export function feedAdmits(key: FeedKey, channel: string, now: number): boolean {
-  return (
-    !key.revoked &&
-    (key.expiresAt === undefined || key.expiresAt > now) &&
-    matchesChannel(key.channels, channel)
-  )
+  return feedAdmission(key, channel, now) === 'admitted'
 }
+
+/**
+ * What a bridge tells the registry over its feed, every REPORT_INTERVAL_MS: per key, its
+ * connections now and what it sent since the last report; and the handshakes refused since,
+ * counted per key (Z85; '' when the client's key was never learnt, a bad box) and reason.
+ */
+export interface BridgeReport {
+  type: 'report'
+  bridgeId: string
+  keys: Array<{
+    publicKey: string
+    connections: number
+    messages: number
+    bytes: number
+    lastSeenAt: number
+  }>
+  refusals: Array<{ publicKey: string; reason: RefusalReason; count: number }>
+}
+
+/** How often a bridge reports, ms; the registry takes at most one report a socket this often. */
+export const REPORT_INTERVAL_MS = 10_000
+/** Most entries of each list in one report (a bridge sends the busiest). */
+export const MAX_REPORT_ENTRIES = 10_000
 
 /**
  * Whether two sets of channel patterns reach a channel in common: a feed for a credential of
@@ -59,13 +100,8 @@ export function patternsOverlap(a: readonly string[], b: readonly string[]): boo
  * skipped, not fatal).
  */
 export function parseFeedMessage(text: string): FeedMessage | undefined {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return undefined
-  }
-  if (typeof value !== 'object' || value === null) return undefined
+  const value = jsonObject(text)
+  if (!value) return undefined
   const message = value as Partial<FeedMessage> & Record<string, unknown>
   if (typeof message.version !== 'number') return undefined
   if (message.type === 'snapshot' && Array.isArray(message.keys)) {
@@ -89,4 +125,57 @@ function isFeedKey(value: unknown): value is FeedKey {
     typeof key.revoked === 'boolean' &&
     (key.expiresAt === undefined || typeof key.expiresAt === 'number')
   )
+}
+
+/** Parses a bridge's report; undefined for anything malformed or over the bounds. */
+export function parseBridgeReport(text: string): BridgeReport | undefined {
+  const report = jsonObject(text)
+  if (!report) return undefined
+  const count = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
+  const key = (text: unknown) => typeof text === 'string' && text.length <= 40
+  if (
+    report.type !== 'report' ||
+    typeof report.bridgeId !== 'string' ||
+    !/^[A-Za-z0-9._:-]{1,128}$/.test(report.bridgeId) ||
+    !Array.isArray(report.keys) ||
+    !Array.isArray(report.refusals) ||
+    report.keys.length > MAX_REPORT_ENTRIES ||
+    report.refusals.length > MAX_REPORT_ENTRIES
+  ) {
+    return undefined
+  }
+  const keysOk = report.keys.every((entry: Record<string, unknown>) => {
+    return (
+      typeof entry === 'object' &&
+      entry !== null &&
+      typeof entry.publicKey === 'string' &&
+      entry.publicKey.length === 40 &&
+      count(entry.connections) &&
+      count(entry.messages) &&
+      count(entry.bytes) &&
+      count(entry.lastSeenAt)
+    )
+  })
+  const refusalsOk = report.refusals.every((entry: Record<string, unknown>) => {
+    return (
+      typeof entry === 'object' &&
+      entry !== null &&
+      key(entry.publicKey) &&
+      REFUSAL_REASONS.includes(entry.reason as RefusalReason) &&
+      count(entry.count)
+    )
+  })
+  return keysOk && refusalsOk ? (report as unknown as BridgeReport) : undefined
+}
+
+/** The JSON object `text` holds; undefined for anything else. */
+function jsonObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null
+      ? (value as Record<string, unknown>)
+      : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -37,6 +37,7 @@ import {
   TOKEN_EXPIRES_HEADER,
   TOKEN_ID_HEADER,
 } from '../shared/relay-protocol'
+import { z85Encode } from '../shared/z85'
 import { openapiDocument } from './api/document'
 import * as routes from './api/routes'
 import { scopeOf } from './api/routes'
@@ -733,6 +734,23 @@ route(routes.keyFeedRoute, [], async (c) => {
   return registryStub(c.env).fetch(new Request(c.req.raw, { headers }))
 })
 
+// Registered before GET /v1/keys/{id}, which would take `refusals` for an id.
+route(routes.keyRefusalsRoute, [], async (c) => {
+  if (!c.get('principal').root) {
+    throw new ApiError(
+      403,
+      ErrorCode.FORBIDDEN,
+      'only ADMIN_TOKEN reads the refusals: they name keys of every channel',
+    )
+  }
+  const { limit } = c.req.valid('query')
+  const rows = await registryStub(c.env).refusals(limit)
+  c.header('Cache-Control', 'no-store')
+  return c.json({
+    refusals: rows.map((row) => ({ ...row, lastAt: new Date(row.lastAt).toISOString() })),
+  })
+})
+
 route(routes.createKeyRoute, JSON_BODY, async (c) => {
   const body = c.req.valid('json')
   const principal = c.get('principal')
@@ -777,10 +795,20 @@ route(routes.listKeysRoute, [], async (c) => {
 
 route(routes.getKeyRoute, [], async (c) => {
   const { id } = c.req.valid('param')
-  const record = await registryStub(c.env).key(id, reachOf(c.get('principal')))
+  const registry = registryStub(c.env)
+  const record = await registry.key(id, reachOf(c.get('principal')))
   if (!record) keyRefused('not_found', id)
+  const keys = [record.publicKey, ...(record.secondPublicKey ? [record.secondPublicKey] : [])]
+  const stats = await registry.keyStats(keys.map((key) => z85Encode(key)))
   c.header('Cache-Control', 'no-store')
-  return c.json(toApiKey(record, Date.now()))
+  return c.json({
+    ...toApiKey(record, Date.now()),
+    stats: {
+      ...stats,
+      lastSeenAt:
+        stats.lastSeenAt === undefined ? undefined : new Date(stats.lastSeenAt).toISOString(),
+    },
+  })
 })
 
 route(routes.updateKeyRoute, JSON_BODY, async (c) => {

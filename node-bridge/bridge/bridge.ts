@@ -160,6 +160,15 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       keyRegistry = new KeyRegistry({
         workerUrl: config.workerUrl,
         ingestToken: config.ingestToken,
+        bridgeId: config.bridgeId,
+        connectedKeys: () =>
+          [...listeners, ...connectors].flatMap(({ config: listener, pull }) =>
+            listener.mechanism === 'CURVE'
+              ? pull
+                  .readyPeers()
+                  .flatMap((peer) => (peer.publicKey ? [z85Encode(peer.publicKey)] : []))
+              : [],
+          ),
         ...(curve.keyRegistry.stateDir ? { stateDir: curve.keyRegistry.stateDir } : {}),
         logger: logger.child({ component: 'key-registry' }),
       })
@@ -191,7 +200,13 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         crypto,
         cookieKeys,
         ...(registry
-          ? { authorize: (key: Uint8Array) => registry.admits(key, channel) }
+          ? {
+              authorize: (key: Uint8Array) => {
+                const verdict = registry.admission(key, channel)
+                if (verdict !== 'admitted') registry.refused(key, verdict)
+                return verdict === 'admitted'
+              },
+            }
           : list
             ? { authorize: (key: Uint8Array) => list.has(key) }
             : {}),
@@ -234,14 +249,30 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
         component: 'zmtp',
         [dialled ? 'connect' : 'listener']: listener.endpoint,
       }),
-      onMessage: metrics
-        ? (message, onReceipt) => {
-            metrics.onMessage(listener.channel, message)
-            relay.enqueue(message, onReceipt)
+      onMessage: (message, onReceipt) => {
+        metrics?.onMessage(listener.channel, message)
+        if (keyRegistry && message.publicKey) {
+          let bytes = 0
+          for (const frame of message.frames) bytes += frame.length
+          keyRegistry.accepted(message.publicKey, bytes, message.receivedAt)
+        }
+        relay.enqueue(message, onReceipt)
+      },
+      ...(metrics || keyRegistry
+        ? {
+            onEvent: (event: PullSocketEvent) => {
+              metrics?.onPullEvent(event, listener.channel)
+              // A CURVE handshake that failed its crypto (a bad box): reported without a key.
+              if (
+                keyRegistry &&
+                listener.mechanism === 'CURVE' &&
+                event.type === 'handshake-failed' &&
+                event.code === ZmtpErrorCode.CRYPTOGRAPHIC
+              ) {
+                keyRegistry.refused(undefined, 'bad_box')
+              }
+            },
           }
-        : (message, onReceipt) => relay.enqueue(message, onReceipt),
-      ...(metrics
-        ? { onEvent: (event: PullSocketEvent) => metrics.onPullEvent(event, listener.channel) }
         : {}),
       ...(keyRegistry && listener.mechanism === 'CURVE'
         ? { throttle: throttleBy(keyRegistry, rateLimiter) }

@@ -7,7 +7,15 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import { type FeedKey, feedAdmits, parseFeedMessage } from '../../shared/key-feed'
+import {
+  type BridgeReport,
+  type FeedKey,
+  feedAdmission,
+  MAX_REPORT_ENTRIES,
+  parseFeedMessage,
+  REPORT_INTERVAL_MS,
+  type RefusalReason,
+} from '../../shared/key-feed'
 import { z85Encode } from '../../shared/z85'
 import type { Logger } from './log'
 
@@ -33,6 +41,13 @@ export interface KeyRegistryOptions {
   /** The Worker's base URL, ws:// or wss://. */
   workerUrl: string
   ingestToken: string
+  /** Names this bridge in its reports. */
+  bridgeId?: string
+  /**
+   * The public keys (Z85) connected now, for the reports (the bridge's CURVE listeners' ready
+   * peers).
+   */
+  connectedKeys?: () => string[]
   /** Where the snapshot is kept; none: not kept (a restart admits nobody until the Worker answers). */
   stateDir?: string
   logger: Logger
@@ -57,6 +72,10 @@ export class KeyRegistry {
   #saveTimer: NodeJS.Timeout | undefined
   #saving: Promise<void> = Promise.resolve()
   #pingTimer: NodeJS.Timeout | undefined
+  #reportTimer: NodeJS.Timeout | undefined
+  /** Since the last report: what each key sent, and the refusals by key and reason. */
+  #sent = new Map<string, { messages: number; bytes: number; lastSeenAt: number }>()
+  #refusals = new Map<string, number>()
   readonly #listeners: Array<() => void> = []
 
   constructor(options: KeyRegistryOptions) {
@@ -79,8 +98,72 @@ export class KeyRegistry {
 
   /** Whether `publicKey` may send to `channel` now. */
   admits(publicKey: Uint8Array, channel: string, now = Date.now()): boolean {
-    const entry = this.#byKey.get(z85Encode(publicKey))
-    return entry !== undefined && feedAdmits(entry, channel, now)
+    return this.admission(publicKey, channel, now) === 'admitted'
+  }
+
+  /** Whether `publicKey` may send to `channel` now, or why not. */
+  admission(publicKey: Uint8Array, channel: string, now = Date.now()): 'admitted' | RefusalReason {
+    return feedAdmission(this.#byKey.get(z85Encode(publicKey)), channel, now)
+  }
+
+  /** Counts a refused handshake for the next report (`publicKey` undefined: never learnt). */
+  refused(publicKey: Uint8Array | undefined, reason: RefusalReason): void {
+    const name = `${publicKey ? z85Encode(publicKey) : ''} ${reason}`
+    if (!this.#refusals.has(name) && this.#refusals.size >= MAX_REPORT_ENTRIES) return
+    this.#refusals.set(name, (this.#refusals.get(name) ?? 0) + 1)
+  }
+
+  /** Counts a message a key sent, for the next report. */
+  accepted(publicKey: Uint8Array, bytes: number, now = Date.now()): void {
+    const key = z85Encode(publicKey)
+    const sent = this.#sent.get(key)
+    if (sent) {
+      sent.messages++
+      sent.bytes += bytes
+      sent.lastSeenAt = now
+    } else if (this.#sent.size < MAX_REPORT_ENTRIES) {
+      this.#sent.set(key, { messages: 1, bytes, lastSeenAt: now })
+    }
+  }
+
+  /** Sends the report, if the feed is open; counts start over once sent. */
+  #report(): void {
+    const socket = this.#socket
+    if (!socket || socket.readyState !== WebSocket.OPEN) return
+    const now = Date.now()
+    const connections = new Map<string, number>()
+    for (const key of this.#options.connectedKeys?.() ?? []) {
+      connections.set(key, (connections.get(key) ?? 0) + 1)
+    }
+    const keys: BridgeReport['keys'] = []
+    for (const key of new Set([...connections.keys(), ...this.#sent.keys()])) {
+      if (keys.length >= MAX_REPORT_ENTRIES) break
+      const sent = this.#sent.get(key)
+      keys.push({
+        publicKey: key,
+        connections: connections.get(key) ?? 0,
+        messages: sent?.messages ?? 0,
+        bytes: sent?.bytes ?? 0,
+        lastSeenAt: sent?.lastSeenAt ?? now,
+      })
+    }
+    const refusals: BridgeReport['refusals'] = [...this.#refusals].map(([name, count]) => {
+      const space = name.indexOf(' ')
+      return {
+        publicKey: name.slice(0, space),
+        reason: name.slice(space + 1) as RefusalReason,
+        count,
+      }
+    })
+    const report: BridgeReport = {
+      type: 'report',
+      bridgeId: this.#options.bridgeId ?? 'unnamed',
+      keys,
+      refusals,
+    }
+    socket.send(JSON.stringify(report))
+    this.#sent = new Map()
+    this.#refusals = new Map()
   }
 
   /** The rate limit of `publicKey`'s record, if it has one. */
@@ -100,12 +183,15 @@ export class KeyRegistry {
 
   start(): void {
     this.#connect()
+    this.#reportTimer = setInterval(() => this.#report(), REPORT_INTERVAL_MS)
+    this.#reportTimer.unref()
   }
 
   close(): void {
     this.#stopped = true
     clearTimeout(this.#timer)
     clearInterval(this.#pingTimer)
+    clearInterval(this.#reportTimer)
     this.#socket?.terminate()
   }
 

@@ -295,6 +295,14 @@ export class PullSocket {
    * Closes every ready connection whose peer matches, e.g. CURVE clients whose key was taken off
    * the allow-list. Returns how many were closed.
    */
+  /** The peers whose handshake succeeded and that are still connected. */
+  readyPeers(): ReadyPeer[] {
+    const peers: ReadyPeer[] = []
+    for (const { peer, closing } of this.#connections.values())
+      if (peer && !closing) peers.push(peer)
+    return peers
+  }
+
   closeWhere(predicate: (peer: ReadyPeer) => boolean, error: ZmtpError): number {
     let closed = 0
     for (const { connection, peer } of this.#connections.values()) {

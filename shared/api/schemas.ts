@@ -8,6 +8,7 @@ import { z } from '@hono/zod-openapi'
 import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channel-name'
 import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern'
 import { isCanonicalPublicKey, isLowOrderPoint, parseCurveKey } from '../curve-key-text'
+import { REFUSAL_REASONS } from '../key-feed'
 import { BRIDGE_ID_PATTERN } from '../relay-protocol'
 import { ErrorCode } from './error-codes'
 import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records'
@@ -979,6 +980,23 @@ export const KeySchema = z
     updatedAt: z.string().openapi({ format: 'date-time' }),
     revokedAt: z.string().optional().openapi({ format: 'date-time' }),
     expiresAt: z.string().optional().openapi({ format: 'date-time' }),
+    stats: z
+      .object({
+        connections: z
+          .number()
+          .int()
+          .openapi({ description: 'Open now, on every bridge (as last reported).' }),
+        lastSeenAt: z.string().optional().openapi({ format: 'date-time' }),
+        messages: z.number().int().openapi({ description: 'Accepted by bridges, all time.' }),
+        bytes: z.number().int(),
+        refusals: z.record(z.enum(REFUSAL_REASONS), z.number().int()).openapi({
+          description: 'Handshakes of this key refused, by reason, all time.',
+        }),
+      })
+      .optional()
+      .openapi({
+        description: 'What bridges with --key-registry reported (GET /v1/keys/{id} only).',
+      }),
   })
   .openapi('Key')
 
@@ -1011,3 +1029,21 @@ export const KeyListQuery = z.object({
     .optional()
     .openapi({ param: { name: 'label', in: 'query' }, description: 'name=value' }),
 })
+
+export const RefusalListSchema = z
+  .object({
+    refusals: z.array(
+      z.object({
+        publicKey: z.string().openapi({
+          description: "Z85; empty when the client's key was never learnt (a bad box).",
+        }),
+        keyId: z.string().optional(),
+        keyName: z.string().optional(),
+        bridgeId: z.string(),
+        reason: z.enum(REFUSAL_REASONS),
+        count: z.number().int(),
+        lastAt: z.string().openapi({ format: 'date-time' }),
+      }),
+    ),
+  })
+  .openapi('RefusalList')

@@ -185,7 +185,30 @@ describe('bridges with --key-registry', () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 500))
     expect(await stored(channel)).toHaveLength(0)
-  }, 60_000)
+    // The bridge reports them in aggregate (every 10 s): counted per key and reason.
+    await waitFor(
+      async () => {
+        const response = await fetch(`${worker.httpUrl}/v1/keys/refusals?limit=1000`, {
+          headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+        })
+        const { refusals } = (await response.json()) as {
+          refusals: Array<{ publicKey: string; reason: string; keyName?: string }>
+        }
+        return (
+          refusals.some(
+            (row) =>
+              row.publicKey === outside.publicKey &&
+              row.reason === 'channel_not_allowed' &&
+              row.keyName === 'sensors only',
+          ) &&
+          refusals.some(
+            (row) => row.publicKey === unknown.publicKey && row.reason === 'unknown_key',
+          )
+        )
+      },
+      { what: 'the refusals reported', timeoutMs: 25_000, intervalMs: 250 },
+    )
+  }, 90_000)
 
   it("slow a key to its record's rate limit by not reading it, and lose nothing", async () => {
     const channel = `rate-${Date.now()}`

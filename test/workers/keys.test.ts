@@ -63,7 +63,11 @@ describe('CURVE key records', () => {
         updatedAt: record.createdAt,
       })
       const fetched = await send('GET', `/v1/keys/${record.id}`)
-      expect(await fetched.json()).toEqual(record)
+      // One record shows what bridges reported of it too: nothing yet.
+      expect(await fetched.json()).toEqual({
+        ...record,
+        stats: { connections: 0, messages: 0, bytes: 0, refusals: {} },
+      })
     }
   })
 
@@ -460,5 +464,93 @@ describe('the key feed, as an attacker would use it', () => {
       channels: ['a'],
     })
     expect(await errorCode(response)).toBe('invalid_body')
+  })
+})
+
+describe('what bridges report over the feed', () => {
+  it('counts refusals per key, bridge and reason, and traffic per key, shown with the key', async () => {
+    const keyText = formatKey(newKey()).z85
+    const record = await register({ publicKey: keyText, name: 'reported', channels: ['rep-*'] })
+    const response = await exports.default.fetch(`${ORIGIN}/v1/keys/feed`, {
+      headers: { Upgrade: 'websocket', Authorization: `Bearer ${INGEST_TOKEN}` },
+    })
+    const socket = response.webSocket as WebSocket
+    socket.accept()
+    const stranger = formatKey(newKey()).z85
+    const bridgeId = `edge-${crypto.randomUUID().slice(0, 8)}`
+    const report = (messages: number) =>
+      JSON.stringify({
+        type: 'report',
+        bridgeId,
+        keys: [
+          {
+            publicKey: keyText,
+            connections: 2,
+            messages,
+            bytes: messages * 10,
+            lastSeenAt: Date.now(),
+          },
+        ],
+        refusals: [
+          { publicKey: keyText, reason: 'channel_not_allowed', count: 3 },
+          { publicKey: stranger, reason: 'unknown_key', count: 7 },
+          { publicKey: '', reason: 'bad_box', count: 1 },
+        ],
+      })
+    socket.send(report(5))
+    // A second report at once is not taken (one per socket every 5 s), nor a malformed one.
+    socket.send(report(100))
+    socket.send('{"type":"report","bridgeId":"x","keys":"no","refusals":[]}')
+    const refusals = async () => {
+      const got = await send('GET', '/v1/keys/refusals?limit=1000')
+      return ((await got.json()) as { refusals: Array<Record<string, unknown>> }).refusals.filter(
+        (row) => row.bridgeId === bridgeId,
+      )
+    }
+    const deadline = Date.now() + 10_000
+    while ((await refusals()).length < 3 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const rows = await refusals()
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          publicKey: keyText,
+          keyId: record.id,
+          keyName: 'reported',
+          reason: 'channel_not_allowed',
+          count: 3,
+        }),
+        expect.objectContaining({ publicKey: stranger, reason: 'unknown_key', count: 7 }),
+        expect.objectContaining({ publicKey: '', reason: 'bad_box', count: 1 }),
+      ]),
+    )
+    expect(rows).toHaveLength(3)
+    const shown = (await (await send('GET', `/v1/keys/${record.id}`)).json()) as ApiKey & {
+      stats: {
+        connections: number
+        messages: number
+        bytes: number
+        refusals: object
+        lastSeenAt?: string
+      }
+    }
+    expect(shown.stats).toEqual({
+      connections: 2,
+      messages: 5,
+      bytes: 50,
+      refusals: { channel_not_allowed: 3 },
+      lastSeenAt: expect.any(String),
+    })
+    socket.close()
+  })
+
+  it('are read by ADMIN_TOKEN only', async () => {
+    const made = (await (
+      await send('POST', '/v1/tokens', { name: 'lead', scopes: ['admin'], channels: ['t-*'] })
+    ).json()) as { token: string }
+    expect(await errorCode(await send('GET', '/v1/keys/refusals', undefined, made.token))).toBe(
+      'forbidden',
+    )
   })
 })

@@ -121,6 +121,7 @@ function callsOf(channel: string) {
       path: '/v1/keys/feed',
       init: { headers: { Upgrade: 'websocket' } },
     },
+    { route: routes.keyRefusalsRoute, path: '/v1/keys/refusals' },
     { route: routes.createKeyRoute, path: '/v1/keys', init: json({}) },
     { route: routes.listKeysRoute, path: '/v1/keys' },
     { route: routes.getKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA' },
@@ -231,7 +232,10 @@ describe('scoped tokens', () => {
     for (const call of calls) {
       for (const scope of SCOPES) {
         const response = await request(call.path, tokens[scope], call.init)
-        const allowed = scope === call.scope || (scope === 'consume' && call.scope === 'read')
+        // The refusals name keys of every channel: ADMIN_TOKEN only, no scoped admin.
+        const rootOnly = call.route.operationId === 'keyRefusals'
+        const allowed =
+          !rootOnly && (scope === call.scope || (scope === 'consume' && call.scope === 'read'))
         const status = response.status
         await response.body?.cancel()
         // Allowed: whatever the route answers past its credential check.

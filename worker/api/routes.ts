@@ -29,6 +29,7 @@ import {
   KeyRequestSchema,
   KeySchema,
   ListQuery,
+  limitQuery,
   MessagePageSchema,
   PullRequestSchema,
   PullResponseSchema,
@@ -36,6 +37,7 @@ import {
   ReadQuery,
   RedriveRequestSchema,
   RedriveResponseSchema,
+  RefusalListSchema,
   SeqParam,
   TokenIdParam,
   TokenListSchema,
@@ -824,4 +826,16 @@ export const keyFeedRoute = createRoute({
     },
     ...CHECKED,
   },
+})
+
+export const keyRefusalsRoute = createRoute({
+  method: 'get',
+  path: '/v1/keys/refusals',
+  operationId: 'keyRefusals',
+  security: needs('admin'),
+  summary: 'CURVE handshakes refused by bridges, in aggregate',
+  description:
+    'Counts per key, bridge and reason (unknown_key, revoked, expired, channel_not_allowed, bad_box), as bridges with --key-registry report them every 10 s; the latest first, at most `limit`. Only ADMIN_TOKEN reads them: they name keys of every channel.',
+  request: { query: z.object({ limit: limitQuery(1000, 100) }) },
+  responses: { 200: ok(RefusalListSchema), ...CHECKED },
 })
