@@ -5,8 +5,11 @@
 
 import type { BridgeReport, RefusalReason } from '../shared/key-feed'
 
-/** A bridge's connections count only while its report is this recent, ms (it reports every 10 s). */
-export const CONNECTIONS_FRESH_MS = 30_000
+/**
+ * A bridge's connections count while it has reported this recently, ms: a bridge that stopped
+ * reporting (gone, or its feed down) is not taken to hold them. Bridges report every minute.
+ */
+export const CONNECTIONS_FRESH_MS = 3 * 60_000
 
 export interface RefusalRow {
   publicKey: string
@@ -53,16 +56,20 @@ export class KeyReports {
       ) WITHOUT ROWID`,
     )
     storage.sql.exec('CREATE INDEX IF NOT EXISTS key_refusals_recent ON key_refusals (last_at)')
+    // When each bridge last reported: its keys' connections count while it is recent.
+    storage.sql.exec(
+      'CREATE TABLE IF NOT EXISTS bridge_reports (bridge_id TEXT PRIMARY KEY, reported_at INTEGER NOT NULL) WITHOUT ROWID',
+    )
   }
 
   record(report: BridgeReport, now: number): void {
     const { sql } = this.#storage
     this.#storage.transactionSync(() => {
-      // A key this bridge reported before but not now has no connection here any more.
       sql.exec(
-        'UPDATE key_traffic SET connections = 0, reported_at = ? WHERE bridge_id = ? AND connections > 0',
-        now,
+        `INSERT INTO bridge_reports (bridge_id, reported_at) VALUES (?, ?)
+         ON CONFLICT (bridge_id) DO UPDATE SET reported_at = excluded.reported_at`,
         report.bridgeId,
+        now,
       )
       for (const key of report.keys) {
         sql.exec(
@@ -128,9 +135,16 @@ export class KeyReports {
         messages: number
         bytes: number
         last_seen_at: number | null
-        reported_at: number
-      }>('SELECT * FROM key_traffic WHERE public_key = ?', key)) {
-        if (now - row.reported_at < CONNECTIONS_FRESH_MS) stats.connections += row.connections
+        bridge_reported_at: number | null
+      }>(
+        `SELECT t.connections, t.messages, t.bytes, t.last_seen_at, b.reported_at AS bridge_reported_at
+         FROM key_traffic t LEFT JOIN bridge_reports b ON b.bridge_id = t.bridge_id
+         WHERE t.public_key = ?`,
+        key,
+      )) {
+        const fresh =
+          row.bridge_reported_at !== null && now - row.bridge_reported_at < CONNECTIONS_FRESH_MS
+        if (fresh) stats.connections += row.connections
         stats.messages += row.messages
         stats.bytes += row.bytes
         if (row.last_seen_at !== null && row.last_seen_at > (stats.lastSeenAt ?? 0)) {

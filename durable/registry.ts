@@ -13,9 +13,9 @@ import type { Scope } from '../shared/api/scopes'
 import {
   type FeedKey,
   type FeedMessage,
+  MIN_REPORT_SPACING_MS,
   parseBridgeReport,
   patternsOverlap,
-  REPORT_INTERVAL_MS,
 } from '../shared/key-feed'
 import { z85Decode, z85Encode } from '../shared/z85'
 import { KeyReports, type KeyStats, type RefusalRow } from './key-reports'
@@ -49,7 +49,7 @@ const FEED_TAG = 'key-feed'
 /** Largest snapshot page, octets of JSON: well within a WebSocket message (1 MiB in workerd). */
 export const FEED_PAGE_BYTES = 256 * 1024
 
-/** Most feeds one credential holds open (a bridge holds one), and in all. */
+/** Most feeds one scoped token holds open (a bridge holds one), and in all. */
 export const FEED_SOCKETS_PER_CREDENTIAL = 64
 export const MAX_FEED_SOCKETS = 10_000
 
@@ -271,8 +271,10 @@ export class Registry extends DurableObject<Env> {
     const credential = request.headers.get(FEED_CREDENTIAL_HEADER) ?? 'root'
     const expires = Number(request.headers.get(FEED_EXPIRES_HEADER) ?? Number.NaN)
     const credentialTag = `credential:${credential}`
+    // A scoped token holds a few feeds; the root secret a fleet's (bounded in all only).
     if (
-      this.ctx.getWebSockets(credentialTag).length >= FEED_SOCKETS_PER_CREDENTIAL ||
+      (credential !== 'root' &&
+        this.ctx.getWebSockets(credentialTag).length >= FEED_SOCKETS_PER_CREDENTIAL) ||
       this.ctx.getWebSockets(FEED_TAG).length >= MAX_FEED_SOCKETS
     ) {
       return Response.json(
@@ -309,14 +311,14 @@ export class Registry extends DurableObject<Env> {
 
   /**
    * A bridge's report over its feed (../shared/key-feed.ts BridgeReport): its keys' connections
-   * and traffic, and the handshakes it refused. At most one a socket per REPORT_INTERVAL_MS / 2
+   * and traffic, and the handshakes it refused. At most one a socket per MIN_REPORT_SPACING_MS
    * is taken (a row per key and per refusal reason is written: reports are not free either).
    */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
     if (typeof message !== 'string' || message.length > 4 * 1024 * 1024) return
     const attachment = ws.deserializeAttachment() as FeedAttachment | null
     const now = Date.now()
-    if (!attachment || now - (attachment.reportedAt ?? 0) < REPORT_INTERVAL_MS / 2) return
+    if (!attachment || now - (attachment.reportedAt ?? 0) < MIN_REPORT_SPACING_MS) return
     const report = parseBridgeReport(message)
     if (!report) return
     ws.serializeAttachment({ ...attachment, reportedAt: now })

@@ -56,9 +56,10 @@ export function feedAdmits(key: FeedKey, channel: string, now: number): boolean 
 }
 
 /**
- * What a bridge tells the registry over its feed, every REPORT_INTERVAL_MS: per key, its
- * connections now and what it sent since the last report; and the handshakes refused since,
- * counted per key (Z85; '' when the client's key was never learnt, a bad box) and reason.
+ * What a bridge tells the registry over its feed, every REPORT_INTERVAL_MS: per key whose
+ * connections changed or that sent something since the last report, its connections now and
+ * what it sent; and the handshakes refused since, counted per key (Z85; '' when the client's key
+ * was never learnt, a bad box) and reason.
  */
 export interface BridgeReport {
   type: 'report'
@@ -73,10 +74,16 @@ export interface BridgeReport {
   refusals: Array<{ publicKey: string; reason: RefusalReason; count: number }>
 }
 
-/** How often a bridge reports, ms; the registry takes at most one report a socket this often. */
-export const REPORT_INTERVAL_MS = 10_000
+/**
+ * How often a bridge reports, ms (and a second after a refusal, when it has not reported for as
+ * long): each report writes a row per key it names, so reports are rare and name only the keys
+ * whose connections changed or that sent something.
+ */
+export const REPORT_INTERVAL_MS = 60_000
+/** Least time between two reports the registry takes from one socket, ms. */
+export const MIN_REPORT_SPACING_MS = 5_000
 /** Most entries of each list in one report (a bridge sends the busiest). */
-export const MAX_REPORT_ENTRIES = 10_000
+export const MAX_REPORT_ENTRIES = 2_000
 
 /**
  * Whether two sets of channel patterns reach a channel in common: a feed for a credential of

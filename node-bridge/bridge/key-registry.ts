@@ -27,6 +27,8 @@ const PING_INTERVAL_MS = 30_000
 const PONG_TIMEOUT_MS = 10_000
 /** Longest a feed's upgrade may take. */
 const HANDSHAKE_TIMEOUT_MS = 10_000
+/** Least time between a report and one sent early for a refusal, ms. */
+const REFUSAL_REPORT_SPACING_MS = 10_000
 /** Saves are written at most this often (a burst of changes is one write). */
 const SAVE_DELAY_MS = 200
 
@@ -76,6 +78,10 @@ export class KeyRegistry {
   /** Since the last report: what each key sent, and the refusals by key and reason. */
   #sent = new Map<string, { messages: number; bytes: number; lastSeenAt: number }>()
   #refusals = new Map<string, number>()
+  /** Each key's connections as last reported (a key is named again only when they change). */
+  #reportedConnections = new Map<string, number>()
+  #reportedAt = 0
+  #earlyReport: NodeJS.Timeout | undefined
   readonly #listeners: Array<() => void> = []
 
   constructor(options: KeyRegistryOptions) {
@@ -111,6 +117,15 @@ export class KeyRegistry {
     const name = `${publicKey ? z85Encode(publicKey) : ''} ${reason}`
     if (!this.#refusals.has(name) && this.#refusals.size >= MAX_REPORT_ENTRIES) return
     this.#refusals.set(name, (this.#refusals.get(name) ?? 0) + 1)
+    // A refusal is told within seconds, not at the next minute, but reports stay 10 s apart.
+    if (!this.#earlyReport) {
+      const delay = Math.max(1000, this.#reportedAt + REFUSAL_REPORT_SPACING_MS - Date.now())
+      this.#earlyReport = setTimeout(() => {
+        this.#earlyReport = undefined
+        this.#report()
+      }, delay)
+      this.#earlyReport.unref()
+    }
   }
 
   /** Counts a message a key sent, for the next report. */
@@ -135,18 +150,32 @@ export class KeyRegistry {
     for (const key of this.#options.connectedKeys?.() ?? []) {
       connections.set(key, (connections.get(key) ?? 0) + 1)
     }
+    // Only the keys whose connections changed or that sent something: a row each is written.
     const keys: BridgeReport['keys'] = []
-    for (const key of new Set([...connections.keys(), ...this.#sent.keys()])) {
-      if (keys.length >= MAX_REPORT_ENTRIES) break
+    for (const key of new Set([
+      ...connections.keys(),
+      ...this.#reportedConnections.keys(),
+      ...this.#sent.keys(),
+    ])) {
       const sent = this.#sent.get(key)
+      const connected = connections.get(key) ?? 0
+      if (!sent && connected === (this.#reportedConnections.get(key) ?? 0)) continue
       keys.push({
         publicKey: key,
-        connections: connections.get(key) ?? 0,
+        connections: connected,
         messages: sent?.messages ?? 0,
         bytes: sent?.bytes ?? 0,
         lastSeenAt: sent?.lastSeenAt ?? now,
       })
     }
+    // The busiest first, when there are more than a report takes.
+    keys.sort((a, b) => b.messages - a.messages)
+    keys.length = Math.min(keys.length, MAX_REPORT_ENTRIES)
+    for (const key of keys) {
+      if (key.connections > 0) this.#reportedConnections.set(key.publicKey, key.connections)
+      else this.#reportedConnections.delete(key.publicKey)
+    }
+    this.#reportedAt = now
     const refusals: BridgeReport['refusals'] = [...this.#refusals].map(([name, count]) => {
       const space = name.indexOf(' ')
       return {
@@ -192,6 +221,7 @@ export class KeyRegistry {
     clearTimeout(this.#timer)
     clearInterval(this.#pingTimer)
     clearInterval(this.#reportTimer)
+    clearTimeout(this.#earlyReport)
     this.#socket?.terminate()
   }
 

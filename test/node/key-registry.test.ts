@@ -185,7 +185,7 @@ describe('bridges with --key-registry', () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 500))
     expect(await stored(channel)).toHaveLength(0)
-    // The bridge reports them in aggregate (every 10 s): counted per key and reason.
+    // The bridge reports them in aggregate (within seconds of a refusal, 10 s apart).
     await waitFor(
       async () => {
         const response = await fetch(`${worker.httpUrl}/v1/keys/refusals?limit=1000`, {
