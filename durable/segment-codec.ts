@@ -1,23 +1,27 @@
-// A segment: a run of consecutive messages stored as one SQLite value (format 1: peers once,
-// varint times as deltas, each message's frame lengths before its frame octets). Pure functions
-// over Uint8Array, for Node and workerd.
+// A segment: a run of consecutive messages stored as one SQLite value (peers once, varint times
+// as deltas, each message's frame lengths before its frame octets). Pure functions over
+// Uint8Array, for Node and workerd.
 
+import { isKeyName, MAX_KEY_NAME_BYTES } from '../shared/key-name'
 import { MECHANISM_CODES, type Mechanism, type RelayMessage } from '../shared/relay-protocol'
 
 /**
- * The segment format this module writes and reads. Layout:
+ * The segment formats this module reads: 1, and 2, whose peers may carry their key's name.
+ * Layout:
  * ```
- * segment := format:u8 (=1)  peerCount:uvarint  peer{peerCount}
+ * segment := format:u8 (1|2)  peerCount:uvarint  peer{peerCount}
  *            messageCount:uvarint  baseTime:svarint  message{messageCount}
  * peer    := mechanism:u8  addressLength:uvarint  address:UTF-8  keyLength:u8 (0|32)  key
+ *            [format 2: nameLength:uvarint  name:UTF-8 (only with a key)]
  * message := timeDelta:svarint  peerIndex:uvarint  frameCount:uvarint
  *            frameLength:uvarint{frameCount}  frameOctets
  * ```
  * uvarint is unsigned LEB128, minimal, at most 8 octets, at most 2^53 - 1; svarint is zigzag
  * then uvarint. Times are integer ms; each message's time is the previous one's plus its delta
- * (the first's: baseTime plus its delta, 0 when written here).
+ * (the first's: baseTime plus its delta, 0 when written here). Format 1 is written when no
+ * message has a key name, so such segments are what they were before names.
  */
-export const SEGMENT_FORMAT = 1
+export const SegmentFormat = { PLAIN: 1, NAMED: 2 } as const
 
 /**
  * Octets {@link scanSegment} asks of its `read` at a time, at most: a window holds the frame
@@ -43,6 +47,8 @@ export interface SegmentMessage {
   peerAddress: string
   /** 32 octets; a view into the segment, shared by the messages of the same peer. */
   publicKey?: Uint8Array
+  /** The key's record name when relayed (format 2). */
+  keyName?: string
   /** The frames' octets, all together. */
   size: number
   /** Views into the segment's bytes (no copy). */
@@ -56,6 +62,7 @@ export interface SegmentMessageLayout {
   peerAddress: string
   /** 32 octets; a copy, shared by the layouts of the same peer. */
   publicKey?: Uint8Array
+  keyName?: string
   /** The frames' octets, all together. */
   size: number
   frameSizes: number[]
@@ -63,7 +70,7 @@ export interface SegmentMessageLayout {
   framesOffset: number
 }
 
-/** A segment that is not a whole, valid format-1 segment: corrupt storage or a bug. */
+/** A segment that is not a whole, valid segment: corrupt storage or a bug. */
 export class SegmentFormatError extends RangeError {
   override readonly name = 'SegmentFormatError'
   readonly code = 'CORRUPT_SEGMENT'
@@ -79,6 +86,7 @@ const MIN_TAIL_OCTETS = 2 + MIN_MESSAGE_OCTETS
 const INT32_LIMIT = 2 ** 31
 
 const utf8Encoder = new TextEncoder()
+const NO_NAME = new Uint8Array(0)
 // ignoreBOM: keep a leading U+FEFF so every address round-trips byte for byte.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
@@ -171,11 +179,38 @@ function decodeAddress(bytes: Uint8Array, offset: number): string {
   }
 }
 
+function checkFormat(format: number | undefined): void {
+  if (format !== SegmentFormat.PLAIN && format !== SegmentFormat.NAMED) {
+    throw corrupt(`segment format ${format}; this end reads 1 and 2`)
+  }
+}
+
+// A format-2 peer's name: none (length 0, or no key to name), else 1 to 300 octets of UTF-8.
+function checkNameLength(length: number, hasKey: boolean, peer: number): void {
+  if (length > MAX_KEY_NAME_BYTES || (length > 0 && !hasKey)) {
+    throw corrupt(`peer ${peer} name of ${length} octets${hasKey ? '' : ' without a key'}`)
+  }
+}
+
+function decodeName(bytes: Uint8Array, offset: number): string {
+  let name: string
+  try {
+    name = utf8Decoder.decode(bytes)
+  } catch (cause) {
+    throw corrupt(`key name at octet ${offset} is not UTF-8`, cause)
+  }
+  if (!isKeyName(name)) throw corrupt(`key name at octet ${offset} breaks the name rule`)
+  return name
+}
+
 interface Plan {
+  format: number
   size: number
   peerBytes: Uint8Array[]
   peerCodes: number[]
   peerKeys: (Uint8Array | undefined)[]
+  /** Format 2: each peer's name as UTF-8, empty for none. */
+  peerNames: Uint8Array[]
   times: number[]
   peerIndexes: number[]
 }
@@ -190,10 +225,18 @@ function checkEncodableTime(value: number, what: string): void {
 // index, and the exact size, so the output is allocated once.
 function plan(messages: readonly RelayMessage[]): Plan {
   if (messages.length === 0) throw new RangeError('a segment needs a message')
+  let format: number = SegmentFormat.PLAIN
+  for (const message of messages) {
+    if (message.keyName !== undefined) {
+      format = SegmentFormat.NAMED
+      break
+    }
+  }
   const peerIndex = new Map<string, number>()
   const peerBytes: Uint8Array[] = []
   const peerCodes: number[] = []
   const peerKeys: (Uint8Array | undefined)[] = []
+  const peerNames: Uint8Array[] = []
   const times: number[] = []
   const peerIndexes: number[] = []
   let size = 1
@@ -202,6 +245,7 @@ function plan(messages: readonly RelayMessage[]): Plan {
   let lastMechanism = ''
   let lastAddress = ''
   let lastKey: Uint8Array | undefined
+  let lastName: string | undefined
   let lastIndex = -1
   for (let index = 0; index < messages.length; index++) {
     const message = messages[index] as RelayMessage
@@ -219,12 +263,14 @@ function plan(messages: readonly RelayMessage[]): Plan {
     times.push(time)
 
     const key = message.publicKey
+    const keyName = message.keyName
     let peer: number
     if (
       lastIndex >= 0 &&
       message.peerAddress === lastAddress &&
       message.mechanism === lastMechanism &&
-      key === lastKey
+      key === lastKey &&
+      keyName === lastName
     ) {
       peer = lastIndex
     } else {
@@ -237,11 +283,26 @@ function plan(messages: readonly RelayMessage[]): Plan {
       if (code === undefined) {
         throw new RangeError(`message ${index} has unknown mechanism ${message.mechanism}`)
       }
-      // Unambiguous: one mechanism digit, then '-' or 'k' and 32 key characters, then the address.
+      let nameBytes: Uint8Array = NO_NAME
+      if (keyName !== undefined) {
+        if (key === undefined || !isKeyName(keyName)) {
+          throw new RangeError(
+            `message ${index} keyName ${key === undefined ? 'without a publicKey' : 'breaks the name rule'}`,
+          )
+        }
+        nameBytes = utf8Encoder.encode(keyName)
+        if (nameBytes.length > MAX_KEY_NAME_BYTES) {
+          throw new RangeError(
+            `message ${index} keyName is ${nameBytes.length} octets; at most ${MAX_KEY_NAME_BYTES}`,
+          )
+        }
+      }
+      // Unambiguous: one mechanism digit, then '-' or 'k' and 32 key characters, then the name's
+      // length and the name, then the address.
       const name =
         key === undefined
           ? `${code}-${message.peerAddress}`
-          : `${code}k${String.fromCharCode(...key)}${message.peerAddress}`
+          : `${code}k${String.fromCharCode(...key)}${keyName === undefined ? '-' : `${keyName.length}:${keyName}`}${message.peerAddress}`
       const known = peerIndex.get(name)
       if (known !== undefined) {
         peer = known
@@ -257,11 +318,14 @@ function plan(messages: readonly RelayMessage[]): Plan {
         peerBytes.push(address)
         peerCodes.push(code)
         peerKeys.push(key)
+        peerNames.push(nameBytes)
         size += 1 + uvarintSize(address.length) + address.length + 1 + (key?.length ?? 0)
+        if (format === SegmentFormat.NAMED) size += uvarintSize(nameBytes.length) + nameBytes.length
       }
       lastMechanism = message.mechanism
       lastAddress = message.peerAddress
       lastKey = key
+      lastName = keyName
       lastIndex = peer
     }
     peerIndexes.push(peer)
@@ -271,7 +335,7 @@ function plan(messages: readonly RelayMessage[]): Plan {
   }
   size += uvarintSize(peerBytes.length) + uvarintSize(messages.length)
   size += uvarintSize(zigzag(times[0] as number))
-  return { size, peerBytes, peerCodes, peerKeys, times, peerIndexes }
+  return { format, size, peerBytes, peerCodes, peerKeys, peerNames, times, peerIndexes }
 }
 
 /**
@@ -291,9 +355,10 @@ export function encodedSegmentSize(messages: readonly RelayMessage[]): number {
  * key that is not 32 octets, or a peer address over {@link MAX_PEER_ADDRESS_BYTES} UTF-8 octets.
  */
 export function encodeSegment(messages: readonly RelayMessage[]): Uint8Array {
-  const { size, peerBytes, peerCodes, peerKeys, times, peerIndexes } = plan(messages)
+  const { format, size, peerBytes, peerCodes, peerKeys, peerNames, times, peerIndexes } =
+    plan(messages)
   const out = new Uint8Array(size)
-  out[0] = SEGMENT_FORMAT
+  out[0] = format
   let offset = writeUvarint(out, 1, peerBytes.length)
   for (let peer = 0; peer < peerBytes.length; peer++) {
     const address = peerBytes[peer] as Uint8Array
@@ -308,6 +373,12 @@ export function encodeSegment(messages: readonly RelayMessage[]): Uint8Array {
       out[offset++] = PUBLIC_KEY_SIZE
       out.set(key, offset)
       offset += PUBLIC_KEY_SIZE
+    }
+    if (format === SegmentFormat.NAMED) {
+      const name = peerNames[peer] as Uint8Array
+      offset = writeUvarint(out, offset, name.length)
+      out.set(name, offset)
+      offset += name.length
     }
   }
   offset = writeUvarint(out, offset, messages.length)
@@ -336,6 +407,9 @@ interface PeerEntry {
   addressLength: number
   /** Offset of the key's 32 octets, or -1 for none. */
   keyOffset: number
+  nameOffset: number
+  /** 0 for none. */
+  nameLength: number
 }
 
 interface Header {
@@ -349,9 +423,8 @@ interface Header {
 function readHeader(bytes: Uint8Array): Header {
   const end = bytes.length
   if (end === 0) throw corrupt('segment is empty')
-  if (bytes[0] !== SEGMENT_FORMAT) {
-    throw corrupt(`segment format ${bytes[0]}; this end reads ${SEGMENT_FORMAT}`)
-  }
+  const format = bytes[0]
+  checkFormat(format)
   const peerCount = readUvarint(bytes, 1, end)
   let offset = varintEnd
   if (peerCount === 0) throw corrupt('segment has no peer')
@@ -379,7 +452,16 @@ function readHeader(bytes: Uint8Array): Header {
     } else if (keyLength !== 0) {
       throw corrupt(`peer ${peer} key length ${keyLength}; expected 0 or ${PUBLIC_KEY_SIZE}`)
     }
-    peers.push({ mechanism, addressOffset, addressLength, keyOffset })
+    let nameLength = 0
+    let nameOffset = offset
+    if (format === SegmentFormat.NAMED) {
+      nameLength = readUvarint(bytes, offset, end)
+      checkNameLength(nameLength, keyOffset >= 0, peer)
+      nameOffset = varintEnd
+      offset = nameOffset + nameLength
+      if (offset > end) throw corrupt(`segment ends inside peer ${peer}'s name`)
+    }
+    peers.push({ mechanism, addressOffset, addressLength, keyOffset, nameOffset, nameLength })
   }
   const messageCount = readUvarint(bytes, offset, end)
   offset = varintEnd
@@ -394,7 +476,7 @@ function readHeader(bytes: Uint8Array): Header {
 
 /**
  * How many messages a segment holds, from its header alone.
- * @throws SegmentFormatError when the header is not a valid format-1 header.
+ * @throws SegmentFormatError when the header is not a valid header.
  */
 export function segmentMessageCount(bytes: Uint8Array): number {
   return readHeader(bytes).messageCount
@@ -404,6 +486,7 @@ interface Peer {
   mechanism: Mechanism
   peerAddress: string
   publicKey: Uint8Array | undefined
+  keyName: string | undefined
 }
 
 function checkIndex(value: number, name: string): void {
@@ -476,6 +559,13 @@ export function decodeSegment(
           entry.keyOffset < 0
             ? undefined
             : bytes.subarray(entry.keyOffset, entry.keyOffset + PUBLIC_KEY_SIZE),
+        keyName:
+          entry.nameLength === 0
+            ? undefined
+            : decodeName(
+                bytes.subarray(entry.nameOffset, entry.nameOffset + entry.nameLength),
+                entry.nameOffset,
+              ),
       }
       peers[peerIndex] = peer
     }
@@ -501,14 +591,24 @@ export function decodeSegment(
             size,
             frames,
           }
-        : {
-            receivedAt: time,
-            mechanism: peer.mechanism,
-            peerAddress: peer.peerAddress,
-            publicKey: peer.publicKey,
-            size,
-            frames,
-          },
+        : peer.keyName === undefined
+          ? {
+              receivedAt: time,
+              mechanism: peer.mechanism,
+              peerAddress: peer.peerAddress,
+              publicKey: peer.publicKey,
+              size,
+              frames,
+            }
+          : {
+              receivedAt: time,
+              mechanism: peer.mechanism,
+              peerAddress: peer.peerAddress,
+              publicKey: peer.publicKey,
+              keyName: peer.keyName,
+              size,
+              frames,
+            },
     )
   }
   if (stop === messageCount && p !== end) {
@@ -608,9 +708,7 @@ export function scanSegment(
   }
 
   const format = octet(1 + MIN_PEER_OCTETS + MIN_TAIL_OCTETS)
-  if (format !== SEGMENT_FORMAT) {
-    throw corrupt(`segment format ${format}; this end reads ${SEGMENT_FORMAT}`)
-  }
+  checkFormat(format)
   const peerCount = uvarint(MIN_PEER_OCTETS + MIN_TAIL_OCTETS)
   if (peerCount === 0) throw corrupt('segment has no peer')
   if (peerCount > (totalLength - pos) / MIN_PEER_OCTETS) {
@@ -636,7 +734,16 @@ export function scanSegment(
     } else if (keyLength !== 0) {
       throw corrupt(`peer ${peer} key length ${keyLength}; expected 0 or ${PUBLIC_KEY_SIZE}`)
     }
-    peers.push({ mechanism, peerAddress, publicKey })
+    let keyName: string | undefined
+    if (format === SegmentFormat.NAMED) {
+      const nameLength = uvarint(after)
+      checkNameLength(nameLength, publicKey !== undefined, peer)
+      if (nameLength > 0) {
+        const nameOffset = pos
+        keyName = decodeName(take(nameLength, after), nameOffset)
+      }
+    }
+    peers.push({ mechanism, peerAddress, publicKey, keyName })
   }
   const messageCount = uvarint(MIN_TAIL_OCTETS - 1)
   if (messageCount === 0) throw corrupt('segment has no message')
@@ -679,6 +786,7 @@ export function scanSegment(
       framesOffset: pos,
     }
     if (peer.publicKey !== undefined) layout.publicKey = peer.publicKey
+    if (peer.keyName !== undefined) layout.keyName = peer.keyName
     layouts.push(layout)
     // The frames' octets are skipped, never read.
     pos += size

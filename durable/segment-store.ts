@@ -52,6 +52,8 @@ interface MessageHead {
   peerAddress: string
   /** The CURVE client's long-term public key, 32 octets, when the bridge sent one. */
   publicKey?: Uint8Array
+  /** The name of the key's registry record when the message was relayed. */
+  keyName?: string
   /** The frames' octets, all together. */
   size: number
 }
@@ -271,7 +273,15 @@ function frameBytes(message: RelayMessage): number {
  * frame octets alone (thousands of empty frames are octets too).
  */
 function encodedBound(message: RelayMessage): number {
-  return frameBytes(message) + 5 * message.frames.length + 24 + message.peerAddress.length * 3 + 34
+  const name = message.keyName === undefined ? 0 : 2 + message.keyName.length * 3
+  return (
+    frameBytes(message) +
+    5 * message.frames.length +
+    24 +
+    message.peerAddress.length * 3 +
+    34 +
+    name
+  )
 }
 
 /**
@@ -836,5 +846,6 @@ function inline(seq: number, message: SegmentMessage): InlineMessage {
     frames: message.frames,
   }
   if (message.publicKey) stored.publicKey = message.publicKey
+  if (message.keyName !== undefined) stored.keyName = message.keyName
   return stored
 }

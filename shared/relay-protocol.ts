@@ -4,15 +4,19 @@
 // DataView, TextEncoder/TextDecoder and Web Crypto. Specified in docs/relay-protocol.md.
 
 import { isIdempotencyKey, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency-key'
+import { isKeyName, MAX_KEY_NAME_BYTES } from './key-name'
 
-/** The version this end speaks: 3 added idempotency keys to messages and their seqs to ACKs. */
-export const RELAY_PROTOCOL_VERSION = 3
+/**
+ * The version this end speaks: 3 added idempotency keys to messages and their seqs to ACKs, 4
+ * the sender's key name (its record's name in the key registry) to messages.
+ */
+export const RELAY_PROTOCOL_VERSION = 4
 
 /**
  * Every version the Durable Object takes, so a fleet's bridges can be upgraded after its Worker:
  * a socket keeps the version agreed at its upgrade, and every frame on it is of that version.
  */
-export const RELAY_PROTOCOL_VERSIONS = [3, 2] as const
+export const RELAY_PROTOCOL_VERSIONS = [4, 3, 2] as const
 export type RelayProtocolVersion = (typeof RELAY_PROTOCOL_VERSIONS)[number]
 
 /** The WebSocket subprotocol (RFC 6455 §1.9) that names `version` at the upgrade. */
@@ -159,6 +163,11 @@ export interface RelayMessage {
    * whose sender and key the channel stored recently is not stored again (version 3).
    */
   idempotencyKey?: string
+  /**
+   * The name of `publicKey`'s record in the key registry (../shared/key-name.ts), when the
+   * bridge admits keys by the registry (version 4; only with a public key).
+   */
+  keyName?: string
   frames: Uint8Array[]
 }
 
@@ -252,22 +261,28 @@ const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
- * The last address encoded: a batch's messages mostly come from one peer after another, and a
- * TextEncoder call per message was a tenth of the bridge's CPU.
+ * UTF-8 of the last string it was given: a batch's messages mostly come from one peer after
+ * another (with one key name), and a TextEncoder call per message was a tenth of the bridge's
+ * CPU.
  */
-let lastString = ''
-let lastBytes: Uint8Array = new Uint8Array(0)
+class LastUtf8 {
+  #text = ''
+  #bytes: Uint8Array = new Uint8Array(0)
 
-function utf8Bytes(value: string): Uint8Array {
-  if (value !== lastString) {
-    lastBytes = utf8Encoder.encode(value)
-    lastString = value
+  of(text: string): Uint8Array {
+    if (text !== this.#text) {
+      this.#bytes = utf8Encoder.encode(text)
+      this.#text = text
+    }
+    return this.#bytes
   }
-  return lastBytes
 }
 
+const addressUtf8 = new LastUtf8()
+const keyNameUtf8 = new LastUtf8()
+
 function shortString(value: string, field: string): Uint8Array {
-  const bytes = utf8Bytes(value)
+  const bytes = addressUtf8.of(value)
   if (bytes.length > MAX_SHORT_STRING) {
     throw new RelayProtocolError(
       RelayProtocolErrorCode.INVALID_FIELD,
@@ -306,9 +321,10 @@ export function encodedMessageSize(
   message: RelayMessage,
   version: RelayProtocolVersion = RELAY_PROTOCOL_VERSION,
 ): number {
-  let size = 8 + 1 + 1 + utf8Bytes(message.peerAddress).length + 1 + 4
+  let size = 8 + 1 + 1 + addressUtf8.of(message.peerAddress).length + 1 + 4
   if (message.publicKey) size += message.publicKey.length
   if (version >= 3) size += 1 + (message.idempotencyKey?.length ?? 0)
+  if (version >= 4) size += 2 + (message.keyName ? keyNameUtf8.of(message.keyName).length : 0)
   for (const frame of message.frames) size += 4 + frame.length
   return size
 }
@@ -316,8 +332,9 @@ export function encodedMessageSize(
 /**
  * Encodes a batch into one relay frame of `version`.
  * @throws RelayProtocolError INVALID_FIELD for an empty batch, a message without frames, a
- * sequence number out of range, a public key that is not 32 octets, or an idempotency key that
- * breaks its rule (or in a version without keys).
+ * sequence number out of range, a public key that is not 32 octets, an idempotency key that
+ * breaks its rule (or in a version without keys), or a key name that breaks its rule, lacks a
+ * public key, or is in a version without names.
  */
 export function encodeBatch(
   batch: RelayBatch,
@@ -328,6 +345,7 @@ export function encodeBatch(
     throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'a batch needs a message')
   }
   const addresses: Uint8Array[] = []
+  const names: (Uint8Array | undefined)[] = []
   let size = BATCH_HEADER_SIZE
   for (const message of batch.messages) {
     if (message.frames.length === 0) {
@@ -350,8 +368,11 @@ export function encodeBatch(
     }
     const address = shortString(message.peerAddress, 'peerAddress')
     addresses.push(address)
+    const name = message.keyName === undefined ? undefined : keyNameBytes(message, version)
+    names.push(name)
     size += 8 + 1 + 1 + address.length + 1 + (message.publicKey?.length ?? 0) + 4
     if (version >= 3) size += 1 + (key?.length ?? 0)
+    if (version >= 4) size += 2 + (name?.length ?? 0)
     for (const frame of message.frames) size += 4 + frame.length
   }
 
@@ -385,6 +406,15 @@ export function encodeBatch(
         out[offset++] = idempotencyKey.charCodeAt(index)
       }
     }
+    if (version >= 4) {
+      const name = names[index]
+      view.setUint16(offset, name?.length ?? 0)
+      offset += 2
+      if (name) {
+        out.set(name, offset)
+        offset += name.length
+      }
+    }
     view.setUint32(offset, message.frames.length)
     offset += 4
     for (const frame of message.frames) {
@@ -395,6 +425,29 @@ export function encodeBatch(
     }
   })
   return out
+}
+
+// A message's key name as UTF-8, checked against its rule and the version.
+function keyNameBytes(message: RelayMessage, version: RelayProtocolVersion): Uint8Array {
+  const name = message.keyName as string
+  if (version < 4 || !message.publicKey || !isKeyName(name)) {
+    throw new RelayProtocolError(
+      RelayProtocolErrorCode.INVALID_FIELD,
+      version < 4
+        ? `version ${version} carries no key name`
+        : !message.publicKey
+          ? 'a key name needs a public key'
+          : 'a key name is 1 to 100 characters',
+    )
+  }
+  const bytes = keyNameUtf8.of(name)
+  if (bytes.length > MAX_KEY_NAME_BYTES) {
+    throw new RelayProtocolError(
+      RelayProtocolErrorCode.INVALID_FIELD,
+      `a key name is at most ${MAX_KEY_NAME_BYTES} octets of UTF-8`,
+    )
+  }
+  return bytes
 }
 
 const WELCOME_SIZE = HEADER_SIZE + 8 + 4 + 4 + 4 + 8 + 4
@@ -658,6 +711,27 @@ function readBatch(reader: Reader, version: RelayProtocolVersion): { kind: 'batc
         }
       }
     }
+    let keyName: string | undefined
+    if (version >= 4) {
+      const length = reader.u16('keyName length')
+      if (length > 0) {
+        if (length > MAX_KEY_NAME_BYTES || !publicKey) {
+          throw new RelayProtocolError(
+            RelayProtocolErrorCode.INVALID_FIELD,
+            publicKey
+              ? `keyName is ${length} octets; at most ${MAX_KEY_NAME_BYTES}`
+              : 'a key name needs a public key',
+          )
+        }
+        keyName = reader.string(length, 'keyName')
+        if (!isKeyName(keyName)) {
+          throw new RelayProtocolError(
+            RelayProtocolErrorCode.INVALID_FIELD,
+            'a key name is 1 to 100 characters',
+          )
+        }
+      }
+    }
     const frameCount = reader.u32('frame count')
     if (frameCount === 0) {
       throw new RelayProtocolError(RelayProtocolErrorCode.INVALID_FIELD, 'a message needs a frame')
@@ -675,6 +749,7 @@ function readBatch(reader: Reader, version: RelayProtocolVersion): { kind: 'batc
     const message: RelayMessage = { receivedAt, mechanism, peerAddress, frames }
     if (publicKey) message.publicKey = publicKey
     if (idempotencyKey !== undefined) message.idempotencyKey = idempotencyKey
+    if (keyName !== undefined) message.keyName = keyName
     messages.push(message)
   }
   return { kind: 'batch', batchSeq, messages }

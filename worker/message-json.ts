@@ -9,19 +9,25 @@ import { z85Encode } from '../shared/z85'
 import { toBase64 } from './base64'
 import { type FrameEncoding, toApiMessage } from './present'
 
+/** What a message's peer JSON is made of. */
+interface PeerOf {
+  mechanism: string
+  peerAddress: string
+  publicKey?: Uint8Array | undefined
+  keyName?: string | undefined
+}
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** Writes messages of one channel as JSON, remembering what repeats between them. */
 export class MessageJsonWriter {
   readonly #channel: string
   readonly #encoding: FrameEncoding
-  /** The `"peer":{…}` text by address, mechanism and key. */
+  /** The `"peer":{…}` text by address, mechanism, key and key name. */
   readonly #peers = new Map<string, string>()
   /** Z85 of the keys seen (a segment's messages share their peer's key array). */
   readonly #keys = new WeakMap<Uint8Array, string>()
-  #lastPeer:
-    | { address: string; mechanism: string; publicKey: Uint8Array | undefined; json: string }
-    | undefined
+  #lastPeer: (PeerOf & { json: string }) | undefined
   #lastTime = Number.NaN
   #lastTimeJson = ''
 
@@ -95,34 +101,39 @@ export class MessageJsonWriter {
     return this.#lastTimeJson
   }
 
-  #peer(message: { mechanism: string; peerAddress: string; publicKey?: Uint8Array }): string {
+  #peer(message: PeerOf): string {
     // Most messages come from the peer of the message before.
     const last = this.#lastPeer
     if (
       last !== undefined &&
-      last.address === message.peerAddress &&
+      last.peerAddress === message.peerAddress &&
       last.mechanism === message.mechanism &&
-      last.publicKey === message.publicKey
+      last.publicKey === message.publicKey &&
+      last.keyName === message.keyName
     ) {
       return last.json
     }
     const json = this.#peerJson(message)
     this.#lastPeer = {
-      address: message.peerAddress,
+      peerAddress: message.peerAddress,
       mechanism: message.mechanism,
       publicKey: message.publicKey,
+      keyName: message.keyName,
       json,
     }
     return json
   }
 
-  #peerJson(message: { mechanism: string; peerAddress: string; publicKey?: Uint8Array }): string {
+  #peerJson(message: PeerOf): string {
     let key = ''
     if (message.publicKey) {
       key = this.#keys.get(message.publicKey) ?? z85Encode(message.publicKey)
       this.#keys.set(message.publicKey, key)
     }
-    const id = `${message.mechanism}\u0000${key}\u0000${message.peerAddress}`
+    // A name's length first, so no name and address can pass for another pair.
+    const name =
+      message.keyName === undefined ? '-' : `${message.keyName.length}:${message.keyName}`
+    const id = `${message.mechanism}\u0000${key}\u0000${name}${message.peerAddress}`
     let json = this.#peers.get(id)
     if (json === undefined) {
       const peer: Record<string, string> = {
@@ -130,6 +141,7 @@ export class MessageJsonWriter {
         mechanism: message.mechanism,
       }
       if (key) peer.publicKey = key
+      if (message.keyName !== undefined) peer.keyName = message.keyName
       json = `"peer":${JSON.stringify(peer)}`
       this.#peers.set(id, json)
     }

@@ -50,6 +50,7 @@ export function toApiMessage(
 ): ApiMessage {
   const peer: ApiMessage['peer'] = { address: message.peerAddress, mechanism: message.mechanism }
   if (message.publicKey) peer.publicKey = z85Encode(message.publicKey)
+  if (message.keyName !== undefined) peer.keyName = message.keyName
   const head = { seq: message.seq, receivedAt: new Date(message.receivedAt).toISOString() }
   if (message.frames === null) {
     return {

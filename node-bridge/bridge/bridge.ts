@@ -255,6 +255,8 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
           let bytes = 0
           for (const frame of message.frames) bytes += frame.length
           keyRegistry.accepted(message.publicKey, bytes, message.receivedAt)
+          const keyName = keyRegistry.nameOf(message.publicKey)
+          if (keyName !== undefined) message.keyName = keyName
         }
         relay.enqueue(message, onReceipt)
       },

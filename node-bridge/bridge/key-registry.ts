@@ -130,7 +130,7 @@ export class KeyRegistry {
 
   /** Counts a message a key sent, for the next report. */
   accepted(publicKey: Uint8Array, bytes: number, now = Date.now()): void {
-    const key = z85Encode(publicKey)
+    const key = this.#z85(publicKey)
     const sent = this.#sent.get(key)
     if (sent) {
       sent.messages++
@@ -202,7 +202,19 @@ export class KeyRegistry {
 
   /** The record's name of `publicKey`, if it has one. */
   nameOf(publicKey: Uint8Array): string | undefined {
-    return this.#byKey.get(z85Encode(publicKey))?.name
+    return this.#byKey.get(this.#z85(publicKey))?.name
+  }
+
+  // A connection's messages share its key's array: its Z85 is remembered for the next message.
+  #lastKey: Uint8Array | undefined
+  #lastZ85 = ''
+
+  #z85(publicKey: Uint8Array): string {
+    if (publicKey !== this.#lastKey) {
+      this.#lastZ85 = z85Encode(publicKey)
+      this.#lastKey = publicKey
+    }
+    return this.#lastZ85
   }
 
   /** Calls `listener` after every change (so live connections can be checked again). */

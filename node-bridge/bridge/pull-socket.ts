@@ -31,6 +31,8 @@ export interface InboundMessage {
   publicKey?: Uint8Array
   /** From a request's envelope (../../shared/idempotency-key.ts). */
   idempotencyKey?: string
+  /** The key's record name, set by the bridge when it admits keys by the registry. */
+  keyName?: string
 }
 
 export interface PullSocketOptions {

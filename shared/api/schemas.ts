@@ -9,6 +9,7 @@ import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channe
 import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern'
 import { isCanonicalPublicKey, isLowOrderPoint, parseCurveKey } from '../curve-key-text'
 import { REFUSAL_REASONS } from '../key-feed'
+import { MAX_KEY_NAME_LENGTH } from '../key-name'
 import { BRIDGE_ID_PATTERN } from '../relay-protocol'
 import { ErrorCode } from './error-codes'
 import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records'
@@ -99,6 +100,13 @@ export const MessageSchema = z
       publicKey: z
         .string()
         .openapi({ description: "The CURVE client's public key, Z85." })
+        .optional(),
+      keyName: z
+        .string()
+        .openapi({
+          description:
+            "The name of the key's record in the key registry when the message was relayed: set by bridges that admit keys by the registry (`--key-registry`).",
+        })
         .optional(),
     }),
   })
@@ -895,8 +903,8 @@ const PublicKeyText = z
 
 const KeyNameText = z
   .string()
-  .min(1, 'name must be 1 to 100 characters')
-  .max(100, 'name must be 1 to 100 characters')
+  .min(1, `name must be 1 to ${MAX_KEY_NAME_LENGTH} characters`)
+  .max(MAX_KEY_NAME_LENGTH, `name must be 1 to ${MAX_KEY_NAME_LENGTH} characters`)
 
 const ChannelPatterns = z
   .array(z.string().refine(isChannelPattern, `a channel pattern is ${CHANNEL_PATTERN_RULE}`))

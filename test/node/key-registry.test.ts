@@ -3,6 +3,7 @@
 // delivered; revoked through the API, both bridges close its connections within a second and
 // nothing it sends later is stored; a key is refused outside its channels; a bridge restarted
 // while the Worker is down admits the keys it knew and nobody else.
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -90,18 +91,64 @@ function client(keys: { publicKey: string; secretKey: string }, ...ports: number
   return socket
 }
 
-async function stored(
-  channel: string,
-): Promise<Array<{ frames: string[]; peer: { publicKey?: string } }>> {
+type StoredMessage = { frames: string[]; peer: { publicKey?: string; keyName?: string } }
+
+async function stored(channel: string): Promise<StoredMessage[]> {
   const response = await fetch(
     `${worker.httpUrl}/v1/channels/${channel}/messages?after=0&limit=1000&encoding=utf8`,
     { headers: { authorization: `Bearer ${TEST_READ_TOKEN}` } },
   )
-  return (
-    (await response.json()) as {
-      messages: Array<{ frames: string[]; peer: { publicKey?: string } }>
-    }
-  ).messages
+  return ((await response.json()) as { messages: StoredMessage[] }).messages
+}
+
+/** The channel's messages as NDJSON lines, and the first event of its live tail. */
+async function streamed(
+  channel: string,
+): Promise<{ lines: StoredMessage[]; event: StoredMessage }> {
+  const headers = { authorization: `Bearer ${TEST_READ_TOKEN}` }
+  const ndjson = await fetch(`${worker.httpUrl}/v1/channels/${channel}/messages?after=0`, {
+    headers: { ...headers, accept: 'application/x-ndjson' },
+  })
+  const lines = (await ndjson.text())
+    .split('\n')
+    .filter((line) => line.startsWith('{"seq"'))
+    .map((line) => JSON.parse(line) as StoredMessage)
+  const abort = new AbortController()
+  const sse = await fetch(`${worker.httpUrl}/v1/channels/${channel}/events?after=0`, {
+    headers,
+    signal: abort.signal,
+  })
+  const reader = (sse.body as ReadableStream<Uint8Array>).getReader()
+  let text = ''
+  let data: string | undefined
+  while (data === undefined) {
+    const { value, done } = await reader.read()
+    if (done) break
+    text += new TextDecoder().decode(value)
+    data = /^data: (\{"seq".*)$/m.exec(text)?.[1]
+  }
+  abort.abort()
+  return { lines, event: JSON.parse(data as string) as StoredMessage }
+}
+
+/** Sends `count` messages from a pyzmq CURVE PUSH (Debian's python3-zmq) and waits till they left. */
+function pythonSend(keys: { publicKey: string; secretKey: string }, port: number, count: number) {
+  const script = `
+import sys, zmq
+socket = zmq.Context.instance().socket(zmq.PUSH)
+socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = (k.encode() for k in sys.argv[1:4])
+socket.setsockopt(zmq.LINGER, 10000)
+socket.connect(f"tcp://127.0.0.1:{sys.argv[4]}")
+for index in range(int(sys.argv[5])):
+    socket.send_string(f"py{index}")
+socket.close()
+`
+  const result = spawnSync(
+    '/usr/bin/python3',
+    ['-c', script, SERVER_PUBLIC, keys.publicKey, keys.secretKey, String(port), String(count)],
+    { encoding: 'utf8', timeout: 20_000 },
+  )
+  expect(result.status, result.stderr).toBe(0)
 }
 
 /** Resolves with the status of the first authentication failure libzmq reports for `socket`. */
@@ -138,6 +185,31 @@ describe('bridges with --key-registry', () => {
     expect(new Set(messages.map((message) => message.peer.publicKey))).toEqual(
       new Set([keys.publicKey]),
     )
+    // Each says who sent it, by its record's name: in JSON, NDJSON and the live tail.
+    expect(new Set(messages.map((message) => message.peer.keyName))).toEqual(new Set(['pump 7']))
+    const { lines, event } = await streamed(channel)
+    expect(lines).toHaveLength(20)
+    expect(new Set(lines.map((line) => line.peer.keyName))).toEqual(new Set(['pump 7']))
+    expect(event.peer).toMatchObject({ publicKey: keys.publicKey, keyName: 'pump 7' })
+    // A pyzmq sender's messages carry its own record's name.
+    const boiler = zmq.curveKeyPair()
+    await admin('POST', '/v1/keys', {
+      publicKey: boiler.publicKey,
+      name: 'boiler 3 · ünïcode',
+      channels: [channel],
+    })
+    await waitFor(() => logged(two, 'key registry changed').length > 0, { what: 'the change' })
+    pythonSend(boiler, two.port, 5)
+    await waitFor(async () => (await stored(channel)).length === 25, { what: '25 stored' })
+    const fromPython = (await stored(channel)).filter((m) => m.peer.publicKey === boiler.publicKey)
+    expect(fromPython.map((message) => message.frames[0])).toEqual([
+      'py0',
+      'py1',
+      'py2',
+      'py3',
+      'py4',
+    ])
+    expect(new Set(fromPython.map((m) => m.peer.keyName))).toEqual(new Set(['boiler 3 · ünïcode']))
     // Both bridges had a connection from it.
     for (const bridge of [one, two]) {
       expect(
@@ -158,7 +230,7 @@ describe('bridges with --key-registry', () => {
     // Its later sends are never read: its reconnects are refused at the handshake.
     for (let index = 20; index < 30; index++) await push.send(`m${index}`).catch(() => undefined)
     await new Promise((resolve) => setTimeout(resolve, 1500))
-    expect(await stored(channel)).toHaveLength(20)
+    expect(await stored(channel)).toHaveLength(25)
     const again = client(keys, one.port)
     const refused = authFailure(again)
     await again.send('after the revocation').catch(() => undefined)

@@ -41,7 +41,7 @@ describe('relay batch frame', () => {
   // Batch 7, one NULL message of two frames ("hi", empty), with idempotency key "k-1".
   // biome-ignore format: one line per field
   const vector = bytes(
-    0x01, 0x03, 0x00, 0x00, //                       kind BATCH, version 3, reserved
+    0x01, 0x04, 0x00, 0x00, //                       kind BATCH, version 4, reserved
     0, 0, 0, 0, 0, 0, 0, 7, //                       batchSeq 7 (u64)
     0, 0, 0, 1, //                                   1 message
     0x42, 0x78, 0xbc, 0xfe, 0x56, 0x80, 0x00, 0x00, // receivedAt 1.7e12 ms (float64)
@@ -49,6 +49,7 @@ describe('relay batch frame', () => {
     0x0e, ...ascii('127.0.0.1:5555'), //             peer address
     0x00, //                                         no public key
     0x03, ...ascii('k-1'), //                        idempotency key
+    0x00, 0x00, //                                   no key name
     0, 0, 0, 2, //                                   2 frames
     0, 0, 0, 2, ...ascii('hi'), //                   frame "hi"
     0, 0, 0, 0, //                                   empty frame
@@ -65,27 +66,117 @@ describe('relay batch frame', () => {
       },
     ],
   }
-  // The same message without its key, in version 2 (no key field): what a bridge of version 2
-  // sends, which the object still takes.
+  // The same in version 3 (no key name field), and without its key in version 2 (no key
+  // field): what bridges of those versions send, which the object still takes.
+  const version3 = bytes(0x01, 0x03, ...vector.slice(2, 45), ...vector.slice(47))
   const unkeyed: RelayBatch = {
     batchSeq: 7,
     messages: batch.messages.map(({ idempotencyKey: _, ...message }) => message),
   }
-  const version2 = bytes(0x01, 0x02, ...vector.slice(2, 41), ...vector.slice(45))
+  const version2 = bytes(0x01, 0x02, ...version3.slice(2, 41), ...version3.slice(45))
 
   it('encodes to the documented bytes', () => {
     expect(encodeBatch(batch)).toEqual(vector)
+    expect(encodeBatch(batch, 3)).toEqual(version3)
     expect(encodeBatch(unkeyed, 2)).toEqual(version2)
   })
 
   it('decodes the documented bytes', () => {
     expect(decodeRelayFrame(vector)).toEqual({ kind: 'batch', ...batch })
+    expect(decodeRelayFrame(version3, 3)).toEqual({ kind: 'batch', ...batch })
     expect(decodeRelayFrame(version2, 2)).toEqual({ kind: 'batch', ...unkeyed })
+  })
+
+  it('carries the name of a CURVE key in version 4, and only there', () => {
+    const publicKey = new Uint8Array(32).fill(9)
+    const named: RelayBatch = {
+      batchSeq: 1,
+      messages: [
+        {
+          receivedAt: 1,
+          mechanism: 'CURVE',
+          peerAddress: 'a',
+          publicKey,
+          keyName: 'sensor 17 · hall',
+          frames: [bytes(1)],
+        },
+      ],
+    }
+    const encoded = encodeBatch(named)
+    expect(decodeRelayFrame(encoded)).toEqual({ kind: 'batch', ...named })
+    const message = named.messages[0] as RelayBatch['messages'][number]
+    expect(encoded.length).toBe(BATCH_HEADER_SIZE + encodedMessageSize(message))
+    // The longest name: 100 characters of 3 octets each.
+    const longest = { ...named, messages: [{ ...message, keyName: '€'.repeat(100) }] }
+    expect(decodeRelayFrame(encodeBatch(longest))).toEqual({ kind: 'batch', ...longest })
+    // Refused: in version 3, without a public key, empty, over 100 characters.
+    expect(codeOf(() => encodeBatch(named, 3))).toBe('INVALID_FIELD')
+    const { publicKey: _, ...keyless } = message
+    for (const bad of [
+      { ...keyless, mechanism: 'NULL' as const },
+      { ...message, keyName: '' },
+      { ...message, keyName: 'x'.repeat(101) },
+    ]) {
+      expect(codeOf(() => encodeBatch({ batchSeq: 1, messages: [bad] }))).toBe('INVALID_FIELD')
+    }
+    // Decoding refuses the same: a name on a message without a key, one of 301 octets, one
+    // that is not UTF-8, one over 100 characters.
+    const nameAt = 4 + 8 + 4 + 8 + 1 + 2 + 1 + 32 + 1
+    const withName = (name: Uint8Array, keyless = false) => {
+      const head = encoded.slice(0, nameAt)
+      if (keyless) {
+        head[24] = 0 // NULL
+        const noKey = bytes(...head.slice(0, 27), 0, ...head.slice(60))
+        return bytes(
+          ...noKey,
+          name.length >> 8,
+          name.length & 0xff,
+          ...name,
+          0,
+          0,
+          0,
+          1,
+          0,
+          0,
+          0,
+          1,
+          1,
+        )
+      }
+      return bytes(
+        ...head,
+        name.length >> 8,
+        name.length & 0xff,
+        ...name,
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        1,
+        1,
+      )
+    }
+    expect(decodeRelayFrame(withName(ascii('ok')))).toMatchObject({
+      messages: [{ keyName: 'ok' }],
+    })
+    for (const bad of [
+      withName(ascii('ok'), true),
+      withName(new Uint8Array(301).fill(0x78)),
+      withName(bytes(0xc3, 0x28)),
+      withName(new Uint8Array(101).fill(0x78)),
+    ]) {
+      expect(codeOf(() => decodeRelayFrame(bad))).toBe('INVALID_FIELD')
+    }
   })
 
   it('holds each socket to its version: a frame of the other is refused', () => {
     expect(codeOf(() => decodeRelayFrame(version2))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeRelayFrame(version3))).toBe('UNSUPPORTED_VERSION')
     expect(codeOf(() => decodeRelayFrame(vector, 2))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeRelayFrame(vector, 3))).toBe('UNSUPPORTED_VERSION')
     // A key cannot be sent in version 2, nor one that breaks the rule in version 3.
     expect(codeOf(() => encodeBatch(batch, 2))).toBe('INVALID_FIELD')
     for (const idempotencyKey of ['', 'with space', 'x'.repeat(129), 'é']) {
@@ -102,6 +193,7 @@ describe('relay batch frame', () => {
 
   it('negotiates the newest version both ends speak', () => {
     expect(negotiateRelayVersion('zmq-edge.relay.v2, zmq-edge.relay.v3')).toBe(3)
+    expect(negotiateRelayVersion('zmq-edge.relay.v4, zmq-edge.relay.v3')).toBe(4)
     expect(negotiateRelayVersion('zmq-edge.relay.v2')).toBe(2)
     expect(negotiateRelayVersion('zmq-edge.relay.v1')).toBeUndefined()
     expect(negotiateRelayVersion(null)).toBeUndefined()
@@ -138,6 +230,7 @@ describe('relay batch frame', () => {
         mechanism: fc.constantFrom('NULL' as const, 'CURVE' as const),
         peerAddress: fc.string({ maxLength: 60 }),
         idempotencyKey: fc.stringMatching(/^[\x21-\x7e]{1,128}$/),
+        keyName: fc.string({ unit: 'binary', minLength: 1, maxLength: 50 }),
         frames: fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 5 }),
       },
       { requiredKeys: ['receivedAt', 'mechanism', 'peerAddress', 'frames'] },
@@ -147,12 +240,20 @@ describe('relay batch frame', () => {
         fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
         fc.array(message, { minLength: 1, maxLength: 20 }),
         (batchSeq, messages) => {
-          const input = { batchSeq, messages }
+          // A name only with a key: a CURVE message has one.
+          const input = {
+            batchSeq,
+            messages: messages.map(({ keyName, ...message }) =>
+              message.mechanism === 'CURVE' && keyName !== undefined
+                ? { ...message, publicKey: new Uint8Array(32).fill(1), keyName }
+                : message,
+            ),
+          }
           const encoded = encodeBatch(input)
           expect(decodeRelayFrame(encoded)).toEqual({ kind: 'batch', ...input })
-          expect(decodeBatchBody(encoded, 4, 3)).toEqual(input)
+          expect(decodeBatchBody(encoded, 4, 4)).toEqual(input)
           expect(encoded.length).toBe(
-            BATCH_HEADER_SIZE + messages.reduce((sum, m) => sum + encodedMessageSize(m), 0),
+            BATCH_HEADER_SIZE + input.messages.reduce((sum, m) => sum + encodedMessageSize(m), 0),
           )
         },
       ),
@@ -182,7 +283,7 @@ describe('relay batch frame', () => {
     expect(codeOf(() => decodeRelayFrame(bytes(...vector, 0)))).toBe('TRAILING_BYTES')
     expect(codeOf(() => decodeRelayFrame(bytes(0x09, 0x01, 0, 0)))).toBe('UNKNOWN_KIND')
     expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x01, 0, 0)))).toBe('UNSUPPORTED_VERSION')
-    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x04, 0, 0)))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeRelayFrame(bytes(0x01, 0x05, 0, 0)))).toBe('UNSUPPORTED_VERSION')
     const badMechanism = vector.slice()
     badMechanism[24] = 7
     expect(codeOf(() => decodeRelayFrame(badMechanism))).toBe('INVALID_FIELD')
@@ -217,7 +318,7 @@ describe('relay ack and nack frames', () => {
     })
     // biome-ignore format: one line per field
     const head = [
-      0x02, 0x03, 0x00, 0x00, //   kind ACK, version 3, reserved
+      0x02, 0x04, 0x00, 0x00, //   kind ACK, version 4, reserved
       0, 0, 0, 0, 0, 0, 0, 7, //   batchSeq 7
       0x00, //                     status STORED
       0, 0, 0, 0, 0, 0, 0, 100, // firstSeq
@@ -349,7 +450,7 @@ describe('relay ack and nack frames', () => {
 describe('relay welcome frame', () => {
   // biome-ignore format: one line per field
   const vector = bytes(
-    0x04, 0x03, 0x00, 0x00, //                       kind WELCOME, version 3, reserved
+    0x04, 0x04, 0x00, 0x00, //                       kind WELCOME, version 4, reserved
     0, 0, 0, 0, 0, 0, 0, 41, //                      lastBatchSeq 41
     0x01, 0x00, 0x00, 0x00, //                       maxMessageBytes 16 MiB
     0x02, 0x00, 0x00, 0x00, //                       maxBatchBytes 32 MiB

@@ -9,7 +9,7 @@ import {
   MAX_SEGMENT_TIME,
   MIN_SEGMENT_TIME,
   SCAN_WINDOW_BYTES,
-  SEGMENT_FORMAT,
+  SegmentFormat,
   SegmentFormatError,
   type SegmentMessage,
   type SegmentMessageLayout,
@@ -66,6 +66,7 @@ function expected(message: RelayMessage): SegmentMessage {
     frames: message.frames,
   }
   if (message.publicKey) result.publicKey = message.publicKey
+  if (message.keyName !== undefined) result.keyName = message.keyName
   return result
 }
 
@@ -179,7 +180,7 @@ describe('segment vector', () => {
   const ABC_AT = 80
 
   it('encodes to the documented bytes', () => {
-    expect(SEGMENT_FORMAT).toBe(1)
+    expect(SegmentFormat.PLAIN).toBe(1)
     expect(encodeSegment(messages)).toEqual(vector)
     expect(encodedSegmentSize(messages)).toBe(vector.length)
   })
@@ -318,6 +319,85 @@ describe('segment peers', () => {
     expect(decodeSegment(segment).map((item) => item.peerAddress)).toEqual(
       one(129).map((item) => item.peerAddress),
     )
+  })
+
+  it("writes format 2 with each named peer's name after its key, and reads it back", () => {
+    const named: RelayMessage = {
+      receivedAt: 0,
+      mechanism: 'CURVE',
+      peerAddress: 'a',
+      publicKey: KEY,
+      keyName: 'é',
+      frames: [bytes(7)],
+    }
+    const plain = message(0, [bytes(8)], 'b')
+    const segment = encodeSegment([named, plain])
+    // biome-ignore format: one line per field
+    expect(segment).toEqual(bytes(
+      0x02, //                                  format 2
+      0x02, //                                  2 peers
+      0x01, 0x01, 0x61, 0x20, ...KEY, //        CURVE, "a", a key
+      0x02, 0xc3, 0xa9, //                      its name "é", 2 octets
+      0x00, 0x01, 0x62, 0x00, 0x00, //         NULL, "b", no key, no name
+      0x02, 0x00, //                            2 messages, base time 0
+      0x00, 0x00, 0x01, 0x01, 0x07, //         delta 0, peer 0, 1 frame of 1 octet
+      0x00, 0x01, 0x01, 0x01, 0x08, //         delta 0, peer 1, 1 frame of 1 octet
+    ))
+    expect(encodedSegmentSize([named, plain])).toBe(segment.length)
+    expect(decodeSegment(segment)).toEqual([named, plain].map(expected))
+    expect(scanAll(segment)).toEqual(layoutsOf(segment))
+    // Without a name in the segment, format 1 as before names.
+    expect(encodeSegment([{ ...named, keyName: undefined }, plain])[0]).toBe(SegmentFormat.PLAIN)
+  })
+
+  it('tells apart peers of one key by name, and keeps one peer per name', () => {
+    const of = (keyName?: string): RelayMessage => ({
+      receivedAt: 0,
+      mechanism: 'CURVE',
+      peerAddress: 'a',
+      publicKey: KEY.slice(),
+      ...(keyName === undefined ? {} : { keyName }),
+      frames: [bytes(1)],
+    })
+    // A record renamed while its key sends, and names that share a prefix with the address.
+    const messages = [of('x'), of('x'), of('y'), of(), of('x'), of('1:x'), of('x1')]
+    const segment = encodeSegment(messages)
+    expect(segment[1]).toBe(5)
+    expect(decodeSegment(segment)).toEqual(messages.map(expected))
+  })
+
+  it('refuses names it cannot store, and segments whose names break the rule', () => {
+    const named = (keyName: string, publicKey: Uint8Array | null = KEY): RelayMessage => ({
+      receivedAt: 0,
+      mechanism: 'CURVE',
+      peerAddress: '',
+      ...(publicKey ? { publicKey } : {}),
+      keyName,
+      frames: [bytes()],
+    })
+    expect(() => encodeSegment([named('x', null)])).toThrow(/without a publicKey/)
+    expect(() => encodeSegment([named('')])).toThrow(/name rule/)
+    expect(() => encodeSegment([named('x'.repeat(101))])).toThrow(/name rule/)
+    expect(encodeSegment([named('€'.repeat(100))]).length).toBeGreaterThan(300)
+    // One peer: CURVE, empty address, then its key and name as given; one empty message.
+    const segment = (key: number[], name: number[]) =>
+      bytes(0x02, 0x01, 0x01, 0x00, ...key, ...name, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00)
+    const key = [0x20, ...KEY]
+    expect(decodeSegment(segment(key, [0x01, 0x78]))[0]?.keyName).toBe('x')
+    expect(decodeSegment(segment(key, [0x00]))[0]?.keyName).toBeUndefined()
+    for (const bad of [
+      segment([0x00], [0x01, 0x78]), // a name without a key
+      segment(key, [0x02, 0xc3, 0x28]), // not UTF-8
+      segment(key, [0xad, 0x02, ...new Array(301).fill(0x78)]), // 301 octets
+      segment(key, [0x65, ...new Array(101).fill(0x78)]), // 101 characters
+      segment(key, [0x05, 0x78]), // runs past the end
+    ]) {
+      expect(codeOf(() => decodeSegment(bad))).toBe('CORRUPT_SEGMENT')
+      expect(codeOf(() => scanAll(bad))).toBe('CORRUPT_SEGMENT')
+    }
+    expect(
+      codeOf(() => decodeSegment(bytes(0x03, ...tiny().subarray(1), 0x00, 0x00, 0x01, 0x00))),
+    ).toBe('CORRUPT_SEGMENT')
   })
 
   it('round-trips non-ASCII addresses and a leading byte order mark', () => {
@@ -604,6 +684,8 @@ describe('segment properties', () => {
       mechanism: fc.constantFrom('NULL' as const, 'CURVE' as const),
       peerAddress: fc.string({ unit: 'binary', maxLength: 40 }),
       publicKey: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      // At most 50 code points: 100 UTF-16 units.
+      keyName: fc.string({ unit: 'binary', minLength: 1, maxLength: 50 }),
     },
     { requiredKeys: ['mechanism', 'peerAddress'] },
   )
@@ -633,11 +715,13 @@ describe('segment properties', () => {
     )
     .map(([peers, specs]) =>
       specs.map(({ peer: index, receivedAt, frames }): RelayMessage => {
-        const { publicKey, ...from } = peers[index % peers.length] as (typeof peers)[number]
-        // A copy per message: peers are matched by their key's octets.
-        return publicKey
-          ? { ...from, publicKey: publicKey.slice(), receivedAt, frames }
-          : { ...from, receivedAt, frames }
+        const { publicKey, keyName, ...from } = peers[
+          index % peers.length
+        ] as (typeof peers)[number]
+        // A copy per message: peers are matched by their key's octets. A name only with a key.
+        if (!publicKey) return { ...from, receivedAt, frames }
+        const named = { ...from, publicKey: publicKey.slice(), receivedAt, frames }
+        return keyName === undefined ? named : { ...named, keyName }
       }),
     )
   const segments = messages.map(encodeSegment)
@@ -687,7 +771,8 @@ describe('segment properties', () => {
   it('gives a result or a SegmentFormatError for any octets', () => {
     const garbage = fc.oneof(
       fc.uint8Array({ maxLength: 120 }),
-      fc.uint8Array({ maxLength: 120 }).map((tail) => bytes(SEGMENT_FORMAT, ...tail)),
+      fc.uint8Array({ maxLength: 120 }).map((tail) => bytes(SegmentFormat.PLAIN, ...tail)),
+      fc.uint8Array({ maxLength: 120 }).map((tail) => bytes(SegmentFormat.NAMED, ...tail)),
       fc.uint8Array({ maxLength: 120 }).map((tail) => tiny(...tail)),
     )
     fc.assert(

@@ -147,6 +147,42 @@ describe('spool records', () => {
     expect(prefix(encodeMessageRecord(2, keyed))).toEqual([0x01, 0x03])
   })
 
+  it('keeps the name of a message’s key, in the layout of relay version 4', () => {
+    const publicKey = new Uint8Array(32).fill(7)
+    const named = {
+      ...message('named'),
+      mechanism: 'CURVE' as const,
+      publicKey,
+      keyName: 'sensor-17',
+    }
+    const both = { ...named, idempotencyKey: 'k' }
+    const scan = scanSegment(
+      concat([...encodeMessageRecord(1, named), ...encodeMessageRecord(2, both)]),
+    )
+    expect(scan.problem).toBeUndefined()
+    expect(scan.records).toEqual([
+      { type: 'message', id: 1, message: named },
+      { type: 'message', id: 2, message: both },
+    ])
+    const prefix = (record: Uint8Array[]) => Array.from((record[1] as Uint8Array).subarray(0, 2))
+    expect(prefix(encodeMessageRecord(1, named))).toEqual([0x01, 0x04])
+    // An unnamed CURVE message keeps the oldest layout.
+    const { keyName: _, ...unnamed } = named
+    expect(prefix(encodeMessageRecord(1, unnamed))).toEqual([0x01, 0x01])
+    // A layout this bridge does not know (its checksum right) is a corrupt record, not a guess.
+    const [head, layout, body] = encodeMessageRecord(1, named) as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ]
+    layout[1] = 0x05
+    new DataView(head.buffer).setUint32(4, crc32(body, crc32(layout, crc32(head.subarray(8)))))
+    expect(scanSegment(concat([head, layout, body])).problem).toBeDefined()
+    layout[1] = 0x04
+    new DataView(head.buffer).setUint32(4, crc32(body, crc32(layout, crc32(head.subarray(8)))))
+    expect(scanSegment(concat([head, layout, body])).problem).toBeUndefined()
+  })
+
   it('frames a SEAL as length, crc32 and body', () => {
     const bytes = encodeSealRecord({ batchSeq: 2, firstId: 5, count: 3 })
     const body = bytes.subarray(8)

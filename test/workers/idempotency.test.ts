@@ -393,6 +393,6 @@ describe('relay protocol version 2', () => {
     expect(response.status).toBe(400)
     const body = (await response.json()) as { error: { code: string; message: string } }
     expect(body.error.code).toBe('unsupported_relay_version')
-    expect(body.error.message).toContain('zmq-edge.relay.v3, zmq-edge.relay.v2')
+    expect(body.error.message).toContain('zmq-edge.relay.v4, zmq-edge.relay.v3, zmq-edge.relay.v2')
   })
 })

@@ -159,6 +159,42 @@ describe('a batch sent over the ingest WebSocket', () => {
     })
     expect(messages[1]?.peer).toEqual({ address: '127.0.0.1:5555', mechanism: 'NULL' })
   })
+
+  it("keeps the name of a message's key as relayed, and stores a version 3 bridge's as before", async () => {
+    const channel = uniqueChannel()
+    const key = new Uint8Array(32).fill(5)
+    const curve = (text: string, keyName?: string) =>
+      relayMessage([utf8(text)], {
+        mechanism: 'CURVE',
+        peerAddress: '10.0.0.9:1',
+        publicKey: key,
+        ...(keyName === undefined ? {} : { keyName }),
+      })
+    // A record renamed between two messages of one key: each keeps the name it was relayed with.
+    expect(
+      await ingestBatch(channel, [curve('a', 'pump 7'), curve('b', 'pump 7 (hall)'), curve('c')]),
+    ).toEqual(stored(1, 1, 3))
+    const older = await openIngest(channel, { bridgeId: 'older' }, 3)
+    older.sendBatch(1, [curve('d')])
+    expect(await older.next()).toEqual(stored(1, 4, 4))
+    const { messages } = await readPage(channel)
+    expect(messages.map((message) => message.peer.keyName)).toEqual([
+      'pump 7',
+      'pump 7 (hall)',
+      undefined,
+      undefined,
+    ])
+    // And in the same place after the object restarts (read from the segment, not memory).
+    const stub = env.CHANNEL.get(env.CHANNEL.idFromName(channel))
+    await runInDurableObject(stub, (instance: ChannelObject) => instance.restartForTests())
+    const again = await readPage(channel)
+    expect(again.messages.map((message) => message.peer.keyName)).toEqual([
+      'pump 7',
+      'pump 7 (hall)',
+      undefined,
+      undefined,
+    ])
+  })
 })
 
 describe('deduplication per bridge session', () => {
@@ -545,7 +581,7 @@ describe('frames that are refused', () => {
         return older
       })(),
       NackCode.UNSUPPORTED_VERSION,
-      /^relay protocol version 1; this socket speaks 3$/,
+      /^relay protocol version 1; this socket speaks 4$/,
     ],
   ])(
     'answers %s with a NACK of no batch, then closes the socket (1007)',

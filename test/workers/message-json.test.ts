@@ -17,6 +17,13 @@ const peer = fc.record({
   mechanism: fc.constantFrom('NULL' as const, 'CURVE' as const),
   peerAddress: fc.oneof(fc.constantFrom('127.0.0.1:5555', '[::1]:7'), fc.string({ maxLength: 20 })),
   publicKey: fc.option(key, { nil: undefined }),
+  keyName: fc.option(
+    fc.oneof(
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 50 }),
+      fc.constantFrom('"\u2028'),
+    ),
+    { nil: undefined },
+  ),
 })
 const messages = fc
   .tuple(
@@ -45,6 +52,7 @@ const messages = fc
       }
       // The same key object for a peer's messages, as a decoded segment gives them.
       if (from.publicKey) message.publicKey = from.publicKey
+      if (from.publicKey && from.keyName !== undefined) message.keyName = from.keyName
       return message
     })
   })

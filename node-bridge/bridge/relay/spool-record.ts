@@ -3,11 +3,17 @@
 // big-endian like the relay protocol. A MESSAGE payload is laid out as a relay BATCH frame
 // holding that one message (its batchSeq field carries the message id): the message in the wire
 // codec, behind a prefix that names the layout. Version 1's prefix (the message laid out as in
-// relay versions 1 and 2) is written for every message without an idempotency key, so spools
-// written by earlier bridges still read; a message with a key is laid out as in relay version
-// 3, behind a prefix that says 3. A bridge of before version 3 reads such a record as corrupt
-// (and sets the rest of the spool aside): downgrade only with an empty spool.
-import { decodeBatchBody, encodeBatch, type RelayMessage } from '../../../shared/relay-protocol'
+// relay versions 1 and 2) is written for every message without an idempotency key or a key
+// name, so spools written by earlier bridges still read; a message with a key is laid out as in
+// relay version 3 behind a prefix that says 3, one with a key name as in version 4 behind a
+// prefix that says 4. An older bridge reads a record of a newer layout as corrupt (and sets the
+// rest of the spool aside): downgrade only with an empty spool.
+import {
+  decodeBatchBody,
+  encodeBatch,
+  type RelayMessage,
+  type RelayProtocolVersion,
+} from '../../../shared/relay-protocol'
 import { crc32 } from './crc32'
 
 /**
@@ -33,21 +39,33 @@ const UINT32_LIMIT = 0x1_0000_0000
  * its bridge id field, "spool" (not the real one). The batch number, count and message follow.
  */
 const MESSAGE_PREFIX = Uint8Array.of(0x01, 0x01, 0x00, 0x00, 0x05, 0x73, 0x70, 0x6f, 0x6f, 0x6c)
-/** The same for a message laid out as in relay version 3 (with its idempotency key). */
-const KEYED_MESSAGE_PREFIX = Uint8Array.of(
-  0x01,
-  0x03,
-  0x00,
-  0x00,
-  0x05,
-  0x73,
-  0x70,
-  0x6f,
-  0x6f,
-  0x6c,
-)
 /** Octet of the prefix that names the layout. */
 const PREFIX_VERSION_OFFSET = 1
+/** The same with 3 or 4: a message laid out as in that relay version. */
+function prefixOfLayout(version: 3 | 4): Uint8Array {
+  const prefix = MESSAGE_PREFIX.slice()
+  prefix[PREFIX_VERSION_OFFSET] = version
+  return prefix
+}
+/** Each layout a record may have: its prefix, and the relay version its message is laid out in. */
+const LAYOUTS: ReadonlyMap<number, { prefix: Uint8Array; version: RelayProtocolVersion }> = new Map(
+  [
+    [1, { prefix: MESSAGE_PREFIX, version: 2 }],
+    [3, { prefix: prefixOfLayout(3), version: 3 }],
+    [4, { prefix: prefixOfLayout(4), version: 4 }],
+  ],
+)
+
+// The oldest layout that holds all of `message`, so older bridges read what they can.
+function layoutOf(message: RelayMessage): { prefix: Uint8Array; version: RelayProtocolVersion } {
+  const layout =
+    message.keyName !== undefined
+      ? LAYOUTS.get(4)
+      : message.idempotencyKey !== undefined
+        ? LAYOUTS.get(3)
+        : LAYOUTS.get(1)
+  return layout as { prefix: Uint8Array; version: RelayProtocolVersion }
+}
 /** The relay BATCH frame header that the message prefix stands in for. */
 const BATCH_FRAME_HEADER_SIZE = 4
 
@@ -165,9 +183,8 @@ export function encodeMessageRecord(
   id: number,
   message: RelayMessage,
 ): [Uint8Array, Uint8Array, Uint8Array] {
-  const keyed = message.idempotencyKey !== undefined
-  const prefix = keyed ? KEYED_MESSAGE_PREFIX : MESSAGE_PREFIX
-  const batch = encodeBatch({ batchSeq: id, messages: [message] }, keyed ? 3 : 2).subarray(
+  const { prefix, version } = layoutOf(message)
+  const batch = encodeBatch({ batchSeq: id, messages: [message] }, version).subarray(
     BATCH_FRAME_HEADER_SIZE,
   )
   const head = new Uint8Array(RECORD_PREFIX_SIZE + 1)
@@ -274,12 +291,11 @@ function decodeBody(body: Uint8Array): SpoolRecord {
   switch (body[0]) {
     case SpoolRecordKind.MESSAGE: {
       need(1 + MESSAGE_PREFIX.length)
-      const keyed = body[1 + PREFIX_VERSION_OFFSET] === 3
-      const prefix = keyed ? KEYED_MESSAGE_PREFIX : MESSAGE_PREFIX
-      if (!prefix.every((octet, index) => body[1 + index] === octet)) {
+      const layout = LAYOUTS.get(body[1 + PREFIX_VERSION_OFFSET] as number)
+      if (!layout?.prefix.every((octet, index) => body[1 + index] === octet)) {
         throw new Error('MESSAGE record without its prefix')
       }
-      const batch = decodeBatchBody(body, 1 + prefix.length, keyed ? 3 : 2)
+      const batch = decodeBatchBody(body, 1 + layout.prefix.length, layout.version)
       const message = batch.messages[0]
       if (!message || batch.messages.length !== 1) {
         throw new Error('MESSAGE record does not hold one message')

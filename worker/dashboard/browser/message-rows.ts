@@ -21,6 +21,9 @@ export function messageRow(message: ApiMessage, token: TokenSource): HTMLTableRo
   tr.append(received)
   const peer = element('td')
   peer.append(element('code', message.peer.address), ` ${message.peer.mechanism}`)
+  if (message.peer.keyName !== undefined) {
+    peer.append(' ', element('strong', message.peer.keyName, 'key-name'))
+  }
   if (message.peer.publicKey) {
     const key = element('code', ` ${message.peer.publicKey.slice(0, 10)}…`)
     key.title = message.peer.publicKey

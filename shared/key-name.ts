@@ -1,0 +1,15 @@
+// A key record's name: who a CURVE key belongs to, as people read it ("sensor-17", "billing
+// team"). The registry holds it; a bridge relays it with each message of that key, and the
+// channel stores it beside the key (peer.keyName), as it was when the message was relayed.
+// Shared by the Worker's schemas, the relay protocol and the segment codec.
+
+/** Longest name, in characters (UTF-16 code units, as JSON Schema's maxLength counts). */
+export const MAX_KEY_NAME_LENGTH = 100
+
+/** Longest name in UTF-8 octets: 100 code units are at most 300 octets. */
+export const MAX_KEY_NAME_BYTES = 3 * MAX_KEY_NAME_LENGTH
+
+/** True for 1 to 100 characters. */
+export function isKeyName(value: string): boolean {
+  return value.length >= 1 && value.length <= MAX_KEY_NAME_LENGTH
+}
