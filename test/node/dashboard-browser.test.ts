@@ -8,12 +8,17 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page, Route } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { generateKeyPair } from '../../node-bridge/zmtp/mechanisms/curve-keys'
 import { ChannelStatsSchema } from '../../shared/api/schemas'
+import { formatKey } from '../../shared/curve-key-text'
 import { launchChromium, readPng } from '../support/chromium'
 import { feedMessage, RelayFeeder, startFlow } from '../support/relay-feeder'
 import { waitFor } from '../support/wait'
 import {
+  adminCall,
   startWranglerDev,
+  TEST_ADMIN_TOKEN,
   TEST_INGEST_TOKEN,
   TEST_READ_TOKEN,
   type WranglerDev,
@@ -24,12 +29,17 @@ const SCREENSHOT = join(root, '.ci-results', 'dashboard.png')
 const VIEWPORT = { width: 1280, height: 800 }
 const BRIDGE_ID = 'dash-bridge-1'
 const HOSTILE = '<img src=x onerror="window.__xss = 1">'
+/** A key record's name with markup in it: an admin's text, shown as text. */
+const HOSTILE_NAME = 'pump <b>7</b> <svg onload="window.__xss = 2">'
+const PUMP = generateKeyPair().publicKey
+const PUMP_KEY = formatKey(PUMP).z85
 
 let worker: WranglerDev
 let browser: Browser
 let context: BrowserContext
 let page: Page
 let feeder: RelayFeeder
+let cleanupFeed: (() => void) | undefined
 const channel = `dash-${Date.now()}`
 /** What the page reported on its own: script errors, CSP violations. */
 const pageProblems: string[] = []
@@ -56,6 +66,7 @@ beforeAll(async () => {
 }, 90_000)
 
 afterAll(async () => {
+  cleanupFeed?.()
   feeder?.close()
   await context?.close()
   await browser?.close()
@@ -199,6 +210,11 @@ describe('the dashboard in Chromium', () => {
       feedMessage(['hello dashboard']),
       feedMessage([new Uint8Array([0x00, 0xff, 0xfe, 0x01])]),
       feedMessage(['orders', '{"id": 1}']),
+      feedMessage(['from the pump'], {
+        mechanism: 'CURVE',
+        publicKey: PUMP,
+        keyName: HOSTILE_NAME,
+      }),
       feedMessage([HOSTILE]),
     ])
     await waitFor(async () => number(await cell('depth').textContent()) === feeder.stored, {
@@ -228,6 +244,11 @@ describe('the dashboard in Chromium', () => {
     expect(await binary.count()).toBe(1)
     expect(await binary.textContent()).toBe('binary4 bytes: 00 ff fe 01')
     expect(await binary.locator('.kind').isVisible()).toBe(true)
+    // A registered key's message names its sender, as text.
+    const pumped = messages.filter({ hasText: 'from the pump' })
+    expect(await pumped.locator('.key-name').textContent()).toBe(HOSTILE_NAME)
+    expect(await pumped.locator('code[title]').getAttribute('title')).toBe(PUMP_KEY)
+    expect(await page.locator('#messages-body b').count()).toBe(0)
     const multipart = messages.filter({ hasText: 'orders' }).locator('li[data-kind="text"]')
     expect(await multipart.allTextContents()).toEqual(['orders', '{"id": 1}'])
     // Newest first: the hostile message was the last sent.
@@ -252,6 +273,115 @@ describe('the dashboard in Chromium', () => {
     const group = page.locator('#groups li[data-group="default"]')
     await group.waitFor({ timeout: 15_000 })
     expect(await group.textContent()).toMatch(/^default — [\d,]+ behind, 2 leased, 0 dead letters/)
+  })
+
+  it('lists the key registry with an admin token, with its refusals, and revokes a key', async () => {
+    const admin = (method: string, path: string, body?: object) =>
+      adminCall<{ id: string; status: string }>(worker, method, path, body)
+    const pump = await admin('POST', '/v1/keys', {
+      publicKey: PUMP_KEY,
+      name: HOSTILE_NAME,
+      channels: [channel],
+      labels: { site: 'paris' },
+      rateLimit: { messagesPerSecond: 100 },
+    })
+    const old = await admin('POST', '/v1/keys', {
+      publicKey: formatKey(generateKeyPair().publicKey).z85,
+      name: 'old sensor',
+      channels: ['sensors-*'],
+    })
+    await admin('POST', `/v1/keys/${old.id}/revoke`)
+    // What a bridge with --key-registry reports over its feed: refusals counted per key and reason.
+    const feed = new WebSocket(`${worker.wsUrl}/v1/keys/feed`, {
+      headers: { authorization: `Bearer ${TEST_INGEST_TOKEN}` },
+    })
+    cleanupFeed = () => feed.close()
+    await new Promise((resolve, reject) => {
+      feed.once('open', resolve)
+      feed.once('error', reject)
+    })
+    feed.send(
+      JSON.stringify({
+        type: 'report',
+        bridgeId: BRIDGE_ID,
+        keys: [],
+        refusals: [
+          { publicKey: PUMP_KEY, reason: 'channel_not_allowed', count: 3 },
+          { publicKey: '', reason: 'bad_box', count: 2 },
+        ],
+      }),
+    )
+    await waitFor(
+      async () => {
+        const response = await fetch(`${worker.httpUrl}/v1/keys/refusals`, {
+          headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+        })
+        return ((await response.json()) as { refusals: unknown[] }).refusals.length === 2
+      },
+      { what: 'the report stored' },
+    )
+
+    const keys = page.locator('#keys')
+    await page.getByLabel('Admin token').fill('not-the-admin-token')
+    await page.getByRole('button', { name: 'Show keys' }).click()
+    await keys.getByText('The keys could not be read').waitFor()
+    expect(await page.locator('#keys-note').textContent()).toMatch(/HTTP 401\)$/)
+    expect(await page.locator('#keys-panel').isHidden()).toBe(true)
+
+    await page.getByLabel('Admin token').fill(TEST_ADMIN_TOKEN)
+    await page.getByRole('button', { name: 'Show keys' }).click()
+    const pumpRow = page.locator(`#keys-body tr[data-key-id="${pump.id}"]`)
+    await pumpRow.waitFor()
+    const cells = async (row: typeof pumpRow) => row.locator('th, td').allTextContents()
+    expect(await cells(pumpRow)).toEqual([
+      HOSTILE_NAME,
+      `${PUMP_KEY.slice(0, 10)}… `,
+      'active',
+      channel,
+      'site=paris',
+      '100 msg/s',
+      '–',
+      'Revoke',
+    ])
+    const oldRow = page.locator(`#keys-body tr[data-key-id="${old.id}"]`)
+    expect((await cells(oldRow)).slice(2, 4)).toEqual(['revoked', 'sensors-*'])
+    expect(await oldRow.getByRole('button').count()).toBe(0)
+    expect(await page.locator('#keys-note').textContent()).toBe('2 key records.')
+
+    const refusals = page.locator('#refusals-body tr')
+    expect(await refusals.count()).toBe(2)
+    const refusalCells = await Promise.all(
+      [0, 1].map((index) => refusals.nth(index).locator('td').allTextContents()),
+    )
+    const named = refusalCells.find((cells) => cells[3] === 'channel not allowed')
+    const unknown = refusalCells.find((cells) => cells[3] === 'bad box')
+    expect(named?.slice(0, 5)).toEqual([
+      `${PUMP_KEY.slice(0, 10)}…`,
+      HOSTILE_NAME,
+      BRIDGE_ID,
+      'channel not allowed',
+      '3',
+    ])
+    expect(unknown?.slice(0, 5)).toEqual([
+      'not learnt',
+      'not registered',
+      BRIDGE_ID,
+      'bad box',
+      '2',
+    ])
+    // The names are text: no markup of theirs became an element.
+    expect(await page.locator('#keys b').count()).toBe(0)
+    expect(await inPage('window.__xss')).toBeUndefined()
+
+    // Revoke asks first, then the row shows the registry's answer.
+    page.once('dialog', (dialog) => void dialog.accept())
+    await pumpRow.getByRole('button', { name: 'Revoke' }).click()
+    await pumpRow.locator('td[data-field="status"]', { hasText: 'revoked' }).waitFor()
+    expect((await admin('GET', `/v1/keys/${pump.id}`)).status).toBe('revoked')
+    // The admin token is kept nowhere but the page's memory.
+    expect(await inPage<number>('localStorage.length')).toBe(0)
+    expect(await inPage("sessionStorage.getItem('zmq-edge.read-token')")).toBe(TEST_READ_TOKEN)
+    expect(await inPage<number>('sessionStorage.length')).toBe(1)
   })
 
   it('keeps a screenshot of the dashboard', async () => {
@@ -280,6 +410,8 @@ describe('the dashboard in Chromium', () => {
     expect(await inPage<number>('sessionStorage.length')).toBe(0)
     expect(await page.locator('#dashboard').isHidden()).toBe(true)
     expect(await page.locator('#channels-body tr').count()).toBe(0)
+    expect(await page.locator('#keys-body tr').count()).toBe(0)
+    expect(await page.locator('#keys-panel').isHidden()).toBe(true)
     expect(pageProblems).toEqual([])
   })
 })

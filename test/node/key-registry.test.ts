@@ -15,6 +15,7 @@ import { type BridgeProcess, startBridgeProcess } from '../support/bridge-proces
 import { freePort } from '../support/channel-reader'
 import { waitFor } from '../support/wait'
 import {
+  adminCall,
   startWranglerDev,
   TEST_ADMIN_TOKEN,
   TEST_INGEST_TOKEN,
@@ -41,22 +42,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup()
 })
 
-async function admin(
-  method: string,
-  path: string,
-  body?: object,
-): Promise<Record<string, unknown>> {
-  const response = await fetch(`${worker.httpUrl}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  })
-  expect(response.ok, await response.clone().text()).toBe(true)
-  return (await response.json()) as Record<string, unknown>
-}
+const admin = (method: string, path: string, body?: object) => adminCall(worker, method, path, body)
 
 async function registryBridge(channel: string, stateDir: string): Promise<BridgeProcess> {
   const bridge = await startBridgeProcess([

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { expect } from 'vitest'
 import { wranglerBin, wranglerEnv } from '../../node-bridge/dev/dev-env'
 
 export const TEST_READ_TOKEN = 'e2e-read-token'
@@ -24,6 +25,28 @@ export interface WranglerDev {
 }
 
 const root = new URL('../..', import.meta.url).pathname
+
+/**
+ * Calls the Worker's API with TEST_ADMIN_TOKEN (a JSON body when given), asserts a 2xx and
+ * returns the JSON answer.
+ */
+export async function adminCall<T = Record<string, unknown>>(
+  worker: Pick<WranglerDev, 'httpUrl'>,
+  method: string,
+  path: string,
+  body?: object,
+): Promise<T> {
+  const response = await fetch(`${worker.httpUrl}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  })
+  expect(response.ok, await response.clone().text()).toBe(true)
+  return (await response.json()) as T
+}
 
 /**
  * Starts `wrangler dev`; pass `persistDir` and `port` to restart on the same storage and address,

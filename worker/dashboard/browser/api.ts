@@ -1,5 +1,5 @@
-// The dashboard's requests to the Worker's API: with the read token, never cached nor with
-// cookies, and a failure as an ApiFailure (status, the API's error code, how long a Retry-After
+// The dashboard's requests to the Worker's API: with a token (the read token, or the Keys
+// panel's admin token), never cached nor with cookies, and a failure as an ApiFailure (status, the API's error code, how long a Retry-After
 // asks to wait). The answers' types come from the API's schemas (type-only: no zod reaches the
 // page); the answers are not checked against them (that would need the schemas' code here).
 
@@ -60,7 +60,17 @@ export function retryAfterOf(header: string | null): number | undefined {
 }
 
 /** `GET path` with the token: the JSON answer, or an ApiFailure. */
-export async function getJson<T>(
+export function getJson<T>(path: string, token: string | null, signal?: AbortSignal): Promise<T> {
+  return requestJson<T>('GET', path, token, signal)
+}
+
+/** `POST path` with the token and no body: the JSON answer, or an ApiFailure. */
+export function postJson<T>(path: string, token: string | null): Promise<T> {
+  return requestJson<T>('POST', path, token)
+}
+
+async function requestJson<T>(
+  method: 'GET' | 'POST',
   path: string,
   token: string | null,
   signal?: AbortSignal,
@@ -69,6 +79,7 @@ export async function getJson<T>(
   let response: Response
   try {
     response = await fetch(path, {
+      method,
       headers: { Authorization: authorization, Accept: 'application/json' },
       cache: 'no-store',
       credentials: 'omit',

@@ -2,7 +2,8 @@
 // page's body (allowed by its hash in the CSP). It signs in with the read token (kept in
 // sessionStorage), polls GET /v1/channels every 5 s while the tab is visible (backing off up to
 // 60 s after a failure, or as long as a Retry-After says), and shows the channels table and the
-// chosen channel (./channels-table.ts, ./channel-detail.ts). Message content is untrusted: it
+// chosen channel (./channels-table.ts, ./channel-detail.ts), and the key registry when given an
+// admin token (./keys-panel.ts). Message content is untrusted: it
 // only ever reaches the page through textContent (and the CSP requires Trusted Types, so an HTML
 // sink would throw).
 
@@ -16,6 +17,7 @@ import { ApiFailure, type ChannelList, describe, getJson } from './api'
 import { ChannelDetail } from './channel-detail'
 import { ChannelsTable } from './channels-table'
 import { byId } from './dom'
+import { KeysPanel } from './keys-panel'
 
 const POLL_MS = 5000
 const MAX_BACKOFF_MS = 60000
@@ -66,6 +68,18 @@ const detail = new ChannelDetail(
   { token: () => token, generation: () => generation },
 )
 
+const keys = new KeysPanel({
+  form: byId('admin-form', HTMLFormElement),
+  token: byId('admin-token', HTMLInputElement),
+  submit: byId('admin-submit', HTMLButtonElement),
+  refresh: byId('keys-refresh', HTMLButtonElement),
+  panel: byId('keys-panel', HTMLElement),
+  note: byId('keys-note', HTMLParagraphElement),
+  keysBody: byId('keys-body', HTMLTableSectionElement),
+  refusalsNote: byId('refusals-note', HTMLParagraphElement),
+  refusalsBody: byId('refusals-body', HTMLTableSectionElement),
+})
+
 function setAlert(text: string): void {
   ui.alert.textContent = text
 }
@@ -97,6 +111,7 @@ function signOut(message: string): void {
   sessionStorage.removeItem(TOKEN_KEY)
   table.clear()
   detail.close()
+  keys.clear()
   showSignedIn(false)
   setAlert(message)
   ui.token.focus()
