@@ -87,7 +87,11 @@ function recordOf(row: KeyRow): KeyRecord {
 }
 
 /** Why a change was refused. */
-export type KeyRefusal = 'not_found' | 'key_exists' | 'full'
+/**
+ * Why a change was not made. `revoked`: a revoked record's public keys stay its own (a change
+ * of them would free a revoked key to be registered again), and only the root admin deletes it.
+ */
+export type KeyRefusal = 'not_found' | 'key_exists' | 'full' | 'revoked'
 
 export class KeyStore {
   readonly #storage: DurableObjectStorage
@@ -121,6 +125,19 @@ export class KeyStore {
       'CREATE TABLE IF NOT EXISTS registry_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)',
     )
     sql.exec('INSERT OR IGNORE INTO registry_version (id, version) VALUES (1, 0)')
+  }
+
+  /**
+   * Records held, counted once per object and kept since: SQLite's COUNT(*) reads (and
+   * Cloudflare bills) a row per record, which every create would otherwise pay.
+   */
+  #count: number | undefined
+
+  #records(): number {
+    this.#count ??= this.#storage.sql
+      .exec<{ count: number }>('SELECT COUNT(*) AS count FROM curve_keys')
+      .one().count
+    return this.#count
   }
 
   /** The version of the last change (0 before any). */
@@ -167,12 +184,10 @@ export class KeyStore {
   create(
     record: Omit<KeyRecord, 'version' | 'revoked' | 'updatedAt' | 'revokedAt'>,
   ): KeyRecord | KeyRefusal {
-    return this.#storage.transactionSync(() => {
+    const held = this.#records()
+    const created = this.#storage.transactionSync(() => {
       const { sql } = this.#storage
-      const { count } = sql
-        .exec<{ count: number }>('SELECT COUNT(*) AS count FROM curve_keys')
-        .one()
-      if (count >= MAX_KEYS) return 'full'
+      if (held >= MAX_KEYS) return 'full'
       for (const key of [record.publicKey, record.secondPublicKey]) {
         if (key && this.#taken(key)) return 'key_exists'
       }
@@ -195,6 +210,9 @@ export class KeyStore {
       )
       return this.get(record.id) as KeyRecord
     })
+    // Counted once the transaction committed (one that threw changed nothing).
+    if (typeof created !== 'string') this.#count = held + 1
+    return created
   }
 
   /** Changes `id`; a change that changes nothing is not written (nor sent to any feed). */
@@ -207,6 +225,12 @@ export class KeyStore {
     return this.#storage.transactionSync(() => {
       const current = this.get(id, within)
       if (!current) return 'not_found'
+      if (
+        current.revoked &&
+        (changes.publicKey !== undefined || changes.secondPublicKey !== undefined)
+      ) {
+        return 'revoked'
+      }
       for (const key of [changes.publicKey, changes.secondPublicKey]) {
         if (key && this.#taken(key, id)) return 'key_exists'
       }
@@ -261,14 +285,22 @@ export class KeyStore {
     })
   }
 
-  /** Deletes `id`; the record deleted, or undefined when there was none (within reach). */
-  delete(id: string, within?: readonly string[]): KeyRecord | undefined {
-    return this.#storage.transactionSync(() => {
+  /**
+   * Deletes `id`: the record deleted, `not_found` when there is none (within reach), `revoked`
+   * for a revoked record and a caller with a reach (a scoped admin: only the root admin frees a
+   * revoked key to be registered again).
+   */
+  delete(id: string, within?: readonly string[]): KeyRecord | 'not_found' | 'revoked' {
+    const held = this.#records()
+    const deleted = this.#storage.transactionSync(() => {
       const record = this.get(id, within)
-      if (!record) return undefined
+      if (!record) return 'not_found'
+      if (record.revoked && within !== undefined) return 'revoked'
       this.#storage.sql.exec('DELETE FROM curve_keys WHERE id = ?', id)
       return { ...record, version: this.#nextVersion() }
     })
+    if (typeof deleted !== 'string') this.#count = held - 1
+    return deleted
   }
 
   /** The record holding `publicKey` (as its key or its second key). */

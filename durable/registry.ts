@@ -168,11 +168,24 @@ export class Registry extends DurableObject<Env> {
     })
   }
 
+  /**
+   * Tokens held, counted once per object and kept since: COUNT(*) reads (and Cloudflare bills) a
+   * row per token, which every create would otherwise pay.
+   */
+  #tokenCount: number | undefined
+
+  #tokens(): number {
+    this.#tokenCount ??= this.ctx.storage.sql
+      .exec<{ count: number }>('SELECT COUNT(*) AS count FROM tokens')
+      .one().count
+    return this.#tokenCount
+  }
+
   /** RPC: stores a new token; `full` when the registry holds {@link MAX_TOKENS} already. */
   createToken(token: StoredToken): { ok: true } | { ok: false; reason: 'full' } {
     const { sql } = this.ctx.storage
-    const { count } = sql.exec<{ count: number }>('SELECT COUNT(*) AS count FROM tokens').one()
-    if (count >= MAX_TOKENS) return { ok: false, reason: 'full' }
+    const held = this.#tokens()
+    if (held >= MAX_TOKENS) return { ok: false, reason: 'full' }
     sql.exec(
       `INSERT INTO tokens
          (id, name, scopes, channels, bridge_id, created_at, expires_at, created_by, secret_hash)
@@ -187,6 +200,7 @@ export class Registry extends DurableObject<Env> {
       token.createdBy,
       token.secretHash,
     )
+    this.#tokenCount = held + 1
     return { ok: true }
   }
 
@@ -411,10 +425,10 @@ export class Registry extends DurableObject<Env> {
     return revoked
   }
 
-  /** RPC: deletes a key record; false when there is none (within reach). */
-  deleteKey(id: string, within?: string[]): boolean {
+  /** RPC: deletes a key record; why not, when it was not (see KeyStore.delete). */
+  deleteKey(id: string, within?: string[]): true | 'not_found' | 'revoked' {
     const deleted = this.#store.delete(id, within)
-    if (!deleted) return false
+    if (typeof deleted === 'string') return deleted
     this.#broadcast(deleted.version, deleted, true)
     return true
   }
@@ -438,6 +452,7 @@ export class Registry extends DurableObject<Env> {
         pending.push(...sql.exec<TokenRow>('SELECT * FROM tokens WHERE created_by = ?', row.id))
       }
     })
+    if (this.#tokenCount !== undefined) this.#tokenCount -= deleted.length
     for (const token of deleted) {
       for (const socket of this.ctx.getWebSockets(`credential:${token.id}`)) {
         closeFeed(socket, 'its token was deleted')

@@ -698,6 +698,13 @@ function keyRefused(refusal: KeyRefusal, id?: string): never {
   if (refusal === 'full') {
     throw new ApiError(409, ErrorCode.TOO_MANY_KEYS, `the registry holds ${MAX_KEYS} key records`)
   }
+  if (refusal === 'revoked') {
+    throw new ApiError(
+      409,
+      ErrorCode.KEY_REVOKED,
+      'the key record is revoked: its public keys stay its own, and only ADMIN_TOKEN deletes it',
+    )
+  }
   throw new ApiError(404, ErrorCode.KEY_NOT_FOUND, `no key record has id ${id}`)
 }
 
@@ -850,9 +857,8 @@ route(routes.revokeKeyRoute, [], async (c) => {
 
 route(routes.deleteKeyRoute, [], async (c) => {
   const { id } = c.req.valid('param')
-  if (!(await registryStub(c.env).deleteKey(id, reachOf(c.get('principal'))))) {
-    keyRefused('not_found', id)
-  }
+  const deleted = await registryStub(c.env).deleteKey(id, reachOf(c.get('principal')))
+  if (deleted !== true) keyRefused(deleted, id)
   return c.body(null, 204)
 })
 

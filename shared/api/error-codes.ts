@@ -24,6 +24,8 @@ export const ErrorCode = {
   KEY_EXISTS: 'key_exists',
   /** The registry holds as many key records as it takes. */
   TOO_MANY_KEYS: 'too_many_keys',
+  /** A change a revoked key record does not take (its public keys; deletion but by the root). */
+  KEY_REVOKED: 'key_revoked',
   /** An ingest upgrade with a bridge id bound to another credential. */
   BRIDGE_ID_BOUND: 'bridge_id_bound',
   NOT_FOUND: 'not_found',

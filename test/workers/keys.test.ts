@@ -11,7 +11,7 @@ import type { ApiKey } from '../../shared/api-types'
 import { formatKey } from '../../shared/curve-key-text'
 import { type FeedMessage, parseFeedMessage } from '../../shared/key-feed'
 import { app } from '../../worker/app'
-import { ADMIN_TOKEN, INGEST_TOKEN, ORIGIN, READ_TOKEN } from './helpers'
+import { ADMIN_TOKEN, countRows, INGEST_TOKEN, ORIGIN, READ_TOKEN } from './helpers'
 
 function request(path: string, token: string | undefined, init: RequestInit = {}) {
   const headers = new Headers(init.headers)
@@ -91,6 +91,8 @@ describe('CURVE key records', () => {
       { publicKey: formatKey(new Uint8Array(32)).z85, name: 'all zero', channels: ['a'] },
       { publicKey: formatKey(newKey()).hex.slice(2), name: 'short', channels: ['a'] },
       { publicKey: formatKey(newKey()).z85, name: '', channels: ['a'] },
+      // A lone surrogate: no UTF-8 carries it, so messages could not name their sender by it.
+      { publicKey: formatKey(newKey()).z85, name: 'pump \ud800', channels: ['a'] },
       { publicKey: formatKey(newKey()).z85, name: 'x', channels: [] },
       {
         publicKey: formatKey(newKey()).z85,
@@ -247,6 +249,78 @@ describe('CURVE key records', () => {
     expect(listed.keys.map((key) => key.id)).toContain(mine.id)
     expect(listed.keys.map((key) => key.id)).not.toContain(theirs.id)
     expect((await send('POST', `/v1/keys/${mine.id}/revoke`, undefined, token)).status).toBe(200)
+  })
+
+  it('keep a revoked record’s public keys its own: no change frees them, only the root deletes it', async () => {
+    const made = await send('POST', '/v1/tokens', {
+      name: 'team r admin',
+      scopes: ['admin'],
+      channels: ['team-r-*'],
+    })
+    const { token } = (await made.json()) as { token: string }
+    const publicKey = formatKey(newKey()).z85
+    const second = formatKey(newKey()).z85
+    const record = await register({ publicKey, name: 'stolen', channels: ['team-r-1'] }, token)
+    await send('PATCH', `/v1/keys/${record.id}`, { secondPublicKey: second }, token)
+    expect((await send('POST', `/v1/keys/${record.id}/revoke`, undefined, token)).status).toBe(200)
+    // What would register the revoked key again, by a scoped admin: moving a key off the record
+    // (then adding it anew), or deleting the record.
+    for (const change of [
+      { publicKey: formatKey(newKey()).z85 },
+      { secondPublicKey: null },
+      { secondPublicKey: formatKey(newKey()).z85 },
+    ]) {
+      for (const caller of [token, ADMIN_TOKEN]) {
+        const refused = await send('PATCH', `/v1/keys/${record.id}`, change, caller)
+        expect(refused.status).toBe(409)
+        expect(await errorCode(refused)).toBe('key_revoked')
+      }
+    }
+    const deleting = await send('DELETE', `/v1/keys/${record.id}`, undefined, token)
+    expect(deleting.status).toBe(409)
+    expect(await errorCode(deleting)).toBe('key_revoked')
+    for (const key of [publicKey, second]) {
+      const again = await send(
+        'POST',
+        '/v1/keys',
+        { publicKey: key, name: 'again', channels: ['team-r-1'] },
+        token,
+      )
+      expect(await errorCode(again)).toBe('key_exists')
+    }
+    // Other fields still change; the root admin may delete it, which frees the key.
+    const renamed = await send('PATCH', `/v1/keys/${record.id}`, { name: 'stolen laptop' }, token)
+    expect(await renamed.json()).toMatchObject({ name: 'stolen laptop', status: 'revoked' })
+    expect((await send('DELETE', `/v1/keys/${record.id}`)).status).toBe(204)
+    await register({ publicKey, name: 'reissued', channels: ['team-r-1'] }, token)
+  })
+
+  it('cost a few rows read to create, however many records the registry holds', async () => {
+    const stub = env.REGISTRY.get(env.REGISTRY.idFromName('registry'))
+    const tag = crypto.randomUUID().slice(0, 8)
+    const rows = await runInDurableObject(stub, (instance: Registry, state) => {
+      // The count is read once per object: the first create pays it.
+      const create = (index: number) =>
+        instance.createKey({
+          id: `r${tag}${String(index).padStart(7, '0')}`,
+          name: 'n',
+          publicKey: newKey(),
+          channels: ['c'],
+          labels: {},
+          createdAt: Date.now(),
+        })
+      for (let index = 0; index < 50; index++) create(index)
+      const meter = countRows(state.storage)
+      for (let index = 50; index < 60; index++) expect(typeof create(index)).not.toBe('string')
+      const read = meter.read()
+      meter.reset()
+      const deleted = instance.deleteKey(`r${tag}${String(50).padStart(7, '0')}`)
+      return { read, deleted, deleteRead: meter.read() }
+    })
+    expect(rows.deleted).toBe(true)
+    // A create reads the version row, the public-key indexes and the new row: not the 50+ held.
+    expect(rows.read / 10).toBeLessThan(8)
+    expect(rows.deleteRead).toBeLessThan(8)
   })
 })
 

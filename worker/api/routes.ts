@@ -777,13 +777,17 @@ export const updateKeyRoute = createRoute({
   operationId: 'updateKey',
   security: needs('admin'),
   summary: 'Change a CURVE client key',
-  description: `The fields given replace the record's; \`null\` removes secondPublicKey, rateLimit or expiresAt. To rotate: set secondPublicKey to the new key, let the client move to it, then set publicKey to it (the second key is dropped when equal). ${KEY_ADMIN_NOTE}`,
+  description: `The fields given replace the record's; \`null\` removes secondPublicKey, rateLimit or expiresAt. To rotate: set secondPublicKey to the new key, let the client move to it, then set publicKey to it (the second key is dropped when equal). A revoked record's public keys do not change. ${KEY_ADMIN_NOTE}`,
   request: { params: z.object({ id: KeyIdParam }), body: jsonBody(KeyPatchSchema) },
   responses: {
     200: ok(KeySchema),
     ...CHECKED,
     ...KEY_ERRORS,
-    ...KEY_CONFLICT,
+    409: {
+      description:
+        'key_exists: the public key (or second public key) is another record’s; key_revoked: the record is revoked and the change names its public keys',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
     ...JSON_BODY_ERRORS,
   },
 })
@@ -805,9 +809,17 @@ export const deleteKeyRoute = createRoute({
   operationId: 'deleteKey',
   security: needs('admin'),
   summary: 'Delete a CURVE client key',
-  description: `As revoking, and the record is gone. ${KEY_ADMIN_NOTE}`,
+  description: `As revoking, and the record is gone, its public keys free to be registered again: so a revoked record is deleted by ADMIN_TOKEN itself only. ${KEY_ADMIN_NOTE}`,
   request: { params: z.object({ id: KeyIdParam }) },
-  responses: { 204: { description: 'Deleted.' }, ...CHECKED, ...KEY_ERRORS },
+  responses: {
+    204: { description: 'Deleted.' },
+    ...CHECKED,
+    ...KEY_ERRORS,
+    409: {
+      description: 'key_revoked: the record is revoked, and only ADMIN_TOKEN deletes it',
+      content: { 'application/json': { schema: ErrorSchema } },
+    },
+  },
 })
 
 export const keyFeedRoute = createRoute({
