@@ -16,6 +16,7 @@ import {
   REPORT_INTERVAL_MS,
   type RefusalReason,
 } from '../../shared/key-feed'
+import { isKeyName } from '../../shared/key-name'
 import { z85Encode } from '../../shared/z85'
 import type { Logger } from './log'
 
@@ -200,9 +201,13 @@ export class KeyRegistry {
     return this.#byKey.get(z85Encode(publicKey))?.rateLimit
   }
 
-  /** The record's name of `publicKey`, if it has one. */
+  /**
+   * The record's name of `publicKey`, if it has one that messages can carry (the registry checks
+   * names; a saved or relayed registry is not trusted to have).
+   */
   nameOf(publicKey: Uint8Array): string | undefined {
-    return this.#byKey.get(this.#z85(publicKey))?.name
+    const name = this.#byKey.get(this.#z85(publicKey))?.name
+    return name !== undefined && isKeyName(name) ? name : undefined
   }
 
   // A connection's messages share its key's array: its Z85 is remembered for the next message.

@@ -9,7 +9,7 @@ import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channe
 import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern'
 import { isCanonicalPublicKey, isLowOrderPoint, parseCurveKey } from '../curve-key-text'
 import { REFUSAL_REASONS } from '../key-feed'
-import { MAX_KEY_NAME_LENGTH } from '../key-name'
+import { isKeyName, MAX_KEY_NAME_LENGTH } from '../key-name'
 import { BRIDGE_ID_PATTERN } from '../relay-protocol'
 import { ErrorCode } from './error-codes'
 import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records'
@@ -905,6 +905,7 @@ const KeyNameText = z
   .string()
   .min(1, `name must be 1 to ${MAX_KEY_NAME_LENGTH} characters`)
   .max(MAX_KEY_NAME_LENGTH, `name must be 1 to ${MAX_KEY_NAME_LENGTH} characters`)
+  .refine(isKeyName, 'name must be well-formed Unicode (no lone surrogate)')
 
 const ChannelPatterns = z
   .array(z.string().refine(isChannelPattern, `a channel pattern is ${CHANNEL_PATTERN_RULE}`))

@@ -378,6 +378,20 @@ describe('the dashboard in Chromium', () => {
     await pumpRow.getByRole('button', { name: 'Revoke' }).click()
     await pumpRow.locator('td[data-field="status"]', { hasText: 'revoked' }).waitFor()
     expect((await admin('GET', `/v1/keys/${pump.id}`)).status).toBe('revoked')
+    // A failure that is not a refusal keeps the token: Refresh tries again.
+    const unavailable = (route: Route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'unavailable', message: 'try again' } }),
+      })
+    await page.route('**/v1/keys?*', unavailable)
+    await page.getByRole('button', { name: 'Refresh' }).click()
+    await keys.getByText('The keys could not be read: try again (unavailable, HTTP 503)').waitFor()
+    expect(await page.locator('#keys-panel').isVisible()).toBe(true)
+    await page.unroute('**/v1/keys?*', unavailable)
+    await page.getByRole('button', { name: 'Refresh' }).click()
+    await keys.getByText('2 key records.').waitFor()
     // The admin token is kept nowhere but the page's memory.
     expect(await inPage<number>('localStorage.length')).toBe(0)
     expect(await inPage("sessionStorage.getItem('zmq-edge.read-token')")).toBe(TEST_READ_TOKEN)

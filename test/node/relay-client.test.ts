@@ -351,6 +351,36 @@ describe('RelayClient receipts (a REQ or DEALER sender waiting for its reply)', 
     return receipts
   }
 
+  it('relays key names as they are, and a message whose name breaks the rule without it', async () => {
+    const receiver = await startReceiver()
+    const { client } = relay(receiver.url)
+    client.start()
+    const publicKey = new Uint8Array(32).fill(3)
+    const named = (text: string, keyName: string): RelayMessage => ({
+      ...message(text),
+      mechanism: 'CURVE',
+      publicKey,
+      keyName,
+    })
+    // A name no batch could carry would fail every batch holding it: the message goes unnamed.
+    client.enqueue(named('ok', 'pump 7 · 🚰'))
+    client.enqueue(named('empty', ''))
+    client.enqueue(named('long', 'x'.repeat(101)))
+    client.enqueue(named('lone surrogate', '\ud800'))
+    client.enqueue({ ...message('no key'), keyName: 'pump 7' })
+    client.enqueue(named('after', 'pump 7 · 🚰'))
+    await waitFor(() => receiver.stored.length === 6, { what: 'six stored' })
+    expect(receiver.stored).toEqual(['ok', 'empty', 'long', 'lone surrogate', 'no key', 'after'])
+    expect(receiver.keyNames).toEqual([
+      'pump 7 · 🚰',
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      'pump 7 · 🚰',
+    ])
+  })
+
   it('tells each message its seq once its batch is acknowledged, not before', async () => {
     const receiver = await startReceiver()
     receiver.dropAcks = true

@@ -33,6 +33,8 @@ export interface RelayReceiver {
    * a message whose idempotency key was stored before (as the Durable Object does, one sender).
    */
   stored: string[]
+  /** The key name each stored message came with (undefined: none), beside `stored`. */
+  keyNames: (string | undefined)[]
   /** Encoded sizes of the batches received. */
   batchSizes: number[]
   /** While true, batches are stored but their acks never sent (lost with the connection). */
@@ -81,6 +83,7 @@ export async function startRelayReceiver(
   const receiver: RelayReceiver = {
     url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
     stored: [],
+    keyNames: [],
     batchSizes: [],
     dropAcks: false,
     duplicates: 0,
@@ -169,6 +172,7 @@ export async function startRelayReceiver(
           return
         }
         receiver.stored.push(text(message.frames[0]))
+        receiver.keyNames.push(message.keyName)
         if (idempotencyKey !== undefined) storedKeys.set(idempotencyKey, receiver.stored.length)
       })
       const some = receiver.stored.length >= first

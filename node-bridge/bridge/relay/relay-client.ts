@@ -4,6 +4,7 @@
 // the channel refuses (NACK) keeps the socket: the relay backs off and sends it again, saying so
 // once and then now and then, never reconnecting in a loop (docs/relay-protocol.md).
 import WebSocket from 'ws'
+import { isKeyName } from '../../../shared/key-name'
 import {
   AckStatus,
   BATCH_HEADER_SIZE,
@@ -356,6 +357,11 @@ export class RelayClient {
    * holding it, never before, once. It is not kept across a restart of this process.
    */
   enqueue(message: RelayMessage, onReceipt?: (receipt: MessageReceipt) => void): void {
+    // A name that breaks its rule would fail the encoding of every batch holding it: the message
+    // goes without it (a name is a label; the message is the data).
+    if (message.keyName !== undefined && !(message.publicKey && isKeyName(message.keyName))) {
+      delete message.keyName
+    }
     if (onReceipt) {
       this.#receipts.set(message, onReceipt)
       this.#waiting++
@@ -488,13 +494,14 @@ export class RelayClient {
       const batch = this.#batches[index] as PendingBatch
       if (batch.sent) continue
       this.#clampReceiveTimes(batch)
+      // Encoded when sent, not kept: an unacknowledged batch holds only its messages.
+      const frame = encodeBatch({ batchSeq: batch.seq, messages: batch.messages })
       batch.sent = true
       if (batch.sends > 0) this.counters.resent++
       batch.sends++
       this.#outstanding++
       this.counters.batchesSent++
-      // Encoded when sent, not kept: an unacknowledged batch holds only its messages.
-      socket.send(encodeBatch({ batchSeq: batch.seq, messages: batch.messages }))
+      socket.send(frame)
     }
   }
 

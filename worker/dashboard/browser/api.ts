@@ -1,6 +1,6 @@
 // The dashboard's requests to the Worker's API: with a token (the read token, or the Keys
-// panel's admin token), never cached nor with cookies, and a failure as an ApiFailure (status, the API's error code, how long a Retry-After
-// asks to wait). The answers' types come from the API's schemas (type-only: no zod reaches the
+// panel's admin token), never cached nor with cookies, and a failure as an ApiFailure (status,
+// the API's error code, how long a Retry-After asks to wait). The answers' types come from the API's schemas (type-only: no zod reaches the
 // page); the answers are not checked against them (that would need the schemas' code here).
 
 import type { z } from '@hono/zod-openapi'

@@ -59,6 +59,10 @@ export class KeysPanel {
     this.#ui.refusalsBody.replaceChildren()
     this.#ui.note.textContent = ''
     this.#ui.refusalsNote.textContent = ''
+    // A load in flight is dropped: what it would have restored is restored here.
+    this.#ui.submit.disabled = false
+    this.#ui.refresh.disabled = false
+    this.#ui.keysBody.setAttribute('aria-busy', 'false')
   }
 
   /** Reads the records and the refusals, and shows them. */
@@ -75,10 +79,14 @@ export class KeysPanel {
       ])
       if (mine !== this.#generation) return
       if (keys.status === 'rejected') {
-        this.#token = null
-        ui.panel.hidden = true
-        ui.refresh.hidden = true
         ui.note.textContent = `The keys could not be read: ${describe(keys.reason)}`
+        // A refused token is forgotten; after any other failure Refresh tries again.
+        const refused = keys.reason instanceof ApiFailure && [401, 403].includes(keys.reason.status)
+        if (refused) {
+          this.#token = null
+          ui.panel.hidden = true
+          ui.refresh.hidden = true
+        }
         return
       }
       ui.panel.hidden = false
@@ -154,8 +162,10 @@ export class KeysPanel {
   }
 
   async #revoke(record: KeyRecord, button: HTMLButtonElement): Promise<void> {
+    // Control characters (line breaks) would let a name reshape the question.
+    const name = record.name.replace(/\p{Cc}/gu, ' ')
     const sure = confirm(
-      `Revoke the key "${record.name}"? Every bridge closes its connections within a second.`,
+      `Revoke the key "${name}"? Every bridge closes its connections within a second.`,
     )
     if (!sure) return
     const mine = this.#generation
