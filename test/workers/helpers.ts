@@ -19,11 +19,28 @@ import {
   type RelayWelcome,
   relaySubprotocol,
 } from '../../shared/relay-protocol'
+import { app } from '../../worker/app'
 
 export const READ_TOKEN = 'test-read-token'
 export const INGEST_TOKEN = 'test-ingest-token'
 export const ADMIN_TOKEN = 'test-admin-token'
 export const ORIGIN = 'https://edge.test'
+
+/**
+ * Calls the Worker's Hono app with this test's bindings, with `token` as the bearer (none when
+ * undefined) and a JSON Content-Type when there is a body.
+ */
+export function appRequest(path: string, token: string | undefined, init: RequestInit = {}) {
+  const headers = new Headers(init.headers)
+  if (token !== undefined) headers.set('Authorization', `Bearer ${token}`)
+  if (init.body !== undefined) headers.set('Content-Type', 'application/json')
+  return app.request(`${ORIGIN}${path}`, { ...init, headers }, env)
+}
+
+/** The `error.code` of an API error answer. */
+export async function errorCode(response: Response): Promise<string> {
+  return ((await response.json()) as { error: { code: string } }).error.code
+}
 
 /** A channel name no other test uses. */
 export function uniqueChannel(prefix = 't'): string {

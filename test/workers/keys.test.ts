@@ -10,22 +10,18 @@ import type { Registry } from '../../durable/registry'
 import type { ApiKey } from '../../shared/api-types'
 import { formatKey } from '../../shared/curve-key-text'
 import { type FeedMessage, parseFeedMessage } from '../../shared/key-feed'
-import { app } from '../../worker/app'
-import { ADMIN_TOKEN, countRows, INGEST_TOKEN, ORIGIN, READ_TOKEN } from './helpers'
-
-function request(path: string, token: string | undefined, init: RequestInit = {}) {
-  const headers = new Headers(init.headers)
-  if (token !== undefined) headers.set('Authorization', `Bearer ${token}`)
-  if (init.body !== undefined) headers.set('Content-Type', 'application/json')
-  return app.request(`${ORIGIN}${path}`, { ...init, headers }, env)
-}
+import {
+  ADMIN_TOKEN,
+  appRequest,
+  countRows,
+  errorCode,
+  INGEST_TOKEN,
+  ORIGIN,
+  READ_TOKEN,
+} from './helpers'
 
 const send = (method: string, path: string, body?: object, token = ADMIN_TOKEN) =>
-  request(path, token, { method, ...(body ? { body: JSON.stringify(body) } : {}) })
-
-async function errorCode(response: Response): Promise<string> {
-  return ((await response.json()) as { error: { code: string } }).error.code
-}
+  appRequest(path, token, { method, ...(body ? { body: JSON.stringify(body) } : {}) })
 
 /** A fresh public key (32 random octets, bit 255 clear as X25519 keys have it). */
 function newKey(): Uint8Array {

@@ -21,6 +21,8 @@ import { TOKEN_CACHE_MS } from '../../worker/auth'
 import { TOKEN_PREFIX } from '../../worker/token-format'
 import {
   ADMIN_TOKEN,
+  appRequest,
+  errorCode,
   get,
   INGEST_TOKEN,
   ingestBatch,
@@ -43,25 +45,13 @@ interface Created {
   expiresAt?: string
 }
 
-function request(path: string, token: string | undefined, init: RequestInit = {}) {
-  const headers = new Headers(init.headers)
-  if (token !== undefined) headers.set('Authorization', `Bearer ${token}`)
-  if (init.body !== undefined) headers.set('Content-Type', 'application/json')
-  return app.request(`${ORIGIN}${path}`, { ...init, headers }, env)
-}
-
 async function createToken(body: object, token = ADMIN_TOKEN): Promise<Created> {
-  const response = await request('/v1/tokens', token, {
+  const response = await appRequest('/v1/tokens', token, {
     method: 'POST',
     body: JSON.stringify(body),
   })
   expect(response.status, await response.clone().text()).toBe(201)
   return (await response.json()) as Created
-}
-
-async function errorCode(response: Response): Promise<string> {
-  const body = (await response.json()) as { error: { code: string } }
-  return body.error.code
 }
 
 function registry() {
@@ -153,7 +143,7 @@ describe('scoped tokens', () => {
       expiresAt: '2099-01-01T00:00:00.000Z',
       createdBy: 'ADMIN_TOKEN',
     })
-    const listed = (await (await request('/v1/tokens', ADMIN_TOKEN)).json()) as {
+    const listed = (await (await appRequest('/v1/tokens', ADMIN_TOKEN)).json()) as {
       tokens: Array<Record<string, unknown>>
     }
     const { token: _, ...withoutSecret } = made
@@ -174,7 +164,7 @@ describe('scoped tokens', () => {
       [made.token, 'forbidden'],
       [undefined, 'unauthorized'],
     ] as const) {
-      const response = await request('/v1/tokens', token, { method: 'POST', body })
+      const response = await appRequest('/v1/tokens', token, { method: 'POST', body })
       expect(await errorCode(response)).toBe(code)
     }
   })
@@ -194,7 +184,7 @@ describe('scoped tokens', () => {
       { name: 'x', scopes: ['ingest'], channels: ['a'], bridgeId: 'edge 1' },
       { name: 'x', scopes: ['read'], channels: ['a'], extra: true },
     ]) {
-      const response = await request('/v1/tokens', ADMIN_TOKEN, {
+      const response = await appRequest('/v1/tokens', ADMIN_TOKEN, {
         method: 'POST',
         body: JSON.stringify(body),
       })
@@ -231,7 +221,7 @@ describe('scoped tokens', () => {
     const outcome: string[] = []
     for (const call of calls) {
       for (const scope of SCOPES) {
-        const response = await request(call.path, tokens[scope], call.init)
+        const response = await appRequest(call.path, tokens[scope], call.init)
         // The refusals name keys of every channel: ADMIN_TOKEN only, no scoped admin.
         const rootOnly = call.route.operationId === 'keyRefusals'
         const allowed =
@@ -252,14 +242,14 @@ describe('scoped tokens', () => {
       // A token of the right scope for other channels: 403 (the list has no channel).
       if (call.path.startsWith('/v1/channels/')) {
         const other = call.path.replace(channel, 'team-b-1')
-        const response = await request(other, tokens[call.scope], call.init)
+        const response = await appRequest(other, tokens[call.scope], call.init)
         await response.body?.cancel()
         expect(response.status, `${call.route.operationId} on another channel`).toBe(403)
       }
       // Not a valid credential: 401.
       const forged = `${TOKEN_PREFIX}${'A'.repeat(64)}`
       for (const token of [forged, `${tokens[call.scope]}x`, 'nonsense']) {
-        const response = await request(call.path, token, call.init)
+        const response = await appRequest(call.path, token, call.init)
         await response.body?.cancel()
         expect(response.status, `${call.route.operationId} with ${token.slice(0, 12)}…`).toBe(401)
       }
@@ -279,10 +269,10 @@ describe('scoped tokens', () => {
       channels: [`${stem}-a-*`, `${stem}-exact`],
     })
     const statuses = await Promise.all(
-      names.map(async (name) => (await request(`/v1/channels/${name}`, token)).status),
+      names.map(async (name) => (await appRequest(`/v1/channels/${name}`, token)).status),
     )
     expect(statuses).toEqual([200, 200, 403, 200, 403])
-    const listed = (await (await request('/v1/channels?limit=100', token)).json()) as {
+    const listed = (await (await appRequest('/v1/channels?limit=100', token)).json()) as {
       channels: Array<{ channel: string }>
       total: number
     }
@@ -293,7 +283,7 @@ describe('scoped tokens', () => {
     ])
     expect(listed.total).toBe(3)
     // The root secret still lists every channel.
-    const all = (await (await request(`/v1/channels?prefix=${stem}`, READ_TOKEN)).json()) as {
+    const all = (await (await appRequest(`/v1/channels?prefix=${stem}`, READ_TOKEN)).json()) as {
       total: number
     }
     expect(all.total).toBe(5)
@@ -302,22 +292,22 @@ describe('scoped tokens', () => {
   it('stop working when deleted: at once here, within TOKEN_CACHE_MS in other isolates', async () => {
     const channel = uniqueChannel()
     const first = await createToken({ name: 'gone', scopes: ['read'], channels: ['*'] })
-    expect((await request(`/v1/channels/${channel}`, first.token)).status).toBe(200)
-    const deleted = await request(`/v1/tokens/${first.id}`, ADMIN_TOKEN, { method: 'DELETE' })
+    expect((await appRequest(`/v1/channels/${channel}`, first.token)).status).toBe(200)
+    const deleted = await appRequest(`/v1/tokens/${first.id}`, ADMIN_TOKEN, { method: 'DELETE' })
     expect(deleted.status).toBe(204)
-    expect(await errorCode(await request(`/v1/channels/${channel}`, first.token))).toBe(
+    expect(await errorCode(await appRequest(`/v1/channels/${channel}`, first.token))).toBe(
       'unauthorized',
     )
-    const again = await request(`/v1/tokens/${first.id}`, ADMIN_TOKEN, { method: 'DELETE' })
+    const again = await appRequest(`/v1/tokens/${first.id}`, ADMIN_TOKEN, { method: 'DELETE' })
     expect(await errorCode(again)).toBe('token_not_found')
 
     // Deleted behind this isolate's back, as another isolate's DELETE is: it works until its
     // cached record is TOKEN_CACHE_MS old, then not.
     const second = await createToken({ name: 'elsewhere', scopes: ['read'], channels: ['*'] })
-    expect((await request(`/v1/channels/${channel}`, second.token)).status).toBe(200)
+    expect((await appRequest(`/v1/channels/${channel}`, second.token)).status).toBe(200)
     const started = Date.now()
     await registry().deleteToken(second.id)
-    while ((await request(`/v1/channels/${channel}`, second.token)).status === 200) {
+    while ((await appRequest(`/v1/channels/${channel}`, second.token)).status === 200) {
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
     expect(Date.now() - started).toBeLessThanOrEqual(TOKEN_CACHE_MS + 1000)
@@ -331,9 +321,9 @@ describe('scoped tokens', () => {
       channels: ['*'],
       expiresAt,
     })
-    expect((await request('/v1/channels/abc', token)).status).toBe(200)
+    expect((await appRequest('/v1/channels/abc', token)).status).toBe(200)
     await new Promise((resolve) => setTimeout(resolve, 1600))
-    expect(await errorCode(await request('/v1/channels/abc', token))).toBe('unauthorized')
+    expect(await errorCode(await appRequest('/v1/channels/abc', token))).toBe('unauthorized')
   })
 
   it('made up are refused without a registry call (nothing billed)', async () => {
@@ -419,7 +409,7 @@ describe('scoped admin tokens', () => {
       expiresAt,
     })
     const refused = async (body: object) => {
-      const response = await request('/v1/tokens', lead.token, {
+      const response = await appRequest('/v1/tokens', lead.token, {
         method: 'POST',
         body: JSON.stringify({ name: 'x', expiresAt, ...body }),
       })
@@ -458,7 +448,7 @@ describe('scoped admin tokens', () => {
     )
     expect(
       await errorCode(
-        await request('/v1/tokens', grandchild.token, {
+        await appRequest('/v1/tokens', grandchild.token, {
           method: 'POST',
           body: JSON.stringify({
             name: 'wider',
@@ -475,15 +465,15 @@ describe('scoped admin tokens', () => {
       channels: ['team-b-*'],
     })
 
-    const listed = (await (await request('/v1/tokens', lead.token)).json()) as {
+    const listed = (await (await appRequest('/v1/tokens', lead.token)).json()) as {
       tokens: Array<{ id: string; createdBy: string }>
     }
     expect(listed.tokens.map((token) => token.id).sort()).toEqual([member.id, grandchild.id].sort())
     expect(listed.tokens.every((token) => token.createdBy === lead.id)).toBe(true)
-    const notMine = await request(`/v1/tokens/${other.id}`, lead.token, { method: 'DELETE' })
+    const notMine = await appRequest(`/v1/tokens/${other.id}`, lead.token, { method: 'DELETE' })
     expect(await errorCode(notMine)).toBe('token_not_found')
     // Deleting the lead deletes what it made too.
-    const deleted = await request(`/v1/tokens/${lead.id}`, ADMIN_TOKEN, { method: 'DELETE' })
+    const deleted = await appRequest(`/v1/tokens/${lead.id}`, ADMIN_TOKEN, { method: 'DELETE' })
     expect(deleted.status).toBe(204)
     for (const gone of [lead, member, grandchild, leaf]) {
       expect((await registry().token(gone.id)) === undefined, gone.name).toBe(true)
@@ -521,7 +511,7 @@ describe('long-lived requests of a scoped token', () => {
   it('the live tail ends once its token is deleted', async () => {
     const channel = uniqueChannel()
     const made = await createToken({ name: 'tail', scopes: ['read'], channels: [channel] })
-    const response = await request(`/v1/channels/${channel}/events`, made.token)
+    const response = await appRequest(`/v1/channels/${channel}/events`, made.token)
     expect(response.status).toBe(200)
     const reader = (response.body as ReadableStream<Uint8Array>).getReader()
     await reader.read() // ': connected'
@@ -590,7 +580,7 @@ describe('long-lived requests of a scoped token', () => {
       CLOSE_CREDENTIAL_REVOKED,
     )
     const stored = (await (
-      await request(`/v1/channels/${channel}/messages`, READ_TOKEN)
+      await appRequest(`/v1/channels/${channel}/messages`, READ_TOKEN)
     ).json()) as {
       messages: unknown[]
     }
@@ -607,14 +597,14 @@ describe('tokens with many patterns', () => {
     const { token } = await createToken({ name: 'many', scopes: ['read'], channels })
     expect((await ingestBatch(`${stem}-7-x`, [relayMessage([utf8('x')])])).kind).toBe('ack')
     for (const query of ['', '?order=recent', `?order=recent&after=${stem}-7-x&prefix=${stem}`]) {
-      const response = await request(`/v1/channels${query}`, token)
+      const response = await appRequest(`/v1/channels${query}`, token)
       expect(response.status, query).toBe(200)
     }
-    const listed = (await (await request('/v1/channels', token)).json()) as { total: number }
+    const listed = (await (await appRequest('/v1/channels', token)).json()) as { total: number }
     expect(listed.total).toBe(1)
-    const outside = await request('/v1/channels?order=recent&after=someone-else', token)
+    const outside = await appRequest('/v1/channels?order=recent&after=someone-else', token)
     expect(await errorCode(outside)).toBe('invalid_query')
-    const tooMany = await request('/v1/tokens', ADMIN_TOKEN, {
+    const tooMany = await appRequest('/v1/tokens', ADMIN_TOKEN, {
       method: 'POST',
       body: JSON.stringify({ name: 'x', scopes: ['read'], channels: [...channels, 'one-more'] }),
     })
