@@ -198,6 +198,19 @@ describe('parseConfig', () => {
     }
   })
 
+  it('takes the Worker URL as wrangler prints it, http:// or https://, and dials it as ws(s)://', () => {
+    const worker = (workerUrl: string) => parseConfig({ ...token, workerUrl }, {}).workerUrl
+    expect(worker('http://127.0.0.1:8787')).toBe('ws://127.0.0.1:8787')
+    expect(worker('http://localhost:8787/')).toBe('ws://localhost:8787')
+    expect(worker('HTTPS://edge.example.workers.dev')).toBe('wss://edge.example.workers.dev')
+    // http:// to another host is ws:// to it: refused without the switch.
+    const error = configErrorOf(() => worker('http://10.0.0.5:8787'))
+    expect(error.message).toContain('(https://)')
+    for (const bad of ['ftp://x', 'https://u:p@edge.example', 'https://edge.example/?a=1', 'x']) {
+      expect(configErrorOf(() => worker(bad)).setting).toBe('--worker-url')
+    }
+  })
+
   it('allows ws:// to another host with --allow-insecure-worker-url or its variable', () => {
     const url = 'ws://10.0.0.5:8787'
     const flagged = parseConfig({ ...token, workerUrl: url, allowInsecureWorkerUrl: 'true' }, {})

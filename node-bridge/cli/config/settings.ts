@@ -77,7 +77,7 @@ export const SETTINGS = {
   workerUrl: {
     flag: '--worker-url',
     env: 'ZMQ_EDGE_WORKER_URL',
-    description: `the Worker, wss://, or ws:// to loopback`,
+    description: `the Worker's URL: https:// (or wss://), or http:// (ws://) to loopback`,
     parse: parseWorkerUrl,
     fallback: () => DEFAULT_WORKER_URL,
   },

@@ -153,6 +153,10 @@ export function parseListener(
   return listener
 }
 
+/**
+ * The Worker's URL as the bridge dials it, ws:// or wss://: given as wrangler and the dashboard
+ * print it (http://, https://) or as ws:// or wss://, with any trailing slash dropped.
+ */
 export function parseWorkerUrl(raw: string, name: string): string {
   let url: URL
   try {
@@ -160,13 +164,21 @@ export function parseWorkerUrl(raw: string, name: string): string {
   } catch {
     throw new ConfigError(
       name,
-      `expected a ws:// or wss:// URL (e.g. ${DEFAULT_WORKER_URL}), got "${raw}"`,
+      `expected the Worker's URL, https:// or http:// (or wss:// or ws://), e.g. ${DEFAULT_WORKER_URL}; got "${raw}"`,
     )
   }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new ConfigError(name, `expected a ws:// or wss:// URL, got "${raw}"`)
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) {
+    throw new ConfigError(name, `expected an https://, http://, wss:// or ws:// URL, got "${raw}"`)
   }
-  return raw.replace(/\/+$/, '')
+  if (url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(
+      name,
+      `expected the Worker's URL without query, fragment or user, got "${raw}"`,
+    )
+  }
+  // As given, but for the scheme: http(s) is the same Worker over a WebSocket upgrade.
+  const scheme = url.protocol === 'https:' ? 'wss:' : url.protocol === 'http:' ? 'ws:' : ''
+  return (scheme ? raw.replace(/^https?:/i, scheme) : raw).replace(/\/+$/, '')
 }
 
 /** Whether a URL's host is this machine (see refuseInsecureWorkerUrl). */
@@ -192,7 +204,7 @@ export function refuseInsecureWorkerUrl(workerUrl: string, name: string): void {
   if (isLoopbackUrl(url)) return
   throw new ConfigError(
     name,
-    `ws:// to ${url.host} would send the ingest token and every message unencrypted; use wss://, ` +
+    `ws:// (http://) to ${url.host} would send the ingest token and every message unencrypted; use wss:// (https://), ` +
       `or set ${SETTINGS.allowInsecureWorkerUrl.flag} (${SETTINGS.allowInsecureWorkerUrl.env}=true) ` +
       'for a network you trust',
   )
