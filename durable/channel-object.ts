@@ -560,6 +560,19 @@ export class ChannelObject extends DurableObject<Env> {
     return this.#groups.list(now)
   }
 
+  /**
+   * RPC: {@link pull}, then what the group has not acked (Cloudflare Queues' pull answers with
+   * its backlog; counted in memory, no row read).
+   */
+  async pullWithBacklog(
+    options: Parameters<ChannelObject['pull']>[0],
+  ): Promise<Waited<{ messages: LeasedMessage[]; backlog: number }>> {
+    const pulled = await this.pull(options)
+    if (!pulled.ok) return pulled
+    const backlog = this.#groups.backlog(options.group ?? DEFAULT_GROUP, Date.now()) ?? 0
+    return { ok: true, value: { messages: pulled.value, backlog } }
+  }
+
   /** RPC: one consumer group with its lag. */
   group(name: string): Waited<GroupInfo> {
     const now = Date.now()

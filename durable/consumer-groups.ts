@@ -687,6 +687,13 @@ export class ConsumerGroups {
     return [...this.#groups.keys()].sort().map((name) => this.info(name, now) as GroupInfo)
   }
 
+  /** Messages group `name` has not acked (available, leased, delayed); undefined: no group. */
+  backlog(name: string, now: number): number | undefined {
+    const entry = this.#groups.get(name)
+    if (!entry) return undefined
+    return groupLag(entry.state, this.#log(), now, this.#config().maxAttempts).messages
+  }
+
   /** Group `name`'s numbers, or undefined when it does not exist. */
   info(name: string, now: number): GroupInfo | undefined {
     const entry = this.#groups.get(name)

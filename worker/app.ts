@@ -6,7 +6,7 @@
 // requests from being billed as Durable Object requests).
 
 import { OpenAPIHono, type RouteConfig, type RouteHandler } from '@hono/zod-openapi'
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import { accepts } from 'hono/accepts'
 import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
@@ -54,6 +54,7 @@ import {
   TOKEN_CACHE_MS,
 } from './auth'
 import { bodyLimit } from './body-limit'
+import { CF_API_PREFIX, cfErrorEnvelope, cfSuccess, queueTarget, toCfMessage } from './cf-queues'
 import { ApiError, ErrorCode, errorBody } from './errors'
 import { MessageJsonWriter } from './message-json'
 import {
@@ -199,6 +200,7 @@ function corsFor(allowed: string): MiddlewareHandler | undefined {
 }
 // One middleware per setting, made once per isolate.
 let corsMiddleware: { allowed: string; handler: MiddlewareHandler | undefined } | undefined
+app.use(`${CF_API_PREFIX}/*`, cfErrorEnvelope)
 app.use('/v1/*', async (c, next) => {
   const allowed = c.env.CORS_ALLOWED_ORIGINS ?? ''
   if (corsMiddleware?.allowed !== allowed) corsMiddleware = { allowed, handler: corsFor(allowed) }
@@ -223,9 +225,13 @@ function route<R extends RouteConfig>(
   handler: Handler<R>,
 ): void {
   const scope = scopeOf(definition)
-  const auth = scope
-    ? [requireScope(scope, { channel: definition.path.includes('{channel}') })]
-    : []
+  // The channel the path names: its {channel}, or the channel of a Cloudflare Queues queue id.
+  const channelOf = definition.path.includes('{channel}')
+    ? (c: Context<AppEnv>) => c.req.param('channel')
+    : definition.path.includes('{queue_id}')
+      ? (c: Context<AppEnv>) => queueTarget(c.req.param('queue_id') ?? '').channel
+      : undefined
+  const auth = scope ? [requireScope(scope, { channelOf })] : []
   app.openapi({ ...definition, middleware: [...auth, ...middleware] } as R, handler as never)
 }
 
@@ -525,6 +531,50 @@ async function redrive(env: Env, { channel, group }: Target, body: { seqs?: numb
   const moved = unwrap(await channelStub(env, channel).redrive(body.seqs, group), group)
   return { channel, group, redriven: moved.length }
 }
+
+// The Cloudflare Queues pull-consumer adapter (./cf-queues.ts): the same leases, in Cloudflare's
+// shapes. A pull does not wait (Cloudflare's answers at once).
+route(routes.cfPullRoute, JSON_BODY, async (c) => {
+  const { channel, group } = queueTarget(c.req.valid('param').queue_id)
+  const body = c.req.valid('json')
+  const pulled = unwrap(
+    await channelStub(c.env, channel).pullWithBacklog({
+      batchSize: body.batch_size,
+      visibilityTimeoutMs: body.visibility_timeout_ms ?? body.visibility_timeout ?? 30_000,
+      waitMs: 0,
+      group,
+      maxBytes: MAX_PAGE_FRAME_BYTES,
+    }),
+    group,
+  )
+  return c.json(
+    cfSuccess({
+      message_backlog_count: pulled.backlog,
+      messages: pulled.messages.map((message) => toCfMessage(channel, message)),
+    }),
+  )
+})
+
+route(routes.cfAckRoute, JSON_BODY, async (c) => {
+  const body = c.req.valid('json')
+  const outcome = await ack(c.env, queueTarget(c.req.valid('param').queue_id), {
+    acks: (body.acks ?? []).map((entry) => entry.lease_id),
+    retries: (body.retries ?? []).map((entry) => ({
+      leaseId: entry.lease_id,
+      delayMs: entry.delay_seconds * 1000,
+    })),
+  })
+  return c.json(
+    cfSuccess({
+      ackCount: outcome.acked,
+      retryCount: outcome.retried + outcome.deadLettered,
+      warnings: outcome.unknown.map(
+        (leaseId) =>
+          `lease ${leaseId} is not its message's current lease (acked, retried, or leased again)`,
+      ),
+    }),
+  )
+})
 
 // The leased-consumer routes: of group `default` under /:channel (the routes from before
 // groups), and of any group under /:channel/groups/:group.

@@ -141,7 +141,7 @@ function rootOf(scope: Scope): RootSecret {
  */
 export function requireScope(
   scope: Scope,
-  options: { channel?: boolean } = {},
+  options: { channelOf?: (c: Context<AuthEnv>) => string | undefined } = {},
 ): MiddlewareHandler<AuthEnv> {
   const check = bearerAuth<AuthEnv>({
     verifyToken: async (token, c) => {
@@ -176,7 +176,7 @@ export function requireScope(
           `this token's scopes (${principal.scopes.join(', ')}) do not include ${scope}`,
         )
       }
-      const channel = options.channel ? c.req.param('channel') : undefined
+      const channel = options.channelOf?.(c)
       if (channel !== undefined && !matchesChannel(principal.channels, channel)) {
         throw new ApiError(403, ErrorCode.FORBIDDEN, `this token does not reach channel ${channel}`)
       }

@@ -1056,3 +1056,127 @@ export const RefusalListSchema = z
     ),
   })
   .openapi('RefusalList')
+
+// --- The Cloudflare Queues pull-consumer adapter (/cf/client/v4): Cloudflare's own shapes ---
+// (developers.cloudflare.com/api/resources/queues/subresources/messages/methods/pull/ and
+// …/methods/ack/), so its SDK and the libraries on it work unchanged. Unknown fields are
+// ignored, as Cloudflare's API ignores them.
+
+/** Most messages one Cloudflare Queues pull takes (Cloudflare's limit). */
+export const CF_MAX_BATCH_SIZE = 100
+
+export const CfQueueIdParam = z
+  .string()
+  .refine((text) => {
+    const [channel, group, ...rest] = text.split('~')
+    return (
+      rest.length === 0 &&
+      isChannelName(channel ?? '') &&
+      (group === undefined || isChannelName(group))
+    )
+  }, `a queue id is a channel name, or channel~group (each ${CHANNEL_NAME_RULE})`)
+  .openapi({
+    param: { name: 'queue_id', in: 'path' },
+    description: 'A channel (consumer group `default`), or `channel~group`.',
+    example: 'orders~billing',
+  })
+
+export const CfAccountIdParam = z
+  .string()
+  .max(64, 'an account id is at most 64 characters')
+  .openapi({ param: { name: 'account_id', in: 'path' }, description: 'Ignored.' })
+
+export const CfPullRequestSchema = z
+  .object({
+    batch_size: z
+      .number()
+      .int()
+      .min(1)
+      .max(CF_MAX_BATCH_SIZE, `batch_size is at most ${CF_MAX_BATCH_SIZE}`)
+      .default(5),
+    visibility_timeout_ms: VisibilityTimeoutMsSchema.optional(),
+    /** The name Cloudflare's guide uses in its curl example, in ms too. */
+    visibility_timeout: VisibilityTimeoutMsSchema.optional(),
+  })
+  .openapi('CfPullRequest')
+
+const CfEnvelope = {
+  success: z.boolean(),
+  errors: z.array(z.object({ code: z.number().int(), message: z.string() })),
+  messages: z.array(z.unknown()).openapi({ description: 'Notices: always empty here.' }),
+}
+
+export const CfPullResponseSchema = z
+  .object({
+    ...CfEnvelope,
+    result: z.object({
+      message_backlog_count: z.number().int().openapi({
+        description: 'Messages the group has not acked yet: available, leased and delayed.',
+      }),
+      messages: z.array(
+        z.object({
+          id: z.string().openapi({ description: "The message's seq." }),
+          body: z.string(),
+          attempts: z.number().int(),
+          lease_id: z.string(),
+          timestamp_ms: z.number().int().openapi({ description: 'When the bridge received it.' }),
+          metadata: z.record(z.string(), z.string()).openapi({
+            description:
+              '`CF-Content-Type` (text, bytes or json: how `body` holds the frames) and zmq-edge-seq, zmq-edge-frames, zmq-edge-peer-address, zmq-edge-mechanism, zmq-edge-public-key, zmq-edge-key-name.',
+          }),
+        }),
+      ),
+    }),
+  })
+  .openapi('CfPullResponse')
+
+export const CfAckRequestSchema = z
+  .object({
+    acks: z.array(z.object({ lease_id: LeaseIdSchema })).optional(),
+    retries: z
+      .array(
+        z.object({
+          lease_id: LeaseIdSchema,
+          delay_seconds: z.number().int().min(0).max(43200).default(0),
+        }),
+      )
+      .optional(),
+  })
+  .superRefine((body, context) => {
+    const total = (body.acks?.length ?? 0) + (body.retries?.length ?? 0)
+    if (total === 0) {
+      context.addIssue({ code: 'custom', message: 'acks and retries are both empty' })
+    }
+    if (total > MAX_BATCH) {
+      context.addIssue({
+        code: 'custom',
+        message: `more than ${MAX_BATCH} lease ids in one request`,
+      })
+    }
+  })
+  .openapi('CfAckRequest')
+
+export const CfAckResponseSchema = z
+  .object({
+    ...CfEnvelope,
+    result: z.object({
+      ackCount: z.number().int(),
+      retryCount: z.number().int().openapi({
+        description: 'Retries made, those that were the last attempt (now dead letters) included.',
+      }),
+      warnings: z.array(z.string()).openapi({
+        description: 'One per lease id that is not its message’s current lease.',
+      }),
+    }),
+  })
+  .openapi('CfAckResponse')
+
+export const CfErrorSchema = z
+  .object({
+    ...CfEnvelope,
+    result: z.null(),
+    error: z.object({ code: z.string(), message: z.string() }).openapi({
+      description: "zmq-edge's error, as every other route gives it.",
+    }),
+  })
+  .openapi('CfError')

@@ -118,6 +118,16 @@ function callsOf(channel: string) {
     { route: routes.updateKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA', init: json({}) },
     { route: routes.revokeKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA/revoke' },
     { route: routes.deleteKeyRoute, path: '/v1/keys/AAAAAAAAAAAAAAAA' },
+    {
+      route: routes.cfPullRoute,
+      path: `/cf/client/v4/accounts/a/queues/${channel}/messages/pull`,
+      init: json({}),
+    },
+    {
+      route: routes.cfAckRoute,
+      path: `/cf/client/v4/accounts/a/queues/${channel}~g1/messages/ack`,
+      init: json({ acks: [{ lease_id: 'x' }] }),
+    },
   ].map((call) => ({
     ...call,
     scope: routes.scopeOf(call.route) as Scope,
@@ -240,7 +250,7 @@ describe('scoped tokens', () => {
         )
       }
       // A token of the right scope for other channels: 403 (the list has no channel).
-      if (call.path.startsWith('/v1/channels/')) {
+      if (call.path.startsWith('/v1/channels/') || call.path.startsWith('/cf/')) {
         const other = call.path.replace(channel, 'team-b-1')
         const response = await appRequest(other, tokens[call.scope], call.init)
         await response.body?.cancel()

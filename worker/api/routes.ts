@@ -7,6 +7,13 @@ import {
   AckRequestSchema,
   AckResponseSchema,
   AfterQuery,
+  CfAccountIdParam,
+  CfAckRequestSchema,
+  CfAckResponseSchema,
+  CfErrorSchema,
+  CfPullRequestSchema,
+  CfPullResponseSchema,
+  CfQueueIdParam,
   ChannelListSchema,
   ChannelParam,
   ChannelStatsSchema,
@@ -850,4 +857,47 @@ export const keyRefusalsRoute = createRoute({
     'Counts per key, bridge and reason (unknown_key, revoked, expired, channel_not_allowed, bad_box), as bridges with --key-registry report them every 10 s; the latest first, at most `limit`. Only ADMIN_TOKEN reads them: they name keys of every channel.',
   request: { query: z.object({ limit: limitQuery(1000, 100) }) },
   responses: { 200: ok(RefusalListSchema), ...CHECKED },
+})
+
+// --- The Cloudflare Queues pull-consumer adapter (../cf-queues.ts) ---
+
+/** Its errors: Cloudflare's envelope, with zmq-edge's `error` beside `errors`. */
+const cfError = (description: string) =>
+  ({ description, content: { 'application/json': { schema: CfErrorSchema } } }) as const
+
+const CF_ERRORS = {
+  400: cfError("invalid_body or invalid_channel (the queue id), in Cloudflare's envelope"),
+  401: cfError("unauthorized: the bearer token (the SDK's apiToken) is missing or wrong"),
+  403: cfError('forbidden: a token without the consume scope, or not for this channel'),
+  404: cfError('group_not_found: the channel has no such consumer group'),
+  413: cfError('payload_too_large'),
+  415: cfError('unsupported_media_type'),
+  503: cfError('not_configured'),
+} as const
+
+const CF_PARAMS = z.object({ account_id: CfAccountIdParam, queue_id: CfQueueIdParam })
+
+const CF_NOTE =
+  "Cloudflare Queues' HTTP pull API, so its SDK works unchanged with `baseURL: https://<worker>/cf/client/v4` and a zmq-edge token as `apiToken`. The queue id is a channel (consumer group `default`) or `channel~group`; `account_id` is ignored. The leases are the group's own (README: Cloudflare Queues pull consumers)."
+
+export const cfPullRoute = createRoute({
+  method: 'post',
+  path: '/cf/client/v4/accounts/{account_id}/queues/{queue_id}/messages/pull',
+  operationId: 'cfPull',
+  security: needs('consume'),
+  summary: "Lease messages, as Cloudflare Queues' pull",
+  description: `As POST /v1/channels/{channel}/pull, without waiting: up to \`batch_size\` (default 5, at most 100) available messages for \`visibility_timeout_ms\` (default 30 s). One UTF-8 frame is the body as text (CF-Content-Type text), one other frame its base64 (bytes), several frames a JSON array of their base64 (json). ${CF_NOTE}`,
+  request: { params: CF_PARAMS, body: jsonBody(CfPullRequestSchema) },
+  responses: { 200: ok(CfPullResponseSchema), ...CF_ERRORS },
+})
+
+export const cfAckRoute = createRoute({
+  method: 'post',
+  path: '/cf/client/v4/accounts/{account_id}/queues/{queue_id}/messages/ack',
+  operationId: 'cfAck',
+  security: needs('consume'),
+  summary: "Ack or retry leased messages, as Cloudflare Queues' ack",
+  description: `As POST /v1/channels/{channel}/ack: \`acks\` remove messages from the group's queue, \`retries\` make them available again after \`delay_seconds\` (or dead letters, on their last attempt). A lease id that is not its message's current lease is a warning, not an error. ${CF_NOTE}`,
+  request: { params: CF_PARAMS, body: jsonBody(CfAckRequestSchema) },
+  responses: { 200: ok(CfAckResponseSchema), ...CF_ERRORS },
 })
