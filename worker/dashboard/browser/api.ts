@@ -6,9 +6,7 @@
 import type { z } from '@hono/zod-openapi'
 import type { ChannelListSchema, MessagePageSchema } from '../../../shared/api/schemas'
 import type { ApiMessage } from '../../../shared/api-types'
-
-/** A Retry-After is honoured up to an hour. */
-const MAX_RETRY_AFTER_MS = 3_600_000
+import { retryAfterOf, ZmqEdgeApiError } from '../../../shared/client/http-client'
 
 type Listing = z.infer<typeof ChannelListSchema>
 type Listed = Listing['channels'][number]
@@ -38,26 +36,8 @@ export function isFailure(entry: ChannelEntry): entry is ChannelFailure {
   return 'error' in entry && Boolean(entry.error)
 }
 
-/** A request that failed: HTTP status (0: no answer), the API's error code and message. */
-export class ApiFailure extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    /** How long the answer's Retry-After asks to wait, when it has one. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message)
-  }
-}
-
-/** A Retry-After header in milliseconds (delay-seconds or an HTTP date), or undefined. */
-export function retryAfterOf(header: string | null): number | undefined {
-  const value = (header || '').trim()
-  if (value === '') return undefined
-  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now()
-  return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : undefined
-}
+/** A request that failed: the client's error (HTTP status, 0 for no answer; code; message). */
+export { ZmqEdgeApiError as ApiFailure }
 
 /** `GET path` with the token: the JSON answer, or an ApiFailure. */
 export function getJson<T>(path: string, token: string | null, signal?: AbortSignal): Promise<T> {
@@ -86,7 +66,7 @@ async function requestJson<T>(
       signal,
     })
   } catch (error) {
-    throw new ApiFailure(0, 'network', `the Worker did not answer (${messageOf(error)})`)
+    throw new ZmqEdgeApiError(0, 'network', `the Worker did not answer (${messageOf(error)})`)
   }
   let body: unknown = null
   try {
@@ -126,7 +106,7 @@ export async function getBlob(url: string, token: string | null): Promise<Blob> 
 
 /** An error in words, for the page: an ApiFailure with its code and HTTP status. */
 export function describe(error: unknown): string {
-  if (error instanceof ApiFailure) {
+  if (error instanceof ZmqEdgeApiError) {
     const status = error.status ? `, HTTP ${error.status}` : ''
     return `${error.message} (${error.code}${status})`
   }
@@ -138,14 +118,14 @@ export function describe(error: unknown): string {
  * and removes what could start one); should one be made without a token, it fails as a request.
  */
 function bearer(token: string | null): string {
-  if (token === null) throw new ApiFailure(0, 'signed_out', 'not signed in')
+  if (token === null) throw new ZmqEdgeApiError(0, 'signed_out', 'not signed in')
   return `Bearer ${token}`
 }
 
 /** The ApiFailure of an answer that is not ok, from the API's error body when it has one. */
-function failureOf(response: Response, body: unknown, retryAfter: number | undefined): ApiFailure {
+function failureOf(response: Response, body: unknown, retryAfter: number | undefined): ZmqEdgeApiError {
   const { code, message } = errorOf(body)
-  return new ApiFailure(
+  return new ZmqEdgeApiError(
     response.status,
     String(code || `http_${response.status}`),
     String(message || response.statusText || 'the request failed'),
