@@ -1,15 +1,15 @@
 // Library entry point: the PUSH, DEALER and REQ sockets and what their users need (keys, errors,
 // events).
 
-export type { ReadyPeer } from './zmtp/connection'
-export { parseTcpEndpoint, type TcpEndpoint } from './zmtp/endpoint'
-export { ZmtpError, ZmtpErrorCode } from './zmtp/errors'
+export type { ReadyPeer } from './zmtp/connection.ts'
+export { parseTcpEndpoint, type TcpEndpoint } from './zmtp/endpoint.ts'
+export { ZmtpError, ZmtpErrorCode } from './zmtp/errors.ts'
 export {
   formatKey,
   generateKeyPair,
   KeyFormatError,
   parseCurveKey,
-} from './zmtp/mechanisms/curve-keys'
+} from './zmtp/mechanisms/curve-keys.ts'
 export {
   DEFAULT_REPLY_TIMEOUT_MS,
   DealerSocket,
@@ -18,7 +18,7 @@ export {
   ReqSocket,
   type RequestOptions,
   type RequestSocketOptions,
-} from './zmtp/sockets/dealer-socket'
+} from './zmtp/sockets/dealer-socket.ts'
 export {
   type CurveKeyInput,
   DEFAULT_HANDSHAKE_IVL_MS,
@@ -29,7 +29,7 @@ export {
   DEFAULT_SEND_HWM,
   type PushCurveOptions,
   type PushSocketOptions,
-} from './zmtp/sockets/push-options'
+} from './zmtp/sockets/push-options.ts'
 export {
   EndpointState,
   type EndpointStatus,
@@ -38,4 +38,4 @@ export {
   type PushSocketEvents,
   type PushSocketStats,
   SocketClosedError,
-} from './zmtp/sockets/push-socket'
+} from './zmtp/sockets/push-socket.ts'

@@ -4,7 +4,7 @@
 // a message comes either with its frames or, when large, with their sizes and where to fetch them.
 
 import type { z } from '@hono/zod-openapi'
-import type { KeySchema, MessageSchema } from './api/schemas'
+import type { KeySchema, MessageSchema } from './api/schemas.ts'
 
 /** A message as the schema has it: every field, the large ones optional. */
 type MessageFields = z.infer<typeof MessageSchema>

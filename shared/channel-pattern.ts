@@ -3,7 +3,7 @@
 // channel), as in AWS IoT policy resources or NATS subject wildcards at the end. One place for
 // the Worker's checks, the registry's validation and the command line.
 
-import { CHANNEL_NAME_MAX_LENGTH, CHANNEL_NAME_PREFIX, isChannelName } from './channel-name'
+import { CHANNEL_NAME_MAX_LENGTH, CHANNEL_NAME_PREFIX, isChannelName } from './channel-name.ts'
 
 /** The rule in words, for error messages. */
 export const CHANNEL_PATTERN_RULE =

@@ -2,7 +2,7 @@
 // parsed into 32 octets, and written back in the three forms; and the low-order point check.
 // Platform-neutral (Node and workerd: no Buffer), so the bridge's settings, the command line and
 // the Worker's key registry take one rule.
-import { z85Decode, z85Encode } from './z85'
+import { z85Decode, z85Encode } from './z85.ts'
 
 /** RFC 26: CURVE keys are 32 octets. */
 export const CURVE_KEY_SIZE = 32

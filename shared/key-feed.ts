@@ -5,7 +5,7 @@
 // is neither revoked nor expired and its channels reach the channel. Shared by the Registry
 // object (which writes it) and the bridge (which reads it); platform-neutral.
 
-import { matchesChannel } from './channel-pattern'
+import { matchesChannel } from './channel-pattern.ts'
 
 /** A key record as bridges need it. */
 export interface FeedKey {

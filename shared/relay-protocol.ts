@@ -3,8 +3,8 @@
 // frames, one per WebSocket message. Platform-neutral (Node and workerd): only Uint8Array,
 // DataView, TextEncoder/TextDecoder and Web Crypto. Specified in docs/relay-protocol.md.
 
-import { isIdempotencyKey, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency-key'
-import { isKeyName, MAX_KEY_NAME_BYTES } from './key-name'
+import { isIdempotencyKey, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency-key.ts'
+import { isKeyName, MAX_KEY_NAME_BYTES } from './key-name.ts'
 
 /**
  * The version this end speaks: 3 added idempotency keys to messages and their seqs to ACKs, 4

@@ -1,8 +1,8 @@
 // The CURVE client-key allow-list: a file of public keys (Z85, base64 or hex, one per line,
 // `#` comments), reloaded when it changes.
 import { readFileSync, type Stats, statSync } from 'node:fs'
-import { KeyFormatError, parseCurveKey } from '../zmtp/mechanisms/curve-keys'
-import type { Logger } from './log'
+import { KeyFormatError, parseCurveKey } from '../zmtp/mechanisms/curve-keys.ts'
+import type { Logger } from './log.ts'
 
 /** How often the file's modification time is checked. Polling survives editors that replace files. */
 const WATCH_INTERVAL_MS = 500

@@ -1,7 +1,7 @@
 // The bridge's configuration: one typed object, its defaults, and the error and warning types
 // of building it. The command line builds it (node-bridge/cli/config/); the bridge only reads it.
-import type { Mechanism } from '../../shared/relay-protocol'
-import type { RelayClientOptions } from './relay/relay-client'
+import type { Mechanism } from '../../shared/relay-protocol.ts'
+import type { RelayClientOptions } from './relay/relay-client.ts'
 
 export const DEFAULT_BIND = 'tcp://0.0.0.0:7777'
 export const DEFAULT_CHANNEL = 'default'

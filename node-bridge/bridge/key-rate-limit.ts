@@ -5,7 +5,7 @@
 // own high-water mark, and nothing is dropped. All of a key's connections to one bridge share
 // its buckets; across bridges each holds its own (a key on two bridges may send twice the rate).
 
-import type { RateLimit } from '../../shared/api/key-records'
+import type { RateLimit } from '../../shared/api/key-records.ts'
 
 interface Bucket {
   messages: number

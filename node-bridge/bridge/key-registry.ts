@@ -15,10 +15,10 @@ import {
   parseFeedMessage,
   REPORT_INTERVAL_MS,
   type RefusalReason,
-} from '../../shared/key-feed'
-import { isKeyName } from '../../shared/key-name'
-import { z85Encode } from '../../shared/z85'
-import type { Logger } from './log'
+} from '../../shared/key-feed.ts'
+import { isKeyName } from '../../shared/key-name.ts'
+import { z85Encode } from '../../shared/z85.ts'
+import type { Logger } from './log.ts'
 
 /** The file under --state-dir that holds the last snapshot. */
 export const KEY_REGISTRY_FILE = 'key-registry.json'

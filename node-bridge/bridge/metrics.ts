@@ -5,8 +5,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
-import type { InboundMessage, PullSocketEvent } from './pull-socket'
-import type { RelayBlock, RelayClient, RelayCounters } from './relay/relay-client'
+import type { InboundMessage, PullSocketEvent } from './pull-socket.ts'
+import type { RelayBlock, RelayClient, RelayCounters } from './relay/relay-client.ts'
 
 /** The relay counters exported as Prometheus counters: name, help, and how to read it. */
 const RELAY_COUNTERS: ReadonlyArray<[string, string, (counters: RelayCounters) => number]> = [

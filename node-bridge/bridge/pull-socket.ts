@@ -1,26 +1,26 @@
 // A ZeroMQ PULL socket that binds a TCP port and accepts PUSH peers: one ZmtpConnection per
 // TCP connection, every complete message handed on with where it came from.
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
-import { idempotencyKeyOfFrame } from '../../shared/idempotency-key'
-import type { Mechanism } from '../../shared/relay-protocol'
-import { z85Encode } from '../../shared/z85'
+import { idempotencyKeyOfFrame } from '../../shared/idempotency-key.ts'
+import type { Mechanism } from '../../shared/relay-protocol.ts'
+import { z85Encode } from '../../shared/z85.ts'
 import {
   type ConnectionEvents,
   ConnectionState,
   type ConnectionTransport,
   type ReadyPeer,
   ZmtpConnection,
-} from '../zmtp/connection'
-import { LOCAL_FAILURES, ZmtpError, ZmtpErrorCode } from '../zmtp/errors'
-import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism'
-import { ReconnectBackoff, reconnectsAfter } from '../zmtp/reconnect'
-import { splitEnvelope } from '../zmtp/sockets/router'
-import { PULL, type SocketType } from '../zmtp/sockets/socket-type'
-import { ConnectionLimits } from './connection-limits'
-import type { Logger } from './log'
-import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget, Reservation } from './preauth-budget'
-import { RefusalLog } from './refusal-log'
-import type { MessageReceipt } from './relay/relay-client'
+} from '../zmtp/connection.ts'
+import { LOCAL_FAILURES, ZmtpError, ZmtpErrorCode } from '../zmtp/errors.ts'
+import type { Mechanism as ZmtpMechanism } from '../zmtp/mechanisms/mechanism.ts'
+import { ReconnectBackoff, reconnectsAfter } from '../zmtp/reconnect.ts'
+import { splitEnvelope } from '../zmtp/sockets/router.ts'
+import { PULL, type SocketType } from '../zmtp/sockets/socket-type.ts'
+import { ConnectionLimits } from './connection-limits.ts'
+import type { Logger } from './log.ts'
+import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget, Reservation } from './preauth-budget.ts'
+import { RefusalLog } from './refusal-log.ts'
+import type { MessageReceipt } from './relay/relay-client.ts'
 
 /** A message as the PULL socket received it. */
 export interface InboundMessage {

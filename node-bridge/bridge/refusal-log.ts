@@ -1,8 +1,8 @@
 // Refused connections (and failed handshakes) in the log without flooding it: the first of each
 // reason in an interval as its own line, then one summary line for the interval, with the counts
 // per reason and the addresses seen most. A flood costs a few lines, not one per connection.
-import { hostKey } from './connection-limits'
-import type { Logger } from './log'
+import { hostKey } from './connection-limits.ts'
+import type { Logger } from './log.ts'
 
 /** Default length of a summary interval, ms. */
 export const DEFAULT_REFUSAL_LOG_INTERVAL_MS = 10_000

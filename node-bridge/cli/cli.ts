@@ -2,16 +2,16 @@
 // `send` is a PUSH client, `tail` and `stats` read a channel through the Worker's HTTP API,
 // `keys` manages the Worker's CURVE key registry.
 import { Command, CommanderError } from 'commander'
-import { startBridge } from '../bridge/bridge'
-import { ConfigError } from '../bridge/bridge-config'
-import { createLogger } from '../bridge/log'
-import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
-import { readConfigFile } from './config/config-file'
-import { parseConfig } from './config/parse-config'
-import { addSettingOptions, flagValues, type SettingInfo } from './config/setting'
-import { SETTINGS } from './config/settings'
-import { READER_SETTINGS, runStats, runTail, TAIL_SETTINGS } from './consumer-cli'
-import { keygen } from './keygen'
+import { startBridge } from '../bridge/bridge.ts'
+import { ConfigError } from '../bridge/bridge-config.ts'
+import { createLogger } from '../bridge/log.ts'
+import { KeyFormatError } from '../zmtp/mechanisms/curve-keys.ts'
+import { readConfigFile } from './config/config-file.ts'
+import { parseConfig } from './config/parse-config.ts'
+import { addSettingOptions, flagValues, type SettingInfo } from './config/setting.ts'
+import { SETTINGS } from './config/settings.ts'
+import { READER_SETTINGS, runStats, runTail, TAIL_SETTINGS } from './consumer-cli.ts'
+import { keygen } from './keygen.ts'
 import {
   KEYS_ADD_SETTINGS,
   KEYS_ID_SETTINGS,
@@ -19,11 +19,13 @@ import {
   KEYS_LIST_SETTINGS,
   type KeysAction,
   runKeys,
-} from './keys-cli'
-import { runSend, SEND_SETTINGS } from './send'
+} from './keys-cli.ts'
+import { runSend, SEND_SETTINGS } from './send.ts'
+import { packageVersion } from './version.ts'
 
 const program = new Command('zmq-edge')
   .description('Bring ZeroMQ PUSH traffic to Cloudflare: the bridge and its tools')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .showHelpAfterError()
 
 const bridge = program

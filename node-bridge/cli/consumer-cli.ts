@@ -3,10 +3,10 @@
 // Server-Sent Events (`GET /v1/channels/:channel/events`, `--sse`) and prints each message as a
 // text line or a JSON line; `stats` prints `GET /v1/channels/:channel`.
 import { EventSourceParserStream } from 'eventsource-parser/stream'
-import type { ApiMessage } from '../../shared/api-types'
-import { ConfigError } from '../bridge/bridge-config'
-import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
-import { numberUpTo, oneOf, parseBoolean, parseChannel, parseHttpUrl } from './config/values'
+import type { ApiMessage } from '../../shared/api-types.ts'
+import { ConfigError } from '../bridge/bridge-config.ts'
+import { type RawValues, type SettingInfo, SettingSources } from './config/setting.ts'
+import { numberUpTo, oneOf, parseBoolean, parseChannel, parseHttpUrl } from './config/values.ts'
 
 export const DEFAULT_HTTP_URL = 'http://127.0.0.1:8787'
 export const DEFAULT_TAIL_WAIT_S = 30

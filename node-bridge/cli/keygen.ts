@@ -1,6 +1,6 @@
 // `zmq-edge keygen`: a new CURVE key pair in Z85, base64 and hex, printed or written to files.
 import { writeFileSync } from 'node:fs'
-import { formatKey, generateKeyPair } from '../zmtp/mechanisms/curve-keys'
+import { formatKey, generateKeyPair } from '../zmtp/mechanisms/curve-keys.ts'
 
 export interface KeygenOptions {
   /** Write the secret key here (Z85, mode 0600) instead of printing it. */

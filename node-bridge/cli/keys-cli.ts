@@ -2,14 +2,14 @@
 // /v1/keys), with the admin token from ZMQ_EDGE_ADMIN_TOKEN. `import` registers every key of a
 // bridge's allow-list file, so a fleet can move from files to the registry.
 import { readFileSync } from 'node:fs'
-import type { ApiKey } from '../../shared/api-types'
-import { isChannelPattern } from '../../shared/channel-pattern'
-import { parseAllowListEntries } from '../bridge/allow-list'
-import { ConfigError } from '../bridge/bridge-config'
-import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
-import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
-import { integerAtLeast, isLoopbackUrl } from './config/values'
-import { describeError, oneLine, READER_SETTINGS } from './consumer-cli'
+import type { ApiKey } from '../../shared/api-types.ts'
+import { isChannelPattern } from '../../shared/channel-pattern.ts'
+import { parseAllowListEntries } from '../bridge/allow-list.ts'
+import { ConfigError } from '../bridge/bridge-config.ts'
+import { KeyFormatError } from '../zmtp/mechanisms/curve-keys.ts'
+import { type RawValues, type SettingInfo, SettingSources } from './config/setting.ts'
+import { integerAtLeast, isLoopbackUrl } from './config/values.ts'
+import { describeError, oneLine, READER_SETTINGS } from './consumer-cli.ts'
 
 /** Exit codes: 0 done, 1 the Worker refused or failed, 2 a bad setting. */
 export const KeysExit = { OK: 0, FAILED: 1, USAGE: 2 } as const

@@ -5,14 +5,14 @@
 // message got one.
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { ConfigError } from '../bridge/bridge-config'
-import { KeyFormatError } from '../zmtp/mechanisms/curve-keys'
-import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../zmtp/reconnect'
-import { DEFAULT_REPLY_TIMEOUT_MS, DealerSocket, ReqSocket } from '../zmtp/sockets/dealer-socket'
-import { DEFAULT_SEND_HWM } from '../zmtp/sockets/push-options'
-import { PushSocket, type PushSocketOptions } from '../zmtp/sockets/push-socket'
-import { type RawValues, type SettingInfo, SettingSources } from './config/setting'
-import { integerAtLeast } from './config/values'
+import { ConfigError } from '../bridge/bridge-config.ts'
+import { KeyFormatError } from '../zmtp/mechanisms/curve-keys.ts'
+import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../zmtp/reconnect.ts'
+import { DEFAULT_REPLY_TIMEOUT_MS, DealerSocket, ReqSocket } from '../zmtp/sockets/dealer-socket.ts'
+import { DEFAULT_SEND_HWM } from '../zmtp/sockets/push-options.ts'
+import { PushSocket, type PushSocketOptions } from '../zmtp/sockets/push-socket.ts'
+import { type RawValues, type SettingInfo, SettingSources } from './config/setting.ts'
+import { integerAtLeast } from './config/values.ts'
 
 /** Defaults of the `send` command. */
 export const DEFAULT_SEND_LINGER_MS = 10_000

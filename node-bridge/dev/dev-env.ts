@@ -2,8 +2,8 @@
 // .dev.vars, and the environment that keeps wrangler offline and its files inside the project.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { readConfigFile } from '../cli/config/config-file'
-import { SETTINGS } from '../cli/config/settings'
+import { readConfigFile } from '../cli/config/config-file.ts'
+import { SETTINGS } from '../cli/config/settings.ts'
 
 export const DEV_VARS_FILE = '.dev.vars'
 export const DEV_READ_TOKEN = 'dev-read-token'

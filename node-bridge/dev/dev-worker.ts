@@ -1,7 +1,7 @@
 // `npm run dev:worker`: the Worker and its Durable Objects under `wrangler dev` on port 8787,
 // with local persistence in .wrangler/state and the dev tokens in .dev.vars.
 import { spawn } from 'node:child_process'
-import { ensureDevVars, wranglerBin, wranglerEnv } from './dev-env'
+import { ensureDevVars, wranglerBin, wranglerEnv } from './dev-env.ts'
 
 const root = process.cwd()
 ensureDevVars(root)

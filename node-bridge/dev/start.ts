@@ -2,7 +2,7 @@
 // local persistence) and the bridge (127.0.0.1:7777) pointed at it, with the dev tokens.
 // Ctrl-C stops both, children included.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { DEV_BIND, devBridgeEnv, ensureDevVars, wranglerBin, wranglerEnv } from './dev-env'
+import { DEV_BIND, devBridgeEnv, ensureDevVars, wranglerBin, wranglerEnv } from './dev-env.ts'
 
 const WORKER_PORT = 8787
 const root = process.cwd()

@@ -10,8 +10,8 @@ import {
   encodeError,
   encodePongBody,
   PING_CONTEXT_MAX,
-} from './codec/command'
-import { type Frame, FrameDecoder } from './codec/frame-decoder'
+} from './codec/command.ts'
+import { type Frame, FrameDecoder } from './codec/frame-decoder.ts'
 import {
   classifyGreetingPrefix,
   decodeGreeting,
@@ -19,14 +19,14 @@ import {
   encodeGreetingStart,
   GREETING_SIZE,
   SIGNATURE_SIZE,
-} from './codec/greeting'
-import { ZmtpError, ZmtpErrorCode } from './errors'
-import type { HandshakeStep, Mechanism, PeerIdentity } from './mechanisms/mechanism'
+} from './codec/greeting.ts'
+import { ZmtpError, ZmtpErrorCode } from './errors.ts'
+import type { HandshakeStep, Mechanism, PeerIdentity } from './mechanisms/mechanism.ts'
 import {
   type SocketType,
   socketTypeOfZmtp2Code,
   ZMTP2_SOCKET_TYPE_CODES,
-} from './sockets/socket-type'
+} from './sockets/socket-type.ts'
 
 /** Where a connection writes; the socket layer adapts a TCP socket (or a test pipe) to it. */
 export interface ConnectionTransport {

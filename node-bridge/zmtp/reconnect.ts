@@ -1,6 +1,6 @@
 // The reconnect policy of a socket that dials, with libzmq's semantics, for every socket type
 // here (a PUSH dialling a PULL, the bridge's PULL dialling a PUSH that binds).
-import { LOCAL_FAILURES, type ZmtpError, ZmtpErrorCode } from './errors'
+import { LOCAL_FAILURES, type ZmtpError, ZmtpErrorCode } from './errors.ts'
 
 /** libzmq's defaults: ZMQ_RECONNECT_IVL 100 ms, ZMQ_RECONNECT_IVL_MAX 0 (no backoff). */
 export const DEFAULT_RECONNECT_IVL_MS = 100

@@ -5,14 +5,14 @@
 // The components below were first written from the hand-kept document they replace.
 
 import { z } from '@hono/zod-openapi'
-import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channel-name'
-import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern'
-import { isCanonicalPublicKey, isLowOrderPoint, parseCurveKey } from '../curve-key-text'
-import { REFUSAL_REASONS } from '../key-feed'
-import { isKeyName, MAX_KEY_NAME_LENGTH } from '../key-name'
-import { BRIDGE_ID_PATTERN } from '../relay-protocol'
-import { ErrorCode } from './error-codes'
-import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records'
+import { CHANNEL_NAME_PREFIX, CHANNEL_NAME_RULE, isChannelName } from '../channel-name.ts'
+import { CHANNEL_PATTERN_RULE, isChannelPattern, MAX_CHANNEL_PATTERNS } from '../channel-pattern.ts'
+import { isCanonicalPublicKey, isLowOrderPoint, parseCurveKey } from '../curve-key-text.ts'
+import { REFUSAL_REASONS } from '../key-feed.ts'
+import { isKeyName, MAX_KEY_NAME_LENGTH } from '../key-name.ts'
+import { BRIDGE_ID_PATTERN } from '../relay-protocol.ts'
+import { ErrorCode } from './error-codes.ts'
+import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records.ts'
 import {
   DEFAULT_LIMIT,
   MAX_BATCH,
@@ -20,8 +20,8 @@ import {
   MAX_LIST_CHANNELS,
   MAX_READ_LIMIT,
   MAX_WAIT_SECONDS,
-} from './limits'
-import { SCOPE_MEANING, SCOPES } from './scopes'
+} from './limits.ts'
+import { SCOPE_MEANING, SCOPES } from './scopes.ts'
 
 // --- Components (bodies and answers)
 

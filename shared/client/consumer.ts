@@ -12,7 +12,7 @@ import {
   pause,
   ZmqEdgeApiError,
   type ZmqEdgeClient,
-} from './http-client'
+} from './http-client.ts'
 
 export interface ConsumeOptions {
   channel: string

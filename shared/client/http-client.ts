@@ -13,8 +13,8 @@ import type {
   LeasedMessageSchema,
   MessagePageSchema,
   PullRequestSchema,
-} from '../api/schemas'
-import type { ApiMessage } from '../api-types'
+} from '../api/schemas.ts'
+import type { ApiMessage } from '../api-types.ts'
 
 /** How frames come: base64 always, or text when they are UTF-8 (`binaryFrames` lists others). */
 export type FrameEncoding = 'base64' | 'utf8'

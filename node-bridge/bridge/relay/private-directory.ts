@@ -1,7 +1,7 @@
 // The spool's folders: created 0700; an existing one that other users may enter is tightened
 // when this process owns it, and reported when it does not (chmod(2) needs the owner).
 import { chmodSync, mkdirSync, statSync } from 'node:fs'
-import type { Logger } from '../log'
+import type { Logger } from '../log.ts'
 
 /** Permission bits of the spool's files: the bridge's user alone reads and writes them. */
 export const PRIVATE_FILE_MODE = 0o600

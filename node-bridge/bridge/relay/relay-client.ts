@@ -4,7 +4,7 @@
 // the channel refuses (NACK) keeps the socket: the relay backs off and sends it again, saying so
 // once and then now and then, never reconnecting in a loop (docs/relay-protocol.md).
 import WebSocket from 'ws'
-import { isKeyName } from '../../../shared/key-name'
+import { isKeyName } from '../../../shared/key-name.ts'
 import {
   AckStatus,
   BATCH_HEADER_SIZE,
@@ -25,9 +25,9 @@ import {
   type RelaySession,
   type RelayWelcome,
   seqsOfAck,
-} from '../../../shared/relay-protocol'
-import type { Logger } from '../log'
-import type { RelaySpool } from './spool'
+} from '../../../shared/relay-protocol.ts'
+import type { Logger } from '../log.ts'
+import type { RelaySpool } from './spool.ts'
 
 export interface RelayClientOptions {
   /** Base URL of the Worker, `ws://` or `wss://`. */

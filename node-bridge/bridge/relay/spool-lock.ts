@@ -13,8 +13,8 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { PRIVATE_FILE_MODE } from './private-directory'
-import { SpoolError, SpoolErrorCode } from './spool-error'
+import { PRIVATE_FILE_MODE } from './private-directory.ts'
+import { SpoolError, SpoolErrorCode } from './spool-error.ts'
 
 const LOCK_FILE = 'lock'
 /**

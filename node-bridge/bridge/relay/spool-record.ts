@@ -13,8 +13,8 @@ import {
   encodeBatch,
   type RelayMessage,
   type RelayProtocolVersion,
-} from '../../../shared/relay-protocol'
-import { crc32 } from './crc32'
+} from '../../../shared/relay-protocol.ts'
+import { crc32 } from './crc32.ts'
 
 /**
  * The HEADER record's format. 1: no epoch (read as epoch 0, the number the Durable Object gives

@@ -17,12 +17,12 @@ import {
   writevSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { newEpoch, type RelayMessage } from '../../../shared/relay-protocol'
-import { ConfigError, DEFAULT_SPOOL_SEGMENT_BYTES } from '../bridge-config'
-import type { Logger } from '../log'
-import { PRIVATE_FILE_MODE, preparePrivateDirectory } from './private-directory'
-import { SpoolError, SpoolErrorCode } from './spool-error'
-import { SpoolLock } from './spool-lock'
+import { newEpoch, type RelayMessage } from '../../../shared/relay-protocol.ts'
+import { ConfigError, DEFAULT_SPOOL_SEGMENT_BYTES } from '../bridge-config.ts'
+import type { Logger } from '../log.ts'
+import { PRIVATE_FILE_MODE, preparePrivateDirectory } from './private-directory.ts'
+import { SpoolError, SpoolErrorCode } from './spool-error.ts'
+import { SpoolLock } from './spool-lock.ts'
 import {
   encodeAckRecord,
   encodeHeaderRecord,
@@ -32,9 +32,9 @@ import {
   type SealRange,
   type SpoolRecord,
   scanSegment,
-} from './spool-record'
+} from './spool-record.ts'
 
-export { SpoolError, SpoolErrorCode } from './spool-error'
+export { SpoolError, SpoolErrorCode } from './spool-error.ts'
 
 /** Buffered records are written at once past this size, without waiting for the microtask. */
 const FLUSH_BYTES = 1024 * 1024

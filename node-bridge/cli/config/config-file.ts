@@ -12,10 +12,10 @@ import {
   type Node,
   parseDocument,
 } from 'yaml'
-import { ConfigError } from '../../bridge/bridge-config'
-import { isSecretKey, SecretMask } from './secret-mask'
-import type { FileValues, SettingInfo } from './setting'
-import { type RawSettings, SETTINGS, type SettingName } from './settings'
+import { ConfigError } from '../../bridge/bridge-config.ts'
+import { isSecretKey, SecretMask } from './secret-mask.ts'
+import type { FileValues, SettingInfo } from './setting.ts'
+import { type RawSettings, SETTINGS, type SettingName } from './settings.ts'
 /** Settings read from a config file, with where they came from. */
 export type FileSettings = FileValues<typeof SETTINGS>
 

@@ -15,11 +15,11 @@ import {
   HEARTBEAT_TIMEOUT_IVLS,
   type ListenerConfig,
   MAX_BATCH_BYTES_LIMIT,
-} from '../../bridge/bridge-config'
-import { derivePublicKey, parseCurveKey } from '../../zmtp/mechanisms/curve-keys'
-import type { FileSettings } from './config-file'
-import { type SettingInfo, SettingSources } from './setting'
-import { type RawSettings, SETTINGS, type SettingName } from './settings'
+} from '../../bridge/bridge-config.ts'
+import { derivePublicKey, parseCurveKey } from '../../zmtp/mechanisms/curve-keys.ts'
+import type { FileSettings } from './config-file.ts'
+import { type SettingInfo, SettingSources } from './setting.ts'
+import { type RawSettings, SETTINGS, type SettingName } from './settings.ts'
 import {
   parseBind,
   parseBridgeId,
@@ -29,7 +29,7 @@ import {
   parseToken,
   positiveInteger,
   refuseInsecureWorkerUrl,
-} from './values'
+} from './values.ts'
 export interface ParseConfigOptions {
   /** Reads a key file; tests replace it. */
   readTextFile?: (path: string) => string

@@ -2,7 +2,7 @@
 // text, in one object that makes the command's options (and --help), and reads each value from
 // a flag, then its variable, then a config file, naming where a bad value came from.
 import { type Command, Option } from 'commander'
-import { ConfigError } from '../../bridge/bridge-config'
+import { ConfigError } from '../../bridge/bridge-config.ts'
 
 /** One setting: its flag, its environment variable, and what it means (for --help). */
 export interface SettingInfo {

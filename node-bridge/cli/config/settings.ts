@@ -24,17 +24,17 @@ import {
   DEFAULT_SPOOL_SEGMENT_BYTES,
   DEFAULT_STATS_INTERVAL_MS,
   DEFAULT_WORKER_URL,
-} from '../../bridge/bridge-config'
+} from '../../bridge/bridge-config.ts'
 import {
   DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
   DEFAULT_PREAUTH_BUDGET_BYTES,
-} from '../../bridge/preauth-budget'
+} from '../../bridge/preauth-budget.ts'
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_IP,
   DEFAULT_MAX_FRAMES_PER_MESSAGE,
-} from '../../bridge/pull-socket'
-import type { RawValues, SettingInfo } from './setting'
+} from '../../bridge/pull-socket.ts'
+import type { RawValues, SettingInfo } from './setting.ts'
 import {
   batchBytes,
   LOG_LEVELS,
@@ -46,7 +46,7 @@ import {
   parseWorkerUrl,
   positiveInteger,
   wholeNumber,
-} from './values'
+} from './values.ts'
 export const SETTINGS = {
   bind: {
     flag: '--bind',

@@ -3,8 +3,8 @@
 // As the Worker checks it: names of dots only would be rewritten by URL parsing (`/./`).
 
 import { isIPv4, isIPv6 } from 'node:net'
-import { CHANNEL_NAME_RULE, isChannelName } from '../../../shared/channel-name'
-import { BRIDGE_ID_PATTERN, type Mechanism } from '../../../shared/relay-protocol'
+import { CHANNEL_NAME_RULE, isChannelName } from '../../../shared/channel-name.ts'
+import { BRIDGE_ID_PATTERN, type Mechanism } from '../../../shared/relay-protocol.ts'
 import {
   type BindAddress,
   ConfigError,
@@ -14,8 +14,8 @@ import {
   type ListenerConfig,
   type ListenerSocket,
   MAX_BATCH_BYTES_LIMIT,
-} from '../../bridge/bridge-config'
-import { SETTINGS } from './settings'
+} from '../../bridge/bridge-config.ts'
+import { SETTINGS } from './settings.ts'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 const MECHANISMS: readonly Mechanism[] = ['NULL', 'CURVE']

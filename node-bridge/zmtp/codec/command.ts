@@ -1,7 +1,7 @@
 // ZMTP commands (RFC 23 §Commands, RFC 37): command bodies, READY, ERROR, PING and PONG.
-import { ZmtpError, ZmtpErrorCode } from '../errors'
-import { frameHeaderSize, writeFrameHeader } from './frame'
-import { encodeMetadata } from './metadata'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
+import { frameHeaderSize, writeFrameHeader } from './frame.ts'
+import { encodeMetadata } from './metadata.ts'
 
 /** A decoded command: its name and the octets after the name (a view of the frame body). */
 export interface Command {

@@ -1,6 +1,6 @@
 // Streaming ZMTP frame decoder (RFC 23 §Framing): a state machine fed with chunks of any size.
-import { ZmtpError, ZmtpErrorCode } from '../errors'
-import { FRAME_RESERVED_BITS, FrameFlag, LONG_HEADER_SIZE, SHORT_HEADER_SIZE } from './frame'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
+import { FRAME_RESERVED_BITS, FrameFlag, LONG_HEADER_SIZE, SHORT_HEADER_SIZE } from './frame.ts'
 
 /** One decoded frame. `body` is a view into a pushed chunk when it arrived in one piece. */
 export interface Frame {

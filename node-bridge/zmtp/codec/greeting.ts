@@ -1,5 +1,5 @@
 // ZMTP 3.x greeting (RFC 23/37 §Formal Grammar): signature, version, mechanism, as-server, filler.
-import { ZmtpError, ZmtpErrorCode } from '../errors'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
 
 /** The greeting is always 64 octets. */
 export const GREETING_SIZE = 64

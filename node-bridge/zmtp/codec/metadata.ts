@@ -1,5 +1,5 @@
 // ZMTP connection metadata (RFC 23 §The NULL Security Mechanism): name/value properties.
-import { ZmtpError, ZmtpErrorCode } from '../errors'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
 
 /** RFC 23: a value is 0 to 2^31-1 octets. */
 export const METADATA_VALUE_MAX = 0x7fffffff

@@ -4,19 +4,19 @@
 // HELLO 1, INITIATE 2, MESSAGE 3…; MESSAGE in ordinary frames; boxed flags 0x01 MORE, 0x02
 // COMMAND (msg_t::command in src/msg.hpp); vouch = C′ + S (RFC 26 §INITIATE).
 
-import { concatBytes } from '../codec/bytes'
-import { type Command, decodeErrorReason, encodeCommand } from '../codec/command'
-import type { Frame } from '../codec/frame-decoder'
-import { decodeMetadata, encodeMetadata, socketTypeOf } from '../codec/metadata'
-import { ZmtpError, ZmtpErrorCode } from '../errors'
+import { concatBytes } from '../codec/bytes.ts'
+import { type Command, decodeErrorReason, encodeCommand } from '../codec/command.ts'
+import type { Frame } from '../codec/frame-decoder.ts'
+import { decodeMetadata, encodeMetadata, socketTypeOf } from '../codec/metadata.ts'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
 import {
   CURVE_BOX_OVERHEAD,
   CURVE_KEY_SIZE,
   type CurveCrypto,
   type CurveKeyPair,
-} from './curve-crypto'
-import { isLowOrderPoint } from './curve-keys'
-import { CurveMechanism } from './curve-mechanism'
+} from './curve-crypto.ts'
+import { isLowOrderPoint } from './curve-keys.ts'
+import { CurveMechanism } from './curve-mechanism.ts'
 import {
   commandData,
   fail,
@@ -29,8 +29,8 @@ import {
   SHORT_NONCE_SIZE,
   VOUCH_NONCE,
   WELCOME_NONCE,
-} from './curve-wire'
-import type { HandshakeStep } from './mechanism'
+} from './curve-wire.ts'
+import type { HandshakeStep } from './mechanism.ts'
 
 /** Options of a {@link CurveClientMechanism}. */
 export interface CurveClientOptions {

@@ -1,7 +1,7 @@
 // The CurveZMQ cookie key (RFC 26 §The WELCOME Command): a secret that seals each WELCOME's
 // cookie, shared by the connections of a listener and replaced on a timer-free schedule.
 import { randomFillSync } from 'node:crypto'
-import type { CurveCrypto } from './curve-crypto'
+import type { CurveCrypto } from './curve-crypto.ts'
 
 /** Default rotation interval: a key seals cookies for 30 s and opens them for at most 60 s. */
 export const DEFAULT_COOKIE_ROTATION_MS = 30_000

@@ -2,7 +2,7 @@
 // and read, and the low-order point check, are the shared rule (../../../shared/curve-key-text.ts),
 // re-exported here for the bridge's modules.
 import nacl from 'tweetnacl'
-import { CURVE_KEY_SIZE } from '../../../shared/curve-key-text'
+import { CURVE_KEY_SIZE } from '../../../shared/curve-key-text.ts'
 
 export {
   CURVE_KEY_SIZE,
@@ -10,7 +10,7 @@ export {
   isLowOrderPoint,
   KeyFormatError,
   parseCurveKey,
-} from '../../../shared/curve-key-text'
+} from '../../../shared/curve-key-text.ts'
 
 /**
  * The X25519 public key of a secret key (NaCl `crypto_scalarmult_base`).

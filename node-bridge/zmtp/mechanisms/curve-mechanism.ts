@@ -3,10 +3,10 @@
 // once the handshake has made the session key, the MESSAGE boxes every frame travels in. Each
 // side adds its handshake commands (./curve-client-mechanism.ts, ./curve-server-mechanism.ts).
 
-import type { Command } from '../codec/command'
-import type { Frame } from '../codec/frame-decoder'
-import { ZmtpErrorCode } from '../errors'
-import type { CurveCrypto } from './curve-crypto'
+import type { Command } from '../codec/command.ts'
+import type { Frame } from '../codec/frame-decoder.ts'
+import { ZmtpErrorCode } from '../errors.ts'
+import type { CurveCrypto } from './curve-crypto.ts'
 import {
   CLIENT_MESSAGE_NONCE,
   fail,
@@ -22,8 +22,8 @@ import {
   SHORT_NONCE_SIZE,
   shortNonceBytes,
   writeMessageFrame,
-} from './curve-wire'
-import type { HandshakeStep, Mechanism } from './mechanism'
+} from './curve-wire.ts'
+import type { HandshakeStep, Mechanism } from './mechanism.ts'
 
 /** A short nonce as its 32-bit halves (a counter may pass 2^53 in principle, never in a double). */
 export type ShortNonce = [high: number, low: number]

@@ -3,13 +3,13 @@
 // Layouts as libzmq reads them (src/curve_server.cpp, src/curve_mechanism_base.cpp), where they
 // differ from RFC 26's prose (noted where they do).
 
-import { type Command, encodeCommand } from '../codec/command'
-import { decodeMetadata, encodeMetadata, readyProperties, socketTypeOf } from '../codec/metadata'
-import { ZmtpError, ZmtpErrorCode } from '../errors'
-import type { CookieKeyring } from './curve-cookie'
-import { CURVE_BOX_OVERHEAD, CURVE_KEY_SIZE, type CurveCrypto } from './curve-crypto'
-import { isLowOrderPoint } from './curve-keys'
-import { CurveMechanism } from './curve-mechanism'
+import { type Command, encodeCommand } from '../codec/command.ts'
+import { decodeMetadata, encodeMetadata, readyProperties, socketTypeOf } from '../codec/metadata.ts'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
+import type { CookieKeyring } from './curve-cookie.ts'
+import { CURVE_BOX_OVERHEAD, CURVE_KEY_SIZE, type CurveCrypto } from './curve-crypto.ts'
+import { isLowOrderPoint } from './curve-keys.ts'
+import { CurveMechanism } from './curve-mechanism.ts'
 import {
   COOKIE_NONCE,
   commandData,
@@ -24,8 +24,8 @@ import {
   SHORT_NONCE_SIZE,
   VOUCH_NONCE,
   WELCOME_NONCE,
-} from './curve-wire'
-import type { HandshakeStep } from './mechanism'
+} from './curve-wire.ts'
+import type { HandshakeStep } from './mechanism.ts'
 
 /** Options of a {@link CurveServerMechanism}. */
 export interface CurveServerOptions {

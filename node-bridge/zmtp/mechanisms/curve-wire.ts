@@ -1,9 +1,9 @@
 // CurveZMQ wire constants and helpers shared by the client and server mechanisms (RFC 26).
 
-import type { Command } from '../codec/command'
-import { frameHeaderSize, writeFrameHeader } from '../codec/frame'
-import { ZmtpError, ZmtpErrorCode } from '../errors'
-import { CURVE_BOX_OVERHEAD, CURVE_NONCE_SIZE, type CurveCrypto } from './curve-crypto'
+import type { Command } from '../codec/command.ts'
+import { frameHeaderSize, writeFrameHeader } from '../codec/frame.ts'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
+import { CURVE_BOX_OVERHEAD, CURVE_NONCE_SIZE, type CurveCrypto } from './curve-crypto.ts'
 
 const ascii = (text: string) => new TextEncoder().encode(text)
 

@@ -1,8 +1,8 @@
 // The interface every security mechanism implements, client or server side: a handshake state
 // machine without I/O that, once the handshake is done, wraps every frame we send and unwraps
 // every frame we receive.
-import type { Command } from '../codec/command'
-import type { Frame } from '../codec/frame-decoder'
+import type { Command } from '../codec/command.ts'
+import type { Frame } from '../codec/frame-decoder.ts'
 
 /**
  * What the peer proved about itself when the handshake completed. Only what is used afterwards:

@@ -1,10 +1,10 @@
 // The NULL security mechanism, either side (RFC 23 and RFC 37 §The NULL Security Mechanism).
-import { type Command, decodeErrorReason, encodeReady } from '../codec/command'
-import { frameHeaderSize, writeFrame } from '../codec/frame'
-import type { Frame } from '../codec/frame-decoder'
-import { decodeMetadata, readyProperties, socketTypeOf } from '../codec/metadata'
-import { ZmtpError, ZmtpErrorCode } from '../errors'
-import type { HandshakeStep, Mechanism } from './mechanism'
+import { type Command, decodeErrorReason, encodeReady } from '../codec/command.ts'
+import { frameHeaderSize, writeFrame } from '../codec/frame.ts'
+import type { Frame } from '../codec/frame-decoder.ts'
+import { decodeMetadata, readyProperties, socketTypeOf } from '../codec/metadata.ts'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
+import type { HandshakeStep, Mechanism } from './mechanism.ts'
 
 // READY is the same for every connection of a socket type (and identity): encoded once, shared
 // (never mutated).

@@ -7,10 +7,10 @@
 // requests in flight; a REQ has one at a time. A request may carry an idempotency key, so that
 // a resend after its reply timed out is stored once (../../../shared/idempotency-key.ts).
 
-import { idempotencyFrame } from '../../../shared/idempotency-key'
-import type { PushSocketOptions } from './push-options'
-import { type OutgoingMessage, SendingSocket, SocketClosedError } from './push-socket'
-import { DEALER, REQ, type SocketType } from './socket-type'
+import { idempotencyFrame } from '../../../shared/idempotency-key.ts'
+import type { PushSocketOptions } from './push-options.ts'
+import { type OutgoingMessage, SendingSocket, SocketClosedError } from './push-socket.ts'
+import { DEALER, REQ, type SocketType } from './socket-type.ts'
 
 /** How long a request waits for its reply by default, ms. */
 export const DEFAULT_REPLY_TIMEOUT_MS = 60_000

@@ -1,8 +1,8 @@
 // PushSocket options: defaults taken from libzmq where it has one, validated once.
 
-import { type CurveCrypto, createCurveCrypto } from '../mechanisms/curve-crypto'
-import { parseCurveKey } from '../mechanisms/curve-keys'
-import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../reconnect'
+import { type CurveCrypto, createCurveCrypto } from '../mechanisms/curve-crypto.ts'
+import { parseCurveKey } from '../mechanisms/curve-keys.ts'
+import { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS } from '../reconnect.ts'
 
 export { DEFAULT_RECONNECT_IVL_MAX_MS, DEFAULT_RECONNECT_IVL_MS }
 

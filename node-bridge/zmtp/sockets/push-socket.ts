@@ -3,17 +3,17 @@
 // possible, round-robins messages over ready peers, reconnects like libzmq, and lingers on close.
 import { EventEmitter } from 'node:events'
 import { connect, type Socket } from 'node:net'
-import { type ReadyPeer, ZmtpConnection } from '../connection'
-import { parseTcpEndpoint, type TcpEndpoint } from '../endpoint'
-import { ZmtpError, ZmtpErrorCode } from '../errors'
-import { CurveClientMechanism } from '../mechanisms/curve-client-mechanism'
-import type { Mechanism } from '../mechanisms/mechanism'
-import { NullMechanism } from '../mechanisms/null-mechanism'
-import { ReconnectBackoff, reconnectsAfter } from '../reconnect'
-import { type PushSocketOptions, parsePushOptions, type ResolvedPushOptions } from './push-options'
-import { PUSH, type SocketType } from './socket-type'
+import { type ReadyPeer, ZmtpConnection } from '../connection.ts'
+import { parseTcpEndpoint, type TcpEndpoint } from '../endpoint.ts'
+import { ZmtpError, ZmtpErrorCode } from '../errors.ts'
+import { CurveClientMechanism } from '../mechanisms/curve-client-mechanism.ts'
+import type { Mechanism } from '../mechanisms/mechanism.ts'
+import { NullMechanism } from '../mechanisms/null-mechanism.ts'
+import { ReconnectBackoff, reconnectsAfter } from '../reconnect.ts'
+import { type PushSocketOptions, parsePushOptions, type ResolvedPushOptions } from './push-options.ts'
+import { PUSH, type SocketType } from './socket-type.ts'
 
-export type { PushSocketOptions } from './push-options'
+export type { PushSocketOptions } from './push-options.ts'
 
 /** A message: one frame (bytes or UTF-8 text) or several (a multipart message). */
 export type OutgoingMessage = Uint8Array | string | ReadonlyArray<Uint8Array | string>

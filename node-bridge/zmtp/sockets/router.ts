@@ -3,7 +3,7 @@
 // envelope, every frame up to and including the first empty one (a REQ sends the empty
 // delimiter first; a DEALER may send none, then the envelope is empty), and a body; the reply
 // is the envelope again, then the answer's frames (RFC 28 §The Request-Reply Envelope).
-import type { SocketType } from './socket-type'
+import type { SocketType } from './socket-type.ts'
 
 /** RFC 28: ROUTER talks to REQ, DEALER and ROUTER peers, and sends as well as receives. */
 export const ROUTER: SocketType = {

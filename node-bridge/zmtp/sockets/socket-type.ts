@@ -2,8 +2,8 @@
 // talk to, whether it delivers or sends messages, the commands it handles). The connection
 // (../connection.ts) is the same for all of them; a new socket type is a description here, not
 // a fork of the connection.
-import type { Command } from '../codec/command'
-import type { ReadyPeer, ZmtpConnection } from '../connection'
+import type { Command } from '../codec/command.ts'
+import type { ReadyPeer, ZmtpConnection } from '../connection.ts'
 
 /** A socket type as the connection uses it. */
 export interface SocketType {

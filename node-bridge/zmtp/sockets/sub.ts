@@ -3,8 +3,8 @@
 // by prefix and sends nothing before a subscription arrives (RFC 29), so the subscriptions go
 // out first, in the form the peer speaks: the SUBSCRIBE command to a ZMTP 3.1 peer (RFC 37's
 // version of RFC 23), a message of one frame, 0x01 and the prefix, to ZMTP 3.0 and 2.0 peers.
-import type { ReadyPeer, ZmtpConnection } from '../connection'
-import type { SocketType } from './socket-type'
+import type { ReadyPeer, ZmtpConnection } from '../connection.ts'
+import type { SocketType } from './socket-type.ts'
 
 /** Subscribe to every message: the empty prefix. */
 export const EVERYTHING: readonly Uint8Array[] = [new Uint8Array(0)]
