@@ -18,7 +18,11 @@ import { splitEnvelope } from '../zmtp/sockets/router.ts'
 import { PULL, type SocketType } from '../zmtp/sockets/socket-type.ts'
 import { ConnectionLimits } from './connection-limits.ts'
 import type { Logger } from './log.ts'
-import { DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES, PreauthBudget, Reservation } from './preauth-budget.ts'
+import {
+  DEFAULT_PARTIAL_MESSAGE_BUDGET_BYTES,
+  PreauthBudget,
+  Reservation,
+} from './preauth-budget.ts'
 import { RefusalLog } from './refusal-log.ts'
 import type { MessageReceipt } from './relay/relay-client.ts'
 

@@ -1,5 +1,6 @@
 // The `zmq-edge` command line: `bridge` runs the gateway's bridge, `keygen` makes CURVE keys,
 // `send` is a PUSH client, `tail` and `stats` read a channel through the Worker's HTTP API,
+// `consume` runs a command per message of a consumer group,
 // `keys` manages the Worker's CURVE key registry.
 import { Command, CommanderError } from 'commander'
 import { startBridge } from '../bridge/bridge.ts'
@@ -10,6 +11,7 @@ import { readConfigFile } from './config/config-file.ts'
 import { parseConfig } from './config/parse-config.ts'
 import { addSettingOptions, flagValues, type SettingInfo } from './config/setting.ts'
 import { SETTINGS } from './config/settings.ts'
+import { CONSUME_SETTINGS, runConsume } from './consume-cli.ts'
 import { READER_SETTINGS, runStats, runTail, TAIL_SETTINGS } from './consumer-cli.ts'
 import { keygen } from './keygen.ts'
 import {
@@ -130,6 +132,26 @@ addSettingOptions(
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
+  })
+  process.exit(code)
+})
+
+addSettingOptions(
+  program
+    .command('consume')
+    .description(
+      'run a command once per message of a consumer group (the message on its stdin): exit 0 acks it, anything else retries it; Ctrl-C stops once the running commands finish',
+    ),
+  CONSUME_SETTINGS,
+).action(async (options: Record<string, unknown>) => {
+  const abort = new AbortController()
+  process.once('SIGINT', () => abort.abort())
+  process.once('SIGTERM', () => abort.abort())
+  const code = await runConsume(flagValues(CONSUME_SETTINGS, options), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: abort.signal,
   })
   process.exit(code)
 })

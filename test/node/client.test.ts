@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { consume } from '../../shared/client/consumer'
 import { type LeasedMessage, ZmqEdgeApiError, ZmqEdgeClient } from '../../shared/client/http-client'
-import { feedMessage, RelayFeeder } from '../support/relay-feeder'
+import { fedChannel, feedMessage, type RelayFeeder } from '../support/relay-feeder'
 import {
   startWranglerDev,
   TEST_INGEST_TOKEN,
@@ -27,16 +27,14 @@ afterAll(async () => {
 })
 
 async function channelWith(texts: string[]): Promise<{ channel: string; feeder: RelayFeeder }> {
-  const channel = `client-${crypto.randomUUID().slice(0, 8)}`
-  const feeder = await RelayFeeder.open({
-    wsUrl: worker.wsUrl,
-    channel,
-    ingestToken: TEST_INGEST_TOKEN,
-    bridgeId: `b-${channel}`,
-  })
-  feeders.push(feeder)
-  if (texts.length > 0) await feeder.send(texts.map((text) => feedMessage([text])))
-  return { channel, feeder }
+  const fed = await fedChannel(
+    worker.wsUrl,
+    TEST_INGEST_TOKEN,
+    texts.map((text) => [text]),
+    'client',
+  )
+  feeders.push(fed.feeder)
+  return fed
 }
 
 const client = () => new ZmqEdgeClient({ url: worker.httpUrl, token: TEST_READ_TOKEN })

@@ -129,3 +129,19 @@ export function startFlow(
     },
   }
 }
+
+/**
+ * A fresh channel (named `prefix-<random>`) with `messages` stored in it (each a list of frames),
+ * and the feeder that stored them, open for more; the caller closes it.
+ */
+export async function fedChannel(
+  wsUrl: string,
+  ingestToken: string,
+  messages: Array<Array<string | Uint8Array>>,
+  prefix = 'fed',
+): Promise<{ channel: string; feeder: RelayFeeder }> {
+  const channel = `${prefix}-${crypto.randomUUID().slice(0, 8)}`
+  const feeder = await RelayFeeder.open({ wsUrl, channel, ingestToken, bridgeId: `b-${channel}` })
+  if (messages.length > 0) await feeder.send(messages.map((frames) => feedMessage(frames)))
+  return { channel, feeder }
+}

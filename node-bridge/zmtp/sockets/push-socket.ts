@@ -10,7 +10,11 @@ import { CurveClientMechanism } from '../mechanisms/curve-client-mechanism.ts'
 import type { Mechanism } from '../mechanisms/mechanism.ts'
 import { NullMechanism } from '../mechanisms/null-mechanism.ts'
 import { ReconnectBackoff, reconnectsAfter } from '../reconnect.ts'
-import { type PushSocketOptions, parsePushOptions, type ResolvedPushOptions } from './push-options.ts'
+import {
+  type PushSocketOptions,
+  parsePushOptions,
+  type ResolvedPushOptions,
+} from './push-options.ts'
 import { PUSH, type SocketType } from './socket-type.ts'
 
 export type { PushSocketOptions } from './push-options.ts'
