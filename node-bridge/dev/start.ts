@@ -106,5 +106,5 @@ log(
   `poll:  curl -H 'Authorization: Bearer ${vars.READ_TOKEN ?? '<READ_TOKEN>'}' 'http://127.0.0.1:${WORKER_PORT}/v1/channels/${channel}/messages'`,
 )
 log(
-  `tokens: curl -H 'Authorization: Bearer ${vars.ADMIN_TOKEN ?? '<ADMIN_TOKEN>'}' 'http://127.0.0.1:${WORKER_PORT}/v1/tokens' (README: Managing keys and tokens)`,
+  `tokens: curl -H 'Authorization: Bearer ${vars.ADMIN_TOKEN ?? '<ADMIN_TOKEN>'}' 'http://127.0.0.1:${WORKER_PORT}/v1/tokens' (docs/curve-and-keys.md)`,
 )

@@ -43,6 +43,9 @@ describe('docs/deploy/zmq-edge-bridge.service', () => {
 describe('the documentation', () => {
   const documents = [
     'README.md',
+    ...readdirSync(`${root}docs`)
+      .filter((name) => name.endsWith('.md'))
+      .map((name) => `docs/${name}`),
     ...readdirSync(`${root}docs/deploy`).map((name) => `docs/deploy/${name}`),
   ]
 

@@ -1,4 +1,4 @@
-// The README's table of the scope each HTTP route needs is generated from the routes'
+// The table of the scope each HTTP route needs (docs/curve-and-keys.md) is generated from the routes'
 // definitions (worker/api/routes.ts: each route's `security`), which the Worker enforces: this
 // keeps the table equal to them, and prints the table to paste when they differ.
 import { readFileSync } from 'node:fs'
@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { SCOPES } from '../../shared/api/scopes'
 import * as routes from '../../worker/api/routes'
 
-const readme = new URL('../../README.md', import.meta.url)
+const readme = new URL('../../docs/curve-and-keys.md', import.meta.url)
 
 interface RouteLike {
   method: string
@@ -46,11 +46,11 @@ function scopeTable(): string {
   )
 }
 
-describe("the README's scope table", () => {
+describe('the scope table of docs/curve-and-keys.md', () => {
   it('is the scope of each route as the Worker enforces it', () => {
     const text = readFileSync(readme, 'utf8')
     const match = /<!-- scopes:[^>]*-->\n([\s\S]*?)\n<!-- \/scopes -->/.exec(text)
-    expect(match, 'the scopes markers in README.md').not.toBeNull()
+    expect(match, 'the scopes markers in docs/curve-and-keys.md').not.toBeNull()
     expect(match?.[1]).toBe(scopeTable())
   })
 

@@ -64,7 +64,7 @@ const ERROR_RESPONSES = {
   },
   Forbidden: {
     description:
-      "forbidden: a valid token without the route's scope, or not for this channel (README: Managing keys and tokens)",
+      "forbidden: a valid token without the route's scope, or not for this channel (docs/curve-and-keys.md)",
     content: { 'application/json': { schema: ErrorSchema } },
   },
   NotConfigured: {
@@ -878,7 +878,7 @@ const CF_ERRORS = {
 const CF_PARAMS = z.object({ account_id: CfAccountIdParam, queue_id: CfQueueIdParam })
 
 const CF_NOTE =
-  "Cloudflare Queues' HTTP pull API, so its SDK works unchanged with `baseURL: https://<worker>/cf/client/v4` and a zmq-edge token as `apiToken`. The queue id is a channel (consumer group `default`) or `channel~group`; `account_id` is ignored. The leases are the group's own (README: Cloudflare Queues pull consumers)."
+  "Cloudflare Queues' HTTP pull API, so its SDK works unchanged with `baseURL: https://<worker>/cf/client/v4` and a zmq-edge token as `apiToken`. The queue id is a channel (consumer group `default`) or `channel~group`; `account_id` is ignored. The leases are the group's own (docs/http-api.md: Cloudflare Queues pull consumers)."
 
 export const cfPullRoute = createRoute({
   method: 'post',

@@ -38,7 +38,7 @@ export interface RequestOptions {
   idempotencyKey?: string
 }
 
-/** The bridge answered `ERR <code>`: not stored (SEQ_UNKNOWN: see the README's replies). */
+/** The bridge answered `ERR <code>`: not stored (SEQ_UNKNOWN: see docs/sending.md, the replies). */
 export class ReplyError extends Error {
   readonly code: string
   constructor(code: string) {
