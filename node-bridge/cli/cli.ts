@@ -11,7 +11,7 @@ import { readConfigFile } from './config/config-file.ts'
 import { parseConfig } from './config/parse-config.ts'
 import { addSettingOptions, flagValues, type SettingInfo } from './config/setting.ts'
 import { SETTINGS } from './config/settings.ts'
-import { CONSUME_SETTINGS, runConsume } from './consume-cli.ts'
+import { CONSUME_SETTINGS, runConsume, stopCommands } from './consume-cli.ts'
 import { READER_SETTINGS, runStats, runTail, TAIL_SETTINGS } from './consumer-cli.ts'
 import { keygen } from './keygen.ts'
 import {
@@ -145,8 +145,14 @@ addSettingOptions(
   CONSUME_SETTINGS,
 ).action(async (options: Record<string, unknown>) => {
   const abort = new AbortController()
-  process.once('SIGINT', () => abort.abort())
-  process.once('SIGTERM', () => abort.abort())
+  // The first Ctrl-C lets the running commands finish; a second stops them, and exits.
+  const interrupt = () => {
+    if (!abort.signal.aborted) return abort.abort()
+    stopCommands()
+    process.exit(130)
+  }
+  process.on('SIGINT', interrupt)
+  process.on('SIGTERM', interrupt)
   const code = await runConsume(flagValues(CONSUME_SETTINGS, options), {
     stdout: process.stdout,
     stderr: process.stderr,

@@ -4,8 +4,9 @@
 // lease is extended while CMD runs; Ctrl-C stops pulling and lets the running commands finish.
 // The loop is the client's (../../shared/client/consumer.ts).
 
-import { spawn } from 'node:child_process'
-import { consume } from '../../shared/client/consumer.ts'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { constants } from 'node:os'
+import { consume, HandlerTimeoutError } from '../../shared/client/consumer.ts'
 import {
   type LeasedMessage,
   ZmqEdgeApiError,
@@ -52,8 +53,15 @@ export const CONSUME_SETTINGS = {
     flag: '--visibility-timeout',
     valueName: '<ms>',
     description: "each message's lease, extended while its command runs",
-    parse: numberUpTo(MAX_MS),
+    parse: wholeMs,
     fallback: () => 30_000,
+  },
+  timeout: {
+    flag: '--timeout',
+    valueName: '<ms>',
+    description:
+      'stop a command that runs longer (SIGTERM to it and its children) and retry its message (default: no limit)',
+    parse: wholeMs,
   },
   retryDelay: {
     flag: '--retry-delay',
@@ -65,7 +73,8 @@ export const CONSUME_SETTINGS = {
   maxMessages: {
     flag: '--max-messages',
     valueName: '<n>',
-    description: 'stop once this many messages were acked (default: run until Ctrl-C)',
+    description:
+      'stop once this many messages were acked, after the commands still running (default: run until Ctrl-C)',
     parse: integerAtLeast(1),
   },
   json: {
@@ -79,6 +88,16 @@ export const CONSUME_SETTINGS = {
 } as const satisfies Record<string, SettingInfo>
 
 export type ConsumeFlags = RawValues<typeof CONSUME_SETTINGS>
+
+/** A whole number of ms the API takes: 1 to 12 hours' worth. */
+function wholeMs(raw: string, source: string): number {
+  const value = integerAtLeast(1)(raw, source)
+  if (value > MAX_MS) throw new ConfigError(source, `expected at most ${MAX_MS}, got "${raw}"`)
+  return value
+}
+
+/** Variables the command is not given: the gateway's secrets. */
+const SECRET_VARIABLE = /^ZMQ_EDGE_\w*(TOKEN|SECRET)\w*$/
 
 export interface ConsumeIo {
   stdout: NodeJS.WritableStream
@@ -96,7 +115,7 @@ export function stdinOf(message: LeasedMessage, json: boolean): Uint8Array {
   return Buffer.from(`${JSON.stringify(message)}\n`)
 }
 
-/** What CMD is told besides its stdin; the token is not passed on. */
+/** What CMD is told besides its stdin; tokens and secret keys are not passed on. */
 export function environmentOf(
   message: LeasedMessage,
   where: { channel: string; group: string },
@@ -105,7 +124,7 @@ export function environmentOf(
   const inherited = Object.fromEntries(
     Object.entries(env).filter(
       (entry): entry is [string, string] =>
-        entry[1] !== undefined && entry[0] !== 'ZMQ_EDGE_READ_TOKEN',
+        entry[1] !== undefined && !SECRET_VARIABLE.test(entry[0]),
     ),
   )
   const frames = message.frames === null ? message.frameCount : message.frames.length
@@ -123,26 +142,83 @@ export function environmentOf(
   }
 }
 
+/** The commands running, each in a process group of its own. */
+const running = new Set<ChildProcess>()
+
+/** Stops every running command (their groups): on a second Ctrl-C, or a closed output. */
+export function stopCommands(signal: NodeJS.Signals = 'SIGTERM'): void {
+  for (const child of running) {
+    if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, signal)
+      } catch {
+        // Gone already.
+      }
+    }
+  }
+}
+
 /**
- * Runs `command` through the shell with `input` on its stdin; resolves with its exit code. It is
- * never killed: on Ctrl-C it finishes and its message is settled; a command that outlives its
- * lease (extensions failing) may see its message again elsewhere, as at-least-once allows.
+ * Runs `command` through the shell with `input` on its stdin; resolves with its exit code
+ * (128 + the signal's number when a signal ended it). It runs in a process group of its own, so
+ * the terminal's Ctrl-C reaches this consumer only, which lets it finish (a second Ctrl-C stops
+ * it). When it runs over --timeout, it and its children get SIGTERM. Its end is its exit,
+ * not the close of its output: a child it left in the background holding that output does not
+ * hold the message.
  */
 function runCommand(
   command: string,
   input: Uint8Array,
   env: Record<string, string>,
   io: ConsumeIo,
+  signal: AbortSignal,
 ): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(command, { shell: true, env, stdio: ['pipe', 'pipe', 'pipe'] })
-    child.stdout.pipe(io.stdout, { end: false })
+    const child = spawn(command, {
+      shell: true,
+      env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    running.add(child)
+    child.stdout.on('data', (chunk: Buffer) => io.stdout.write(chunk))
     child.stderr.on('data', (chunk: Buffer) => io.stderr.write(chunk.toString()))
     // A command that does not read its stdin is not a failure.
     child.stdin.on('error', () => undefined)
     child.stdin.end(input)
-    child.on('error', () => resolve(127))
-    child.on('close', (code, killed) => resolve(code ?? (killed ? 128 : 1)))
+    // Killed for running over --timeout only: on Ctrl-C it finishes.
+    const onAbort = () => {
+      if (signal.reason instanceof HandlerTimeoutError && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGTERM')
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    let done = false
+    const finish = (code: number) => {
+      if (done) return
+      done = true
+      running.delete(child)
+      signal.removeEventListener('abort', onAbort)
+      resolve(code)
+    }
+    child.on('error', () => finish(127))
+    child.on('exit', (code, killedBy) => {
+      const status = code ?? 128 + (killedBy ? (constants.signals[killedBy] ?? 0) : 0)
+      // What it wrote before it ended is passed on; a background child's pipe is let go.
+      const grace = setTimeout(() => {
+        child.stdout.destroy()
+        child.stderr.destroy()
+        finish(status)
+      }, 500)
+      child.once('close', () => {
+        clearTimeout(grace)
+        finish(status)
+      })
+    })
   })
 }
 
@@ -164,10 +240,14 @@ export async function runConsume(flags: ConsumeFlags, io: ConsumeIo): Promise<nu
   const json = settings.value('json')
   const maxMessages = settings.one('maxMessages', integerAtLeast(1), () => undefined)
   const retryDelay = settings.one('retryDelay', numberUpTo(MAX_MS), () => undefined)
+  const timeout = settings.one('timeout', wholeMs, () => undefined)
   const client = new ZmqEdgeClient({ url: settings.value('url'), token: settings.value('token') })
   const stop = new AbortController()
   const onStop = () => stop.abort()
   io.signal?.addEventListener('abort', onStop, { once: true })
+  // A closed output (`| head`): no more messages; the running commands finish and settle.
+  const onOutputError = () => stop.abort()
+  io.stdout.on('error', onOutputError)
   let acked = 0
   try {
     const result = await consume(client, {
@@ -176,15 +256,16 @@ export async function runConsume(flags: ConsumeFlags, io: ConsumeIo): Promise<nu
       concurrency: settings.value('concurrency'),
       visibilityTimeoutMs: settings.value('visibilityTimeout'),
       ...(retryDelay !== undefined ? { retryDelayMs: retryDelay } : {}),
+      ...(timeout !== undefined ? { handlerTimeoutMs: timeout } : {}),
       encoding: 'base64',
       signal: stop.signal,
       onError: (error, message) => {
         const what = message ? `#${message.seq}` : 'the Worker'
         io.stderr.write(`zmq-edge consume: ${what}: ${(error as Error).message ?? error}\n`)
       },
-      handler: async (message) => {
+      handler: async (message, context) => {
         const env = environmentOf(message, { channel, group }, io.env)
-        const code = await runCommand(command, stdinOf(message, json), env, io)
+        const code = await runCommand(command, stdinOf(message, json), env, io, context.signal)
         if (code !== 0) throw new Error(`the command exited with ${code}; retrying`)
         acked++
         if (maxMessages !== undefined && acked >= maxMessages) stop.abort()
@@ -198,5 +279,6 @@ export async function runConsume(flags: ConsumeFlags, io: ConsumeIo): Promise<nu
     return ReaderExit.FAILED
   } finally {
     io.signal?.removeEventListener('abort', onStop)
+    io.stdout.off('error', onOutputError)
   }
 }

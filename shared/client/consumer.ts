@@ -29,6 +29,12 @@ export interface ConsumeOptions {
   /** Before a failed message is offered again, ms: fixed, or by message and error (default: 1 s
    * doubling with its attempts, at most 5 min). */
   retryDelayMs?: number | ((message: LeasedMessage, error: unknown) => number)
+  /**
+   * Longest a handler may run, ms: past it, its message is retried (its handler's signal
+   * aborts, and what it does after is not waited for). Default: no limit, its lease extended
+   * for as long as it runs.
+   */
+  handlerTimeoutMs?: number
   /** Long-poll wait of each pull, seconds (default 20). */
   wait?: number
   /** Frames as text when UTF-8 (`utf8`, the default) or always base64. */
@@ -40,8 +46,19 @@ export interface ConsumeOptions {
 }
 
 export interface HandlerContext {
-  /** Aborted when the consumer stops, or when the message's lease was lost (not extended). */
+  /**
+   * Aborted when the consumer stops, when the message's lease was lost (not extended), or when
+   * the handler ran past `handlerTimeoutMs` (its reason a {@link HandlerTimeoutError}).
+   */
   signal: AbortSignal
+}
+
+/** Why a handler's signal aborted when it ran past `handlerTimeoutMs`. */
+export class HandlerTimeoutError extends Error {
+  override readonly name = 'HandlerTimeoutError'
+  constructor(readonly timeoutMs: number) {
+    super(`the handler ran over ${timeoutMs} ms`)
+  }
 }
 
 export interface ConsumeResult {
@@ -53,6 +70,15 @@ export interface ConsumeResult {
 
 /** Most lease ids one ack or extend carries (the API's limit). */
 const MAX_IDS = 1000
+/** Longest visibility timeout and retry delay the API takes, ms (12 hours). */
+const MAX_DELAY_MS = 43_200_000
+
+function wholeNumber(name: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be a whole number from ${min} to ${max}, got ${value}`)
+  }
+  return value
+}
 
 interface Running {
   message: LeasedMessage
@@ -68,9 +94,18 @@ export async function consume(
   client: ZmqEdgeClient,
   options: ConsumeOptions,
 ): Promise<ConsumeResult> {
-  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1))
-  const batchSize = Math.max(1, Math.min(1000, Math.floor(options.batchSize ?? concurrency)))
-  const visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000
+  const concurrency = wholeNumber('concurrency', options.concurrency ?? 1, 1, 1000)
+  const batchSize = wholeNumber('batchSize', options.batchSize ?? concurrency, 1, 1000)
+  const visibilityTimeoutMs = wholeNumber(
+    'visibilityTimeoutMs',
+    options.visibilityTimeoutMs ?? 30_000,
+    1,
+    MAX_DELAY_MS,
+  )
+  const handlerTimeoutMs =
+    options.handlerTimeoutMs === undefined
+      ? undefined
+      : wholeNumber('handlerTimeoutMs', options.handlerTimeoutMs, 1, Number.MAX_SAFE_INTEGER)
   const { channel, group, signal } = options
   const target = group === undefined ? {} : { group }
   const result: ConsumeResult = { acked: 0, failed: 0 }
@@ -149,25 +184,53 @@ export async function consume(
     return drain ?? Promise.resolve()
   }
 
+  // A delay the API takes, whatever the option gives (a function that throws or returns
+  // anything but a number falls back to the default): a retry it refused would hold the acks
+  // sent with it.
   const retryDelay = (message: LeasedMessage, error: unknown): number => {
-    const delay = options.retryDelayMs
-    if (typeof delay === 'function') return delay(message, error)
-    if (typeof delay === 'number') return delay
-    return Math.min(300_000, 1000 * 2 ** Math.max(0, message.attempts - 1))
+    const fallback = Math.min(300_000, 1000 * 2 ** Math.max(0, message.attempts - 1))
+    let delay: unknown = options.retryDelayMs
+    if (typeof delay === 'function') {
+      try {
+        delay = delay(message, error)
+      } catch (thrown) {
+        report(thrown, message)
+        delay = undefined
+      }
+    }
+    if (typeof delay !== 'number' || !Number.isFinite(delay)) return fallback
+    return Math.max(0, Math.min(MAX_DELAY_MS, Math.round(delay)))
   }
 
   const run = async (message: LeasedMessage, controller: AbortController) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
     try {
-      await options.handler(message, { signal: controller.signal })
+      const handled = Promise.resolve().then(() =>
+        options.handler(message, { signal: controller.signal }),
+      )
+      if (handlerTimeoutMs === undefined) {
+        await handled
+      } else {
+        // What the handler does past its time is not waited for (nor reported).
+        handled.catch(() => undefined)
+        await Promise.race([
+          handled,
+          new Promise((_, reject) => {
+            timer = setTimeout(() => {
+              const timeout = new HandlerTimeoutError(handlerTimeoutMs)
+              controller.abort(timeout)
+              reject(timeout)
+            }, handlerTimeoutMs)
+          }),
+        ])
+      }
       acks.push(message.leaseId)
     } catch (error) {
       result.failed++
       report(error, message)
-      retries.push({
-        leaseId: message.leaseId,
-        delayMs: Math.max(0, Math.min(43_200_000, Math.round(retryDelay(message, error)))),
-      })
+      retries.push({ leaseId: message.leaseId, delayMs: retryDelay(message, error) })
     } finally {
+      clearTimeout(timer)
       running.delete(message.leaseId)
       slotFreed()
     }

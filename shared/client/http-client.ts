@@ -197,11 +197,20 @@ export class ZmqEdgeClient {
       if (signal?.aborted) throw error
       throw new ZmqEdgeApiError(0, 'network', `the Worker did not answer: ${messageOf(error)}`)
     }
-    const text = await response.text()
     let parsed: unknown
     try {
+      const text = await response.text()
       parsed = text ? JSON.parse(text) : undefined
-    } catch {
+    } catch (error) {
+      if (signal?.aborted) throw error
+      // The answer broke off, or is not JSON (a proxy's page): as good as no answer.
+      if (response.ok || !(error instanceof SyntaxError)) {
+        throw new ZmqEdgeApiError(
+          0,
+          'network',
+          `the Worker's answer was cut or unreadable: ${messageOf(error)}`,
+        )
+      }
       parsed = undefined
     }
     if (!response.ok) {

@@ -7,6 +7,7 @@ export {
   type ConsumeResult,
   consume,
   type HandlerContext,
+  HandlerTimeoutError,
 } from './consumer.ts'
 export {
   type AckOptions,

@@ -166,6 +166,39 @@ describe('consume()', () => {
     ])
   })
 
+  it('retries a handler past handlerTimeoutMs without waiting for it, and checks its options', async () => {
+    const { channel } = await channelWith(['hangs'])
+    const controller = new AbortController()
+    const attempts: number[] = []
+    const result = await consume(client(), {
+      channel,
+      wait: 1,
+      handlerTimeoutMs: 300,
+      // A delay function that throws: the default delay is used, and nothing crashes.
+      retryDelayMs: () => {
+        throw new Error('no delay for you')
+      },
+      signal: controller.signal,
+      handler: (message, context) => {
+        attempts.push(message.attempts)
+        if (message.attempts === 1) return new Promise(() => undefined) // never settles
+        expect(context.signal.aborted).toBe(false)
+        controller.abort()
+      },
+    })
+    expect(attempts).toEqual([1, 2])
+    expect(result).toEqual({ acked: 1, failed: 1 })
+    for (const options of [
+      { concurrency: 0 },
+      { concurrency: Number.NaN },
+      { visibilityTimeoutMs: 0.5 },
+    ]) {
+      await expect(
+        consume(client(), { channel, handler: () => undefined, ...options }),
+      ).rejects.toThrow(RangeError)
+    }
+  })
+
   it('ends with the API’s error when its token cannot consume', async () => {
     const error = await consume(
       new ZmqEdgeClient({ url: worker.httpUrl, token: TEST_INGEST_TOKEN }),

@@ -94,16 +94,70 @@ describe('zmq-edge consume --exec', () => {
     expect(run.stderr()).toContain('stopped: 1 acked, 1 failed')
   })
 
-  it('stops on Ctrl-C: the running command finishes and its message is acked', async () => {
+  it('stops on Ctrl-C at the terminal: the running command finishes and its message is acked', async () => {
     const channel = await channelWith([['slow'], ['never']])
-    const run = consumeCli(channel, ['--exec', 'echo started; sleep 1; echo done'])
-    await waitFor(() => run.stdout().includes('started'), { what: 'the command started' })
-    run.child.kill('SIGINT')
-    expect(await run.code).toBe(0)
-    expect(run.lines()).toEqual(['started', 'done'])
-    expect(run.stderr()).toContain('stopped: 1 acked, 0 failed')
+    // As a terminal does: SIGINT to the whole foreground process group.
+    const child = spawn(
+      process.execPath,
+      [
+        join(root, 'node-bridge', 'bin', 'zmq-edge.mjs'),
+        'consume',
+        '--url',
+        worker.httpUrl,
+        '--channel',
+        channel,
+        '--exec',
+        'echo started; sleep 1; echo done',
+      ],
+      {
+        detached: true,
+        env: { PATH: process.env.PATH ?? '', ZMQ_EDGE_READ_TOKEN: TEST_READ_TOKEN },
+      },
+    )
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk))
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk))
+    const code = new Promise((resolve) => child.once('exit', resolve))
+    await waitFor(() => out.includes('started'), { what: 'the command started' })
+    process.kill(-(child.pid as number), 'SIGINT')
+    expect(await code).toBe(0)
+    expect(out.trim().split('\n')).toEqual(['started', 'done'])
+    expect(err).toContain('stopped: 1 acked, 0 failed')
     // The other message was never leased.
     expect(await queueOf(channel)).toMatchObject({ available: 1, inFlight: 0 })
+  })
+
+  it('stops a command over --timeout and retries its message; passes on no secret', async () => {
+    const channel = await channelWith([['hangs once']])
+    const run = runCli(
+      [
+        'consume',
+        '--url',
+        worker.httpUrl,
+        '--channel',
+        channel,
+        '--exec',
+        'env | grep -c "TOKEN\\|SECRET"; [ "$ZMQ_EDGE_ATTEMPTS" -ge 2 ] || sleep 30',
+        '--timeout',
+        '500',
+        '--retry-delay',
+        '0',
+        '--max-messages',
+        '1',
+      ],
+      {
+        ZMQ_EDGE_READ_TOKEN: TEST_READ_TOKEN,
+        ZMQ_EDGE_ADMIN_TOKEN: 'admin-secret',
+        ZMQ_EDGE_INGEST_TOKEN: 'ingest-secret',
+        ZMQ_EDGE_CURVE_SECRET_KEY: 'curve-secret',
+      },
+    )
+    expect(await run.code).toBe(0)
+    // Two runs, neither saw a token or a secret key.
+    expect(run.lines()).toEqual(['0', '0'])
+    expect(run.stderr()).toMatch(/ran over 500 ms/)
+    expect(run.stderr()).toContain('stopped: 1 acked, 1 failed')
   })
 
   it('says why it cannot start (exit 2) or cannot consume (exit 1)', async () => {

@@ -167,18 +167,20 @@ export function parseWorkerUrl(raw: string, name: string): string {
       `expected the Worker's URL, https:// or http:// (or wss:// or ws://), e.g. ${DEFAULT_WORKER_URL}; got "${raw}"`,
     )
   }
-  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) {
+  const scheme = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }[url.protocol]
+  if (scheme === undefined) {
     throw new ConfigError(name, `expected an https://, http://, wss:// or ws:// URL, got "${raw}"`)
   }
-  if (url.search || url.hash || url.username || url.password) {
+  // An empty `?` or `#` parses as none: the text is checked too.
+  if (/[?#]/.test(raw) || url.username || url.password) {
     throw new ConfigError(
       name,
       `expected the Worker's URL without query, fragment or user, got "${raw}"`,
     )
   }
-  // As given, but for the scheme: http(s) is the same Worker over a WebSocket upgrade.
-  const scheme = url.protocol === 'https:' ? 'wss:' : url.protocol === 'http:' ? 'ws:' : ''
-  return (scheme ? raw.replace(/^https?:/i, scheme) : raw).replace(/\/+$/, '')
+  // Rebuilt from what was parsed (a URL is dialled as parsed, spaces trimmed, host normalised),
+  // so the loopback rule judges exactly what is dialled.
+  return `${scheme}//${url.host}${url.pathname}`.replace(/\/+$/, '')
 }
 
 /** Whether a URL's host is this machine (see refuseInsecureWorkerUrl). */
