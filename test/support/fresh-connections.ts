@@ -7,6 +7,11 @@
 // `fetch failed`, `other side closed` (UND_ERR_SOCKET), before any response. Browsers and curl
 // retry such a request (RFC 9112 §9.3.1 allows it for idempotent methods); fetch does not.
 // Tests talk to loopback, where a connection costs next to nothing, so they do not keep any.
-import { Agent, setGlobalDispatcher } from 'undici'
+//
+// The fetch is undici's own (the pinned devDependency), not the one Node bundles: Node 26's
+// bundled undici (8.x) does not take a dispatcher set through undici 7's setGlobalDispatcher,
+// and reused a closed socket there.
+import { Agent, setGlobalDispatcher, fetch as undiciFetch } from 'undici'
 
 setGlobalDispatcher(new Agent({ pipelining: 0 }))
+globalThis.fetch = undiciFetch as unknown as typeof fetch
