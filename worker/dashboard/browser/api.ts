@@ -123,7 +123,11 @@ function bearer(token: string | null): string {
 }
 
 /** The ApiFailure of an answer that is not ok, from the API's error body when it has one. */
-function failureOf(response: Response, body: unknown, retryAfter: number | undefined): ZmqEdgeApiError {
+function failureOf(
+  response: Response,
+  body: unknown,
+  retryAfter: number | undefined,
+): ZmqEdgeApiError {
   const { code, message } = errorOf(body)
   return new ZmqEdgeApiError(
     response.status,
