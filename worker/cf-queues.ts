@@ -10,7 +10,7 @@ import type { LeasedMessage } from '../durable/consumer-groups'
 import { DEFAULT_GROUP } from '../durable/consumer-groups'
 import { z85Encode } from '../shared/z85'
 import { toBase64 } from './base64'
-import { framesPath } from './present'
+import { framesPath, textOf } from './present'
 
 /** Where the adapter's routes live: the SDK's `baseURL` is `https://<worker>` plus this. */
 export const CF_API_PREFIX = '/cf/client/v4'
@@ -29,16 +29,6 @@ export interface CfMessage {
   lease_id: string
   timestamp_ms: number
   metadata: Record<string, string>
-}
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-
-function textOf(frame: Uint8Array): string | undefined {
-  try {
-    return strictUtf8.decode(frame)
-  } catch {
-    return undefined
-  }
 }
 
 /**

@@ -19,6 +19,15 @@ export type FrameEncoding = 'base64' | 'utf8'
 // kept as text, so the string encodes back to the very same octets.
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
+/** A frame as text when it is valid UTF-8; undefined when it is not (binary). */
+export function textOf(frame: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(frame)
+  } catch {
+    return undefined
+  }
+}
+
 /** The frames as the API writes them in `encoding`. */
 function encodeFrames(
   frames: readonly Uint8Array[],
@@ -27,12 +36,10 @@ function encodeFrames(
   if (encoding === 'base64') return { frames: frames.map(toBase64) }
   const binaryFrames: number[] = []
   const encoded = frames.map((frame, index) => {
-    try {
-      return strictUtf8.decode(frame)
-    } catch {
-      binaryFrames.push(index)
-      return toBase64(frame)
-    }
+    const text = textOf(frame)
+    if (text !== undefined) return text
+    binaryFrames.push(index)
+    return toBase64(frame)
   })
   return { frames: encoded, binaryFrames }
 }
