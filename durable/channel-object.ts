@@ -27,6 +27,7 @@ import {
 } from './bridge-sessions'
 import { type ChannelConfig, parseChannelConfig } from './channel-config'
 import { directoryStub } from './channel-directory'
+import { HISTORY_GROUPS, type HistoryMinute, type HistoryValues } from './channel-history'
 import {
   ConsumerGroups,
   DEFAULT_GROUP,
@@ -161,6 +162,19 @@ export interface ChannelStats {
   config: ChannelConfig
 }
 
+/**
+ * What the channel's history samples (./channel-history.ts): computed at most once a minute, at
+ * a state write, and for a read of the history.
+ */
+function historyValues(store: MessageStore, groups: ConsumerGroups, now: number): HistoryValues {
+  return {
+    stored: store.state.counters.messages_stored,
+    acked: groups.ackedTotal(),
+    depth: store.messageCount,
+    lags: groups.lags(now, HISTORY_GROUPS),
+  }
+}
+
 /** One channel: its messages, its leased consumers' state, and the bridges that relay to it. */
 export class ChannelObject extends DurableObject<Env> {
   // Built under blockConcurrencyWhile, once the schema is current: no event comes before.
@@ -201,6 +215,7 @@ export class ChannelObject extends DurableObject<Env> {
     const store = new MessageStore(this.ctx.storage, () => this.config, meter)
     const groups = new ConsumerGroups(meter.sql, store, () => this.config)
     store.groups = () => groups.floor(Date.now())
+    store.state.historyValues = (now) => historyValues(store, groups, now)
     this.ctx.storage.transactionSync(() => {
       const now = Date.now()
       if (importLegacyConsumers(meter.sql, groups, store.state, now)) store.flushNow(now)
@@ -447,6 +462,7 @@ export class ChannelObject extends DurableObject<Env> {
    * group states) is built again from it, so nothing in memory is left of what did not happen.
    */
   #write<T>(write: () => T): T {
+    this.#beforeChange()
     try {
       const result = this.ctx.storage.transactionSync(write)
       this.#store.state.touched()
@@ -455,6 +471,19 @@ export class ChannelObject extends DurableObject<Env> {
       this.#open()
       throw error
     }
+  }
+
+  /** Samples the channel's history if this is the minute's first change (see ./channel-history.ts). */
+  #beforeChange(): void {
+    const now = Date.now()
+    this.#store.state.beforeChange(now, () => historyValues(this.#store, this.#groups, now))
+  }
+
+  /** RPC: the last hour, minute by minute: messages stored and acked, depth, groups' lag. */
+  history(): { now: number; minutes: HistoryMinute[] } {
+    const now = Date.now()
+    const live = historyValues(this.#store, this.#groups, now)
+    return { now, minutes: this.#store.state.history.minutes(now, live) }
   }
 
   /**
@@ -682,6 +711,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.#alarmAt = null
     const now = Date.now()
     try {
+      this.#beforeChange()
       this.#store.expire(now)
       if (this.#store.migrating) {
         this.#store.migrateSlice(now)
@@ -744,6 +774,7 @@ export class ChannelObject extends DurableObject<Env> {
       },
     }
     this.#store.state.touched()
+    this.#beforeChange()
     const result = ingestRelayMessage(store, message, state)
     // Rewritten only when something changed: a refusal, its resolution.
     if (result.state !== state) {

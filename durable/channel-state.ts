@@ -5,6 +5,7 @@
 // other events (refusals, rows read) persist at most a minute late.
 
 import type { RelaySession } from '../shared/relay-protocol'
+import { ChannelHistory, type HistoryValues } from './channel-history'
 import { type BatchCounter, BatchCounters, type EventCounter } from './counters'
 import type { RowCounts, Sql } from './row-meter'
 
@@ -28,6 +29,8 @@ interface PersistedState {
   rows: RowCounts
   /** When it was written (ms): an object that wakes after it counts the minute from then. */
   flushedAt?: number
+  /** The last hour's samples (./channel-history.ts), oldest first. */
+  history?: unknown
 }
 
 interface SessionEntry {
@@ -66,6 +69,13 @@ export class ChannelState {
   #dirty = false
   /** The billed rows as last recorded: in the state's row, or a newer segment's. */
   #recoveredRows: RowCounts = { rowsRead: 0, rowsWritten: 0 }
+  /** The last hour, minute by minute, written with the rest. */
+  readonly history: ChannelHistory
+  /**
+   * What the history samples, now (set by the channel object once its groups are built): a
+   * sample goes with each write, so a restart counts from the last one.
+   */
+  historyValues: ((now: number) => HistoryValues) | undefined
 
   /**
    * Reads the persisted state and the segments stored after it.
@@ -86,6 +96,7 @@ export class ChannelState {
       this.#flushedThrough = persisted.flushedThrough
       this.#lastSeq = persisted.lastSeq
     }
+    this.history = new ChannelHistory(persisted?.history)
     // From the last write, not from this start: an object evicted within a minute of each start
     // (hibernation) would otherwise never find the state due.
     this.#flushedAt = persisted?.flushedAt ?? 0
@@ -268,6 +279,15 @@ export class ChannelState {
     return this.#dirty ? this.#flushedAt + FLUSH_INTERVAL_MS : undefined
   }
 
+  /**
+   * Call before a change to the channel's messages or groups: the first of a minute samples the
+   * history (./channel-history.ts), to be written with the rest.
+   * @param values read only when a sample is taken (at most once a minute).
+   */
+  beforeChange(now: number, values: () => HistoryValues): void {
+    if (this.history.beforeChange(now, values)) this.#dirty = true
+  }
+
   /** Marks the metered rows as a change to persist (a read changes no counter but those). */
   touched(): void {
     this.#dirty = true
@@ -288,12 +308,14 @@ export class ChannelState {
       entry.persisted = entry.last
     }
     this.#flushedThrough = this.#lastSeq
+    if (this.historyValues) this.history.written(now, this.historyValues(now))
     const state: PersistedState = {
       flushedThrough: this.#flushedThrough,
       lastSeq: this.#lastSeq,
       counters: this.#counters,
       rows: this.#rows(),
       flushedAt: now,
+      history: this.history.samples,
     }
     this.#sql.exec(
       `INSERT INTO channel_state (id, data) VALUES (1, ?)

@@ -694,6 +694,25 @@ export class ConsumerGroups {
     return groupLag(entry.state, this.#log(), now, this.#config().maxAttempts).messages
   }
 
+  /** Acks counted by the groups there are, summed (for the channel's history). */
+  ackedTotal(): number {
+    let total = 0
+    for (const entry of this.#groups.values()) total += entry.state.counters.acked
+    return total
+  }
+
+  /** The lag (`lag.messages`) of the first `most` groups by name. */
+  lags(now: number, most: number): Record<string, number> {
+    const { maxAttempts } = this.#config()
+    const log = this.#log()
+    const lags: Record<string, number> = {}
+    for (const name of [...this.#groups.keys()].sort().slice(0, most)) {
+      const entry = this.#groups.get(name) as Entry
+      lags[name] = groupLag(entry.state, log, now, maxAttempts).messages
+    }
+    return lags
+  }
+
   /** Group `name`'s numbers, or undefined when it does not exist. */
   info(name: string, now: number): GroupInfo | undefined {
     const entry = this.#groups.get(name)

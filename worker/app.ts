@@ -61,6 +61,7 @@ import {
   type FrameEncoding,
   toApiDeadLetter,
   toApiGroup,
+  toApiHistory,
   toApiKey,
   toApiLeasedMessage,
   toApiStats,
@@ -272,6 +273,13 @@ route(routes.channelStatsRoute, [], async (c) => {
   const { channel } = c.req.valid('param')
   const stats = await channelStub(c.env, channel).stats()
   return c.json(toApiStats(channel, stats))
+})
+
+route(routes.channelHistoryRoute, [], async (c) => {
+  const { channel } = c.req.valid('param')
+  const history = await channelStub(c.env, channel).history()
+  c.header('Cache-Control', 'no-store')
+  return c.json(toApiHistory(channel, history))
 })
 
 /** Whether the client asked for NDJSON (`Accept: application/x-ndjson`). */

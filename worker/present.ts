@@ -2,6 +2,7 @@
 // strings where they are valid UTF-8), or for a large message its sizes and the path of its
 // frames; the receive time in ISO 8601, a CURVE client's public key in Z85.
 
+import type { HistoryMinute } from '../durable/channel-history'
 import type { ChannelStats } from '../durable/channel-object'
 import type { DeadLetter, GroupInfo, LeasedMessage } from '../durable/consumer-groups'
 import type { KeyRecord } from '../durable/key-store'
@@ -201,6 +202,15 @@ export function toApiStats(channel: string, stats: ChannelStats) {
 }
 
 /** A scoped token as the API shows it: never its secret. */
+/** A channel's last hour in the API (`GET /v1/channels/{channel}/history`). */
+export function toApiHistory(channel: string, history: { now: number; minutes: HistoryMinute[] }) {
+  return {
+    channel,
+    now: iso(history.now),
+    minutes: history.minutes.map((minute) => ({ ...minute, start: iso(minute.start) })),
+  }
+}
+
 export function toApiToken(token: TokenRecord) {
   return {
     id: token.id,

@@ -21,3 +21,5 @@ export const DEFAULT_BATCH_SIZE = 10
 export const MAX_VISIBILITY_TIMEOUT_MS = 12 * 60 * 60 * 1000
 /** Lease of a pull that names none. */
 export const DEFAULT_VISIBILITY_TIMEOUT_MS = 30_000
+/** Minutes a channel's history covers (`GET /v1/channels/{channel}/history`), one point each. */
+export const HISTORY_MINUTES = 60

@@ -15,6 +15,7 @@ import { ErrorCode } from './error-codes.ts'
 import { KEY_STATUSES, LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS } from './key-records.ts'
 import {
   DEFAULT_LIMIT,
+  HISTORY_MINUTES,
   MAX_BATCH,
   MAX_LIMIT,
   MAX_LIST_CHANNELS,
@@ -616,6 +617,43 @@ export const ChannelListSchema = z
       .optional(),
   })
   .openapi('ChannelList')
+
+export const HistoryMinuteSchema = z
+  .object({
+    start: z.iso.datetime().openapi({ description: 'When the minute began.' }),
+    seconds: z.number().int().min(1).max(60).openapi({
+      description:
+        'Seconds of the minute covered: 60, or for the current minute those passed so far (a rate per second is a count divided by this).',
+    }),
+    messagesIn: z.number().int().min(0).nullable().openapi({
+      description:
+        'Messages stored in the minute (null: before the channel kept history). After the channel object restarts, what it stored since its last state write (at most a minute before) is shared over the minutes until its next event.',
+    }),
+    acked: z.number().int().min(0).nullable().openapi({
+      description: 'Messages acked in the minute, over all consumer groups (null: unknown).',
+    }),
+    depth: z.number().int().min(0).nullable().openapi({
+      description: 'Messages in the log at the end of the minute (null: unknown).',
+    }),
+    lag: z.record(z.string(), z.number().int().min(0)).openapi({
+      description:
+        "Each consumer group's `lag.messages` at the end of the minute, by name (groups that existed then).",
+    }),
+  })
+  .openapi('HistoryMinute')
+
+export const ChannelHistorySchema = z
+  .object({
+    channel: z.string(),
+    now: z.iso.datetime(),
+    minutes: z
+      .array(HistoryMinuteSchema)
+      .length(HISTORY_MINUTES)
+      .openapi({
+        description: `The last ${HISTORY_MINUTES} minutes, oldest first; the last is the current minute.`,
+      }),
+  })
+  .openapi('ChannelHistory')
 
 export const GroupRequestSchema = z
   .object({

@@ -8,6 +8,7 @@ import type { z } from '@hono/zod-openapi'
 import type {
   AckRequestSchema,
   AckResponseSchema,
+  ChannelHistorySchema,
   ChannelStatsSchema,
   ExtendResponseSchema,
   LeasedMessageSchema,
@@ -20,6 +21,7 @@ import type { ApiMessage } from '../api-types.ts'
 export type FrameEncoding = 'base64' | 'utf8'
 
 export type ChannelStats = z.infer<typeof ChannelStatsSchema>
+export type ChannelHistory = z.infer<typeof ChannelHistorySchema>
 export type MessagePage = Omit<z.infer<typeof MessagePageSchema>, 'messages'> & {
   messages: ApiMessage[]
 }
@@ -79,6 +81,14 @@ export class ZmqEdgeClient {
   /** `GET /v1/channels/:channel`: its log, queue, groups, bridges and counters. */
   stats(channel: string, signal?: AbortSignal): Promise<ChannelStats> {
     return this.#json('GET', `/v1/channels/${path(channel)}`, undefined, signal)
+  }
+
+  /**
+   * `GET /v1/channels/:channel/history`: the last hour, minute by minute (messages in and acked,
+   * depth, each group's lag), as the dashboard charts it.
+   */
+  history(channel: string, signal?: AbortSignal): Promise<ChannelHistory> {
+    return this.#json('GET', `/v1/channels/${path(channel)}/history`, undefined, signal)
   }
 
   /**

@@ -12,6 +12,7 @@ export {
 export {
   type AckOptions,
   type AckResult,
+  type ChannelHistory,
   type ChannelStats,
   type ClientOptions,
   type ExtendResult,

@@ -64,6 +64,11 @@ describe('ZmqEdgeClient', () => {
     expect(seen).toEqual(['b', 'c', 'd'])
     const stats = await client().stats(channel)
     expect(stats.log.messages).toBe(4)
+    // The last hour: the four messages, however the minutes fell.
+    const history = await client().history(channel)
+    expect(history.minutes).toHaveLength(60)
+    expect(history.minutes.reduce((sum, minute) => sum + (minute.messagesIn ?? 0), 0)).toBe(4)
+    expect(history.minutes.at(-1)?.depth).toBe(4)
   })
 
   it('fails with the API’s error for what no retry fixes', async () => {

@@ -73,6 +73,7 @@ function callsOf(channel: string) {
   return [
     { route: routes.listChannelsRoute, path: '/v1/channels' },
     { route: routes.channelStatsRoute, path: base },
+    { route: routes.channelHistoryRoute, path: `${base}/history` },
     { route: routes.readMessagesRoute, path: `${base}/messages` },
     { route: routes.readFrameRoute, path: `${base}/messages/1/frames/0` },
     { route: routes.tailEventsRoute, path: `${base}/events` },

@@ -14,6 +14,7 @@ import {
   CfPullRequestSchema,
   CfPullResponseSchema,
   CfQueueIdParam,
+  ChannelHistorySchema,
   ChannelListSchema,
   ChannelParam,
   ChannelStatsSchema,
@@ -226,6 +227,21 @@ export const channelStatsRoute = createRoute({
   request: { params: z.object({ channel: ChannelParam }) },
   responses: {
     200: ok(ChannelStatsSchema),
+    ...CHECKED,
+  },
+})
+
+export const channelHistoryRoute = createRoute({
+  method: 'get',
+  path: '/v1/channels/{channel}/history',
+  operationId: 'channelHistory',
+  security: needs('read'),
+  summary: "A channel's last hour, minute by minute",
+  description:
+    "Messages stored and acked in each of the last 60 minutes, and the messages in the log and each consumer group's lag at each minute's end: what the dashboard charts. The channel's object keeps these in memory, sampled by the first change of each minute (never per batch), and writes them with its state at most once a minute. Served with `Cache-Control: no-store`.",
+  request: { params: z.object({ channel: ChannelParam }) },
+  responses: {
+    200: ok(ChannelHistorySchema),
     ...CHECKED,
   },
 })
