@@ -11,6 +11,7 @@ import { HISTORY_MINUTES } from '../../shared/api/limits'
 import { ChannelHistorySchema } from '../../shared/api/schemas'
 import {
   closeAllIngest,
+  countRows,
   errorCode,
   get,
   ORIGIN,
@@ -112,6 +113,18 @@ describe('GET /v1/channels/:channel/history', () => {
     // Three segments; the state (with the history in it) waits for its minute.
     expect((await rowsWritten(channel)) - before).toBe(3)
     expect(hourTotal((await history(channel)).minutes).messagesIn).toBe(40)
+  })
+
+  it('is read from memory: no row read or written to answer it', async () => {
+    const channel = uniqueChannel('hist-read')
+    await relay(channel, [3, 3])
+    expect(await consume(channel, 2)).toBe(2)
+    const cost = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
+      const rows = countRows(state.storage)
+      const answer = instance.history()
+      return { read: rows.read(), written: rows.written(), depth: answer.minutes.at(-1)?.depth }
+    })
+    expect(cost).toEqual({ read: 0, written: 0, depth: 6 })
   })
 
   it('keeps the minute when the object starts again from storage', async () => {
