@@ -47,10 +47,10 @@ export interface HistoryMinute {
 }
 
 /**
- * Samples kept: three a minute at most (two by {@link ChannelHistory.beforeChange}, one by
+ * Samples kept: four a minute at most (two by {@link ChannelHistory.beforeChange}, two by
  * {@link ChannelHistory.written}), and one older.
  */
-const MAX_SAMPLES = 3 * (HISTORY_MINUTES + 1) + 1
+const MAX_SAMPLES = 4 * (HISTORY_MINUTES + 1) + 1
 
 function minuteOf(time: number): number {
   return Math.floor(time / MINUTE_MS) * MINUTE_MS
@@ -93,6 +93,8 @@ export class ChannelHistory {
    * the first change since the object started (what came before is only known from storage).
    */
   #minute: number | undefined
+  /** The sample {@link written} added last, while it is still the last one. */
+  #written: HistorySample | undefined
 
   /** @param stored the samples as last written (anything that is not a sample is left out). */
   constructor(stored: unknown = []) {
@@ -119,6 +121,7 @@ export class ChannelHistory {
   beforeChange(now: number, values: () => HistoryValues): boolean {
     const minute = minuteOf(now)
     if (this.#minute !== undefined && minute <= this.#minute) return false
+    this.#dropFuture(now)
     const added = this.#pending(now, values())
     this.#minute = minute
     for (const sample of added) this.#push(sample)
@@ -133,17 +136,34 @@ export class ChannelHistory {
    */
   written(now: number, values: HistoryValues): void {
     if (this.#minute !== undefined && minuteOf(now) !== this.#minute) return
-    this.#push({ at: now, ...values })
+    this.#dropFuture(now)
+    const sample = { at: now, ...values }
+    // One a minute: writes may come more often (retention writing the state before a drop).
+    const last = this.#samples.at(-1)
+    if (last && last === this.#written && minuteOf(last.at) === minuteOf(now)) {
+      this.#samples[this.#samples.length - 1] = sample
+      this.#written = sample
+    } else {
+      const count = this.#samples.length
+      this.#push(sample)
+      // Only a sample of its own may be replaced: one merged into another (same values) may be
+      // the end of a minute, which the next write must not move.
+      this.#written = this.#samples.length > count ? sample : undefined
+    }
     this.#prune(now)
+  }
+
+  /** Forgets samples from after `now`: a clock set back, or a row from a machine ahead of it. */
+  #dropFuture(now: number): void {
+    while ((this.#samples.at(-1)?.at ?? now) > now) this.#samples.pop()
   }
 
   /** The samples {@link beforeChange} would add at `now` with `values`. */
   #pending(now: number, values: HistoryValues): HistorySample[] {
     const minute = minuteOf(now)
-    if (this.#minute === undefined) {
-      const last = this.#samples.at(-1)
-      return last && sameValues(last, values) ? [] : [{ at: now, ...values }]
-    }
+    // The first change since the start: the values before it, at its time (even when they are
+    // the last sample's: the idle stretch ends here, and the change belongs after it).
+    if (this.#minute === undefined) return [{ at: now, ...values }]
     if (minute <= this.#minute) return []
     const end = this.#minute + MINUTE_MS
     return end < minute

@@ -468,7 +468,11 @@ export class ChannelObject extends DurableObject<Env> {
       this.#store.state.touched()
       return result
     } catch (error) {
-      this.#open()
+      // A group that is not there, or one too many, is refused before anything changes: memory
+      // is right as it is, and building it again would read rows at each refused request.
+      if (!(error instanceof GroupNotFoundError || error instanceof TooManyGroupsError)) {
+        this.#open()
+      }
       throw error
     }
   }

@@ -705,12 +705,16 @@ export class ConsumerGroups {
   lags(now: number, most: number): Record<string, number> {
     const { maxAttempts } = this.#config()
     const log = this.#log()
-    const lags: Record<string, number> = {}
-    for (const name of [...this.#groups.keys()].sort().slice(0, most)) {
-      const entry = this.#groups.get(name) as Entry
-      lags[name] = groupLag(entry.state, log, now, maxAttempts).messages
-    }
-    return lags
+    // Entries, not assignments: a group may be called `__proto__`.
+    return Object.fromEntries(
+      [...this.#groups.keys()]
+        .sort()
+        .slice(0, most)
+        .map((name) => {
+          const entry = this.#groups.get(name) as Entry
+          return [name, groupLag(entry.state, log, now, maxAttempts).messages]
+        }),
+    )
   }
 
   /** Group `name`'s numbers, or undefined when it does not exist. */

@@ -201,7 +201,6 @@ export function toApiStats(channel: string, stats: ChannelStats) {
   }
 }
 
-/** A scoped token as the API shows it: never its secret. */
 /** A channel's last hour in the API (`GET /v1/channels/{channel}/history`). */
 export function toApiHistory(channel: string, history: { now: number; minutes: HistoryMinute[] }) {
   return {
@@ -211,6 +210,7 @@ export function toApiHistory(channel: string, history: { now: number; minutes: H
   }
 }
 
+/** A scoped token as the API shows it: never its secret. */
 export function toApiToken(token: TokenRecord) {
   return {
     id: token.id,

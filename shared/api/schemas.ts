@@ -630,7 +630,8 @@ export const HistoryMinuteSchema = z
         'Messages stored in the minute (null: before the channel kept history). After the channel object restarts, what it stored since its last state write (at most a minute before) is shared over the minutes until its next event.',
     }),
     acked: z.number().int().min(0).nullable().openapi({
-      description: 'Messages acked in the minute, over all consumer groups (null: unknown).',
+      description:
+        'Messages acked in the minute, over all consumer groups (null: unknown). A group deleted takes its acks with it: the minute it goes counts 0.',
     }),
     depth: z.number().int().min(0).nullable().openapi({
       description: 'Messages in the log at the end of the minute (null: unknown).',

@@ -135,6 +135,32 @@ describe('ChannelHistory', () => {
     expect(new ChannelHistory('not a list').samples).toEqual([])
   })
 
+  it('writes one sample a minute, however often the state is written', () => {
+    const history = new ChannelHistory()
+    const model = new ModelChannel()
+    for (let minute = 0; minute < 30; minute++) {
+      for (let batch = 0; batch < 300; batch++) {
+        const at = T0 + minute * MINUTE_MS + batch * 100
+        model.store(history, at, 1)
+        history.written(at, model.values)
+      }
+    }
+    const now = T0 + 30 * MINUTE_MS - 1
+    expect(history.samples.length).toBeLessThanOrEqual(3 * 30 + 1)
+    const minutes = history.minutes(now, model.values).slice(-30)
+    expect(minutes.map((minute) => minute.messagesIn)).toEqual(Array(30).fill(300))
+  })
+
+  it('forgets samples from after now (a clock set back)', () => {
+    const history = new ChannelHistory([
+      { at: T0, stored: 0, acked: 0, depth: 0, lags: {} },
+      { at: T0 + 10 * MINUTE_MS, stored: 9, acked: 0, depth: 9, lags: {} },
+    ])
+    const model = new ModelChannel()
+    model.store(history, T0 + MINUTE_MS, 4)
+    expect(history.samples.map((sample) => sample.at)).toEqual([T0, T0 + MINUTE_MS])
+  })
+
   it('counts a minute from the totals, so a group deleted (acks falling) counts 0, not less', () => {
     const history = new ChannelHistory()
     history.beforeChange(T0, () => ({ stored: 10, acked: 8, depth: 2, lags: { a: 2 } }))
@@ -160,6 +186,9 @@ describe('ChannelHistory', () => {
       kind: fc.constantFrom('store', 'ack'),
       // The state written after the change (as the object writes it, at most once a minute).
       write: fc.boolean(),
+      // Then evicted, its state written first (hibernation between sparse batches): the object
+      // that wakes starts from the samples alone.
+      evict: fc.boolean(),
       count: fc.integer({ min: 1, max: 50 }),
     })
     fc.assert(
@@ -168,7 +197,7 @@ describe('ChannelHistory', () => {
         fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3 * MINUTE_MS })),
         fc.integer({ min: 0, max: 3 }),
         (events, tailMs, reloadEvery) => {
-          const history = new ChannelHistory()
+          let history = new ChannelHistory()
           const model = new ModelChannel()
           let at = T0
           events.forEach((change, index) => {
@@ -176,6 +205,10 @@ describe('ChannelHistory', () => {
             if (change.kind === 'store') model.store(history, at, change.count)
             else model.ack(history, at, change.count)
             if (change.write) history.written(at, model.values)
+            if (change.evict) {
+              history.written(at, model.values)
+              history = new ChannelHistory(JSON.parse(JSON.stringify(history.samples)))
+            }
             // A write and read of the samples (no change lost): the same history.
             if (reloadEvery > 0 && index % reloadEvery === 0) {
               const reloaded = new ChannelHistory(JSON.parse(JSON.stringify(history.samples)))

@@ -127,6 +127,22 @@ describe('GET /v1/channels/:channel/history', () => {
     expect(cost).toEqual({ read: 0, written: 0, depth: 6 })
   })
 
+  it('survives a refused request: no group rebuilt from storage, nothing read', async () => {
+    const channel = uniqueChannel('hist-refused')
+    await relay(channel, [2])
+    const cost = await runInDurableObject(stubOf(channel), (instance: ChannelObject, state) => {
+      const rows = countRows(state.storage)
+      const refused = instance.deadLetters({ group: 'nope', after: 0, limit: 10, maxBytes: 1024 })
+      return { refused, read: rows.read(), written: rows.written() }
+    })
+    expect(cost).toEqual({
+      refused: { ok: false, reason: 'group_not_found' },
+      read: 0,
+      written: 0,
+    })
+    expect(hourTotal((await history(channel)).minutes).messagesIn).toBe(2)
+  })
+
   it('keeps the minute when the object starts again from storage', async () => {
     const channel = uniqueChannel('hist-restart')
     await relay(channel, [4, 4])
