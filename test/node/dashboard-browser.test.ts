@@ -1,7 +1,8 @@
 // The dashboard in a real browser: Debian's Chromium (playwright-core) against the real Worker
 // under `wrangler dev`, fed through the relay WebSocket as a bridge feeds it. Signs in with a
 // wrong token and the right one, watches the rate while messages flow, opens the channel, checks
-// text, binary and hostile messages and the connected bridge, then keeps a screenshot.
+// text, binary and hostile messages and the connected bridge, its charts of the last hour (in a
+// screenshot of the chart too), then keeps a screenshot of the page.
 
 import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -10,8 +11,10 @@ import type { Browser, BrowserContext, Page, Route } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { generateKeyPair } from '../../node-bridge/zmtp/mechanisms/curve-keys'
-import { ChannelStatsSchema } from '../../shared/api/schemas'
+import { HISTORY_MINUTES } from '../../shared/api/limits'
+import { ChannelHistorySchema, ChannelStatsSchema } from '../../shared/api/schemas'
 import { formatKey } from '../../shared/curve-key-text'
+import { PLOT, slotX, VIEW } from '../../worker/dashboard/browser/chart-geometry'
 import { launchChromium, readPng } from '../support/chromium'
 import { feedMessage, RelayFeeder, startFlow } from '../support/relay-feeder'
 import { waitFor } from '../support/wait'
@@ -26,6 +29,7 @@ import {
 
 const root = new URL('../..', import.meta.url).pathname
 const SCREENSHOT = join(root, '.ci-results', 'dashboard.png')
+const CHART_SCREENSHOT = join(root, '.ci-results', 'dashboard-chart.png')
 const VIEWPORT = { width: 1280, height: 800 }
 const BRIDGE_ID = 'dash-bridge-1'
 const HOSTILE = '<img src=x onerror="window.__xss = 1">'
@@ -79,6 +83,31 @@ const number = (text: string | null) => Number((text ?? '').replace(/,/g, ''))
 /** A JavaScript expression's value in the page (as a string: this project has no DOM types). */
 const inPage = <T = unknown>(expression: string) => page.evaluate<T>(expression)
 
+/** An element's aria-label. */
+const label = async (locator: ReturnType<Page['locator']>) =>
+  (await locator.getAttribute('aria-label')) ?? ''
+
+/** `POST /v1/channels/<channel>/<action>` (group default) with the read token. */
+async function readCall<T = unknown>(action: 'pull' | 'ack', body: object): Promise<T> {
+  const response = await fetch(`${worker.httpUrl}/v1/channels/${channel}/${action}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_READ_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  expect(response.status, await response.clone().text()).toBe(200)
+  return (await response.json()) as T
+}
+
+/** The computed stroke colour of the page's element `selector`, as [r, g, b]. */
+async function strokeOf(selector: string): Promise<Rgb> {
+  const stroke = await inPage<string>(
+    `getComputedStyle(document.querySelector(${JSON.stringify(selector)})).stroke`,
+  )
+  const match = /^rgb\((\d+), (\d+), (\d+)\)$/.exec(stroke)
+  if (!match) throw new Error(`${selector} has no plain stroke colour: ${stroke}`)
+  return [Number(match[1]), Number(match[2]), Number(match[3])]
+}
+
 function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('base64')
 }
@@ -106,7 +135,10 @@ describe('the page, as wrangler serves it from the static assets', () => {
     expect(scripts).toHaveLength(1)
     expect(styles).toHaveLength(1)
     expect(html.match(/<script/g)).toHaveLength(1)
-    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+stylesheet|https?:\/\//)
+    // No address to load anything from: the SVG namespace (an XML name the charts' elements
+    // are made in, never fetched) is the one URL the page may hold.
+    const withoutSvgNamespace = html.replaceAll(/(["'])http:\/\/www\.w3\.org\/2000\/svg\1/g, '""')
+    expect(withoutSvgNamespace).not.toMatch(/<script[^>]+src=|<link[^>]+stylesheet|https?:\/\//)
     const [script = '', style = ''] = [scripts[0], styles[0]]
     // Message content reaches the page only through textContent (and Trusted Types, below).
     expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/)
@@ -275,6 +307,93 @@ describe('the dashboard in Chromium', () => {
     expect(await group.textContent()).toMatch(/^default — [\d,]+ behind, 2 leased, 0 dead letters/)
   })
 
+  it('charts the channel’s last hour: messages in and acked this minute, depth and lag', async () => {
+    const charts = page.locator('#history figure.chart')
+    const rates = page.locator('#history figure[data-chart="rates"]').getByRole('img')
+    // Read when the channel was opened.
+    await rates.waitFor()
+    expect(await charts.count()).toBe(3)
+    const kinds = [0, 1, 2].map((index) => charts.nth(index).getAttribute('data-chart'))
+    expect(await Promise.all(kinds)).toEqual(['rates', 'depth', 'lag'])
+
+    // Messages in, and half as many acked by a consumer of group "default", in the minute the
+    // history is then read (opening the channel again reads it at once). Should a minute turn
+    // in between, the current minute holds none of them: again.
+    const summary = /latest ([\d.,]+) in, ([\d.,]+) acked$/
+    await waitFor(
+      async () => {
+        for (let batch = 0; batch < 4; batch++) {
+          await feeder.send(
+            Array.from({ length: 50 }, (_, index) => feedMessage([`chart ${index}`])),
+          )
+        }
+        const leased = await readCall<{ messages: { leaseId: string }[] }>('pull', {
+          batchSize: 100,
+        })
+        await readCall('ack', { acks: leased.messages.map((message) => message.leaseId) })
+        const shown = await page.locator('#history').getAttribute('data-now')
+        await row().getByRole('button', { name: channel }).click()
+        await waitFor(
+          async () => {
+            const now = await page.locator('#history').getAttribute('data-now')
+            return now !== null && now !== shown
+          },
+          { what: 'the history read again' },
+        )
+        const [, incoming = '0', acked = '0'] = summary.exec(await label(rates)) ?? []
+        return number(incoming) > 0 && number(acked) > 0
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'messages in and acked in the current minute' },
+    )
+    expect(await label(rates)).toMatch(
+      /^Messages in and acked per second over the last hour, by minute: latest [\d.,]+ in, [\d.,]+ acked$/,
+    )
+    // The depth now: every message stored is still in the log.
+    const depth = page.locator('#history figure[data-chart="depth"]').getByRole('img')
+    expect(await label(depth)).toBe(
+      `Depth (messages in the log) over the last hour, by minute: latest ${feeder.stored.toLocaleString('en')}`,
+    )
+    // Group "default", created by the pull above, is behind by what it has not acked.
+    const lag = page.locator('#history figure[data-chart="lag"]')
+    expect(await lag.locator('.legend li').allTextContents()).toEqual(['default'])
+    expect(await label(lag.getByRole('img'))).toMatch(/: latest default [1-9][\d,]*$/)
+
+    // The chart as drawn: each series' colour (from the style sheet) in the plot, in the
+    // current minute's slot at the right, above the zero line, and nowhere in the minutes before
+    // the channel kept history (this test's channel is minutes old: the left is a gap).
+    const png = await rates.screenshot({ type: 'png' })
+    mkdirSync(join(root, '.ci-results'), { recursive: true })
+    writeFileSync(CHART_SCREENSHOT, png)
+    const image = readPng(png)
+    const box = await rates.boundingBox()
+    expect(box).not.toBeNull()
+    expect(Math.abs(image.width - (box?.width ?? 0))).toBeLessThanOrEqual(1)
+    expect(Math.abs(image.height - (box?.height ?? 0))).toBeLessThanOrEqual(1)
+    // Drawn, not blank: lines and text on the background.
+    expect(image.colours).toBeGreaterThan(8)
+    expect(image.dominantShare).toBeLessThan(0.97)
+    // The viewBox is scaled to the element's width, its height in proportion.
+    const scale = image.width / VIEW.width
+    expect(image.height / VIEW.height).toBeCloseTo(scale, 1)
+    const pixels = await decodePng(png)
+    const at = (minute: number) => Math.round(slotX(minute, HISTORY_MINUTES) * scale)
+    const plotArea = {
+      top: Math.floor(PLOT.top * scale) - 2,
+      // Clear of the zero line, and of a line or dot drawn on it: a value here is not zero.
+      bottom: Math.round(PLOT.bottom * scale) - 5,
+    }
+    // The current minute's slot, and the dot on its value beyond.
+    const currentMinute = { ...plotArea, left: at(HISTORY_MINUTES - 1) + 1, right: image.width }
+    const longAgo = { left: 0, right: at(HISTORY_MINUTES - 10), top: 0, bottom: image.height }
+    const wholePlot = { ...plotArea, left: 0, right: image.width }
+    for (const series of ['series-0', 'series-1']) {
+      const colour = await strokeOf(`#history figure[data-chart="rates"] path.${series}`)
+      expect(pixels.count(colour, wholePlot), `${series} in the plot`).toBeGreaterThan(10)
+      expect(pixels.count(colour, currentMinute), `${series} now`).toBeGreaterThan(4)
+      expect(pixels.count(colour, longAgo), `${series} before the channel began`).toBe(0)
+    }
+  })
+
   it('lists the key registry with an admin token, with its refusals, and revokes a key', async () => {
     const admin = (method: string, path: string, body?: object) =>
       adminCall<{ id: string; status: string }>(worker, method, path, body)
@@ -426,9 +545,67 @@ describe('the dashboard in Chromium', () => {
     expect(await page.locator('#channels-body tr').count()).toBe(0)
     expect(await page.locator('#keys-body tr').count()).toBe(0)
     expect(await page.locator('#keys-panel').isHidden()).toBe(true)
+    expect(await page.locator('#history figure').count()).toBe(0)
     expect(pageProblems).toEqual([])
   })
 })
+
+type Rgb = [number, number, number]
+
+/** A rectangle of pixels: left and top included, right and bottom not. */
+interface Area {
+  left: number
+  right: number
+  top: number
+  bottom: number
+}
+
+/**
+ * The pixels of a PNG, decoded by the browser in a blank page of its own (readPng counts colours
+ * only): how many in an area are of a colour (each channel within `tolerance`, for the line's
+ * anti-aliased edge).
+ */
+async function decodePng(png: Uint8Array) {
+  const scratch = await browser.newPage()
+  let decoded: { width: number; height: number; rgba: number[] }
+  try {
+    decoded = await scratch.evaluate(`(async () => {
+      const image = new Image()
+      image.src = 'data:image/png;base64,${Buffer.from(png).toString('base64')}'
+      await image.decode()
+      const canvas = document.createElement('canvas')
+      canvas.width = image.naturalWidth
+      canvas.height = image.naturalHeight
+      const context = canvas.getContext('2d')
+      context.drawImage(image, 0, 0)
+      const { data } = context.getImageData(0, 0, canvas.width, canvas.height)
+      return { width: canvas.width, height: canvas.height, rgba: Array.from(data) }
+    })()`)
+  } finally {
+    await scratch.close()
+  }
+  const { width, height, rgba } = decoded
+  return {
+    width,
+    height,
+    count(colour: Rgb, area: Area, tolerance = 24): number {
+      let found = 0
+      for (let y = Math.max(0, area.top); y < Math.min(height, area.bottom); y++) {
+        for (let x = Math.max(0, area.left); x < Math.min(width, area.right); x++) {
+          const index = (y * width + x) * 4
+          if (
+            colour.every(
+              (value, channel) => Math.abs((rgba[index + channel] ?? -999) - value) <= tolerance,
+            )
+          ) {
+            found++
+          }
+        }
+      }
+      return found
+    },
+  }
+}
 
 /** A channel of a mocked listing, as GET /v1/channels lists it. */
 /** A channel of a mocked listing, as the API's schema says one is (checked, so it cannot drift). */
@@ -463,6 +640,13 @@ describe('the dashboard’s polling, against a mocked API', () => {
   let listing: unknown
   const listCalls: URL[] = []
   const messageCalls: { url: URL; route: Route }[] = []
+  /** The history reads: answered by mockHistory, or held while `holdHistory`. */
+  const historyCalls: { url: URL; route: Route; authorization: string | undefined }[] = []
+  let holdHistory = false
+  /** While set, the history reads fail with 503. */
+  let historyFails = false
+  /** Reads the page gave up (aborted), by URL path. */
+  const abandoned: string[] = []
 
   beforeAll(async () => {
     mocked = await browser.newContext({ viewport: VIEWPORT })
@@ -491,6 +675,29 @@ describe('the dashboard’s polling, against a mocked API', () => {
         messageCalls.push({ url: new URL(route.request().url()), route })
       },
     )
+    await view.route(
+      (url) => url.pathname.endsWith('/history'),
+      async (route) => {
+        const url = new URL(route.request().url())
+        const authorization = (await route.request().headerValue('authorization')) ?? undefined
+        historyCalls.push({ url, route, authorization })
+        if (holdHistory) return
+        if (historyFails) {
+          await route.fulfill({
+            status: 503,
+            json: { error: { code: 'unavailable', message: 'mocked failure' } },
+          })
+          return
+        }
+        const channel = decodeURIComponent(url.pathname.split('/')[3] ?? '')
+        await route.fulfill({ json: mockHistory(channel, 40) })
+      },
+    )
+    view.on('requestfailed', (request) => {
+      if (request.failure()?.errorText === 'net::ERR_ABORTED') {
+        abandoned.push(new URL(request.url()).pathname)
+      }
+    })
     await view.clock.install({ time: new Date('2026-01-01T00:00:00Z') })
     await view.goto(`${worker.httpUrl}/`)
     await view.clock.pauseAt(new Date('2026-01-01T00:01:00Z'))
@@ -615,8 +822,10 @@ describe('the dashboard’s polling, against a mocked API', () => {
     await view.getByRole('heading', { name: 'Channel mock-b' }).waitFor()
     const note = view.locator('#messages-note')
     expect(await note.textContent()).toBe('The channel did not answer: the channel did not answer')
-    // Nothing of mock-a stays beside mock-b's name: its cost, groups, messages, a busy table.
+    // Nothing of mock-a stays beside mock-b's name: its cost, groups, charts, messages, a busy
+    // table.
     expect(await view.locator('#cost').textContent()).toBe('')
+    expect(await view.locator('#history figure').count()).toBe(0)
     expect(await view.locator('#groups li').count()).toBe(0)
     expect(await view.locator('#messages-body tr').count()).toBe(0)
     expect(await view.locator('#messages-body').getAttribute('aria-busy')).not.toBe('true')
@@ -690,4 +899,159 @@ describe('the dashboard’s polling, against a mocked API', () => {
     expect(frameAsked).toEqual([{ authorization: 'Bearer any-token', path: `${framesUrl}/0` }])
     expect(pageProblems).toEqual([])
   })
+
+  it('charts a channel’s history when it is opened: gaps for unknown minutes, names as text', async () => {
+    listing = { channels: [listed('mock-h', 10)], total: 1, truncated: false }
+    await expectPollAfter(5_000)
+    const before = historyCalls.length
+    await view.getByRole('button', { name: 'mock-h' }).click()
+    await waitFor(() => historyCalls.length === before + 1, { what: 'the history read' })
+    const call = historyCalls.at(-1)
+    expect(call?.url.pathname).toBe('/v1/channels/mock-h/history')
+    expect(call?.authorization).toBe('Bearer any-token')
+    const history = view.locator('#history')
+    await history.locator('figure[data-chart="lag"]').waitFor()
+    expect(await history.getAttribute('aria-busy')).toBe('false')
+
+    const rates = history.locator('figure[data-chart="rates"]')
+    // 120 in and 60 acked a minute; the current minute has run 30 s of its 60.
+    expect(await rates.getByRole('img').getAttribute('aria-label')).toBe(
+      'Messages in and acked per second over the last hour, by minute: latest 4 in, 2 acked',
+    )
+    expect(await rates.locator('figcaption').textContent()).toBe('Messages in and acked per second')
+    expect(await rates.locator('.legend li').allTextContents()).toEqual(['in', 'acked'])
+    // The axis goes up to the largest rate; the time axis ends now.
+    expect(await rates.locator('text').allTextContents()).toEqual([
+      '4/s',
+      '−60 min',
+      '−30 min',
+      'now',
+    ])
+    // Minutes 0 to 49 and 54 are unknown: two runs (50–53, 55–59), nothing drawn over the gaps.
+    const incoming = (await rates.locator('path.series-0').getAttribute('d')) ?? ''
+    expect(incoming.match(/M/g)).toHaveLength(2)
+    const xs = [...incoming.matchAll(/[ML]([\d.]+) /g)].map((match) => Number(match[1]))
+    expect(Math.min(...xs)).toBe(slotX(50, HISTORY_MINUTES))
+    expect(Math.max(...xs)).toBe(PLOT.right)
+    const inGap = (x: number) => x > slotX(54, HISTORY_MINUTES) && x < slotX(55, HISTORY_MINUTES)
+    expect(xs.some(inGap)).toBe(false)
+
+    // A group name with markup in it is text, in the legend and in the summary.
+    const lag = history.locator('figure[data-chart="lag"]')
+    expect(await lag.locator('.legend li').allTextContents()).toEqual([HOSTILE_GROUP, 'default'])
+    expect(await lag.getByRole('img').getAttribute('aria-label')).toBe(
+      'Lag per consumer group (messages not acked) over the last hour, by minute: latest ' +
+        `${HOSTILE_GROUP} 25, default 3`,
+    )
+    expect(await history.locator('b, img').count()).toBe(0)
+    expect(await view.evaluate('window.__xss')).toBeUndefined()
+    expect(await view.locator('#history-note').textContent()).toMatch(/^A value a minute, up to /)
+    expect(pageProblems).toEqual([])
+  })
+
+  it('reads the history again once the minute has changed, not at every poll', async () => {
+    const read = historyCalls.length
+    // The page's clock is paused: its polls come when the test moves it on, 5 s at a time.
+    const now = await view.evaluate<number>('Date.now()')
+    let untilNextMinute = 60_000 - (now % 60_000)
+    while (untilNextMinute > 5_000) {
+      await expectPollAfter(5_000)
+      untilNextMinute -= 5_000
+      expect(historyCalls).toHaveLength(read)
+    }
+    // The first poll of the next minute reads it, and the polls after it do not.
+    await expectPollAfter(5_000)
+    await waitFor(() => historyCalls.length === read + 1, { what: 'the next minute’s read' })
+    expect(historyCalls.at(-1)?.url.pathname).toBe('/v1/channels/mock-h/history')
+    await view.locator('#history[aria-busy="false"]').waitFor({ state: 'attached' })
+    await expectPollAfter(5_000)
+    expect(historyCalls).toHaveLength(read + 1)
+  })
+
+  it('gives up a history read when another channel is opened, and never shows its answer', async () => {
+    listing = { channels: [listed('mock-h', 10), listed('mock-i', 3)], total: 2, truncated: false }
+    await expectPollAfter(5_000)
+    holdHistory = true
+    const before = historyCalls.length
+    await view.getByRole('button', { name: 'mock-i' }).click()
+    await waitFor(() => historyCalls.length === before + 1, { what: 'the read of mock-i' })
+    const held = historyCalls.at(-1)
+    expect(held?.url.pathname).toBe('/v1/channels/mock-i/history')
+    expect(await view.locator('#history').getAttribute('aria-busy')).toBe('true')
+    holdHistory = false
+    await view.getByRole('button', { name: 'mock-h' }).click()
+    const depth = view.locator('#history figure[data-chart="depth"]').getByRole('img')
+    await depth.waitFor()
+    expect(await depth.getAttribute('aria-label')).toMatch(/: latest 40$/)
+    await waitFor(() => abandoned.includes('/v1/channels/mock-i/history'), {
+      what: 'the read of mock-i aborted',
+    })
+    // mock-i's answer, were the page not to drop it, would show depth 999.
+    await held?.route.fulfill({ json: mockHistory('mock-i', 999) }).catch(() => {})
+    // (A real pause, as the page's timers are frozen: it can only miss a bug, never fail.)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(await depth.getAttribute('aria-label')).toMatch(/: latest 40$/)
+    expect(await view.locator('#channel-title').textContent()).toBe('Channel mock-h')
+    expect(pageProblems).toEqual([])
+  })
+
+  it('says when the history cannot be read, and keeps the charts it has until the next minute', async () => {
+    const note = view.locator('#history-note')
+    const figures = view.locator('#history figure')
+    expect(await figures.count()).toBe(3)
+    historyFails = true
+    try {
+      // The next read, at the first poll of the next minute, fails: the charts stay, dated.
+      const read = historyCalls.length
+      const now = await view.evaluate<number>('Date.now()')
+      for (let waited = 0; waited < 60_000 - (now % 60_000); waited += 5_000) {
+        await expectPollAfter(5_000)
+      }
+      await waitFor(() => historyCalls.length === read + 1, { what: 'the failing read' })
+      await view.locator('#history[aria-busy="false"]').waitFor({ state: 'attached' })
+      expect(await note.textContent()).toMatch(
+        /^The last hour could not be updated \(mocked failure \(unavailable, HTTP 503\)\); shown as of \d{4}-/,
+      )
+      expect(await figures.count()).toBe(3)
+      // A channel opened while the reads fail shows no chart, and says why.
+      await view.getByRole('button', { name: 'mock-i' }).click()
+      await waitFor(() => historyCalls.length === read + 2, { what: 'the read of mock-i' })
+      await note.getByText('The last hour could not be read').waitFor()
+      expect(await note.textContent()).toBe(
+        'The last hour could not be read: mocked failure (unavailable, HTTP 503)',
+      )
+      expect(await figures.count()).toBe(0)
+    } finally {
+      historyFails = false
+    }
+    expect(pageProblems).toEqual([])
+  })
 })
+
+/** A consumer group's name with markup in it: the API's names cannot hold any, the page must not care. */
+const HOSTILE_GROUP = '<b>billing</b><img src=x onerror="window.__xss = 3">'
+
+/**
+ * A channel's last hour as the API's schema says it is (checked, so it cannot drift): unknown
+ * before minute 50 and in minute 54; 120 in and 60 acked a minute, the current minute 30 s in;
+ * the depth `depth`; two groups behind.
+ */
+function mockHistory(channel: string, depth: number) {
+  const now = Date.parse('2026-01-01T01:00:30.000Z')
+  const minuteStart = (index: number) => now - 30_000 - (HISTORY_MINUTES - 1 - index) * 60_000
+  return ChannelHistorySchema.parse({
+    channel,
+    now: new Date(now).toISOString(),
+    minutes: Array.from({ length: HISTORY_MINUTES }, (_, index) => {
+      const known = index >= 50 && index !== 54
+      return {
+        start: new Date(minuteStart(index)).toISOString(),
+        seconds: index === HISTORY_MINUTES - 1 ? 30 : 60,
+        messagesIn: known ? 120 : null,
+        acked: known ? 60 : null,
+        depth: known ? depth : null,
+        lag: known ? { default: 3, [HOSTILE_GROUP]: 25 } : {},
+      }
+    }),
+  })
+}

@@ -1,6 +1,7 @@
 // Takes the README's screenshot of the dashboard (docs/dashboard.png): the real Worker under
 // `wrangler dev` with sample traffic from two bridges on three channels, a leased consumer
-// acking on one, in Debian's Chromium. Run: npx tsx test/support/dashboard-screenshot.ts [out]
+// acking on one, in Debian's Chromium, after three minutes so the charts of the last hour have
+// some. Run: npx tsx test/support/dashboard-screenshot.ts [out]
 
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -77,14 +78,17 @@ try {
     }
   })()
 
-  const page = await browser.newPage({ viewport: { width: 1200, height: 820 } })
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1180 } })
   await page.goto(`${worker.httpUrl}/`)
   await page.getByLabel('Read token').fill(TEST_READ_TOKEN)
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.locator('#channels-body tr[data-channel="orders"]').waitFor()
   await page.getByRole('button', { name: 'orders' }).click()
-  // Two samples (sign-in, then the poll 5 s later), so every rate is known.
-  await sleep(6_500)
+  // Two samples (sign-in, then the poll 5 s later), so every rate is known; and the last hour
+  // with three minutes in it (the page reads it again at the first poll of each minute).
+  await page.locator('#history figure[data-chart="rates"]').waitFor()
+  const started = Date.now()
+  await sleep(Math.max(6_500, 3 * 60_000 - (started % 60_000) + 8_000))
   await page.mouse.move(0, 0)
   const png = await page.screenshot({ type: 'png' })
   consuming = false

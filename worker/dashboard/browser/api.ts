@@ -4,7 +4,11 @@
 // page); the answers are not checked against them (that would need the schemas' code here).
 
 import type { z } from '@hono/zod-openapi'
-import type { ChannelListSchema, MessagePageSchema } from '../../../shared/api/schemas'
+import type {
+  ChannelHistorySchema,
+  ChannelListSchema,
+  MessagePageSchema,
+} from '../../../shared/api/schemas'
 import type { ApiMessage } from '../../../shared/api-types'
 import { retryAfterOf, ZmqEdgeApiError } from '../../../shared/client/http-client'
 
@@ -27,6 +31,9 @@ export type ChannelList = Omit<Listing, 'channels'> & { channels: ChannelEntry[]
 export type MessagePage = Omit<z.infer<typeof MessagePageSchema>, 'messages'> & {
   messages: ApiMessage[]
 }
+
+/** `GET /v1/channels/:channel/history`: the last hour, a minute each, oldest first. */
+export type ChannelHistory = z.infer<typeof ChannelHistorySchema>
 
 /** The read token when a request is made: null when signed out. */
 export type TokenSource = () => string | null

@@ -1,6 +1,6 @@
 // The chosen channel, below the table: its bridges, consumer groups and cost from the listing,
-// and its recent messages, read one request at a time. The choice is kept in the address
-// (#channel=name), so a reload shows the same channel.
+// its last hour in charts (./history-panel.ts), and its recent messages, read one request at a
+// time. The choice is kept in the address (#channel=name), so a reload shows the same channel.
 
 import {
   type ChannelEntry,
@@ -13,6 +13,7 @@ import {
 } from './api'
 import { element } from './dom'
 import { formatCount, formatTime } from './format'
+import { type HistoryElements, HistoryPanel } from './history-panel'
 import { messageRow } from './message-rows'
 
 /** Messages shown: the most recent. */
@@ -27,6 +28,7 @@ export interface ChannelDetailElements {
   cost: HTMLElement
   messagesNote: HTMLElement
   messagesBody: HTMLTableSectionElement
+  history: HistoryElements
 }
 
 /** What the detail needs of the sign-in, read when it makes a request. */
@@ -50,10 +52,12 @@ export class ChannelDetail {
   #shownNewest: number | undefined
   /** The messages read in flight: at most one at a time. */
   #messagesLoad: MessagesLoad | undefined
+  readonly #history: HistoryPanel
 
   constructor(ui: ChannelDetailElements, session: Session) {
     this.#ui = ui
     this.#session = session
+    this.#history = new HistoryPanel(ui.history, session)
   }
 
   /** The channel chosen, if any. */
@@ -91,6 +95,7 @@ export class ChannelDetail {
   /** Forgets what was shown of a channel: nothing of it may stay beside another's name. */
   #clear(): void {
     this.#stopMessages()
+    this.#history.clear()
     this.#shownNewest = undefined
     for (const list of [this.#ui.bridges, this.#ui.groups, this.#ui.messagesBody]) {
       list.replaceChildren()
@@ -118,6 +123,7 @@ export class ChannelDetail {
     this.#renderBridges(entry.bridges)
     this.#renderGroups(entry.groups)
     this.#renderCost(entry)
+    this.#history.refresh(name)
     const newest = entry.log.newest ? entry.log.newest.seq : 0
     if (newest === this.#shownNewest) return
     // One read at a time: a newer message is read by the poll after this read is done.

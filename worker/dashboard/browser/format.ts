@@ -1,4 +1,4 @@
-// The dashboard's text for numbers, sizes, rates, ages, times and binary frames: pure functions
+// The dashboard's text for numbers, sizes, rates, chart values, ages, times and binary frames: pure
 // (no DOM), so the node tests check them as they are.
 
 /** Octets of a binary frame shown in hex; the rest is cut, marked ' …'. */
@@ -25,6 +25,17 @@ export function formatRate(value: number | undefined): string {
   if (value === 0) return '0'
   if (value < 10) return value.toFixed(1)
   return integer.format(Math.round(value))
+}
+
+const significant = new Intl.NumberFormat('en', { maximumSignificantDigits: 3 })
+const compact = new Intl.NumberFormat('en', { notation: 'compact', maximumSignificantDigits: 3 })
+
+/**
+ * A chart's value (an axis maximum, a latest rate): three significant digits, so a small rate
+ * such as 0.017/s is not written 0, and 100,000 and up compact (150K).
+ */
+export function formatChartValue(value: number): string {
+  return Math.abs(value) >= 100_000 ? compact.format(value) : significant.format(value)
 }
 
 /** An age in its largest useful unit: s, min, h and min (up to 2 days), then d. */

@@ -64,6 +64,10 @@ const detail = new ChannelDetail(
     cost: byId('cost', HTMLParagraphElement),
     messagesNote: byId('messages-note', HTMLParagraphElement),
     messagesBody: byId('messages-body', HTMLTableSectionElement),
+    history: {
+      note: byId('history-note', HTMLParagraphElement),
+      charts: byId('history', HTMLDivElement),
+    },
   },
   { token: () => token, generation: () => generation },
 )
