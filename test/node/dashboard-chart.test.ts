@@ -291,6 +291,21 @@ describe('historyCharts, given any group name', () => {
     expect(lag?.series[0]?.values.at(-1)).toBe(7)
     expect(lag?.summary).toMatch(/: latest __proto__ 7, default 2$/)
   })
+
+  it('leaves a gap, not an inherited value, where a group named like a property did not exist', () => {
+    // Groups `constructor` and `toString` exist in the last minute only: before it, every minute's
+    // lag object lacks them (though any object inherits properties of those names).
+    const text = JSON.stringify(history(60)).replaceAll('"lag":{}', '"lag":{"default":2}')
+    const answer = JSON.parse(text) as ChannelHistory
+    const last = answer.minutes.at(-1)
+    if (last) last.lag = JSON.parse('{"constructor":4,"toString":5,"__proto__":6,"default":2}')
+    const [, , lag] = historyCharts(answer)
+    for (const name of ['constructor', 'toString', '__proto__']) {
+      const values = lag?.series.find((series) => series.name === name)?.values ?? []
+      expect(values.slice(0, -1).every((value) => value === null)).toBe(true)
+      expect(typeof values.at(-1)).toBe('number')
+    }
+  })
 })
 
 describe('formatChartValue', () => {

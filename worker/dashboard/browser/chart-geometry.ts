@@ -27,7 +27,7 @@ const MIN_EXPONENT = -6
 /**
  * The axis for values up to `dataMax`, in about `intervals` steps of 1, 2 or 5 × 10ⁿ (at least 1
  * when the values are `integer` counts). Its max is at or above `dataMax` and above 0: no data,
- * or only zeros, gives the axis of the smallest step, so a zero line sits at the bottom.
+ * or only zeros, gives the axis of 1 (0.5 for rates), so a zero line sits at the bottom.
  */
 export function valueAxis(dataMax: number, { integer = false, intervals = 2 } = {}): ValueAxis {
   const top = Number.isFinite(dataMax) && dataMax > 0 ? dataMax : 0

@@ -1,8 +1,8 @@
 // The chosen channel's "Last hour": its charts (./chart-figure.ts of ./history-charts.ts), read
-// from GET /v1/channels/:channel/history when the channel is shown and again once the minute has
-// changed, at the first poll after (the history changes a minute at a time: reading it at every
+// from GET /v1/channels/:channel/history when the channel is shown and again once a minute, at
+// the first poll past half a minute (the history changes a minute at a time: reading it at every
 // 5 s poll would only repeat the answer). One read at a time; a read is aborted when the channel
-// is left or the session ends, and its answer dropped if it comes after that.
+// is left, fails in the listing, or the session ends, and its answer dropped if it comes after.
 
 import { type ChannelHistory, describe, getJson } from './api'
 import type { Session } from './channel-detail'
@@ -11,6 +11,12 @@ import { formatTime } from './format'
 import { historyCharts } from './history-charts'
 
 const MINUTE_MS = 60_000
+
+/**
+ * How far into each minute the history is read again: the current minute then has run half of
+ * it, so its rate is not a count over the first second or two, spiking the chart and its axis.
+ */
+const READ_OFFSET_MS = 30_000
 
 /** Where the last hour is shown: a note and the charts. */
 export interface HistoryElements {
@@ -23,8 +29,8 @@ export class HistoryPanel {
   readonly #session: Session
   /** The read in flight: at most one at a time. */
   #load: AbortController | undefined
-  /** The channel last read, and the minute (page clock) it was read in. */
-  #read: { name: string; minute: number } | undefined
+  /** The channel last read, and the minute (page clock, shifted by READ_OFFSET_MS) of the read. */
+  #lastRead: { name: string; minute: number } | undefined
 
   constructor(ui: HistoryElements, session: Session) {
     this.#ui = ui
@@ -32,15 +38,15 @@ export class HistoryPanel {
   }
 
   /**
-   * Reads channel `name`'s history unless it was read in this minute (or is being read): called
-   * at each poll, it reads at most once a minute.
+   * Reads channel `name`'s history unless it was read since the last half minute past (or is
+   * being read): called at each poll, it reads at most once a minute.
    */
   refresh(name: string): void {
     if (this.#load) return
-    const minute = Math.floor(Date.now() / MINUTE_MS)
-    if (this.#read?.name === name && this.#read.minute === minute) return
+    const minute = Math.floor((Date.now() - READ_OFFSET_MS) / MINUTE_MS)
+    if (this.#lastRead?.name === name && this.#lastRead.minute === minute) return
     // Failed or not, the next read is in the next minute: a failing Worker is not asked more.
-    this.#read = { name, minute }
+    this.#lastRead = { name, minute }
     void this.#loadHistory(name)
   }
 
@@ -48,7 +54,7 @@ export class HistoryPanel {
   clear(): void {
     this.#load?.abort()
     this.#load = undefined
-    this.#read = undefined
+    this.#lastRead = undefined
     this.#ui.charts.setAttribute('aria-busy', 'false')
     this.#ui.charts.replaceChildren()
     delete this.#ui.charts.dataset.now
@@ -85,10 +91,18 @@ export class HistoryPanel {
     if (!current()) return
     this.#load = undefined
     ui.charts.setAttribute('aria-busy', 'false')
+    let figures: HTMLElement[]
+    try {
+      figures = historyCharts(history).map(chartFigure)
+    } catch (error) {
+      // An answer not of the API's shape (a proxy's page, a Worker of another version).
+      ui.note.textContent = `The last hour could not be shown: ${describe(error)}`
+      return
+    }
+    ui.charts.replaceChildren(...figures)
     ui.charts.dataset.now = history.now
-    ui.charts.replaceChildren(...historyCharts(history).map(chartFigure))
     ui.note.textContent =
       `A value a minute, up to ${formatTime(history.now)}, updated each minute. ` +
-      'A gap is a minute not known (before the channel kept history).'
+      'A gap is a minute not known (before the channel kept history, or before a group existed).'
   }
 }
