@@ -186,7 +186,18 @@ describe('bridges with --key-registry', () => {
     })
     await waitFor(() => logged(two, 'key registry changed').length > 0, { what: 'the change' })
     pythonSend(boiler, two.port, 5)
-    await waitFor(async () => (await stored(channel)).length === 25, { what: '25 stored' })
+    // (Seen once under load, in CI, not since: should it come again, the bridge says why.)
+    let count = 0
+    await waitFor(
+      async () => {
+        count = (await stored(channel)).length
+        return count === 25
+      },
+      {
+        what: () =>
+          `25 stored (${count} are); bridge two logged ${JSON.stringify(two.lines.slice(-15))}`,
+      },
+    )
     const fromPython = (await stored(channel)).filter((m) => m.peer.publicKey === boiler.publicKey)
     expect(fromPython.map((message) => message.frames[0])).toEqual([
       'py0',
