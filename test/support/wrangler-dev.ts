@@ -27,6 +27,21 @@ export interface WranglerDev {
 const root = new URL('../..', import.meta.url).pathname
 
 /**
+ * The process groups of the `wrangler dev`s running, killed when this process exits however it
+ * does (an uncaught error in a script skips its `finally`): `detached` puts them in groups of
+ * their own, which would otherwise outlive it, and an orphaned workerd was once seen spinning a
+ * CPU for an hour under the tests that came after.
+ */
+const runningGroups = new Set<number>()
+process.once('exit', () => {
+  for (const pid of runningGroups) {
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {}
+  }
+})
+
+/**
  * Calls the Worker's API with TEST_ADMIN_TOKEN (a JSON body when given), asserts a 2xx and
  * returns the JSON answer.
  */
@@ -82,6 +97,8 @@ export async function startWranglerDev(
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  const group = child.pid
+  if (group !== undefined) runningGroups.add(group)
   let output = ''
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -118,6 +135,7 @@ export async function startWranglerDev(
     persistDir,
     async stop({ keepState = false, signal = 'SIGTERM' } = {}) {
       await stopGroup(child, signal)
+      if (group !== undefined) runningGroups.delete(group)
       if (!keepState) rmSync(persistDir, { recursive: true, force: true })
     },
   }
